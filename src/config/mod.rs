@@ -1,0 +1,342 @@
+//! The hosts file (`hosts.toml`): which Docker engines to use and how to reach them.
+//!
+//! Every error names the file, line and column (`hosts.toml:7:11: …`) so a typo is found
+//! without reading a stack trace. See `hosts.example.toml` for the documented schema.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+mod endpoint;
+pub use endpoint::{Endpoint, SshHostKeyPolicy};
+
+/// The image every host uses unless told otherwise; made by `scripts/testbed`.
+pub const DEFAULT_IMAGE: &str = "cargo-shard/base:latest";
+/// The label every object we create carries, with the run id as value.
+pub const RUN_LABEL: &str = "dev.cargo-shard.run";
+/// The label carrying a shard's index.
+pub const SHARD_LABEL: &str = "dev.cargo-shard.shard";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}:{line}:{col}: {msg}")]
+    At {
+        path: String,
+        line: usize,
+        col: usize,
+        msg: String,
+    },
+    #[error("{path}: {msg}")]
+    File { path: String, msg: String },
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default)]
+    host: Vec<RawHost>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    image: Option<String>,
+    slots: Option<Spanned<i64>>,
+    jobs: Option<Spanned<i64>>,
+    network: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: Spanned<String>,
+    docker_host: Spanned<String>,
+    slots: Option<Spanned<i64>>,
+    jobs: Option<Spanned<i64>>,
+    weight: Option<Spanned<f64>>,
+    image: Option<String>,
+    network: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    insecure: Option<bool>,
+    tls_verify: Option<bool>,
+    cert_path: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    identity: Option<PathBuf>,
+    known_hosts: Option<PathBuf>,
+    host_key_check: Option<Spanned<String>>,
+    remote_socket: Option<String>,
+}
+
+/// TLS material for a `tcp://` engine, as `DOCKER_TLS_VERIFY` / `DOCKER_CERT_PATH` give it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub verify: bool,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// How to reach an engine over ssh.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshOptions {
+    pub identity: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub host_key_check: SshHostKeyPolicy,
+    pub remote_socket: String,
+}
+
+/// One engine, fully resolved: defaults applied, paths absolute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    pub name: String,
+    pub endpoint: Endpoint,
+    /// Containers (shards) at once.
+    pub slots: usize,
+    /// Tests at once inside one container (nextest `-j`, parallel go binaries).
+    pub jobs: usize,
+    /// Relative speed: a host of weight 2 finishes the same work in half the time.
+    pub weight: f64,
+    pub image: String,
+    /// Network mode for shard containers: `none` unless configured.
+    pub network: String,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub insecure: bool,
+    pub tls: Option<Tls>,
+    pub ssh: SshOptions,
+}
+
+/// The parsed hosts file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostsConfig {
+    /// Where it came from, for messages (`<default>` when built in).
+    pub source: String,
+    pub hosts: Vec<Host>,
+}
+
+impl HostsConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// Parses `text`; `origin` names it in errors and relative paths resolve against `base`.
+    pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Self, ConfigError> {
+        let at = |span: std::ops::Range<usize>, msg: String| {
+            let (line, col) = line_col(text, span.start);
+            ConfigError::At {
+                path: origin.to_string(),
+                line,
+                col,
+                msg,
+            }
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => at(span, e.message().trim().replace('\n', " ")),
+            None => ConfigError::File {
+                path: origin.to_string(),
+                msg: e.message().trim().to_string(),
+            },
+        })?;
+        if raw.host.is_empty() {
+            return Err(ConfigError::File {
+                path: origin.to_string(),
+                msg: "no [[host]] entries".to_string(),
+            });
+        }
+        let positive = |v: &Option<Spanned<i64>>, what: &str| -> Result<Option<usize>, ConfigError> {
+            match v {
+                None => Ok(None),
+                Some(s) if *s.get_ref() >= 1 => Ok(Some(*s.get_ref() as usize)),
+                Some(s) => Err(at(
+                    s.span(),
+                    format!("`{what}` must be at least 1, got {}", s.get_ref()),
+                )),
+            }
+        };
+        let d = &raw.defaults;
+        let default_slots = positive(&d.slots, "slots")?.unwrap_or(1);
+        let default_jobs = positive(&d.jobs, "jobs")?.unwrap_or(1);
+        let mut hosts: Vec<Host> = Vec::new();
+        for h in &raw.host {
+            let name = h.name.get_ref().trim().to_string();
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(at(
+                    h.name.span(),
+                    format!(
+                        "host name {:?} must be non-empty and without spaces",
+                        h.name.get_ref()
+                    ),
+                ));
+            }
+            if hosts.iter().any(|o| o.name == name) {
+                return Err(at(h.name.span(), format!("duplicate host name \"{name}\"")));
+            }
+            let endpoint =
+                Endpoint::parse(h.docker_host.get_ref()).map_err(|msg| at(h.docker_host.span(), msg))?;
+            let weight = match &h.weight {
+                None => 1.0,
+                Some(w) if w.get_ref().is_finite() && *w.get_ref() > 0.0 => *w.get_ref(),
+                Some(w) => {
+                    return Err(at(
+                        w.span(),
+                        format!("`weight` must be a positive number, got {}", w.get_ref()),
+                    ));
+                }
+            };
+            let host_key_check = match &h.host_key_check {
+                None => SshHostKeyPolicy::AcceptNew,
+                Some(s) => SshHostKeyPolicy::parse(s.get_ref()).map_err(|msg| at(s.span(), msg))?,
+            };
+            let insecure = h.insecure.unwrap_or(false);
+            let tls = resolve_tls(h, base);
+            if let Endpoint::Tcp { host, .. } = &endpoint {
+                let loopback = host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .map(|ip| ip.is_loopback())
+                        .unwrap_or(false);
+                if tls.is_none() && !loopback && !insecure {
+                    return Err(at(
+                        h.docker_host.span(),
+                        format!(
+                            "plain tcp to non-loopback {host} without TLS: set tls_verify/cert_path, or `insecure = true`"
+                        ),
+                    ));
+                }
+            }
+            let mut env = d.env.clone();
+            env.extend(h.env.clone());
+            let mut labels = d.labels.clone();
+            labels.extend(h.labels.clone());
+            hosts.push(Host {
+                name,
+                endpoint,
+                slots: positive(&h.slots, "slots")?.unwrap_or(default_slots),
+                jobs: positive(&h.jobs, "jobs")?.unwrap_or(default_jobs),
+                weight,
+                image: h
+                    .image
+                    .clone()
+                    .or_else(|| d.image.clone())
+                    .unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
+                network: h
+                    .network
+                    .clone()
+                    .or_else(|| d.network.clone())
+                    .unwrap_or_else(|| "none".to_string()),
+                env,
+                labels,
+                insecure,
+                tls,
+                ssh: SshOptions {
+                    identity: h.identity.as_ref().map(|p| absolute(base, p)),
+                    known_hosts: h.known_hosts.as_ref().map(|p| absolute(base, p)),
+                    host_key_check,
+                    remote_socket: h
+                        .remote_socket
+                        .clone()
+                        .unwrap_or_else(|| "/var/run/docker.sock".to_string()),
+                },
+            });
+        }
+        Ok(Self {
+            source: origin.to_string(),
+            hosts,
+        })
+    }
+
+    /// The built-in default: `DOCKER_HOST` (with `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH`) or
+    /// the local socket, one host named `local` with one slot per CPU.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let docker_host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let mut text = format!("[[host]]\nname = \"local\"\ndocker_host = {docker_host:?}\nslots = {cpus}\n");
+        if let Ok(dir) = std::env::var("DOCKER_CERT_PATH") {
+            text.push_str(&format!("cert_path = {dir:?}\n"));
+        }
+        if let Ok(v) = std::env::var("DOCKER_TLS_VERIFY") {
+            text.push_str(&format!("tls_verify = {}\n", !v.is_empty() && v != "0"));
+        }
+        Self::parse(&text, "DOCKER_HOST", Path::new("."))
+    }
+
+    /// The local-processes fallback: one host running shards as child processes.
+    pub fn local_processes() -> Self {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let text = format!("[[host]]\nname = \"local\"\ndocker_host = \"local://\"\nslots = {cpus}\n");
+        Self::parse(&text, "<built-in>", Path::new(".")).expect("built-in config parses")
+    }
+
+    pub fn total_slots(&self) -> usize {
+        self.hosts.iter().map(|h| h.slots).sum()
+    }
+}
+
+fn resolve_tls(h: &RawHost, base: &Path) -> Option<Tls> {
+    let dir = h.cert_path.as_ref().map(|p| absolute(base, p));
+    let pick = |explicit: &Option<PathBuf>, file: &str| {
+        explicit
+            .as_ref()
+            .map(|p| absolute(base, p))
+            .or_else(|| dir.as_ref().map(|d| d.join(file)))
+    };
+    let (ca, cert, key) = (
+        pick(&h.ca, "ca.pem"),
+        pick(&h.cert, "cert.pem"),
+        pick(&h.key, "key.pem"),
+    );
+    match (ca, cert, key) {
+        (Some(ca), Some(cert), Some(key)) => Some(Tls {
+            verify: h.tls_verify.unwrap_or(true),
+            ca,
+            cert,
+            key,
+        }),
+        _ => None,
+    }
+}
+
+fn absolute(base: &Path, p: &Path) -> PathBuf {
+    let expanded = match p.to_str().and_then(|s| s.strip_prefix("~/")) {
+        Some(rest) => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join(rest),
+        None => p.to_path_buf(),
+    };
+    if expanded.is_absolute() {
+        expanded
+    } else {
+        base.join(expanded)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}

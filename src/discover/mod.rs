@@ -1,0 +1,158 @@
+//! Discovery: build the tests once and list them, producing a [`Suite`] that says what each
+//! shard must upload, how to run a subset of tests, and how to read that subset's results.
+//!
+//! Each runner (nextest, go test, gocheck, a user's command) lives in its own submodule and
+//! yields the same plain types, so planning and running never know which runner they serve.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub mod command;
+pub mod gocheck;
+pub mod gotest;
+pub mod nextest;
+
+/// A test's identity, stable across runs and across report formats.
+///
+/// `group` is the Rust binary id (`crate::bin`), the Go import path, or empty for keys of
+/// a user's listing command; `name` is the test's name inside that group.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct TestId {
+    pub group: String,
+    pub name: String,
+}
+
+impl TestId {
+    pub fn new(group: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            group: group.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for TestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.group.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{} {}", self.group, self.name)
+        }
+    }
+}
+
+/// One listed test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestCase {
+    pub id: TestId,
+    /// Listed but not selected to run (e.g. `#[ignore]` without `--run-ignored`): reported
+    /// as skipped without being shipped to a shard.
+    pub ignored: bool,
+}
+
+/// Files to place in every shard's container before it starts.
+#[derive(Debug, Clone)]
+pub enum Upload {
+    /// A local file, copied to `dest` (a path relative to the shard root).
+    File { src: PathBuf, dest: String, mode: u32 },
+    /// A local directory tree limited to `files` (paths relative to `src`), placed under `dest`.
+    Tree {
+        src: PathBuf,
+        files: Vec<PathBuf>,
+        dest: String,
+    },
+}
+
+/// What a shard needs to know about where and as what it runs.
+#[derive(Debug, Clone)]
+pub struct ShardCtx {
+    /// Absolute path of the shard root inside the container (or local temp dir): every
+    /// uploaded path is relative to it.
+    pub root: String,
+    pub index: usize,
+    pub count: usize,
+    pub run_id: String,
+    pub host: String,
+    /// 1 for the first attempt; retries count up.
+    pub attempt: u32,
+    /// Tests to run at once inside the shard (nextest `-j`, parallel go binaries).
+    pub jobs: usize,
+    /// Per-test timeout to hand to the runner.
+    pub test_timeout: Option<Duration>,
+}
+
+/// How to run one shard: an exec array (never a shell string), its environment, files
+/// generated for this shard only, and the paths to download once it exits.
+#[derive(Debug, Clone, Default)]
+pub struct ShardSpec {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Working directory, absolute (under the shard root).
+    pub workdir: String,
+    /// Generated files: path relative to the shard root → contents.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Absolute paths (files or directories) to bring back after the shard exits.
+    pub collect: Vec<String>,
+}
+
+/// What came back from a shard: its exit code, its combined output and the collected files
+/// (absolute container path → contents; directories are flattened into their files).
+#[derive(Debug, Clone, Default)]
+pub struct Collected {
+    pub exit_code: Option<i64>,
+    pub output: Vec<u8>,
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+/// The result a runner reported for one test in one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestResult {
+    pub id: TestId,
+    pub status: TestStatus,
+    pub duration: Duration,
+    /// Failure or skip message (one line when the runner gives one).
+    pub message: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestStatus {
+    Passed,
+    Failed,
+    Skipped,
+    /// Infrastructure or harness error: the test did not get to report a result.
+    Error,
+}
+
+/// Runner-specific behaviour a shard needs at run time. Implemented by each discoverer.
+pub trait ShardRecipe: Send + Sync {
+    /// Short name for messages ("nextest", "go", "gocheck", "exec").
+    fn runner(&self) -> &'static str;
+    /// The command, environment and generated files for a shard running exactly `tests`.
+    fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec;
+    /// Per-test results from what the shard left behind. Tests of `tests` without a
+    /// result are the runner's to explain; the caller turns them into errors.
+    fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult>;
+}
+
+/// The output of discovery: the tests, what every shard uploads, and how shards run.
+#[derive(Clone)]
+pub struct Suite {
+    pub tests: Vec<TestCase>,
+    pub uploads: Vec<Upload>,
+    pub recipe: Arc<dyn ShardRecipe>,
+}
+
+impl std::fmt::Debug for Suite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Suite")
+            .field("runner", &self.recipe.runner())
+            .field("tests", &self.tests.len())
+            .field("uploads", &self.uploads)
+            .finish()
+    }
+}

@@ -1,0 +1,2 @@
+//! Docker engines through bollard.
+pub struct DockerEngine;

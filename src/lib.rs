@@ -1,0 +1,17 @@
+//! cargo-shard: list tests, build once, plan balanced shards, run them in containers on many
+//! Docker engines, and merge the results into one JUnit report.
+//!
+//! The pipeline, one module per stage, data flowing one way:
+//! `cli` → `config` → `discover` → `history` → `plan` → `engine` → `run` → `report`.
+//! `junit` is a format library shared by the stages that read or write JUnit XML.
+
+pub mod cli;
+pub mod config;
+pub mod discover;
+pub mod engine;
+pub mod exit;
+pub mod history;
+pub mod junit;
+pub mod plan;
+pub mod report;
+pub mod run;

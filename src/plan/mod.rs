@@ -1,0 +1,68 @@
+//! Planning: bin the tests into shards by expected duration, and say how good the bins are.
+//!
+//! The plan is a plain value: the runner only reads [`Plan::shards`], so how the bins are
+//! made can change without touching the runner.
+
+use std::time::Duration;
+
+use crate::discover::TestId;
+
+/// A test as the planner sees it: identity and expected duration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weighted {
+    pub id: TestId,
+    pub expected: Duration,
+    /// True when `expected` is an estimate, not a measured history.
+    pub estimated: bool,
+}
+
+/// Where shards can run: one entry per host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capacity {
+    pub host: String,
+    pub slots: usize,
+    pub jobs: usize,
+    pub weight: f64,
+}
+
+/// One container's worth of tests.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Shard {
+    pub index: usize,
+    /// The host the planner meant it for; the runner may move it if that host is lost.
+    pub host: Option<String>,
+    pub tests: Vec<TestId>,
+    /// Predicted wall time on its planned host.
+    #[serde(with = "secs")]
+    pub predicted: Duration,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Plan {
+    /// Shards, longest predicted first, so a queue starts the big ones early.
+    pub shards: Vec<Shard>,
+    /// Sum of all expected durations.
+    #[serde(with = "secs")]
+    pub total: Duration,
+    /// Predicted wall time of the whole run.
+    #[serde(with = "secs")]
+    pub makespan: Duration,
+    /// `max(total / capacity, longest test)`: no plan can beat it.
+    #[serde(with = "secs")]
+    pub lower_bound: Duration,
+    /// Tests whose duration was estimated (never seen before).
+    pub estimated: usize,
+}
+
+impl Plan {
+    pub fn test_count(&self) -> usize {
+        self.shards.iter().map(|s| s.tests.len()).sum()
+    }
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+    }
+}

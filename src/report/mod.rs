@@ -1,0 +1,1 @@
+//! Reports: the merged JUnit file, the end-of-run summary and the timeline.
