@@ -12,6 +12,7 @@ use crate::discover::{Collected, ShardSpec};
 pub mod docker;
 pub mod local;
 pub mod ssh;
+mod stub_lead;
 
 /// Where the payload lands inside a container; local shards use a temp dir instead.
 pub const CONTAINER_ROOT: &str = "/cargo-shard";
@@ -61,6 +62,8 @@ pub struct ShardJob {
     pub log_path: PathBuf,
     /// Leave the container in place afterwards (`--keep-containers`).
     pub keep: bool,
+    /// The shard root chosen by [`Engine::make_root`].
+    pub root: String,
 }
 
 /// Time spent in each phase of a shard's life.
