@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
 
+mod backend;
 mod gc;
 mod hosts;
 mod pipeline;

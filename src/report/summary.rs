@@ -216,6 +216,7 @@ mod tests {
             finished: Duration::from_millis(end),
             phases: Phases::default(),
             end: AttemptEnd::Exited(Some(0)),
+            log: format!("logs/{shard}.log").into(),
             rerun: false,
         }
     }

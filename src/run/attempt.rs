@@ -95,11 +95,6 @@ pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> Atte
     let mut labels = host.host.labels.clone();
     labels.insert(RUN_LABEL.to_string(), shared.opts.run_id.clone());
     labels.insert(SHARD_LABEL.to_string(), job.shard.to_string());
-    let log_name = if job.attempt == 1 {
-        format!("{}.log", job.shard)
-    } else {
-        format!("{}.attempt{}.log", job.shard, job.attempt)
-    };
     let shard_job = ShardJob {
         name: name.clone(),
         image: host.host.image.clone(),
@@ -107,7 +102,7 @@ pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> Atte
         labels,
         payload: shared.payload.clone(),
         spec,
-        log_path: shared.opts.out_dir.join("logs").join(log_name),
+        log_path: log_path(shared.opts, job),
         keep: shared.opts.keep_containers,
         root,
     };
@@ -149,6 +144,16 @@ pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> Atte
             }
         }
     }
+}
+
+/// `<out>/logs/<shard>.log`, or `<shard>.attempt<N>.log` for later attempts.
+pub(crate) fn log_path(opts: &RunOptions, job: &Job) -> std::path::PathBuf {
+    let name = if job.attempt == 1 {
+        format!("{}.log", job.shard)
+    } else {
+        format!("{}.attempt{}.log", job.shard, job.attempt)
+    };
+    opts.out_dir.join("logs").join(name)
 }
 
 fn classify(e: EngineError) -> Ended {

@@ -61,6 +61,8 @@ pub struct ShardAttempt {
     pub finished: Duration,
     pub phases: Phases,
     pub end: AttemptEnd,
+    /// The file holding this attempt's output.
+    pub log: std::path::PathBuf,
     /// True for the re-run of failed tests (`--retries`).
     pub rerun: bool,
 }

@@ -474,6 +474,7 @@ fn settle(
         finished: run.finished.saturating_duration_since(t0),
         phases: run.phases,
         end,
+        log: attempt::log_path(shared.opts, &job),
         rerun: job.rerun,
     }
 }
