@@ -88,7 +88,16 @@ pub(super) async fn check(h: &Host, timeout: Duration) -> HostRow {
 /// The table `hosts` prints: one row per host, columns aligned, unknowns as `-`.
 pub fn render_table(rows: &[HostRow]) -> String {
     let header = [
-        "HOST", "ENDPOINT", "REACHABLE", "ENGINE", "API", "CPUS", "MEMORY", "SLOTS", "IMAGE", "RTT",
+        "HOST",
+        "ENDPOINT",
+        "REACHABLE",
+        "ENGINE",
+        "API",
+        "CPUS",
+        "MEMORY",
+        "SLOTS",
+        "IMAGE",
+        "RTT",
     ];
     let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {

@@ -90,7 +90,10 @@ fn defaults_apply_and_hosts_override() {
         [[host]]\nname = \"b\"\ndocker_host = \"unix:///s\"\nslots = 1\nenv = { B = \"3\" }\nweight = 2.5\n";
     let c = parse(text).unwrap();
     let (a, b) = (&c.hosts[0], &c.hosts[1]);
-    assert_eq!((a.slots, a.jobs, a.image.as_str(), a.network.as_str()), (3, 1, "img", "none"));
+    assert_eq!(
+        (a.slots, a.jobs, a.image.as_str(), a.network.as_str()),
+        (3, 1, "img", "none")
+    );
     assert_eq!(
         a.endpoint,
         Endpoint::Ssh {

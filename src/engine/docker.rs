@@ -67,14 +67,22 @@ impl DockerEngine {
                         API_DEFAULT_VERSION,
                     )
                 }
-                None => Docker::connect_with_http(&format!("http://{h}:{port}"), REQUEST_SECS, API_DEFAULT_VERSION),
+                None => Docker::connect_with_http(
+                    &format!("http://{h}:{port}"),
+                    REQUEST_SECS,
+                    API_DEFAULT_VERSION,
+                ),
             },
             Endpoint::Ssh { user, host: h, port } => {
                 let target = SshTarget {
                     user: user.clone(),
                     host: h.clone(),
                     port: *port,
-                    identity: host.ssh.identity.clone().unwrap_or_else(super::ssh::default_identity),
+                    identity: host
+                        .ssh
+                        .identity
+                        .clone()
+                        .unwrap_or_else(super::ssh::default_identity),
                     known_hosts: host
                         .ssh
                         .known_hosts
@@ -440,7 +448,9 @@ impl DockerEngine {
 fn check_socket(path: &Path) -> Result<(), String> {
     match std::fs::metadata(path) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!("socket {} missing", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("socket {} missing", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err("permission denied".to_string()),
         Err(e) => Err(format!("socket {}: {e}", path.display())),
     }

@@ -22,7 +22,9 @@ pub fn info() -> EngineInfo {
     EngineInfo {
         version: "local".to_string(),
         api_version: "-".to_string(),
-        cpus: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get() as u64)
+            .unwrap_or(1),
         memory_bytes: std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|m| mem_total(&m))
@@ -41,7 +43,9 @@ fn mem_total(meminfo: &str) -> Option<u64> {
 
 impl LocalEngine {
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_string() }
+        Self {
+            name: name.to_string(),
+        }
     }
 
     pub fn host(&self) -> &str {

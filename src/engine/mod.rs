@@ -128,7 +128,9 @@ impl Engine {
     pub async fn connect_with_timeout(host: &Host, timeout: Duration) -> Result<Engine, EngineError> {
         match host.endpoint {
             Endpoint::Local => Ok(Engine::Local(local::LocalEngine::new(&host.name))),
-            _ => Ok(Engine::Docker(docker::DockerEngine::connect(host, timeout).await?)),
+            _ => Ok(Engine::Docker(
+                docker::DockerEngine::connect(host, timeout).await?,
+            )),
         }
     }
 

@@ -79,7 +79,9 @@ pub fn open_session(t: &SshTarget) -> Result<(Session, RawFd), String> {
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {}: {e}", t.host))?
         .collect();
-    let addr = addrs.first().ok_or_else(|| format!("cannot resolve {}", t.host))?;
+    let addr = addrs
+        .first()
+        .ok_or_else(|| format!("cannot resolve {}", t.host))?;
     let tcp = TcpStream::connect_timeout(addr, t.timeout).map_err(|e| match e.kind() {
         ErrorKind::ConnectionRefused => "connection refused".to_string(),
         ErrorKind::TimedOut | ErrorKind::WouldBlock => format!("timeout after {secs}s"),
@@ -121,7 +123,9 @@ fn check_host_key(sess: &Session, t: &SshTarget) -> Result<(), String> {
         return Ok(());
     }
     let (key, kind) = sess.host_key().ok_or("ssh: server sent no host key")?;
-    let mut kh = sess.known_hosts().map_err(|e| format!("known_hosts: {}", e.message()))?;
+    let mut kh = sess
+        .known_hosts()
+        .map_err(|e| format!("known_hosts: {}", e.message()))?;
     if t.known_hosts.exists() {
         kh.read_file(&t.known_hosts, KnownHostFileKind::OpenSSH)
             .map_err(|e| format!("known_hosts {}: {}", t.known_hosts.display(), e.message()))?;
@@ -237,8 +241,12 @@ fn accept_loop(listener: UnixListener, target: SshTarget, stop: Arc<AtomicBool>)
 /// One proxied connection. When the session or channel cannot be opened the local side is
 /// simply closed: the client sees the connection drop, as with a dead engine.
 fn serve(conn: UnixStream, t: &SshTarget, stop: &AtomicBool) {
-    let Ok((sess, tcp_fd)) = open_session(t) else { return };
-    let Ok(channel) = sess.channel_direct_streamlocal(&t.remote_socket, None) else { return };
+    let Ok((sess, tcp_fd)) = open_session(t) else {
+        return;
+    };
+    let Ok(channel) = sess.channel_direct_streamlocal(&t.remote_socket, None) else {
+        return;
+    };
     let _ = pump(conn, &sess, channel, tcp_fd, stop);
 }
 
@@ -343,7 +351,10 @@ fn pump(
             }
             let dirs = sess.block_directions();
             let mut remote_events = libc::POLLIN;
-            if matches!(dirs, ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both) {
+            if matches!(
+                dirs,
+                ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+            ) {
                 remote_events |= libc::POLLOUT;
             }
             let mut fds = [

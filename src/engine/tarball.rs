@@ -77,7 +77,11 @@ pub fn unpack_collected(
         if entry.header().entry_type() != tar::EntryType::Regular {
             continue;
         }
-        let rel = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
+        let rel = entry
+            .path()?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
         let mut data = Vec::with_capacity(entry.size() as usize);
         entry.read_to_end(&mut data)?;
         into.insert(format!("{parent}/{rel}"), data);
@@ -111,7 +115,11 @@ mod tests {
         .unwrap();
         assert_eq!(names(&t), ["x/", "x/y/", "x/y/f1", "x/f2"]);
         let mut a = tar::Archive::new(t.as_slice());
-        let modes: Vec<u32> = a.entries().unwrap().map(|e| e.unwrap().header().mode().unwrap()).collect();
+        let modes: Vec<u32> = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().header().mode().unwrap())
+            .collect();
         assert_eq!(modes, [0o755, 0o755, 0o644, 0o755]);
     }
 
