@@ -280,3 +280,79 @@ async fn local_cancel_kills_the_whole_process_group() {
     }
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// A real cut: the shard talks to e2 through a TCP relay this test owns, and the relay is
+/// stopped while the shard runs. The engine is then lost, not the shard failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_connection_is_engine_lost() {
+    use tokio::net::{TcpListener, TcpStream};
+    let e2 = host("e2");
+    let cargo_shard::config::Endpoint::Tcp {
+        host: e2_ip,
+        port: e2_port,
+    } = e2.endpoint.clone()
+    else {
+        panic!("e2 is expected to be a tcp:// engine")
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_port = listener.local_addr().unwrap().port();
+    let relay = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let (mut inbound, _) = listener.accept().await.unwrap();
+            let target = format!("{e2_ip}:{e2_port}");
+            conns.spawn(async move {
+                let mut outbound = TcpStream::connect(target).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    let text = format!(
+        "[[host]]\nname = \"relay\"\ndocker_host = \"tcp://127.0.0.1:{relay_port}\"\nimage = \"{}\"\n",
+        e2.image
+    );
+    let relayed = HostsConfig::parse(&text, "relay.toml", std::path::Path::new("/"))
+        .unwrap()
+        .hosts
+        .remove(0);
+    let engine = Arc::new(Engine::connect(&relayed).await.expect("connect through relay"));
+    let direct = Engine::connect(&e2).await.expect("connect e2");
+    let logs = tempfile::tempdir().unwrap();
+    let mut job = job(CONTAINER_ROOT, &e2.image, &unique("run"), logs.path());
+    job.spec.argv = vec!["sleep".into(), "600".into()];
+    let name = job.name.clone();
+    let task = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run_shard(job, CancellationToken::new()).await })
+    };
+    let Engine::Docker(d) = &direct else {
+        unreachable!()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !d
+        .client()
+        .inspect_container(&name, None)
+        .await
+        .ok()
+        .and_then(|i| i.state?.running)
+        .unwrap_or(false)
+    {
+        assert!(std::time::Instant::now() < deadline, "container never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    relay.abort(); // drops the listener and every relayed connection
+    let result = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&result, Err(EngineError::Lost { host, .. }) if host == "relay"),
+        "{result:?}"
+    );
+    // The engine itself is fine: clean up what the lost shard could not.
+    let opts = bollard::query_parameters::RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    d.client().remove_container(&name, Some(opts)).await.unwrap();
+}

@@ -99,3 +99,60 @@ fn typo_in_hosts_file_names_line_and_column() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(out.is_empty());
 }
+
+#[test]
+fn silent_engine_times_out() {
+    // Accepts connections (the kernel does) but never answers: only the timeout ends the wait.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hosts.toml");
+    std::fs::write(
+        &path,
+        format!("[[host]]\nname = \"silent\"\ndocker_host = \"tcp://127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (code, out, err) = cargo_shard(&["hosts", "--hosts", path.to_str().unwrap(), "--timeout", "1s"]);
+    assert_eq!(code, 102, "{out}{err}");
+    let line = failure_line(&err, "silent");
+    assert!(line.ends_with("unreachable: timeout after 1s"), "{line}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    drop(silent);
+}
+
+#[test]
+fn tls_to_a_plain_port_is_a_tls_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=e2",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.2"])
+        .arg("-keyout")
+        .arg(d.join("key.pem"))
+        .arg("-out")
+        .arg(d.join("cert.pem"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (to make a throwaway certificate)");
+    assert!(status.success());
+    std::fs::copy(d.join("cert.pem"), d.join("ca.pem")).unwrap();
+    // e2's plain-HTTP port: the TLS handshake cannot succeed there.
+    let cfg = cargo_shard::config::HostsConfig::load(&hosts_file()).unwrap();
+    let e2 = cfg.hosts.iter().find(|h| h.name == "e2").unwrap();
+    let path = d.join("hosts.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[host]]\nname = \"tls\"\ndocker_host = \"{}\"\ncert_path = \".\"\n",
+            e2.endpoint
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = cargo_shard(&["hosts", "--hosts", path.to_str().unwrap()]);
+    assert_eq!(code, 102, "{out}{err}");
+    let line = failure_line(&err, "tls");
+    assert!(line.contains("unreachable: TLS error: "), "{line}");
+}

@@ -103,9 +103,20 @@ impl DockerEngine {
             Endpoint::Local => unreachable!("local engines are not Docker engines"),
         }
         .map_err(|e| unreachable(reason(&e)))?;
+        let tls = matches!(host.endpoint, Endpoint::Tcp { .. }) && host.tls.is_some();
         let docker = match tokio::time::timeout(timeout, docker.negotiate_version()).await {
             Err(_) => return Err(unreachable(format!("timeout after {secs}s"))),
-            Ok(Err(e)) => return Err(unreachable(reason(&e))),
+            Ok(Err(e)) => {
+                let r = reason(&e);
+                // Past connecting, a TLS client's failures are TLS failures (rustls words them
+                // as "received corrupt message …", which alone does not say so).
+                let plain = ["connection refused", "timeout", "permission denied", "TLS error"];
+                return Err(unreachable(if tls && !plain.iter().any(|p| r.starts_with(p)) {
+                    format!("TLS error: {r}")
+                } else {
+                    r
+                }));
+            }
             Ok(Ok(d)) => d,
         };
         Ok(Self {

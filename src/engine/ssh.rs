@@ -12,8 +12,8 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -179,7 +179,7 @@ impl Tunnel {
                 ));
             }
         }
-        drop((probe, fd));
+        let pool: Pool = Arc::new(Mutex::new(vec![(probe, fd)]));
         let dir = tempfile::Builder::new()
             .prefix("cargo-shard-ssh-")
             .tempdir()
@@ -196,7 +196,7 @@ impl Tunnel {
         let stop2 = stop.clone();
         let accept = std::thread::Builder::new()
             .name("ssh-proxy".into())
-            .spawn(move || accept_loop(listener, target, stop2))
+            .spawn(move || accept_loop(listener, target, pool, stop2))
             .map_err(|e| format!("cannot start the proxy thread: {e}"))?;
         Ok(Tunnel {
             socket,
@@ -220,15 +220,15 @@ impl Drop for Tunnel {
     }
 }
 
-fn accept_loop(listener: UnixListener, target: SshTarget, stop: Arc<AtomicBool>) {
+fn accept_loop(listener: UnixListener, target: SshTarget, pool: Pool, stop: Arc<AtomicBool>) {
     let target = Arc::new(target);
     while !stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((conn, _)) => {
-                let (t, s) = (target.clone(), stop.clone());
+                let (t, p, s) = (target.clone(), pool.clone(), stop.clone());
                 let _ = std::thread::Builder::new()
                     .name("ssh-proxy-conn".into())
-                    .spawn(move || serve(conn, &t, &s));
+                    .spawn(move || serve(conn, &t, &p, &s));
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 poll(&mut [pollfd(listener.as_raw_fd(), libc::POLLIN)], POLL_MS);
@@ -238,22 +238,46 @@ fn accept_loop(listener: UnixListener, target: SshTarget, stop: Arc<AtomicBool>)
     }
 }
 
-/// One proxied connection. When the session or channel cannot be opened the local side is
-/// simply closed: the client sees the connection drop, as with a dead engine.
-fn serve(conn: UnixStream, t: &SshTarget, stop: &AtomicBool) {
-    let Ok((sess, tcp_fd)) = open_session(t) else {
+/// Authenticated sessions whose last channel closed cleanly, ready for the next connection:
+/// saves a key exchange and authentication (tens of ms) per Docker request.
+type Pool = Arc<Mutex<Vec<(Session, RawFd)>>>;
+const POOL_MAX: usize = 8;
+
+/// One proxied connection. When no session or channel can be opened the local side is simply
+/// closed: the client sees the connection drop, as with a dead engine.
+fn serve(conn: UnixStream, t: &SshTarget, pool: &Pool, stop: &AtomicBool) {
+    let Some((sess, tcp_fd, mut channel)) = session_with_channel(t, pool) else {
         return;
     };
-    let Ok(channel) = sess.channel_direct_streamlocal(&t.remote_socket, None) else {
-        return;
-    };
-    let _ = pump(conn, &sess, channel, tcp_fd, stop);
+    if pump(conn, &sess, &mut channel, tcp_fd, stop).is_ok() && !stop.load(Ordering::SeqCst) {
+        sess.set_blocking(true);
+        let closed = channel.close().and_then(|()| channel.wait_close());
+        drop(channel);
+        let mut idle = pool.lock().unwrap_or_else(|e| e.into_inner());
+        if closed.is_ok() && idle.len() < POOL_MAX {
+            idle.push((sess, tcp_fd));
+        }
+    }
+}
+
+fn session_with_channel(t: &SshTarget, pool: &Pool) -> Option<(Session, RawFd, ssh2::Channel)> {
+    loop {
+        let pooled = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let Some((sess, fd)) = pooled else { break };
+        // A pooled session may have been closed by the server meanwhile: then try the next.
+        if let Ok(ch) = sess.channel_direct_streamlocal(&t.remote_socket, None) {
+            return Some((sess, fd, ch));
+        }
+    }
+    let (sess, fd) = open_session(t).ok()?;
+    let ch = sess.channel_direct_streamlocal(&t.remote_socket, None).ok()?;
+    Some((sess, fd, ch))
 }
 
 fn pump(
     mut local: UnixStream,
     sess: &Session,
-    mut channel: ssh2::Channel,
+    channel: &mut ssh2::Channel,
     tcp_fd: RawFd,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
