@@ -67,7 +67,7 @@ pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> Atte
         finished: Instant::now(),
     };
     let name = format!("cargo-shard-{}-{}-{}", shared.opts.run_id, job.shard, job.attempt);
-    let root = match host.engine.make_root().await {
+    let root = match host.engine.make_root() {
         Ok(r) => r,
         Err(e) => return done(classify(e), name, Phases::default()),
     };
