@@ -1,1 +1,317 @@
-//! TODO
+//! cargo-nextest discovery: build the workspace's tests once into a nextest archive, list
+//! them from that archive, and run a shard's exact subset from it with the source remapped.
+
+mod filter;
+mod junit;
+mod source;
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use nextest_metadata::{FilterMatch, MismatchReason, TestListSummary};
+
+use super::{Collected, ShardCtx, ShardRecipe, ShardSpec, Suite, TestCase, TestId, TestResult, Upload};
+
+pub use filter::{exact_filterset, quote_matcher};
+
+/// The archive's name in the shard root, and the source tree's.
+pub const ARCHIVE_DEST: &str = "archive.tar.zst";
+pub const SOURCE_DEST: &str = "src";
+/// The generated tool-config file, relative to the shard root.
+pub const TOOL_CONFIG_DEST: &str = "shard-nextest.toml";
+
+/// Which ignored tests run, as nextest's `--run-ignored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunIgnored {
+    #[default]
+    Default,
+    Only,
+    All,
+}
+
+impl RunIgnored {
+    fn as_arg(self) -> &'static str {
+        match self {
+            RunIgnored::Default => "default",
+            RunIgnored::Only => "only",
+            RunIgnored::All => "all",
+        }
+    }
+}
+
+/// What to build and list, shaped like nextest's own flags.
+#[derive(Debug, Clone, Default)]
+pub struct NextestOptions {
+    pub manifest_path: Option<PathBuf>,
+    pub packages: Vec<String>,
+    pub workspace: bool,
+    pub features: Vec<String>,
+    pub all_features: bool,
+    pub no_default_features: bool,
+    pub release: bool,
+    pub cargo_profile: Option<String>,
+    /// Filtersets (`-E`), applied when listing; a shard runs only listed tests.
+    pub filtersets: Vec<String>,
+    pub run_ignored: RunIgnored,
+    /// Passed to `cargo nextest run` in every shard, after cargo-shard's own flags.
+    pub passthrough: Vec<String>,
+    /// Where the archive goes; default `<target dir>/shard`.
+    pub out_dir: Option<PathBuf>,
+    /// Build jobs (`cargo nextest archive --build-jobs`).
+    pub build_jobs: Option<usize>,
+    /// Copy cargo's build output to our stderr as it arrives (it is always kept for errors).
+    pub echo_build_output: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NextestError {
+    #[error("cargo metadata failed: {0}")]
+    Metadata(String),
+    #[error("cannot create {path}: {source}")]
+    OutDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot start `{program}` ({source}); is cargo-nextest installed?")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("`{command}` failed ({status}): {tail}")]
+    Failed { command: String, status: String, tail: String },
+    #[error("cannot read `cargo nextest list` output: {0}")]
+    ListOutput(String),
+    #[error("cannot list the source tree of {root}: {message}")]
+    Source { root: PathBuf, message: String },
+}
+
+/// Builds the archive, lists its tests and returns the suite with its uploads and recipe.
+pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
+    let mut meta = cargo_metadata::MetadataCommand::new();
+    meta.no_deps();
+    if let Some(path) = &opts.manifest_path {
+        meta.manifest_path(path);
+    }
+    let meta = meta.exec().map_err(|e| NextestError::Metadata(one_line(&e.to_string())))?;
+    let workspace_root = meta.workspace_root.clone().into_std_path_buf();
+    let target_dir = meta.target_directory.clone().into_std_path_buf();
+
+    let out_dir = opts.out_dir.clone().unwrap_or_else(|| target_dir.join("shard"));
+    std::fs::create_dir_all(&out_dir).map_err(|source| NextestError::OutDir { path: out_dir.clone(), source })?;
+    let archive = out_dir.join(ARCHIVE_DEST);
+
+    let mut build = cargo_nextest(&workspace_root, "archive");
+    build.arg("--archive-file").arg(&archive);
+    selection_args(&mut build, opts);
+    if let Some(jobs) = opts.build_jobs {
+        build.arg("--build-jobs").arg(jobs.to_string());
+    }
+    run(build, opts.echo_build_output)?;
+
+    let mut list = cargo_nextest(&workspace_root, "list");
+    list.arg("--archive-file")
+        .arg(&archive)
+        .arg("--workspace-remap")
+        .arg(&workspace_root)
+        .args(["--message-format", "json", "--run-ignored", opts.run_ignored.as_arg()]);
+    for expr in &opts.filtersets {
+        list.arg("-E").arg(expr);
+    }
+    let listing = run(list, false)?;
+    let summary: TestListSummary =
+        serde_json::from_slice(&listing).map_err(|e| NextestError::ListOutput(e.to_string()))?;
+
+    let files = source::files(&workspace_root, &target_dir)
+        .map_err(|message| NextestError::Source { root: workspace_root.clone(), message })?;
+    Ok(Suite {
+        tests: test_cases(&summary),
+        uploads: vec![
+            Upload::File { src: archive, dest: ARCHIVE_DEST.into(), mode: 0o644 },
+            Upload::Tree { src: workspace_root, files, dest: SOURCE_DEST.into() },
+        ],
+        recipe: Arc::new(NextestRecipe {
+            run_ignored: opts.run_ignored,
+            passthrough: opts.passthrough.clone(),
+        }),
+    })
+}
+
+/// The listed tests nextest would run; those left out only for being ignored are kept as
+/// ignored (reported as skipped), those filtered out otherwise are dropped.
+pub fn test_cases(summary: &TestListSummary) -> Vec<TestCase> {
+    let mut tests = Vec::new();
+    for (binary_id, suite) in &summary.rust_suites {
+        for (name, case) in &suite.test_cases {
+            let ignored = match &case.filter_match {
+                FilterMatch::Matches => false,
+                FilterMatch::Mismatch { reason: MismatchReason::Ignored } => true,
+                FilterMatch::Mismatch { .. } => continue,
+            };
+            tests.push(TestCase { id: TestId::new(binary_id.as_str(), name.as_str()), ignored });
+        }
+    }
+    tests
+}
+
+fn cargo_nextest(workspace_root: &Path, subcommand: &str) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root).args(["nextest", subcommand, "--color", "never"]);
+    cmd
+}
+
+fn selection_args(cmd: &mut Command, opts: &NextestOptions) {
+    if let Some(path) = &opts.manifest_path {
+        cmd.arg("--manifest-path").arg(path);
+    }
+    for p in &opts.packages {
+        cmd.arg("--package").arg(p);
+    }
+    if opts.workspace {
+        cmd.arg("--workspace");
+    }
+    for f in &opts.features {
+        cmd.arg("--features").arg(f);
+    }
+    if opts.all_features {
+        cmd.arg("--all-features");
+    }
+    if opts.no_default_features {
+        cmd.arg("--no-default-features");
+    }
+    if opts.release {
+        cmd.arg("--release");
+    }
+    if let Some(profile) = &opts.cargo_profile {
+        cmd.arg("--cargo-profile").arg(profile);
+    }
+}
+
+/// Runs `cmd`, returning its stdout; on failure the error carries the tail of its stderr.
+fn run(mut cmd: Command, echo: bool) -> Result<Vec<u8>, NextestError> {
+    let command = describe(&cmd);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| NextestError::Spawn { program: command.clone(), source })?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    // Read stderr on its own thread so neither pipe can fill up and stall the child.
+    let tail = std::thread::spawn(move || {
+        let mut tail = VecDeque::new();
+        for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+            let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+            if echo {
+                eprintln!("{line}");
+            }
+            if !line.trim().is_empty() {
+                tail.push_back(line);
+                if tail.len() > 6 {
+                    tail.pop_front();
+                }
+            }
+        }
+        tail
+    });
+    let mut stdout = Vec::new();
+    let read = child.stdout.take().expect("stdout is piped").read_to_end(&mut stdout);
+    let status = child.wait().map_err(|source| NextestError::Spawn { program: command.clone(), source })?;
+    let tail: Vec<String> = tail.join().unwrap_or_default().into();
+    if !status.success() || read.is_err() {
+        let status = status.code().map_or_else(|| status.to_string(), |c| format!("exit code {c}"));
+        let tail = one_line(&tail.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" | "));
+        return Err(NextestError::Failed { command, status, tail });
+    }
+    Ok(stdout)
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
+    words.extend(cmd.get_args().take(2).map(|a| a.to_string_lossy().into_owned()));
+    words.join(" ")
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// How a shard runs its tests from the archive and how its JUnit becomes results.
+#[derive(Debug, Clone)]
+pub struct NextestRecipe {
+    pub run_ignored: RunIgnored,
+    pub passthrough: Vec<String>,
+}
+
+impl ShardRecipe for NextestRecipe {
+    fn runner(&self) -> &'static str {
+        "nextest"
+    }
+
+    fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
+        let root = ctx.root.trim_end_matches('/');
+        let mut argv: Vec<String> = [
+            "cargo-nextest",
+            "nextest",
+            "run",
+            "--archive-file",
+            &format!("{root}/{ARCHIVE_DEST}"),
+            "--workspace-remap",
+            &format!("{root}/{SOURCE_DEST}"),
+            "--tool-config-file",
+            &format!("{}:{root}/{TOOL_CONFIG_DEST}", filter::TOOL),
+            "--profile",
+            filter::PROFILE,
+            "--test-threads",
+            &ctx.jobs.max(1).to_string(),
+            "--run-ignored",
+            self.run_ignored.as_arg(),
+            "--no-fail-fast",
+            "--no-tests",
+            "warn",
+            "--color",
+            "never",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        argv.extend(self.passthrough.iter().cloned());
+
+        let env = [
+            ("CARGO_SHARD_INDEX", ctx.index.to_string()),
+            ("CARGO_SHARD_COUNT", ctx.count.to_string()),
+            ("CARGO_SHARD_RUN", ctx.run_id.clone()),
+            ("CARGO_SHARD_HOST", ctx.host.clone()),
+            ("CARGO_SHARD_ATTEMPT", ctx.attempt.to_string()),
+            ("NO_COLOR", "1".into()),
+            ("CARGO_TERM_COLOR", "never".into()),
+            ("HOME", root.to_owned()),
+            // The archive is extracted to a temporary directory; a minimal image may lack /tmp.
+            ("TMPDIR", format!("{root}/tmp")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+
+        ShardSpec {
+            argv,
+            env,
+            workdir: format!("{root}/{SOURCE_DEST}"),
+            files: vec![
+                (TOOL_CONFIG_DEST.to_owned(), filter::tool_config(root, tests, ctx.test_timeout).into_bytes()),
+                ("tmp/.keep".to_owned(), Vec::new()),
+            ],
+            collect: vec![filter::junit_path(root)],
+        }
+    }
+
+    fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult> {
+        let Some(xml) = collected
+            .files
+            .iter()
+            .find(|(path, _)| path.ends_with(&format!("/{}/junit.xml", filter::PROFILE)))
+            .map(|(_, xml)| xml)
+        else {
+            return Vec::new();
+        };
+        // A broken file leaves every test without a result; the runner reports them as errors.
+        let Ok(parsed) = junit::parse(xml) else {
+            return Vec::new();
+        };
+        let mut by_id: HashMap<TestId, TestResult> = parsed.into_iter().map(|r| (r.id.clone(), r)).collect();
+        tests.iter().filter_map(|id| by_id.remove(id)).collect()
+    }
+}
