@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use nextest_metadata::{FilterMatch, MismatchReason, TestListSummary};
+use nextest_metadata::{FilterMatch, TestListSummary};
 
 use super::{Collected, ShardCtx, ShardRecipe, ShardSpec, Suite, TestCase, TestId, TestResult, Upload};
 
@@ -30,16 +30,6 @@ pub enum RunIgnored {
     Default,
     Only,
     All,
-}
-
-impl RunIgnored {
-    fn as_arg(self) -> &'static str {
-        match self {
-            RunIgnored::Default => "default",
-            RunIgnored::Only => "only",
-            RunIgnored::All => "all",
-        }
-    }
 }
 
 /// What to build and list, shaped like nextest's own flags.
@@ -75,7 +65,11 @@ pub enum NextestError {
     #[error("cannot start `{program}` ({source}); is cargo-nextest installed?")]
     Spawn { program: String, source: std::io::Error },
     #[error("`{command}` failed ({status}): {tail}")]
-    Failed { command: String, status: String, tail: String },
+    Failed {
+        command: String,
+        status: String,
+        tail: String,
+    },
     #[error("cannot read `cargo nextest list` output: {0}")]
     ListOutput(String),
     #[error("cannot list the source tree of {root}: {message}")]
@@ -89,12 +83,17 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
     if let Some(path) = &opts.manifest_path {
         meta.manifest_path(path);
     }
-    let meta = meta.exec().map_err(|e| NextestError::Metadata(one_line(&e.to_string())))?;
+    let meta = meta
+        .exec()
+        .map_err(|e| NextestError::Metadata(one_line(&e.to_string())))?;
     let workspace_root = meta.workspace_root.clone().into_std_path_buf();
     let target_dir = meta.target_directory.clone().into_std_path_buf();
 
     let out_dir = opts.out_dir.clone().unwrap_or_else(|| target_dir.join("shard"));
-    std::fs::create_dir_all(&out_dir).map_err(|source| NextestError::OutDir { path: out_dir.clone(), source })?;
+    std::fs::create_dir_all(&out_dir).map_err(|source| NextestError::OutDir {
+        path: out_dir.clone(),
+        source,
+    })?;
     let archive = out_dir.join(ARCHIVE_DEST);
 
     let mut build = cargo_nextest(&workspace_root, "archive");
@@ -110,7 +109,7 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
         .arg(&archive)
         .arg("--workspace-remap")
         .arg(&workspace_root)
-        .args(["--message-format", "json", "--run-ignored", opts.run_ignored.as_arg()]);
+        .args(["--message-format", "json", "--run-ignored", "all"]);
     for expr in &opts.filtersets {
         list.arg("-E").arg(expr);
     }
@@ -118,33 +117,52 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
     let summary: TestListSummary =
         serde_json::from_slice(&listing).map_err(|e| NextestError::ListOutput(e.to_string()))?;
 
-    let files = source::files(&workspace_root, &target_dir)
-        .map_err(|message| NextestError::Source { root: workspace_root.clone(), message })?;
+    let files = source::files(&workspace_root, &target_dir).map_err(|message| NextestError::Source {
+        root: workspace_root.clone(),
+        message,
+    })?;
     Ok(Suite {
-        tests: test_cases(&summary),
+        tests: test_cases(&summary, opts.run_ignored),
         uploads: vec![
-            Upload::File { src: archive, dest: ARCHIVE_DEST.into(), mode: 0o644 },
-            Upload::Tree { src: workspace_root, files, dest: SOURCE_DEST.into() },
+            Upload::File {
+                src: archive,
+                dest: ARCHIVE_DEST.into(),
+                mode: 0o644,
+            },
+            Upload::Tree {
+                src: workspace_root,
+                files,
+                dest: SOURCE_DEST.into(),
+            },
         ],
         recipe: Arc::new(NextestRecipe {
-            run_ignored: opts.run_ignored,
             passthrough: opts.passthrough.clone(),
         }),
     })
 }
 
-/// The listed tests nextest would run; those left out only for being ignored are kept as
-/// ignored (reported as skipped), those filtered out otherwise are dropped.
-pub fn test_cases(summary: &TestListSummary) -> Vec<TestCase> {
+/// The listed tests (from a listing with `--run-ignored all`) as `run_ignored` selects them.
+///
+/// Listing everything tells apart tests that are only ignored from those the filtersets
+/// exclude (nextest reports an ignored test as "ignored" even when `-E` excludes it too).
+/// With the default, `#[ignore]` tests are kept as ignored (reported as skipped); with
+/// `only`, tests that are not `#[ignore]` are dropped, as nextest leaves them out.
+pub fn test_cases(summary: &TestListSummary, run_ignored: RunIgnored) -> Vec<TestCase> {
     let mut tests = Vec::new();
     for (binary_id, suite) in &summary.rust_suites {
         for (name, case) in &suite.test_cases {
-            let ignored = match &case.filter_match {
-                FilterMatch::Matches => false,
-                FilterMatch::Mismatch { reason: MismatchReason::Ignored } => true,
-                FilterMatch::Mismatch { .. } => continue,
+            if !matches!(case.filter_match, FilterMatch::Matches) {
+                continue;
+            }
+            let ignored = match (run_ignored, case.ignored) {
+                (RunIgnored::Default, ignored) => ignored,
+                (RunIgnored::Only, false) => continue,
+                (RunIgnored::Only, true) | (RunIgnored::All, _) => false,
             };
-            tests.push(TestCase { id: TestId::new(binary_id.as_str(), name.as_str()), ignored });
+            tests.push(TestCase {
+                id: TestId::new(binary_id.as_str(), name.as_str()),
+                ignored,
+            });
         }
     }
     tests
@@ -153,7 +171,8 @@ pub fn test_cases(summary: &TestListSummary) -> Vec<TestCase> {
 fn cargo_nextest(workspace_root: &Path, subcommand: &str) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root).args(["nextest", subcommand, "--color", "never"]);
+    cmd.current_dir(workspace_root)
+        .args(["nextest", subcommand, "--color", "never"]);
     cmd
 }
 
@@ -187,8 +206,13 @@ fn selection_args(cmd: &mut Command, opts: &NextestOptions) {
 /// Runs `cmd`, returning its stdout; on failure the error carries the tail of its stderr.
 fn run(mut cmd: Command, echo: bool) -> Result<Vec<u8>, NextestError> {
     let command = describe(&cmd);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| NextestError::Spawn { program: command.clone(), source })?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| NextestError::Spawn {
+        program: command.clone(),
+        source,
+    })?;
     let stderr = child.stderr.take().expect("stderr is piped");
     // Read stderr on its own thread so neither pipe can fill up and stall the child.
     let tail = std::thread::spawn(move || {
@@ -200,7 +224,7 @@ fn run(mut cmd: Command, echo: bool) -> Result<Vec<u8>, NextestError> {
             }
             if !line.trim().is_empty() {
                 tail.push_back(line);
-                if tail.len() > 6 {
+                if tail.len() > 40 {
                     tail.pop_front();
                 }
             }
@@ -208,19 +232,53 @@ fn run(mut cmd: Command, echo: bool) -> Result<Vec<u8>, NextestError> {
         tail
     });
     let mut stdout = Vec::new();
-    let read = child.stdout.take().expect("stdout is piped").read_to_end(&mut stdout);
-    let status = child.wait().map_err(|source| NextestError::Spawn { program: command.clone(), source })?;
+    let read = child
+        .stdout
+        .take()
+        .expect("stdout is piped")
+        .read_to_end(&mut stdout);
+    let status = child.wait().map_err(|source| NextestError::Spawn {
+        program: command.clone(),
+        source,
+    })?;
     let tail: Vec<String> = tail.join().unwrap_or_default().into();
     if !status.success() || read.is_err() {
-        let status = status.code().map_or_else(|| status.to_string(), |c| format!("exit code {c}"));
-        let tail = one_line(&tail.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" | "));
-        return Err(NextestError::Failed { command, status, tail });
+        let status = status
+            .code()
+            .map_or_else(|| status.to_string(), |c| format!("exit code {c}"));
+        let tail = one_line(&summarize(&tail));
+        return Err(NextestError::Failed {
+            command,
+            status,
+            tail,
+        });
     }
     Ok(stdout)
 }
 
+/// The last few `error` lines of cargo's stderr, or its last lines if none say `error`.
+fn summarize(lines: &[String]) -> String {
+    let errors: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| l.starts_with("error"))
+        .collect();
+    let chosen: Vec<&str> = if errors.is_empty() {
+        lines
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| l.chars().any(char::is_alphanumeric))
+            .collect()
+    } else {
+        errors
+    };
+    chosen[chosen.len().saturating_sub(3)..].join(" | ")
+}
+
 fn describe(cmd: &Command) -> String {
-    let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
+    let program = Path::new(cmd.get_program());
+    let program = program.file_name().unwrap_or(program.as_os_str());
+    let mut words = vec![program.to_string_lossy().into_owned()];
     words.extend(cmd.get_args().take(2).map(|a| a.to_string_lossy().into_owned()));
     words.join(" ")
 }
@@ -232,7 +290,6 @@ fn one_line(s: &str) -> String {
 /// How a shard runs its tests from the archive and how its JUnit becomes results.
 #[derive(Debug, Clone)]
 pub struct NextestRecipe {
-    pub run_ignored: RunIgnored,
     pub passthrough: Vec<String>,
 }
 
@@ -257,8 +314,9 @@ impl ShardRecipe for NextestRecipe {
             filter::PROFILE,
             "--test-threads",
             &ctx.jobs.max(1).to_string(),
+            // The exact filter decides; ignored tests in it were selected on purpose.
             "--run-ignored",
-            self.run_ignored.as_arg(),
+            "all",
             "--no-fail-fast",
             "--no-tests",
             "warn",
@@ -291,7 +349,10 @@ impl ShardRecipe for NextestRecipe {
             env,
             workdir: format!("{root}/{SOURCE_DEST}"),
             files: vec![
-                (TOOL_CONFIG_DEST.to_owned(), filter::tool_config(root, tests, ctx.test_timeout).into_bytes()),
+                (
+                    TOOL_CONFIG_DEST.to_owned(),
+                    filter::tool_config(root, tests, ctx.test_timeout).into_bytes(),
+                ),
                 ("tmp/.keep".to_owned(), Vec::new()),
             ],
             collect: vec![filter::junit_path(root)],

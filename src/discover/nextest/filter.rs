@@ -41,8 +41,15 @@ pub fn exact_filterset(tests: &[TestId]) -> String {
     let groups: Vec<String> = by_binary
         .into_iter()
         .map(|(binary, names)| {
-            let names: Vec<String> = names.iter().map(|n| format!("test(={})", quote_matcher(n))).collect();
-            format!("(binary_id(={}) & ({}))", quote_matcher(binary), names.join(" | "))
+            let names: Vec<String> = names
+                .iter()
+                .map(|n| format!("test(={})", quote_matcher(n)))
+                .collect();
+            format!(
+                "(binary_id(={}) & ({}))",
+                quote_matcher(binary),
+                names.join(" | ")
+            )
         })
         .collect();
     groups.join(" | ")
@@ -58,7 +65,10 @@ pub fn tool_config(root: &str, tests: &[TestId], test_timeout: Option<Duration>)
     profile.insert("retries".into(), Value::Integer(0));
     if let Some(timeout) = test_timeout {
         let mut slow = Table::new();
-        slow.insert("period".into(), Value::String(format!("{}ms", timeout.as_millis().max(1))));
+        slow.insert(
+            "period".into(),
+            Value::String(format!("{}ms", timeout.as_millis().max(1))),
+        );
         slow.insert("terminate-after".into(), Value::Integer(1));
         slow.insert("grace-period".into(), Value::String("2s".into()));
         profile.insert("slow-timeout".into(), Value::Table(slow));

@@ -63,7 +63,9 @@ pub fn parse(xml: &[u8]) -> Result<Vec<TestResult>, JunitError> {
             Event::GeneralRef(r) => {
                 let resolved = match r.resolve_char_ref() {
                     Ok(Some(c)) => c.to_string(),
-                    _ => quick_xml::escape::resolve_predefined_entity(&r).unwrap_or_default().to_owned(),
+                    _ => quick_xml::escape::resolve_predefined_entity(&r)
+                        .unwrap_or_default()
+                        .to_owned(),
                 };
                 push_text(&mut current, slot, &mut outcome_body, &resolved);
             }
@@ -98,7 +100,9 @@ fn attr(e: &BytesStart<'_>, key: &str) -> Result<Option<String>, JunitError> {
 fn testcase(e: &BytesStart<'_>) -> Result<TestResult, JunitError> {
     let name = attr(e, "name")?.ok_or_else(|| JunitError("a <testcase> without a name".into()))?;
     let group = attr(e, "classname")?.unwrap_or_default();
-    let secs = attr(e, "time")?.and_then(|t| t.trim().parse::<f64>().ok()).unwrap_or(0.0);
+    let secs = attr(e, "time")?
+        .and_then(|t| t.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
     Ok(TestResult {
         id: TestId::new(group, name),
         status: TestStatus::Passed,
