@@ -371,3 +371,80 @@ fn ten_thousand_tests_run_in_one_shard() {
     assert!(results.iter().all(|r| r.status == TestStatus::Passed));
     assert_eq!(collected.exit_code, Some(0));
 }
+
+/// Test names no Rust function can have, from a `harness = false` binary speaking libtest's
+/// list protocol: the shard's filter must select exactly the chosen ones.
+#[test]
+fn names_with_special_characters_select_exactly() {
+    const NAMES: &[&str] = &[
+        "paren (a, b)",
+        "pipe | and & amp",
+        "back\\slash/slash",
+        "  spaced  ",
+        "größe ✓",
+        "quote \"x\" 'y'",
+        "hash #x",
+        "=equals",
+        "/regexish/",
+        "~tilde",
+        "glob*?[x]",
+        "not(this)",
+        "paren (a, b) longer",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = NAMES.iter().map(|n| format!("{n:?}")).collect();
+    let main = format!(
+        r#"const NAMES: &[&str] = &[{}];
+fn main() {{
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {{
+        if !args.iter().any(|a| a == "--ignored") {{
+            for n in NAMES {{ println!("{{n}}: test"); }}
+        }}
+        return;
+    }}
+    let name = args.iter().find(|a| !a.starts_with("--")).expect("a test name");
+    assert!(args.iter().any(|a| a == "--exact"));
+    assert!(NAMES.contains(&name.as_str()), "unknown test {{name:?}}");
+    println!("ran {{name}}");
+}}
+"#,
+        names.join(", ")
+    );
+    write_crate(dir.path(), &main);
+    let manifest = dir.path().join("Cargo.toml");
+    let mut toml = std::fs::read_to_string(&manifest).unwrap();
+    toml.push_str("\n[[test]]\nname = \"many\"\nharness = false\n");
+    std::fs::write(&manifest, toml).unwrap();
+
+    let suite = discover_timed(&NextestOptions {
+        manifest_path: Some(manifest),
+        ..Default::default()
+    });
+    let listed: BTreeSet<&str> = suite.tests.iter().map(|t| t.id.name.as_str()).collect();
+    assert_eq!(listed, NAMES.iter().copied().collect());
+    assert!(
+        suite.tests.iter().all(|t| t.id.group == "many::many"),
+        "{:?}",
+        suite.tests
+    );
+
+    // Leave out the last name, a prefix-match trap for the first one.
+    let chosen: Vec<TestId> = runnable(&suite.tests)
+        .into_iter()
+        .filter(|t| t.name != "paren (a, b) longer")
+        .collect();
+    let (results, collected) = run_shard(&suite, &chosen, 1, 2);
+    let got: BTreeSet<&TestId> = results.iter().map(|r| &r.id).collect();
+    assert_eq!(got, chosen.iter().collect());
+    assert!(
+        results.iter().all(|r| r.status == TestStatus::Passed),
+        "{results:?}"
+    );
+    let junit = String::from_utf8_lossy(collected.files.values().next().unwrap()).into_owned();
+    assert_eq!(
+        junit.matches("<testcase ").count(),
+        chosen.len(),
+        "nothing else ran:\n{junit}"
+    );
+}
