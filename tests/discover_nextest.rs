@@ -64,9 +64,17 @@ fn ctx(root: &Path, attempt: u32, jobs: usize) -> ShardCtx {
 
 /// Runs `tests` as one shard in a fresh root; returns its results and its exit code.
 fn run_shard(suite: &Suite, tests: &[TestId], attempt: u32, jobs: usize) -> (Vec<TestResult>, Collected) {
+    run_shard_with(suite, tests, |root| ctx(root, attempt, jobs))
+}
+
+fn run_shard_with(
+    suite: &Suite,
+    tests: &[TestId],
+    make_ctx: impl FnOnce(&Path) -> ShardCtx,
+) -> (Vec<TestResult>, Collected) {
     let root = tempfile::tempdir().unwrap();
     unpack(suite, root.path());
-    let spec = suite.recipe.prepare(tests, &ctx(root.path(), attempt, jobs));
+    let spec = suite.recipe.prepare(tests, &make_ctx(root.path()));
     let argv_bytes: usize = spec.argv.iter().map(|a| a.len()).sum();
     assert!(
         argv_bytes < 4096,
@@ -290,6 +298,28 @@ fn selected_ignored_tests_run_and_see_the_attempt() {
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].status, TestStatus::Passed);
     assert_eq!(collected.exit_code, Some(0));
+}
+
+#[test]
+fn a_test_past_its_timeout_is_stopped_and_failed() {
+    let out = tempfile::tempdir().unwrap();
+    let opts = NextestOptions {
+        filtersets: vec!["test(slow_two_seconds)".into()],
+        ..fixture_opts(out.path())
+    };
+    let suite = discover_timed(&opts);
+    let tests = runnable(&suite.tests);
+    assert_eq!(tests.len(), 2, "{tests:?}");
+    let (results, _) = run_shard_with(&suite, &tests, |root| ShardCtx {
+        test_timeout: Some(Duration::from_millis(500)),
+        ..ctx(root, 1, 2)
+    });
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        assert_eq!(r.status, TestStatus::Failed, "{r:?}");
+        assert_eq!(r.message.as_deref(), Some("test timeout"));
+        assert!(r.duration < Duration::from_millis(1500), "{r:?}");
+    }
 }
 
 #[test]
