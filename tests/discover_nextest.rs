@@ -323,6 +323,27 @@ fn a_test_past_its_timeout_is_stopped_and_failed() {
 }
 
 #[test]
+fn run_ignored_only_lists_just_the_ignored_tests_as_runnable() {
+    let out = tempfile::tempdir().unwrap();
+    let opts = NextestOptions {
+        run_ignored: RunIgnored::Only,
+        ..fixture_opts(out.path())
+    };
+    let suite = discover_timed(&opts);
+    let ids: BTreeSet<String> = suite.tests.iter().map(|t| t.id.to_string()).collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from([
+            "alpha tests::flaky_passes_on_second_attempt".to_owned(),
+            "alpha tests::ignored_unit".to_owned(),
+            "alpha::integration edge::ignored_integration".to_owned(),
+            "beta::failing ignored_slow".to_owned(),
+        ])
+    );
+    assert!(suite.tests.iter().all(|t| !t.ignored));
+}
+
+#[test]
 fn filtersets_drop_excluded_tests_even_when_ignored() {
     let out = tempfile::tempdir().unwrap();
     let opts = NextestOptions {

@@ -3,19 +3,21 @@
 
 mod filter;
 mod junit;
+mod process;
+mod recipe;
 mod source;
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use nextest_metadata::{FilterMatch, TestListSummary};
 
-use super::{Collected, ShardCtx, ShardRecipe, ShardSpec, Suite, TestCase, TestId, TestResult, Upload};
+use super::{Suite, TestCase, TestId, Upload};
+use process::{one_line, run};
 
 pub use filter::{exact_filterset, quote_matcher};
+pub use recipe::NextestRecipe;
 
 /// The archive's name in the shard root, and the source tree's.
 pub const ARCHIVE_DEST: &str = "archive.tar.zst";
@@ -200,179 +202,5 @@ fn selection_args(cmd: &mut Command, opts: &NextestOptions) {
     }
     if let Some(profile) = &opts.cargo_profile {
         cmd.arg("--cargo-profile").arg(profile);
-    }
-}
-
-/// Runs `cmd`, returning its stdout; on failure the error carries the tail of its stderr.
-fn run(mut cmd: Command, echo: bool) -> Result<Vec<u8>, NextestError> {
-    let command = describe(&cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| NextestError::Spawn {
-        program: command.clone(),
-        source,
-    })?;
-    let stderr = child.stderr.take().expect("stderr is piped");
-    // Read stderr on its own thread so neither pipe can fill up and stall the child.
-    let tail = std::thread::spawn(move || {
-        let mut tail = VecDeque::new();
-        for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
-            let line = String::from_utf8_lossy(&line).trim_end().to_owned();
-            if echo {
-                eprintln!("{line}");
-            }
-            if !line.trim().is_empty() {
-                tail.push_back(line);
-                if tail.len() > 40 {
-                    tail.pop_front();
-                }
-            }
-        }
-        tail
-    });
-    let mut stdout = Vec::new();
-    let read = child
-        .stdout
-        .take()
-        .expect("stdout is piped")
-        .read_to_end(&mut stdout);
-    let status = child.wait().map_err(|source| NextestError::Spawn {
-        program: command.clone(),
-        source,
-    })?;
-    let tail: Vec<String> = tail.join().unwrap_or_default().into();
-    if !status.success() || read.is_err() {
-        let status = status
-            .code()
-            .map_or_else(|| status.to_string(), |c| format!("exit code {c}"));
-        let tail = one_line(&summarize(&tail));
-        return Err(NextestError::Failed {
-            command,
-            status,
-            tail,
-        });
-    }
-    Ok(stdout)
-}
-
-/// The last few `error` lines of cargo's stderr, or its last lines if none say `error`.
-fn summarize(lines: &[String]) -> String {
-    let errors: Vec<&str> = lines
-        .iter()
-        .map(|l| l.trim())
-        .filter(|l| l.starts_with("error"))
-        .collect();
-    let chosen: Vec<&str> = if errors.is_empty() {
-        lines
-            .iter()
-            .map(|l| l.trim())
-            .filter(|l| l.chars().any(char::is_alphanumeric))
-            .collect()
-    } else {
-        errors
-    };
-    chosen[chosen.len().saturating_sub(3)..].join(" | ")
-}
-
-fn describe(cmd: &Command) -> String {
-    let program = Path::new(cmd.get_program());
-    let program = program.file_name().unwrap_or(program.as_os_str());
-    let mut words = vec![program.to_string_lossy().into_owned()];
-    words.extend(cmd.get_args().take(2).map(|a| a.to_string_lossy().into_owned()));
-    words.join(" ")
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// How a shard runs its tests from the archive and how its JUnit becomes results.
-#[derive(Debug, Clone)]
-pub struct NextestRecipe {
-    pub passthrough: Vec<String>,
-}
-
-impl ShardRecipe for NextestRecipe {
-    fn runner(&self) -> &'static str {
-        "nextest"
-    }
-
-    fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
-        let root = ctx.root.trim_end_matches('/');
-        let mut argv: Vec<String> = [
-            "cargo-nextest",
-            "nextest",
-            "run",
-            "--archive-file",
-            &format!("{root}/{ARCHIVE_DEST}"),
-            "--workspace-remap",
-            &format!("{root}/{SOURCE_DEST}"),
-            "--tool-config-file",
-            &format!("{}:{root}/{TOOL_CONFIG_DEST}", filter::TOOL),
-            "--profile",
-            filter::PROFILE,
-            "--test-threads",
-            &ctx.jobs.max(1).to_string(),
-            // The exact filter decides; ignored tests in it were selected on purpose.
-            "--run-ignored",
-            "all",
-            "--no-fail-fast",
-            "--no-tests",
-            "warn",
-            "--color",
-            "never",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        argv.extend(self.passthrough.iter().cloned());
-
-        let env = [
-            ("CARGO_SHARD_INDEX", ctx.index.to_string()),
-            ("CARGO_SHARD_COUNT", ctx.count.to_string()),
-            ("CARGO_SHARD_RUN", ctx.run_id.clone()),
-            ("CARGO_SHARD_HOST", ctx.host.clone()),
-            ("CARGO_SHARD_ATTEMPT", ctx.attempt.to_string()),
-            ("NO_COLOR", "1".into()),
-            ("CARGO_TERM_COLOR", "never".into()),
-            ("HOME", root.to_owned()),
-            // The archive is extracted to a temporary directory; a minimal image may lack /tmp.
-            ("TMPDIR", format!("{root}/tmp")),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-
-        ShardSpec {
-            argv,
-            env,
-            workdir: format!("{root}/{SOURCE_DEST}"),
-            files: vec![
-                (
-                    TOOL_CONFIG_DEST.to_owned(),
-                    filter::tool_config(root, tests, ctx.test_timeout).into_bytes(),
-                ),
-                ("tmp/.keep".to_owned(), Vec::new()),
-            ],
-            collect: vec![filter::junit_path(root)],
-        }
-    }
-
-    fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult> {
-        let Some(xml) = collected
-            .files
-            .iter()
-            .find(|(path, _)| path.ends_with(&format!("/{}/junit.xml", filter::PROFILE)))
-            .map(|(_, xml)| xml)
-        else {
-            return Vec::new();
-        };
-        // A broken file leaves every test without a result; the runner reports them as errors.
-        let Ok(parsed) = junit::parse(xml) else {
-            return Vec::new();
-        };
-        let mut by_id: HashMap<TestId, TestResult> = parsed.into_iter().map(|r| (r.id.clone(), r)).collect();
-        tests.iter().filter_map(|id| by_id.remove(id)).collect()
     }
 }
