@@ -31,6 +31,9 @@ pub fn parse(xml: &[u8]) -> Result<Vec<TestResult>, JunitError> {
     let mut current: Option<TestResult> = None;
     let mut outcome_body = String::new();
     let mut slot = Slot::None;
+    // Elements open inside the current testcase: only its direct children count, so the
+    // output nested in a retry's <rerunFailure>/<flakyFailure> does not mix into the final one.
+    let mut depth = 0usize;
     loop {
         let event = reader
             .read_event()
@@ -38,16 +41,27 @@ pub fn parse(xml: &[u8]) -> Result<Vec<TestResult>, JunitError> {
         match event {
             Event::Start(e) => match (current.as_mut(), e.local_name().as_ref()) {
                 (None, "testcase") => current = Some(testcase(&e)?),
-                (Some(case), name) => slot = child(case, name, &e)?,
+                (Some(case), name) => {
+                    depth += 1;
+                    slot = if depth == 1 {
+                        child(case, name, &e)?
+                    } else {
+                        Slot::None
+                    };
+                }
                 _ => {}
             },
             Event::Empty(e) => match (current.as_mut(), e.local_name().as_ref()) {
                 (None, "testcase") => out.push(testcase(&e)?),
-                (Some(case), name) => {
+                (Some(case), name) if depth == 0 => {
                     child(case, name, &e)?;
                 }
                 _ => {}
             },
+            Event::End(_) if depth > 0 => {
+                depth -= 1;
+                slot = Slot::None;
+            }
             Event::End(e) => {
                 if e.local_name().as_ref() == "testcase" {
                     if let Some(mut case) = current.take() {
@@ -185,6 +199,24 @@ note: run with `RUST_BACKTRACE=1`</failure>
         assert_eq!(failed.stderr, "err ]] text");
         assert_eq!(results[2].id, TestId::new("alpha", "größe"));
         assert_eq!(results[2].status, TestStatus::Skipped);
+    }
+
+    #[test]
+    fn a_retried_test_keeps_only_its_final_outcome_and_output() {
+        let xml = r#"<testsuites><testsuite name="a">
+            <testcase name="flaky" classname="a" time="1">
+                <flakyFailure message="first try" type="test failure">
+                    <system-out>old out</system-out><system-err>old err</system-err>
+                </flakyFailure>
+                <system-out>new out</system-out>
+            </testcase>
+        </testsuite></testsuites>"#;
+        let results = parse(xml.as_bytes()).unwrap();
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].status, TestStatus::Passed);
+        assert_eq!(results[0].message, None);
+        assert_eq!(results[0].stdout, "new out");
+        assert_eq!(results[0].stderr, "");
     }
 
     #[test]
