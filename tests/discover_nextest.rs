@@ -361,6 +361,19 @@ fn filtersets_drop_excluded_tests_even_when_ignored() {
     assert_eq!(ignored[0].id, TestId::new("beta::failing", "ignored_slow"));
 }
 
+#[test]
+fn a_bad_filterset_is_one_line_naming_the_problem() {
+    let out = tempfile::tempdir().unwrap();
+    let opts = NextestOptions {
+        filtersets: vec!["test(unclosed".into()],
+        ..fixture_opts(out.path())
+    };
+    let text = discover(&opts).expect_err("an unclosed filterset").to_string();
+    assert!(!text.contains('\n'), "{text}");
+    assert!(text.contains("cargo nextest list"), "{text}");
+    assert!(text.contains("expected close parenthesis"), "{text}");
+}
+
 /// Writes a small crate to `dir`: `tests/many.rs` holds `n` tests made by one macro.
 fn write_crate(dir: &Path, body: &str) {
     std::fs::create_dir_all(dir.join("src")).unwrap();
