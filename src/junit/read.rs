@@ -70,6 +70,9 @@ pub fn read_str(src: &str, origin: &str) -> Result<Report, JunitError> {
             _ => {}
         }
     }
+    if !st.open.is_empty() {
+        return Err(st.err(src.len(), "unexpected end of file: elements left open (truncated file?)".into()));
+    }
     if !st.seen_root {
         return Err(st.err(src.len(), "no <testsuites> or <testsuite> element".into()));
     }
