@@ -95,10 +95,10 @@ pub fn discover(opts: &ExecOptions) -> Result<Suite, ExecError> {
     if opts.command.is_empty() {
         return Err(ExecError::EmptyCommand);
     }
-    if let KeyPassing::FilterEnv { format, .. } = &opts.passing {
-        if !format.contains(REGEX_PLACEHOLDER) {
-            return Err(ExecError::FilterFormat(format.clone()));
-        }
+    if let KeyPassing::FilterEnv { format, .. } = &opts.passing
+        && !format.contains(REGEX_PLACEHOLDER)
+    {
+        return Err(ExecError::FilterFormat(format.clone()));
     }
     let mut results = Vec::new();
     for g in &opts.results {
@@ -297,7 +297,7 @@ impl ExecRecipe {
                 let better = merged
                     .get(t.name.as_str())
                     .is_none_or(|old| old.status.is_none() && t.status.is_some());
-                if better && keys.iter().any(|k| *k == t.name) {
+                if better && keys.contains(&t.name) {
                     merged.insert(&t.name, t);
                 }
             }

@@ -168,12 +168,7 @@ fn message(test: &ParsedTest, failed_subtests: &[String]) -> Option<String> {
             Some(format!("failed subtests: {}", failed_subtests.join(", ")))
         }
         Some(TestStatus::Failed) => test.output.lines().find_map(log_line).map(str::to_string),
-        Some(TestStatus::Skipped) => test
-            .output
-            .lines()
-            .filter_map(log_line)
-            .last()
-            .map(str::to_string),
+        Some(TestStatus::Skipped) => test.output.lines().rev().find_map(log_line).map(str::to_string),
         _ => None,
     }
 }
