@@ -25,7 +25,11 @@ pub fn load_hosts(opt: &HostsOpt) -> Result<(HostsConfig, bool), (u8, String)> {
                 let known: Vec<&str> = config.hosts.iter().map(|h| h.name.as_str()).collect();
                 return Err((
                     exit::BAD_INPUT,
-                    format!("--only-host {name}: no such host in {} (known: {})", config.source, known.join(", ")),
+                    format!(
+                        "--only-host {name}: no such host in {} (known: {})",
+                        config.source,
+                        known.join(", ")
+                    ),
                 ));
             }
         }
@@ -45,7 +49,11 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
     let attempts = config.hosts.iter().cloned().map(|host| async move {
         let r = match tokio::time::timeout(CONNECT_TIMEOUT, Engine::connect(&host)).await {
             Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err(format!("{}: timeout after {}s", host.name, CONNECT_TIMEOUT.as_secs())),
+            Err(_) => Err(format!(
+                "{}: timeout after {}s",
+                host.name,
+                CONNECT_TIMEOUT.as_secs()
+            )),
         };
         (host, r)
     });
@@ -53,7 +61,10 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
     let mut failures = Vec::new();
     for (host, r) in futures_util::future::join_all(attempts).await {
         match r {
-            Ok(engine) => live.push(LiveHost { host, engine: Arc::new(engine) }),
+            Ok(engine) => live.push(LiveHost {
+                host,
+                engine: Arc::new(engine),
+            }),
             Err(reason) => failures.push((host, reason)),
         }
     }
@@ -62,20 +73,36 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
         let host: Host = local.hosts[0].clone();
         let why = failures.first().map(|(_, r)| r.clone()).unwrap_or_default();
         if !quiet {
-            eprintln!("backend: local processes, {} slots (no Docker engine reachable: {why})", host.slots);
+            eprintln!(
+                "backend: local processes, {} slots (no Docker engine reachable: {why})",
+                host.slots
+            );
         }
-        let engine = Engine::connect(&host).await.map_err(|e| (exit::INFRA_FAILED, e.to_string()))?;
-        return Ok(vec![LiveHost { host, engine: Arc::new(engine) }]);
+        let engine = Engine::connect(&host)
+            .await
+            .map_err(|e| (exit::INFRA_FAILED, e.to_string()))?;
+        return Ok(vec![LiveHost {
+            host,
+            engine: Arc::new(engine),
+        }]);
     }
     for (host, reason) in &failures {
-        eprintln!("warning: host {} ({}) left out: {reason}", host.name, host.endpoint);
+        eprintln!(
+            "warning: host {} ({}) left out: {reason}",
+            host.name, host.endpoint
+        );
     }
     if live.is_empty() {
-        return Err((exit::INFRA_FAILED, format!("no host reachable in {}", config.source)));
+        return Err((
+            exit::INFRA_FAILED,
+            format!("no host reachable in {}", config.source),
+        ));
     }
     if !quiet {
-        let names: Vec<String> =
-            live.iter().map(|h| format!("{} ({}, {} slots)", h.host.name, h.host.endpoint, h.host.slots)).collect();
+        let names: Vec<String> = live
+            .iter()
+            .map(|h| format!("{} ({}, {} slots)", h.host.name, h.host.endpoint, h.host.slots))
+            .collect();
         eprintln!("backend: docker on {}", names.join(", "));
     }
     Ok(live)

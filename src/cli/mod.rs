@@ -10,10 +10,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::exit;
 
 mod backend;
+mod discover_opts;
 mod gc;
 mod hosts;
 mod pipeline;
 mod plan_cmd;
+mod planning;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -62,7 +62,11 @@ impl Slot {
 pub(crate) fn slots(caps: &[Capacity]) -> Vec<Slot> {
     let mut out = Vec::new();
     for c in caps {
-        let weight = if c.weight.is_finite() && c.weight > 0.0 { c.weight } else { 1.0 };
+        let weight = if c.weight.is_finite() && c.weight > 0.0 {
+            c.weight
+        } else {
+            1.0
+        };
         for _ in 0..c.slots {
             out.push(Slot {
                 host: Some(c.host.clone()),
@@ -102,7 +106,11 @@ pub(crate) fn shard_slots(slots: &[Slot], m: usize) -> Vec<usize> {
         }
         count[best] += 1;
     }
-    count.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k, n)).collect()
+    count
+        .iter()
+        .enumerate()
+        .flat_map(|(k, &n)| std::iter::repeat_n(k, n))
+        .collect()
 }
 
 /// `overhead + max(total / Σ(slots·jobs·weight), longest / fastest weight)`: every slot
@@ -136,7 +144,10 @@ pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
         order.sort_by(|&a, &b| tests[b].expected.cmp(&tests[a].expected));
     } else {
         order.sort_by(|&a, &b| {
-            tests[b].expected.cmp(&tests[a].expected).then_with(|| tests[a].id.cmp(&tests[b].id))
+            tests[b]
+                .expected
+                .cmp(&tests[a].expected)
+                .then_with(|| tests[a].id.cmp(&tests[b].id))
         });
     }
 
@@ -169,7 +180,8 @@ pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
         let (_, _, i) = best.expect("there is at least one shard");
         let b = &mut bins[i];
         let slot = &slots[b.slot];
-        finish[b.slot] += slot.cost(b.sum + d, b.longest.max(d), overhead) - slot.cost(b.sum, b.longest, overhead);
+        finish[b.slot] +=
+            slot.cost(b.sum + d, b.longest.max(d), overhead) - slot.cost(b.sum, b.longest, overhead);
         b.sum += d;
         b.longest = b.longest.max(d);
         b.tests.push(t);
@@ -179,7 +191,13 @@ pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
             rng.shuffle(&mut b.tests);
         }
     }
-    assemble(tests, &slots, bins, overhead, lower_bound(tests, caps, opts.per_shard_overhead))
+    assemble(
+        tests,
+        &slots,
+        bins,
+        overhead,
+        lower_bound(tests, caps, opts.per_shard_overhead),
+    )
 }
 
 /// A shard being filled: its slot, its load and its tests (indexes into the input).
@@ -204,7 +222,13 @@ impl Bin {
 
 /// Turns filled bins into a [`Plan`]: empty bins dropped (they would start a container
 /// for nothing), predicted times from the model, shards longest first.
-pub(crate) fn assemble(tests: &[Weighted], slots: &[Slot], bins: Vec<Bin>, overhead: f64, lb: Duration) -> Plan {
+pub(crate) fn assemble(
+    tests: &[Weighted],
+    slots: &[Slot],
+    bins: Vec<Bin>,
+    overhead: f64,
+    lb: Duration,
+) -> Plan {
     let mut finish = vec![0.0f64; slots.len()];
     let mut shards: Vec<(f64, usize, Shard)> = Vec::new();
     for (i, b) in bins.into_iter().enumerate() {

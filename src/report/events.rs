@@ -38,7 +38,12 @@ pub fn observer() -> Observer {
 
 pub fn to_json(event: &Event) -> Value {
     match event {
-        Event::ShardStarted { shard, attempt, host, tests } => json!({
+        Event::ShardStarted {
+            shard,
+            attempt,
+            host,
+            tests,
+        } => json!({
             "type": "shard-started", "shard": shard, "attempt": attempt, "host": host, "tests": tests,
         }),
         Event::ShardFinished(a) => json!({
@@ -52,8 +57,21 @@ pub fn to_json(event: &Event) -> Value {
             "duration": secs(a.finished.saturating_sub(a.started)),
             "end": a.end,
             "rerun": a.rerun,
+            "phases": {
+                "create": secs(a.phases.create),
+                "upload": secs(a.phases.upload),
+                "start": secs(a.phases.start),
+                "run": secs(a.phases.run),
+                "collect": secs(a.phases.collect),
+                "remove": secs(a.phases.remove),
+            },
         }),
-        Event::TestFinished { result, shard, host, attempt } => json!({
+        Event::TestFinished {
+            result,
+            shard,
+            host,
+            attempt,
+        } => json!({
             "type": "test-finished",
             "group": result.id.group,
             "name": result.id.name,
@@ -98,5 +116,8 @@ pub fn run_finished(report: &RunReport, exit_code: u8) {
 }
 
 fn status_name(s: TestStatus) -> String {
-    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }

@@ -61,7 +61,9 @@ impl State {
     }
 
     fn redraw(&self) {
-        let Some((_, overall, host_bars)) = &self.bars else { return };
+        let Some((_, overall, host_bars)) = &self.bars else {
+            return;
+        };
         overall.set_position(self.done_tests as u64);
         overall.set_message(format!("{} failed", self.failed));
         for (host, bar) in host_bars {
@@ -117,8 +119,10 @@ pub fn start(mode: ProgressMode, hosts: &[String], total_tests: usize, predicted
             .collect();
         let overall = multi.add(ProgressBar::new(total_tests as u64));
         overall.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} tests, {msg}, elapsed {elapsed}, plan {prefix}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} tests, {msg}, elapsed {elapsed}, plan {prefix}",
+            )
+            .expect("valid template"),
         );
         overall.set_prefix(format!("{:.0}s", predicted.as_secs_f64()));
         (multi, overall, host_bars)
@@ -138,10 +142,19 @@ pub fn start(mode: ProgressMode, hosts: &[String], total_tests: usize, predicted
 fn on_event(s: &mut State, event: &Event) {
     let quiet = s.mode.quiet;
     match event {
-        Event::ShardStarted { shard, attempt, host, tests } => {
+        Event::ShardStarted {
+            shard,
+            attempt,
+            host,
+            tests,
+        } => {
             s.hosts.entry(host.clone()).or_default().0 += 1;
             if !quiet && !s.mode.bars {
-                let again = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
                 s.line(&format!("shard {shard} started on {host}: {tests} tests{again}"));
             }
         }
@@ -150,7 +163,9 @@ fn on_event(s: &mut State, event: &Event) {
             h.0 = h.0.saturating_sub(1);
             h.1 += 1;
             let how = match &a.end {
-                AttemptEnd::Exited(code) => format!("exit {}", code.map(|c| c.to_string()).unwrap_or("?".into())),
+                AttemptEnd::Exited(code) => {
+                    format!("exit {}", code.map(|c| c.to_string()).unwrap_or("?".into()))
+                }
                 AttemptEnd::Failed(r) => format!("failed: {r}"),
                 AttemptEnd::TimedOut => "timed out".to_string(),
                 AttemptEnd::Cancelled => "cancelled".to_string(),
@@ -171,7 +186,9 @@ fn on_event(s: &mut State, event: &Event) {
                 eprintln!("::endgroup::");
             }
         }
-        Event::TestFinished { result, shard, host, .. } => {
+        Event::TestFinished {
+            result, shard, host, ..
+        } => {
             s.done_tests = (s.done_tests + 1).min(s.total_tests);
             let h = s.hosts.entry(host.clone()).or_default();
             match result.status {
@@ -185,18 +202,32 @@ fn on_event(s: &mut State, event: &Event) {
             if matches!(result.status, TestStatus::Failed | TestStatus::Error) {
                 let mut text = format!("FAIL {} [shard {shard} on {host}]", result.id);
                 if let Some(m) = &result.message {
-                    text.push_str(&format!("\n    {}", strip_control(m.lines().next().unwrap_or(""))));
+                    text.push_str(&format!(
+                        "\n    {}",
+                        strip_control(m.lines().next().unwrap_or(""))
+                    ));
                 }
-                let out: Vec<String> = result.stdout.lines().chain(result.stderr.lines()).map(strip_control).collect();
+                let out: Vec<String> = result
+                    .stdout
+                    .lines()
+                    .chain(result.stderr.lines())
+                    .map(strip_control)
+                    .collect();
                 for l in &out[out.len().saturating_sub(8)..] {
                     text.push_str(&format!("\n    | {l}"));
                 }
                 s.line(&text);
             } else if s.mode.verbose {
                 let status = format!("{:?}", result.status).to_uppercase();
-                s.line(&format!("{status:<7} {:>6.2}s {} [{host}]", result.duration.as_secs_f64(), result.id));
+                s.line(&format!(
+                    "{status:<7} {:>6.2}s {} [{host}]",
+                    result.duration.as_secs_f64(),
+                    result.id
+                ));
             }
         }
-        Event::HostLost { host, reason } => s.line(&format!("host {host} lost: {reason}; its shards move to the others")),
+        Event::HostLost { host, reason } => s.line(&format!(
+            "host {host} lost: {reason}; its shards move to the others"
+        )),
     }
 }

@@ -23,10 +23,22 @@ pub struct Written {
 
 pub fn render(report: &RunReport, plan: &Plan, written: &Written) -> String {
     let mut out = String::new();
-    let failed: Vec<_> = report.outcomes.iter().filter(|o| o.result.status == TestStatus::Failed).collect();
-    let errors: Vec<_> = report.outcomes.iter().filter(|o| o.result.status == TestStatus::Error).collect();
+    let failed: Vec<_> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.result.status == TestStatus::Failed)
+        .collect();
+    let errors: Vec<_> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.result.status == TestStatus::Error)
+        .collect();
     for o in failed.iter().chain(errors.iter()) {
-        let kind = if o.result.status == TestStatus::Failed { "FAIL" } else { "ERROR" };
+        let kind = if o.result.status == TestStatus::Failed {
+            "FAIL"
+        } else {
+            "ERROR"
+        };
         let place = match o.shard {
             Some(s) if !o.host.is_empty() => format!(" [shard {s} on {}]", o.host),
             _ => String::new(),
@@ -41,7 +53,12 @@ pub fn render(report: &RunReport, plan: &Plan, written: &Written) -> String {
     }
     let flaky: Vec<_> = report.outcomes.iter().filter(|o| o.is_flaky()).collect();
     for o in &flaky {
-        let _ = writeln!(out, "FLAKY {} (passed on attempt {})", o.id(), o.earlier.len() + 1);
+        let _ = writeln!(
+            out,
+            "FLAKY {} (passed on attempt {})",
+            o.id(),
+            o.earlier.len() + 1
+        );
     }
     if !out.is_empty() {
         out.push('\n');
@@ -73,7 +90,14 @@ pub fn render(report: &RunReport, plan: &Plan, written: &Written) -> String {
         let _ = writeln!(out, "{:<12} {:>6} {:>10} {:>6}", "host", "shards", "busy", "util");
         for (host, (shards, busy, slots)) in &hosts {
             let util = busy.as_secs_f64() / (report.wall.as_secs_f64() * *slots as f64).max(1e-9);
-            let _ = writeln!(out, "{:<12} {:>6} {:>10} {:>5.0}%", host, shards, secs(*busy), util * 100.0);
+            let _ = writeln!(
+                out,
+                "{:<12} {:>6} {:>10} {:>5.0}%",
+                host,
+                shards,
+                secs(*busy),
+                util * 100.0
+            );
         }
         for (host, reason) in &report.lost_hosts {
             let _ = writeln!(out, "{host:<12} lost: {reason}");
@@ -125,7 +149,11 @@ pub fn render(report: &RunReport, plan: &Plan, written: &Written) -> String {
         }
     }
     for (host, container) in &report.kept {
-        let _ = writeln!(out, "  kept: {container} on {host} (reach it with `docker exec -it {container} sh` against that host; remove with `cargo shard gc --run {}`)", report.run_id);
+        let _ = writeln!(
+            out,
+            "  kept: {container} on {host} (reach it with `docker exec -it {container} sh` against that host; remove with `cargo shard gc --run {}`)",
+            report.run_id
+        );
     }
     out
 }
@@ -192,8 +220,13 @@ mod tests {
                 id: TestId::new("sample::it", name),
                 status,
                 duration: Duration::from_millis(ms),
-                message: (status == TestStatus::Failed).then(|| "assertion failed: left == right\nmore".into()),
-                stdout: if status == TestStatus::Failed { "line 1\n\x1b[31mred <&>\x1b[0m\n".into() } else { String::new() },
+                message: (status == TestStatus::Failed)
+                    .then(|| "assertion failed: left == right\nmore".into()),
+                stdout: if status == TestStatus::Failed {
+                    "line 1\n\x1b[31mred <&>\x1b[0m\n".into()
+                } else {
+                    String::new()
+                },
                 stderr: String::new(),
             },
             earlier: Vec::new(),
@@ -224,7 +257,9 @@ mod tests {
     #[test]
     fn summary_layout() {
         let mut flaky = outcome("flaky", TestStatus::Passed, 300, 1, "e2");
-        flaky.earlier.push(outcome("flaky", TestStatus::Failed, 300, 0, "e1").result);
+        flaky
+            .earlier
+            .push(outcome("flaky", TestStatus::Failed, 300, 0, "e1").result);
         let report = RunReport {
             run_id: "r1".into(),
             outcomes: vec![
@@ -241,15 +276,28 @@ mod tests {
         };
         let plan = Plan {
             shards: vec![
-                Shard { index: 0, host: Some("e1".into()), tests: vec![], predicted: Duration::from_secs(2) },
-                Shard { index: 1, host: Some("e2".into()), tests: vec![], predicted: Duration::from_secs(1) },
+                Shard {
+                    index: 0,
+                    host: Some("e1".into()),
+                    tests: vec![],
+                    predicted: Duration::from_secs(2),
+                },
+                Shard {
+                    index: 1,
+                    host: Some("e2".into()),
+                    tests: vec![],
+                    predicted: Duration::from_secs(1),
+                },
             ],
             total: Duration::from_secs(3),
             makespan: Duration::from_secs(2),
             lower_bound: Duration::from_millis(1500),
             estimated: 0,
         };
-        let written = Written { junit: Some("target/shard/junit.xml".into()), ..Default::default() };
+        let written = Written {
+            junit: Some("target/shard/junit.xml".into()),
+            ..Default::default()
+        };
         insta::assert_snapshot!(render(&report, &plan, &written));
     }
 

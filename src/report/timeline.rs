@@ -58,7 +58,10 @@ pub fn render(report: &RunReport, plan: &Plan) -> String {
     let failed_shards: BTreeMap<(usize, u32), bool> = report
         .outcomes
         .iter()
-        .filter_map(|o| o.shard.map(|s| ((s, 1 + o.earlier.len() as u32), o.result.status)))
+        .filter_map(|o| {
+            o.shard
+                .map(|s| ((s, 1 + o.earlier.len() as u32), o.result.status))
+        })
         .fold(BTreeMap::new(), |mut m, (k, status)| {
             let bad = matches!(status, TestStatus::Failed | TestStatus::Error);
             *m.entry(k).or_insert(false) |= bad;
@@ -84,7 +87,10 @@ pub fn render(report: &RunReport, plan: &Plan) -> String {
         );
     }
     for a in &report.attempts {
-        let row = rows.iter().position(|r| r.0 == a.host && r.1 == a.slot).unwrap_or(0);
+        let row = rows
+            .iter()
+            .position(|r| r.0 == a.host && r.1 == a.slot)
+            .unwrap_or(0);
         let y = row as f64 * ROW_HEIGHT + 3.0;
         let x = LABEL_WIDTH + a.started.as_secs_f64() * scale;
         let w = (a.finished.saturating_sub(a.started).as_secs_f64() * scale).max(2.0);
@@ -117,14 +123,28 @@ pub fn render(report: &RunReport, plan: &Plan) -> String {
             title = esc(&title),
         );
         if setup > 0.5 {
-            let _ = write!(svg, r#"<rect class="setup" x="{x:.1}" y="{y:.1}" width="{:.1}" height="20"/>"#, setup.min(w));
+            let _ = write!(
+                svg,
+                r#"<rect class="setup" x="{x:.1}" y="{y:.1}" width="{:.1}" height="20"/>"#,
+                setup.min(w)
+            );
         }
         if teardown > 0.5 {
             let tw = teardown.min(w);
-            let _ = write!(svg, r#"<rect class="teardown" x="{:.1}" y="{y:.1}" width="{tw:.1}" height="20"/>"#, x + w - tw);
+            let _ = write!(
+                svg,
+                r#"<rect class="teardown" x="{:.1}" y="{y:.1}" width="{tw:.1}" height="20"/>"#,
+                x + w - tw
+            );
         }
         if w > 24.0 {
-            let _ = write!(svg, r#"<text class="num" x="{:.1}" y="{:.1}">{}</text>"#, x + 4.0, y + 14.0, a.shard);
+            let _ = write!(
+                svg,
+                r#"<text class="num" x="{:.1}" y="{:.1}">{}</text>"#,
+                x + 4.0,
+                y + 14.0,
+                a.shard
+            );
         }
         svg.push_str("</g>");
     }
@@ -140,11 +160,19 @@ pub fn render(report: &RunReport, plan: &Plan) -> String {
     svg.push_str("</svg>");
 
     let mut failures = String::new();
-    for o in report.outcomes.iter().filter(|o| matches!(o.result.status, TestStatus::Failed | TestStatus::Error)) {
+    for o in report
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o.result.status, TestStatus::Failed | TestStatus::Error))
+    {
         let _ = write!(
             failures,
             "<details><summary><b>{}</b> {} <span class=dim>shard {} on {}</span></summary><pre>{}\n{}{}</pre></details>",
-            if o.result.status == TestStatus::Failed { "FAIL" } else { "ERROR" },
+            if o.result.status == TestStatus::Failed {
+                "FAIL"
+            } else {
+                "ERROR"
+            },
             esc(&o.id().to_string()),
             o.shard.map(|s| s.to_string()).unwrap_or("-".into()),
             esc(&o.host),
@@ -156,7 +184,11 @@ pub fn render(report: &RunReport, plan: &Plan) -> String {
     if failures.is_empty() {
         failures.push_str("<p>None.</p>");
     }
-    let mut slow: Vec<_> = report.outcomes.iter().filter(|o| o.result.status != TestStatus::Skipped).collect();
+    let mut slow: Vec<_> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.result.status != TestStatus::Skipped)
+        .collect();
     slow.sort_by(|a, b| b.result.duration.cmp(&a.result.duration).then(a.id().cmp(b.id())));
     let mut slowest = String::from("<table><tr><th>seconds</th><th>test</th><th>host</th></tr>");
     for o in slow.iter().take(10) {

@@ -368,6 +368,11 @@ async fn worker(
         });
         let run = attempt::run(shared, host, &job).await;
         let record = settle(shared, hosts, name, slot, job, run, queue, observer, t0);
+        queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .attempts
+            .push(record.clone());
         observer(&Event::ShardFinished(record));
         wake.notify_waiters();
     }
