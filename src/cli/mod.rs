@@ -150,6 +150,30 @@ pub struct RunOpts {
     pub color: Color,
 }
 
+impl RunOpts {
+    /// The options a plan-only invocation implies.
+    pub fn for_plan(hosts: HostsOpt, plan: PlanOpts) -> Self {
+        Self {
+            hosts,
+            plan,
+            dry_run: true,
+            junit: None,
+            out_dir: None,
+            shard_retries: 1,
+            retries: 0,
+            flaky_result: FlakyResult::Pass,
+            shard_timeout: None,
+            test_timeout: None,
+            keep_containers: false,
+            message_format: MessageFormat::Human,
+            no_progress: true,
+            quiet: true,
+            verbose: 0,
+            color: Color::Never,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum FlakyResult {
     #[default]

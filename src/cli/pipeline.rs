@@ -15,12 +15,9 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Ok(l) => l,
         Err((code, msg)) => return fail(code, msg),
     };
-    let out_dir = match &a.run.out_dir {
-        Some(d) => d.clone(),
-        None => match nextest_target_dir(a.select.manifest_path.as_deref()) {
-            Ok(t) => t.join("shard"),
-            Err(e) => return fail(exit::BUILD_FAILED, e),
-        },
+    let out_dir = match nextest_out_dir(a.run.out_dir.as_deref(), a.select.manifest_path.as_deref()) {
+        Ok(d) => d,
+        Err(e) => return fail(exit::BUILD_FAILED, e),
     };
     let opts = super::discover_opts::nextest(&a, &out_dir, a.run.quiet);
     let suite = match tokio::task::spawn_blocking(move || crate::discover::nextest::discover(&opts)).await {
@@ -39,6 +36,14 @@ pub async fn go(a: GoArgs) -> u8 {
 pub async fn exec(a: ExecArgs) -> u8 {
     let _ = a;
     fail(exit::BAD_INPUT, "exec: not wired yet")
+}
+
+/// `--out-dir`, else `<cargo target dir>/shard`.
+pub(super) fn nextest_out_dir(out_dir: Option<&Path>, manifest: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(d) = out_dir {
+        return Ok(d.to_path_buf());
+    }
+    Ok(nextest_target_dir(manifest)?.join("shard"))
 }
 
 fn nextest_target_dir(manifest: Option<&Path>) -> Result<PathBuf, String> {
