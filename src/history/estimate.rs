@@ -15,11 +15,16 @@ pub fn estimate(tests: &[TestId], history: &History, default: Duration) -> Vec<W
     let mut by_group: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut all = Vec::with_capacity(history.len());
     for (id, d) in history.iter() {
-        by_group.entry(id.group.as_str()).or_default().push(d.as_secs_f64());
+        by_group
+            .entry(id.group.as_str())
+            .or_default()
+            .push(d.as_secs_f64());
         all.push(d.as_secs_f64());
     }
-    let group_median: BTreeMap<&str, Duration> =
-        by_group.into_iter().map(|(g, v)| (g, Duration::from_secs_f64(median(&v)))).collect();
+    let group_median: BTreeMap<&str, Duration> = by_group
+        .into_iter()
+        .map(|(g, v)| (g, Duration::from_secs_f64(median(&v))))
+        .collect();
     let global = if all.is_empty() {
         default
     } else {

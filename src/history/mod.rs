@@ -79,16 +79,27 @@ impl History {
         };
         let file: FileFormat = match serde_json::from_slice(&bytes) {
             Ok(f) => f,
-            Err(e) => return (History::new(), Some(fresh(path, &format!("not a history file: {e}")))),
+            Err(e) => {
+                return (
+                    History::new(),
+                    Some(fresh(path, &format!("not a history file: {e}"))),
+                );
+            }
         };
         if file.version != FORMAT_VERSION {
-            let why = format!("format version {} (this cargo-shard reads {FORMAT_VERSION})", file.version);
+            let why = format!(
+                "format version {} (this cargo-shard reads {FORMAT_VERSION})",
+                file.version
+            );
             return (History::new(), Some(fresh(path, &why)));
         }
         let mut h = History::new();
         for (group, names) in file.tests {
             for (name, samples) in names {
-                let mut samples: Vec<f64> = samples.into_iter().filter(|s| s.is_finite() && *s >= 0.0).collect();
+                let mut samples: Vec<f64> = samples
+                    .into_iter()
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .collect();
                 if samples.len() > SAMPLES {
                     samples.drain(..samples.len() - SAMPLES);
                 }
@@ -123,7 +134,10 @@ impl History {
         let mut tests: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
         for (id, samples) in &self.tests {
             let rounded = samples.iter().map(|s| (s * 1e6).round() / 1e6).collect();
-            tests.entry(id.group.clone()).or_default().insert(id.name.clone(), rounded);
+            tests
+                .entry(id.group.clone())
+                .or_default()
+                .insert(id.name.clone(), rounded);
         }
         let file = FileFormat {
             version: FORMAT_VERSION,
@@ -158,7 +172,9 @@ impl History {
 
     /// Every known test with its expected duration, in [`TestId`] order.
     pub fn iter(&self) -> impl Iterator<Item = (&TestId, Duration)> {
-        self.tests.iter().map(|(id, s)| (id, Duration::from_secs_f64(median(s))))
+        self.tests
+            .iter()
+            .map(|(id, s)| (id, Duration::from_secs_f64(median(s))))
     }
 
     /// Records every timed, non-skipped case of a JUnit report. Identity: group = the
@@ -172,8 +188,15 @@ impl History {
                 if case.status.is_skipped() {
                     continue;
                 }
-                let group = if case.classname.is_empty() { &suite.name } else { &case.classname };
-                self.record(&TestId::new(group.clone(), case.name.clone()), Duration::from_secs_f64(secs));
+                let group = if case.classname.is_empty() {
+                    &suite.name
+                } else {
+                    &case.classname
+                };
+                self.record(
+                    &TestId::new(group.clone(), case.name.clone()),
+                    Duration::from_secs_f64(secs),
+                );
                 n += 1;
             }
         }
@@ -195,11 +218,17 @@ impl History {
                 match p {
                     Ok(p) if p.is_file() => files.push(p),
                     Ok(_) => {}
-                    Err(e) => summary.warnings.push(Warning(format!("{}: skipped: {}", e.path().display(), e.error()))),
+                    Err(e) => summary.warnings.push(Warning(format!(
+                        "{}: skipped: {}",
+                        e.path().display(),
+                        e.error()
+                    ))),
                 }
             }
             if files.is_empty() {
-                summary.warnings.push(Warning(format!("--timings-from {pattern:?}: no files match")));
+                summary
+                    .warnings
+                    .push(Warning(format!("--timings-from {pattern:?}: no files match")));
             }
             files.sort();
             for f in files {
@@ -217,7 +246,10 @@ impl History {
 }
 
 fn fresh(path: &Path, why: &str) -> Warning {
-    Warning(format!("{}: {why}; starting with an empty history", path.display()))
+    Warning(format!(
+        "{}: {why}; starting with an empty history",
+        path.display()
+    ))
 }
 
 /// Median of a non-empty slice (mean of the middle two for an even count).

@@ -72,7 +72,10 @@ fn corrupt_history_warns_naming_the_file_and_starts_fresh() {
     let (h, w) = History::load(&path);
     assert!(h.is_empty());
     let w = w.expect("a warning").0;
-    assert!(w.starts_with(&format!("{}: not a history file:", path.display())), "{w}");
+    assert!(
+        w.starts_with(&format!("{}: not a history file:", path.display())),
+        "{w}"
+    );
     assert!(w.ends_with("starting with an empty history"), "{w}");
 
     std::fs::write(&path, "{\"version\": 7, \"tests\": {}}").unwrap();
@@ -89,7 +92,11 @@ fn corrupt_history_warns_naming_the_file_and_starts_fresh() {
 #[test]
 fn seeding_from_junit_maps_classname_and_name_and_warns_on_bad_files() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("broken.xml"), "<testsuites><testsuite name=\"x\">").unwrap();
+    std::fs::write(
+        dir.path().join("broken.xml"),
+        "<testsuites><testsuite name=\"x\">",
+    )
+    .unwrap();
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/junit");
     let globs = vec![
         format!("{fixtures}/*.xml"),
@@ -100,18 +107,34 @@ fn seeding_from_junit_maps_classname_and_name_and_warns_on_bad_files() {
     let summary = h.seed_from_junit(&globs).unwrap();
     assert_eq!(summary.files, 5);
     assert_eq!(summary.warnings.len(), 2, "{:?}", summary.warnings);
-    assert!(summary.warnings[0].0.contains("broken.xml:1: "), "{:?}", summary.warnings);
+    assert!(
+        summary.warnings[0].0.contains("broken.xml:1: "),
+        "{:?}",
+        summary.warnings
+    );
     assert!(summary.warnings[1].0.contains("no files match"));
     // nextest: group = binary id.
-    assert_eq!(h.expected(&id("rust-sample::integration", "end_to_end_large")), Some(secs(3.954)));
+    assert_eq!(
+        h.expected(&id("rust-sample::integration", "end_to_end_large")),
+        Some(secs(3.954))
+    );
     // gotestsum: group = import path.
-    assert_eq!(h.expected(&id("example.com/shop/pricing", "TestTaxTables")), Some(secs(0.62)));
+    assert_eq!(
+        h.expected(&id("example.com/shop/pricing", "TestTaxTables")),
+        Some(secs(0.62))
+    );
     // go-junit-report v1 writes the package's last element as classname.
     assert_eq!(h.expected(&id("pay", "TestRefund")), Some(secs(2.01)));
     // Surefire: group = Java class; `1,200.5` is 1200.5 s.
-    assert_eq!(h.expected(&id("com.example.shop.CartTest", "bulkImport")), Some(secs(1200.5)));
+    assert_eq!(
+        h.expected(&id("com.example.shop.CartTest", "bulkImport")),
+        Some(secs(1200.5))
+    );
     // Skipped and untimed cases teach nothing.
-    assert_eq!(h.expected(&id("com.example.shop.CartTest", "legacyCoupons")), None);
+    assert_eq!(
+        h.expected(&id("com.example.shop.CartTest", "legacyCoupons")),
+        None
+    );
     assert_eq!(h.expected(&id("suite.outer", "no_time_at_all")), None);
     assert_eq!(h.expected(&id("suite.inner", "inner_case")), Some(secs(1.5)));
     assert_eq!(summary.cases, h.len());

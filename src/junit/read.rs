@@ -71,7 +71,10 @@ pub fn read_str(src: &str, origin: &str) -> Result<Report, JunitError> {
         }
     }
     if !st.open.is_empty() {
-        return Err(st.err(src.len(), "unexpected end of file: elements left open (truncated file?)".into()));
+        return Err(st.err(
+            src.len(),
+            "unexpected end of file: elements left open (truncated file?)".into(),
+        ));
     }
     if !st.seen_root {
         return Err(st.err(src.len(), "no <testsuites> or <testsuite> element".into()));
@@ -86,7 +89,9 @@ enum Elem {
     Suite,
     Case,
     Status,
-    Rerun { flaky: bool },
+    Rerun {
+        flaky: bool,
+    },
     StackTrace,
     Out(Owner),
     Err(Owner),
@@ -137,7 +142,10 @@ impl State<'_> {
         let name = e.local_name();
         let name: &str = name.as_ref();
         if !self.seen_root && name != "testsuites" && name != "testsuite" {
-            return Err(self.err(pos, format!("root element is <{name}>, not <testsuites> or <testsuite>")));
+            return Err(self.err(
+                pos,
+                format!("root element is <{name}>, not <testsuites> or <testsuite>"),
+            ));
         }
         self.seen_root = true;
         let attrs = self.attrs(e, pos)?;
@@ -318,8 +326,14 @@ impl State<'_> {
             Elem::Out(owner) | Elem::Err(owner) => {
                 let out = matches!(elem, Elem::Out(_));
                 let slot = match owner {
-                    Owner::Rerun => self.rerun.as_mut().map(|r| if out { &mut r.stdout } else { &mut r.stderr }),
-                    Owner::Case => self.case.as_mut().map(|c| if out { &mut c.stdout } else { &mut c.stderr }),
+                    Owner::Rerun => self
+                        .rerun
+                        .as_mut()
+                        .map(|r| if out { &mut r.stdout } else { &mut r.stderr }),
+                    Owner::Case => self
+                        .case
+                        .as_mut()
+                        .map(|c| if out { &mut c.stdout } else { &mut c.stderr }),
                     Owner::Suite => match self.suites.last() {
                         Some(&i) => {
                             let s = &mut self.report.suites[i];

@@ -143,7 +143,10 @@ mod tests {
         assert_eq!(sanitize_text("\u{1b}[31mred\u{1b}[0m ok"), "red ok");
         assert_eq!(sanitize_text("a\u{1}b\u{8}c"), "a\\x01b\\x08c");
         assert_eq!(sanitize_text("x\u{ffff}"), "x\\u{FFFF}");
-        assert_eq!(sanitize_text("\u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{7}"), "link");
+        assert_eq!(
+            sanitize_text("\u{1b}]8;;http://x\u{7}link\u{1b}]8;;\u{7}"),
+            "link"
+        );
         assert_eq!(sanitize_text("end\u{1b}"), "end\\x1b");
         assert!(matches!(sanitize_text("plain\ttext\n"), Cow::Borrowed(_)));
     }

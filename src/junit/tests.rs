@@ -7,7 +7,9 @@ use std::process::Command;
 use super::*;
 
 fn fixture(name: &str) -> Report {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/junit").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/junit")
+        .join(name);
     read_file(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -21,7 +23,11 @@ fn flat(r: &Report) -> Vec<(String, String, Option<f64>)> {
 }
 
 fn case<'a>(r: &'a Report, name: &str) -> &'a Case {
-    r.suites.iter().flat_map(|s| &s.cases).find(|c| c.name == name).expect(name)
+    r.suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .find(|c| c.name == name)
+        .expect(name)
 }
 
 #[test]
@@ -29,22 +35,45 @@ fn nextest_fixture_reads_binary_ids_times_failures_and_flaky_attempts() {
     let r = fixture("nextest.xml");
     assert_eq!(r.name, "nextest-run");
     let names: Vec<_> = r.suites.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["rust-sample", "rust-sample::integration", "rust-sample::bin/sample-cli"]);
+    assert_eq!(
+        names,
+        [
+            "rust-sample",
+            "rust-sample::integration",
+            "rust-sample::bin/sample-cli"
+        ]
+    );
     let cases = flat(&r);
     assert_eq!(cases.len(), 14);
-    assert_eq!(cases[2], ("rust-sample".into(), "parse::tests::large_file".into(), Some(2.417)));
+    assert_eq!(
+        cases[2],
+        (
+            "rust-sample".into(),
+            "parse::tests::large_file".into(),
+            Some(2.417)
+        )
+    );
     let odd = case(&r, "names_with <angle> & ampersand");
     assert_eq!(odd.classname, "rust-sample::integration");
     let failed = case(&r, "cache::tests::eviction_order");
     match &failed.status {
         CaseStatus::Failure { kind, text, .. } => {
             assert_eq!(kind.as_deref(), Some("test failure"));
-            assert!(text.starts_with("thread 'cache::tests::eviction_order' panicked"), "{text}");
+            assert!(
+                text.starts_with("thread 'cache::tests::eviction_order' panicked"),
+                "{text}"
+            );
             assert!(text.contains("\n  left: [3, 1, 2]\n"));
         }
         other => panic!("{other:?}"),
     }
-    assert!(failed.stderr.as_deref().unwrap().contains("assertion `left == right` failed"));
+    assert!(
+        failed
+            .stderr
+            .as_deref()
+            .unwrap()
+            .contains("assertion `left == right` failed")
+    );
     let flaky = case(&r, "cache::tests::ttl_expiry");
     assert_eq!(flaky.status, CaseStatus::Passed);
     assert_eq!(flaky.flaky.len(), 1);
@@ -59,18 +88,36 @@ fn gotestsum_fixture_reads_import_paths_and_char_refs() {
     let r = fixture("gotestsum.xml");
     let cases = flat(&r);
     assert_eq!(cases.len(), 6);
-    assert_eq!(cases[0], ("example.com/shop/cart".into(), "TestAdd".into(), Some(0.010)));
-    assert_eq!(cases[5], ("example.com/shop/pricing".into(), "TestTaxTables".into(), Some(0.620)));
-    assert_eq!(r.suites[0].properties, [("go.version".to_string(), "go1.19.8 linux/amd64".to_string())]);
+    assert_eq!(
+        cases[0],
+        ("example.com/shop/cart".into(), "TestAdd".into(), Some(0.010))
+    );
+    assert_eq!(
+        cases[5],
+        (
+            "example.com/shop/pricing".into(),
+            "TestTaxTables".into(),
+            Some(0.620)
+        )
+    );
+    assert_eq!(
+        r.suites[0].properties,
+        [("go.version".to_string(), "go1.19.8 linux/amd64".to_string())]
+    );
     match &case(&r, "TestRemove").status {
         CaseStatus::Failure { message, text, .. } => {
             assert_eq!(message.as_deref(), Some("Failed"));
-            assert_eq!(text, "=== RUN   TestRemove\n    cart_test.go:20: want 1 item, got 2\n--- FAIL: TestRemove (0.30s)\n");
+            assert_eq!(
+                text,
+                "=== RUN   TestRemove\n    cart_test.go:20: want 1 item, got 2\n--- FAIL: TestRemove (0.30s)\n"
+            );
         }
         other => panic!("{other:?}"),
     }
     match &case(&r, "TestCheckoutNeedsNetwork").status {
-        CaseStatus::Skipped { message } => assert!(message.as_deref().unwrap().contains("\n    cart_test.go:31")),
+        CaseStatus::Skipped { message } => {
+            assert!(message.as_deref().unwrap().contains("\n    cart_test.go:31"))
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -78,8 +125,18 @@ fn gotestsum_fixture_reads_import_paths_and_char_refs() {
 #[test]
 fn go_junit_report_fixture_reads_escapes_and_control_char_refs() {
     let r = fixture("go-junit-report.xml");
-    let suites: Vec<_> = r.suites.iter().map(|s| (s.name.as_str(), s.cases.len())).collect();
-    assert_eq!(suites, [("example.com/shop/pay", 3), ("example.com/shop/pay/internal/ledger", 1)]);
+    let suites: Vec<_> = r
+        .suites
+        .iter()
+        .map(|s| (s.name.as_str(), s.cases.len()))
+        .collect();
+    assert_eq!(
+        suites,
+        [
+            ("example.com/shop/pay", 3),
+            ("example.com/shop/pay/internal/ledger", 1)
+        ]
+    );
     assert_eq!(case(&r, "TestRefund").time, Some(2.01));
     match &case(&r, "TestRefund").status {
         CaseStatus::Failure { text, .. } => assert_eq!(
@@ -108,7 +165,10 @@ fn surefire_fixture_reads_bare_testsuite_root_and_comma_times() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(case(&r, "removesItem").stdout.as_deref(), Some("removing sku 42 & co"));
+    assert_eq!(
+        case(&r, "removesItem").stdout.as_deref(),
+        Some("removing sku 42 & co")
+    );
     assert!(case(&r, "connectsToStore").status.is_error());
     let flaky = &case(&r, "pricesRound").flaky;
     assert_eq!(flaky[0].text, "java.lang.AssertionError: rounding off by one");
@@ -136,7 +196,10 @@ fn missing_times_are_none_and_nested_suites_are_flattened_in_document_order() {
             ("suite.inner".into(), "inner_case".into(), Some(1.5)),
         ]
     );
-    assert_eq!(case(&r, "inner_case").stdout.as_deref(), Some("line one\nline two \u{1b}[1mbold\u{1b}[0m"));
+    assert_eq!(
+        case(&r, "inner_case").stdout.as_deref(),
+        Some("line one\nline two \u{1b}[1mbold\u{1b}[0m")
+    );
     assert!(case(&r, "after_inner").status.is_skipped());
 }
 
@@ -145,13 +208,20 @@ fn errors_name_the_file_and_line() {
     let bad = "<testsuites>\n<testsuite name=\"a\">\n<testcase name=\"x\" time=\"soon\"/>\n</testsuite>\n</testsuites>";
     let e = read_str(bad, "r.xml").unwrap_err().to_string();
     assert!(e.starts_with("r.xml:3: invalid time \"soon\""), "{e}");
-    let e = read_str("<testsuites>\n<testsuite name=\"a\">\n</testsuites>", "m.xml").unwrap_err().to_string();
+    let e = read_str("<testsuites>\n<testsuite name=\"a\">\n</testsuites>", "m.xml")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("m.xml:3: "), "{e}");
     let e = read_str("<html/>", "h.xml").unwrap_err().to_string();
-    assert_eq!(e, "h.xml:1: root element is <html>, not <testsuites> or <testsuite>");
+    assert_eq!(
+        e,
+        "h.xml:1: root element is <html>, not <testsuites> or <testsuite>"
+    );
     let e = read_str("", "e.xml").unwrap_err().to_string();
     assert!(e.starts_with("e.xml:1: no <testsuites>"), "{e}");
-    let e = read_file(Path::new("/nonexistent/j.xml")).unwrap_err().to_string();
+    let e = read_file(Path::new("/nonexistent/j.xml"))
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("/nonexistent/j.xml: "), "{e}");
 }
 
@@ -235,10 +305,15 @@ fn write_then_read_gives_the_same_report() {
     let xml = to_string(&report);
     let mut back = read_str(&xml, "roundtrip").unwrap();
     // The writer fills the schema-required rerun `type`; everything else must survive as is.
-    assert_eq!(back.suites[0].cases[3].reruns[0].error_type.as_deref(), Some("test error"));
+    assert_eq!(
+        back.suites[0].cases[3].reruns[0].error_type.as_deref(),
+        Some("test error")
+    );
     back.suites[0].cases[3].reruns[0].error_type = None;
     assert_eq!(back, report);
-    assert!(xml.contains(r#"<testsuite name="crate::bin" tests="5" failures="1" errors="1" skipped="1" time="3.500""#));
+    assert!(xml.contains(
+        r#"<testsuite name="crate::bin" tests="5" failures="1" errors="1" skipped="1" time="3.500""#
+    ));
 }
 
 fn schema() -> PathBuf {
@@ -251,7 +326,11 @@ fn schema() -> PathBuf {
 /// Runs the real xmllint; a missing xmllint or schema fails the test rather than skipping it.
 fn xmllint_validate(path: &Path) -> Result<(), String> {
     let schema = schema();
-    assert!(schema.is_file(), "JUnit schema not found at {} (set CARGO_SHARD_SCHEMA)", schema.display());
+    assert!(
+        schema.is_file(),
+        "JUnit schema not found at {} (set CARGO_SHARD_SCHEMA)",
+        schema.display()
+    );
     let out = Command::new("xmllint")
         .arg("--noout")
         .arg("--schema")
@@ -269,7 +348,10 @@ fn xmllint_validate(path: &Path) -> Result<(), String> {
 #[test]
 fn hostile_output_still_validates_against_the_schema() {
     let raw: &[u8] = b"bytes \xff\xfe bad utf8, ctl \x01 and \x08, nul \x00, \x1b[31mred\x1b[0m, ]]> end";
-    let hostile = format!("{} <tag> & ]]> \u{1b}[1;32mok\u{1b}[0m caf\u{e9} \u{65e5}\u{672c} \u{ffff}", text_from_bytes(raw));
+    let hostile = format!(
+        "{} <tag> & ]]> \u{1b}[1;32mok\u{1b}[0m caf\u{e9} \u{65e5}\u{672c} \u{ffff}",
+        text_from_bytes(raw)
+    );
     let mut report = sample();
     report.name = hostile.clone();
     let s = &mut report.suites[0];
@@ -297,14 +379,27 @@ fn hostile_output_still_validates_against_the_schema() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.xml");
     write_atomic(&path, &report).unwrap();
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(leftovers, ["report.xml"], "the temp file must be renamed, not left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        ["report.xml"],
+        "the temp file must be renamed, not left behind"
+    );
     xmllint_validate(&path).unwrap();
 
     let back = read_file(&path).unwrap();
     let out = back.suites[0].cases[0].stdout.clone().unwrap();
-    assert!(out.contains("ctl \\x01 and \\x08, nul \\x00, red, ]]> end"), "{out}");
-    assert!(out.contains("\u{fffd}") && out.contains("<tag> & ]]> ok caf\u{e9} \u{65e5}"), "{out}");
+    assert!(
+        out.contains("ctl \\x01 and \\x08, nul \\x00, red, ]]> end"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\u{fffd}") && out.contains("<tag> & ]]> ok caf\u{e9} \u{65e5}"),
+        "{out}"
+    );
     assert!(!out.contains('\u{1b}'));
 }
 
@@ -313,7 +408,11 @@ fn the_validation_test_catches_invalid_output() {
     // Guards the guard: a file breaking the schema (no `tests` on a testsuite) must be rejected.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.xml");
-    std::fs::write(&path, "<testsuites><testsuite name=\"x\" failures=\"0\" errors=\"0\"/></testsuites>").unwrap();
+    std::fs::write(
+        &path,
+        "<testsuites><testsuite name=\"x\" failures=\"0\" errors=\"0\"/></testsuites>",
+    )
+    .unwrap();
     assert!(xmllint_validate(&path).is_err());
 }
 

@@ -25,8 +25,16 @@ pub fn write<W: Write>(out: W, report: &Report) -> io::Result<()> {
     let mut root = BytesStart::new("testsuites");
     attr(&mut root, "name", &report.name);
     attr(&mut root, "tests", &cases().count().to_string());
-    attr(&mut root, "failures", &cases().filter(|c| c.status.is_failure()).count().to_string());
-    attr(&mut root, "errors", &cases().filter(|c| c.status.is_error()).count().to_string());
+    attr(
+        &mut root,
+        "failures",
+        &cases().filter(|c| c.status.is_failure()).count().to_string(),
+    );
+    attr(
+        &mut root,
+        "errors",
+        &cases().filter(|c| c.status.is_error()).count().to_string(),
+    );
     attr(&mut root, "time", &format_time(time));
     w.write_event(Event::Start(root))?;
     for suite in &report.suites {
@@ -69,7 +77,8 @@ pub(crate) fn format_time(secs: f64) -> String {
 }
 
 fn suite_time(s: &Suite) -> f64 {
-    s.time.unwrap_or_else(|| s.cases.iter().filter_map(|c| c.time).sum())
+    s.time
+        .unwrap_or_else(|| s.cases.iter().filter_map(|c| c.time).sum())
 }
 
 fn write_suite<W: Write>(w: &mut Writer<W>, s: &Suite) -> io::Result<()> {

@@ -23,7 +23,12 @@ pub enum Baseline {
 }
 
 impl Baseline {
-    pub const ALL: [Baseline; 4] = [Baseline::Count, Baseline::Hash, Baseline::Slice, Baseline::Contiguous];
+    pub const ALL: [Baseline; 4] = [
+        Baseline::Count,
+        Baseline::Hash,
+        Baseline::Slice,
+        Baseline::Contiguous,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -75,7 +80,13 @@ pub fn plan_with(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions, how:
         b.tests.push(t);
     }
     let overhead: Duration = opts.per_shard_overhead;
-    assemble(tests, &slots, bins, overhead.as_secs_f64(), lower_bound(tests, caps, overhead))
+    assemble(
+        tests,
+        &slots,
+        bins,
+        overhead.as_secs_f64(),
+        lower_bound(tests, caps, overhead),
+    )
 }
 
 fn fnv1a(parts: &[&[u8]]) -> u64 {

@@ -11,7 +11,11 @@ pub enum FilterError {
     #[error("{path}: cannot read filters file: {source}")]
     Read { path: String, source: std::io::Error },
     #[error("{path}: {count} name(s) match no test: {names}")]
-    Unmatched { path: String, count: usize, names: String },
+    Unmatched {
+        path: String,
+        count: usize,
+        names: String,
+    },
 }
 
 /// Exact test names: one per line, `#` starts a comment line, blank lines are ignored,
@@ -65,7 +69,12 @@ impl Filters {
                 used.insert(k);
             }
         }
-        let unmatched = self.names.iter().filter(|n| !used.contains(n.as_str())).cloned().collect();
+        let unmatched = self
+            .names
+            .iter()
+            .filter(|n| !used.contains(n.as_str()))
+            .cloned()
+            .collect();
         Selected { indices, unmatched }
     }
 }

@@ -10,7 +10,6 @@
 //! - each slot runs its shards one after another, so a slot finishes at the sum of its
 //!   shards' costs, and the run at the latest slot's finish (the makespan).
 
-use std::cmp::Ordering;
 use std::time::Duration;
 
 use super::rng::SplitMix64;
@@ -52,6 +51,7 @@ impl Slot {
     fn rate(&self) -> f64 {
         self.jobs * self.weight
     }
+    #[inline]
     pub(crate) fn cost(&self, sum: f64, longest: f64, overhead: f64) -> f64 {
         overhead + longest.max(sum / self.jobs) / self.weight
     }
@@ -62,7 +62,11 @@ impl Slot {
 pub(crate) fn slots(caps: &[Capacity]) -> Vec<Slot> {
     let mut out = Vec::new();
     for c in caps {
-        let weight = if c.weight.is_finite() && c.weight > 0.0 { c.weight } else { 1.0 };
+        let weight = if c.weight.is_finite() && c.weight > 0.0 {
+            c.weight
+        } else {
+            1.0
+        };
         for _ in 0..c.slots {
             out.push(Slot {
                 host: Some(c.host.clone()),
@@ -102,7 +106,11 @@ pub(crate) fn shard_slots(slots: &[Slot], m: usize) -> Vec<usize> {
         }
         count[best] += 1;
     }
-    count.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k, n)).collect()
+    count
+        .iter()
+        .enumerate()
+        .flat_map(|(k, &n)| std::iter::repeat_n(k, n))
+        .collect()
 }
 
 /// `overhead + max(total / Σ(slots·jobs·weight), longest / fastest weight)`: every slot
@@ -136,7 +144,10 @@ pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
         order.sort_by(|&a, &b| tests[b].expected.cmp(&tests[a].expected));
     } else {
         order.sort_by(|&a, &b| {
-            tests[b].expected.cmp(&tests[a].expected).then_with(|| tests[a].id.cmp(&tests[b].id))
+            tests[b]
+                .expected
+                .cmp(&tests[a].expected)
+                .then_with(|| tests[a].id.cmp(&tests[b].id))
         });
     }
 
@@ -145,41 +156,43 @@ pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
     for &k in &owner {
         finish[k] += overhead;
     }
+    // Each bin's current cost, so the hot loop evaluates the model once per candidate.
+    let mut cost: Vec<f64> = bins
+        .iter()
+        .map(|b| slots[b.slot].cost(0.0, 0.0, overhead))
+        .collect();
     for &t in &order {
         let d = tests[t].expected.as_secs_f64();
-        let mut best: Option<(f64, f64, usize)> = None;
+        let mut best = (f64::INFINITY, f64::INFINITY, usize::MAX);
         for (i, b) in bins.iter().enumerate() {
-            let slot = &slots[b.slot];
-            let old = slot.cost(b.sum, b.longest, overhead);
-            let new = slot.cost(b.sum + d, b.longest.max(d), overhead);
-            let cand = (finish[b.slot] - old + new, b.sum, i);
-            let better = match best {
-                None => true,
-                Some(cur) => match cand.0.total_cmp(&cur.0) {
-                    Ordering::Less => true,
-                    Ordering::Greater => false,
-                    // Same finish: spread over the shards of a slot, lowest index last.
-                    Ordering::Equal => cand.1 < cur.1,
-                },
-            };
-            if better {
-                best = Some(cand);
+            let new = slots[b.slot].cost(b.sum + d, b.longest.max(d), overhead);
+            let end = finish[b.slot] - cost[i] + new;
+            // Same finish: spread over the shards of a slot, lowest index first.
+            if end < best.0 || (end == best.0 && b.sum < best.1) {
+                best = (end, b.sum, i);
             }
         }
-        let (_, _, i) = best.expect("there is at least one shard");
+        let i = best.2;
         let b = &mut bins[i];
-        let slot = &slots[b.slot];
-        finish[b.slot] += slot.cost(b.sum + d, b.longest.max(d), overhead) - slot.cost(b.sum, b.longest, overhead);
         b.sum += d;
         b.longest = b.longest.max(d);
         b.tests.push(t);
+        let new = slots[b.slot].cost(b.sum, b.longest, overhead);
+        finish[b.slot] += new - cost[i];
+        cost[i] = new;
     }
     if opts.shuffle {
         for b in &mut bins {
             rng.shuffle(&mut b.tests);
         }
     }
-    assemble(tests, &slots, bins, overhead, lower_bound(tests, caps, opts.per_shard_overhead))
+    assemble(
+        tests,
+        &slots,
+        bins,
+        overhead,
+        lower_bound(tests, caps, opts.per_shard_overhead),
+    )
 }
 
 /// A shard being filled: its slot, its load and its tests (indexes into the input).
@@ -204,7 +217,13 @@ impl Bin {
 
 /// Turns filled bins into a [`Plan`]: empty bins dropped (they would start a container
 /// for nothing), predicted times from the model, shards longest first.
-pub(crate) fn assemble(tests: &[Weighted], slots: &[Slot], bins: Vec<Bin>, overhead: f64, lb: Duration) -> Plan {
+pub(crate) fn assemble(
+    tests: &[Weighted],
+    slots: &[Slot],
+    bins: Vec<Bin>,
+    overhead: f64,
+    lb: Duration,
+) -> Plan {
     let mut finish = vec![0.0f64; slots.len()];
     let mut shards: Vec<(f64, usize, Shard)> = Vec::new();
     for (i, b) in bins.into_iter().enumerate() {

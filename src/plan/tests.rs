@@ -37,7 +37,11 @@ fn suite(n: usize, seed: u64) -> Vec<Weighted> {
     (0..n)
         .map(|i| {
             let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-            w(&format!("bin{}", i % 7), &format!("t{i:05}"), 0.01 * 1000f64.powf(u))
+            w(
+                &format!("bin{}", i % 7),
+                &format!("t{i:05}"),
+                0.01 * 1000f64.powf(u),
+            )
         })
         .collect()
 }
@@ -53,7 +57,11 @@ fn secs(d: Duration) -> f64 {
 #[test]
 fn every_test_lands_in_exactly_one_shard_and_shards_are_longest_first() {
     let tests = suite(500, 1);
-    let plan = plan(&tests, &[cap("a", 3, 1, 1.0), cap("b", 2, 2, 1.5)], &PlanOptions::default());
+    let plan = plan(
+        &tests,
+        &[cap("a", 3, 1, 1.0), cap("b", 2, 2, 1.5)],
+        &PlanOptions::default(),
+    );
     assert_eq!(plan.test_count(), 500);
     assert_eq!(all_ids(&plan).len(), 500);
     assert_eq!(plan.shards.len(), 5, "default shard count = total slots");
@@ -89,7 +97,10 @@ fn the_seed_decides_the_shuffle() {
         ..PlanOptions::default()
     };
     let one = plan(&tests, &caps, &opts(1, true));
-    assert_eq!(render::json(&one), render::json(&plan(&tests, &caps, &opts(1, true))));
+    assert_eq!(
+        render::json(&one),
+        render::json(&plan(&tests, &caps, &opts(1, true)))
+    );
     let two = plan(&tests, &caps, &opts(2, true));
     assert_ne!(one.shards, two.shards);
     let plain = plan(&tests, &caps, &opts(1, false));
@@ -102,8 +113,19 @@ fn the_seed_decides_the_shuffle() {
 #[test]
 fn a_weight_two_host_gets_twice_the_work() {
     let tests: Vec<_> = (0..300).map(|i| w("g", &format!("t{i:03}"), 1.0)).collect();
-    let plan = plan(&tests, &[cap("slow", 1, 1, 1.0), cap("fast", 1, 1, 2.0)], &no_overhead());
-    let count = |h: &str| plan.shards.iter().find(|s| s.host.as_deref() == Some(h)).unwrap().tests.len();
+    let plan = plan(
+        &tests,
+        &[cap("slow", 1, 1, 1.0), cap("fast", 1, 1, 2.0)],
+        &no_overhead(),
+    );
+    let count = |h: &str| {
+        plan.shards
+            .iter()
+            .find(|s| s.host.as_deref() == Some(h))
+            .unwrap()
+            .tests
+            .len()
+    };
     assert_eq!((count("fast"), count("slow")), (200, 100));
     assert!((secs(plan.makespan) - 100.0).abs() < 1e-9, "{:?}", plan.makespan);
     assert_eq!(plan.makespan, plan.lower_bound);
@@ -111,7 +133,12 @@ fn a_weight_two_host_gets_twice_the_work() {
 
 #[test]
 fn jobs_run_tests_at_once_but_never_faster_than_the_longest() {
-    let tests = [w("g", "long", 8.0), w("g", "a", 1.0), w("g", "b", 1.0), w("g", "c", 1.0)];
+    let tests = [
+        w("g", "long", 8.0),
+        w("g", "a", 1.0),
+        w("g", "b", 1.0),
+        w("g", "c", 1.0),
+    ];
     let plan = plan(&tests, &[cap("h", 1, 4, 1.0)], &no_overhead());
     assert_eq!(plan.shards.len(), 1);
     assert_eq!(secs(plan.shards[0].predicted), 8.0);
@@ -130,7 +157,11 @@ fn extra_shards_queue_behind_the_slots() {
     };
     let plan = plan(&tests, &[cap("h", 2, 1, 1.0)], &opts);
     assert_eq!(plan.shards.len(), 6);
-    assert!(plan.shards.iter().all(|s| s.tests.len() == 2 && secs(s.predicted) == 3.0));
+    assert!(
+        plan.shards
+            .iter()
+            .all(|s| s.tests.len() == 2 && secs(s.predicted) == 3.0)
+    );
     // Two slots, three shards each, one after another: 3 × (1 s overhead + 2 s).
     assert_eq!(secs(plan.makespan), 9.0);
     // Bound: one overhead + 12 s over two slots.
@@ -145,7 +176,12 @@ fn faster_slots_take_more_of_the_queued_shards() {
         ..no_overhead()
     };
     let plan = plan(&tests, &[cap("slow", 1, 1, 1.0), cap("fast", 1, 1, 2.0)], &opts);
-    let on = |h: &str| plan.shards.iter().filter(|s| s.host.as_deref() == Some(h)).count();
+    let on = |h: &str| {
+        plan.shards
+            .iter()
+            .filter(|s| s.host.as_deref() == Some(h))
+            .count()
+    };
     assert_eq!((on("fast"), on("slow")), (4, 2));
     assert!((secs(plan.makespan) - 30.0).abs() < 1e-9, "{:?}", plan.makespan);
 }
@@ -186,7 +222,11 @@ fn lpt_isolates_a_dominant_test_where_round_robin_does_not() {
     tests.sort_by(|a, b| a.id.cmp(&b.id));
     let caps = [cap("h", 4, 1, 1.0)];
     let ours = plan(&tests, &caps, &no_overhead());
-    let slow = ours.shards.iter().find(|s| s.tests.iter().any(|t| t.name == "t00_slow")).unwrap();
+    let slow = ours
+        .shards
+        .iter()
+        .find(|s| s.tests.iter().any(|t| t.name == "t00_slow"))
+        .unwrap();
     assert_eq!(slow.tests.len(), 1);
     assert_eq!(secs(ours.makespan), 40.0);
     let slice = plan_with(&tests, &caps, &no_overhead(), Baseline::Slice);
@@ -217,7 +257,13 @@ fn estimated_tests_are_counted() {
 
 #[test]
 fn baselines_partition_like_nextest() {
-    let tests = [w("a", "1", 1.0), w("a", "2", 1.0), w("a", "3", 1.0), w("b", "1", 1.0), w("b", "2", 1.0)];
+    let tests = [
+        w("a", "1", 1.0),
+        w("a", "2", 1.0),
+        w("a", "3", 1.0),
+        w("b", "1", 1.0),
+        w("b", "2", 1.0),
+    ];
     assert_eq!(partition(&tests, 2, Baseline::Count), [0, 1, 0, 0, 1]);
     assert_eq!(partition(&tests, 2, Baseline::Slice), [0, 1, 0, 1, 0]);
     assert_eq!(partition(&tests, 2, Baseline::Contiguous), [0, 0, 0, 1, 1]);
@@ -225,7 +271,12 @@ fn baselines_partition_like_nextest() {
     assert!(hashed.iter().all(|&b| b < 3));
     assert_eq!(hashed, partition(&tests, 3, Baseline::Hash));
     for how in Baseline::ALL {
-        let p = plan_with(&suite(100, 9), &[cap("h", 4, 1, 1.0)], &PlanOptions::default(), how);
+        let p = plan_with(
+            &suite(100, 9),
+            &[cap("h", 4, 1, 1.0)],
+            &PlanOptions::default(),
+            how,
+        );
         assert_eq!(p.test_count(), 100, "{}", how.name());
         assert!(p.makespan >= p.lower_bound);
     }
@@ -249,8 +300,13 @@ fn filters_file_selects_by_name_or_full_id_and_reports_unknown_names() {
     let all = Filters::parse("TestAdd\nTestRefund\n").select(&tests);
     assert_eq!(all.indices, [0, 1, 3]);
     assert!(all.check(Path::new("k")).is_ok());
-    let e = Filters::read(Path::new("/nonexistent/keys")).unwrap_err().to_string();
-    assert!(e.starts_with("/nonexistent/keys: cannot read filters file"), "{e}");
+    let e = Filters::read(Path::new("/nonexistent/keys"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("/nonexistent/keys: cannot read filters file"),
+        "{e}"
+    );
 }
 
 fn small_plan() -> Plan {
@@ -263,7 +319,11 @@ fn small_plan() -> Plan {
         w("rust-sample::bin/sample-cli", "tests::help_text", 0.015),
     ];
     tests[5].estimated = true;
-    plan(&tests, &[cap("e1", 2, 1, 1.0), cap("e2-remote", 1, 2, 2.0)], &PlanOptions::default())
+    plan(
+        &tests,
+        &[cap("e1", 2, 1, 1.0), cap("e2-remote", 1, 2, 2.0)],
+        &PlanOptions::default(),
+    )
 }
 
 #[test]
