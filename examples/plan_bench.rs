@@ -180,16 +180,43 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[runs / 2]
+/// Time this thread spent on a CPU (ns, from the scheduler): unlike wall time, it does not
+/// grow when other processes share the machine.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Median wall time and median CPU time of `runs` runs.
+fn median_time(runs: usize, mut f: impl FnMut()) -> Timing {
+    let mut wall = Vec::new();
+    let mut cpu = Vec::new();
+    for _ in 0..runs {
+        let (t, c) = (Instant::now(), cpu_ns());
+        f();
+        wall.push(t.elapsed());
+        cpu.push(Duration::from_nanos(cpu_ns() - c));
+    }
+    wall.sort();
+    cpu.sort();
+    Timing {
+        wall: wall[runs / 2],
+        cpu: cpu[runs / 2],
+    }
+}
+
+struct Timing {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl std::fmt::Display for Timing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        write!(f, "{:.1} ms wall, {:.1} ms CPU", ms(self.wall), ms(self.cpu))
+    }
 }
 
 fn timings() {
@@ -214,8 +241,7 @@ fn timings() {
     let t = median_time(5, || p = Some(plan(&tests, &caps, &opts)));
     let p = p.unwrap();
     println!(
-        "| plan 100,000 tests into 64 shards (median of 5) | {:.1} ms (makespan / lower bound {:.4}) |",
-        t.as_secs_f64() * 1e3,
+        "| plan 100,000 tests into 64 shards (median of 5) | {t} (makespan / lower bound {:.4}) |",
         ratio(&p)
     );
 
@@ -225,9 +251,8 @@ fn timings() {
     let t = median_time(3, || junit::write_atomic(&path, &report).expect("write"));
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     println!(
-        "| write a 100,000-case JUnit file ({:.1} MB, median of 3) | {:.0} ms |",
-        size as f64 / 1e6,
-        t.as_secs_f64() * 1e3
+        "| write a 100,000-case JUnit file ({:.1} MB, median of 3) | {t} |",
+        size as f64 / 1e6
     );
     drop(report);
     // Read in a fresh process so its peak memory is the reader's alone.
@@ -281,14 +306,16 @@ fn big_report(tests: &[Weighted]) -> Report {
 
 fn read_junit_child(path: &Path) {
     let before = vm_hwm_kib();
-    let t = Instant::now();
+    let (t, c) = (Instant::now(), cpu_ns());
     let report = junit::read_file(&PathBuf::from(path)).expect("read");
-    let elapsed = t.elapsed();
+    let elapsed = Timing {
+        wall: t.elapsed(),
+        cpu: Duration::from_nanos(cpu_ns() - c),
+    };
     let cases: usize = report.suites.iter().map(|s| s.cases.len()).sum();
     let after = vm_hwm_kib();
     println!(
-        "| read it back ({cases} cases, one run in a fresh process) | {:.0} ms, peak RSS {:.0} MB ({:.0} MB before reading) |",
-        elapsed.as_secs_f64() * 1e3,
+        "| read it back ({cases} cases, one run in a fresh process) | {elapsed}; peak RSS {:.0} MB ({:.0} MB before reading) |",
         after as f64 / 1024.0,
         before as f64 / 1024.0
     );
