@@ -138,10 +138,16 @@ fn go_junit_report_fixture_reads_escapes_and_control_char_refs() {
         ]
     );
     assert_eq!(case(&r, "TestRefund").time, Some(2.01));
+    assert_eq!(
+        case(&r, "TestRefund").classname,
+        "pay",
+        "v1 writes the import path's last element"
+    );
+    assert_eq!(r.suites[0].hostname.as_deref(), Some("ci-runner-3"));
     match &case(&r, "TestRefund").status {
         CaseStatus::Failure { text, .. } => assert_eq!(
             text,
-            "pay_test.go:41: refund: got 3, want 2\npay_test.go:42: ledger <unbalanced> & locked\n\u{1b}[31mred\u{1b}[0m"
+            "pay_test.go:41: refund: got 3, want 2\n\tledger.go:12: called from here\npay_test.go:42: ledger <unbalanced> & locked\n\u{1b}[31mred\u{1b}[0m"
         ),
         other => panic!("{other:?}"),
     }
