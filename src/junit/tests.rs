@@ -354,8 +354,9 @@ fn xmllint_validate(path: &Path) -> Result<(), String> {
 #[test]
 fn hostile_output_still_validates_against_the_schema() {
     let raw: &[u8] = b"bytes \xff\xfe bad utf8, ctl \x01 and \x08, nul \x00, \x1b[31mred\x1b[0m, ]]> end";
+    let every_ascii: String = (0u8..=0x7f).map(char::from).collect();
     let hostile = format!(
-        "{} <tag> & ]]> \u{1b}[1;32mok\u{1b}[0m caf\u{e9} \u{65e5}\u{672c} \u{ffff}",
+        "{} <tag> & ]]> \u{1b}[1;32mok\u{1b}[0m caf\u{e9} \u{65e5}\u{672c} \u{ffff} | {every_ascii} | \u{85}\u{2028}\u{fffe}\u{10ffff}",
         text_from_bytes(raw)
     );
     let mut report = sample();
