@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::discover::TestId;
+use crate::discover::{TestId, TestResult, TestStatus};
 use crate::junit;
 
 mod estimate;
@@ -157,6 +157,33 @@ impl History {
         }
     }
 
+    /// Records a run's results. Only passed and failed tests count: a skipped test did not
+    /// run, and an errored one (timeout, lost shard) stopped at an arbitrary point.
+    pub fn record_results(&mut self, results: &[TestResult]) {
+        for r in results {
+            if matches!(r.status, TestStatus::Passed | TestStatus::Failed) {
+                self.record(&r.id, r.duration);
+            }
+        }
+    }
+
+    /// The history for a run: the file at `path` (if any), then every JUnit file matched
+    /// by `timings_from` on top. Warnings are for the user; only a bad glob is an error.
+    pub fn prepare(
+        path: Option<&Path>,
+        timings_from: &[String],
+    ) -> Result<(History, Vec<Warning>), HistoryError> {
+        let (mut h, warning) = match path {
+            Some(p) => History::load(p),
+            None => (History::new(), None),
+        };
+        let mut warnings: Vec<Warning> = warning.into_iter().collect();
+        if !timings_from.is_empty() {
+            warnings.extend(h.seed_from_junit(timings_from)?.warnings);
+        }
+        Ok((h, warnings))
+    }
+
     /// The expected duration: the median of the kept samples.
     pub fn expected(&self, id: &TestId) -> Option<Duration> {
         self.tests.get(id).map(|s| Duration::from_secs_f64(median(s)))
@@ -177,9 +204,7 @@ impl History {
             .map(|(id, s)| (id, Duration::from_secs_f64(median(s))))
     }
 
-    /// Records every timed, non-skipped case of a JUnit report. Identity: group = the
-    /// case's classname (nextest: binary id; Go: import path; Surefire: Java class),
-    /// falling back to the suite name when a writer leaves classname empty.
+    /// Records every timed, non-skipped case of a JUnit report; see [`junit_test_id`].
     pub fn seed_from_report(&mut self, report: &junit::Report) -> usize {
         let mut n = 0;
         for suite in &report.suites {
@@ -188,15 +213,7 @@ impl History {
                 if case.status.is_skipped() {
                     continue;
                 }
-                let group = if case.classname.is_empty() {
-                    &suite.name
-                } else {
-                    &case.classname
-                };
-                self.record(
-                    &TestId::new(group.clone(), case.name.clone()),
-                    Duration::from_secs_f64(secs),
-                );
+                self.record(&junit_test_id(suite, case), Duration::from_secs_f64(secs));
                 n += 1;
             }
         }
@@ -243,6 +260,22 @@ impl History {
         }
         Ok(summary)
     }
+}
+
+/// The [`TestId`] a JUnit case stands for: group = the case's classname (nextest: binary
+/// id; gotestsum and go-junit-report v2: import path; Surefire: Java class), name = its
+/// name. Two writers need the suite name instead: those leaving classname empty, and
+/// go-junit-report v1, whose classname is only the import path's last element (`pay` in
+/// suite `example.com/shop/pay`), which would not match what `go test -list` discovers.
+pub fn junit_test_id(suite: &junit::Suite, case: &junit::Case) -> TestId {
+    let short_form = !suite.name.is_empty()
+        && (case.classname.is_empty()
+            || suite
+                .name
+                .strip_suffix(case.classname.as_str())
+                .is_some_and(|head| head.ends_with('/')));
+    let group = if short_form { &suite.name } else { &case.classname };
+    TestId::new(group.clone(), case.name.clone())
 }
 
 fn fresh(path: &Path, why: &str) -> Warning {
