@@ -9,10 +9,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
 
+mod backend;
+mod discover_opts;
 mod gc;
 mod hosts;
 mod pipeline;
 mod plan_cmd;
+mod planning;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -145,6 +148,30 @@ pub struct RunOpts {
     pub verbose: u8,
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+}
+
+impl RunOpts {
+    /// The options a plan-only invocation implies.
+    pub fn for_plan(hosts: HostsOpt, plan: PlanOpts) -> Self {
+        Self {
+            hosts,
+            plan,
+            dry_run: true,
+            junit: None,
+            out_dir: None,
+            shard_retries: 1,
+            retries: 0,
+            flaky_result: FlakyResult::Pass,
+            shard_timeout: None,
+            test_timeout: None,
+            keep_containers: false,
+            message_format: MessageFormat::Human,
+            no_progress: true,
+            quiet: true,
+            verbose: 0,
+            color: Color::Never,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -286,10 +313,11 @@ pub struct ExecArgs {
 
 /// Parses `2s`, `1m30s`, `500ms`, or plain seconds (`2.5`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
+    if let Ok(secs) = s.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(Duration::from_secs_f64(secs));
     }
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }

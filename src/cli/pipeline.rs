@@ -1,10 +1,218 @@
-//! TODO
-pub async fn nextest(_a: super::NextestRunArgs) -> u8 {
-    super::fail(crate::exit::BAD_INPUT, "run: not implemented yet")
+//! The run pipeline shared by every runner: connect → discover → history → plan → run →
+//! report. Each runner only differs in how it discovers its suite.
+
+use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
+
+use super::{ExecArgs, GoArgs, MessageFormat, NextestRunArgs, RunOpts, backend, fail};
+use crate::discover::{Suite, TestStatus};
+use crate::exit;
+use crate::report::{events, progress, summary, timeline};
+use crate::run::{self, LiveHost, RunOptions, RunReport};
+
+pub async fn nextest(a: NextestRunArgs) -> u8 {
+    let live = match backend::connect(&a.run.hosts, a.run.quiet).await {
+        Ok(l) => l,
+        Err((code, msg)) => return fail(code, msg),
+    };
+    let out_dir = match nextest_out_dir(a.run.out_dir.as_deref(), a.select.manifest_path.as_deref()) {
+        Ok(d) => d,
+        Err(e) => return fail(exit::BUILD_FAILED, e),
+    };
+    let opts = super::discover_opts::nextest(&a, &out_dir, a.run.quiet);
+    let suite = match tokio::task::spawn_blocking(move || crate::discover::nextest::discover(&opts)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return fail(exit::BUILD_FAILED, e),
+        Err(e) => return fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
+    };
+    run_suite(suite, &a.run, live, out_dir, "nextest").await
 }
-pub async fn go(_a: super::GoArgs) -> u8 {
-    super::fail(crate::exit::BAD_INPUT, "go: not implemented yet")
+
+pub async fn go(a: GoArgs) -> u8 {
+    let _ = a;
+    fail(exit::BAD_INPUT, "go: not wired yet")
 }
-pub async fn exec(_a: super::ExecArgs) -> u8 {
-    super::fail(crate::exit::BAD_INPUT, "exec: not implemented yet")
+
+pub async fn exec(a: ExecArgs) -> u8 {
+    let _ = a;
+    fail(exit::BAD_INPUT, "exec: not wired yet")
+}
+
+/// `--out-dir`, else `<cargo target dir>/shard`.
+pub(super) fn nextest_out_dir(out_dir: Option<&Path>, manifest: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(d) = out_dir {
+        return Ok(d.to_path_buf());
+    }
+    Ok(nextest_target_dir(manifest)?.join("shard"))
+}
+
+fn nextest_target_dir(manifest: Option<&Path>) -> Result<PathBuf, String> {
+    let mut cmd = cargo_metadata::MetadataCommand::new();
+    cmd.no_deps();
+    if let Some(m) = manifest {
+        cmd.manifest_path(m);
+    }
+    let meta = cmd
+        .exec()
+        .map_err(|e| format!("cargo metadata: {}", e.to_string().lines().next().unwrap_or("")))?;
+    Ok(meta.target_directory.into_std_path_buf())
+}
+
+/// Everything after discovery, the same for every runner.
+pub(super) async fn run_suite(
+    suite: Suite,
+    o: &RunOpts,
+    live: Vec<LiveHost>,
+    out_dir: PathBuf,
+    runner: &str,
+) -> u8 {
+    let json = o.message_format == MessageFormat::Json;
+    let history_path = o
+        .plan
+        .history
+        .clone()
+        .unwrap_or_else(|| out_dir.join("history.json"));
+    let caps = super::planning::capacities(live.iter().map(|l| &l.host));
+    let planned = match super::planning::plan(suite, &o.plan, &caps, &history_path) {
+        Ok(p) => p,
+        Err((code, msg)) => return fail(code, msg),
+    };
+    let super::planning::Planned {
+        plan,
+        suite,
+        history,
+        warnings,
+    } = planned;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    if plan.test_count() == 0 {
+        eprintln!("no tests to run (nothing left after filtering)");
+        return exit::OK;
+    }
+    if !json && !o.quiet {
+        eprint!("{}", super::planning::render(&plan));
+    }
+    if o.dry_run {
+        if json {
+            events::run_started("dry-run", runner, &plan);
+        }
+        return exit::OK;
+    }
+    if let Err(e) = std::fs::create_dir_all(out_dir.join("logs")) {
+        return fail(
+            exit::BAD_INPUT,
+            format!("cannot create {}: {e}", out_dir.join("logs").display()),
+        );
+    }
+
+    let run_id = run::new_run_id();
+    let cancel = CancellationToken::new();
+    let signals = tokio::spawn(watch_signals(cancel.clone(), run_id.clone()));
+    let opts = RunOptions {
+        run_id: run_id.clone(),
+        out_dir: out_dir.clone(),
+        shard_retries: o.shard_retries,
+        retries: o.retries,
+        shard_timeout: o.shard_timeout,
+        test_timeout: o.test_timeout,
+        keep_containers: o.keep_containers,
+    };
+    let host_names: Vec<String> = live.iter().map(|h| h.host.name.clone()).collect();
+    let mode = progress::ProgressMode::detect(o.no_progress || json, o.quiet || json, o.verbose > 0);
+    let progress = progress::start(mode, &host_names, plan.test_count(), plan.makespan);
+    let observer = if json {
+        events::observer()
+    } else {
+        progress.observer()
+    };
+    if json {
+        events::run_started(&run_id, runner, &plan);
+    } else if !o.quiet {
+        eprintln!(
+            "run {run_id}: {} shards on {} hosts",
+            plan.shards.len(),
+            live.len()
+        );
+    }
+    let report = run::execute(&plan, &suite, live, &opts, observer, cancel.clone()).await;
+    signals.abort();
+    progress.finish();
+
+    // Reports: written atomically so an interrupted run never leaves half a file.
+    let junit_path = o.junit.clone().unwrap_or_else(|| out_dir.join("junit.xml"));
+    let html_path = out_dir.join("report.html");
+    let mut written = summary::Written::default();
+    let junit_doc = crate::report::junit::build(&report);
+    match crate::junit::write_atomic(&junit_path, &junit_doc) {
+        Ok(()) => written.junit = Some(junit_path.display().to_string()),
+        Err(e) => eprintln!("error: cannot write the JUnit report: {e}"),
+    }
+    match write_atomic(&html_path, timeline::render(&report, &plan).as_bytes()) {
+        Ok(()) => written.html = Some(html_path.display().to_string()),
+        Err(e) => eprintln!("error: cannot write {}: {e}", html_path.display()),
+    }
+    written.logs = Some(out_dir.join("logs").display().to_string());
+    if !report.interrupted {
+        match super::planning::record(history, &report, &history_path) {
+            Ok(()) => written.history = Some(history_path.display().to_string()),
+            Err(e) => eprintln!("warning: cannot update history: {e}"),
+        }
+    }
+    let code = exit_code(&report, o.flaky_result == super::FlakyResult::Fail);
+    if json {
+        events::run_finished(&report, code);
+    } else {
+        eprint!("\n{}", summary::render(&report, &plan, &written));
+    }
+    code
+}
+
+/// 0 all passed; 130 interrupted; 102 hosts lost and tests left unrun; 100 tests failed.
+pub fn exit_code(report: &RunReport, flaky_fails: bool) -> u8 {
+    if report.interrupted {
+        return exit::INTERRUPTED;
+    }
+    let errors = report
+        .outcomes
+        .iter()
+        .any(|o| o.result.status == TestStatus::Error);
+    let failed = report
+        .outcomes
+        .iter()
+        .any(|o| o.result.status == TestStatus::Failed);
+    if errors && !report.lost_hosts.is_empty() && !failed {
+        return exit::INFRA_FAILED;
+    }
+    if errors || failed || (flaky_fails && report.flaky() > 0) {
+        return exit::TESTS_FAILED;
+    }
+    exit::OK
+}
+
+/// First SIGINT/SIGTERM: stop and clean up. Second: leave at once, saying how to clean up.
+async fn watch_signals(cancel: CancellationToken, run_id: String) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return;
+    };
+    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+    eprintln!("\ninterrupted: stopping shards and removing containers (interrupt again to exit at once)");
+    cancel.cancel();
+    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+    eprintln!("exiting now; remove what is left with `cargo shard gc --run {run_id}`");
+    std::process::exit(exit::INTERRUPTED as i32);
+}
+
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, data)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

@@ -1,1 +1,743 @@
-//! TODO
+//! `go test` discovery: build every package's test binary once (`go test -c`), list its tests
+//! (`-test.list`, plus gocheck's `-check.list` through the suite hook), and run a shard's
+//! share through the fixed [`driver`] script, one binary per package.
+//!
+//! Results come from `-test.v` text (see [`parse`]): Go 1.19 binaries cannot emit
+//! `-test.v=test2json`, and `go tool test2json` is not in minimal images.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rayon::prelude::*;
+
+use crate::discover::gocheck;
+use crate::discover::{Collected, ShardCtx, ShardRecipe, ShardSpec, Suite, TestCase, TestId, TestResult};
+use crate::discover::{TestStatus, Upload};
+
+pub mod driver;
+pub mod parse;
+pub mod tree;
+
+use driver::{DriverJob, anchored_alternation, chunk_for_pattern, driver_argv};
+use parse::{ParsedRun, parse_go_v};
+
+/// What to build and list. The CLI fills it from `cargo shard go` arguments.
+#[derive(Debug, Clone)]
+pub struct GoOptions {
+    /// Module directory (or, in GOPATH mode, the directory to run `go list` in). Its files
+    /// are uploaded as each shard's `src/`, where the tests run.
+    pub dir: PathBuf,
+    /// Package patterns; empty means `./...`.
+    pub packages: Vec<String>,
+    /// Build with cgo; off by default so test binaries are static and run in any image.
+    pub cgo: bool,
+    /// GOPATH mode (`GO111MODULE=off`) with this GOPATH, e.g. `dir:/usr/share/gocode`.
+    pub gopath: Option<String>,
+    /// Flags for every test binary, before ours (`-test.count=1`, `-check.vv`…).
+    pub passthrough: Vec<String>,
+    /// Builds and listings at once.
+    pub jobs: usize,
+    /// Where the test binaries go (`<out_dir>/bin/*.test`); left out of the upload.
+    pub out_dir: PathBuf,
+}
+
+impl GoOptions {
+    pub fn new(dir: impl Into<PathBuf>, out_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            packages: Vec::new(),
+            cgo: false,
+            gopath: None,
+            passthrough: Vec::new(),
+            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            out_dir: out_dir.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GoError {
+    #[error("cannot run `go` ({0}): install the Go toolchain or put it on PATH")]
+    NoGo(String),
+    #[error("`go list {patterns}` failed in {dir}: {stderr}")]
+    List {
+        patterns: String,
+        dir: String,
+        stderr: String,
+    },
+    #[error("building the test binary of {package} failed: {stderr}")]
+    Build { package: String, stderr: String },
+    #[error("listing the tests of {package} with {binary} failed ({status}): {output}")]
+    ListTests {
+        package: String,
+        binary: String,
+        status: String,
+        output: String,
+    },
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GoError + '_ {
+    move |source| GoError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Lists, builds and lists again: the [`Suite`] of every top-level test, example and fuzz
+/// seed corpus `go test` would run (benchmarks are not run by `go test`), and every gocheck
+/// suite method as `Suite.TestX` under its package's import path.
+pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
+    let dir = opts.dir.canonicalize().map_err(io_err(&opts.dir))?;
+    let env = go_env(opts);
+    let mut version = Command::new("go");
+    version.args(["env", "GOVERSION"]).envs(env.iter().cloned());
+    version.output().map_err(|e| GoError::NoGo(e.to_string()))?;
+
+    let packages = go_list(opts, &dir, &env)?;
+    let bin_dir = opts.out_dir.join("bin");
+    std::fs::create_dir_all(&bin_dir).map_err(io_err(&bin_dir))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .map_err(|e| GoError::NoGo(format!("cannot start build threads: {e}")))?;
+    let listed: Vec<Result<Listed, GoError>> = pool.install(|| {
+        packages
+            .par_iter()
+            .map(|p| build_and_list(p, &dir, &bin_dir, &env))
+            .collect()
+    });
+
+    let mut tests = Vec::new();
+    let mut uploads = Vec::new();
+    let mut runs = BTreeMap::new();
+    for (pkg, listed) in packages.iter().zip(listed) {
+        let listed = listed?;
+        for name in listed.plain.iter().chain(&listed.check) {
+            tests.push(TestCase {
+                id: TestId::new(&pkg.import_path, name),
+                ignored: false,
+            });
+        }
+        uploads.push(Upload::File {
+            src: listed.binary,
+            dest: format!("bin/{}.test", pkg.stem),
+            mode: 0o755,
+        });
+        runs.insert(
+            pkg.import_path.clone(),
+            PackageRun {
+                stem: pkg.stem.clone(),
+                rel_dir: pkg.rel_dir.clone(),
+                hook: listed.hook,
+                check_tests: listed.check.into_iter().collect(),
+            },
+        );
+    }
+    let files = tree::source_files(&dir, std::slice::from_ref(&opts.out_dir)).map_err(io_err(&dir))?;
+    uploads.push(Upload::Tree {
+        src: dir.clone(),
+        files,
+        dest: "src".into(),
+    });
+    let recipe = GoRecipe {
+        packages: runs,
+        passthrough: opts.passthrough.clone(),
+    };
+    Ok(Suite {
+        tests,
+        uploads,
+        recipe: Arc::new(recipe),
+    })
+}
+
+fn go_env(opts: &GoOptions) -> Vec<(String, String)> {
+    let mut env = vec![(
+        "CGO_ENABLED".to_string(),
+        if opts.cgo { "1" } else { "0" }.to_string(),
+    )];
+    if let Some(gopath) = &opts.gopath {
+        env.push(("GO111MODULE".into(), "off".into()));
+        env.push(("GOPATH".into(), gopath.clone()));
+    }
+    env
+}
+
+/// A package with test files, as `go list` describes it.
+#[derive(Debug, Clone)]
+struct GoPackage {
+    import_path: String,
+    dir: PathBuf,
+    /// Its directory relative to the uploaded tree ("" for the root).
+    rel_dir: String,
+    test_files: Vec<PathBuf>,
+    uses_gocheck: bool,
+    /// File-name-safe and unique: the binary is `bin/<stem>.test`.
+    stem: String,
+}
+
+fn go_list(opts: &GoOptions, dir: &Path, env: &[(String, String)]) -> Result<Vec<GoPackage>, GoError> {
+    let patterns = if opts.packages.is_empty() {
+        vec!["./...".to_string()]
+    } else {
+        opts.packages.clone()
+    };
+    let format = "{{.ImportPath}}\t{{.Dir}}\t{{join .TestGoFiles \",\"}}\t{{join .XTestGoFiles \",\"}}\t\
+                  {{join .TestImports \" \"}} {{join .XTestImports \" \"}}";
+    let out = Command::new("go")
+        .arg("list")
+        .arg("-f")
+        .arg(format)
+        .args(&patterns)
+        .current_dir(dir)
+        .envs(env.iter().cloned())
+        .output()
+        .map_err(|e| GoError::NoGo(e.to_string()))?;
+    let list_err = |stderr: String| GoError::List {
+        patterns: patterns.join(" "),
+        dir: dir.display().to_string(),
+        stderr,
+    };
+    if !out.status.success() {
+        return Err(list_err(one_line(&String::from_utf8_lossy(&out.stderr))));
+    }
+    let mut packages = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [import_path, pkg_dir, tests, xtests, imports] = fields[..] else {
+            return Err(list_err(format!("unexpected line {line:?}")));
+        };
+        let pkg_dir = PathBuf::from(pkg_dir);
+        let test_files: Vec<PathBuf> = tests
+            .split(',')
+            .chain(xtests.split(','))
+            .filter(|f| !f.is_empty())
+            .map(|f| pkg_dir.join(f))
+            .collect();
+        if test_files.is_empty() {
+            continue;
+        }
+        let rel_dir = pkg_dir
+            .strip_prefix(dir)
+            .map_err(|_| {
+                list_err(format!(
+                    "package {import_path} is in {}, outside {}",
+                    pkg_dir.display(),
+                    dir.display()
+                ))
+            })?
+            .to_string_lossy()
+            .into_owned();
+        let uses_gocheck = imports.split(' ').any(|i| gocheck::GOCHECK_IMPORTS.contains(&i));
+        packages.push(GoPackage {
+            stem: stem(import_path),
+            import_path: import_path.to_string(),
+            dir: pkg_dir,
+            rel_dir,
+            test_files,
+            uses_gocheck,
+        });
+    }
+    Ok(packages)
+}
+
+/// A readable, unique file stem for an import path: path characters kept where safe, plus
+/// a hash of the whole path so `a/b_c` and `a_b/c` do not collide.
+fn stem(import_path: &str) -> String {
+    let safe: String = import_path
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in import_path.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{safe}-{:08x}", hash as u32)
+}
+
+/// One package after building and listing.
+struct Listed {
+    binary: PathBuf,
+    plain: Vec<String>,
+    hook: Option<String>,
+    check: Vec<String>,
+}
+
+fn build_and_list(
+    pkg: &GoPackage,
+    dir: &Path,
+    bin_dir: &Path,
+    env: &[(String, String)],
+) -> Result<Listed, GoError> {
+    let binary = bin_dir.join(format!("{}.test", pkg.stem));
+    let out = Command::new("go")
+        .args(["test", "-c", "-o"])
+        .arg(&binary)
+        .arg(&pkg.import_path)
+        .current_dir(dir)
+        .envs(env.iter().cloned())
+        .output()
+        .map_err(|e| GoError::NoGo(e.to_string()))?;
+    if !out.status.success() || !binary.exists() {
+        return Err(GoError::Build {
+            package: pkg.import_path.clone(),
+            stderr: one_line(&String::from_utf8_lossy(&out.stderr)),
+        });
+    }
+    let listing = run_listing(pkg, &binary, &["-test.list", "."])?;
+    let mut plain: Vec<String> = listing
+        .lines()
+        .map(str::trim)
+        .filter(|l| is_runnable_test(l))
+        .map(String::from)
+        .collect();
+    let mut hook = None;
+    let mut check = Vec::new();
+    if pkg.uses_gocheck {
+        let sources: Vec<&Path> = pkg.test_files.iter().map(PathBuf::as_path).collect();
+        let mut candidates = gocheck::find_hooks(&sources);
+        if candidates.is_empty() {
+            candidates.push("Test".to_string());
+        }
+        for candidate in candidates.into_iter().filter(|c| plain.contains(c)) {
+            let run = anchored_alternation(&[candidate.as_str()]);
+            let text = run_listing(pkg, &binary, &["-test.run", &run, "-check.list"])?;
+            let names = gocheck::parse_list(&text);
+            if !names.is_empty() {
+                // Every hook runs every registered suite: the first one that lists them is enough.
+                plain.retain(|p| *p != candidate);
+                check = names;
+                hook = Some(candidate);
+                break;
+            }
+        }
+    }
+    Ok(Listed {
+        binary,
+        plain,
+        hook,
+        check,
+    })
+}
+
+fn run_listing(pkg: &GoPackage, binary: &Path, args: &[&str]) -> Result<String, GoError> {
+    let out = Command::new(binary)
+        .args(args)
+        .current_dir(&pkg.dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| GoError::ListTests {
+            package: pkg.import_path.clone(),
+            binary: binary.display().to_string(),
+            status: "did not start".into(),
+            output: e.to_string(),
+        })?;
+    if !out.status.success() {
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        return Err(GoError::ListTests {
+            package: pkg.import_path.clone(),
+            binary: binary.display().to_string(),
+            status: out.status.to_string(),
+            output: one_line(&text),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `Test…`, `Example…` and `Fuzz…` (its seed corpus runs as a test) from `-test.list`;
+/// benchmarks do not run under `go test`, and other lines are `TestMain` chatter.
+fn is_runnable_test(line: &str) -> bool {
+    let ident = !line.is_empty() && line.chars().all(|c| c.is_alphanumeric() || c == '_');
+    ident && ["Test", "Example", "Fuzz"].iter().any(|p| line.starts_with(p))
+}
+
+/// The last lines of a tool's error output, joined into one line for the error message.
+fn one_line(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(8)..];
+    let mut joined = tail.join(" | ");
+    if joined.len() > 2000 {
+        let cut = (0..=2000)
+            .rev()
+            .find(|&i| joined.is_char_boundary(i))
+            .unwrap_or(0);
+        joined.truncate(cut);
+        joined.push('…');
+    }
+    if joined.is_empty() {
+        "no output".into()
+    } else {
+        joined
+    }
+}
+
+/// How to run one package's tests inside a shard.
+#[derive(Debug, Clone)]
+struct PackageRun {
+    stem: String,
+    rel_dir: String,
+    /// The `Test…` function that runs the gocheck suites, if the package has any.
+    hook: Option<String>,
+    check_tests: HashSet<String>,
+}
+
+/// One binary invocation: a package's plain tests or its gocheck tests (split further only
+/// when the `-test.run` pattern would exceed the argument size limit).
+#[derive(Debug, Clone, PartialEq)]
+struct JobPlan {
+    stem: String,
+    package: String,
+    gocheck: bool,
+    names: Vec<String>,
+}
+
+/// Runs the tests of a [`Suite`] from [`discover`].
+#[derive(Debug)]
+pub struct GoRecipe {
+    packages: BTreeMap<String, PackageRun>,
+    passthrough: Vec<String>,
+}
+
+impl GoRecipe {
+    /// Deterministic, so `results` finds the files `prepare` named.
+    fn plan_jobs(&self, tests: &[TestId]) -> Vec<JobPlan> {
+        let mut by_pkg: BTreeMap<&str, (Vec<String>, Vec<String>)> = BTreeMap::new();
+        for t in tests {
+            let Some(pkg) = self.packages.get(&t.group) else {
+                continue;
+            };
+            let entry = by_pkg.entry(&t.group).or_default();
+            if pkg.check_tests.contains(&t.name) {
+                &mut entry.1
+            } else {
+                &mut entry.0
+            }
+            .push(t.name.clone());
+        }
+        let mut jobs = Vec::new();
+        for (package, (plain, check)) in by_pkg {
+            let pkg = &self.packages[package];
+            for (gocheck, names, tag) in [(false, plain, 't'), (true, check, 'c')] {
+                for (k, chunk) in chunk_for_pattern(&names).into_iter().enumerate() {
+                    jobs.push(JobPlan {
+                        stem: format!("{}.{tag}{k}", pkg.stem),
+                        package: package.to_string(),
+                        gocheck,
+                        names: chunk,
+                    });
+                }
+            }
+        }
+        jobs
+    }
+}
+
+impl ShardRecipe for GoRecipe {
+    fn runner(&self) -> &'static str {
+        "go"
+    }
+
+    fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
+        let root = ctx.root.trim_end_matches('/');
+        let jobs: Vec<DriverJob> = self
+            .plan_jobs(tests)
+            .into_iter()
+            .map(|job| {
+                let pkg = &self.packages[&job.package];
+                let mut argv = vec![format!("{root}/bin/{}.test", pkg.stem), "-test.v".to_string()];
+                argv.extend(self.passthrough.iter().cloned());
+                let pattern = anchored_alternation(&job.names);
+                match (&pkg.hook, job.gocheck) {
+                    (Some(hook), true) => argv.extend([
+                        "-test.run".into(),
+                        anchored_alternation(&[hook.as_str()]),
+                        "-check.vv".into(),
+                        "-check.f".into(),
+                        pattern,
+                    ]),
+                    _ => argv.extend(["-test.run".into(), pattern]),
+                }
+                if let Some(per_test) = ctx.test_timeout {
+                    // Go's -test.timeout bounds the whole binary; scale it by the tests it runs.
+                    let total = per_test.saturating_mul(job.names.len().max(1) as u32);
+                    argv.push(format!("-test.timeout={}ms", total.as_millis()));
+                }
+                let dir = if pkg.rel_dir.is_empty() {
+                    format!("{root}/src")
+                } else {
+                    format!("{root}/src/{}", pkg.rel_dir)
+                };
+                DriverJob {
+                    name: job.stem,
+                    dir,
+                    argv,
+                }
+            })
+            .collect();
+        ShardSpec {
+            argv: driver_argv(&format!("{root}/out"), ctx.jobs, &jobs),
+            env: vec![("TMPDIR".into(), format!("{root}/tmp"))],
+            workdir: root.to_string(),
+            files: Vec::new(),
+            collect: vec![format!("{root}/out")],
+        }
+    }
+
+    fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult> {
+        let mut results = Vec::new();
+        for job in self.plan_jobs(tests) {
+            // A job without output never ran (the shard died first): leave its tests to the
+            // caller, which treats a shard without results as lost.
+            let Some(text) = find_output(collected, &job.stem, "out") else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(text);
+            let code = find_output(collected, &job.stem, "code")
+                .and_then(|c| String::from_utf8_lossy(c).trim().parse::<i64>().ok());
+            let parsed = if job.gocheck {
+                gocheck::parse_gocheck(&text)
+            } else {
+                parse_go_v(&text)
+            };
+            results.extend(outcomes_to_results(
+                &job.package,
+                &job.names,
+                &parsed,
+                code,
+                "test binary",
+            ));
+        }
+        results
+    }
+}
+
+/// The collected `<root>/out/<stem>.<ext>` file, whatever the root was.
+fn find_output<'a>(collected: &'a Collected, stem: &str, ext: &str) -> Option<&'a Vec<u8>> {
+    let suffix = format!("/out/{stem}.{ext}");
+    collected
+        .files
+        .iter()
+        .find(|(path, _)| path.ends_with(&suffix))
+        .map(|(_, v)| v)
+}
+
+/// Turns a parsed run into one result per expected name. A name without a result is an
+/// error saying why: the binary (or command) exited while it ran or before reaching it.
+pub(crate) fn outcomes_to_results(
+    group: &str,
+    names: &[String],
+    parsed: &ParsedRun,
+    exit_code: Option<i64>,
+    what: &str,
+) -> Vec<TestResult> {
+    let by_name: HashMap<&str, &parse::ParsedTest> =
+        parsed.tests.iter().map(|t| (t.name.as_str(), t)).collect();
+    let exited = match exit_code {
+        Some(code) => format!("the {what} exited with code {code}"),
+        None => format!("the {what} was stopped before it exited"),
+    };
+    let panic = parsed
+        .panic
+        .as_deref()
+        .map(|p| format!(" after `{p}`"))
+        .unwrap_or_default();
+    names
+        .iter()
+        .map(|name| {
+            let id = TestId::new(group, name);
+            match by_name.get(name.as_str()) {
+                Some(t) if t.status.is_some() => TestResult {
+                    id,
+                    status: t.status.unwrap_or(TestStatus::Error),
+                    duration: t.duration,
+                    message: t.message.clone(),
+                    stdout: t.output.clone(),
+                    stderr: String::new(),
+                },
+                Some(t) if t.started => TestResult {
+                    id,
+                    status: TestStatus::Error,
+                    duration: Duration::ZERO,
+                    message: Some(format!("{exited}{panic} while this test was running")),
+                    stdout: t.output.clone(),
+                    stderr: String::new(),
+                },
+                _ => TestResult {
+                    id,
+                    status: TestStatus::Error,
+                    duration: Duration::ZERO,
+                    message: Some(if exit_code == Some(0) && parsed.panic.is_none() {
+                        format!("not reported: {exited} without running this test")
+                    } else {
+                        format!("not run: {exited}{panic} before reaching this test")
+                    }),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                },
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe() -> GoRecipe {
+        let mut packages = BTreeMap::new();
+        packages.insert(
+            "ex.com/a".to_string(),
+            PackageRun {
+                stem: stem("ex.com/a"),
+                rel_dir: "a".into(),
+                hook: None,
+                check_tests: HashSet::new(),
+            },
+        );
+        packages.insert(
+            "ex.com/c".to_string(),
+            PackageRun {
+                stem: stem("ex.com/c"),
+                rel_dir: String::new(),
+                hook: Some("Test".into()),
+                check_tests: ["S.TestA".to_string(), "S.TestAB".to_string()].into(),
+            },
+        );
+        GoRecipe {
+            packages,
+            passthrough: vec!["-test.count=1".into()],
+        }
+    }
+
+    fn ctx() -> ShardCtx {
+        ShardCtx {
+            root: "/cargo-shard/".into(),
+            index: 0,
+            count: 1,
+            run_id: "r".into(),
+            host: "h".into(),
+            attempt: 1,
+            jobs: 2,
+            test_timeout: Some(Duration::from_secs(2)),
+        }
+    }
+
+    #[test]
+    fn stems_are_safe_and_distinct() {
+        assert!(stem("ex.com/a/b_c").starts_with("ex.com_a_b_c-"));
+        assert_ne!(stem("a/b_c"), stem("a_b/c"));
+    }
+
+    #[test]
+    fn prepare_runs_one_binary_per_package_and_kind() {
+        let tests = [
+            TestId::new("ex.com/a", "TestFoo"),
+            TestId::new("ex.com/c", "S.TestA"),
+            TestId::new("ex.com/a", "TestFooBar"),
+            TestId::new("ex.com/c", "TestPlain"),
+        ];
+        let spec = recipe().prepare(&tests, &ctx());
+        assert_eq!(spec.collect, ["/cargo-shard/out"]);
+        assert_eq!(spec.workdir, "/cargo-shard");
+        let args = &spec.argv[4..];
+        let a = stem("ex.com/a");
+        let c = stem("ex.com/c");
+        let expected: Vec<String> = [
+            "/cargo-shard/out",
+            "2",
+            &format!("{a}.t0"),
+            "/cargo-shard/src/a",
+            "6",
+            &format!("/cargo-shard/bin/{a}.test"),
+            "-test.v",
+            "-test.count=1",
+            "-test.run",
+            "^(TestFoo|TestFooBar)$",
+            "-test.timeout=4000ms",
+            &format!("{c}.t0"),
+            "/cargo-shard/src",
+            "6",
+            &format!("/cargo-shard/bin/{c}.test"),
+            "-test.v",
+            "-test.count=1",
+            "-test.run",
+            "^(TestPlain)$",
+            "-test.timeout=2000ms",
+            &format!("{c}.c0"),
+            "/cargo-shard/src",
+            "9",
+            &format!("/cargo-shard/bin/{c}.test"),
+            "-test.v",
+            "-test.count=1",
+            "-test.run",
+            "^(Test)$",
+            "-check.vv",
+            "-check.f",
+            r"^(S\.TestA)$",
+            "-test.timeout=2000ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(args, expected);
+    }
+
+    #[test]
+    fn results_read_each_jobs_file_and_explain_the_missing() {
+        let r = recipe();
+        let a = stem("ex.com/a");
+        let tests = [
+            TestId::new("ex.com/a", "TestOk"),
+            TestId::new("ex.com/a", "TestDies"),
+            TestId::new("ex.com/a", "TestNever"),
+            TestId::new("ex.com/c", "S.TestA"),
+        ];
+        let mut collected = Collected::default();
+        collected.files.insert(
+            format!("/x/out/{a}.t0.out"),
+            b"=== RUN   TestOk\n--- PASS: TestOk (0.50s)\n=== RUN   TestDies\n".to_vec(),
+        );
+        collected
+            .files
+            .insert(format!("/x/out/{a}.t0.code"), b"3\n".to_vec());
+        let results = r.results(&tests, &collected);
+        assert_eq!(
+            results.len(),
+            3,
+            "the gocheck job left no file, so its test is the caller's"
+        );
+        assert_eq!(results[0].status, TestStatus::Passed);
+        assert_eq!(results[0].duration, Duration::from_millis(500));
+        assert_eq!(results[1].status, TestStatus::Error);
+        assert_eq!(
+            results[1].message.as_deref(),
+            Some("the test binary exited with code 3 while this test was running")
+        );
+        assert_eq!(results[2].status, TestStatus::Error);
+        assert_eq!(
+            results[2].message.as_deref(),
+            Some("not run: the test binary exited with code 3 before reaching this test")
+        );
+    }
+
+    #[test]
+    fn runnable_listing_lines() {
+        assert!(is_runnable_test("TestFoo"));
+        assert!(is_runnable_test("ExampleLines_noOutput"));
+        assert!(is_runnable_test("FuzzLines"));
+        assert!(!is_runnable_test("BenchmarkLines"));
+        assert!(!is_runnable_test("alpha: TestMain done"));
+        assert!(!is_runnable_test("ok  \texample.com/x\t0.1s"));
+    }
+}

@@ -1,1 +1,7 @@
 //! Reports: the merged JUnit file, the end-of-run summary and the timeline.
+
+pub mod events;
+pub mod junit;
+pub mod progress;
+pub mod summary;
+pub mod timeline;

@@ -1,0 +1,103 @@
+//! Glue from a discovered suite to a plan: filters file, history (and seeding), estimates,
+//! host capacities; and back from a finished run to the history file.
+
+use std::path::Path;
+
+use super::PlanOpts;
+use crate::config::Host;
+use crate::discover::{Suite, TestStatus};
+use crate::exit;
+use crate::history::{self, History};
+use crate::plan::{self, Capacity, Filters, Plan, PlanOptions};
+use crate::run::RunReport;
+
+pub struct Planned {
+    pub plan: Plan,
+    /// The suite, narrowed to what the filters file selected.
+    pub suite: Suite,
+    pub history: History,
+    pub warnings: Vec<String>,
+}
+
+pub fn capacities<'a>(hosts: impl IntoIterator<Item = &'a Host>) -> Vec<Capacity> {
+    hosts
+        .into_iter()
+        .map(|h| Capacity {
+            host: h.name.clone(),
+            slots: h.slots,
+            jobs: h.jobs,
+            weight: h.weight,
+        })
+        .collect()
+}
+
+pub fn plan(
+    mut suite: Suite,
+    p: &PlanOpts,
+    caps: &[Capacity],
+    history_path: &Path,
+) -> Result<Planned, (u8, String)> {
+    let mut warnings = Vec::new();
+    if let Some(path) = &p.filters_file {
+        let filters = Filters::read(path).map_err(|e| (exit::BAD_INPUT, e.to_string()))?;
+        let ids: Vec<_> = suite.tests.iter().map(|t| t.id.clone()).collect();
+        let selected = filters.select(&ids);
+        selected
+            .check(path)
+            .map_err(|e| (exit::BAD_INPUT, e.to_string()))?;
+        let keep: std::collections::BTreeSet<usize> = selected.indices.into_iter().collect();
+        let mut i = 0;
+        suite.tests.retain(|_| {
+            i += 1;
+            keep.contains(&(i - 1))
+        });
+        // Named explicitly: run it even if it is #[ignore]d, as nextest does for exact names.
+        for t in &mut suite.tests {
+            t.ignored = false;
+        }
+    }
+    let (mut history, warning) = History::load(history_path);
+    warnings.extend(warning.map(|w| w.0));
+    if !p.timings_from.is_empty() {
+        let seeded = history
+            .seed_from_junit(&p.timings_from)
+            .map_err(|e| (exit::BAD_INPUT, e.to_string()))?;
+        warnings.extend(seeded.warnings.into_iter().map(|w| w.0));
+    }
+    let runnable: Vec<_> = suite
+        .tests
+        .iter()
+        .filter(|t| !t.ignored)
+        .map(|t| t.id.clone())
+        .collect();
+    let weighted = history::estimate(&runnable, &history, p.default_duration);
+    let opts = PlanOptions {
+        shards: p.shards,
+        shuffle: p.shuffle,
+        seed: p.seed,
+        ..PlanOptions::default()
+    };
+    let plan = plan::plan(&weighted, caps, &opts);
+    Ok(Planned {
+        plan,
+        suite,
+        history,
+        warnings,
+    })
+}
+
+pub fn render(plan: &Plan) -> String {
+    plan::render::human(plan)
+}
+
+/// Adds this run's measured durations to the history and saves it.
+pub fn record(mut history: History, report: &RunReport, path: &Path) -> Result<(), history::HistoryError> {
+    for o in &report.outcomes {
+        let measured =
+            matches!(o.result.status, TestStatus::Passed | TestStatus::Failed) && o.shard.is_some();
+        if measured {
+            history.record(o.id(), o.result.duration);
+        }
+    }
+    history.save_atomic(path)
+}

@@ -1,0 +1,339 @@
+//! Reads the text a Go test binary prints with `-test.v` into per-test outcomes.
+//!
+//! Go 1.19 binaries have no `-test.v=test2json`, so this reads the plain `=== RUN` /
+//! `--- PASS:` framing that `go tool test2json` itself reads (a leading `\x16`, the marker
+//! newer binaries put on framing lines, is ignored). Only top-level tests get an outcome;
+//! subtests are folded into their parent's transcript, and failed subtests are named in the
+//! parent's message, because the planner only ever selects top-level tests.
+
+use std::time::Duration;
+
+use crate::discover::TestStatus;
+
+/// What one top-level test left in the output.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ParsedTest {
+    pub name: String,
+    /// `None`: started (or only mentioned) but never reported a result.
+    pub status: Option<TestStatus>,
+    pub started: bool,
+    pub duration: Duration,
+    pub message: Option<String>,
+    /// Every line attributed to the test, its subtests' lines included.
+    pub output: String,
+}
+
+/// A whole binary's run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ParsedRun {
+    /// In order of first appearance.
+    pub tests: Vec<ParsedTest>,
+    /// The first unindented `panic: …` line: a test panicked or `-test.timeout` fired.
+    pub panic: Option<String>,
+}
+
+impl ParsedRun {
+    pub fn get(&self, name: &str) -> Option<&ParsedTest> {
+        self.tests.iter().find(|t| t.name == name)
+    }
+}
+
+#[derive(Default)]
+struct Acc {
+    test: ParsedTest,
+    failed_subtests: Vec<String>,
+}
+
+/// Parses `-test.v` output (stdout and stderr combined, as the driver captures it).
+pub fn parse_go_v(text: &str) -> ParsedRun {
+    let mut tests: Vec<Acc> = Vec::new();
+    let mut current: Option<usize> = None;
+    let mut panic = None;
+    let index = |tests: &mut Vec<Acc>, top: &str| -> usize {
+        match tests.iter().position(|a| a.test.name == top) {
+            Some(i) => i,
+            None => {
+                tests.push(Acc {
+                    test: ParsedTest {
+                        name: top.to_string(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                });
+                tests.len() - 1
+            }
+        }
+    };
+    for raw in text.split_inclusive('\n') {
+        let line = raw.trim_end_matches(['\n', '\r']);
+        let framed = line.strip_prefix('\u{16}').unwrap_or(line);
+        if let Some(name) = frame_name(framed) {
+            let top = top_level(name);
+            let i = index(&mut tests, top);
+            if framed.starts_with("=== RUN") && top == name {
+                tests[i].test.started = true;
+            }
+            current = Some(i);
+            tests[i].test.output.push_str(framed);
+            tests[i].test.output.push('\n');
+            continue;
+        }
+        if let Some((depth, status, name, secs)) = result_line(framed) {
+            let top = top_level(name);
+            let i = index(&mut tests, top);
+            let acc = &mut tests[i];
+            if depth == 0 && name == top {
+                acc.test.status = Some(status);
+                acc.test.duration = secs;
+            } else if status == TestStatus::Failed {
+                acc.failed_subtests.push(name.to_string());
+            }
+            acc.test.output.push_str(framed);
+            acc.test.output.push('\n');
+            current = Some(i);
+            continue;
+        }
+        if framed == "PASS" || framed == "FAIL" {
+            current = None;
+            continue;
+        }
+        if panic.is_none() && framed.starts_with("panic: ") {
+            panic = Some(framed.to_string());
+        }
+        if let Some(i) = current {
+            tests[i].test.output.push_str(framed);
+            tests[i].test.output.push('\n');
+        }
+    }
+    let tests = tests
+        .into_iter()
+        .map(|mut acc| {
+            acc.test.message = message(&acc.test, &acc.failed_subtests);
+            acc.test
+        })
+        .collect();
+    ParsedRun { tests, panic }
+}
+
+fn top_level(name: &str) -> &str {
+    name.split('/').next().unwrap_or(name)
+}
+
+/// The test named by a `=== RUN/PAUSE/CONT/NAME` line.
+fn frame_name(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("=== ")?;
+    for verb in ["RUN", "PAUSE", "CONT", "NAME"] {
+        if let Some(name) = rest.strip_prefix(verb) {
+            let name = name.trim_start();
+            return (!name.is_empty() && name.len() < rest.len()).then_some(name.trim_end());
+        }
+    }
+    None
+}
+
+/// `    --- FAIL: TestX/sub (0.12s)` → (depth, status, name, duration).
+fn result_line(line: &str) -> Option<(usize, TestStatus, &str, Duration)> {
+    let trimmed = line.trim_start_matches(' ');
+    let depth = (line.len() - trimmed.len()) / 4;
+    let rest = trimmed.strip_prefix("--- ")?;
+    let (status, rest) = if let Some(r) = rest.strip_prefix("PASS: ") {
+        (TestStatus::Passed, r)
+    } else if let Some(r) = rest.strip_prefix("FAIL: ") {
+        (TestStatus::Failed, r)
+    } else if let Some(r) = rest.strip_prefix("SKIP: ") {
+        (TestStatus::Skipped, r)
+    } else {
+        return None;
+    };
+    let open = rest.rfind(" (")?;
+    let secs = rest[open + 2..].strip_suffix("s)")?.parse::<f64>().ok()?;
+    let duration = Duration::try_from_secs_f64(secs).unwrap_or_default();
+    Some((depth, status, &rest[..open], duration))
+}
+
+/// `    file_test.go:12: text` → `file_test.go:12: text`.
+fn log_line(line: &str) -> Option<&str> {
+    let t = line.trim_start();
+    if t.len() == line.len() {
+        return None;
+    }
+    let (loc, _) = t.split_once(": ")?;
+    let (file, lineno) = loc.rsplit_once(':')?;
+    (file.ends_with(".go") && lineno.bytes().all(|b| b.is_ascii_digit())).then_some(t)
+}
+
+fn message(test: &ParsedTest, failed_subtests: &[String]) -> Option<String> {
+    match test.status {
+        Some(TestStatus::Failed) if !failed_subtests.is_empty() => {
+            Some(format!("failed subtests: {}", failed_subtests.join(", ")))
+        }
+        Some(TestStatus::Failed) => test.output.lines().find_map(log_line).map(str::to_string),
+        Some(TestStatus::Skipped) => test.output.lines().rev().find_map(log_line).map(str::to_string),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "=== RUN   TestFoo
+    alpha_test.go:13: TestFoo ran
+--- PASS: TestFoo (0.00s)
+=== RUN   TestShoutTable
+=== RUN   TestShoutTable/empty
+=== RUN   TestShoutTable/lower
+--- PASS: TestShoutTable (0.01s)
+    --- PASS: TestShoutTable/empty (0.00s)
+    --- PASS: TestShoutTable/lower (0.00s)
+=== RUN   TestFailing
+    alpha_test.go:56: about to fail
+    alpha_test.go:57: intentional failure: 1 != 2
+--- FAIL: TestFailing (0.00s)
+=== RUN   TestSkipped
+    alpha_test.go:60: skipped on purpose
+--- SKIP: TestSkipped (0.00s)
+=== RUN   TestParallelA
+=== PAUSE TestParallelA
+=== RUN   TestParallelB
+=== PAUSE TestParallelB
+=== RUN   TestSubtestFails
+=== RUN   TestSubtestFails/ok
+=== RUN   TestSubtestFails/bad
+    alpha_test.go:82: subtest bad failed
+--- FAIL: TestSubtestFails (0.00s)
+    --- PASS: TestSubtestFails/ok (0.00s)
+    --- FAIL: TestSubtestFails/bad (0.00s)
+=== CONT  TestParallelA
+=== CONT  TestParallelB
+    alpha_test.go:77: B done
+--- PASS: TestParallelB (0.10s)
+=== CONT  TestParallelA
+    alpha_test.go:71: A done
+--- PASS: TestParallelA (1.50s)
+=== RUN   ExampleLines
+--- FAIL: ExampleLines (0.00s)
+got:
+hello
+want:
+bye
+FAIL
+";
+
+    fn status(run: &ParsedRun, name: &str) -> Option<TestStatus> {
+        run.get(name).unwrap_or_else(|| panic!("{name} missing")).status
+    }
+
+    #[test]
+    fn top_level_results_with_subtests_folded_in() {
+        let run = parse_go_v(SAMPLE);
+        let names: Vec<&str> = run.tests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "TestFoo",
+                "TestShoutTable",
+                "TestFailing",
+                "TestSkipped",
+                "TestParallelA",
+                "TestParallelB",
+                "TestSubtestFails",
+                "ExampleLines"
+            ]
+        );
+        assert_eq!(status(&run, "TestFoo"), Some(TestStatus::Passed));
+        assert_eq!(status(&run, "TestShoutTable"), Some(TestStatus::Passed));
+        assert_eq!(
+            run.get("TestShoutTable").unwrap().duration,
+            Duration::from_millis(10)
+        );
+        assert!(
+            run.get("TestShoutTable")
+                .unwrap()
+                .output
+                .contains("--- PASS: TestShoutTable/lower")
+        );
+        assert_eq!(status(&run, "TestFailing"), Some(TestStatus::Failed));
+        assert_eq!(
+            run.get("TestFailing").unwrap().message.as_deref(),
+            Some("alpha_test.go:56: about to fail")
+        );
+        assert_eq!(status(&run, "TestSkipped"), Some(TestStatus::Skipped));
+        assert_eq!(
+            run.get("TestSkipped").unwrap().message.as_deref(),
+            Some("alpha_test.go:60: skipped on purpose")
+        );
+        let sub = run.get("TestSubtestFails").unwrap();
+        assert_eq!(sub.status, Some(TestStatus::Failed));
+        assert_eq!(
+            sub.message.as_deref(),
+            Some("failed subtests: TestSubtestFails/bad")
+        );
+        assert!(sub.output.contains("subtest bad failed"));
+        assert_eq!(status(&run, "ExampleLines"), Some(TestStatus::Failed));
+        assert!(run.get("ExampleLines").unwrap().output.contains("want:\nbye\n"));
+        assert!(run.panic.is_none());
+    }
+
+    #[test]
+    fn parallel_output_goes_to_the_test_that_continued() {
+        let run = parse_go_v(SAMPLE);
+        let a = run.get("TestParallelA").unwrap();
+        let b = run.get("TestParallelB").unwrap();
+        assert!(a.output.contains("A done") && !a.output.contains("B done"));
+        assert!(b.output.contains("B done") && !b.output.contains("A done"));
+        assert_eq!(a.duration, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn panic_leaves_later_tests_unreported() {
+        let text = "=== RUN   TestBeforeCrash
+--- PASS: TestBeforeCrash (0.00s)
+=== RUN   TestPanics
+--- FAIL: TestPanics (0.00s)
+panic: boom [recovered]
+\tpanic: boom
+
+goroutine 19 [running]:
+";
+        let run = parse_go_v(text);
+        assert_eq!(run.panic.as_deref(), Some("panic: boom [recovered]"));
+        assert_eq!(status(&run, "TestPanics"), Some(TestStatus::Failed));
+        assert!(run.get("TestPanics").unwrap().output.contains("goroutine 19"));
+        assert!(run.get("TestAfterCrash").is_none());
+    }
+
+    #[test]
+    fn os_exit_leaves_the_running_test_started_without_result() {
+        let run =
+            parse_go_v("=== RUN   TestBeforeCrash\n--- PASS: TestBeforeCrash (0.00s)\n=== RUN   TestExits\n");
+        let t = run.get("TestExits").unwrap();
+        assert!(t.started);
+        assert_eq!(t.status, None);
+    }
+
+    #[test]
+    fn timeout_panic_is_recorded() {
+        let run = parse_go_v(
+            "=== RUN   TestSleepLong\npanic: test timed out after 300ms\n\ngoroutine 17 [running]:\n",
+        );
+        assert_eq!(run.panic.as_deref(), Some("panic: test timed out after 300ms"));
+        assert!(run.get("TestSleepLong").unwrap().started);
+    }
+
+    #[test]
+    fn test2json_framing_marker_is_ignored() {
+        let run = parse_go_v("\u{16}=== RUN   TestA\n\u{16}--- PASS: TestA (0.25s)\n");
+        assert_eq!(status(&run, "TestA"), Some(TestStatus::Passed));
+        assert_eq!(run.get("TestA").unwrap().duration, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn prefixed_names_stay_apart() {
+        let run = parse_go_v(
+            "=== RUN   TestFoo\n--- PASS: TestFoo (0.00s)\n=== RUN   TestFooBar\n--- FAIL: TestFooBar (0.00s)\n",
+        );
+        assert_eq!(status(&run, "TestFoo"), Some(TestStatus::Passed));
+        assert_eq!(status(&run, "TestFooBar"), Some(TestStatus::Failed));
+    }
+}

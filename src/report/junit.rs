@@ -1,0 +1,130 @@
+//! The merged JUnit report: one `<testsuite>` per test binary (Rust) or package (Go), every
+//! planned test exactly once, with the host, shard and container that ran it.
+//!
+//! Layout, chosen to read well in GitLab, Jenkins and GitHub reporters: `classname` is the
+//! group (binary id or import path), `name` the test's own name, the case's `group`
+//! attribute names `shard N on HOST`, and the suite's properties map each shard to its host
+//! and container.
+
+use std::collections::BTreeMap;
+
+use crate::discover::{TestResult, TestStatus};
+use crate::junit::{Case, CaseStatus, Report, Rerun, RerunKind, Suite};
+use crate::run::{Outcome, RunReport};
+
+/// The suite name used for tests with no group (keys of `cargo shard exec`).
+const UNGROUPED: &str = "cargo-shard";
+
+pub fn build(report: &RunReport) -> Report {
+    let mut suites: BTreeMap<&str, Suite> = BTreeMap::new();
+    let mut shard_props: BTreeMap<&str, BTreeMap<usize, (String, String)>> = BTreeMap::new();
+    for o in &report.outcomes {
+        let group = if o.id().group.is_empty() {
+            UNGROUPED
+        } else {
+            o.id().group.as_str()
+        };
+        let suite = suites.entry(group).or_insert_with(|| Suite {
+            name: group.to_string(),
+            ..Default::default()
+        });
+        suite.cases.push(case(o, group));
+        if let Some(shard) = o.shard
+            && !o.host.is_empty()
+        {
+            shard_props
+                .entry(group)
+                .or_default()
+                .insert(shard, (o.host.clone(), o.container.clone()));
+        }
+    }
+    let mut out = Report {
+        name: format!("cargo-shard run {}", report.run_id),
+        suites: Vec::new(),
+    };
+    for (group, mut suite) in suites {
+        suite.time = Some(suite.cases.iter().filter_map(|c| c.time).sum());
+        suite
+            .properties
+            .push(("cargo-shard.run".into(), report.run_id.clone()));
+        for (shard, (host, container)) in shard_props.remove(group).unwrap_or_default() {
+            suite.properties.push((
+                format!("cargo-shard.shard.{shard}"),
+                format!("host={host} container={container}"),
+            ));
+        }
+        out.suites.push(suite);
+    }
+    out
+}
+
+fn case(o: &Outcome, classname: &str) -> Case {
+    let r = &o.result;
+    let status = match r.status {
+        TestStatus::Passed => CaseStatus::Passed,
+        TestStatus::Skipped => CaseStatus::Skipped {
+            message: r.message.clone(),
+        },
+        TestStatus::Failed => CaseStatus::Failure {
+            message: r.message.as_deref().map(first_line),
+            kind: Some("failure".into()),
+            text: r.message.clone().unwrap_or_default(),
+        },
+        TestStatus::Error => CaseStatus::Error {
+            message: r.message.as_deref().map(first_line),
+            kind: Some("error".into()),
+            text: r.message.clone().unwrap_or_default(),
+        },
+    };
+    let earlier: Vec<Rerun> = o.earlier.iter().map(rerun).collect();
+    let (flaky, reruns) = if r.status == TestStatus::Passed {
+        (earlier, Vec::new())
+    } else {
+        (Vec::new(), earlier)
+    };
+    Case {
+        name: r.id.name.clone(),
+        classname: classname.to_string(),
+        time: Some(r.duration.as_secs_f64()),
+        group: o
+            .shard
+            .filter(|_| !o.host.is_empty())
+            .map(|s| format!("shard {s} on {}", o.host)),
+        status,
+        flaky,
+        reruns,
+        stdout: non_empty(&r.stdout),
+        stderr: non_empty(&r.stderr),
+    }
+}
+
+fn rerun(r: &TestResult) -> Rerun {
+    Rerun {
+        kind: if r.status == TestStatus::Error {
+            RerunKind::Error
+        } else {
+            RerunKind::Failure
+        },
+        error_type: Some(
+            if r.status == TestStatus::Error {
+                "error"
+            } else {
+                "failure"
+            }
+            .into(),
+        ),
+        message: r.message.as_deref().map(first_line),
+        text: r.message.clone().unwrap_or_default(),
+        stdout: non_empty(&r.stdout),
+        stderr: non_empty(&r.stderr),
+        time: Some(r.duration.as_secs_f64()),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
