@@ -356,3 +356,37 @@ async fn cut_connection_is_engine_lost() {
     };
     d.client().remove_container(&name, Some(opts)).await.unwrap();
 }
+
+/// A generated script run by a path relative to the workdir, with an argument a shell would
+/// split: the exec array reaches the program as is, on Docker and locally alike.
+async fn relative_program(engine: &Engine, image: &str) {
+    let root = engine.make_root().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let mut job = job(&root, image, &unique("run"), logs.path());
+    job.spec.files.push((
+        "gen/tool.sh".into(),
+        b"#!/bin/sh\necho \"argc=$# first=[$1]\"\n".to_vec(),
+    ));
+    job.spec.argv = vec!["gen/tool.sh".into(), "a b;$(x)'\"*".into(), "2".into()];
+    job.spec.workdir = root.clone();
+    let run = engine
+        .run_shard(job, CancellationToken::new())
+        .await
+        .expect("run shard");
+    assert_eq!(run.collected.exit_code, Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&run.collected.output),
+        "argc=2 first=[a b;$(x)'\"*]\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_program_on_docker() {
+    let h = host("e1");
+    relative_program(&Engine::connect(&h).await.unwrap(), &h.image).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_program_locally() {
+    relative_program(&Engine::connect(&local_engine_host()).await.unwrap(), "unused").await;
+}

@@ -35,7 +35,7 @@ pub struct DockerEngine {
     name: String,
     docker: Docker,
     /// Declared after `docker` so the client goes before the proxy it talks through.
-    _tunnel: Option<Tunnel>,
+    tunnel: Option<Tunnel>,
 }
 
 impl DockerEngine {
@@ -122,12 +122,17 @@ impl DockerEngine {
         Ok(Self {
             name: host.name.clone(),
             docker,
-            _tunnel: tunnel,
+            tunnel,
         })
     }
 
     pub fn host(&self) -> &str {
         &self.name
+    }
+
+    /// The local end of the ssh tunnel, for `ssh://` engines.
+    pub fn proxy_socket(&self) -> Option<&Path> {
+        self.tunnel.as_ref().map(|t| t.socket())
     }
 
     /// The bollard client, for tests and tools that need a call this layer does not wrap.
