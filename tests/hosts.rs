@@ -181,3 +181,26 @@ fn without_hosts_file_docker_host_is_used() {
         "{row}"
     );
 }
+
+#[test]
+fn stale_socket_is_refused() {
+    // A socket file nobody listens on, as a crashed daemon leaves behind.
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let path = dir.path().join("hosts.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[host]]\nname = \"stale\"\ndocker_host = \"unix://{}\"\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = cargo_shard(&["hosts", "--hosts", path.to_str().unwrap()]);
+    assert_eq!(code, 102, "{out}{err}");
+    assert!(
+        failure_line(&err, "stale").ends_with("unreachable: connection refused"),
+        "{err}"
+    );
+}
