@@ -496,3 +496,58 @@ fn exec_mode_with_one_key_per_run_applies_each_exit_code() {
     let c = run_shard(&suite, &all, 1, &[]);
     assert!(transcripts(&c).contains("key=[we$ird 'key']"));
 }
+
+#[test]
+fn exec_mode_reads_the_junit_files_the_command_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("keys.txt"),
+        "Suite.TestOk\nSuite.TestBad\nSuite.TestAbsent\n",
+    )
+    .unwrap();
+    // The command writes a JUnit report for the keys it was given; it exits 0 regardless,
+    // so a failure can only come from the report.
+    let script = r#"mkdir -p reports/junit && {
+        echo '<testsuites><testsuite name="s">'
+        echo '<testcase classname="Suite" name="TestOk" time="1.25"/>'
+        echo '<testcase classname="Suite" name="TestBad" time="0.5"><failure message="bad &amp; sad">trace&#xA;here</failure></testcase>'
+        echo '</testsuite></testsuites>'
+      } > reports/junit/report.xml
+      echo "filter=$FILTER""#;
+    let opts = ExecOptions {
+        keys: KeySource::File(dir.path().join("keys.txt")),
+        list_filter: None,
+        passing: KeyPassing::FilterEnv {
+            name: "FILTER".into(),
+            format: "{regex}".into(),
+        },
+        results: vec!["reports/junit/*.xml".into()],
+        dir: dir.path().to_path_buf(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        exclude: vec![],
+    };
+    let suite = command::discover(&opts).unwrap();
+    let all: Vec<TestId> = suite.tests.iter().map(|t| t.id.clone()).collect();
+    let c = run_shard(&suite, &all, 1, &[]);
+    assert!(
+        String::from_utf8_lossy(&c.output)
+            .contains(r"filter=^(Suite\.TestOk|Suite\.TestBad|Suite\.TestAbsent)$"),
+        "{}",
+        String::from_utf8_lossy(&c.output)
+    );
+    let results = suite.recipe.results(&all, &c);
+    let r = by_name(&results);
+    assert_eq!(r["Suite.TestOk"].status, TestStatus::Passed);
+    assert_eq!(r["Suite.TestOk"].duration.as_millis(), 1250);
+    assert_eq!(r["Suite.TestBad"].status, TestStatus::Failed);
+    assert_eq!(r["Suite.TestBad"].message.as_deref(), Some("bad & sad"));
+    assert!(r["Suite.TestBad"].stdout.contains("trace\nhere"));
+    assert_eq!(r["Suite.TestAbsent"].status, TestStatus::Error);
+    assert!(
+        r["Suite.TestAbsent"]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("not reported")
+    );
+}
