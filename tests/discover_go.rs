@@ -551,3 +551,34 @@ fn exec_mode_reads_the_junit_files_the_command_writes() {
             .contains("not reported")
     );
 }
+
+#[test]
+fn build_and_list_failures_are_one_line_errors_naming_the_package() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("go.mod"),
+        "module example.com/broken\n\ngo 1.19\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("bad")).unwrap();
+    std::fs::write(
+        dir.path().join("bad/bad_test.go"),
+        "package bad\n\nfunc TestX(t *testing.T) {}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let err = gotest::discover(&GoOptions::new(dir.path(), &out))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("building the test binary of example.com/broken/bad failed"),
+        "{err}"
+    );
+    assert!(err.contains("undefined: testing") && !err.contains('\n'), "{err}");
+
+    let mut opts = GoOptions::new(dir.path(), &out);
+    opts.packages = vec!["./nosuchdir".into()];
+    let err = gotest::discover(&opts).unwrap_err().to_string();
+    assert!(err.starts_with("`go list ./nosuchdir` failed in "), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+}

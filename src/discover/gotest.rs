@@ -101,6 +101,8 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
     let packages = go_list(opts, &dir, &env)?;
     let bin_dir = opts.out_dir.join("bin");
     std::fs::create_dir_all(&bin_dir).map_err(io_err(&bin_dir))?;
+    // `go test -c -o` resolves a relative path against the module directory, not ours.
+    let bin_dir = bin_dir.canonicalize().map_err(io_err(&bin_dir))?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
@@ -117,6 +119,10 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
     let mut runs = BTreeMap::new();
     for (pkg, listed) in packages.iter().zip(listed) {
         let listed = listed?;
+        if listed.plain.is_empty() && listed.check.is_empty() {
+            // Only benchmarks: nothing `go test` would run, so nothing to ship.
+            continue;
+        }
         for name in listed.plain.iter().chain(&listed.check) {
             tests.push(TestCase {
                 id: TestId::new(&pkg.import_path, name),
