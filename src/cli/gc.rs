@@ -1,4 +1,77 @@
-//! TODO
-pub async fn run(_a: super::GcArgs) -> u8 {
-    super::fail(crate::exit::BAD_INPUT, "gc: not implemented yet")
+//! `cargo shard gc`: remove what runs left behind (containers, networks, volumes carrying our
+//! run label) on every host at once.
+
+use futures_util::future::join_all;
+
+use super::hosts::select_hosts;
+use super::{GcArgs, fail};
+use crate::config::Host;
+use crate::engine::{CONNECT_TIMEOUT, Engine, EngineError, Removed};
+use crate::exit;
+
+pub async fn run(a: GcArgs) -> u8 {
+    let hosts = match select_hosts(&a.hosts) {
+        Ok(h) => h,
+        Err((code, msg)) => return fail(code, msg),
+    };
+    let run = a.run.as_deref();
+    let results = join_all(hosts.iter().map(|h| gc_host(h, run))).await;
+    let mut code = exit::OK;
+    for (h, r) in hosts.iter().zip(results) {
+        match r {
+            Ok(removed) => println!("{}", summary(&h.name, &removed)),
+            Err(EngineError::Unreachable { reason, .. }) => {
+                eprintln!("host {} ({}): unreachable: {reason}", h.name, h.endpoint);
+                code = exit::INFRA_FAILED;
+            }
+            Err(e) => {
+                eprintln!("host {} ({}): {e}", h.name, h.endpoint);
+                code = exit::INFRA_FAILED;
+            }
+        }
+    }
+    code
+}
+
+async fn gc_host(h: &Host, run: Option<&str>) -> Result<Removed, EngineError> {
+    Engine::connect_with_timeout(h, CONNECT_TIMEOUT)
+        .await?
+        .remove_labelled(run)
+        .await
+}
+
+/// `e1: removed 2 containers (a, b), 0 networks, 1 volume (v)`.
+pub fn summary(host: &str, r: &Removed) -> String {
+    let part = |n: &[String], one: &str, many: &str| {
+        let word = if n.len() == 1 { one } else { many };
+        if n.is_empty() {
+            format!("0 {word}")
+        } else {
+            format!("{} {word} ({})", n.len(), n.join(", "))
+        }
+    };
+    format!(
+        "{host}: removed {}, {}, {}",
+        part(&r.containers, "container", "containers"),
+        part(&r.networks, "network", "networks"),
+        part(&r.volumes, "volume", "volumes")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_counts_and_names() {
+        let r = Removed {
+            containers: vec!["a".into(), "b".into()],
+            networks: vec![],
+            volumes: vec!["v".into()],
+        };
+        assert_eq!(
+            summary("e1", &r),
+            "e1: removed 2 containers (a, b), 0 networks, 1 volume (v)"
+        );
+    }
 }

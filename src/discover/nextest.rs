@@ -1,1 +1,206 @@
-//! TODO
+//! cargo-nextest discovery: build the workspace's tests once into a nextest archive, list
+//! them from that archive, and run a shard's exact subset from it with the source remapped.
+
+mod filter;
+mod junit;
+mod process;
+mod recipe;
+mod source;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use nextest_metadata::{FilterMatch, TestListSummary};
+
+use super::{Suite, TestCase, TestId, Upload};
+use process::{one_line, run};
+
+pub use filter::{exact_filterset, quote_matcher};
+pub use recipe::NextestRecipe;
+
+/// The archive's name in the shard root, and the source tree's.
+pub const ARCHIVE_DEST: &str = "archive.tar.zst";
+pub const SOURCE_DEST: &str = "src";
+/// The generated tool-config file, relative to the shard root.
+pub const TOOL_CONFIG_DEST: &str = "shard-nextest.toml";
+
+/// Which ignored tests run, as nextest's `--run-ignored`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunIgnored {
+    #[default]
+    Default,
+    Only,
+    All,
+}
+
+/// What to build and list, shaped like nextest's own flags.
+#[derive(Debug, Clone, Default)]
+pub struct NextestOptions {
+    pub manifest_path: Option<PathBuf>,
+    pub packages: Vec<String>,
+    pub workspace: bool,
+    pub features: Vec<String>,
+    pub all_features: bool,
+    pub no_default_features: bool,
+    pub release: bool,
+    pub cargo_profile: Option<String>,
+    /// Filtersets (`-E`), applied when listing; a shard runs only listed tests.
+    pub filtersets: Vec<String>,
+    pub run_ignored: RunIgnored,
+    /// Passed to `cargo nextest run` in every shard, after cargo-shard's own flags.
+    pub passthrough: Vec<String>,
+    /// Where the archive goes; default `<target dir>/shard`.
+    pub out_dir: Option<PathBuf>,
+    /// Build jobs (`cargo nextest archive --build-jobs`).
+    pub build_jobs: Option<usize>,
+    /// Copy cargo's build output to our stderr as it arrives (it is always kept for errors).
+    pub echo_build_output: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NextestError {
+    #[error("cargo metadata failed: {0}")]
+    Metadata(String),
+    #[error("cannot create {path}: {source}")]
+    OutDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot start `{program}` ({source}); is cargo-nextest installed?")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("`{command}` failed ({status}): {tail}")]
+    Failed {
+        command: String,
+        status: String,
+        tail: String,
+    },
+    #[error("cannot read `cargo nextest list` output: {0}")]
+    ListOutput(String),
+    #[error("cannot list the source tree of {root}: {message}")]
+    Source { root: PathBuf, message: String },
+}
+
+/// Builds the archive, lists its tests and returns the suite with its uploads and recipe.
+pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
+    let mut meta = cargo_metadata::MetadataCommand::new();
+    meta.no_deps();
+    if let Some(path) = &opts.manifest_path {
+        meta.manifest_path(path);
+    }
+    let meta = meta
+        .exec()
+        .map_err(|e| NextestError::Metadata(one_line(&e.to_string())))?;
+    let workspace_root = meta.workspace_root.clone().into_std_path_buf();
+    let target_dir = meta.target_directory.clone().into_std_path_buf();
+
+    let out_dir = opts.out_dir.clone().unwrap_or_else(|| target_dir.join("shard"));
+    std::fs::create_dir_all(&out_dir).map_err(|source| NextestError::OutDir {
+        path: out_dir.clone(),
+        source,
+    })?;
+    let archive = out_dir.join(ARCHIVE_DEST);
+
+    let mut build = cargo_nextest(&workspace_root, "archive");
+    build.arg("--archive-file").arg(&archive);
+    selection_args(&mut build, opts);
+    if let Some(jobs) = opts.build_jobs {
+        build.arg("--build-jobs").arg(jobs.to_string());
+    }
+    run(build, opts.echo_build_output)?;
+
+    let mut list = cargo_nextest(&workspace_root, "list");
+    list.arg("--archive-file")
+        .arg(&archive)
+        .arg("--workspace-remap")
+        .arg(&workspace_root)
+        .args(["--message-format", "json", "--run-ignored", "all"]);
+    for expr in &opts.filtersets {
+        list.arg("-E").arg(expr);
+    }
+    let listing = run(list, false)?;
+    let summary: TestListSummary =
+        serde_json::from_slice(&listing).map_err(|e| NextestError::ListOutput(e.to_string()))?;
+
+    let files = source::files(&workspace_root, &target_dir).map_err(|message| NextestError::Source {
+        root: workspace_root.clone(),
+        message,
+    })?;
+    Ok(Suite {
+        tests: test_cases(&summary, opts.run_ignored),
+        uploads: vec![
+            Upload::File {
+                src: archive,
+                dest: ARCHIVE_DEST.into(),
+                mode: 0o644,
+            },
+            Upload::Tree {
+                src: workspace_root,
+                files,
+                dest: SOURCE_DEST.into(),
+            },
+        ],
+        recipe: Arc::new(NextestRecipe {
+            passthrough: opts.passthrough.clone(),
+        }),
+    })
+}
+
+/// The listed tests (from a listing with `--run-ignored all`) as `run_ignored` selects them.
+///
+/// Listing everything tells apart tests that are only ignored from those the filtersets
+/// exclude (nextest reports an ignored test as "ignored" even when `-E` excludes it too).
+/// With the default, `#[ignore]` tests are kept as ignored (reported as skipped); with
+/// `only`, tests that are not `#[ignore]` are dropped, as nextest leaves them out.
+pub fn test_cases(summary: &TestListSummary, run_ignored: RunIgnored) -> Vec<TestCase> {
+    let mut tests = Vec::new();
+    for (binary_id, suite) in &summary.rust_suites {
+        for (name, case) in &suite.test_cases {
+            if !matches!(case.filter_match, FilterMatch::Matches) {
+                continue;
+            }
+            let ignored = match (run_ignored, case.ignored) {
+                (RunIgnored::Default, ignored) => ignored,
+                (RunIgnored::Only, false) => continue,
+                (RunIgnored::Only, true) | (RunIgnored::All, _) => false,
+            };
+            tests.push(TestCase {
+                id: TestId::new(binary_id.as_str(), name.as_str()),
+                ignored,
+            });
+        }
+    }
+    tests
+}
+
+fn cargo_nextest(workspace_root: &Path, subcommand: &str) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root)
+        .args(["nextest", subcommand, "--color", "never"]);
+    cmd
+}
+
+fn selection_args(cmd: &mut Command, opts: &NextestOptions) {
+    if let Some(path) = &opts.manifest_path {
+        cmd.arg("--manifest-path").arg(path);
+    }
+    for p in &opts.packages {
+        cmd.arg("--package").arg(p);
+    }
+    if opts.workspace {
+        cmd.arg("--workspace");
+    }
+    for f in &opts.features {
+        cmd.arg("--features").arg(f);
+    }
+    if opts.all_features {
+        cmd.arg("--all-features");
+    }
+    if opts.no_default_features {
+        cmd.arg("--no-default-features");
+    }
+    if opts.release {
+        cmd.arg("--release");
+    }
+    if let Some(profile) = &opts.cargo_profile {
+        cmd.arg("--cargo-profile").arg(profile);
+    }
+}

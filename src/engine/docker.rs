@@ -1,2 +1,524 @@
-//! Docker engines through bollard.
-pub struct DockerEngine;
+//! Docker engines through bollard: connecting over every transport, and one shard's container
+//! from create to remove.
+//!
+//! Engines here are Docker 20.10 (API 1.41) while bollard's models are newer, so only fields
+//! that 1.41 knows are set.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, DownloadFromContainerOptions, KillContainerOptions, ListContainersOptions,
+    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
+    UploadToContainerOptions, WaitContainerOptions,
+};
+use bollard::{API_DEFAULT_VERSION, Docker, body_full};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use super::ssh::{SshTarget, Tunnel};
+use super::{EngineError, EngineInfo, Phases, Removed, ShardJob, ShardRun, tarball};
+use crate::config::{Endpoint, Host, RUN_LABEL};
+use crate::discover::Collected;
+
+/// Bollard's per-request limit (until response headers). Generous: it also bounds uploads of
+/// large payloads; reachability has its own, shorter limit.
+const REQUEST_SECS: u64 = 600;
+/// How long cleanup may take once a shard is over, so a dead engine cannot hang the runner.
+const CLEANUP: Duration = Duration::from_secs(30);
+
+pub struct DockerEngine {
+    name: String,
+    docker: Docker,
+    /// Declared after `docker` so the client goes before the proxy it talks through.
+    _tunnel: Option<Tunnel>,
+}
+
+impl DockerEngine {
+    pub async fn connect(host: &Host, timeout: Duration) -> Result<Self, EngineError> {
+        let unreachable = |reason: String| EngineError::Unreachable {
+            host: host.name.clone(),
+            reason,
+        };
+        let secs = timeout.as_secs_f64();
+        let mut tunnel = None;
+        let docker = match &host.endpoint {
+            Endpoint::Unix { path } => {
+                check_socket(Path::new(path)).map_err(unreachable)?;
+                Docker::connect_with_unix(path, REQUEST_SECS, API_DEFAULT_VERSION)
+            }
+            Endpoint::Tcp { host: h, port } => match &host.tls {
+                Some(tls) => {
+                    for f in [&tls.ca, &tls.cert, &tls.key] {
+                        if !f.exists() {
+                            return Err(unreachable(format!("TLS error: {} missing", f.display())));
+                        }
+                    }
+                    Docker::connect_with_ssl(
+                        &format!("{h}:{port}"),
+                        &tls.key,
+                        &tls.cert,
+                        &tls.ca,
+                        REQUEST_SECS,
+                        API_DEFAULT_VERSION,
+                    )
+                }
+                None => Docker::connect_with_http(
+                    &format!("http://{h}:{port}"),
+                    REQUEST_SECS,
+                    API_DEFAULT_VERSION,
+                ),
+            },
+            Endpoint::Ssh { user, host: h, port } => {
+                let target = SshTarget {
+                    user: user.clone(),
+                    host: h.clone(),
+                    port: *port,
+                    identity: host
+                        .ssh
+                        .identity
+                        .clone()
+                        .unwrap_or_else(super::ssh::default_identity),
+                    known_hosts: host
+                        .ssh
+                        .known_hosts
+                        .clone()
+                        .unwrap_or_else(super::ssh::default_known_hosts),
+                    policy: host.ssh.host_key_check,
+                    remote_socket: host.ssh.remote_socket.clone(),
+                    timeout,
+                };
+                let t = tokio::task::spawn_blocking(move || Tunnel::start(target))
+                    .await
+                    .map_err(|e| unreachable(format!("ssh tunnel: {e}")))?
+                    .map_err(unreachable)?;
+                let socket = t.socket().display().to_string();
+                tunnel = Some(t);
+                Docker::connect_with_unix(&socket, REQUEST_SECS, API_DEFAULT_VERSION)
+            }
+            Endpoint::Local => unreachable!("local engines are not Docker engines"),
+        }
+        .map_err(|e| unreachable(reason(&e)))?;
+        let tls = matches!(host.endpoint, Endpoint::Tcp { .. }) && host.tls.is_some();
+        let docker = match tokio::time::timeout(timeout, docker.negotiate_version()).await {
+            Err(_) => return Err(unreachable(format!("timeout after {secs}s"))),
+            Ok(Err(e)) => {
+                let r = reason(&e);
+                // Past connecting, a TLS client's failures are TLS failures (rustls words them
+                // as "received corrupt message …", which alone does not say so).
+                let plain = ["connection refused", "timeout", "permission denied", "TLS error"];
+                return Err(unreachable(if tls && !plain.iter().any(|p| r.starts_with(p)) {
+                    format!("TLS error: {r}")
+                } else {
+                    r
+                }));
+            }
+            Ok(Ok(d)) => d,
+        };
+        Ok(Self {
+            name: host.name.clone(),
+            docker,
+            _tunnel: tunnel,
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.name
+    }
+
+    /// The bollard client, for tests and tools that need a call this layer does not wrap.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub async fn info(&self, image: &str) -> Result<EngineInfo, EngineError> {
+        let t = Instant::now();
+        self.docker.ping().await.map_err(|e| self.unreachable(&e))?;
+        let round_trip = t.elapsed();
+        let version = self.docker.version().await.map_err(|e| self.unreachable(&e))?;
+        let info = self.docker.info().await.map_err(|e| self.unreachable(&e))?;
+        let image_present = match self.docker.inspect_image(image).await {
+            Ok(_) => true,
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => false,
+            Err(e) => return Err(self.unreachable(&e)),
+        };
+        Ok(EngineInfo {
+            version: version.version.unwrap_or_default(),
+            api_version: version.api_version.unwrap_or_default(),
+            cpus: info.ncpu.unwrap_or(0).max(0) as u64,
+            memory_bytes: info.mem_total.unwrap_or(0).max(0) as u64,
+            image_present,
+            round_trip,
+        })
+    }
+
+    fn unreachable(&self, e: &BollardError) -> EngineError {
+        EngineError::Unreachable {
+            host: self.name.clone(),
+            reason: reason(e),
+        }
+    }
+
+    /// A failure during a shard: the engine is gone (transport) or refused the request.
+    fn failed(&self, what: &str, e: BollardError) -> EngineError {
+        if is_transport(&e) {
+            EngineError::Lost {
+                host: self.name.clone(),
+                reason: format!("{what}: {}", reason(&e)),
+            }
+        } else {
+            EngineError::Shard {
+                host: self.name.clone(),
+                reason: format!("{what}: {}", short(&e)),
+            }
+        }
+    }
+
+    pub async fn run_shard(&self, job: ShardJob, cancel: CancellationToken) -> Result<ShardRun, EngineError> {
+        let started = Instant::now();
+        let mut phases = Phases::default();
+        let t = Instant::now();
+        let id = self.create(&job).await?;
+        phases.create = t.elapsed();
+        let result = if cancel.is_cancelled() {
+            Err(EngineError::Cancelled)
+        } else {
+            tokio::select! {
+                r = self.drive(&id, &job, &mut phases) => r,
+                _ = cancel.cancelled() => Err(EngineError::Cancelled),
+            }
+        };
+        if matches!(result, Err(EngineError::Cancelled)) {
+            let kill = self.docker.kill_container(&id, None::<KillContainerOptions>);
+            let _ = tokio::time::timeout(CLEANUP, kill).await;
+        }
+        let t = Instant::now();
+        if !job.keep {
+            // A container left behind (engine gone meanwhile) is for `gc`; the result stands.
+            let _ = tokio::time::timeout(CLEANUP, self.remove(&id)).await;
+        }
+        phases.remove = t.elapsed();
+        let collected = result?;
+        Ok(ShardRun {
+            container: job.name,
+            collected,
+            phases,
+            started,
+            finished: Instant::now(),
+        })
+    }
+
+    async fn create(&self, job: &ShardJob) -> Result<String, EngineError> {
+        let (entry, args) = job.spec.argv.split_first().ok_or_else(|| EngineError::Shard {
+            host: self.name.clone(),
+            reason: "shard has an empty command".to_string(),
+        })?;
+        let body = ContainerCreateBody {
+            image: Some(job.image.clone()),
+            // The whole argv as entrypoint + cmd so an image's own entrypoint never wraps it.
+            entrypoint: Some(vec![entry.clone()]),
+            cmd: Some(args.to_vec()),
+            env: Some(job.spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            working_dir: Some(job.spec.workdir.clone()),
+            labels: Some(job.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            attach_stdout: Some(false),
+            attach_stderr: Some(false),
+            tty: Some(false),
+            host_config: Some(HostConfig {
+                network_mode: Some(job.network.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions {
+            name: Some(job.name.clone()),
+            ..Default::default()
+        };
+        match self.docker.create_container(Some(opts), body).await {
+            Ok(r) => Ok(r.id),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            }) if message.contains("No such image") => Err(EngineError::ImageMissing {
+                host: self.name.clone(),
+                image: job.image.clone(),
+            }),
+            Err(e) => Err(self.failed("create container", e)),
+        }
+    }
+
+    /// Upload, start, stream output until exit, collect. Cleanup is the caller's.
+    async fn drive(&self, id: &str, job: &ShardJob, phases: &mut Phases) -> Result<Collected, EngineError> {
+        let t = Instant::now();
+        let local_err = |what: &str, e: std::io::Error| EngineError::Shard {
+            host: self.name.clone(),
+            reason: format!("{what}: {e}"),
+        };
+        let dirs = tarball::dirs_tar(&job.root).map_err(|e| local_err("pack", e))?;
+        self.upload(id, "/", dirs).await?;
+        self.upload(id, &job.root, job.payload.as_ref().clone()).await?;
+        if !job.spec.files.is_empty() {
+            let files = tarball::files_tar(&job.spec.files).map_err(|e| local_err("pack", e))?;
+            self.upload(id, &job.root, files).await?;
+        }
+        phases.upload = t.elapsed();
+
+        let t = Instant::now();
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| self.failed("start container", e))?;
+        phases.start = t.elapsed();
+
+        let t = Instant::now();
+        if let Some(dir) = job.log_path.parent() {
+            let _ = tokio::fs::create_dir_all(dir).await;
+        }
+        let mut log = tokio::fs::File::create(&job.log_path)
+            .await
+            .map_err(|e| local_err(&format!("cannot write {}", job.log_path.display()), e))?;
+        let (output, exit_code) = tokio::join!(self.stream_output(id, &mut log), self.wait_exit(id));
+        let output = output?;
+        let exit_code = exit_code?;
+        let _ = log.flush().await;
+        let state = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| self.failed("inspect container", e))?
+            .state;
+        if state.and_then(|s| s.oom_killed).unwrap_or(false) {
+            return Err(EngineError::Shard {
+                host: self.name.clone(),
+                reason: "container OOM-killed".to_string(),
+            });
+        }
+        phases.run = t.elapsed();
+
+        let t = Instant::now();
+        let mut files = BTreeMap::new();
+        for path in &job.spec.collect {
+            if let Some(tar) = self.download(id, path).await? {
+                tarball::unpack_collected(&tar, path, &mut files)
+                    .map_err(|e| local_err(&format!("unpack {path}"), e))?;
+            }
+        }
+        phases.collect = t.elapsed();
+        Ok(Collected {
+            exit_code: Some(exit_code),
+            output,
+            files,
+        })
+    }
+
+    async fn upload(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), EngineError> {
+        let opts = UploadToContainerOptions {
+            path: path.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(id, Some(opts), body_full(tar.into()))
+            .await
+            .map_err(|e| self.failed(&format!("upload to {path}"), e))
+    }
+
+    /// The tar Docker gives for `path`, or `None` when the path does not exist.
+    async fn download(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        let opts = DownloadFromContainerOptions {
+            path: path.trim_end_matches('/').to_string(),
+        };
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(b) => tar.extend_from_slice(&b),
+                Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+                Err(e) => return Err(self.failed(&format!("download {path}"), e)),
+            }
+        }
+        Ok(Some(tar))
+    }
+
+    /// Follows the container's combined output into `log` until it exits, keeping a copy.
+    async fn stream_output(&self, id: &str, log: &mut tokio::fs::File) -> Result<Vec<u8>, EngineError> {
+        let opts = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(id, Some(opts));
+        let mut output = Vec::new();
+        while let Some(item) = stream.next().await {
+            let bytes = item.map_err(|e| self.failed("read output", e))?.into_bytes();
+            output.extend_from_slice(&bytes);
+            // A full disk must not kill the shard: the output is kept in memory regardless.
+            let _ = log.write_all(&bytes).await;
+        }
+        Ok(output)
+    }
+
+    async fn wait_exit(&self, id: &str) -> Result<i64, EngineError> {
+        let opts = WaitContainerOptions {
+            condition: "not-running".to_string(),
+        };
+        let mut stream = self.docker.wait_container(id, Some(opts));
+        match stream.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
+            // Bollard reports a non-zero exit as an error; for us it is an ordinary exit.
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(self.failed("wait for exit", e)),
+            None => Err(EngineError::Lost {
+                host: self.name.clone(),
+                reason: "wait for exit: no answer".to_string(),
+            }),
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), BollardError> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(id, Some(opts)).await {
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            r => r,
+        }
+    }
+
+    pub async fn remove_labelled(&self, run: Option<&str>) -> Result<Removed, EngineError> {
+        let label = match run {
+            Some(r) => format!("{RUN_LABEL}={r}"),
+            None => RUN_LABEL.to_string(),
+        };
+        let filters = HashMap::from([("label".to_string(), vec![label])]);
+        let mut removed = Removed::default();
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| self.failed("list containers", e))?;
+        for c in containers {
+            let Some(id) = c.id else { continue };
+            let name = c
+                .names
+                .and_then(|n| n.first().map(|s| s.trim_start_matches('/').to_string()))
+                .unwrap_or_else(|| id.clone());
+            self.remove(&id)
+                .await
+                .map_err(|e| self.failed(&format!("remove container {name}"), e))?;
+            removed.containers.push(name);
+        }
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters.clone()),
+            }))
+            .await
+            .map_err(|e| self.failed("list networks", e))?;
+        for n in networks {
+            let Some(id) = n.id else { continue };
+            let name = n.name.unwrap_or_else(|| id.clone());
+            match self.docker.remove_network(&id).await {
+                Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(e) => return Err(self.failed(&format!("remove network {name}"), e)),
+            }
+            removed.networks.push(name);
+        }
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(|e| self.failed("list volumes", e))?;
+        for v in volumes.volumes.unwrap_or_default() {
+            match self
+                .docker
+                .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))
+                .await
+            {
+                Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(e) => return Err(self.failed(&format!("remove volume {}", v.name), e)),
+            }
+            removed.volumes.push(v.name);
+        }
+        Ok(removed)
+    }
+}
+
+fn check_socket(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("socket {} missing", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err("permission denied".to_string()),
+        Err(e) => Err(format!("socket {}: {e}", path.display())),
+    }
+}
+
+/// Errors that mean the connection itself failed, not that the engine said no.
+fn is_transport(e: &BollardError) -> bool {
+    !matches!(
+        e,
+        BollardError::DockerResponseServerError { .. }
+            | BollardError::JsonDataError { .. }
+            | BollardError::JsonSerdeError { .. }
+            | BollardError::DockerContainerWaitError { .. }
+            | BollardError::APIVersionParseError { .. }
+    )
+}
+
+/// A short reason for a connection-level failure: the innermost cause that says something.
+pub fn reason(e: &BollardError) -> String {
+    match e {
+        BollardError::SocketNotFoundError(p) => return format!("socket {p} missing"),
+        BollardError::RequestTimeoutError => return "timeout".to_string(),
+        BollardError::DockerResponseServerError { .. } => return short(e),
+        _ => {}
+    }
+    let mut chain: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".to_string(),
+                std::io::ErrorKind::PermissionDenied => return "permission denied".to_string(),
+                std::io::ErrorKind::NotFound => return "socket missing".to_string(),
+                std::io::ErrorKind::TimedOut => return "timeout".to_string(),
+                _ => {}
+            }
+        }
+        chain.push(err.to_string());
+        cur = err.source();
+    }
+    let text = chain.join(": ");
+    let lower = text.to_lowercase();
+    let innermost = chain.last().cloned().unwrap_or_default();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        format!("TLS error: {innermost}")
+    } else if lower.contains("connection closed") || lower.contains("connection reset") {
+        format!("connection lost ({innermost})")
+    } else {
+        innermost
+    }
+}
+
+fn short(e: &BollardError) -> String {
+    match e {
+        BollardError::DockerResponseServerError { status_code, message } => {
+            format!("engine said {status_code}: {}", message.trim())
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,2 +1,249 @@
-//! Local processes: the embedded default when no engine is reachable.
-pub struct LocalEngine;
+//! Local processes: the embedded default when no engine is reachable. A shard runs as a child
+//! process in its own temp dir (the shard root) and its own process group, so cancelling it
+//! kills everything it started.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{EngineError, EngineInfo, Phases, ShardJob, ShardRun, tarball};
+use crate::discover::Collected;
+
+pub struct LocalEngine {
+    name: String,
+}
+
+/// What `hosts` shows for the local engine: no daemon, so no versions or round trip.
+pub fn info() -> EngineInfo {
+    EngineInfo {
+        version: "local".to_string(),
+        api_version: "-".to_string(),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get() as u64)
+            .unwrap_or(1),
+        memory_bytes: std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| mem_total(&m))
+            .unwrap_or(0),
+        image_present: true,
+        round_trip: Duration::ZERO,
+    }
+}
+
+/// `MemTotal:  16318004 kB` → bytes.
+fn mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+impl LocalEngine {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.name
+    }
+
+    fn err(&self, reason: String) -> EngineError {
+        EngineError::Shard {
+            host: self.name.clone(),
+            reason,
+        }
+    }
+
+    /// A fresh temp dir to be one shard attempt's root; `run_shard` removes it unless kept.
+    pub fn make_root(&self) -> Result<String, EngineError> {
+        let dir = tempfile::Builder::new()
+            .prefix("cargo-shard-")
+            .tempdir()
+            .map_err(|e| self.err(format!("cannot make a shard dir: {e}")))?;
+        Ok(dir.keep().display().to_string())
+    }
+
+    pub async fn run_shard(&self, job: ShardJob, cancel: CancellationToken) -> Result<ShardRun, EngineError> {
+        let started = Instant::now();
+        let root = job.root.clone();
+        let result = self.run_in(&job, cancel, started).await;
+        if !job.keep {
+            let _ = tokio::fs::remove_dir_all(&root).await;
+        }
+        result
+    }
+
+    async fn run_in(
+        &self,
+        job: &ShardJob,
+        cancel: CancellationToken,
+        started: Instant,
+    ) -> Result<ShardRun, EngineError> {
+        let mut phases = Phases::default();
+        let root = Path::new(&job.root);
+        if job.root.is_empty() || !root.is_absolute() {
+            return Err(self.err(format!("shard root {:?} is not an absolute path", job.root)));
+        }
+        let (argv0, args) = job
+            .spec
+            .argv
+            .split_first()
+            .ok_or_else(|| self.err("shard has an empty command".to_string()))?;
+
+        let t = Instant::now();
+        let (payload, files, dir) = (job.payload.clone(), job.spec.files.clone(), root.to_path_buf());
+        tokio::task::spawn_blocking(move || unpack(&payload, &files, &dir))
+            .await
+            .map_err(|e| self.err(format!("unpack: {e}")))?
+            .map_err(|e| self.err(format!("unpack into {}: {e}", job.root)))?;
+        phases.upload = t.elapsed();
+
+        let t = Instant::now();
+        if let Some(dir) = job.log_path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let log = std::fs::File::create(&job.log_path)
+            .map_err(|e| self.err(format!("cannot write {}: {e}", job.log_path.display())))?;
+        // One pipe for stdout and stderr keeps their interleaving, as a container's log does.
+        let (reader, writer) = std::io::pipe().map_err(|e| self.err(format!("pipe: {e}")))?;
+        let writer2 = writer.try_clone().map_err(|e| self.err(format!("pipe: {e}")))?;
+        let mut cmd = tokio::process::Command::new(argv0);
+        cmd.args(args)
+            .current_dir(&job.spec.workdir)
+            .envs(job.spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(writer2)
+            .process_group(0)
+            .kill_on_drop(true);
+        let spawned = cmd.spawn();
+        // Our copies of the write end must go, or the reader never sees EOF.
+        drop(cmd);
+        let mut child = spawned.map_err(|e| self.err(format!("cannot run {argv0}: {e}")))?;
+        let pgid = child.id().map(|p| p as i32);
+        let tee = tokio::task::spawn_blocking(move || tee(reader, log));
+        phases.start = t.elapsed();
+
+        let t = Instant::now();
+        let status = tokio::select! {
+            s = child.wait() => Some(s),
+            _ = cancel.cancelled() => None,
+        };
+        // Whatever the child left running in its group goes with it.
+        if let Some(pgid) = pgid {
+            kill_group(pgid);
+        }
+        let status = match status {
+            Some(s) => s.map_err(|e| self.err(format!("wait for {argv0}: {e}")))?,
+            None => {
+                let _ = child.wait().await;
+                let _ = tee.await;
+                return Err(EngineError::Cancelled);
+            }
+        };
+        let output = tee.await.map_err(|e| self.err(format!("read output: {e}")))?;
+        phases.run = t.elapsed();
+
+        let t = Instant::now();
+        let mut collected = BTreeMap::new();
+        for path in &job.spec.collect {
+            collect(Path::new(path.trim_end_matches('/')), &mut collected)
+                .map_err(|e| self.err(format!("collect {path}: {e}")))?;
+        }
+        phases.collect = t.elapsed();
+        use std::os::unix::process::ExitStatusExt;
+        let exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s));
+        Ok(ShardRun {
+            container: job.root.clone(),
+            collected: Collected {
+                exit_code: exit_code.map(i64::from),
+                output,
+                files: collected,
+            },
+            phases,
+            started,
+            finished: Instant::now(),
+        })
+    }
+}
+
+fn unpack(payload: &[u8], files: &[(String, Vec<u8>)], root: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(root)?;
+    let mut a = tar::Archive::new(payload);
+    a.set_preserve_permissions(true);
+    a.unpack(root)?;
+    let extra = tarball::files_tar(files)?;
+    tar::Archive::new(extra.as_slice()).unpack(root)
+}
+
+/// Copies the shard's combined output to its log file and returns it.
+fn tee(mut reader: std::io::PipeReader, mut log: std::fs::File) -> Vec<u8> {
+    use std::io::Write;
+    let mut output = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                output.extend_from_slice(&buf[..n]);
+                let _ = log.write_all(&buf[..n]);
+            }
+        }
+    }
+    output
+}
+
+fn kill_group(pgid: i32) {
+    // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Adds a file, or every file under a directory, keyed by absolute path; missing is absent.
+fn collect(path: &Path, into: &mut BTreeMap<String, Vec<u8>>) -> std::io::Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            collect(&entry?.path(), into)?;
+        }
+    } else if meta.is_file() {
+        into.insert(path.display().to_string(), std::fs::read(path)?);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_total_reads_kib() {
+        let m = "MemFree:  10 kB\nMemTotal:       2048 kB\n";
+        assert_eq!(mem_total(m), Some(2048 * 1024));
+        assert_eq!(mem_total("nothing"), None);
+    }
+
+    #[test]
+    fn collect_flattens_dirs_and_skips_missing() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("out/sub")).unwrap();
+        std::fs::write(d.path().join("out/a"), "A").unwrap();
+        std::fs::write(d.path().join("out/sub/b"), "B").unwrap();
+        let mut m = BTreeMap::new();
+        collect(&d.path().join("out"), &mut m).unwrap();
+        collect(&d.path().join("missing"), &mut m).unwrap();
+        let root = d.path().display();
+        let keys: Vec<String> = m.keys().cloned().collect();
+        assert_eq!(keys, [format!("{root}/out/a"), format!("{root}/out/sub/b")]);
+    }
+}

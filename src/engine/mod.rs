@@ -1,17 +1,31 @@
 //! Engines: where a shard's container runs. Docker over `unix://`, `tcp://` (TLS) and
 //! `ssh://` (an ssh2 tunnel to the remote socket), or local processes when no engine is
 //! reachable. Every object created carries [`crate::config::RUN_LABEL`].
+//!
+//! The contract with the runner, per shard attempt:
+//! 1. `let root = engine.make_root()?` — the shard root: [`CONTAINER_ROOT`] on Docker, a fresh
+//!    temp dir for the local engine (so shards running side by side never share files);
+//! 2. `recipe.prepare(tests, &ShardCtx { root: root.clone(), .. })` — every path in the spec is
+//!    under that root;
+//! 3. `engine.run_shard(ShardJob { root, spec, .. }, cancel)` — places the payload and the
+//!    spec's files under the root, runs `spec.argv` (an exec array, never a shell), streams the
+//!    combined output to `log_path`, downloads `spec.collect`, and removes the container (or the
+//!    local root) unless `keep`. It cleans up on every error path, and on `cancel` too.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Endpoint, Host};
 use crate::discover::{Collected, ShardSpec};
 
 pub mod docker;
 pub mod local;
 pub mod ssh;
+mod tarball;
 
 /// Where the payload lands inside a container; local shards use a temp dir instead.
 pub const CONTAINER_ROOT: &str = "/cargo-shard";
@@ -55,7 +69,10 @@ pub struct ShardJob {
     pub labels: BTreeMap<String, String>,
     /// The shared payload (a tar whose entries are relative to the shard root), built once.
     pub payload: Arc<Vec<u8>>,
-    /// The shard root: [`CONTAINER_ROOT`] for Docker; the local engine picks its own.
+    /// The shard root from [`Engine::make_root`]: [`CONTAINER_ROOT`] for Docker, a fresh
+    /// temp dir for the local engine.
+    pub root: String,
+    /// What to run, prepared for `root`.
     pub spec: ShardSpec,
     /// Where the shard's combined output is streamed.
     pub log_path: PathBuf,
@@ -96,4 +113,70 @@ pub struct Removed {
 pub enum Engine {
     Docker(docker::DockerEngine),
     Local(local::LocalEngine),
+}
+
+/// How long connecting (and the first answer) may take unless told otherwise.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Engine {
+    /// Connects to `host` and negotiates the API version, failing fast with a short reason.
+    pub async fn connect(host: &Host) -> Result<Engine, EngineError> {
+        Self::connect_with_timeout(host, CONNECT_TIMEOUT).await
+    }
+
+    /// [`Engine::connect`] with its own limit on connecting and the first answer.
+    pub async fn connect_with_timeout(host: &Host, timeout: Duration) -> Result<Engine, EngineError> {
+        match host.endpoint {
+            Endpoint::Local => Ok(Engine::Local(local::LocalEngine::new(&host.name))),
+            _ => Ok(Engine::Docker(
+                docker::DockerEngine::connect(host, timeout).await?,
+            )),
+        }
+    }
+
+    /// The host's name, as the hosts file spells it.
+    pub fn host(&self) -> &str {
+        match self {
+            Engine::Docker(d) => d.host(),
+            Engine::Local(l) => l.host(),
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        matches!(self, Engine::Local(_))
+    }
+
+    /// Versions, capacity, whether `image` is present, and one round trip.
+    pub async fn info(&self, image: &str) -> Result<EngineInfo, EngineError> {
+        match self {
+            Engine::Docker(d) => d.info(image).await,
+            Engine::Local(_) => Ok(local::info()),
+        }
+    }
+
+    /// A shard root for one attempt (see the module docs).
+    pub fn make_root(&self) -> Result<String, EngineError> {
+        match self {
+            Engine::Docker(_) => Ok(CONTAINER_ROOT.to_string()),
+            Engine::Local(l) => l.make_root(),
+        }
+    }
+
+    /// Runs one shard to completion (see the module docs). A non-zero exit is not an error:
+    /// it is in `collected.exit_code` for the runner to judge.
+    pub async fn run_shard(&self, job: ShardJob, cancel: CancellationToken) -> Result<ShardRun, EngineError> {
+        match self {
+            Engine::Docker(d) => d.run_shard(job, cancel).await,
+            Engine::Local(l) => l.run_shard(job, cancel).await,
+        }
+    }
+
+    /// Removes containers, networks and volumes labelled [`crate::config::RUN_LABEL`] (any
+    /// run, or only `run`).
+    pub async fn remove_labelled(&self, run: Option<&str>) -> Result<Removed, EngineError> {
+        match self {
+            Engine::Docker(d) => d.remove_labelled(run).await,
+            Engine::Local(_) => Ok(Removed::default()),
+        }
+    }
 }

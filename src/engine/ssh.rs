@@ -1,1 +1,410 @@
-//! TODO
+//! `ssh://` engines: a local unix-socket proxy whose every connection is its own ssh2 session
+//! with a `direct-streamlocal` channel to the remote Docker socket. Bollard then talks to the
+//! proxy socket as if the engine were local.
+//!
+//! One session per connection because a session's channels share one lock: a blocking read on
+//! one would stall every other. Each connection is pumped by a plain thread in non-blocking
+//! mode with `poll(2)`, so nothing waits on the async runtime and everything stops within a
+//! poll interval once the [`Tunnel`] is dropped.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ssh2::{CheckResult, KnownHostFileKind, Session};
+
+use crate::config::SshHostKeyPolicy;
+
+/// How often idle loops look at the stop flag.
+const POLL_MS: i32 = 50;
+/// libssh2's "would block" and "timed out" codes.
+const EAGAIN: libc::c_int = -37;
+const TIMEOUT: libc::c_int = -9;
+
+/// Everything needed to open a session to one ssh engine.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+    pub identity: PathBuf,
+    pub known_hosts: PathBuf,
+    pub policy: SshHostKeyPolicy,
+    pub remote_socket: String,
+    pub timeout: Duration,
+}
+
+impl SshTarget {
+    fn display(&self) -> String {
+        format!("{}@{}:{}", self.user, self.host, self.port)
+    }
+
+    /// How known_hosts names this server (`[host]:port` off the default port).
+    fn known_hosts_name(&self) -> String {
+        if self.port == 22 {
+            self.host.clone()
+        } else {
+            format!("[{}]:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The first identity file that exists among the usual ones, for hosts without `identity`.
+pub fn default_identity() -> PathBuf {
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()));
+    for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+        let p = home.join(".ssh").join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    home.join(".ssh/id_ed25519")
+}
+
+pub fn default_known_hosts() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".ssh/known_hosts")
+}
+
+/// Connects, checks the host key, authenticates. Blocking; bounded by `target.timeout`.
+/// The error is a short reason ("connection refused", "ssh auth failed (…)").
+pub fn open_session(t: &SshTarget) -> Result<(Session, RawFd), String> {
+    let secs = t.timeout.as_secs_f64();
+    let addrs: Vec<_> = (t.host.as_str(), t.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {}: {e}", t.host))?
+        .collect();
+    let addr = addrs
+        .first()
+        .ok_or_else(|| format!("cannot resolve {}", t.host))?;
+    let tcp = TcpStream::connect_timeout(addr, t.timeout).map_err(|e| match e.kind() {
+        ErrorKind::ConnectionRefused => "connection refused".to_string(),
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => format!("timeout after {secs}s"),
+        _ => e.to_string(),
+    })?;
+    let _ = tcp.set_nodelay(true);
+    let fd = tcp.as_raw_fd();
+    let mut sess = Session::new().map_err(|e| format!("ssh: {}", e.message()))?;
+    sess.set_timeout(t.timeout.as_millis().min(u32::MAX as u128) as u32);
+    sess.set_tcp_stream(tcp);
+    sess.handshake().map_err(|e| {
+        if e.code() == ssh2::ErrorCode::Session(TIMEOUT) {
+            format!("timeout after {secs}s (ssh handshake)")
+        } else {
+            format!("ssh handshake failed: {}", e.message())
+        }
+    })?;
+    check_host_key(&sess, t)?;
+    let rejected = || {
+        format!(
+            "ssh auth failed (key {} rejected for {})",
+            t.identity.display(),
+            t.display()
+        )
+    };
+    if !t.identity.exists() {
+        return Err(format!("ssh auth failed (key {} missing)", t.identity.display()));
+    }
+    sess.userauth_pubkey_file(&t.user, None, &t.identity, None)
+        .map_err(|_| rejected())?;
+    if !sess.authenticated() {
+        return Err(rejected());
+    }
+    Ok((sess, fd))
+}
+
+fn check_host_key(sess: &Session, t: &SshTarget) -> Result<(), String> {
+    if t.policy == SshHostKeyPolicy::Off {
+        return Ok(());
+    }
+    let (key, kind) = sess.host_key().ok_or("ssh: server sent no host key")?;
+    let mut kh = sess
+        .known_hosts()
+        .map_err(|e| format!("known_hosts: {}", e.message()))?;
+    if t.known_hosts.exists() {
+        kh.read_file(&t.known_hosts, KnownHostFileKind::OpenSSH)
+            .map_err(|e| format!("known_hosts {}: {}", t.known_hosts.display(), e.message()))?;
+    }
+    match kh.check_port(&t.host, t.port, key) {
+        CheckResult::Match => Ok(()),
+        CheckResult::Mismatch => Err(format!(
+            "host key mismatch for {} (see {})",
+            t.known_hosts_name(),
+            t.known_hosts.display()
+        )),
+        CheckResult::NotFound if t.policy == SshHostKeyPolicy::Strict => Err(format!(
+            "host key for {} not in {} (host_key_check = \"strict\")",
+            t.known_hosts_name(),
+            t.known_hosts.display()
+        )),
+        CheckResult::NotFound => {
+            kh.add(&t.known_hosts_name(), key, "added by cargo-shard", kind.into())
+                .map_err(|e| format!("known_hosts: {}", e.message()))?;
+            if let Some(dir) = t.known_hosts.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            kh.write_file(&t.known_hosts, KnownHostFileKind::OpenSSH)
+                .map_err(|e| format!("cannot write {}: {}", t.known_hosts.display(), e.message()))
+        }
+        CheckResult::Failure => Err("ssh: host key check failed".to_string()),
+    }
+}
+
+/// A running proxy; dropping it stops the listener and every connection.
+pub struct Tunnel {
+    socket: PathBuf,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Tunnel {
+    /// Checks that a session can be opened (so a bad key fails here, with a reason), then
+    /// starts the proxy.
+    pub fn start(target: SshTarget) -> Result<Tunnel, String> {
+        let (probe, fd) = open_session(&target)?;
+        // The remote socket must answer too, or every request would fail later, less clearly.
+        match probe.channel_direct_streamlocal(&target.remote_socket, None) {
+            Ok(ch) => drop(ch),
+            Err(e) => {
+                return Err(format!(
+                    "remote socket {} unreachable over ssh: {}",
+                    target.remote_socket,
+                    e.message()
+                ));
+            }
+        }
+        let pool: Pool = Arc::new(Mutex::new(vec![(probe, fd)]));
+        let dir = tempfile::Builder::new()
+            .prefix("cargo-shard-ssh-")
+            .tempdir()
+            .map_err(|e| format!("cannot make a temp dir: {e}"))?;
+        // Only we may use the proxy: it is an authenticated path to a root-equivalent socket.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700));
+        let socket = dir.path().join("docker.sock");
+        let listener = UnixListener::bind(&socket).map_err(|e| format!("cannot bind proxy socket: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("proxy socket: {e}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let accept = std::thread::Builder::new()
+            .name("ssh-proxy".into())
+            .spawn(move || accept_loop(listener, target, pool, stop2))
+            .map_err(|e| format!("cannot start the proxy thread: {e}"))?;
+        Ok(Tunnel {
+            socket,
+            stop,
+            accept: Some(accept),
+            _dir: dir,
+        })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn accept_loop(listener: UnixListener, target: SshTarget, pool: Pool, stop: Arc<AtomicBool>) {
+    let target = Arc::new(target);
+    while !stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                let (t, p, s) = (target.clone(), pool.clone(), stop.clone());
+                let _ = std::thread::Builder::new()
+                    .name("ssh-proxy-conn".into())
+                    .spawn(move || serve(conn, &t, &p, &s));
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                poll(&mut [pollfd(listener.as_raw_fd(), libc::POLLIN)], POLL_MS);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(POLL_MS as u64)),
+        }
+    }
+}
+
+/// Authenticated sessions whose last channel closed cleanly, ready for the next connection:
+/// saves a key exchange and authentication (tens of ms) per Docker request.
+type Pool = Arc<Mutex<Vec<(Session, RawFd)>>>;
+const POOL_MAX: usize = 8;
+
+/// One proxied connection. When no session or channel can be opened the local side is simply
+/// closed: the client sees the connection drop, as with a dead engine.
+fn serve(conn: UnixStream, t: &SshTarget, pool: &Pool, stop: &AtomicBool) {
+    let Some((sess, tcp_fd, mut channel)) = session_with_channel(t, pool) else {
+        return;
+    };
+    if pump(conn, &sess, &mut channel, tcp_fd, stop).is_ok() && !stop.load(Ordering::SeqCst) {
+        sess.set_blocking(true);
+        let closed = channel.close().and_then(|()| channel.wait_close());
+        drop(channel);
+        let mut idle = pool.lock().unwrap_or_else(|e| e.into_inner());
+        if closed.is_ok() && idle.len() < POOL_MAX {
+            idle.push((sess, tcp_fd));
+        }
+    }
+}
+
+fn session_with_channel(t: &SshTarget, pool: &Pool) -> Option<(Session, RawFd, ssh2::Channel)> {
+    loop {
+        let pooled = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let Some((sess, fd)) = pooled else { break };
+        // A pooled session may have been closed by the server meanwhile: then try the next.
+        if let Ok(ch) = sess.channel_direct_streamlocal(&t.remote_socket, None) {
+            return Some((sess, fd, ch));
+        }
+    }
+    let (sess, fd) = open_session(t).ok()?;
+    let ch = sess.channel_direct_streamlocal(&t.remote_socket, None).ok()?;
+    Some((sess, fd, ch))
+}
+
+fn pump(
+    mut local: UnixStream,
+    sess: &Session,
+    channel: &mut ssh2::Channel,
+    tcp_fd: RawFd,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    local.set_nonblocking(true)?;
+    sess.set_blocking(false);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut up: Vec<u8> = Vec::new(); // local → remote, not yet accepted by the channel
+    let mut down: Vec<u8> = Vec::new(); // remote → local, not yet written
+    let (mut local_eof, mut eof_sent, mut remote_eof) = (false, false, false);
+    while !stop.load(Ordering::Relaxed) {
+        let mut progress = false;
+        if up.is_empty() && !local_eof {
+            match local.read(&mut buf) {
+                Ok(0) => {
+                    local_eof = true;
+                    progress = true;
+                }
+                Ok(n) => {
+                    up.extend_from_slice(&buf[..n]);
+                    progress = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !up.is_empty() {
+            match channel.write(&up) {
+                Ok(n) => {
+                    up.drain(..n);
+                    progress |= n > 0;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if local_eof && up.is_empty() && !eof_sent {
+            match channel.send_eof() {
+                Ok(()) => eof_sent = true,
+                Err(e) if e.code() == ssh2::ErrorCode::Session(EAGAIN) => {}
+                Err(_) => eof_sent = true,
+            }
+        }
+        if down.is_empty() && !remote_eof {
+            match channel.read(&mut buf) {
+                Ok(0) => {
+                    if channel.eof() {
+                        remote_eof = true;
+                        progress = true;
+                    }
+                }
+                Ok(n) => {
+                    down.extend_from_slice(&buf[..n]);
+                    progress = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !down.is_empty() {
+            match local.write(&down) {
+                Ok(n) => {
+                    down.drain(..n);
+                    progress |= n > 0;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if remote_eof && down.is_empty() {
+            // The engine has said everything; hyper needs no more from us once it reads EOF.
+            let _ = local.shutdown(std::net::Shutdown::Write);
+            if local_eof || eof_sent {
+                break;
+            }
+            // Keep reading the client until it closes (or stop), but there is nothing to pump.
+            if !local_eof {
+                let mut fds = [pollfd(local.as_raw_fd(), libc::POLLIN)];
+                poll(&mut fds, POLL_MS);
+                match local.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(_) => break,
+                }
+                continue;
+            }
+        }
+        if !progress {
+            let mut local_events = 0;
+            if up.is_empty() && !local_eof {
+                local_events |= libc::POLLIN;
+            }
+            if !down.is_empty() {
+                local_events |= libc::POLLOUT;
+            }
+            let dirs = sess.block_directions();
+            let mut remote_events = libc::POLLIN;
+            if matches!(
+                dirs,
+                ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+            ) {
+                remote_events |= libc::POLLOUT;
+            }
+            let mut fds = [
+                pollfd(local.as_raw_fd(), local_events),
+                pollfd(tcp_fd, remote_events),
+            ];
+            poll(&mut fds, POLL_MS);
+            if fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 && fds[1].revents & libc::POLLIN == 0 {
+                return Err(std::io::Error::new(ErrorKind::BrokenPipe, "ssh connection lost"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) {
+    // SAFETY: `fds` is a valid, exclusively borrowed slice of pollfd for the whole call.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms);
+    }
+}

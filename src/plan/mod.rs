@@ -7,6 +7,15 @@ use std::time::Duration;
 
 use crate::discover::TestId;
 
+pub mod baseline;
+mod filters;
+mod lpt;
+pub mod render;
+mod rng;
+
+pub use filters::{FilterError, Filters, Selected};
+pub use lpt::{PlanOptions, lower_bound, plan};
+
 /// A test as the planner sees it: identity and expected duration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Weighted {
@@ -66,3 +75,6 @@ mod secs {
         s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
     }
 }
+
+#[cfg(test)]
+mod tests;

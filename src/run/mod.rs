@@ -1,2 +1,72 @@
 //! Running a plan: queue shards onto hosts' free slots, retry what infrastructure broke,
-//! enforce timeouts, and always remove what was created.
+//! re-run failed tests for flakiness, enforce timeouts, and always remove what was created.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Host;
+use crate::engine::Engine;
+
+mod attempt;
+pub mod outcome;
+pub mod payload;
+mod schedule;
+
+pub use outcome::{AttemptEnd, Event, Outcome, RunReport, ShardAttempt};
+pub use schedule::execute;
+
+/// How to run, as the user asked.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub run_id: String,
+    /// `<out>/logs/<shard>.log` receives each shard's output.
+    pub out_dir: PathBuf,
+    /// Extra attempts for a shard that failed without results.
+    pub shard_retries: u32,
+    /// Re-runs of failed tests.
+    pub retries: u32,
+    pub shard_timeout: Option<Duration>,
+    pub test_timeout: Option<Duration>,
+    pub keep_containers: bool,
+}
+
+/// A host that answered, with its engine.
+#[derive(Clone)]
+pub struct LiveHost {
+    pub host: Host,
+    pub engine: Arc<Engine>,
+}
+
+/// Receives progress events as they happen.
+pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// A fresh run id: short, sortable, unique enough for labels and container names.
+pub fn new_run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{:x}{:04x}",
+        now.as_secs(),
+        (now.subsec_nanos() ^ std::process::id()) & 0xffff
+    )
+}
+
+/// The environment every shard gets, whatever its runner.
+pub fn shard_env(
+    run_id: &str,
+    index: usize,
+    count: usize,
+    host: &str,
+    attempt: u32,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("CARGO_SHARD_RUN".to_string(), run_id.to_string()),
+        ("CARGO_SHARD_INDEX".to_string(), index.to_string()),
+        ("CARGO_SHARD_COUNT".to_string(), count.to_string()),
+        ("CARGO_SHARD_HOST".to_string(), host.to_string()),
+        ("CARGO_SHARD_ATTEMPT".to_string(), attempt.to_string()),
+    ])
+}

@@ -1,0 +1,136 @@
+//! Unit tests for the hosts file: every error names the exact line and column.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn parse(text: &str) -> Result<HostsConfig, ConfigError> {
+    HostsConfig::parse(text, "hosts.toml", Path::new("/base"))
+}
+
+fn err(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn unknown_key_points_at_the_key() {
+    let text = "[[host]]\nname = \"e1\"\ndocker_host = \"unix:///s\"\nslot = 2\n";
+    let e = err(text);
+    assert!(e.starts_with("hosts.toml:4:1: unknown field `slot`"), "{e}");
+}
+
+#[test]
+fn unknown_key_in_defaults() {
+    let e = err("[defaults]\n  imag = \"x\"\n[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n");
+    assert!(e.starts_with("hosts.toml:2:3: unknown field `imag`"), "{e}");
+}
+
+#[test]
+fn duplicate_name_points_at_the_second() {
+    let text = "[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n\n[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n";
+    assert_eq!(err(text), "hosts.toml:6:8: duplicate host name \"e1\"");
+}
+
+#[test]
+fn zero_slots_refused() {
+    let text = "[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\nslots = 0\n";
+    assert_eq!(err(text), "hosts.toml:4:9: `slots` must be at least 1, got 0");
+}
+
+#[test]
+fn zero_default_jobs_refused() {
+    let text = "[defaults]\njobs = 0\n[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n";
+    assert_eq!(err(text), "hosts.toml:2:8: `jobs` must be at least 1, got 0");
+}
+
+#[test]
+fn malformed_url_points_at_the_value() {
+    let text = "[[host]]\nname = \"e1\"\ndocker_host = \"tcp://127.0.0.1:notaport\"\n";
+    assert_eq!(
+        err(text),
+        "hosts.toml:3:15: malformed docker_host \"tcp://127.0.0.1:notaport\": bad port \"notaport\""
+    );
+    let text = "[[host]]\nname = \"e1\"\ndocker_host = \"docker.example.com\"\n";
+    assert_eq!(
+        err(text),
+        "hosts.toml:3:15: malformed docker_host \"docker.example.com\": expected unix://, tcp://, ssh:// or local://"
+    );
+}
+
+#[test]
+fn plain_tcp_to_non_loopback_needs_tls_or_insecure() {
+    let text = "[[host]]\nname = \"far\"\ndocker_host = \"tcp://10.1.2.3:2375\"\n";
+    assert_eq!(
+        err(text),
+        "hosts.toml:3:15: plain tcp to non-loopback 10.1.2.3 without TLS: set tls_verify/cert_path, or `insecure = true`"
+    );
+    let ok = parse(&format!("{text}insecure = true\n")).unwrap();
+    assert!(ok.hosts[0].insecure);
+    let tls = parse(&format!("{text}cert_path = \"certs\"\n")).unwrap();
+    let t = tls.hosts[0].tls.as_ref().unwrap();
+    assert_eq!(t.ca, PathBuf::from("/base/certs/ca.pem"));
+    assert!(t.verify);
+    // Loopback needs neither.
+    parse("[[host]]\nname = \"l\"\ndocker_host = \"tcp://127.0.0.2:2375\"\n").unwrap();
+}
+
+#[test]
+fn bad_host_key_policy_points_at_the_value() {
+    let text = "[[host]]\nname = \"e3\"\ndocker_host = \"ssh://root@h:2222\"\nhost_key_check = \"maybe\"\n";
+    assert_eq!(
+        err(text),
+        "hosts.toml:4:18: host_key_check must be \"strict\", \"accept-new\" or \"off\", got \"maybe\""
+    );
+}
+
+#[test]
+fn defaults_apply_and_hosts_override() {
+    let text = "[defaults]\nimage = \"img\"\nslots = 3\nenv = { A = \"1\", B = \"2\" }\n\
+        [[host]]\nname = \"a\"\ndocker_host = \"ssh://u@h\"\n\
+        [[host]]\nname = \"b\"\ndocker_host = \"unix:///s\"\nslots = 1\nenv = { B = \"3\" }\nweight = 2.5\n";
+    let c = parse(text).unwrap();
+    let (a, b) = (&c.hosts[0], &c.hosts[1]);
+    assert_eq!(
+        (a.slots, a.jobs, a.image.as_str(), a.network.as_str()),
+        (3, 1, "img", "none")
+    );
+    assert_eq!(
+        a.endpoint,
+        Endpoint::Ssh {
+            user: "u".into(),
+            host: "h".into(),
+            port: 22
+        }
+    );
+    assert_eq!(a.ssh.host_key_check, SshHostKeyPolicy::AcceptNew);
+    assert_eq!(a.ssh.remote_socket, "/var/run/docker.sock");
+    assert_eq!((b.slots, b.weight), (1, 2.5));
+    assert_eq!(b.env["A"], "1");
+    assert_eq!(b.env["B"], "3");
+    assert_eq!(c.total_slots(), 4);
+}
+
+#[test]
+fn no_hosts_is_an_error() {
+    assert_eq!(err("[defaults]\nslots = 2\n"), "hosts.toml: no [[host]] entries");
+}
+
+#[test]
+fn example_file_parses() {
+    let text = include_str!("../../hosts.example.toml");
+    let c = HostsConfig::parse(text, "hosts.example.toml", Path::new("/base")).unwrap();
+    let kinds: Vec<&str> = c
+        .hosts
+        .iter()
+        .map(|h| match h.endpoint {
+            Endpoint::Unix { .. } => "unix",
+            Endpoint::Tcp { .. } if h.tls.is_some() => "tcp+tls",
+            Endpoint::Tcp { .. } => "tcp",
+            Endpoint::Ssh { .. } => "ssh",
+            Endpoint::Local => "local",
+        })
+        .collect();
+    for kind in ["unix", "tcp+tls", "tcp", "ssh", "local"] {
+        assert!(kinds.contains(&kind), "example lacks a {kind} host: {kinds:?}");
+    }
+}

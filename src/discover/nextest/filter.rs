@@ -1,0 +1,146 @@
+//! The per-shard nextest tool-config file: an exact test list as a `default-filter`, kept
+//! out of argv because one argument is limited to 128 KiB.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::discover::TestId;
+
+/// The profile the shard's tool-config file defines and the run selects with `-P`.
+pub const PROFILE: &str = "cargo-shard";
+/// Tool name nextest reports in errors about the tool-config file.
+pub const TOOL: &str = "cargo-shard";
+
+/// Quotes `s` as a filterset name-matcher string, to follow `=` in `test(=…)`.
+///
+/// nextest reads such a string up to an unescaped `)` or `,` and accepts `\u{…}` escapes;
+/// every character outside a small safe set is written that way, so parentheses, commas,
+/// backslashes, slashes, spaces, control and non-ASCII characters all survive.
+pub fn quote_matcher(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.' | '-' | '#' | '<' | '>') {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
+}
+
+/// A filterset matching exactly `tests`, grouped by binary to stay small:
+/// `(binary_id(=B) & (test(=a) | test(=b))) | …`. An empty list matches nothing.
+pub fn exact_filterset(tests: &[TestId]) -> String {
+    let mut by_binary: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for t in tests {
+        by_binary.entry(&t.group).or_default().push(&t.name);
+    }
+    if by_binary.is_empty() {
+        return "none()".to_owned();
+    }
+    let groups: Vec<String> = by_binary
+        .into_iter()
+        .map(|(binary, names)| {
+            let names: Vec<String> = names
+                .iter()
+                .map(|n| format!("test(={})", quote_matcher(n)))
+                .collect();
+            format!(
+                "(binary_id(={}) & ({}))",
+                quote_matcher(binary),
+                names.join(" | ")
+            )
+        })
+        .collect();
+    groups.join(" | ")
+}
+
+/// The tool-config TOML for one shard: store under `root`, the exact filter, JUnit output,
+/// no retries or fail-fast (the scheduler owns both), and a hard per-test timeout if set.
+pub fn tool_config(root: &str, tests: &[TestId], test_timeout: Option<Duration>) -> String {
+    use toml::{Table, Value};
+    let mut profile = Table::new();
+    profile.insert("default-filter".into(), Value::String(exact_filterset(tests)));
+    profile.insert("fail-fast".into(), Value::Boolean(false));
+    profile.insert("retries".into(), Value::Integer(0));
+    if let Some(timeout) = test_timeout {
+        let mut slow = Table::new();
+        slow.insert(
+            "period".into(),
+            Value::String(format!("{}ms", timeout.as_millis().max(1))),
+        );
+        slow.insert("terminate-after".into(), Value::Integer(1));
+        slow.insert("grace-period".into(), Value::String("2s".into()));
+        profile.insert("slow-timeout".into(), Value::Table(slow));
+    }
+    let mut junit = Table::new();
+    junit.insert("path".into(), Value::String("junit.xml".into()));
+    profile.insert("junit".into(), Value::Table(junit));
+
+    let mut profiles = Table::new();
+    profiles.insert(PROFILE.into(), Value::Table(profile));
+    let mut store = Table::new();
+    store.insert("dir".into(), Value::String(store_dir(root)));
+    let mut doc = Table::new();
+    doc.insert("store".into(), Value::Table(store));
+    doc.insert("profile".into(), Value::Table(profiles));
+    toml::to_string(&doc).expect("a table of strings, booleans and integers always serializes")
+}
+
+/// Where nextest keeps its run data in a shard (set by `[store] dir`, so it does not depend
+/// on where the archive's target directory was).
+pub fn store_dir(root: &str) -> String {
+    format!("{root}/store")
+}
+
+/// The JUnit file a shard leaves behind.
+pub fn junit_path(root: &str) -> String {
+    format!("{}/{PROFILE}/junit.xml", store_dir(root))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_names_stay_readable() {
+        assert_eq!(quote_matcher("tests::nested::works"), "tests::nested::works");
+        assert_eq!(quote_matcher("edge::r#type"), "edge::r#type");
+    }
+
+    #[test]
+    fn special_characters_become_unicode_escapes() {
+        assert_eq!(quote_matcher("a(b),c"), "a\\u{28}b\\u{29}\\u{2c}c");
+        assert_eq!(quote_matcher("größe"), "gr\\u{f6}\\u{df}e");
+        assert_eq!(quote_matcher(" x\\/|"), "\\u{20}x\\u{5c}\\u{2f}\\u{7c}");
+    }
+
+    #[test]
+    fn filterset_groups_tests_by_binary() {
+        let tests = [
+            TestId::new("b::it", "x"),
+            TestId::new("a", "t::one"),
+            TestId::new("b::it", "y"),
+        ];
+        assert_eq!(
+            exact_filterset(&tests),
+            "(binary_id(=a) & (test(=t::one))) | (binary_id(=b::it) & (test(=x) | test(=y)))"
+        );
+        assert_eq!(exact_filterset(&[]), "none()");
+    }
+
+    #[test]
+    fn tool_config_is_valid_toml_with_the_filter_intact() {
+        let tests = [TestId::new("a", "q\"uote\\d")];
+        let text = tool_config("/r o\"ot", &tests, Some(Duration::from_secs(30)));
+        let doc: toml::Table = text.parse().unwrap();
+        let profile = doc["profile"][PROFILE].as_table().unwrap();
+        assert_eq!(
+            profile["default-filter"].as_str().unwrap(),
+            "(binary_id(=a) & (test(=q\\u{22}uote\\u{5c}d)))"
+        );
+        assert_eq!(profile["slow-timeout"]["period"].as_str(), Some("30000ms"));
+        assert_eq!(profile["junit"]["path"].as_str(), Some("junit.xml"));
+        assert_eq!(doc["store"]["dir"].as_str(), Some("/r o\"ot/store"));
+    }
+}

@@ -1,0 +1,177 @@
+//! The shard recipe: run an exact test list from the archive with the source remapped,
+//! then read nextest's JUnit back into per-test results.
+
+use std::collections::HashMap;
+
+use super::{ARCHIVE_DEST, SOURCE_DEST, TOOL_CONFIG_DEST, filter, junit};
+use crate::discover::{Collected, ShardCtx, ShardRecipe, ShardSpec, TestId, TestResult};
+
+/// How a shard runs its tests from the archive and how its JUnit becomes results.
+#[derive(Debug, Clone)]
+pub struct NextestRecipe {
+    pub passthrough: Vec<String>,
+}
+
+impl ShardRecipe for NextestRecipe {
+    fn runner(&self) -> &'static str {
+        "nextest"
+    }
+
+    fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
+        let root = ctx.root.trim_end_matches('/');
+        let mut argv: Vec<String> = [
+            "cargo-nextest",
+            "nextest",
+            "run",
+            "--archive-file",
+            &format!("{root}/{ARCHIVE_DEST}"),
+            "--workspace-remap",
+            &format!("{root}/{SOURCE_DEST}"),
+            "--tool-config-file",
+            &format!("{}:{root}/{TOOL_CONFIG_DEST}", filter::TOOL),
+            "--profile",
+            filter::PROFILE,
+            "--test-threads",
+            &ctx.jobs.max(1).to_string(),
+            // The exact filter decides; ignored tests in it were selected on purpose.
+            "--run-ignored",
+            "all",
+            "--no-fail-fast",
+            "--no-tests",
+            "warn",
+            "--color",
+            "never",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        argv.extend(self.passthrough.iter().cloned());
+
+        let env = [
+            ("CARGO_SHARD_INDEX", ctx.index.to_string()),
+            ("CARGO_SHARD_COUNT", ctx.count.to_string()),
+            ("CARGO_SHARD_RUN", ctx.run_id.clone()),
+            ("CARGO_SHARD_HOST", ctx.host.clone()),
+            ("CARGO_SHARD_ATTEMPT", ctx.attempt.to_string()),
+            ("NO_COLOR", "1".into()),
+            ("CARGO_TERM_COLOR", "never".into()),
+            ("HOME", root.to_owned()),
+            // The archive is extracted to a temporary directory; a minimal image may lack /tmp.
+            ("TMPDIR", format!("{root}/tmp")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+
+        ShardSpec {
+            argv,
+            env,
+            workdir: format!("{root}/{SOURCE_DEST}"),
+            files: vec![
+                (
+                    TOOL_CONFIG_DEST.to_owned(),
+                    filter::tool_config(root, tests, ctx.test_timeout).into_bytes(),
+                ),
+                ("tmp/.keep".to_owned(), Vec::new()),
+            ],
+            collect: vec![filter::junit_path(root)],
+        }
+    }
+
+    fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult> {
+        let Some(xml) = collected
+            .files
+            .iter()
+            .find(|(path, _)| path.ends_with(&format!("/{}/junit.xml", filter::PROFILE)))
+            .map(|(_, xml)| xml)
+        else {
+            return Vec::new();
+        };
+        // A broken file leaves every test without a result; the runner reports them as errors.
+        let Ok(parsed) = junit::parse(xml) else {
+            return Vec::new();
+        };
+        let mut by_id: HashMap<TestId, TestResult> = parsed.into_iter().map(|r| (r.id.clone(), r)).collect();
+        tests.iter().filter_map(|id| by_id.remove(id)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ctx() -> ShardCtx {
+        ShardCtx {
+            root: "/shard/".into(),
+            index: 2,
+            count: 5,
+            run_id: "run-1".into(),
+            host: "e1".into(),
+            attempt: 3,
+            jobs: 4,
+            test_timeout: Some(Duration::from_secs(9)),
+        }
+    }
+
+    #[test]
+    fn prepare_keeps_the_test_list_out_of_argv() {
+        let recipe = NextestRecipe {
+            passthrough: vec!["--no-capture".into()],
+        };
+        let tests = [TestId::new("alpha", "tests::unique_name_xyz")];
+        let spec = recipe.prepare(&tests, &ctx());
+        assert_eq!(&spec.argv[..3], ["cargo-nextest", "nextest", "run"]);
+        assert!(spec.argv.iter().all(|a| !a.contains("unique_name_xyz")));
+        let joined = spec.argv.join(" ");
+        assert!(
+            joined.contains("--archive-file /shard/archive.tar.zst"),
+            "{joined}"
+        );
+        assert!(joined.contains("--workspace-remap /shard/src"), "{joined}");
+        assert!(
+            joined.contains("--tool-config-file cargo-shard:/shard/shard-nextest.toml"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("--profile cargo-shard --test-threads 4"),
+            "{joined}"
+        );
+        assert_eq!(spec.argv.last().map(String::as_str), Some("--no-capture"));
+        assert_eq!(spec.workdir, "/shard/src");
+        assert_eq!(spec.collect, ["/shard/store/cargo-shard/junit.xml"]);
+
+        let env: HashMap<_, _> = spec.env.iter().cloned().collect();
+        assert_eq!(env["CARGO_SHARD_INDEX"], "2");
+        assert_eq!(env["CARGO_SHARD_COUNT"], "5");
+        assert_eq!(env["CARGO_SHARD_RUN"], "run-1");
+        assert_eq!(env["CARGO_SHARD_HOST"], "e1");
+        assert_eq!(env["CARGO_SHARD_ATTEMPT"], "3");
+        assert_eq!(env["TMPDIR"], "/shard/tmp");
+
+        let (name, config) = &spec.files[0];
+        assert_eq!(name, TOOL_CONFIG_DEST);
+        let config = String::from_utf8(config.clone()).unwrap();
+        assert!(config.contains("test(=tests::unique_name_xyz)"), "{config}");
+        assert!(spec.files.iter().any(|(p, _)| p == "tmp/.keep"));
+    }
+
+    #[test]
+    fn results_are_those_of_the_asked_tests_only() {
+        let xml = br#"<testsuites><testsuite name="a">
+            <testcase name="one" classname="a" time="0.5"/>
+            <testcase name="extra" classname="a" time="0.1"/>
+        </testsuite></testsuites>"#;
+        let collected = Collected {
+            exit_code: Some(0),
+            output: Vec::new(),
+            files: [("/shard/store/cargo-shard/junit.xml".to_owned(), xml.to_vec())].into(),
+        };
+        let recipe = NextestRecipe { passthrough: vec![] };
+        let asked = [TestId::new("a", "one"), TestId::new("a", "missing")];
+        let results = recipe.results(&asked, &collected);
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].id, asked[0]);
+        assert!(recipe.results(&asked, &Collected::default()).is_empty());
+    }
+}

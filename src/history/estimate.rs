@@ -1,0 +1,43 @@
+//! Expected durations for a run's tests: measured where history has them, estimated
+//! from the nearest neighbours where it does not.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{History, median};
+use crate::discover::TestId;
+use crate::plan::Weighted;
+
+/// Weighs `tests` by history. A test never seen is assumed to take the median of the
+/// known tests of its group (tests of one binary or package tend to be alike), else the
+/// median of all known tests, else `default`; such tests carry `estimated: true`.
+pub fn estimate(tests: &[TestId], history: &History, default: Duration) -> Vec<Weighted> {
+    let mut by_group: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut all = Vec::with_capacity(history.len());
+    for (id, d) in history.iter() {
+        by_group.entry(id.group.as_str()).or_default().push(d.as_secs_f64());
+        all.push(d.as_secs_f64());
+    }
+    let group_median: BTreeMap<&str, Duration> =
+        by_group.into_iter().map(|(g, v)| (g, Duration::from_secs_f64(median(&v)))).collect();
+    let global = if all.is_empty() {
+        default
+    } else {
+        Duration::from_secs_f64(median(&all))
+    };
+    tests
+        .iter()
+        .map(|id| match history.expected(id) {
+            Some(expected) => Weighted {
+                id: id.clone(),
+                expected,
+                estimated: false,
+            },
+            None => Weighted {
+                id: id.clone(),
+                expected: group_median.get(id.group.as_str()).copied().unwrap_or(global),
+                estimated: true,
+            },
+        })
+        .collect()
+}

@@ -1,0 +1,242 @@
+//! The planner: longest-processing-time-first over the hosts' slots, aware of host
+//! speed (`weight`), of tests run at once inside a container (`jobs`), and of shards
+//! queued behind each other when there are more shards than slots.
+//!
+//! Cost model (the same one the benchmark scores every strategy with):
+//! - a shard of tests with sum `S` and longest `L` on a host of `jobs` j and `weight` w
+//!   takes `overhead + max(L, S / j) / w`: j tests run at once, but never faster than its
+//!   longest test, and a host of weight 2 does the same work in half the time. This is the
+//!   lower edge of what a greedy in-container scheduler achieves; it is exact for j = 1.
+//! - each slot runs its shards one after another, so a slot finishes at the sum of its
+//!   shards' costs, and the run at the latest slot's finish (the makespan).
+
+use std::cmp::Ordering;
+use std::time::Duration;
+
+use super::rng::SplitMix64;
+use super::{Capacity, Plan, Shard, Weighted};
+
+/// How to plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanOptions {
+    /// Shard count; default: the total number of slots.
+    pub shards: Option<usize>,
+    /// Randomise which of equally long tests go together, and each shard's test order.
+    pub shuffle: bool,
+    pub seed: u64,
+    /// Fixed cost of a shard (container create, upload, start, collect).
+    pub per_shard_overhead: Duration,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self {
+            shards: None,
+            shuffle: false,
+            seed: 0,
+            per_shard_overhead: Duration::from_millis(500),
+        }
+    }
+}
+
+/// One container slot of one host.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub host: Option<String>,
+    pub jobs: f64,
+    pub weight: f64,
+}
+
+impl Slot {
+    /// Work per second: what the proportional shares are based on.
+    fn rate(&self) -> f64 {
+        self.jobs * self.weight
+    }
+    pub(crate) fn cost(&self, sum: f64, longest: f64, overhead: f64) -> f64 {
+        overhead + longest.max(sum / self.jobs) / self.weight
+    }
+}
+
+/// The slots of all hosts, fastest first (ties in host order). Hosts without slots are
+/// ignored, nonsense jobs/weights are read as 1; no usable host means one local slot.
+pub(crate) fn slots(caps: &[Capacity]) -> Vec<Slot> {
+    let mut out = Vec::new();
+    for c in caps {
+        let weight = if c.weight.is_finite() && c.weight > 0.0 { c.weight } else { 1.0 };
+        for _ in 0..c.slots {
+            out.push(Slot {
+                host: Some(c.host.clone()),
+                jobs: c.jobs.max(1) as f64,
+                weight,
+            });
+        }
+    }
+    if out.is_empty() {
+        out.push(Slot {
+            host: None,
+            jobs: 1.0,
+            weight: 1.0,
+        });
+    }
+    // Stable: equal rates keep host order.
+    out.sort_by(|a, b| b.rate().total_cmp(&a.rate()));
+    out
+}
+
+/// Which slot each of `m` shards belongs to: one shard per slot on the fastest slots
+/// when `m` ≤ slots; otherwise every slot gets one and the rest are dealt in proportion
+/// to speed (D'Hondt: next shard to the slot with the most rate per shard it would have).
+pub(crate) fn shard_slots(slots: &[Slot], m: usize) -> Vec<usize> {
+    if m <= slots.len() {
+        return (0..m).collect();
+    }
+    let mut count = vec![1usize; slots.len()];
+    for _ in slots.len()..m {
+        let mut best = 0;
+        for k in 1..slots.len() {
+            let a = slots[k].rate() / (count[k] + 1) as f64;
+            let b = slots[best].rate() / (count[best] + 1) as f64;
+            if a > b {
+                best = k;
+            }
+        }
+        count[best] += 1;
+    }
+    count.iter().enumerate().flat_map(|(k, &n)| std::iter::repeat_n(k, n)).collect()
+}
+
+/// `overhead + max(total / Σ(slots·jobs·weight), longest / fastest weight)`: every slot
+/// that works pays at least one overhead, no slot works faster than its rate, and no
+/// test runs faster than on the fastest host. No plan beats it.
+pub fn lower_bound(tests: &[Weighted], caps: &[Capacity], overhead: Duration) -> Duration {
+    if tests.is_empty() {
+        return Duration::ZERO;
+    }
+    let slots = slots(caps);
+    let capacity: f64 = slots.iter().map(Slot::rate).sum();
+    let fastest = slots.iter().map(|s| s.weight).fold(0.0, f64::max);
+    let total: f64 = tests.iter().map(|t| t.expected.as_secs_f64()).sum();
+    let longest = tests.iter().map(|t| t.expected.as_secs_f64()).fold(0.0, f64::max);
+    secs(overhead.as_secs_f64() + (total / capacity).max(longest / fastest))
+}
+
+/// Bins `tests` into shards (see the module doc for the model). Deterministic: the same
+/// inputs give the same plan, ties broken by [`crate::discover::TestId`] and shard index;
+/// with `shuffle` the order comes from a PRNG seeded by `seed` alone.
+pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
+    let slots = slots(caps);
+    let m = opts.shards.unwrap_or(slots.len()).clamp(1, tests.len().max(1));
+    let overhead = opts.per_shard_overhead.as_secs_f64();
+    let owner = shard_slots(&slots, m);
+
+    let mut order: Vec<usize> = (0..tests.len()).collect();
+    let mut rng = SplitMix64::new(opts.seed);
+    if opts.shuffle {
+        rng.shuffle(&mut order);
+        order.sort_by(|&a, &b| tests[b].expected.cmp(&tests[a].expected));
+    } else {
+        order.sort_by(|&a, &b| {
+            tests[b].expected.cmp(&tests[a].expected).then_with(|| tests[a].id.cmp(&tests[b].id))
+        });
+    }
+
+    let mut bins: Vec<Bin> = owner.iter().map(|&slot| Bin::new(slot)).collect();
+    let mut finish: Vec<f64> = vec![0.0; slots.len()];
+    for &k in &owner {
+        finish[k] += overhead;
+    }
+    for &t in &order {
+        let d = tests[t].expected.as_secs_f64();
+        let mut best: Option<(f64, f64, usize)> = None;
+        for (i, b) in bins.iter().enumerate() {
+            let slot = &slots[b.slot];
+            let old = slot.cost(b.sum, b.longest, overhead);
+            let new = slot.cost(b.sum + d, b.longest.max(d), overhead);
+            let cand = (finish[b.slot] - old + new, b.sum, i);
+            let better = match best {
+                None => true,
+                Some(cur) => match cand.0.total_cmp(&cur.0) {
+                    Ordering::Less => true,
+                    Ordering::Greater => false,
+                    // Same finish: spread over the shards of a slot, lowest index last.
+                    Ordering::Equal => cand.1 < cur.1,
+                },
+            };
+            if better {
+                best = Some(cand);
+            }
+        }
+        let (_, _, i) = best.expect("there is at least one shard");
+        let b = &mut bins[i];
+        let slot = &slots[b.slot];
+        finish[b.slot] += slot.cost(b.sum + d, b.longest.max(d), overhead) - slot.cost(b.sum, b.longest, overhead);
+        b.sum += d;
+        b.longest = b.longest.max(d);
+        b.tests.push(t);
+    }
+    if opts.shuffle {
+        for b in &mut bins {
+            rng.shuffle(&mut b.tests);
+        }
+    }
+    assemble(tests, &slots, bins, overhead, lower_bound(tests, caps, opts.per_shard_overhead))
+}
+
+/// A shard being filled: its slot, its load and its tests (indexes into the input).
+#[derive(Debug, Clone)]
+pub(crate) struct Bin {
+    pub slot: usize,
+    pub sum: f64,
+    pub longest: f64,
+    pub tests: Vec<usize>,
+}
+
+impl Bin {
+    pub(crate) fn new(slot: usize) -> Self {
+        Self {
+            slot,
+            sum: 0.0,
+            longest: 0.0,
+            tests: Vec::new(),
+        }
+    }
+}
+
+/// Turns filled bins into a [`Plan`]: empty bins dropped (they would start a container
+/// for nothing), predicted times from the model, shards longest first.
+pub(crate) fn assemble(tests: &[Weighted], slots: &[Slot], bins: Vec<Bin>, overhead: f64, lb: Duration) -> Plan {
+    let mut finish = vec![0.0f64; slots.len()];
+    let mut shards: Vec<(f64, usize, Shard)> = Vec::new();
+    for (i, b) in bins.into_iter().enumerate() {
+        if b.tests.is_empty() {
+            continue;
+        }
+        let slot = &slots[b.slot];
+        let cost = slot.cost(b.sum, b.longest, overhead);
+        finish[b.slot] += cost;
+        let shard = Shard {
+            index: 0,
+            host: slot.host.clone(),
+            tests: b.tests.iter().map(|&t| tests[t].id.clone()).collect(),
+            predicted: secs(cost),
+        };
+        shards.push((cost, i, shard));
+    }
+    shards.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let shards: Vec<Shard> = shards
+        .into_iter()
+        .enumerate()
+        .map(|(index, (_, _, s))| Shard { index, ..s })
+        .collect();
+    Plan {
+        shards,
+        total: secs(tests.iter().map(|t| t.expected.as_secs_f64()).sum()),
+        makespan: secs(finish.iter().copied().fold(0.0, f64::max)),
+        lower_bound: lb,
+        estimated: tests.iter().filter(|t| t.estimated).count(),
+    }
+}
+
+pub(crate) fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.0 })
+}

@@ -1,0 +1,167 @@
+//! One container's life for one shard: prepare the spec, run it under the timeout, and
+//! classify how it ended so the scheduler can record, retry or re-queue.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{LiveHost, RunOptions, shard_env};
+use crate::config::{RUN_LABEL, SHARD_LABEL};
+use crate::discover::{ShardCtx, Suite, TestId, TestResult};
+use crate::engine::{EngineError, Phases, ShardJob};
+
+/// A unit of work in the queue.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub shard: usize,
+    pub tests: Vec<TestId>,
+    pub predicted: Duration,
+    pub attempt: u32,
+    /// The host the planner meant it for.
+    pub planned: Option<String>,
+    /// The host that last failed this job: prefer another.
+    pub avoid: Option<String>,
+    pub rerun: bool,
+}
+
+/// How an attempt ended.
+pub(crate) enum Ended {
+    /// Results were read (possibly fewer than the tests shipped).
+    Results {
+        results: Vec<TestResult>,
+        exit_code: Option<i64>,
+    },
+    /// The shard failed without any result: retry elsewhere.
+    NoResults(String),
+    /// The host is gone: re-queue everything it had.
+    HostLost(String),
+    TimedOut(Duration),
+    Cancelled,
+}
+
+pub(crate) struct AttemptRun {
+    pub ended: Ended,
+    pub container: String,
+    pub phases: Phases,
+    pub started: Instant,
+    pub finished: Instant,
+}
+
+pub(crate) struct Shared<'a> {
+    pub suite: &'a Suite,
+    pub opts: &'a RunOptions,
+    pub payload: Arc<Vec<u8>>,
+    pub shard_count: usize,
+    pub cancel: CancellationToken,
+}
+
+pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> AttemptRun {
+    let started = Instant::now();
+    let done = |ended, container: String, phases| AttemptRun {
+        ended,
+        container,
+        phases,
+        started,
+        finished: Instant::now(),
+    };
+    let name = format!("cargo-shard-{}-{}-{}", shared.opts.run_id, job.shard, job.attempt);
+    let root = match host.engine.make_root() {
+        Ok(r) => r,
+        Err(e) => return done(classify(e), name, Phases::default()),
+    };
+    let ctx = ShardCtx {
+        root: root.clone(),
+        index: job.shard,
+        count: shared.shard_count,
+        run_id: shared.opts.run_id.clone(),
+        host: host.host.name.clone(),
+        attempt: job.attempt,
+        jobs: host.host.jobs,
+        test_timeout: shared.opts.test_timeout,
+    };
+    let mut spec = shared.suite.recipe.prepare(&job.tests, &ctx);
+    let mut env: BTreeMap<String, String> = host.host.env.clone();
+    env.extend(spec.env.drain(..));
+    env.extend(shard_env(
+        &ctx.run_id,
+        ctx.index,
+        ctx.count,
+        &ctx.host,
+        ctx.attempt,
+    ));
+    spec.env = env.into_iter().collect();
+    let mut labels = host.host.labels.clone();
+    labels.insert(RUN_LABEL.to_string(), shared.opts.run_id.clone());
+    labels.insert(SHARD_LABEL.to_string(), job.shard.to_string());
+    let shard_job = ShardJob {
+        name: name.clone(),
+        image: host.host.image.clone(),
+        network: host.host.network.clone(),
+        labels,
+        payload: shared.payload.clone(),
+        spec,
+        log_path: log_path(shared.opts, job),
+        keep: shared.opts.keep_containers,
+        root,
+    };
+    let token = shared.cancel.child_token();
+    let fut = host.engine.run_shard(shard_job, token.clone());
+    tokio::pin!(fut);
+    let outcome = match shared.opts.shard_timeout {
+        Some(limit) => tokio::select! {
+            r = &mut fut => Ok(r),
+            _ = tokio::time::sleep(limit) => {
+                token.cancel();
+                // Let the engine kill and remove the container before going on.
+                let _ = fut.await;
+                Err(limit)
+            }
+        },
+        None => Ok(fut.await),
+    };
+    match outcome {
+        Err(limit) => done(Ended::TimedOut(limit), name, Phases::default()),
+        Ok(Err(e)) => done(classify(e), name, Phases::default()),
+        Ok(Ok(run)) => {
+            let exit_code = run.collected.exit_code;
+            let results = shared.suite.recipe.results(&job.tests, &run.collected);
+            let ended = if results.is_empty() && !job.tests.is_empty() {
+                Ended::NoResults(format!(
+                    "shard exited with code {} before reporting any result",
+                    exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into())
+                ))
+            } else {
+                Ended::Results { results, exit_code }
+            };
+            AttemptRun {
+                ended,
+                container: run.container,
+                phases: run.phases,
+                started,
+                finished: Instant::now(),
+            }
+        }
+    }
+}
+
+/// `<out>/logs/<shard>.log`, or `<shard>.attempt<N>.log` for later attempts.
+pub(crate) fn log_path(opts: &RunOptions, job: &Job) -> std::path::PathBuf {
+    let name = if job.attempt == 1 {
+        format!("{}.log", job.shard)
+    } else {
+        format!("{}.attempt{}.log", job.shard, job.attempt)
+    };
+    opts.out_dir.join("logs").join(name)
+}
+
+fn classify(e: EngineError) -> Ended {
+    match e {
+        EngineError::Cancelled => Ended::Cancelled,
+        EngineError::Unreachable { .. } | EngineError::Lost { .. } | EngineError::ImageMissing { .. } => {
+            Ended::HostLost(e.to_string())
+        }
+        EngineError::Shard { .. } => Ended::NoResults(e.to_string()),
+    }
+}

@@ -1,0 +1,120 @@
+//! What a run produces: one [`Outcome`] per planned test and one [`ShardAttempt`] per
+//! container started, handed as plain values to the reports.
+
+use std::time::Duration;
+
+use crate::discover::{TestId, TestResult, TestStatus};
+use crate::engine::Phases;
+
+/// The final word on one test.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The last attempt's result.
+    pub result: TestResult,
+    /// Earlier failed attempts, oldest first: non-empty with a passing `result` means flaky.
+    pub earlier: Vec<TestResult>,
+    /// Shard, host and container of the last attempt; `None` for tests never shipped (ignored).
+    pub shard: Option<usize>,
+    pub host: String,
+    pub container: String,
+}
+
+impl Outcome {
+    pub fn id(&self) -> &TestId {
+        &self.result.id
+    }
+    pub fn is_flaky(&self) -> bool {
+        self.result.status == TestStatus::Passed && !self.earlier.is_empty()
+    }
+}
+
+/// How one container's life ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum AttemptEnd {
+    /// The runner exited (with this code) and its results were read.
+    Exited(Option<i64>),
+    /// Infrastructure failed (engine lost, upload failed, no results): retried or errored.
+    Failed(String),
+    /// Killed by `--shard-timeout`.
+    TimedOut,
+    /// Interrupted by the user.
+    Cancelled,
+}
+
+/// One container started for a shard (a shard has several when retried).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ShardAttempt {
+    pub shard: usize,
+    pub attempt: u32,
+    pub host: String,
+    /// Which of the host's slots ran it (for the timeline's rows).
+    pub slot: usize,
+    pub container: String,
+    pub tests: usize,
+    #[serde(serialize_with = "secs")]
+    pub predicted: Duration,
+    /// Offsets from the start of the run.
+    #[serde(serialize_with = "secs")]
+    pub started: Duration,
+    #[serde(serialize_with = "secs")]
+    pub finished: Duration,
+    pub phases: Phases,
+    pub end: AttemptEnd,
+    /// The file holding this attempt's output.
+    pub log: std::path::PathBuf,
+    /// True for the re-run of failed tests (`--retries`).
+    pub rerun: bool,
+}
+
+/// Everything the reports need.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub run_id: String,
+    pub outcomes: Vec<Outcome>,
+    pub attempts: Vec<ShardAttempt>,
+    pub wall: Duration,
+    /// Hosts left out or lost, with the reason.
+    pub lost_hosts: Vec<(String, String)>,
+    pub interrupted: bool,
+    /// Containers left in place by `--keep-containers`: (host, container).
+    pub kept: Vec<(String, String)>,
+}
+
+impl RunReport {
+    pub fn count(&self, status: TestStatus) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.result.status == status && !o.is_flaky())
+            .count()
+    }
+    pub fn flaky(&self) -> usize {
+        self.outcomes.iter().filter(|o| o.is_flaky()).count()
+    }
+}
+
+/// Progress events, in the order they happen; the reports render them.
+#[derive(Debug, Clone)]
+pub enum Event {
+    ShardStarted {
+        shard: usize,
+        attempt: u32,
+        host: String,
+        tests: usize,
+    },
+    ShardFinished(ShardAttempt),
+    TestFinished {
+        result: TestResult,
+        shard: usize,
+        host: String,
+        attempt: u32,
+    },
+    HostLost {
+        host: String,
+        reason: String,
+    },
+}
+
+pub(crate) fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}

@@ -1,0 +1,512 @@
+//! The queue: each host's slots take their planned shards first, then orphans (shards of
+//! lost hosts, retries), then steal from the host with the most work left. Failed tests are
+//! re-run at the end for `--retries`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::attempt::{self, AttemptRun, Ended, Job, Shared};
+use super::outcome::{AttemptEnd, Event, Outcome, RunReport, ShardAttempt};
+use super::{LiveHost, Observer, RunOptions};
+use crate::discover::{Suite, TestId, TestResult, TestStatus};
+use crate::plan::Plan;
+
+#[derive(Default)]
+struct Queue {
+    planned: BTreeMap<String, VecDeque<Job>>,
+    orphans: VecDeque<Job>,
+    dead: BTreeSet<String>,
+    running: usize,
+    /// Results of this phase, by test.
+    results: BTreeMap<TestId, (TestResult, usize, String, String)>,
+    attempts: Vec<ShardAttempt>,
+    lost: Vec<(String, String)>,
+    /// Jobs that can no longer run (no host left, out of retries): tests become errors.
+    abandoned: Vec<(Job, String)>,
+}
+
+impl Queue {
+    fn live_hosts(&self, hosts: &[LiveHost]) -> usize {
+        hosts.iter().filter(|h| !self.dead.contains(&h.host.name)).count()
+    }
+
+    fn pick(&mut self, host: &str, hosts: &[LiveHost]) -> Option<Job> {
+        if let Some(job) = self.planned.get_mut(host).and_then(|q| q.pop_front()) {
+            return Some(job);
+        }
+        let others_alive = self.live_hosts(hosts) > 1;
+        if let Some(pos) = self
+            .orphans
+            .iter()
+            .position(|j| !others_alive || j.avoid.as_deref() != Some(host))
+        {
+            return self.orphans.remove(pos);
+        }
+        // Steal the smallest shard of the host with the most predicted work still queued.
+        let victim = self
+            .planned
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .max_by_key(|(name, q)| {
+                (
+                    q.iter().map(|j| j.predicted).sum::<Duration>(),
+                    std::cmp::Reverse(*name),
+                )
+            })
+            .map(|(name, _)| name.clone())?;
+        self.planned.get_mut(&victim).and_then(|q| q.pop_back())
+    }
+
+    fn idle(&self) -> bool {
+        self.running == 0 && self.orphans.is_empty() && self.planned.values().all(|q| q.is_empty())
+    }
+
+    fn kill_host(&mut self, host: &str, reason: &str) {
+        if self.dead.insert(host.to_string()) {
+            self.lost.push((host.to_string(), reason.to_string()));
+            if let Some(q) = self.planned.remove(host) {
+                self.orphans.extend(q);
+            }
+        }
+    }
+}
+
+/// Runs the plan on `hosts` and returns every test's outcome.
+pub async fn execute(
+    plan: &Plan,
+    suite: &Suite,
+    hosts: Vec<LiveHost>,
+    opts: &RunOptions,
+    observer: Observer,
+    cancel: CancellationToken,
+) -> RunReport {
+    let t0 = Instant::now();
+    let mut report = RunReport {
+        run_id: opts.run_id.clone(),
+        ..Default::default()
+    };
+    let payload = match tokio::task::block_in_place(|| super::payload::pack(&suite.uploads)) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            let reason = e.to_string();
+            report.outcomes = suite
+                .tests
+                .iter()
+                .map(|t| error_outcome(t.id.clone(), &reason, None))
+                .collect();
+            report.wall = t0.elapsed();
+            return report;
+        }
+    };
+    let shared = Shared {
+        suite,
+        opts,
+        payload,
+        shard_count: plan.shards.len(),
+        cancel: cancel.clone(),
+    };
+    let jobs: Vec<Job> = plan
+        .shards
+        .iter()
+        .filter(|s| !s.tests.is_empty())
+        .map(|s| Job {
+            shard: s.index,
+            tests: s.tests.clone(),
+            predicted: s.predicted,
+            attempt: 1,
+            planned: s.host.clone(),
+            avoid: None,
+            rerun: false,
+        })
+        .collect();
+    let mut outcomes: BTreeMap<TestId, Outcome> = BTreeMap::new();
+    let mut dead = BTreeSet::new();
+    let phase = run_phase(&shared, &hosts, jobs, &mut dead, &observer, t0).await;
+    merge_phase(&mut outcomes, phase.results, &mut report);
+    report.attempts.extend(phase.attempts);
+    report.lost_hosts.extend(phase.lost);
+    for (job, reason) in phase.abandoned {
+        for id in job.tests {
+            outcomes
+                .entry(id.clone())
+                .or_insert_with(|| error_outcome(id, &reason, Some(job.shard)));
+        }
+    }
+
+    // Re-run failed tests; a pass on a later attempt makes the test flaky.
+    let mut next_index = plan.shards.iter().map(|s| s.index + 1).max().unwrap_or(0);
+    for round in 1..=opts.retries {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let failed: Vec<&Outcome> = outcomes
+            .values()
+            .filter(|o| o.result.status == TestStatus::Failed)
+            .collect();
+        let live: Vec<&LiveHost> = hosts.iter().filter(|h| !dead.contains(&h.host.name)).collect();
+        if failed.is_empty() || live.is_empty() {
+            break;
+        }
+        let slots: usize = live.iter().map(|h| h.host.slots).sum();
+        let bins = failed.len().min(slots).max(1);
+        let mut rerun_jobs: Vec<Job> = (0..bins)
+            .map(|i| Job {
+                shard: next_index + i,
+                tests: Vec::new(),
+                predicted: Duration::ZERO,
+                attempt: round + 1,
+                planned: None,
+                avoid: None,
+                rerun: true,
+            })
+            .collect();
+        let mut sorted = failed;
+        sorted.sort_by(|a, b| b.result.duration.cmp(&a.result.duration).then(a.id().cmp(b.id())));
+        for o in sorted {
+            let bin = rerun_jobs
+                .iter_mut()
+                .min_by_key(|j| (j.predicted, j.shard))
+                .expect("bins > 0");
+            bin.tests.push(o.id().clone());
+            bin.predicted += o.result.duration;
+        }
+        next_index += bins;
+        let phase = run_phase(&shared, &hosts, rerun_jobs, &mut dead, &observer, t0).await;
+        for (id, (result, shard, host, container)) in phase.results {
+            if let Some(o) = outcomes.get_mut(&id) {
+                let previous = std::mem::replace(&mut o.result, result);
+                o.earlier.push(previous);
+                o.shard = Some(shard);
+                o.host = host;
+                o.container = container;
+            }
+        }
+        report.attempts.extend(phase.attempts);
+        report.lost_hosts.extend(phase.lost);
+    }
+
+    // Tests never shipped (ignored) and tests that nothing reported on.
+    let interrupted = cancel.is_cancelled();
+    for case in &suite.tests {
+        if outcomes.contains_key(&case.id) {
+            continue;
+        }
+        let (status, message) = if case.ignored {
+            (TestStatus::Skipped, "ignored".to_string())
+        } else if interrupted {
+            (
+                TestStatus::Skipped,
+                "not run: the run was interrupted".to_string(),
+            )
+        } else {
+            (
+                TestStatus::Error,
+                "no result: the test was planned but never reported".to_string(),
+            )
+        };
+        outcomes.insert(
+            case.id.clone(),
+            plain_outcome(case.id.clone(), status, message, None),
+        );
+    }
+    report.interrupted = interrupted;
+    if opts.keep_containers {
+        report.kept = report
+            .attempts
+            .iter()
+            .filter(|a| !a.container.is_empty())
+            .map(|a| (a.host.clone(), a.container.clone()))
+            .collect();
+    } else {
+        cleanup(&hosts, &opts.run_id).await;
+    }
+    report.outcomes = outcomes.into_values().collect();
+    report.wall = t0.elapsed();
+    report
+}
+
+/// Removes everything labelled with the run id from every host we reached: the safety net
+/// behind each shard's own removal. Bounded so a dead host cannot hold the exit.
+pub(crate) async fn cleanup(hosts: &[LiveHost], run_id: &str) {
+    let tasks = hosts.iter().map(|h| async move {
+        let _ = tokio::time::timeout(Duration::from_secs(15), h.engine.remove_labelled(Some(run_id))).await;
+    });
+    futures_util::future::join_all(tasks).await;
+}
+
+struct PhaseResult {
+    results: BTreeMap<TestId, (TestResult, usize, String, String)>,
+    attempts: Vec<ShardAttempt>,
+    lost: Vec<(String, String)>,
+    abandoned: Vec<(Job, String)>,
+}
+
+fn merge_phase(
+    outcomes: &mut BTreeMap<TestId, Outcome>,
+    results: BTreeMap<TestId, (TestResult, usize, String, String)>,
+    _report: &mut RunReport,
+) {
+    for (id, (result, shard, host, container)) in results {
+        outcomes.insert(
+            id,
+            Outcome {
+                result,
+                earlier: Vec::new(),
+                shard: Some(shard),
+                host,
+                container,
+            },
+        );
+    }
+}
+
+async fn run_phase(
+    shared: &Shared<'_>,
+    hosts: &[LiveHost],
+    jobs: Vec<Job>,
+    dead: &mut BTreeSet<String>,
+    observer: &Observer,
+    t0: Instant,
+) -> PhaseResult {
+    let mut queue = Queue {
+        dead: dead.clone(),
+        ..Default::default()
+    };
+    for job in jobs {
+        let live = |h: &String| !queue.dead.contains(h) && hosts.iter().any(|l| &l.host.name == h);
+        match job.planned.clone().filter(live) {
+            Some(h) => queue.planned.entry(h).or_default().push_back(job),
+            None => queue.orphans.push_back(job),
+        }
+    }
+    let queue = Mutex::new(queue);
+    let wake = tokio::sync::Notify::new();
+    let mut workers = Vec::new();
+    for host in hosts.iter().filter(|h| !dead.contains(&h.host.name)) {
+        for slot in 0..host.host.slots {
+            workers.push(worker(shared, hosts, host, slot, &queue, &wake, observer, t0));
+        }
+    }
+    futures_util::future::join_all(workers).await;
+    let mut q = queue.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Whatever is still queued has no host left to run on.
+    let reason = if shared.cancel.is_cancelled() {
+        None
+    } else {
+        let lost: Vec<String> = q.lost.iter().map(|(h, r)| format!("{h}: {r}")).collect();
+        Some(format!("no host left to run this shard ({})", lost.join("; ")))
+    };
+    let leftovers: Vec<Job> = q
+        .orphans
+        .drain(..)
+        .chain(q.planned.values_mut().flat_map(|v| v.drain(..)))
+        .collect();
+    if let Some(reason) = reason {
+        q.abandoned
+            .extend(leftovers.into_iter().map(|j| (j, reason.clone())));
+    }
+    dead.extend(q.dead.iter().cloned());
+    PhaseResult {
+        results: q.results,
+        attempts: q.attempts,
+        lost: q.lost,
+        abandoned: q.abandoned,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    shared: &Shared<'_>,
+    hosts: &[LiveHost],
+    host: &LiveHost,
+    slot: usize,
+    queue: &Mutex<Queue>,
+    wake: &tokio::sync::Notify,
+    observer: &Observer,
+    t0: Instant,
+) {
+    let name = host.host.name.as_str();
+    loop {
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let job = {
+            let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+            if q.dead.contains(name) || shared.cancel.is_cancelled() {
+                drop(q);
+                wake.notify_waiters();
+                return;
+            }
+            match q.pick(name, hosts) {
+                Some(job) => {
+                    q.running += 1;
+                    Some(job)
+                }
+                None if q.idle() => {
+                    drop(q);
+                    wake.notify_waiters();
+                    return;
+                }
+                None => None,
+            }
+        };
+        let Some(job) = job else {
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = shared.cancel.cancelled() => {}
+            }
+            continue;
+        };
+        observer(&Event::ShardStarted {
+            shard: job.shard,
+            attempt: job.attempt,
+            host: name.to_string(),
+            tests: job.tests.len(),
+        });
+        let run = attempt::run(shared, host, &job).await;
+        let record = settle(shared, hosts, name, slot, job, run, queue, observer, t0);
+        observer(&Event::ShardFinished(record));
+        wake.notify_waiters();
+    }
+}
+
+/// Records an attempt's results, or re-queues / abandons its job.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    shared: &Shared<'_>,
+    hosts: &[LiveHost],
+    host: &str,
+    slot: usize,
+    job: Job,
+    run: AttemptRun,
+    queue: &Mutex<Queue>,
+    observer: &Observer,
+    t0: Instant,
+) -> ShardAttempt {
+    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+    q.running -= 1;
+    let max_attempts = 1 + shared.opts.shard_retries;
+    let end = match run.ended {
+        Ended::Results { results, exit_code } => {
+            let mut seen = BTreeSet::new();
+            for r in results {
+                if !job.tests.contains(&r.id) || !seen.insert(r.id.clone()) {
+                    continue;
+                }
+                observer(&Event::TestFinished {
+                    result: r.clone(),
+                    shard: job.shard,
+                    host: host.to_string(),
+                    attempt: job.attempt,
+                });
+                q.results.insert(
+                    r.id.clone(),
+                    (r, job.shard, host.to_string(), run.container.clone()),
+                );
+            }
+            let code = exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
+            for id in job.tests.iter().filter(|id| !seen.contains(*id)) {
+                let r = error_result(
+                    id.clone(),
+                    &format!("no result reported: shard exited with code {code}"),
+                );
+                q.results.insert(
+                    id.clone(),
+                    (r, job.shard, host.to_string(), run.container.clone()),
+                );
+            }
+            AttemptEnd::Exited(exit_code)
+        }
+        Ended::NoResults(reason) => {
+            if job.attempt < max_attempts {
+                q.orphans.push_back(Job {
+                    attempt: job.attempt + 1,
+                    avoid: Some(host.to_string()),
+                    ..job.clone()
+                });
+            } else {
+                q.abandoned
+                    .push((job.clone(), format!("{reason} (after {} attempts)", job.attempt)));
+            }
+            AttemptEnd::Failed(reason)
+        }
+        Ended::HostLost(reason) => {
+            q.kill_host(host, &reason);
+            observer(&Event::HostLost {
+                host: host.to_string(),
+                reason: reason.clone(),
+            });
+            // A lost host is not the shard's fault: re-queue without spending a retry, but
+            // never more often than there are hosts to try.
+            if (job.attempt as usize) < max_attempts as usize + hosts.len() {
+                q.orphans.push_back(Job {
+                    attempt: job.attempt + 1,
+                    avoid: Some(host.to_string()),
+                    ..job.clone()
+                });
+            } else {
+                q.abandoned.push((job.clone(), reason.clone()));
+            }
+            AttemptEnd::Failed(reason)
+        }
+        Ended::TimedOut(limit) => {
+            let reason = format!(
+                "shard timed out after {} (--shard-timeout)",
+                humantime::format_duration(limit)
+            );
+            q.abandoned.push((job.clone(), reason));
+            AttemptEnd::TimedOut
+        }
+        Ended::Cancelled => AttemptEnd::Cancelled,
+    };
+    ShardAttempt {
+        shard: job.shard,
+        attempt: job.attempt,
+        host: host.to_string(),
+        slot,
+        container: run.container,
+        tests: job.tests.len(),
+        predicted: job.predicted,
+        started: run.started.saturating_duration_since(t0),
+        finished: run.finished.saturating_duration_since(t0),
+        phases: run.phases,
+        end,
+        log: attempt::log_path(shared.opts, &job),
+        rerun: job.rerun,
+    }
+}
+
+fn error_result(id: TestId, message: &str) -> TestResult {
+    TestResult {
+        id,
+        status: TestStatus::Error,
+        duration: Duration::ZERO,
+        message: Some(message.to_string()),
+        stdout: String::new(),
+        stderr: String::new(),
+    }
+}
+
+fn plain_outcome(id: TestId, status: TestStatus, message: String, shard: Option<usize>) -> Outcome {
+    Outcome {
+        result: TestResult {
+            id,
+            status,
+            duration: Duration::ZERO,
+            message: Some(message),
+            stdout: String::new(),
+            stderr: String::new(),
+        },
+        earlier: Vec::new(),
+        shard,
+        host: String::new(),
+        container: String::new(),
+    }
+}
+
+fn error_outcome(id: TestId, reason: &str, shard: Option<usize>) -> Outcome {
+    plain_outcome(id, TestStatus::Error, reason.to_string(), shard)
+}

@@ -1,0 +1,135 @@
+//! `cargo shard gc --run ID` on the real test bed: removes what carries that run's label on
+//! every engine (e3 through the ssh tunnel) and nothing else.
+
+mod common;
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, NetworkCreateRequest, VolumeCreateRequest};
+use bollard::query_parameters::{CreateContainerOptions, ListContainersOptions, RemoveContainerOptions};
+use cargo_shard::config::RUN_LABEL;
+use cargo_shard::engine::Engine;
+use common::{cargo_shard, host, hosts_file, unique};
+
+async fn docker(name: &str) -> (Engine, Docker) {
+    let engine = Engine::connect(&host(name)).await.expect("connect");
+    let client = match &engine {
+        Engine::Docker(d) => d.client().clone(),
+        Engine::Local(_) => panic!("{name} is not a Docker engine"),
+    };
+    (engine, client)
+}
+
+async fn create(docker: &Docker, name: &str, labels: HashMap<String, String>) {
+    let body = ContainerCreateBody {
+        image: Some(host("e1").image),
+        cmd: Some(vec!["true".into()]),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    let opts = CreateContainerOptions {
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
+    docker
+        .create_container(Some(opts), body)
+        .await
+        .expect("create container");
+}
+
+async fn names_with_label(docker: &Docker, label: &str) -> Vec<String> {
+    let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|c| c.names.unwrap_or_default())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_run_removes_only_that_runs_objects() {
+    let run = unique("gc");
+    let other = format!("{run}-other");
+    let labelled = HashMap::from([(RUN_LABEL.to_string(), run.clone())]);
+    let mut engines = Vec::new();
+    for name in ["e1", "e2", "e3"] {
+        let (engine, d) = docker(name).await;
+        create(&d, &format!("{run}-{name}"), labelled.clone()).await;
+        engines.push((name, engine, d));
+    }
+    let e1 = engines[0].2.clone();
+    // Not ours to remove: no run label, and another run's label.
+    let bystander = format!("{run}-bystander");
+    create(
+        &e1,
+        &bystander,
+        HashMap::from([("dev.cargo-shard.test".to_string(), run.clone())]),
+    )
+    .await;
+    create(
+        &e1,
+        &other,
+        HashMap::from([(RUN_LABEL.to_string(), other.clone())]),
+    )
+    .await;
+    let net = format!("{run}-net");
+    e1.create_network(NetworkCreateRequest {
+        name: net.clone(),
+        labels: Some(labelled.clone()),
+        ..Default::default()
+    })
+    .await
+    .expect("create network");
+    let vol = format!("{run}-vol");
+    e1.create_volume(VolumeCreateRequest {
+        name: Some(vol.clone()),
+        labels: Some(labelled.clone()),
+        ..Default::default()
+    })
+    .await
+    .expect("create volume");
+
+    let path = hosts_file();
+    let (code, out, err) = cargo_shard(&["gc", "--hosts", path.to_str().unwrap(), "--run", &run]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    for name in ["e1", "e2", "e3"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}: removed ")))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{out}"));
+        assert!(line.contains(&format!("1 container ({run}-{name})")), "{line}");
+    }
+    assert!(out.contains(&format!("1 network ({net})")), "{out}");
+    assert!(out.contains(&format!("1 volume ({vol})")), "{out}");
+
+    for (name, _, d) in &engines {
+        let left = names_with_label(d, &format!("{RUN_LABEL}={run}")).await;
+        assert!(left.is_empty(), "{name} still has {left:?}");
+    }
+    assert_eq!(
+        names_with_label(&e1, &format!("dev.cargo-shard.test={run}")).await,
+        vec![bystander.clone()]
+    );
+    assert_eq!(
+        names_with_label(&e1, &format!("{RUN_LABEL}={other}")).await,
+        vec![other.clone()]
+    );
+    assert!(e1.inspect_network(&net, None).await.is_err(), "network survived");
+    assert!(e1.inspect_volume(&vol).await.is_err(), "volume survived");
+
+    for c in [bystander, other] {
+        let opts = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        e1.remove_container(&c, Some(opts)).await.unwrap();
+    }
+}
