@@ -47,8 +47,8 @@ fn bad(e: ConfigError) -> (u8, String) {
 pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, String)> {
     let (config, explicit) = load_hosts(opt)?;
     let attempts = config.hosts.iter().cloned().map(|host| async move {
-        let r = match tokio::time::timeout(CONNECT_TIMEOUT, Engine::connect(&host)).await {
-            Ok(r) => r.map_err(|e| e.to_string()),
+        let r = match tokio::time::timeout(CONNECT_TIMEOUT, usable(&host)).await {
+            Ok(r) => r,
             Err(_) => Err(format!(
                 "{}: timeout after {}s",
                 host.name,
@@ -86,17 +86,24 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
             engine: Arc::new(engine),
         }]);
     }
+    if live.is_empty() {
+        // One line saying why each host failed: nothing else will be printed.
+        let why: Vec<String> = failures.iter().map(|(_, r)| r.clone()).collect();
+        let why = if why.is_empty() {
+            "it names no host".to_string()
+        } else {
+            why.join("; ")
+        };
+        return Err((
+            exit::INFRA_FAILED,
+            format!("no usable host in {}: {why}", config.source),
+        ));
+    }
     for (host, reason) in &failures {
         eprintln!(
             "warning: host {} ({}) left out: {reason}",
             host.name, host.endpoint
         );
-    }
-    if live.is_empty() {
-        return Err((
-            exit::INFRA_FAILED,
-            format!("no host reachable in {}", config.source),
-        ));
     }
     if !quiet {
         let names: Vec<String> = live
@@ -106,4 +113,22 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
         eprintln!("backend: docker on {}", names.join(", "));
     }
     Ok(live)
+}
+
+/// Connects to `host` and checks that its image is there: a host without it would fail every
+/// shard sent to it, so it is left out at start, saying which image is missing.
+async fn usable(host: &Host) -> Result<Engine, String> {
+    let engine = Engine::connect(host).await.map_err(|e| e.to_string())?;
+    if engine.is_local() {
+        return Ok(engine);
+    }
+    let info = engine.info(&host.image).await.map_err(|e| e.to_string())?;
+    if !info.image_present {
+        return Err(crate::engine::EngineError::ImageMissing {
+            host: host.name.clone(),
+            image: host.image.clone(),
+        }
+        .to_string());
+    }
+    Ok(engine)
 }

@@ -135,7 +135,22 @@ pub(super) async fn run_suite(
             live.len()
         );
     }
-    let report = run::execute(&plan, &suite, live, &opts, observer, cancel.clone()).await;
+    let run = run::execute(&plan, &suite, live, &opts, observer, cancel.clone());
+    let report = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await {
+        Ok(r) => r,
+        Err(panic) => {
+            // run::execute has already removed the run's containers before unwinding.
+            signals.abort();
+            progress.finish();
+            return fail(
+                exit::INFRA_FAILED,
+                format!(
+                    "internal error (a bug in cargo-shard, please report it): {}; run {run_id} was cleaned up",
+                    panic_message(&panic)
+                ),
+            );
+        }
+    };
     signals.abort();
     progress.finish();
 
@@ -144,9 +159,13 @@ pub(super) async fn run_suite(
     let html_path = out_dir.join("report.html");
     let mut written = summary::Written::default();
     let junit_doc = crate::report::junit::build(&report);
+    let mut junit_failed = false;
     match crate::junit::write_atomic(&junit_path, &junit_doc) {
         Ok(()) => written.junit = Some(junit_path.display().to_string()),
-        Err(e) => eprintln!("error: cannot write the JUnit report: {e}"),
+        Err(e) => {
+            junit_failed = true;
+            eprintln!("error: cannot write the JUnit report {}: {e}", junit_path.display());
+        }
     }
     match write_atomic(&html_path, timeline::render(&report, &plan).as_bytes()) {
         Ok(()) => written.html = Some(html_path.display().to_string()),
@@ -159,8 +178,15 @@ pub(super) async fn run_suite(
             Err(e) => eprintln!("warning: cannot update history: {e}"),
         }
     }
-    let code = exit_code(&report, o.flaky_result == super::FlakyResult::Fail);
+    let mut code = exit_code(&report, o.flaky_result == super::FlakyResult::Fail);
+    if junit_failed && code != exit::INTERRUPTED {
+        // Without its report a run's verdict is lost: never let that pass as success.
+        code = exit::INFRA_FAILED;
+    }
     if json {
+        for (host, reason) in &report.cleanup_failed {
+            eprintln!("warning: not cleaned up on {host} ({reason}): run `cargo shard gc --run {run_id}` once it is back");
+        }
         events::run_finished(&report, code);
     } else {
         eprint!("\n{}", summary::render(&report, &plan, &written));
@@ -203,6 +229,15 @@ async fn watch_signals(cancel: CancellationToken, run_id: String) {
     tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
     eprintln!("exiting now; remove what is left with `cargo shard gc --run {run_id}`");
     std::process::exit(exit::INTERRUPTED as i32);
+}
+
+/// The text of a caught panic, for the one-line internal error.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
 }
 
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {

@@ -148,10 +148,31 @@ pub fn render(report: &RunReport, plan: &Plan, written: &Written) -> String {
             let _ = writeln!(out, "  {what}: {p}");
         }
     }
-    for (host, container) in &report.kept {
+    for k in &report.kept {
+        let (container, host) = (&k.container, &k.host);
+        // A kept container has exited: `docker exec` cannot enter it, but its files can be
+        // copied out and its state committed to an image to start a shell in.
+        match &k.docker_host {
+            Some(dh) => {
+                let _ = writeln!(
+                    out,
+                    "  kept: {container} on {host}: export DOCKER_HOST={dh}; docker logs {container}; \
+                     docker cp {container}:/cargo-shard ./{container}; \
+                     docker commit {container} {container} && docker run -it --rm --entrypoint sh {container}"
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  kept: {container} on {host}");
+            }
+        }
+    }
+    if !report.kept.is_empty() {
+        let _ = writeln!(out, "  remove them with `cargo shard gc --run {}`", report.run_id);
+    }
+    for (host, reason) in &report.cleanup_failed {
         let _ = writeln!(
             out,
-            "  kept: {container} on {host} (reach it with `docker exec -it {container} sh` against that host; remove with `cargo shard gc --run {}`)",
+            "  not cleaned up on {host} ({reason}): run `cargo shard gc --run {}` once it is back",
             report.run_id
         );
     }
@@ -273,6 +294,7 @@ mod tests {
             lost_hosts: vec![("e3".into(), "connection refused".into())],
             interrupted: false,
             kept: Vec::new(),
+            cleanup_failed: Vec::new(),
         };
         let plan = Plan {
             shards: vec![

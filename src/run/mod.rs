@@ -14,7 +14,7 @@ pub mod outcome;
 pub mod payload;
 mod schedule;
 
-pub use outcome::{AttemptEnd, Event, Outcome, RunReport, ShardAttempt};
+pub use outcome::{AttemptEnd, Event, Kept, Outcome, RunReport, ShardAttempt};
 pub use schedule::execute;
 
 /// How to run, as the user asked.

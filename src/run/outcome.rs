@@ -77,8 +77,20 @@ pub struct RunReport {
     /// Hosts left out or lost, with the reason.
     pub lost_hosts: Vec<(String, String)>,
     pub interrupted: bool,
-    /// Containers left in place by `--keep-containers`: (host, container).
-    pub kept: Vec<(String, String)>,
+    /// Containers left in place by `--keep-containers`.
+    pub kept: Vec<Kept>,
+    /// Hosts the final cleanup could not reach (lost, or timing out), with the reason: their
+    /// leftovers are for `cargo shard gc --run <id>`.
+    pub cleanup_failed: Vec<(String, String)>,
+}
+
+/// A container left in place by `--keep-containers`, and how to reach it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    pub host: String,
+    pub container: String,
+    /// The `DOCKER_HOST` value that reaches its engine (`None` for local processes).
+    pub docker_host: Option<String>,
 }
 
 impl RunReport {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{self, AttemptRun, Ended, Job, Shared};
-use super::outcome::{AttemptEnd, Event, Outcome, RunReport, ShardAttempt};
+use super::outcome::{AttemptEnd, Event, Kept, Outcome, RunReport, ShardAttempt};
 use super::{LiveHost, Observer, RunOptions};
 use crate::discover::{Suite, TestId, TestResult, TestStatus};
 use crate::plan::Plan;
@@ -75,7 +75,39 @@ impl Queue {
 }
 
 /// Runs the plan on `hosts` and returns every test's outcome.
+///
+/// Whatever happens inside — success, failures, cancellation, or a panic in our own code
+/// (a worker, an observer) — everything labelled with the run id is removed from every host
+/// before this returns or the panic goes on unwinding (unless `--keep-containers`).
 pub async fn execute(
+    plan: &Plan,
+    suite: &Suite,
+    hosts: Vec<LiveHost>,
+    opts: &RunOptions,
+    observer: Observer,
+    cancel: CancellationToken,
+) -> RunReport {
+    use futures_util::FutureExt;
+    let guard_hosts = hosts.clone();
+    let run = std::panic::AssertUnwindSafe(execute_inner(plan, suite, hosts, opts, observer, cancel.clone()));
+    match run.catch_unwind().await {
+        Ok(report) => report,
+        Err(panic) => {
+            // In-flight shard futures were dropped mid-way: their containers are still there.
+            if !opts.keep_containers {
+                cleanup(&guard_hosts, &opts.run_id, CLEANUP_ON_CANCEL).await;
+            }
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// How long the final cleanup may take per host; shorter after an interrupt, so that a
+/// Ctrl-C is answered within seconds even when a host has stopped answering.
+const CLEANUP_LIMIT: Duration = Duration::from_secs(15);
+const CLEANUP_ON_CANCEL: Duration = Duration::from_secs(5);
+
+async fn execute_inner(
     plan: &Plan,
     suite: &Suite,
     hosts: Vec<LiveHost>,
@@ -214,14 +246,25 @@ pub async fn execute(
     }
     report.interrupted = interrupted;
     if opts.keep_containers {
+        let docker_host = |name: &str| {
+            hosts
+                .iter()
+                .find(|h| h.host.name == name && !h.engine.is_local())
+                .map(|h| h.host.endpoint.to_string())
+        };
         report.kept = report
             .attempts
             .iter()
-            .filter(|a| !a.container.is_empty())
-            .map(|a| (a.host.clone(), a.container.clone()))
+            .filter(|a| !a.container.is_empty() && !dead.contains(&a.host))
+            .map(|a| Kept {
+                host: a.host.clone(),
+                container: a.container.clone(),
+                docker_host: docker_host(&a.host),
+            })
             .collect();
     } else {
-        cleanup(&hosts, &opts.run_id).await;
+        let limit = if interrupted { CLEANUP_ON_CANCEL } else { CLEANUP_LIMIT };
+        report.cleanup_failed = cleanup(&hosts, &opts.run_id, limit).await;
     }
     report.outcomes = outcomes.into_values().collect();
     report.wall = t0.elapsed();
@@ -229,12 +272,18 @@ pub async fn execute(
 }
 
 /// Removes everything labelled with the run id from every host we reached: the safety net
-/// behind each shard's own removal. Bounded so a dead host cannot hold the exit.
-pub(crate) async fn cleanup(hosts: &[LiveHost], run_id: &str) {
+/// behind each shard's own removal. Bounded so a dead host cannot hold the exit; returns the
+/// hosts where it failed, with the reason.
+pub(crate) async fn cleanup(hosts: &[LiveHost], run_id: &str, limit: Duration) -> Vec<(String, String)> {
     let tasks = hosts.iter().map(|h| async move {
-        let _ = tokio::time::timeout(Duration::from_secs(15), h.engine.remove_labelled(Some(run_id))).await;
+        let reason = match tokio::time::timeout(limit, h.engine.remove_labelled(Some(run_id))).await {
+            Ok(Ok(_)) => return None,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {}s", limit.as_secs()),
+        };
+        Some((h.host.name.clone(), reason))
     });
-    futures_util::future::join_all(tasks).await;
+    futures_util::future::join_all(tasks).await.into_iter().flatten().collect()
 }
 
 struct PhaseResult {
