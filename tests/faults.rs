@@ -1,0 +1,586 @@
+//! Faults on the live test bed: an engine dying mid-run, a container killed, a flaky test, an
+//! interrupt, a shard timeout and a panic in our own code. Each run must account for every
+//! planned test exactly once and leave no labelled container on any engine.
+//!
+//! These tests stop engines that every other test shares, so `scripts/test` runs this binary
+//! alone, after the main phase, one test at a time.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cargo_shard::engine::Engine;
+use cargo_shard::junit::{self, Case, CaseStatus};
+use serde_json::Value;
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/rust-sample/Cargo.toml")
+}
+
+/// A `cargo shard` run in the background, its JSON events read as they come.
+struct Running {
+    child: Child,
+    events: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+    stderr: std::thread::JoinHandle<String>,
+    started: Instant,
+}
+
+struct Finished {
+    code: Option<i32>,
+    events: Vec<Value>,
+    stderr: String,
+    /// From the start of the run to its exit.
+    took: Duration,
+}
+
+impl Running {
+    fn start(out_dir: &Path, extra: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+            .args(["shard", "--hosts"])
+            .arg(common::hosts_file())
+            .arg("--manifest-path")
+            .arg(fixture())
+            .arg("--out-dir")
+            .arg(out_dir)
+            .args(["--message-format", "json"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run cargo-shard");
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        Running {
+            child,
+            events,
+            seen: Vec::new(),
+            stderr,
+            started: Instant::now(),
+        }
+    }
+
+    /// Waits (up to 3 minutes, which covers building the fixture) for an event that `pred`
+    /// accepts, and returns it.
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("no {what} event; events so far: {:#?}", self.seen);
+                }
+            }
+        }
+    }
+
+    fn run_id(&mut self) -> String {
+        let v = self.wait_for("run-started", |v| v["type"] == "run-started");
+        v["run_id"].as_str().unwrap().to_string()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn finish(mut self) -> Finished {
+        let status = self.child.wait().expect("wait for cargo-shard");
+        let took = self.started.elapsed();
+        let mut events = self.seen;
+        events.extend(self.events.iter());
+        Finished {
+            code: status.code(),
+            events,
+            stderr: self.stderr.join().unwrap(),
+            took,
+        }
+    }
+}
+
+impl Finished {
+    fn of_type(&self, t: &str) -> Vec<&Value> {
+        self.events.iter().filter(|v| v["type"] == t).collect()
+    }
+}
+
+/// Every test of the JUnit report, by (classname, name), failing on a test reported twice.
+fn junit_cases(path: &Path) -> BTreeMap<(String, String), Case> {
+    let report = junit::read_file(path).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = BTreeMap::new();
+    for suite in report.suites {
+        for case in suite.cases {
+            let key = (case.classname.clone(), case.name.clone());
+            assert!(out.insert(key.clone(), case).is_none(), "{key:?} reported twice");
+        }
+    }
+    out
+}
+
+/// The fixture's test ids (binary id, name), as nextest lists them.
+fn listed() -> Vec<(String, String)> {
+    let out = Command::new("cargo")
+        .args(["nextest", "list", "--message-format", "json", "--run-ignored", "all"])
+        .arg("--manifest-path")
+        .arg(fixture())
+        .output()
+        .expect("cargo nextest list");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut tests = Vec::new();
+    for (binary_id, suite) in v["rust-suites"].as_object().unwrap() {
+        for name in suite["testcases"].as_object().unwrap().keys() {
+            tests.push((binary_id.clone(), name.clone()));
+        }
+    }
+    tests.sort();
+    tests
+}
+
+fn assert_every_test_once(cases: &BTreeMap<(String, String), Case>, expected: &[(String, String)]) {
+    assert_eq!(
+        cases.keys().cloned().collect::<Vec<_>>(),
+        expected,
+        "every planned test has exactly one result"
+    );
+}
+
+fn status(case: &Case) -> &'static str {
+    match case.status {
+        CaseStatus::Passed => "passed",
+        CaseStatus::Failure { .. } => "failed",
+        CaseStatus::Error { .. } => "error",
+        CaseStatus::Skipped { .. } => "skipped",
+    }
+}
+
+fn message(case: &Case) -> String {
+    match &case.status {
+        CaseStatus::Error { message, text, .. } | CaseStatus::Failure { message, text, .. } => {
+            format!("{} {text}", message.clone().unwrap_or_default())
+        }
+        CaseStatus::Skipped { message } => message.clone().unwrap_or_default(),
+        CaseStatus::Passed => String::new(),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// Removes what `run_id` left on `host` and returns the container names: empty means clean.
+fn leftovers(rt: &tokio::runtime::Runtime, host: &cargo_shard::config::Host, run_id: &str) -> Vec<String> {
+    rt.block_on(async {
+        let engine = Engine::connect(host)
+            .await
+            .unwrap_or_else(|e| panic!("connect {}: {e}", host.name));
+        engine
+            .remove_labelled(Some(run_id))
+            .await
+            .unwrap_or_else(|e| panic!("list labelled on {}: {e}", host.name))
+            .containers
+    })
+}
+
+fn assert_clean(run_id: &str, except: &[&str]) {
+    let rt = rt();
+    for host in common::testbed_hosts().hosts {
+        if except.contains(&host.name.as_str()) {
+            continue;
+        }
+        let left = leftovers(&rt, &host, run_id);
+        assert!(left.is_empty(), "{}: run {run_id} leaked {left:?}", host.name);
+    }
+}
+
+/// A filters file naming `names`.
+fn filters(dir: &Path, names: &[&str]) -> PathBuf {
+    let path = dir.join("filters.txt");
+    std::fs::write(&path, names.join("\n")).unwrap();
+    path
+}
+
+/// The test bed's slot (0 for the shared one): `scripts/testbed` needs it to find an engine's
+/// socket and address, and guessing wrong would restart another test bed's engine.
+fn testbed_slot() -> String {
+    let e1 = common::host("e1").endpoint.to_string();
+    e1.split("/run/cargo-shard-s")
+        .nth(1)
+        .and_then(|rest| rest.split('-').next())
+        .unwrap_or("0")
+        .to_string()
+}
+
+fn testbed(args: &[&str]) {
+    let out = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/testbed"))
+        .args(args)
+        .env("CARGO_SHARD_TESTBED", common::testbed_dir())
+        .env("CARGO_SHARD_TESTBED_SLOT", testbed_slot())
+        .stdin(Stdio::null())
+        .output()
+        .expect("scripts/testbed");
+    assert!(
+        out.status.success(),
+        "scripts/testbed {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Brings e2 back whatever happens to the test, so the tests after it have their engine.
+struct RestartE2;
+
+impl Drop for RestartE2 {
+    fn drop(&mut self) {
+        testbed(&["restart-engine", "e2"]);
+    }
+}
+
+/// Kills e2's dockerd at once (a crash, not a shutdown), checking the pid is that engine's.
+fn kill_e2() {
+    let pid_file = common::testbed_file("e2.pid");
+    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    let state = common::testbed_dir().display().to_string();
+    assert!(
+        cmdline.contains("dockerd") && cmdline.contains(&state),
+        "{} names pid {pid}, which is not e2's dockerd: {cmdline}",
+        pid_file.display()
+    );
+    let status = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    assert!(status.success());
+}
+
+fn send_signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn engine_killed_mid_run_its_shards_finish_elsewhere() {
+    let expected = listed();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let _restart = RestartE2;
+    let mut run = Running::start(&out_dir, &["--shards", "9"]);
+    let run_id = run.run_id();
+    run.wait_for("shard-started on e2", |v| {
+        v["type"] == "shard-started" && v["host"] == "e2"
+    });
+    // Let e2's containers get going, then crash the engine under them.
+    std::thread::sleep(Duration::from_secs(3));
+    kill_e2();
+    let done = run.finish();
+    assert_eq!(
+        done.code,
+        Some(100),
+        "the fixture's failing tests fail the run, nothing else does; stderr:\n{}",
+        done.stderr
+    );
+
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    assert_every_test_once(&cases, &expected);
+    let errors: Vec<_> = cases.iter().filter(|(_, c)| status(c) == "error").collect();
+    assert!(errors.is_empty(), "lost shards were re-run: {errors:#?}");
+
+    // e2's unfinished shards failed there and were run again on e1/e3.
+    let finished = done.of_type("shard-finished");
+    let lost: Vec<_> = finished
+        .iter()
+        .filter(|v| v["host"] == "e2" && v["end"]["kind"] == "failed")
+        .collect();
+    assert!(!lost.is_empty(), "a shard was lost with e2: {finished:#?}");
+    for l in &lost {
+        let redone = finished.iter().any(|v| {
+            v["shard"] == l["shard"] && v["host"] != "e2" && v["end"]["kind"] == "exited"
+        });
+        assert!(redone, "shard {} re-queued elsewhere: {finished:#?}", l["shard"]);
+    }
+
+    assert_clean(&run_id, &["e2"]);
+    // e2 could not be cleaned while down: the run said so and how to do it later.
+    assert!(
+        done.stderr.contains(&format!("cargo shard gc --run {run_id}")),
+        "{}",
+        done.stderr
+    );
+    drop(_restart);
+    let gc = common::cargo_shard(&[
+        "gc",
+        "--hosts",
+        common::hosts_file().to_str().unwrap(),
+        "--run",
+        &run_id,
+    ]);
+    assert_eq!(gc.0, 0, "gc after e2 is back: {gc:?}");
+    assert_clean(&run_id, &[]);
+}
+
+#[test]
+fn killed_container_is_retried_on_another_host() {
+    let expected = listed();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let mut run = Running::start(&out_dir, &["--shards", "6"]);
+    let run_id = run.run_id();
+    run.wait_for("shard-started on e1", |v| {
+        v["type"] == "shard-started" && v["host"] == "e1"
+    });
+
+    // Kill one of this run's running containers on e1, as `docker kill` would.
+    let rt = rt();
+    let killed = rt.block_on(async {
+        let engine = Engine::connect(&common::host("e1")).await.unwrap();
+        let Engine::Docker(docker) = &engine else {
+            panic!("e1 is a Docker engine")
+        };
+        let filters = std::collections::HashMap::from([
+            (
+                "label".to_string(),
+                vec![format!("{}={run_id}", cargo_shard::config::RUN_LABEL)],
+            ),
+            ("status".to_string(), vec!["running".to_string()]),
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let opts = bollard::query_parameters::ListContainersOptions {
+                filters: Some(filters.clone()),
+                ..Default::default()
+            };
+            let list = docker.client().list_containers(Some(opts)).await.unwrap();
+            if let Some(c) = list.into_iter().next() {
+                let id = c.id.unwrap();
+                docker
+                    .client()
+                    .kill_container(&id, None::<bollard::query_parameters::KillContainerOptions>)
+                    .await
+                    .unwrap();
+                let shard = c.labels.unwrap_or_default()[cargo_shard::config::SHARD_LABEL].clone();
+                break shard;
+            }
+            assert!(Instant::now() < deadline, "no running container of {run_id} on e1");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let done = run.finish();
+    assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
+
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    assert_every_test_once(&cases, &expected);
+    let errors: Vec<_> = cases.iter().filter(|(_, c)| status(c) == "error").collect();
+    assert!(errors.is_empty(), "the killed shard was retried: {errors:#?}");
+
+    let finished = done.of_type("shard-finished");
+    let shard: u64 = killed.parse().unwrap();
+    let first = finished
+        .iter()
+        .find(|v| v["shard"] == shard && v["attempt"] == 1)
+        .unwrap_or_else(|| panic!("shard {shard} attempt 1: {finished:#?}"));
+    assert_eq!(first["host"], "e1");
+    assert_eq!(first["end"]["kind"], "failed", "{first}");
+    let second = finished
+        .iter()
+        .find(|v| v["shard"] == shard && v["attempt"] == 2)
+        .unwrap_or_else(|| panic!("shard {shard} retried: {finished:#?}"));
+    assert_ne!(second["host"], "e1", "retried on another host");
+    assert_eq!(second["end"]["kind"], "exited", "{second}");
+    assert_clean(&run_id, &[]);
+}
+
+const FLAKY: &str = "tests::flaky_passes_on_second_attempt";
+
+#[test]
+fn test_failing_once_then_passing_is_flaky() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = filters(dir.path(), &[FLAKY, "tests::slow_half_second", "slow_fifth"]);
+    let list = list.to_str().unwrap();
+    let out_dir = dir.path().join("out");
+
+    let mut run = Running::start(&out_dir, &["--filters-file", list, "--retries", "1"]);
+    let run_id = run.run_id();
+    let done = run.finish();
+    assert_eq!(done.code, Some(0), "a flaky test passes the run; stderr:\n{}", done.stderr);
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    let flaky = &cases[&("alpha".to_string(), FLAKY.to_string())];
+    assert_eq!(status(flaky), "passed");
+    assert_eq!(flaky.flaky.len(), 1, "one <flakyFailure>: {flaky:#?}");
+    assert!(
+        flaky.flaky[0].text.contains("attempt 1 fails")
+            || flaky.flaky[0]
+                .message
+                .as_deref()
+                .unwrap_or("")
+                .contains("attempt 1 fails")
+            || flaky.flaky[0]
+                .stdout
+                .as_deref()
+                .unwrap_or("")
+                .contains("attempt 1 fails")
+            || flaky.flaky[0]
+                .stderr
+                .as_deref()
+                .unwrap_or("")
+                .contains("attempt 1 fails"),
+        "the first failure's output is kept: {:#?}",
+        flaky.flaky[0]
+    );
+    let others: Vec<_> = cases.iter().filter(|(k, _)| k.1 != FLAKY).collect();
+    assert!(!others.is_empty());
+    for (key, case) in others {
+        assert_eq!(status(case), "passed", "{key:?}");
+        assert!(case.flaky.is_empty(), "{key:?} ran once");
+    }
+    let finished = done.of_type("run-finished");
+    assert_eq!(finished[0]["flaky"], 1);
+    assert_clean(&run_id, &[]);
+
+    // With --flaky-result fail the same run fails, and the summary names the flaky test.
+    let out = common::cargo_shard(&[
+        "shard",
+        "--hosts",
+        common::hosts_file().to_str().unwrap(),
+        "--manifest-path",
+        fixture().to_str().unwrap(),
+        "--out-dir",
+        dir.path().join("out2").to_str().unwrap(),
+        "--filters-file",
+        list,
+        "--retries",
+        "1",
+        "--flaky-result",
+        "fail",
+        "--no-progress",
+    ]);
+    assert_eq!(out.0, 100, "{}", out.2);
+    assert!(
+        out.2.lines().any(|l| l.contains("FLAKY") && l.contains(FLAKY))
+            || out.2.lines().any(|l| l.to_lowercase().contains("flaky") && l.contains(FLAKY)),
+        "the summary lists the flaky test:\n{}",
+        out.2
+    );
+}
+
+#[test]
+fn interrupt_stops_within_ten_seconds_and_leaves_nothing() {
+    let expected = listed();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let mut run = Running::start(&out_dir, &["--shards", "6"]);
+    let run_id = run.run_id();
+    for _ in 0..3 {
+        run.wait_for("shard-started", |v| v["type"] == "shard-started");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = Instant::now();
+    send_signal(run.pid(), "-INT");
+    let done = run.finish();
+    let stopped = sent.elapsed();
+    assert_eq!(done.code, Some(130), "stderr:\n{}", done.stderr);
+    assert!(stopped < Duration::from_secs(10), "took {stopped:?} to stop");
+
+    // The report is written, and holds every test: the unrun ones skipped, saying why.
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    assert_every_test_once(&cases, &expected);
+    let unrun: Vec<_> = cases
+        .values()
+        .filter(|c| status(c) == "skipped" && message(c).contains("interrupted"))
+        .collect();
+    assert!(!unrun.is_empty(), "some tests were cut short");
+    assert!(cases.values().all(|c| status(c) != "error"));
+    assert_eq!(done.of_type("run-finished")[0]["interrupted"], true);
+    assert_clean(&run_id, &[]);
+}
+
+#[test]
+fn second_interrupt_exits_at_once_saying_how_to_clean_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let mut run = Running::start(&out_dir, &["--shards", "6"]);
+    let run_id = run.run_id();
+    run.wait_for("shard-started", |v| v["type"] == "shard-started");
+    send_signal(run.pid(), "-INT");
+    send_signal(run.pid(), "-INT");
+    let sent = Instant::now();
+    let done = run.finish();
+    assert!(sent.elapsed() < Duration::from_secs(5), "took {:?}", sent.elapsed());
+    assert_eq!(done.code, Some(130), "stderr:\n{}", done.stderr);
+    assert!(
+        done.stderr.contains(&format!("cargo shard gc --run {run_id}")),
+        "{}",
+        done.stderr
+    );
+    // What the message says to run cleans up what the hurried exit left.
+    let gc = common::cargo_shard(&[
+        "gc",
+        "--hosts",
+        common::hosts_file().to_str().unwrap(),
+        "--run",
+        &run_id,
+    ]);
+    assert_eq!(gc.0, 0, "{gc:?}");
+    assert_clean(&run_id, &[]);
+}
+
+#[test]
+fn shard_timeout_turns_unfinished_tests_into_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let sleepers = ["slow_three_seconds", "sleeps_two_seconds"];
+    let list = filters(dir.path(), &sleepers);
+    let out_dir = dir.path().join("out");
+    let mut run = Running::start(
+        &out_dir,
+        &[
+            "--filters-file",
+            list.to_str().unwrap(),
+            "--shard-timeout",
+            "2s",
+            "--shards",
+            "2",
+        ],
+    );
+    let run_id = run.run_id();
+    let done = run.finish();
+    assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
+    assert!(done.took < Duration::from_secs(120));
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    assert!(cases.len() >= 3, "{cases:#?}");
+    for (key, case) in &cases {
+        assert!(sleepers.contains(&key.1.as_str()), "{key:?}");
+        assert_eq!(status(case), "error", "{key:?}");
+        let m = message(case);
+        assert!(m.contains("timed out after 2s") && m.contains("--shard-timeout"), "{key:?}: {m}");
+    }
+    let finished = done.of_type("shard-finished");
+    assert!(finished.iter().all(|v| v["end"]["kind"] == "timed_out"), "{finished:#?}");
+    assert_clean(&run_id, &[]);
+}
