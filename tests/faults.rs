@@ -584,3 +584,198 @@ fn shard_timeout_turns_unfinished_tests_into_errors() {
     assert!(finished.iter().all(|v| v["end"]["kind"] == "timed_out"), "{finished:#?}");
     assert_clean(&run_id, &[]);
 }
+
+/// A recipe of busybox commands: the test named `sleeper` sleeps, every other test passes at
+/// once; an exit code of 0 passes every test shipped.
+struct Sleepy;
+
+impl cargo_shard::discover::ShardRecipe for Sleepy {
+    fn runner(&self) -> &'static str {
+        "sleepy"
+    }
+    fn prepare(
+        &self,
+        tests: &[cargo_shard::discover::TestId],
+        ctx: &cargo_shard::discover::ShardCtx,
+    ) -> cargo_shard::discover::ShardSpec {
+        let sleeps = tests.iter().any(|t| t.name == "sleeper");
+        cargo_shard::discover::ShardSpec {
+            argv: if sleeps {
+                vec!["sleep".into(), "60".into()]
+            } else {
+                vec!["true".into()]
+            },
+            workdir: ctx.root.clone(),
+            ..Default::default()
+        }
+    }
+    fn results(
+        &self,
+        tests: &[cargo_shard::discover::TestId],
+        collected: &cargo_shard::discover::Collected,
+    ) -> Vec<cargo_shard::discover::TestResult> {
+        if collected.exit_code != Some(0) {
+            return Vec::new();
+        }
+        tests
+            .iter()
+            .map(|id| cargo_shard::discover::TestResult {
+                id: id.clone(),
+                status: cargo_shard::discover::TestStatus::Passed,
+                duration: Duration::ZERO,
+                message: None,
+                stdout: String::new(),
+                stderr: String::new(),
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn panic_in_our_code_still_removes_every_container() {
+    use cargo_shard::discover::{Suite, TestCase, TestId};
+    use cargo_shard::plan::{Plan, Shard};
+    use cargo_shard::run::{self, Event, LiveHost, RunOptions};
+    use futures_util::FutureExt;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = common::unique("panic");
+    let ids = [TestId::new("g", "sleeper"), TestId::new("g", "quick")];
+    let suite = Suite {
+        tests: ids
+            .iter()
+            .map(|id| TestCase {
+                id: id.clone(),
+                ignored: false,
+            })
+            .collect(),
+        uploads: Vec::new(),
+        recipe: Arc::new(Sleepy),
+    };
+    let shard = |index: usize, id: &TestId| Shard {
+        index,
+        host: Some("e1".into()),
+        tests: vec![id.clone()],
+        predicted: Duration::from_secs(1),
+    };
+    let plan = Plan {
+        shards: vec![shard(0, &ids[0]), shard(1, &ids[1])],
+        total: Duration::from_secs(2),
+        makespan: Duration::from_secs(1),
+        lower_bound: Duration::from_secs(1),
+        estimated: 0,
+    };
+    let opts = RunOptions {
+        run_id: run_id.clone(),
+        out_dir: dir.path().to_path_buf(),
+        shard_retries: 0,
+        retries: 0,
+        shard_timeout: None,
+        test_timeout: None,
+        keep_containers: false,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut e1 = common::host("e1");
+    e1.slots = 2;
+    // The quick shard's end panics in our observer, once the sleeper's container is seen
+    // running (asked of the engine through the docker CLI: an observer cannot await).
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let observer: run::Observer = {
+        let running = running.clone();
+        let endpoint = e1.endpoint.to_string();
+        let label = format!("label={}={run_id}", cargo_shard::config::RUN_LABEL);
+        Arc::new(move |e: &Event| {
+            if !matches!(e, Event::ShardFinished(_)) {
+                return;
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                let out = Command::new("docker")
+                    .args(["-H", &endpoint, "ps", "-q", "--filter", &label])
+                    .output()
+                    .expect("docker CLI");
+                if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                    running.store(true, std::sync::atomic::Ordering::SeqCst);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("deliberate panic in an observer");
+        })
+    };
+    let panicked = rt.block_on(async {
+        let engine = Arc::new(Engine::connect(&e1).await.expect("connect e1"));
+        let hosts = vec![LiveHost { host: e1.clone(), engine }];
+        let cancel = tokio_util::sync::CancellationToken::new();
+        std::panic::AssertUnwindSafe(run::execute(&plan, &suite, hosts, &opts, observer, cancel))
+            .catch_unwind()
+            .await
+            .is_err()
+    });
+    assert!(
+        running.load(std::sync::atomic::Ordering::SeqCst),
+        "the sleeper's container ran when the panic struck"
+    );
+    assert!(panicked, "the panic reaches the caller");
+    // The sleeper's container was running when the panic unwound; it is gone.
+    assert_clean(&run_id, &[]);
+}
+
+#[test]
+fn kept_containers_are_listed_with_the_engine_that_holds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = filters(dir.path(), &["tests::slow_half_second", "slow_fifth"]);
+    let out = common::cargo_shard(&[
+        "shard",
+        "--hosts",
+        common::hosts_file().to_str().unwrap(),
+        "--manifest-path",
+        fixture().to_str().unwrap(),
+        "--out-dir",
+        dir.path().join("out").to_str().unwrap(),
+        "--filters-file",
+        list.to_str().unwrap(),
+        "--keep-containers",
+        "--no-progress",
+    ]);
+    assert_eq!(out.0, 0, "{}", out.2);
+    let run_id = out
+        .2
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split(':').next())
+        .unwrap_or_else(|| panic!("no run id in:\n{}", out.2))
+        .to_string();
+    let kept: Vec<(String, String, String)> = out
+        .2
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("kept: ")?;
+            let (name, rest) = rest.split_once(" on ")?;
+            let (host, dh) = rest.split_once(" (DOCKER_HOST=")?;
+            Some((name.into(), host.into(), dh.trim_end_matches(')').into()))
+        })
+        .collect();
+    assert!(!kept.is_empty(), "{}", out.2);
+    assert!(out.2.contains(&format!("cargo shard gc --run {run_id}")));
+    for (name, host, dh) in &kept {
+        assert_eq!(dh, &common::host(host).endpoint.to_string());
+        if dh.starts_with("ssh://") {
+            continue; // the docker CLI would need the test bed's key in an ssh config
+        }
+        // The printed DOCKER_HOST reaches the container, which still holds the shard's files.
+        let cp = Command::new("docker")
+            .env("DOCKER_HOST", dh)
+            .args(["cp", &format!("{name}:/cargo-shard/shard-nextest.toml"), "-"])
+            .output()
+            .expect("docker CLI");
+        assert!(cp.status.success(), "{name} on {host}: {}", String::from_utf8_lossy(&cp.stderr));
+    }
+    let gc = common::cargo_shard(&["gc", "--hosts", common::hosts_file().to_str().unwrap(), "--run", &run_id]);
+    assert_eq!(gc.0, 0, "{gc:?}");
+    assert!(gc.1.contains(&kept[0].0) || gc.2.contains(&kept[0].0), "gc removed them: {gc:?}");
+    assert_clean(&run_id, &[]);
+}

@@ -149,24 +149,23 @@ pub fn render(report: &RunReport, plan: &Plan, written: &Written) -> String {
         }
     }
     for k in &report.kept {
-        let (container, host) = (&k.container, &k.host);
-        // A kept container has exited: `docker exec` cannot enter it, but its files can be
-        // copied out and its state committed to an image to start a shell in.
         match &k.docker_host {
             Some(dh) => {
-                let _ = writeln!(
-                    out,
-                    "  kept: {container} on {host}: export DOCKER_HOST={dh}; docker logs {container}; \
-                     docker cp {container}:/cargo-shard ./{container}; \
-                     docker commit {container} {container} && docker run -it --rm --entrypoint sh {container}"
-                );
+                let _ = writeln!(out, "  kept: {} on {} (DOCKER_HOST={dh})", k.container, k.host);
             }
             None => {
-                let _ = writeln!(out, "  kept: {container} on {host}");
+                let _ = writeln!(out, "  kept: {} on {}", k.container, k.host);
             }
         }
     }
     if !report.kept.is_empty() {
+        // A kept container has exited, so `docker exec` cannot enter it; its output, its files
+        // and a shell in a copy of it can be had.
+        let _ = writeln!(
+            out,
+            "  reach one with that DOCKER_HOST: docker logs NAME; docker cp NAME:/cargo-shard DIR; \
+             docker commit NAME dbg && docker run -it --rm --entrypoint sh dbg"
+        );
         let _ = writeln!(out, "  remove them with `cargo shard gc --run {}`", report.run_id);
     }
     for (host, reason) in &report.cleanup_failed {
