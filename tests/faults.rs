@@ -147,7 +147,14 @@ fn junit_cases(path: &Path) -> BTreeMap<(String, String), Case> {
 /// The fixture's test ids (binary id, name), as nextest lists them.
 fn listed() -> Vec<(String, String)> {
     let out = Command::new("cargo")
-        .args(["nextest", "list", "--message-format", "json", "--run-ignored", "all"])
+        .args([
+            "nextest",
+            "list",
+            "--message-format",
+            "json",
+            "--run-ignored",
+            "all",
+        ])
         .arg("--manifest-path")
         .arg(fixture())
         .output()
@@ -321,9 +328,9 @@ fn engine_killed_mid_run_its_shards_finish_elsewhere() {
         .collect();
     assert!(!lost.is_empty(), "a shard was lost with e2: {finished:#?}");
     for l in &lost {
-        let redone = finished.iter().any(|v| {
-            v["shard"] == l["shard"] && v["host"] != "e2" && v["end"]["kind"] == "exited"
-        });
+        let redone = finished
+            .iter()
+            .any(|v| v["shard"] == l["shard"] && v["host"] != "e2" && v["end"]["kind"] == "exited");
         assert!(redone, "shard {} re-queued elsewhere: {finished:#?}", l["shard"]);
     }
 
@@ -388,7 +395,10 @@ fn killed_container_is_retried_on_another_host() {
                 let shard = c.labels.unwrap_or_default()[cargo_shard::config::SHARD_LABEL].clone();
                 break shard;
             }
-            assert!(Instant::now() < deadline, "no running container of {run_id} on e1");
+            assert!(
+                Instant::now() < deadline,
+                "no running container of {run_id} on e1"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
@@ -429,7 +439,12 @@ fn test_failing_once_then_passing_is_flaky() {
     let mut run = Running::start(&out_dir, &["--filters-file", list, "--retries", "1"]);
     let run_id = run.run_id();
     let done = run.finish();
-    assert_eq!(done.code, Some(0), "a flaky test passes the run; stderr:\n{}", done.stderr);
+    assert_eq!(
+        done.code,
+        Some(0),
+        "a flaky test passes the run; stderr:\n{}",
+        done.stderr
+    );
     let cases = junit_cases(&out_dir.join("junit.xml"));
     let flaky = &cases[&("alpha".to_string(), FLAKY.to_string())];
     assert_eq!(status(flaky), "passed");
@@ -484,7 +499,10 @@ fn test_failing_once_then_passing_is_flaky() {
     assert_eq!(out.0, 100, "{}", out.2);
     assert!(
         out.2.lines().any(|l| l.contains("FLAKY") && l.contains(FLAKY))
-            || out.2.lines().any(|l| l.to_lowercase().contains("flaky") && l.contains(FLAKY)),
+            || out
+                .2
+                .lines()
+                .any(|l| l.to_lowercase().contains("flaky") && l.contains(FLAKY)),
         "the summary lists the flaky test:\n{}",
         out.2
     );
@@ -532,7 +550,11 @@ fn second_interrupt_exits_at_once_saying_how_to_clean_up() {
     send_signal(run.pid(), "-INT");
     let sent = Instant::now();
     let done = run.finish();
-    assert!(sent.elapsed() < Duration::from_secs(5), "took {:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        sent.elapsed()
+    );
     assert_eq!(done.code, Some(130), "stderr:\n{}", done.stderr);
     assert!(
         done.stderr.contains(&format!("cargo shard gc --run {run_id}")),
@@ -578,10 +600,16 @@ fn shard_timeout_turns_unfinished_tests_into_errors() {
         assert!(sleepers.contains(&key.1.as_str()), "{key:?}");
         assert_eq!(status(case), "error", "{key:?}");
         let m = message(case);
-        assert!(m.contains("timed out after 2s") && m.contains("--shard-timeout"), "{key:?}: {m}");
+        assert!(
+            m.contains("timed out after 2s") && m.contains("--shard-timeout"),
+            "{key:?}: {m}"
+        );
     }
     let finished = done.of_type("shard-finished");
-    assert!(finished.iter().all(|v| v["end"]["kind"] == "timed_out"), "{finished:#?}");
+    assert!(
+        finished.iter().all(|v| v["end"]["kind"] == "timed_out"),
+        "{finished:#?}"
+    );
     assert_clean(&run_id, &[]);
 }
 
@@ -709,7 +737,10 @@ fn panic_in_our_code_still_removes_every_container() {
     };
     let panicked = rt.block_on(async {
         let engine = Arc::new(Engine::connect(&e1).await.expect("connect e1"));
-        let hosts = vec![LiveHost { host: e1.clone(), engine }];
+        let hosts = vec![LiveHost {
+            host: e1.clone(),
+            engine,
+        }];
         let cancel = tokio_util::sync::CancellationToken::new();
         std::panic::AssertUnwindSafe(run::execute(&plan, &suite, hosts, &opts, observer, cancel))
             .catch_unwind()
@@ -772,10 +803,23 @@ fn kept_containers_are_listed_with_the_engine_that_holds_them() {
             .args(["cp", &format!("{name}:/cargo-shard/shard-nextest.toml"), "-"])
             .output()
             .expect("docker CLI");
-        assert!(cp.status.success(), "{name} on {host}: {}", String::from_utf8_lossy(&cp.stderr));
+        assert!(
+            cp.status.success(),
+            "{name} on {host}: {}",
+            String::from_utf8_lossy(&cp.stderr)
+        );
     }
-    let gc = common::cargo_shard(&["gc", "--hosts", common::hosts_file().to_str().unwrap(), "--run", &run_id]);
+    let gc = common::cargo_shard(&[
+        "gc",
+        "--hosts",
+        common::hosts_file().to_str().unwrap(),
+        "--run",
+        &run_id,
+    ]);
     assert_eq!(gc.0, 0, "{gc:?}");
-    assert!(gc.1.contains(&kept[0].0) || gc.2.contains(&kept[0].0), "gc removed them: {gc:?}");
+    assert!(
+        gc.1.contains(&kept[0].0) || gc.2.contains(&kept[0].0),
+        "gc removed them: {gc:?}"
+    );
     assert_clean(&run_id, &[]);
 }

@@ -159,24 +159,32 @@ pub(super) async fn run_suite(
     let html_path = out_dir.join("report.html");
     let mut written = summary::Written::default();
     let junit_doc = crate::report::junit::build(&report);
-    let mut junit_failed = false;
+    // A full disk fails every write alike: say it once, naming what was not written.
+    let mut unwritten: Vec<(String, String)> = Vec::new();
     match crate::junit::write_atomic(&junit_path, &junit_doc) {
         Ok(()) => written.junit = Some(junit_path.display().to_string()),
-        Err(e) => {
-            junit_failed = true;
-            eprintln!("error: cannot write the JUnit report {}: {e}", junit_path.display());
-        }
+        Err(e) => unwritten.push((junit_path.display().to_string(), e.to_string())),
     }
+    let junit_failed = written.junit.is_none();
     match write_atomic(&html_path, timeline::render(&report, &plan).as_bytes()) {
         Ok(()) => written.html = Some(html_path.display().to_string()),
-        Err(e) => eprintln!("error: cannot write {}: {e}", html_path.display()),
+        Err(e) => unwritten.push((html_path.display().to_string(), e.to_string())),
     }
     written.logs = Some(out_dir.join("logs").display().to_string());
     if !report.interrupted {
         match super::planning::record(history, &report, &history_path) {
             Ok(()) => written.history = Some(history_path.display().to_string()),
-            Err(e) => eprintln!("warning: cannot update history: {e}"),
+            Err(e) => unwritten.push((history_path.display().to_string(), e.to_string())),
         }
+    }
+    if let Some((path, first)) = unwritten.first() {
+        let first = first.strip_prefix(&format!("{path}: ")).unwrap_or(first);
+        let names: Vec<&str> = unwritten.iter().map(|(p, _)| p.as_str()).collect();
+        eprintln!(
+            "{}: cannot write {}: {first}",
+            if junit_failed { "error" } else { "warning" },
+            names.join(", ")
+        );
     }
     let mut code = exit_code(&report, o.flaky_result == super::FlakyResult::Fail);
     if junit_failed && code != exit::INTERRUPTED {
@@ -185,7 +193,9 @@ pub(super) async fn run_suite(
     }
     if json {
         for (host, reason) in &report.cleanup_failed {
-            eprintln!("warning: not cleaned up on {host} ({reason}): run `cargo shard gc --run {run_id}` once it is back");
+            eprintln!(
+                "warning: not cleaned up on {host} ({reason}): run `cargo shard gc --run {run_id}` once it is back"
+            );
         }
         events::run_finished(&report, code);
     } else {

@@ -285,13 +285,15 @@ impl DockerEngine {
         if let Some(dir) = job.log_path.parent() {
             let _ = tokio::fs::create_dir_all(dir).await;
         }
-        let mut log = tokio::fs::File::create(&job.log_path)
-            .await
-            .map_err(|e| local_err(&format!("cannot write {}", job.log_path.display()), e))?;
-        let (output, exit_code) = tokio::join!(self.stream_output(id, &mut log), self.wait_exit(id));
+        // A log that cannot be written (full disk) must not fail the shard: its output is
+        // kept in memory for the results regardless.
+        let mut log = tokio::fs::File::create(&job.log_path).await.ok();
+        let (output, exit_code) = tokio::join!(self.stream_output(id, log.as_mut()), self.wait_exit(id));
         let output = output?;
         let exit_code = exit_code?;
-        let _ = log.flush().await;
+        if let Some(log) = log.as_mut() {
+            let _ = log.flush().await;
+        }
         let state = self
             .docker
             .inspect_container(id, None)
@@ -351,7 +353,11 @@ impl DockerEngine {
     }
 
     /// Follows the container's combined output into `log` until it exits, keeping a copy.
-    async fn stream_output(&self, id: &str, log: &mut tokio::fs::File) -> Result<Vec<u8>, EngineError> {
+    async fn stream_output(
+        &self,
+        id: &str,
+        mut log: Option<&mut tokio::fs::File>,
+    ) -> Result<Vec<u8>, EngineError> {
         let opts = LogsOptions {
             follow: true,
             stdout: true,
@@ -364,7 +370,9 @@ impl DockerEngine {
             let bytes = item.map_err(|e| self.failed("read output", e))?.into_bytes();
             output.extend_from_slice(&bytes);
             // A full disk must not kill the shard: the output is kept in memory regardless.
-            let _ = log.write_all(&bytes).await;
+            if let Some(log) = log.as_mut() {
+                let _ = log.write_all(&bytes).await;
+            }
         }
         Ok(output)
     }

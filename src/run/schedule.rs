@@ -263,7 +263,11 @@ async fn execute_inner(
             })
             .collect();
     } else {
-        let limit = if interrupted { CLEANUP_ON_CANCEL } else { CLEANUP_LIMIT };
+        let limit = if interrupted {
+            CLEANUP_ON_CANCEL
+        } else {
+            CLEANUP_LIMIT
+        };
         report.cleanup_failed = cleanup(&hosts, &opts.run_id, limit).await;
     }
     report.outcomes = outcomes.into_values().collect();
@@ -283,7 +287,11 @@ pub(crate) async fn cleanup(hosts: &[LiveHost], run_id: &str, limit: Duration) -
         };
         Some((h.host.name.clone(), reason))
     });
-    futures_util::future::join_all(tasks).await.into_iter().flatten().collect()
+    futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 struct PhaseResult {
