@@ -307,6 +307,7 @@ fn disk_filling_up_while_results_come_in() {
     // Room for the archive; filled up once the run has started, before any result is back.
     let out_dir = Tmpfs::mount(dir.path().join("out"), "64m");
     let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .env_remove("NEXTEST_PROFILE")
         .args(["shard", "--hosts", &hosts(), "--manifest-path", &fixture()])
         .arg("--out-dir")
         .arg(&out_dir.0)

@@ -42,6 +42,7 @@ struct Finished {
 impl Running {
     fn start(out_dir: &Path, extra: &[&str]) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+            .env_remove("NEXTEST_PROFILE")
             .args(["shard", "--hosts"])
             .arg(common::hosts_file())
             .arg("--manifest-path")
@@ -147,6 +148,7 @@ fn junit_cases(path: &Path) -> BTreeMap<(String, String), Case> {
 /// The fixture's test ids (binary id, name), as nextest lists them.
 fn listed() -> Vec<(String, String)> {
     let out = Command::new("cargo")
+        .env_remove("NEXTEST_PROFILE")
         .args([
             "nextest",
             "list",
@@ -510,6 +512,15 @@ fn test_failing_once_then_passing_is_flaky() {
 
 #[test]
 fn interrupt_stops_within_ten_seconds_and_leaves_nothing() {
+    stops_within_ten_seconds_and_leaves_nothing("-INT");
+}
+
+#[test]
+fn terminate_stops_within_ten_seconds_and_leaves_nothing() {
+    stops_within_ten_seconds_and_leaves_nothing("-TERM");
+}
+
+fn stops_within_ten_seconds_and_leaves_nothing(signal: &str) {
     let expected = listed();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
@@ -520,7 +531,7 @@ fn interrupt_stops_within_ten_seconds_and_leaves_nothing() {
     }
     std::thread::sleep(Duration::from_secs(2));
     let sent = Instant::now();
-    send_signal(run.pid(), "-INT");
+    send_signal(run.pid(), signal);
     let done = run.finish();
     let stopped = sent.elapsed();
     assert_eq!(done.code, Some(130), "stderr:\n{}", done.stderr);
@@ -561,7 +572,9 @@ fn second_interrupt_exits_at_once_saying_how_to_clean_up() {
         "{}",
         done.stderr
     );
-    // What the message says to run cleans up what the hurried exit left.
+    // What the message says to run cleans up what the hurried exit left, once requests the
+    // engines had already received (a container being created) are through.
+    std::thread::sleep(Duration::from_secs(3));
     let gc = common::cargo_shard(&[
         "gc",
         "--hosts",

@@ -61,6 +61,8 @@ pub fn unique(prefix: &str) -> String {
 pub fn cargo_shard(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
         .args(args)
+        // nextest names its profile to the tests it runs; the fixtures do not have it.
+        .env_remove("NEXTEST_PROFILE")
         .output()
         .expect("run cargo-shard");
     (
