@@ -126,6 +126,8 @@ fn runnable(tests: &[TestCase]) -> Vec<TestId> {
 /// `cargo nextest list` run directly on the fixture, independent of cargo-shard's code.
 fn direct_listing() -> BTreeMap<(String, String), bool> {
     let out = Command::new("cargo")
+        // nextest names its profile to the tests it runs; the fixture does not have it.
+        .env_remove("NEXTEST_PROFILE")
         .current_dir(fixture())
         .args(["nextest", "list", "--workspace", "--message-format", "json"])
         .stderr(Stdio::inherit())

@@ -836,3 +836,33 @@ fn kept_containers_are_listed_with_the_engine_that_holds_them() {
     );
     assert_clean(&run_id, &[]);
 }
+
+#[test]
+fn test_timeout_ends_the_test_that_overran() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = filters(dir.path(), &["slow_three_seconds", "slow_fifth"]);
+    let out_dir = dir.path().join("out");
+    let mut run = Running::start(
+        &out_dir,
+        &["--filters-file", list.to_str().unwrap(), "--test-timeout", "1s"],
+    );
+    let run_id = run.run_id();
+    let done = run.finish();
+    assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    assert!(cases.len() >= 3, "{cases:#?}");
+    for ((group, name), case) in &cases {
+        if name == "slow_three_seconds" {
+            assert_eq!(status(case), "failed", "{group} {name}");
+            assert!(
+                message(case).contains("timeout"),
+                "{group} {name}: {}",
+                message(case)
+            );
+            assert!(case.time.unwrap_or(9.0) < 2.5, "ended early: {case:#?}");
+        } else {
+            assert_eq!(status(case), "passed", "{group} {name}");
+        }
+    }
+    assert_clean(&run_id, &[]);
+}

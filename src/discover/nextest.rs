@@ -175,6 +175,10 @@ fn cargo_nextest(workspace_root: &Path, subcommand: &str) -> Command {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root)
         .args(["nextest", subcommand, "--color", "never"]);
+    // Shards run under our own generated profile, so the caller's nextest profile has no say;
+    // inherited from an outer nextest (or a CI job), it would name a profile this workspace
+    // may not define and fail the build.
+    cmd.env_remove("NEXTEST_PROFILE");
     cmd
 }
 

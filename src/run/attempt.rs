@@ -57,6 +57,11 @@ pub(crate) struct Shared<'a> {
     pub cancel: CancellationToken,
 }
 
+/// How long an interrupted shard may take to kill and remove its container.
+const CANCEL_GRACE: Duration = Duration::from_secs(3);
+/// How long a timed-out shard may take to kill and remove its container.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(30);
+
 pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> AttemptRun {
     let started = Instant::now();
     let done = |ended, container: String, phases| AttemptRun {
@@ -109,17 +114,26 @@ pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> Atte
     let token = shared.cancel.child_token();
     let fut = host.engine.run_shard(shard_job, token.clone());
     tokio::pin!(fut);
-    let outcome = match shared.opts.shard_timeout {
-        Some(limit) => tokio::select! {
-            r = &mut fut => Ok(r),
-            _ = tokio::time::sleep(limit) => {
-                token.cancel();
-                // Let the engine kill and remove the container before going on.
-                let _ = fut.await;
-                Err(limit)
+    // `None` waits forever: a pending sleep stands in for "no --shard-timeout".
+    let limit = shared.opts.shard_timeout;
+    let sleep = tokio::time::sleep(limit.unwrap_or(Duration::from_secs(u32::MAX as u64)));
+    let outcome = tokio::select! {
+        r = &mut fut => Ok(r),
+        _ = sleep, if limit.is_some() => {
+            token.cancel();
+            // Let the engine kill and remove the container before going on, within reason:
+            // a hung engine's leftovers are for the run's final cleanup.
+            let _ = tokio::time::timeout(TIMEOUT_GRACE, &mut fut).await;
+            Err(limit.unwrap_or_default())
+        }
+        _ = shared.cancel.cancelled() => {
+            // Interrupted: the engine sees the same cancellation and kills the container. An
+            // engine that does not answer must not hold up the exit.
+            match tokio::time::timeout(CANCEL_GRACE, &mut fut).await {
+                Ok(r) => Ok(r),
+                Err(_) => Ok(Err(EngineError::Cancelled)),
             }
-        },
-        None => Ok(fut.await),
+        }
     };
     match outcome {
         Err(limit) => done(Ended::TimedOut(limit), name, Phases::default()),
