@@ -866,3 +866,108 @@ fn test_timeout_ends_the_test_that_overran() {
     }
     assert_clean(&run_id, &[]);
 }
+
+/// Every descendant of `pid` (children first found through /proc).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(parent) = queue.pop() {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // The parent pid is the second field after the parenthesised command name.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(parent) {
+                found.push(child);
+                queue.push(child);
+            }
+        }
+    }
+    found
+}
+
+/// Brings the test bed's sshd back whatever happens to the test.
+struct RestartSshd;
+
+impl Drop for RestartSshd {
+    fn drop(&mut self) {
+        testbed(&["restart-engine", "sshd"]);
+    }
+}
+
+/// Cuts every ssh connection to e3: the test bed's sshd and its per-connection processes.
+fn cut_ssh() {
+    let pid_file = common::testbed_file("sshd.pid");
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+        .into_owned();
+    assert!(
+        cmdline.contains("sshd") && cmdline.contains(&common::testbed_dir().display().to_string()),
+        "{} names pid {pid}, which is not the test bed's sshd: {cmdline}",
+        pid_file.display()
+    );
+    let mut pids = descendants(pid);
+    pids.push(pid);
+    for p in pids {
+        let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
+    }
+}
+
+#[test]
+fn ssh_tunnel_cut_mid_run_its_shards_finish_elsewhere() {
+    let expected = listed();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let _restart = RestartSshd;
+    let mut run = Running::start(&out_dir, &["--shards", "9"]);
+    let run_id = run.run_id();
+    run.wait_for("shard-started on e3", |v| {
+        v["type"] == "shard-started" && v["host"] == "e3"
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    cut_ssh();
+    let done = run.finish();
+    assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
+
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    assert_every_test_once(&cases, &expected);
+    let errors: Vec<_> = cases.iter().filter(|(_, c)| status(c) == "error").collect();
+    assert!(errors.is_empty(), "e3's shards were re-run: {errors:#?}");
+    let finished = done.of_type("shard-finished");
+    let lost: Vec<_> = finished
+        .iter()
+        .filter(|v| v["host"] == "e3" && v["end"]["kind"] == "failed")
+        .collect();
+    assert!(
+        !lost.is_empty(),
+        "a shard was lost with the tunnel: {finished:#?}"
+    );
+    for l in &lost {
+        let redone = finished
+            .iter()
+            .any(|v| v["shard"] == l["shard"] && v["host"] != "e3" && v["end"]["kind"] == "exited");
+        assert!(redone, "shard {} re-queued elsewhere: {finished:#?}", l["shard"]);
+    }
+    assert!(!done.of_type("host-lost").is_empty());
+    assert_clean(&run_id, &["e3"]);
+    // e3 itself kept running behind the cut tunnel: once sshd is back, gc reaches it.
+    drop(_restart);
+    let gc = common::cargo_shard(&[
+        "gc",
+        "--hosts",
+        common::hosts_file().to_str().unwrap(),
+        "--run",
+        &run_id,
+    ]);
+    assert_eq!(gc.0, 0, "{gc:?}");
+    assert_clean(&run_id, &[]);
+}
