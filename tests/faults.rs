@@ -301,13 +301,12 @@ fn engine_killed_mid_run_its_shards_finish_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let _restart = RestartE2;
-    let mut run = Running::start(&out_dir, &["--shards", "9"]);
+    // Two shards per slot: e2 finishes some, then dies running the next ones.
+    let mut run = Running::start(&out_dir, &["--shards", "12"]);
     let run_id = run.run_id();
-    run.wait_for("shard-started on e2", |v| {
-        v["type"] == "shard-started" && v["host"] == "e2"
+    run.wait_for("a shard finished on e2", |v| {
+        v["type"] == "shard-finished" && v["host"] == "e2" && v["end"]["kind"] == "exited"
     });
-    // Let e2's containers get going, then crash the engine under them.
-    std::thread::sleep(Duration::from_secs(3));
     kill_e2();
     let done = run.finish();
     assert_eq!(
@@ -321,6 +320,13 @@ fn engine_killed_mid_run_its_shards_finish_elsewhere() {
     assert_every_test_once(&cases, &expected);
     let errors: Vec<_> = cases.iter().filter(|(_, c)| status(c) == "error").collect();
     assert!(errors.is_empty(), "lost shards were re-run: {errors:#?}");
+
+    // What e2 reported before it died is kept.
+    let from_e2 = cases
+        .values()
+        .filter(|c| c.group.as_deref().is_some_and(|g| g.ends_with(" on e2")))
+        .count();
+    assert!(from_e2 > 0, "results collected from e2 are kept");
 
     // e2's unfinished shards failed there and were run again on e1/e3.
     let finished = done.of_type("shard-finished");
@@ -366,44 +372,7 @@ fn killed_container_is_retried_on_another_host() {
         v["type"] == "shard-started" && v["host"] == "e1"
     });
 
-    // Kill one of this run's running containers on e1, as `docker kill` would.
-    let rt = rt();
-    let killed = rt.block_on(async {
-        let engine = Engine::connect(&common::host("e1")).await.unwrap();
-        let Engine::Docker(docker) = &engine else {
-            panic!("e1 is a Docker engine")
-        };
-        let filters = std::collections::HashMap::from([
-            (
-                "label".to_string(),
-                vec![format!("{}={run_id}", cargo_shard::config::RUN_LABEL)],
-            ),
-            ("status".to_string(), vec!["running".to_string()]),
-        ]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let opts = bollard::query_parameters::ListContainersOptions {
-                filters: Some(filters.clone()),
-                ..Default::default()
-            };
-            let list = docker.client().list_containers(Some(opts)).await.unwrap();
-            if let Some(c) = list.into_iter().next() {
-                let id = c.id.unwrap();
-                docker
-                    .client()
-                    .kill_container(&id, None::<bollard::query_parameters::KillContainerOptions>)
-                    .await
-                    .unwrap();
-                let shard = c.labels.unwrap_or_default()[cargo_shard::config::SHARD_LABEL].clone();
-                break shard;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no running container of {run_id} on e1"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    let killed = kill_a_running_container("e1", &run_id);
     let done = run.finish();
     assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
 
@@ -426,6 +395,101 @@ fn killed_container_is_retried_on_another_host() {
         .unwrap_or_else(|| panic!("shard {shard} retried: {finished:#?}"));
     assert_ne!(second["host"], "e1", "retried on another host");
     assert_eq!(second["end"]["kind"], "exited", "{second}");
+    assert_clean(&run_id, &[]);
+}
+
+/// Kills one of the run's running containers on `host`, as `docker kill` would; returns the
+/// shard it ran.
+fn kill_a_running_container(host: &str, run_id: &str) -> String {
+    let rt = rt();
+    rt.block_on(async {
+        let engine = Engine::connect(&common::host(host)).await.unwrap();
+        let Engine::Docker(docker) = &engine else {
+            panic!("{host} is a Docker engine")
+        };
+        let filters = std::collections::HashMap::from([
+            (
+                "label".to_string(),
+                vec![format!("{}={run_id}", cargo_shard::config::RUN_LABEL)],
+            ),
+            ("status".to_string(), vec!["running".to_string()]),
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let opts = bollard::query_parameters::ListContainersOptions {
+                filters: Some(filters.clone()),
+                ..Default::default()
+            };
+            let list = docker.client().list_containers(Some(opts)).await.unwrap();
+            if let Some(c) = list.into_iter().next() {
+                docker
+                    .client()
+                    .kill_container(
+                        &c.id.unwrap(),
+                        None::<bollard::query_parameters::KillContainerOptions>,
+                    )
+                    .await
+                    .unwrap();
+                break c.labels.unwrap_or_default()[cargo_shard::config::SHARD_LABEL].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no running container of {run_id} on {host}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+#[test]
+fn killed_container_out_of_retries_reports_its_tests_as_errors() {
+    let expected = listed();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let mut run = Running::start(&out_dir, &["--shards", "6", "--shard-retries", "0"]);
+    let run_id = run.run_id();
+    run.wait_for("shard-started on e1", |v| {
+        v["type"] == "shard-started" && v["host"] == "e1"
+    });
+    let killed: u64 = kill_a_running_container("e1", &run_id).parse().unwrap();
+    let done = run.finish();
+    assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
+
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    assert_every_test_once(&cases, &expected);
+    let shipped = done
+        .of_type("run-started")
+        .first()
+        .and_then(|v| v["plan"]["shards"].as_array().cloned())
+        .unwrap()
+        .into_iter()
+        .find(|s| s["index"] == killed)
+        .unwrap()["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["group"].as_str().unwrap().to_string(),
+                t["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect::<Vec<_>>();
+    assert!(!shipped.is_empty());
+    for key in &shipped {
+        let case = &cases[key];
+        assert_eq!(status(case), "error", "{key:?} of the killed shard");
+        let m = message(case);
+        assert!(
+            m.contains("exited with code 137") && m.contains("after 1 attempts"),
+            "{key:?}: {m}"
+        );
+    }
+    let others_errored: Vec<_> = cases
+        .iter()
+        .filter(|(k, c)| status(c) == "error" && !shipped.contains(k))
+        .collect();
+    assert!(others_errored.is_empty(), "{others_errored:#?}");
     assert_clean(&run_id, &[]);
 }
 
