@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -28,6 +28,7 @@ struct Running {
     events: mpsc::Receiver<Value>,
     seen: Vec<Value>,
     stderr: std::thread::JoinHandle<String>,
+    stderr_lines: mpsc::Receiver<String>,
     started: Instant,
 }
 
@@ -67,16 +68,22 @@ impl Running {
                 }
             }
         });
+        let (err_tx, stderr_lines) = mpsc::channel();
         let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
+            let mut all = String::new();
+            for line in BufReader::new(&mut stderr).lines().map_while(Result::ok) {
+                let _ = err_tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
         });
         Running {
             child,
             events,
             seen: Vec::new(),
             stderr,
+            stderr_lines,
             started: Instant::now(),
         }
     }
@@ -98,6 +105,23 @@ impl Running {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
                     panic!("no {what} event; events so far: {:#?}", self.seen);
+                }
+            }
+        }
+    }
+
+    /// Waits (up to a minute) for a line on stderr containing `text`.
+    fn wait_for_stderr(&mut self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("no {text:?} on stderr");
                 }
             }
         }
@@ -622,6 +646,8 @@ fn second_interrupt_exits_at_once_saying_how_to_clean_up() {
     let run_id = run.run_id();
     run.wait_for("shard-started", |v| v["type"] == "shard-started");
     send_signal(run.pid(), "-INT");
+    // Signals sent back to back coalesce into one: wait until the first is taken.
+    run.wait_for_stderr("interrupt again to exit at once");
     send_signal(run.pid(), "-INT");
     let sent = Instant::now();
     let done = run.finish();
