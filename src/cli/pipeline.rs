@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ExecArgs, GoArgs, MessageFormat, NextestRunArgs, RunOpts, backend, fail};
 use crate::discover::{Suite, TestStatus};
 use crate::exit;
-use crate::report::{events, progress, summary, timeline};
+use crate::report::{events, progress, style, summary, timeline};
 use crate::run::{self, LiveHost, RunOptions, RunReport};
 
 pub async fn nextest(a: NextestRunArgs) -> u8 {
@@ -118,9 +118,14 @@ pub(super) async fn run_suite(
         test_timeout: o.test_timeout,
         keep_containers: o.keep_containers,
     };
-    let host_names: Vec<String> = live.iter().map(|h| h.host.name.clone()).collect();
-    let mode = progress::ProgressMode::detect(o.no_progress || json, o.quiet || json, o.verbose > 0);
-    let progress = progress::start(mode, &host_names, plan.test_count(), plan.makespan);
+    let host_slots: Vec<(String, usize)> = live.iter().map(|h| (h.host.name.clone(), h.host.slots)).collect();
+    let paint = style::Paint::detect(match o.color {
+        super::Color::Auto => style::ColorWhen::Auto,
+        super::Color::Always => style::ColorWhen::Always,
+        super::Color::Never => style::ColorWhen::Never,
+    });
+    let mode = progress::ProgressMode::detect(o.no_progress || json, o.quiet || json, o.verbose > 0, paint);
+    let progress = progress::start(mode, &host_slots, &plan);
     let observer = if json {
         events::observer()
     } else {
@@ -163,7 +168,7 @@ pub(super) async fn run_suite(
     if json {
         events::run_finished(&report, code);
     } else {
-        eprint!("\n{}", summary::render(&report, &plan, &written));
+        eprint!("\n{}", summary::render(&report, &plan, &written, paint));
     }
     code
 }
