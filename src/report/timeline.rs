@@ -16,6 +16,8 @@ const BAR_HEIGHT: f64 = 22.0;
 const LABEL_WIDTH: f64 = 110.0;
 const CHART_WIDTH: f64 = 960.0;
 const AXIS_HEIGHT: f64 = 24.0;
+/// Room above the rows for the prediction's label.
+const TOP: f64 = 18.0;
 /// Lines of a failure's output kept in the page (the logs hold all of it).
 const FAILURE_LINES: usize = 200;
 
@@ -96,7 +98,7 @@ fn svg_timeline(report: &RunReport, plan: &Plan) -> String {
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="shard timeline">"#,
         w = LABEL_WIDTH + CHART_WIDTH + 20.0,
-        h = chart_h + AXIS_HEIGHT,
+        h = TOP + chart_h + AXIS_HEIGHT,
     );
     // Grid and axis first so bars draw over them.
     let step = axis_step(end);
@@ -105,14 +107,15 @@ fn svg_timeline(report: &RunReport, plan: &Plan) -> String {
         let x = LABEL_WIDTH + t * scale;
         let _ = write!(
             svg,
-            r#"<line class="grid" x1="{x:.1}" x2="{x:.1}" y1="0" y2="{chart_h}"/><text class="axis" x="{x:.1}" y="{ay}" text-anchor="middle">{t}s</text>"#,
-            ay = chart_h + 16.0,
+            r#"<line class="grid" x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{bottom}"/><text class="axis" x="{x:.1}" y="{ay}" text-anchor="middle">{t}s</text>"#,
+            bottom = TOP + chart_h,
+            ay = TOP + chart_h + 16.0,
             t = trim_float(t),
         );
         t += step;
     }
     for (i, (host, slot)) in rows.iter().enumerate() {
-        let y = i as f64 * ROW_HEIGHT;
+        let y = TOP + i as f64 * ROW_HEIGHT;
         let label = match slot {
             Some(s) => format!("{} · slot {s}", esc(host)),
             None => format!("{} · lost", esc(host)),
@@ -125,20 +128,29 @@ fn svg_timeline(report: &RunReport, plan: &Plan) -> String {
             ly = y + ROW_HEIGHT,
         );
     }
-    if !plan.makespan.is_zero() {
-        let x = LABEL_WIDTH + plan.makespan.as_secs_f64() * scale;
-        let _ = write!(
-            svg,
-            r#"<line class="predicted" x1="{x:.1}" x2="{x:.1}" y1="0" y2="{chart_h}"><title>predicted makespan {:.2}s</title></line>"#,
-            plan.makespan.as_secs_f64()
-        );
-    }
     for a in &report.attempts {
         let row = rows
             .iter()
             .position(|r| r.0 == a.host && r.1 == Some(a.slot))
             .unwrap_or(0);
         svg.push_str(&bar(a, row, scale, result_class(a, &failed)));
+    }
+    // The prediction goes on top of the bars, labelled in the margin above them.
+    if !plan.makespan.is_zero() {
+        let x = LABEL_WIDTH + plan.makespan.as_secs_f64() * scale;
+        let _ = write!(
+            svg,
+            r#"<g class="plan"><title>predicted makespan {p:.2}s</title><line class="predicted" x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{bottom}"/><text class="axis" x="{x:.1}" y="{ty}" text-anchor="{anchor}">predicted {p:.1}s</text></g>"#,
+            anchor = if x > LABEL_WIDTH + CHART_WIDTH * 0.92 {
+                "end"
+            } else {
+                "middle"
+            },
+            p = plan.makespan.as_secs_f64(),
+            top = TOP - 2.0,
+            bottom = TOP + chart_h,
+            ty = TOP - 5.0,
+        );
     }
     svg.push_str("</svg>");
     svg
@@ -147,7 +159,7 @@ fn svg_timeline(report: &RunReport, plan: &Plan) -> String {
 /// One attempt: a body in its result's colour from container create to remove, with the
 /// create/upload/start phases before the run and collect/remove after it drawn over it.
 fn bar(a: &ShardAttempt, row: usize, scale: f64, class: &str) -> String {
-    let y = row as f64 * ROW_HEIGHT + (ROW_HEIGHT - BAR_HEIGHT) / 2.0;
+    let y = TOP + row as f64 * ROW_HEIGHT + (ROW_HEIGHT - BAR_HEIGHT) / 2.0;
     let x0 = LABEL_WIDTH + a.started.as_secs_f64() * scale;
     let span = a.finished.saturating_sub(a.started);
     let w = (span.as_secs_f64() * scale).max(2.0);
