@@ -45,6 +45,9 @@ pub enum HistoryError {
 pub struct History {
     /// Seconds, oldest first, at most [`SAMPLES`].
     tests: BTreeMap<TestId, Vec<f64>>,
+    /// A shard's fixed cost beyond its tests (container create, upload, start, unpacking,
+    /// collect, remove), seconds, one median per run, oldest first, at most [`SAMPLES`].
+    overhead: Vec<f64>,
 }
 
 /// The JSON file: `{"version": 1, "tests": {"<group>": {"<name>": [secs…]}}}`; maps are
@@ -53,6 +56,8 @@ pub struct History {
 struct FileFormat {
     version: u32,
     tests: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    shard_overhead: Vec<f64>,
 }
 
 /// What seeding from JUnit files found.
@@ -94,6 +99,14 @@ impl History {
             return (History::new(), Some(fresh(path, &why)));
         }
         let mut h = History::new();
+        h.overhead = file
+            .shard_overhead
+            .into_iter()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .collect();
+        if h.overhead.len() > SAMPLES {
+            h.overhead.drain(..h.overhead.len() - SAMPLES);
+        }
         for (group, names) in file.tests {
             for (name, samples) in names {
                 let mut samples: Vec<f64> = samples
@@ -142,10 +155,29 @@ impl History {
         let file = FileFormat {
             version: FORMAT_VERSION,
             tests,
+            shard_overhead: self.overhead.iter().map(|s| (s * 1e6).round() / 1e6).collect(),
         };
         let mut s = serde_json::to_string_pretty(&file).expect("a map of numbers serialises");
         s.push('\n');
         s
+    }
+
+    /// Adds one run's typical per-shard overhead, forgetting the oldest beyond [`SAMPLES`].
+    pub fn record_overhead(&mut self, overhead: Duration) {
+        self.overhead.push(overhead.as_secs_f64());
+        if self.overhead.len() > SAMPLES {
+            self.overhead.remove(0);
+        }
+    }
+
+    /// The median per-shard overhead of recent runs, if any run was recorded.
+    pub fn overhead(&self) -> Option<Duration> {
+        if self.overhead.is_empty() {
+            return None;
+        }
+        let mut v = self.overhead.clone();
+        v.sort_by(f64::total_cmp);
+        Some(Duration::from_secs_f64(v[v.len() / 2]))
     }
 
     /// Adds one measured duration, forgetting the oldest beyond [`SAMPLES`].

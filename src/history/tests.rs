@@ -214,3 +214,20 @@ fn prepare_loads_then_seeds_and_collects_warnings() {
     let (h, warnings) = History::prepare(None, &[]).unwrap();
     assert!(h.is_empty() && warnings.is_empty());
 }
+
+#[test]
+fn shard_overhead_is_the_median_of_recent_runs_and_survives_a_round_trip() {
+    let mut h = History::new();
+    assert_eq!(h.overhead(), None);
+    for s in [1.0, 9.0, 2.0, 1.5, 1.8, 2.2] {
+        h.record_overhead(Duration::from_secs_f64(s));
+    }
+    // The oldest (1.0) is forgotten; the outlier (9.0) does not move the median.
+    assert_eq!(h.overhead(), Some(Duration::from_secs_f64(2.0)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.json");
+    h.save_atomic(&path).unwrap();
+    let (back, warning) = History::load(&path);
+    assert!(warning.is_none());
+    assert_eq!(back.overhead(), h.overhead());
+}
