@@ -225,21 +225,23 @@ pub(super) async fn run_suite(
         super::Color::Never => style::ColorWhen::Never,
     });
     let mode = progress::ProgressMode::detect(o.no_progress || json, o.quiet || json, o.verbose > 0, paint);
+    if json {
+        events::run_started(&run_id, runner, &plan);
+    } else if !o.quiet {
+        eprintln!(
+            "run {run_id}: {} shards on {} host{}",
+            plan.shards.len(),
+            live.len(),
+            if live.len() == 1 { "" } else { "s" }
+        );
+    }
+    // Started after the last direct write to stderr: the bars own the screen from here.
     let progress = progress::start(mode, &host_slots, &plan);
     let observer = if json {
         events::observer()
     } else {
         progress.observer()
     };
-    if json {
-        events::run_started(&run_id, runner, &plan);
-    } else if !o.quiet {
-        eprintln!(
-            "run {run_id}: {} shards on {} hosts",
-            plan.shards.len(),
-            live.len()
-        );
-    }
     let report = run::execute(&plan, &suite, live, &opts, observer, cancel.clone()).await;
     signals.abort();
     progress.finish();

@@ -236,7 +236,7 @@ pub fn start(mode: ProgressMode, hosts: &[(String, usize)], plan: &Plan) -> Prog
         overall.set_style(
             ProgressStyle::with_template(&format!("{bar} {{msg}}"))
                 .expect("valid template")
-                .progress_chars("█▉▊▋▌▍▎▏ "),
+                .progress_chars("█▉▊▋▌▍▎▏░"),
         );
         Bars {
             multi,
