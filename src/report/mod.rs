@@ -4,6 +4,8 @@
 pub mod events;
 pub mod junit;
 pub mod progress;
+#[cfg(test)]
+mod sample;
 pub mod stats;
 pub mod style;
 pub mod summary;

@@ -471,6 +471,79 @@ a {{ color: #2563eb; }}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::sample::sample;
+
+    /// The class lists of every `<g class="bar …">`, in document order.
+    fn bar_classes(html: &str) -> Vec<&str> {
+        html.match_indices("<g class=\"bar ")
+            .map(|(i, m)| {
+                let rest = &html[i + m.len()..];
+                &rest[..rest.find('"').unwrap()]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_bar_per_attempt_coloured_by_how_it_ended() {
+        let (report, plan, _) = sample();
+        let html = render(&report, &plan);
+        // shard 0 ran a failing test; shard 1 passed; shard 2 lost its host, then its retry
+        // reported an error; the re-run shard 3 passed.
+        assert_eq!(bar_classes(&html), ["fail", "pass", "infra", "fail", "pass"]);
+        assert!(html.contains(r#"data-shard="2" data-attempt="2" data-host="e2""#));
+        for row in [
+            "e1 · slot 0",
+            "e1 · slot 1",
+            "e2 · slot 0",
+            "e2 · slot 1",
+            "e3 · slot 0",
+        ] {
+            assert!(html.contains(&format!(">{row}</text>")), "row {row}");
+        }
+        assert!(html.contains("predicted 1.8s"), "the plan's makespan is marked");
+        assert!(html.contains(r#"<a href="logs/2.log">2.log</a>"#));
+    }
+
+    #[test]
+    fn phases_are_drawn_in_order_inside_the_bar() {
+        let (mut report, plan, _) = sample();
+        let a = &mut report.attempts[0];
+        a.phases = crate::engine::Phases {
+            create: Duration::from_millis(100),
+            upload: Duration::from_millis(300),
+            start: Duration::from_millis(100),
+            run: Duration::from_millis(1300),
+            collect: Duration::from_millis(150),
+            remove: Duration::from_millis(50),
+        };
+        let html = render(&report, &plan);
+        let x = |class: &str| -> f64 {
+            let pattern = format!(r#"class="phase {class}" x=""#);
+            let at = html.find(&pattern).expect(class) + pattern.len();
+            html[at..].split('"').next().unwrap().parse().unwrap()
+        };
+        let order = [x("create"), x("upload"), x("start"), x("collect"), x("remove")];
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+        assert!(
+            !html.contains(r#"class="phase run""#),
+            "the run is the bar's own colour"
+        );
+    }
+
+    #[test]
+    fn output_is_escaped_and_plain() {
+        let (mut report, plan, _) = sample();
+        report.outcomes[1].result.id.name = "<script>alert(1)</script>".into();
+        let html = render(&report, &plan);
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!html.contains('\x1b'));
+        assert!(
+            html.contains("line 1\nred &lt;&amp;&gt;\nthread"),
+            "lines kept, markup escaped"
+        );
+        assert!(!html.contains("test result: FAILED"), "harness chatter dropped");
+    }
 
     #[test]
     fn axis_steps_are_round() {
