@@ -29,7 +29,7 @@ const LIVE_TAIL: usize = 8;
 pub struct ProgressMode {
     /// Draw bars (a terminal and not `--no-progress`).
     pub bars: bool,
-    /// Print nothing but failures and lost hosts.
+    /// Print nothing live but lost hosts (failures wait for the summary).
     pub quiet: bool,
     /// One line per test.
     pub verbose: bool,
@@ -398,7 +398,10 @@ fn test_finished(s: &mut State, result: &TestResult, shard: usize, host: &str) {
         for l in output_tail(&result.stdout, &result.stderr, LIVE_TAIL) {
             text.push_str(&format!("\n    {}", p.dim(&format!("| {l}"))));
         }
-        s.line(&text);
+        // Quiet runs show failures once, in the summary.
+        if !s.mode.quiet {
+            s.line(&text);
+        }
         if s.mode.github {
             eprintln!(
                 "::error title={}::{}",
