@@ -45,8 +45,12 @@ async fn main() {
     f.write_all(&buf).unwrap();
     drop(f);
     let payload = Arc::new(
-        cargo_shard::run::payload::pack(&[Upload::File { src: blob, dest: "archive.bin".into(), mode: 0o644 }])
-            .unwrap(),
+        cargo_shard::run::payload::pack(&[Upload::File {
+            src: blob,
+            dest: "archive.bin".into(),
+            mode: 0o644,
+        }])
+        .unwrap(),
     );
 
     println!(
@@ -84,7 +88,10 @@ async fn main() {
                 root,
             };
             let t0 = Instant::now();
-            let run = engine.run_shard(job, CancellationToken::new()).await.unwrap_or_else(|e| panic!("{e}"));
+            let run = engine
+                .run_shard(job, CancellationToken::new())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             totals.push(t0.elapsed().as_secs_f64());
             assert_eq!(run.collected.exit_code, Some(0));
             phases.push(run.phases);
@@ -97,7 +104,16 @@ async fn main() {
                 for _ in 0..runs {
                     let t0 = Instant::now();
                     let ok = std::process::Command::new("docker")
-                        .args(["-H", &host.endpoint.to_string(), "run", "--rm", "--network", "none", &host.image, "true"])
+                        .args([
+                            "-H",
+                            &host.endpoint.to_string(),
+                            "run",
+                            "--rm",
+                            "--network",
+                            "none",
+                            &host.image,
+                            "true",
+                        ])
                         .output()
                         .map(|o| o.status.success())
                         .unwrap_or(false);
@@ -120,8 +136,12 @@ async fn main() {
             m(|p| p.collect),
             m(|p| p.remove),
             median(totals.clone()),
-            baseline.map(|b| format!("{b:.3} s")).unwrap_or_else(|| "n/a (ssh)".into()),
-            baseline.map(|b| format!("{:.2}", median(totals) / b)).unwrap_or_else(|| "-".into()),
+            baseline
+                .map(|b| format!("{b:.3} s"))
+                .unwrap_or_else(|| "n/a (ssh)".into()),
+            baseline
+                .map(|b| format!("{:.2}", median(totals) / b))
+                .unwrap_or_else(|| "-".into()),
         );
     }
 }
