@@ -356,3 +356,75 @@ async fn cut_connection_is_engine_lost() {
     };
     d.client().remove_container(&name, Some(opts)).await.unwrap();
 }
+
+/// A generated script run by a path relative to the workdir, with an argument a shell would
+/// split: the exec array reaches the program as is, on Docker and locally alike.
+async fn relative_program(engine: &Engine, image: &str) {
+    let root = engine.make_root().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let mut job = job(&root, image, &unique("run"), logs.path());
+    job.spec.files.push((
+        "gen/tool.sh".into(),
+        b"#!/bin/sh\necho \"argc=$# first=[$1]\"\n".to_vec(),
+    ));
+    job.spec.argv = vec!["gen/tool.sh".into(), "a b;$(x)'\"*".into(), "2".into()];
+    job.spec.workdir = root.clone();
+    let run = engine
+        .run_shard(job, CancellationToken::new())
+        .await
+        .expect("run shard");
+    assert_eq!(run.collected.exit_code, Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&run.collected.output),
+        "argc=2 first=[a b;$(x)'\"*]\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_program_on_docker() {
+    let h = host("e1");
+    relative_program(&Engine::connect(&h).await.unwrap(), &h.image).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_program_locally() {
+    relative_program(&Engine::connect(&local_engine_host()).await.unwrap(), "unused").await;
+}
+
+/// Several shards at once through one ssh tunnel, each with a payload large enough to fill
+/// the ssh window many times over: every byte arrives, every container goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_shards_through_ssh() {
+    let h = host("e3");
+    let engine = Arc::new(Engine::connect(&h).await.expect("connect"));
+    let logs = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let sum: u64 = big.iter().map(|&b| b as u64).sum();
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let mut job = job(
+            CONTAINER_ROOT,
+            &h.image,
+            &unique("run"),
+            &logs.path().join(i.to_string()),
+        );
+        job.spec.files.push(("big.bin".into(), big.clone()));
+        // busybox: the byte count proves the whole file crossed the tunnel.
+        job.spec.argv = vec!["wc".into(), "-c".into(), "big.bin".into()];
+        job.spec.collect = vec!["/cargo-shard/big.bin".into()];
+        let (engine, name) = (engine.clone(), job.name.clone());
+        tasks.push((
+            name,
+            tokio::spawn(async move { engine.run_shard(job, CancellationToken::new()).await }),
+        ));
+    }
+    for (name, t) in tasks {
+        let run = t.await.unwrap().expect("run shard");
+        assert_eq!(run.collected.exit_code, Some(0));
+        let out = String::from_utf8_lossy(&run.collected.output);
+        assert_eq!(out.trim(), format!("{} big.bin", big.len()));
+        let back = &run.collected.files["/cargo-shard/big.bin"];
+        assert_eq!(back.iter().map(|&b| b as u64).sum::<u64>(), sum);
+        assert!(!container_exists(&engine, &name).await);
+    }
+}

@@ -133,3 +133,23 @@ async fn gc_run_removes_only_that_runs_objects() {
         e1.remove_container(&c, Some(opts)).await.unwrap();
     }
 }
+
+#[test]
+fn unreachable_host_fails_gc_and_is_named() {
+    let bad = common::testbed_file("bad-port.toml");
+    // A run id nobody uses: the reachable hosts in that file lose nothing.
+    let run = unique("gc-none");
+    let (code, out, err) = cargo_shard(&["gc", "--hosts", bad.to_str().unwrap(), "--run", &run]);
+    assert_eq!(code, 102, "stdout:\n{out}\nstderr:\n{err}");
+    let cfg = cargo_shard::config::HostsConfig::load(&bad).unwrap();
+    for h in &cfg.hosts {
+        let reported = out
+            .lines()
+            .any(|l| l == format!("{}: removed 0 containers, 0 networks, 0 volumes", h.name))
+            || err
+                .lines()
+                .any(|l| l.starts_with(&format!("host {} ({}): unreachable: ", h.name, h.endpoint)));
+        assert!(reported, "{} not reported:\n{out}\n{err}", h.name);
+    }
+    assert!(err.contains("unreachable: connection refused"), "{err}");
+}

@@ -156,3 +156,51 @@ fn tls_to_a_plain_port_is_a_tls_error() {
     let line = failure_line(&err, "tls");
     assert!(line.contains("unreachable: TLS error: "), "{line}");
 }
+
+#[test]
+fn without_hosts_file_docker_host_is_used() {
+    let cfg = cargo_shard::config::HostsConfig::load(&hosts_file()).unwrap();
+    let e1 = cfg.hosts.iter().find(|h| h.name == "e1").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .arg("hosts")
+        .env("DOCKER_HOST", e1.endpoint.to_string())
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = stdout.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with("local ") && row.contains(&e1.endpoint.to_string()) && row.contains(" yes "),
+        "{row}"
+    );
+}
+
+#[test]
+fn stale_socket_is_refused() {
+    // A socket file nobody listens on, as a crashed daemon leaves behind.
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let path = dir.path().join("hosts.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[host]]\nname = \"stale\"\ndocker_host = \"unix://{}\"\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = cargo_shard(&["hosts", "--hosts", path.to_str().unwrap()]);
+    assert_eq!(code, 102, "{out}{err}");
+    assert!(
+        failure_line(&err, "stale").ends_with("unreachable: connection refused"),
+        "{err}"
+    );
+}

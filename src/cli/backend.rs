@@ -35,6 +35,11 @@ pub fn load_hosts(opt: &HostsOpt) -> Result<(HostsConfig, bool), (u8, String)> {
         }
         config.hosts.retain(|h| opt.only_host.contains(&h.name));
     }
+    if let Some(image) = &opt.image {
+        for h in &mut config.hosts {
+            h.image = image.clone();
+        }
+    }
     Ok((config, explicit))
 }
 

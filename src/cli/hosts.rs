@@ -6,37 +6,14 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{HostsArgs, HostsOpt, fail};
-use crate::config::{Host, HostsConfig};
+use crate::config::Host;
 use crate::engine::{Engine, EngineError, EngineInfo};
 use crate::exit;
 
 /// The hosts a subcommand works on: the hosts file (or the environment's default) narrowed
 /// by `--only-host`. The error is an exit code and its one line.
 pub(super) fn select_hosts(opt: &HostsOpt) -> Result<Vec<Host>, (u8, String)> {
-    let config = match &opt.hosts {
-        Some(path) => HostsConfig::load(path),
-        None => HostsConfig::from_env(),
-    }
-    .map_err(|e| (exit::BAD_INPUT, e.to_string()))?;
-    if opt.only_host.is_empty() {
-        return Ok(config.hosts);
-    }
-    let known: Vec<&str> = config.hosts.iter().map(|h| h.name.as_str()).collect();
-    if let Some(unknown) = opt.only_host.iter().find(|n| !known.contains(&n.as_str())) {
-        return Err((
-            exit::BAD_INPUT,
-            format!(
-                "--only-host {unknown}: no such host in {} (known: {})",
-                config.source,
-                known.join(", ")
-            ),
-        ));
-    }
-    Ok(config
-        .hosts
-        .into_iter()
-        .filter(|h| opt.only_host.contains(&h.name))
-        .collect())
+    super::backend::load_hosts(opt).map(|(config, _)| config.hosts)
 }
 
 /// One line of the table: a host and what checking it gave.
@@ -196,6 +173,7 @@ mod tests {
         let opt = HostsOpt {
             hosts: Some(path.clone()),
             only_host: vec!["b".into(), "zz".into()],
+            ..Default::default()
         };
         let (code, msg) = select_hosts(&opt).unwrap_err();
         assert_eq!(code, exit::BAD_INPUT);
@@ -206,6 +184,7 @@ mod tests {
         let opt = HostsOpt {
             hosts: Some(path),
             only_host: vec!["b".into()],
+            ..Default::default()
         };
         let names: Vec<String> = select_hosts(&opt).unwrap().into_iter().map(|h| h.name).collect();
         assert_eq!(names, ["b"]);

@@ -58,6 +58,9 @@ pub struct HostsOpt {
     /// Use only these hosts (repeatable, by name).
     #[arg(long = "only-host", value_name = "NAME")]
     pub only_host: Vec<String>,
+    /// Image for every shard container, instead of the hosts file's.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -293,7 +296,12 @@ pub struct ExecArgs {
     #[arg(long = "filter-env", value_name = "NAME")]
     pub filter_env: Option<String>,
     /// How to write the filter: `{regex}` becomes `^(k1|k2)$` with keys regex-escaped.
-    #[arg(long = "filter-format", value_name = "FMT", default_value = "{regex}")]
+    #[arg(
+        long = "filter-format",
+        value_name = "FMT",
+        default_value = "{regex}",
+        allow_hyphen_values = true
+    )]
     pub filter_format: String,
     /// One container per key, the key in this environment variable.
     #[arg(long = "key-env", value_name = "NAME")]

@@ -11,6 +11,18 @@ use crate::report::{events, progress, summary, timeline};
 use crate::run::{self, LiveHost, RunOptions, RunReport};
 
 pub async fn nextest(a: NextestRunArgs) -> u8 {
+    // A Go module with no cargo manifest: `cargo shard` means `cargo shard go`.
+    if a.select.manifest_path.is_none() && !Path::new("Cargo.toml").exists() && Path::new("go.mod").exists() {
+        let go = GoArgs {
+            packages: Vec::new(),
+            dir: None,
+            cgo: false,
+            gopath: None,
+            run: a.run,
+            passthrough: a.passthrough,
+        };
+        return Box::pin(self::go(go)).await;
+    }
     let live = match backend::connect(&a.run.hosts, a.run.quiet).await {
         Ok(l) => l,
         Err((code, msg)) => return fail(code, msg),
@@ -29,13 +41,99 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
 }
 
 pub async fn go(a: GoArgs) -> u8 {
-    let _ = a;
-    fail(exit::BAD_INPUT, "go: not wired yet")
+    let dir = a.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let out_dir = a.run.out_dir.clone().unwrap_or_else(|| dir.join("target/shard"));
+    if let Err(e) = std::fs::create_dir_all(&out_dir) {
+        return fail(
+            exit::BAD_INPUT,
+            format!("cannot create {}: {e}", out_dir.display()),
+        );
+    }
+    let live = match backend::connect(&a.run.hosts, a.run.quiet).await {
+        Ok(l) => l,
+        Err((code, msg)) => return fail(code, msg),
+    };
+    let mut opts = crate::discover::gotest::GoOptions::new(&dir, &out_dir);
+    opts.packages = a.packages.clone();
+    opts.cgo = a.cgo;
+    opts.gopath = a.gopath.clone();
+    opts.passthrough = a.passthrough.clone();
+    let suite = match tokio::task::spawn_blocking(move || crate::discover::gotest::discover(&opts)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return fail(exit::BUILD_FAILED, e),
+        Err(e) => return fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
+    };
+    run_suite(suite, &a.run, live, out_dir, "go").await
 }
 
 pub async fn exec(a: ExecArgs) -> u8 {
-    let _ = a;
-    fail(exit::BAD_INPUT, "exec: not wired yet")
+    use crate::discover::command::{ExecOptions, KeyPassing, KeySource};
+    let dir = a.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let out_dir = a.run.out_dir.clone().unwrap_or_else(|| dir.join("target/shard"));
+    let keys = match (&a.list, &a.run.plan.filters_file) {
+        (Some(cmd), None) => KeySource::List(cmd.clone()),
+        (None, Some(file)) => KeySource::File(file.clone()),
+        (Some(_), Some(_)) => {
+            return fail(
+                exit::BAD_INPUT,
+                "exec: give either --list or --filters-file, not both",
+            );
+        }
+        (None, None) => {
+            return fail(
+                exit::BAD_INPUT,
+                "exec: keys come from --list 'COMMAND' or --filters-file FILE",
+            );
+        }
+    };
+    let passing = match (&a.filter_env, &a.key_env) {
+        (Some(name), None) => KeyPassing::FilterEnv {
+            name: name.clone(),
+            format: a.filter_format.clone(),
+        },
+        (None, Some(name)) => KeyPassing::KeyEnv { name: name.clone() },
+        (Some(_), Some(_)) => {
+            return fail(
+                exit::BAD_INPUT,
+                "exec: give either --filter-env or --key-env, not both",
+            );
+        }
+        (None, None) => {
+            return fail(
+                exit::BAD_INPUT,
+                "exec: say how a shard gets its keys: --filter-env NAME or --key-env NAME",
+            );
+        }
+    };
+    let opts = ExecOptions {
+        keys,
+        list_filter: a.list_filter.clone(),
+        passing,
+        results: a.results.clone(),
+        dir,
+        command: a.command.clone(),
+        exclude: vec![out_dir.clone()],
+    };
+    let live = match backend::connect(&a.run.hosts, a.run.quiet).await {
+        Ok(l) => l,
+        Err((code, msg)) => return fail(code, msg),
+    };
+    let one_per_shard = opts.one_key_per_shard();
+    let suite = match tokio::task::spawn_blocking(move || crate::discover::command::discover(&opts)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return fail(exit::BAD_INPUT, e),
+        Err(e) => return fail(exit::BUILD_FAILED, format!("listing panicked: {e}")),
+    };
+    let mut run = a.run.clone();
+    // The filters file was the key source: every key is already selected.
+    run.plan.filters_file = None;
+    if one_per_shard {
+        // kubetest: one container per key.
+        run.plan.shards = Some(suite.tests.len().max(1));
+    }
+    run_suite(suite, &run, live, out_dir, "exec").await
 }
 
 /// `--out-dir`, else `<cargo target dir>/shard`.
@@ -119,6 +217,8 @@ pub(super) async fn run_suite(
         keep_containers: o.keep_containers,
     };
     let host_names: Vec<String> = live.iter().map(|h| h.host.name.clone()).collect();
+    let host_jobs: std::collections::BTreeMap<String, usize> =
+        live.iter().map(|h| (h.host.name.clone(), h.host.jobs)).collect();
     let mode = progress::ProgressMode::detect(o.no_progress || json, o.quiet || json, o.verbose > 0);
     let progress = progress::start(mode, &host_names, plan.test_count(), plan.makespan);
     let observer = if json {
@@ -154,7 +254,7 @@ pub(super) async fn run_suite(
     }
     written.logs = Some(out_dir.join("logs").display().to_string());
     if !report.interrupted {
-        match super::planning::record(history, &report, &history_path) {
+        match super::planning::record(history, &report, &host_jobs, &history_path) {
             Ok(()) => written.history = Some(history_path.display().to_string()),
             Err(e) => eprintln!("warning: cannot update history: {e}"),
         }

@@ -1,7 +1,9 @@
 //! Glue from a discovered suite to a plan: filters file, history (and seeding), estimates,
 //! host capacities; and back from a finished run to the history file.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use super::PlanOpts;
 use crate::config::Host;
@@ -9,7 +11,7 @@ use crate::discover::{Suite, TestStatus};
 use crate::exit;
 use crate::history::{self, History};
 use crate::plan::{self, Capacity, Filters, Plan, PlanOptions};
-use crate::run::RunReport;
+use crate::run::{AttemptEnd, RunReport};
 
 pub struct Planned {
     pub plan: Plan,
@@ -71,12 +73,16 @@ pub fn plan(
         .map(|t| t.id.clone())
         .collect();
     let weighted = history::estimate(&runnable, &history, p.default_duration);
-    let opts = PlanOptions {
+    let mut opts = PlanOptions {
         shards: p.shards,
         shuffle: p.shuffle,
         seed: p.seed,
         ..PlanOptions::default()
     };
+    // What a shard costs beyond its tests was measured by earlier runs: trust it over a guess.
+    if let Some(overhead) = history.overhead() {
+        opts.per_shard_overhead = overhead;
+    }
     let plan = plan::plan(&weighted, caps, &opts);
     Ok(Planned {
         plan,
@@ -90,8 +96,14 @@ pub fn render(plan: &Plan) -> String {
     plan::render::human(plan)
 }
 
-/// Adds this run's measured durations to the history and saves it.
-pub fn record(mut history: History, report: &RunReport, path: &Path) -> Result<(), history::HistoryError> {
+/// Adds this run's measured durations, and its typical per-shard overhead, to the history
+/// and saves it. `jobs` maps each host to the tests it runs at once in one container.
+pub fn record(
+    mut history: History,
+    report: &RunReport,
+    jobs: &BTreeMap<String, usize>,
+    path: &Path,
+) -> Result<(), history::HistoryError> {
     for o in &report.outcomes {
         let measured =
             matches!(o.result.status, TestStatus::Passed | TestStatus::Failed) && o.shard.is_some();
@@ -99,5 +111,44 @@ pub fn record(mut history: History, report: &RunReport, path: &Path) -> Result<(
             history.record(o.id(), o.result.duration);
         }
     }
+    if let Some(overhead) = shard_overhead(report, jobs) {
+        history.record_overhead(overhead);
+    }
     history.save_atomic(path)
+}
+
+/// The median, over first attempts that ran to the end, of a shard's wall time minus the
+/// time its tests account for.
+fn shard_overhead(report: &RunReport, jobs: &BTreeMap<String, usize>) -> Option<Duration> {
+    let mut per_shard: BTreeMap<usize, Vec<Duration>> = BTreeMap::new();
+    for o in &report.outcomes {
+        if let Some(s) = o.shard
+            && o.earlier.is_empty()
+        {
+            per_shard.entry(s).or_default().push(o.result.duration);
+        }
+    }
+    let mut samples: Vec<f64> = report
+        .attempts
+        .iter()
+        .filter(|a| a.attempt == 1 && !a.rerun && matches!(a.end, AttemptEnd::Exited(_)))
+        .filter_map(|a| {
+            let tests = per_shard.get(&a.shard)?;
+            let sum: Duration = tests.iter().sum();
+            let longest = tests.iter().max().copied().unwrap_or_default();
+            let j = jobs.get(&a.host).copied().unwrap_or(1).max(1) as u32;
+            let busy = longest.max(sum / j);
+            Some(
+                a.finished
+                    .saturating_sub(a.started)
+                    .saturating_sub(busy)
+                    .as_secs_f64(),
+            )
+        })
+        .collect();
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_by(f64::total_cmp);
+    Some(Duration::from_secs_f64(samples[samples.len() / 2]))
 }

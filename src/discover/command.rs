@@ -1,8 +1,9 @@
 //! `cargo shard exec`: shard a user's own command (moby's `make test-integration`,
 //! kubetest) by keys. The keys come from a file or a listing command; each shard runs the
 //! command once with its keys joined into one regex in an environment variable (or, with
-//! `--key-env`, once per key), and results are read from the JUnit files the command wrote,
-//! else from gocheck or `go test -v` output, else from the exit code.
+//! `--key-env`, once per key), and results are read from the JUnit files the command wrote
+//! (read with the shared `crate::junit` reader), else from gocheck or `go test -v` output,
+//! else from the exit code.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,8 +18,7 @@ use crate::discover::gotest::parse::{ParsedRun, ParsedTest, parse_go_v};
 use crate::discover::gotest::tree::source_files;
 use crate::discover::{Collected, ShardCtx, ShardRecipe, ShardSpec, Suite, TestCase, TestId, TestResult};
 use crate::discover::{TestStatus, Upload};
-
-pub mod junit_in;
+use crate::junit::CaseStatus;
 
 /// The placeholder in `--filter-format` replaced by the shard's anchored key regex.
 pub const REGEX_PLACEHOLDER: &str = "{regex}";
@@ -253,17 +253,34 @@ impl ExecRecipe {
             if !matches {
                 continue;
             }
-            let Ok(cases) = junit_in::read_junit(&String::from_utf8_lossy(bytes)) else {
+            let Ok(report) = crate::junit::read_bytes(bytes, path) else {
                 continue;
             };
-            for c in cases {
+            for c in report.suites.iter().flat_map(|s| &s.cases) {
+                let (status, message, text) = match &c.status {
+                    CaseStatus::Passed => (TestStatus::Passed, None, ""),
+                    CaseStatus::Failure { message, text, .. } => {
+                        (TestStatus::Failed, message.clone(), text.as_str())
+                    }
+                    CaseStatus::Error { message, text, .. } => {
+                        (TestStatus::Error, message.clone(), text.as_str())
+                    }
+                    CaseStatus::Skipped { message } => (TestStatus::Skipped, message.clone(), ""),
+                };
                 let test = ParsedTest {
                     name: c.name.clone(),
-                    status: Some(c.status),
+                    status: Some(status),
                     started: true,
-                    duration: c.time,
-                    message: c.message.clone(),
-                    output: format!("{}{}", c.stdout, c.stderr),
+                    duration: c
+                        .time
+                        .and_then(|t| Duration::try_from_secs_f64(t).ok())
+                        .unwrap_or_default(),
+                    message,
+                    output: format!(
+                        "{text}{}{}",
+                        c.stdout.as_deref().unwrap_or_default(),
+                        c.stderr.as_deref().unwrap_or_default()
+                    ),
                 };
                 if !c.classname.is_empty() {
                     out.push(ParsedTest {

@@ -35,7 +35,7 @@ pub struct DockerEngine {
     name: String,
     docker: Docker,
     /// Declared after `docker` so the client goes before the proxy it talks through.
-    _tunnel: Option<Tunnel>,
+    tunnel: Option<Tunnel>,
 }
 
 impl DockerEngine {
@@ -122,12 +122,17 @@ impl DockerEngine {
         Ok(Self {
             name: host.name.clone(),
             docker,
-            _tunnel: tunnel,
+            tunnel,
         })
     }
 
     pub fn host(&self) -> &str {
         &self.name
+    }
+
+    /// The local end of the ssh tunnel, for `ssh://` engines.
+    pub fn proxy_socket(&self) -> Option<&Path> {
+        self.tunnel.as_ref().map(|t| t.socket())
     }
 
     /// The bollard client, for tests and tools that need a call this layer does not wrap.
@@ -259,11 +264,13 @@ impl DockerEngine {
             reason: format!("{what}: {e}"),
         };
         let dirs = tarball::dirs_tar(&job.root).map_err(|e| local_err("pack", e))?;
-        self.upload(id, "/", dirs).await?;
-        self.upload(id, &job.root, job.payload.as_ref().clone()).await?;
+        self.upload(id, "/", dirs.into()).await?;
+        // Shared, not copied: every shard of the run uploads the same payload.
+        let payload = bytes::Bytes::from_owner(SharedPayload(job.payload.clone()));
+        self.upload(id, &job.root, payload).await?;
         if !job.spec.files.is_empty() {
             let files = tarball::files_tar(&job.spec.files).map_err(|e| local_err("pack", e))?;
-            self.upload(id, &job.root, files).await?;
+            self.upload(id, &job.root, files.into()).await?;
         }
         phases.upload = t.elapsed();
 
@@ -315,13 +322,13 @@ impl DockerEngine {
         })
     }
 
-    async fn upload(&self, id: &str, path: &str, tar: Vec<u8>) -> Result<(), EngineError> {
+    async fn upload(&self, id: &str, path: &str, tar: bytes::Bytes) -> Result<(), EngineError> {
         let opts = UploadToContainerOptions {
             path: path.to_string(),
             ..Default::default()
         };
         self.docker
-            .upload_to_container(id, Some(opts), body_full(tar.into()))
+            .upload_to_container(id, Some(opts), body_full(tar))
             .await
             .map_err(|e| self.failed(&format!("upload to {path}"), e))
     }
@@ -453,6 +460,15 @@ impl DockerEngine {
             removed.volumes.push(v.name);
         }
         Ok(removed)
+    }
+}
+
+/// The run's payload as bytes without a copy.
+struct SharedPayload(std::sync::Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedPayload {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 

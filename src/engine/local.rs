@@ -112,7 +112,14 @@ impl LocalEngine {
         // One pipe for stdout and stderr keeps their interleaving, as a container's log does.
         let (reader, writer) = std::io::pipe().map_err(|e| self.err(format!("pipe: {e}")))?;
         let writer2 = writer.try_clone().map_err(|e| self.err(format!("pipe: {e}")))?;
-        let mut cmd = tokio::process::Command::new(argv0);
+        let _ = std::fs::create_dir_all(&job.spec.workdir); // as Docker does for WorkingDir
+        // A relative program path means one under the workdir, as inside a container.
+        let program = if argv0.contains('/') && !argv0.starts_with('/') {
+            Path::new(&job.spec.workdir).join(argv0)
+        } else {
+            Path::new(argv0).to_path_buf()
+        };
+        let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .current_dir(&job.spec.workdir)
             .envs(job.spec.env.iter().map(|(k, v)| (k, v)))

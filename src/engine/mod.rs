@@ -66,6 +66,7 @@ pub struct ShardJob {
     pub name: String,
     pub image: String,
     pub network: String,
+    /// Labels for the container; include [`crate::config::RUN_LABEL`] so `gc` finds it.
     pub labels: BTreeMap<String, String>,
     /// The shared payload (a tar whose entries are relative to the shard root), built once.
     pub payload: Arc<Vec<u8>>,
@@ -178,5 +179,16 @@ impl Engine {
             Engine::Docker(d) => d.remove_labelled(run).await,
             Engine::Local(_) => Ok(Removed::default()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The runner shares one engine between the tasks of all its slots.
+    #[test]
+    fn engine_is_shareable_across_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<super::Engine>();
+        shareable::<super::EngineError>();
     }
 }

@@ -12,7 +12,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -158,10 +158,25 @@ fn check_host_key(sess: &Session, t: &SshTarget) -> Result<(), String> {
 /// A running proxy; dropping it stops the listener and every connection.
 pub struct Tunnel {
     socket: PathBuf,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     accept: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
+
+/// What the listener and every connection thread share.
+struct Shared {
+    target: SshTarget,
+    /// Authenticated sessions with no open channel, ready for the next connection: a fresh
+    /// one costs a key exchange and authentication (tens of ms) per Docker request.
+    idle: Mutex<Vec<(Session, RawFd)>>,
+    /// Sessions being opened in the background to keep `idle` at [`IDLE_MIN`].
+    warming: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// Sequential requests each open a connection before the last one's session is back.
+const IDLE_MIN: usize = 2;
+const IDLE_MAX: usize = 8;
 
 impl Tunnel {
     /// Checks that a session can be opened (so a bad key fails here, with a reason), then
@@ -170,7 +185,9 @@ impl Tunnel {
         let (probe, fd) = open_session(&target)?;
         // The remote socket must answer too, or every request would fail later, less clearly.
         match probe.channel_direct_streamlocal(&target.remote_socket, None) {
-            Ok(ch) => drop(ch),
+            Ok(mut ch) => {
+                let _ = ch.close().and_then(|()| ch.wait_close());
+            }
             Err(e) => {
                 return Err(format!(
                     "remote socket {} unreachable over ssh: {}",
@@ -179,7 +196,6 @@ impl Tunnel {
                 ));
             }
         }
-        let pool: Pool = Arc::new(Mutex::new(vec![(probe, fd)]));
         let dir = tempfile::Builder::new()
             .prefix("cargo-shard-ssh-")
             .tempdir()
@@ -192,15 +208,21 @@ impl Tunnel {
         listener
             .set_nonblocking(true)
             .map_err(|e| format!("proxy socket: {e}"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
+        let shared = Arc::new(Shared {
+            target,
+            idle: Mutex::new(vec![(probe, fd)]),
+            warming: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        });
+        warm(&shared);
+        let s = shared.clone();
         let accept = std::thread::Builder::new()
             .name("ssh-proxy".into())
-            .spawn(move || accept_loop(listener, target, pool, stop2))
+            .spawn(move || accept_loop(listener, s))
             .map_err(|e| format!("cannot start the proxy thread: {e}"))?;
         Ok(Tunnel {
             socket,
-            stop,
+            shared,
             accept: Some(accept),
             _dir: dir,
         })
@@ -213,22 +235,33 @@ impl Tunnel {
 
 impl Drop for Tunnel {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
+        // Idle sessions go now; busy ones when their thread sees `stop`.
+        self.shared.idle().clear();
     }
 }
 
-fn accept_loop(listener: UnixListener, target: SshTarget, pool: Pool, stop: Arc<AtomicBool>) {
-    let target = Arc::new(target);
-    while !stop.load(Ordering::SeqCst) {
+impl Shared {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<(Session, RawFd)>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
+    while !shared.stopped() {
         match listener.accept() {
             Ok((conn, _)) => {
-                let (t, p, s) = (target.clone(), pool.clone(), stop.clone());
+                let s = shared.clone();
                 let _ = std::thread::Builder::new()
                     .name("ssh-proxy-conn".into())
-                    .spawn(move || serve(conn, &t, &p, &s));
+                    .spawn(move || serve(conn, &s));
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 poll(&mut [pollfd(listener.as_raw_fd(), libc::POLLIN)], POLL_MS);
@@ -238,39 +271,62 @@ fn accept_loop(listener: UnixListener, target: SshTarget, pool: Pool, stop: Arc<
     }
 }
 
-/// Authenticated sessions whose last channel closed cleanly, ready for the next connection:
-/// saves a key exchange and authentication (tens of ms) per Docker request.
-type Pool = Arc<Mutex<Vec<(Session, RawFd)>>>;
-const POOL_MAX: usize = 8;
+/// Opens sessions in the background until `IDLE_MIN` are idle or being opened.
+fn warm(shared: &Arc<Shared>) {
+    loop {
+        let have = shared.idle().len() + shared.warming.load(Ordering::SeqCst);
+        if have >= IDLE_MIN || shared.stopped() {
+            return;
+        }
+        shared.warming.fetch_add(1, Ordering::SeqCst);
+        let s = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("ssh-proxy-warm".into())
+            .spawn(move || {
+                if let Ok(session) = open_session(&s.target)
+                    && !s.stopped()
+                {
+                    s.idle().push(session);
+                }
+                s.warming.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            shared.warming.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+    }
+}
 
 /// One proxied connection. When no session or channel can be opened the local side is simply
 /// closed: the client sees the connection drop, as with a dead engine.
-fn serve(conn: UnixStream, t: &SshTarget, pool: &Pool, stop: &AtomicBool) {
-    let Some((sess, tcp_fd, mut channel)) = session_with_channel(t, pool) else {
+fn serve(conn: UnixStream, shared: &Arc<Shared>) {
+    let Some((sess, tcp_fd, mut channel)) = session_with_channel(shared) else {
         return;
     };
-    if pump(conn, &sess, &mut channel, tcp_fd, stop).is_ok() && !stop.load(Ordering::SeqCst) {
+    warm(shared);
+    if pump(conn, &sess, &mut channel, tcp_fd, &shared.stop).is_ok() && !shared.stopped() {
         sess.set_blocking(true);
         let closed = channel.close().and_then(|()| channel.wait_close());
         drop(channel);
-        let mut idle = pool.lock().unwrap_or_else(|e| e.into_inner());
-        if closed.is_ok() && idle.len() < POOL_MAX {
+        let mut idle = shared.idle();
+        if closed.is_ok() && idle.len() < IDLE_MAX {
             idle.push((sess, tcp_fd));
         }
     }
 }
 
-fn session_with_channel(t: &SshTarget, pool: &Pool) -> Option<(Session, RawFd, ssh2::Channel)> {
+fn session_with_channel(shared: &Shared) -> Option<(Session, RawFd, ssh2::Channel)> {
+    let socket = &shared.target.remote_socket;
     loop {
-        let pooled = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let pooled = shared.idle().pop();
         let Some((sess, fd)) = pooled else { break };
-        // A pooled session may have been closed by the server meanwhile: then try the next.
-        if let Ok(ch) = sess.channel_direct_streamlocal(&t.remote_socket, None) {
+        // An idle session may have been closed by the server meanwhile: then try the next.
+        if let Ok(ch) = sess.channel_direct_streamlocal(socket, None) {
             return Some((sess, fd, ch));
         }
     }
-    let (sess, fd) = open_session(t).ok()?;
-    let ch = sess.channel_direct_streamlocal(&t.remote_socket, None).ok()?;
+    let (sess, fd) = open_session(&shared.target).ok()?;
+    let ch = sess.channel_direct_streamlocal(socket, None).ok()?;
     Some((sess, fd, ch))
 }
 
@@ -373,8 +429,15 @@ fn pump(
             if !down.is_empty() {
                 local_events |= libc::POLLOUT;
             }
+            // Wait for the ssh socket only in the directions that can make progress, or a
+            // slow local reader would turn this into a busy loop on readable ssh data.
             let dirs = sess.block_directions();
-            let mut remote_events = libc::POLLIN;
+            let mut remote_events = 0;
+            if (down.is_empty() && !remote_eof)
+                || matches!(dirs, ssh2::BlockDirections::Inbound | ssh2::BlockDirections::Both)
+            {
+                remote_events |= libc::POLLIN;
+            }
             if matches!(
                 dirs,
                 ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::discover::TestId;
+use crate::discover::{TestId, TestResult, TestStatus};
 use crate::junit;
 
 mod estimate;
@@ -45,6 +45,9 @@ pub enum HistoryError {
 pub struct History {
     /// Seconds, oldest first, at most [`SAMPLES`].
     tests: BTreeMap<TestId, Vec<f64>>,
+    /// A shard's fixed cost beyond its tests (container create, upload, start, unpacking,
+    /// collect, remove), seconds, one median per run, oldest first, at most [`SAMPLES`].
+    overhead: Vec<f64>,
 }
 
 /// The JSON file: `{"version": 1, "tests": {"<group>": {"<name>": [secs…]}}}`; maps are
@@ -53,6 +56,8 @@ pub struct History {
 struct FileFormat {
     version: u32,
     tests: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    shard_overhead: Vec<f64>,
 }
 
 /// What seeding from JUnit files found.
@@ -94,6 +99,14 @@ impl History {
             return (History::new(), Some(fresh(path, &why)));
         }
         let mut h = History::new();
+        h.overhead = file
+            .shard_overhead
+            .into_iter()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .collect();
+        if h.overhead.len() > SAMPLES {
+            h.overhead.drain(..h.overhead.len() - SAMPLES);
+        }
         for (group, names) in file.tests {
             for (name, samples) in names {
                 let mut samples: Vec<f64> = samples
@@ -142,10 +155,29 @@ impl History {
         let file = FileFormat {
             version: FORMAT_VERSION,
             tests,
+            shard_overhead: self.overhead.iter().map(|s| (s * 1e6).round() / 1e6).collect(),
         };
         let mut s = serde_json::to_string_pretty(&file).expect("a map of numbers serialises");
         s.push('\n');
         s
+    }
+
+    /// Adds one run's typical per-shard overhead, forgetting the oldest beyond [`SAMPLES`].
+    pub fn record_overhead(&mut self, overhead: Duration) {
+        self.overhead.push(overhead.as_secs_f64());
+        if self.overhead.len() > SAMPLES {
+            self.overhead.remove(0);
+        }
+    }
+
+    /// The median per-shard overhead of recent runs, if any run was recorded.
+    pub fn overhead(&self) -> Option<Duration> {
+        if self.overhead.is_empty() {
+            return None;
+        }
+        let mut v = self.overhead.clone();
+        v.sort_by(f64::total_cmp);
+        Some(Duration::from_secs_f64(v[v.len() / 2]))
     }
 
     /// Adds one measured duration, forgetting the oldest beyond [`SAMPLES`].
@@ -155,6 +187,33 @@ impl History {
         if samples.len() > SAMPLES {
             samples.remove(0);
         }
+    }
+
+    /// Records a run's results. Only passed and failed tests count: a skipped test did not
+    /// run, and an errored one (timeout, lost shard) stopped at an arbitrary point.
+    pub fn record_results(&mut self, results: &[TestResult]) {
+        for r in results {
+            if matches!(r.status, TestStatus::Passed | TestStatus::Failed) {
+                self.record(&r.id, r.duration);
+            }
+        }
+    }
+
+    /// The history for a run: the file at `path` (if any), then every JUnit file matched
+    /// by `timings_from` on top. Warnings are for the user; only a bad glob is an error.
+    pub fn prepare(
+        path: Option<&Path>,
+        timings_from: &[String],
+    ) -> Result<(History, Vec<Warning>), HistoryError> {
+        let (mut h, warning) = match path {
+            Some(p) => History::load(p),
+            None => (History::new(), None),
+        };
+        let mut warnings: Vec<Warning> = warning.into_iter().collect();
+        if !timings_from.is_empty() {
+            warnings.extend(h.seed_from_junit(timings_from)?.warnings);
+        }
+        Ok((h, warnings))
     }
 
     /// The expected duration: the median of the kept samples.
@@ -177,9 +236,7 @@ impl History {
             .map(|(id, s)| (id, Duration::from_secs_f64(median(s))))
     }
 
-    /// Records every timed, non-skipped case of a JUnit report. Identity: group = the
-    /// case's classname (nextest: binary id; Go: import path; Surefire: Java class),
-    /// falling back to the suite name when a writer leaves classname empty.
+    /// Records every timed, non-skipped case of a JUnit report; see [`junit_test_id`].
     pub fn seed_from_report(&mut self, report: &junit::Report) -> usize {
         let mut n = 0;
         for suite in &report.suites {
@@ -188,15 +245,7 @@ impl History {
                 if case.status.is_skipped() {
                     continue;
                 }
-                let group = if case.classname.is_empty() {
-                    &suite.name
-                } else {
-                    &case.classname
-                };
-                self.record(
-                    &TestId::new(group.clone(), case.name.clone()),
-                    Duration::from_secs_f64(secs),
-                );
+                self.record(&junit_test_id(suite, case), Duration::from_secs_f64(secs));
                 n += 1;
             }
         }
@@ -243,6 +292,22 @@ impl History {
         }
         Ok(summary)
     }
+}
+
+/// The [`TestId`] a JUnit case stands for: group = the case's classname (nextest: binary
+/// id; gotestsum and go-junit-report v2: import path; Surefire: Java class), name = its
+/// name. Two writers need the suite name instead: those leaving classname empty, and
+/// go-junit-report v1, whose classname is only the import path's last element (`pay` in
+/// suite `example.com/shop/pay`), which would not match what `go test -list` discovers.
+pub fn junit_test_id(suite: &junit::Suite, case: &junit::Case) -> TestId {
+    let short_form = !suite.name.is_empty()
+        && (case.classname.is_empty()
+            || suite
+                .name
+                .strip_suffix(case.classname.as_str())
+                .is_some_and(|head| head.ends_with('/')));
+    let group = if short_form { &suite.name } else { &case.classname };
+    TestId::new(group.clone(), case.name.clone())
 }
 
 fn fresh(path: &Path, why: &str) -> Warning {

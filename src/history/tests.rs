@@ -123,8 +123,16 @@ fn seeding_from_junit_maps_classname_and_name_and_warns_on_bad_files() {
         h.expected(&id("example.com/shop/pricing", "TestTaxTables")),
         Some(secs(0.62))
     );
-    // go-junit-report v1 writes the package's last element as classname.
-    assert_eq!(h.expected(&id("pay", "TestRefund")), Some(secs(2.01)));
+    // go-junit-report v1 writes the package's last element as classname: the suite has the path.
+    assert_eq!(
+        h.expected(&id("example.com/shop/pay", "TestRefund")),
+        Some(secs(2.01))
+    );
+    assert_eq!(
+        h.expected(&id("example.com/shop/pay/internal/ledger", "TestBalance")),
+        Some(secs(0.03))
+    );
+    assert_eq!(h.expected(&id("pay", "TestRefund")), None);
     // Surefire: group = Java class; `1,200.5` is 1200.5 s.
     assert_eq!(
         h.expected(&id("com.example.shop.CartTest", "bulkImport")),
@@ -168,4 +176,58 @@ fn estimates_use_group_median_then_global_median_then_default() {
     );
     let w = estimate(&tests, &History::new(), secs(1.5));
     assert!(w.iter().all(|w| w.estimated && w.expected == secs(1.5)));
+}
+
+#[test]
+fn results_count_only_when_the_test_ran_to_an_outcome() {
+    use crate::discover::{TestResult, TestStatus};
+    let result = |name: &str, status, s: f64| TestResult {
+        id: id("g", name),
+        status,
+        duration: secs(s),
+        message: None,
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    let mut h = History::new();
+    h.record_results(&[
+        result("pass", TestStatus::Passed, 1.0),
+        result("fail", TestStatus::Failed, 2.0),
+        result("skip", TestStatus::Skipped, 0.0),
+        result("timeout", TestStatus::Error, 60.0),
+    ]);
+    assert_eq!(h.expected(&id("g", "pass")), Some(secs(1.0)));
+    assert_eq!(h.expected(&id("g", "fail")), Some(secs(2.0)));
+    assert_eq!(h.len(), 2);
+}
+
+#[test]
+fn prepare_loads_then_seeds_and_collects_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.json");
+    std::fs::write(&path, "not json").unwrap();
+    let glob = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/junit/nextest.xml").to_string();
+    let (h, warnings) = History::prepare(Some(&path), &[glob]).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].0.contains("history.json"));
+    assert_eq!(h.len(), 14);
+    let (h, warnings) = History::prepare(None, &[]).unwrap();
+    assert!(h.is_empty() && warnings.is_empty());
+}
+
+#[test]
+fn shard_overhead_is_the_median_of_recent_runs_and_survives_a_round_trip() {
+    let mut h = History::new();
+    assert_eq!(h.overhead(), None);
+    for s in [1.0, 9.0, 2.0, 1.5, 1.8, 2.2] {
+        h.record_overhead(Duration::from_secs_f64(s));
+    }
+    // The oldest (1.0) is forgotten; the outlier (9.0) does not move the median.
+    assert_eq!(h.overhead(), Some(Duration::from_secs_f64(2.0)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.json");
+    h.save_atomic(&path).unwrap();
+    let (back, warning) = History::load(&path);
+    assert!(warning.is_none());
+    assert_eq!(back.overhead(), h.overhead());
 }

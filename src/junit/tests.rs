@@ -138,10 +138,16 @@ fn go_junit_report_fixture_reads_escapes_and_control_char_refs() {
         ]
     );
     assert_eq!(case(&r, "TestRefund").time, Some(2.01));
+    assert_eq!(
+        case(&r, "TestRefund").classname,
+        "pay",
+        "v1 writes the import path's last element"
+    );
+    assert_eq!(r.suites[0].hostname.as_deref(), Some("ci-runner-3"));
     match &case(&r, "TestRefund").status {
         CaseStatus::Failure { text, .. } => assert_eq!(
             text,
-            "pay_test.go:41: refund: got 3, want 2\npay_test.go:42: ledger <unbalanced> & locked\n\u{1b}[31mred\u{1b}[0m"
+            "pay_test.go:41: refund: got 3, want 2\n\tledger.go:12: called from here\npay_test.go:42: ledger <unbalanced> & locked\n\u{1b}[31mred\u{1b}[0m"
         ),
         other => panic!("{other:?}"),
     }
@@ -348,8 +354,9 @@ fn xmllint_validate(path: &Path) -> Result<(), String> {
 #[test]
 fn hostile_output_still_validates_against_the_schema() {
     let raw: &[u8] = b"bytes \xff\xfe bad utf8, ctl \x01 and \x08, nul \x00, \x1b[31mred\x1b[0m, ]]> end";
+    let every_ascii: String = (0u8..=0x7f).map(char::from).collect();
     let hostile = format!(
-        "{} <tag> & ]]> \u{1b}[1;32mok\u{1b}[0m caf\u{e9} \u{65e5}\u{672c} \u{ffff}",
+        "{} <tag> & ]]> \u{1b}[1;32mok\u{1b}[0m caf\u{e9} \u{65e5}\u{672c} \u{ffff} | {every_ascii} | \u{85}\u{2028}\u{fffe}\u{10ffff}",
         text_from_bytes(raw)
     );
     let mut report = sample();

@@ -10,7 +10,6 @@
 //! - each slot runs its shards one after another, so a slot finishes at the sum of its
 //!   shards' costs, and the run at the latest slot's finish (the makespan).
 
-use std::cmp::Ordering;
 use std::time::Duration;
 
 use super::rng::SplitMix64;
@@ -52,6 +51,7 @@ impl Slot {
     fn rate(&self) -> f64 {
         self.jobs * self.weight
     }
+    #[inline]
     pub(crate) fn cost(&self, sum: f64, longest: f64, overhead: f64) -> f64 {
         overhead + longest.max(sum / self.jobs) / self.weight
     }
@@ -156,35 +156,30 @@ pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
     for &k in &owner {
         finish[k] += overhead;
     }
+    // Each bin's current cost, so the hot loop evaluates the model once per candidate.
+    let mut cost: Vec<f64> = bins
+        .iter()
+        .map(|b| slots[b.slot].cost(0.0, 0.0, overhead))
+        .collect();
     for &t in &order {
         let d = tests[t].expected.as_secs_f64();
-        let mut best: Option<(f64, f64, usize)> = None;
+        let mut best = (f64::INFINITY, f64::INFINITY, usize::MAX);
         for (i, b) in bins.iter().enumerate() {
-            let slot = &slots[b.slot];
-            let old = slot.cost(b.sum, b.longest, overhead);
-            let new = slot.cost(b.sum + d, b.longest.max(d), overhead);
-            let cand = (finish[b.slot] - old + new, b.sum, i);
-            let better = match best {
-                None => true,
-                Some(cur) => match cand.0.total_cmp(&cur.0) {
-                    Ordering::Less => true,
-                    Ordering::Greater => false,
-                    // Same finish: spread over the shards of a slot, lowest index last.
-                    Ordering::Equal => cand.1 < cur.1,
-                },
-            };
-            if better {
-                best = Some(cand);
+            let new = slots[b.slot].cost(b.sum + d, b.longest.max(d), overhead);
+            let end = finish[b.slot] - cost[i] + new;
+            // Same finish: spread over the shards of a slot, lowest index first.
+            if end < best.0 || (end == best.0 && b.sum < best.1) {
+                best = (end, b.sum, i);
             }
         }
-        let (_, _, i) = best.expect("there is at least one shard");
+        let i = best.2;
         let b = &mut bins[i];
-        let slot = &slots[b.slot];
-        finish[b.slot] +=
-            slot.cost(b.sum + d, b.longest.max(d), overhead) - slot.cost(b.sum, b.longest, overhead);
         b.sum += d;
         b.longest = b.longest.max(d);
         b.tests.push(t);
+        let new = slots[b.slot].cost(b.sum, b.longest, overhead);
+        finish[b.slot] += new - cost[i];
+        cost[i] = new;
     }
     if opts.shuffle {
         for b in &mut bins {

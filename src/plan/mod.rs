@@ -34,6 +34,22 @@ pub struct Capacity {
     pub weight: f64,
 }
 
+impl From<&crate::config::Host> for Capacity {
+    fn from(h: &crate::config::Host) -> Self {
+        Self {
+            host: h.name.clone(),
+            slots: h.slots,
+            jobs: h.jobs,
+            weight: h.weight,
+        }
+    }
+}
+
+/// The planner's view of the configured hosts.
+pub fn capacities(hosts: &[crate::config::Host]) -> Vec<Capacity> {
+    hosts.iter().map(Capacity::from).collect()
+}
+
 /// One container's worth of tests.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Shard {

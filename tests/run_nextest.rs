@@ -1,0 +1,210 @@
+//! End to end on the live test bed: `cargo shard` over `fixtures/rust-sample` across three
+//! engines (one through the ssh tunnel) against a local `cargo nextest run` of the same suite.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cargo_shard::junit::{self, CaseStatus};
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/rust-sample/Cargo.toml")
+}
+
+fn schema() -> PathBuf {
+    std::env::var_os("CARGO_SHARD_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/junit/junit-10.xsd"))
+}
+
+/// (group, name) → status word, from a JUnit report.
+fn statuses(path: &Path) -> BTreeMap<(String, String), &'static str> {
+    let report = junit::read_file(path).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = BTreeMap::new();
+    for suite in report.suites {
+        for case in suite.cases {
+            let status = match case.status {
+                CaseStatus::Passed => "passed",
+                CaseStatus::Failure { .. } => "failed",
+                CaseStatus::Error { .. } => "error",
+                CaseStatus::Skipped { .. } => "skipped",
+            };
+            let key = (case.classname.clone(), case.name.clone());
+            assert!(
+                out.insert(key, status).is_none(),
+                "{}/{} reported twice",
+                case.classname,
+                case.name
+            );
+        }
+    }
+    out
+}
+
+/// What a plain local nextest run says, through a JUnit profile of our own.
+fn local_nextest(dir: &Path) -> BTreeMap<(String, String), &'static str> {
+    let config = dir.join("local.toml");
+    std::fs::write(
+        &config,
+        format!("[store]\ndir = {:?}\n[profile.local]\nfail-fast = false\n[profile.local.junit]\npath = \"junit.xml\"\n", dir.join("store")),
+    )
+    .unwrap();
+    let status = Command::new("cargo")
+        .args([
+            "nextest",
+            "run",
+            "--no-fail-fast",
+            "--profile",
+            "local",
+            "--manifest-path",
+        ])
+        .arg(fixture())
+        .arg("--tool-config-file")
+        .arg(format!("local:{}", config.display()))
+        .output()
+        .expect("cargo nextest run");
+    assert_eq!(
+        status.status.code(),
+        Some(100),
+        "the fixture has failing tests: {status:?}"
+    );
+    statuses(&dir.join("store/local/junit.xml"))
+}
+
+/// Every listed test id (binary id, name) with whether it is ignored.
+fn listed() -> BTreeMap<(String, String), bool> {
+    let out = Command::new("cargo")
+        .args([
+            "nextest",
+            "list",
+            "--message-format",
+            "json",
+            "--run-ignored",
+            "all",
+            "--manifest-path",
+        ])
+        .arg(fixture())
+        .output()
+        .expect("cargo nextest list");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut tests = BTreeMap::new();
+    for (binary_id, suite) in v["rust-suites"].as_object().unwrap() {
+        for (name, case) in suite["testcases"].as_object().unwrap() {
+            tests.insert(
+                (binary_id.clone(), name.clone()),
+                case["ignored"].as_bool().unwrap(),
+            );
+        }
+    }
+    tests
+}
+
+#[test]
+fn shards_the_rust_sample_across_three_engines() {
+    let hosts = common::hosts_file();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let output = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .args(["shard", "--hosts"])
+        .arg(&hosts)
+        .arg("--manifest-path")
+        .arg(fixture())
+        .arg("--out-dir")
+        .arg(&out_dir)
+        .args(["--message-format", "json", "--shards", "6"])
+        .output()
+        .expect("run cargo-shard");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(100),
+        "exit code says tests failed; stderr:\n{stderr}"
+    );
+
+    // The merged report is valid and holds every listed test once, as a local run judges it.
+    let junit_path = out_dir.join("junit.xml");
+    let lint = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(schema())
+        .arg(&junit_path)
+        .output()
+        .expect("xmllint (libxml2-utils) must be installed");
+    assert!(
+        lint.status.success(),
+        "schema validation: {}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let ours = statuses(&junit_path);
+    let listed = listed();
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        listed.keys().collect::<Vec<_>>(),
+        "every listed test exactly once"
+    );
+    let local = local_nextest(dir.path());
+    for (key, ignored) in &listed {
+        let expected = if *ignored {
+            "skipped"
+        } else {
+            local.get(key).copied().unwrap_or("missing locally")
+        };
+        assert_eq!(ours[key], expected, "{key:?}");
+    }
+    assert!(ours.values().filter(|s| **s == "failed").count() >= 2);
+
+    // Every engine ran something, and the JSON events agree with the JUnit.
+    let mut run_id = String::new();
+    let mut hosts_used = std::collections::BTreeSet::new();
+    let mut finished = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        match v["type"].as_str().unwrap() {
+            "run-started" => run_id = v["run_id"].as_str().unwrap().to_string(),
+            "shard-finished" => {
+                hosts_used.insert(v["host"].as_str().unwrap().to_string());
+            }
+            "run-finished" => {
+                for t in v["tests"].as_array().unwrap() {
+                    let key = (
+                        t["group"].as_str().unwrap().to_string(),
+                        t["name"].as_str().unwrap().to_string(),
+                    );
+                    finished.insert(key, t["status"].as_str().unwrap().to_string());
+                }
+                assert_eq!(v["exit_code"], 100);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(hosts_used.into_iter().collect::<Vec<_>>(), ["e1", "e2", "e3"]);
+    assert_eq!(finished.len(), ours.len());
+    for (key, status) in &ours {
+        assert_eq!(finished[key], *status, "{key:?}: events and JUnit agree");
+    }
+
+    // Nothing of this run is left on any engine.
+    assert!(!run_id.is_empty());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for host in common::testbed_hosts().hosts {
+        let removed = rt.block_on(async {
+            let engine = cargo_shard::engine::Engine::connect(&host)
+                .await
+                .expect("connect");
+            engine
+                .remove_labelled(Some(&run_id))
+                .await
+                .expect("list labelled")
+        });
+        assert!(
+            removed.containers.is_empty(),
+            "{}: leaked {:?}",
+            host.name,
+            removed.containers
+        );
+    }
+    // The logs of every shard are there.
+    assert!(std::fs::read_dir(out_dir.join("logs")).unwrap().count() >= 6);
+}
