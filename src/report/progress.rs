@@ -167,10 +167,15 @@ impl State {
         }
     }
 
+    /// Off a terminal, whether it is time for a status line: nothing said for a while.
+    fn heartbeat_due(&self, now: Instant) -> bool {
+        self.bars.is_none() && !self.mode.quiet && now.duration_since(self.last_line) >= HEARTBEAT
+    }
+
     fn tick(&mut self) {
         if self.bars.is_some() {
             self.redraw();
-        } else if !self.mode.quiet && self.last_line.elapsed() >= HEARTBEAT {
+        } else if self.heartbeat_due(Instant::now()) {
             let status = self.status();
             self.line(&status);
         }
@@ -515,6 +520,17 @@ mod tests {
                 .starts_with("3/10 tests, 1 failed; 0 shards running, 0/1 done")
         );
         assert!(s.status().contains("over the plan"), "{}", s.status());
+    }
+
+    #[test]
+    fn heartbeat_only_after_silence_and_never_when_quiet() {
+        let mut s = state(&[10], 1);
+        s.mode.quiet = false;
+        let t = s.last_line;
+        assert!(!s.heartbeat_due(t + HEARTBEAT / 2));
+        assert!(s.heartbeat_due(t + HEARTBEAT));
+        s.mode.quiet = true;
+        assert!(!s.heartbeat_due(t + HEARTBEAT * 2));
     }
 
     #[test]
