@@ -98,11 +98,12 @@ impl StreamRedactor {
         }
         self.held.extend_from_slice(chunk);
         let keep = self.secrets.longest().saturating_sub(1);
-        let mut cut = self.held.len().saturating_sub(keep);
+        let limit = self.held.len().saturating_sub(keep);
         // Never cut inside a value: move the cut before any secret that straddles it.
-        for start in cut.saturating_sub(keep)..cut {
+        let mut cut = limit;
+        for start in limit.saturating_sub(keep)..limit {
             for s in self.secrets.0.iter() {
-                if start + s.len() > cut && self.held[start..].starts_with(s) {
+                if start + s.len() > limit && self.held[start..].starts_with(s) {
                     cut = cut.min(start);
                 }
             }
