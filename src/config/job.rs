@@ -630,6 +630,18 @@ image = "img"
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../hosts.example.toml");
+        let j = JobConfig::parse_hosts_text(text, "hosts.example.toml", Path::new("/base"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(j.service[0].name, "postgres");
+        assert_eq!(j.secret[1].as_env.as_deref(), Some("POSTGRES_PASSWORD"));
+        assert_eq!(j.pre_step.len(), 2);
+        assert_eq!(j.post_step.len(), 1);
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_bytes("1g"), Ok(1 << 30));
         assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
