@@ -385,3 +385,121 @@ async fn the_engine_removes_services_and_network_after_every_outcome() {
     assert!(matches!(r, Err(EngineError::Cancelled)), "{:?}", r.err());
     assert_eq!(leftovers("e3", &run).await, Vec::<String>::new());
 }
+
+/// `cargo shard exec` on a local:// host with a job file; returns (code, stdout, stderr, out dir).
+fn run_local_job(
+    dir: &Path,
+    job: &str,
+    command: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String, PathBuf) {
+    let job_file = dir.join("shard.toml");
+    std::fs::write(&job_file, job).unwrap();
+    std::fs::write(dir.join("keys.txt"), "only\n").unwrap();
+    let hosts = dir.join("hosts.toml");
+    std::fs::write(&hosts, "[[host]]\nname = \"here\"\ndocker_host = \"local://\"\n").unwrap();
+    let out = dir.join("out");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .envs(env.iter().copied())
+        .arg("exec")
+        .arg("--hosts")
+        .arg(&hosts)
+        .arg("--job")
+        .arg(&job_file)
+        .arg("--dir")
+        .arg(&src)
+        .arg("--filters-file")
+        .arg(dir.join("keys.txt"))
+        .args(["--key-env", "KEY", "--no-progress", "--out-dir"])
+        .arg(&out)
+        .arg("--")
+        .args(command)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        out,
+    )
+}
+
+#[test]
+fn local_shards_get_their_secrets_masked_and_post_steps_see_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = unique("local-secret");
+    let job = r#"
+[job]
+secrets = ["file", "var"]
+[[job.secret]]
+name = "file"
+from_env = "LOCAL_FIXTURE_SECRET"
+[[job.secret]]
+name = "var"
+from_env = "LOCAL_FIXTURE_SECRET"
+as_env = "VAR_SECRET"
+[[job.post_step]]
+name = "after"
+command = ["sh", "-c", 'echo "exit $CARGO_SHARD_EXIT" > "$CARGO_SHARD_OUT/post.txt"']
+"#;
+    let script = "cat \"$CARGO_SHARD_SECRETS/file\"; echo; echo \"var=$VAR_SECRET\"; exit 1";
+    let (code, stdout, stderr, out) = run_local_job(
+        dir.path(),
+        job,
+        &["sh", "-c", script],
+        &[("LOCAL_FIXTURE_SECRET", &secret)],
+    );
+    assert_eq!(code, 100, "{stdout}\n{stderr}");
+    let log = std::fs::read_to_string(out.join("logs/0.log")).unwrap();
+    assert_eq!(log, "[redacted]\nvar=[redacted]\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("post.txt")).unwrap(),
+        "exit 100\n"
+    );
+    let mut files = Vec::new();
+    files_under(&out, &mut files);
+    for f in &files {
+        let data = std::fs::read(f).unwrap();
+        assert!(
+            !data.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the secret is in {}",
+            f.display()
+        );
+    }
+    assert!(!stdout.contains(&secret) && !stderr.contains(&secret));
+}
+
+#[test]
+fn a_failing_pre_step_stops_the_run_before_any_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = r#"
+[job]
+[[job.secret]]
+name = "s"
+from_env = "PRE_STEP_SECRET"
+as_env = "S"
+[[job.pre_step]]
+name = "gen"
+command = ["sh", "-c", 'echo "cannot use $S"; exit 3']
+secrets = ["s"]
+"#;
+    let (code, _, stderr, out) = run_local_job(
+        dir.path(),
+        job,
+        &["sh", "-c", "echo shard ran > ran.txt"],
+        &[("PRE_STEP_SECRET", "pre-step-secret-value")],
+    );
+    assert_eq!(code, 101, "{stderr}");
+    assert!(
+        stderr.contains("error: pre-step gen failed (exit status: 3): cannot use [redacted]; log: "),
+        "{stderr}"
+    );
+    assert!(
+        !out.join("logs/0.log").exists(),
+        "no shard may run after a failed pre-step"
+    );
+    let log = std::fs::read_to_string(out.join("logs/pre-gen.log")).unwrap();
+    assert_eq!(log, "cannot use [redacted]\n");
+}
