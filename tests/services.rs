@@ -345,17 +345,17 @@ async fn the_engine_removes_services_and_network_after_every_outcome() {
 
     // Success: the shard reaches the service by name; its greeting is masked in the output.
     let run = unique("svc-ok");
-    let job = engine_job(
-        &run,
-        &["sh", "-c", "nc echo 7000 </dev/null"],
-        ReadyCheck::Tcp(7000),
-        logs.path(),
-    );
+    // The memory limit shows in the container's cgroup (v1 or v2).
+    let script = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
+        nc echo 7000 </dev/null";
+    let mut job = engine_job(&run, &["sh", "-c", script], ReadyCheck::Tcp(7000), logs.path());
+    job.extras.memory = Some(64 << 20);
+    job.extras.nano_cpus = Some(500_000_000);
     let done = engine.run_shard(job, CancellationToken::new()).await.unwrap();
     assert_eq!(done.collected.exit_code, Some(0));
     assert_eq!(
         String::from_utf8_lossy(&done.collected.output).trim(),
-        "[redacted]-echo"
+        format!("{}\n[redacted]-echo", 64 << 20)
     );
     assert_eq!(leftovers("e3", &run).await, Vec::<String>::new());
 
