@@ -5,6 +5,7 @@
 //! `cli` → `config` → `discover` → `history` → `plan` → `engine` → `run` → `report`.
 //! `junit` is a format library shared by the stages that read or write JUnit XML.
 
+pub mod atomic;
 pub mod cli;
 pub mod config;
 pub mod discover;

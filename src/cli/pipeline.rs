@@ -267,7 +267,7 @@ pub(super) async fn run_suite(
         Ok(()) => written.junit = Some(junit_path.display().to_string()),
         Err(e) => eprintln!("error: cannot write the JUnit report: {e}"),
     }
-    match write_atomic(&html_path, timeline::render(&report, &plan).as_bytes()) {
+    match crate::atomic::write(&html_path, timeline::render(&report, &plan).as_bytes()) {
         Ok(()) => written.html = Some(html_path.display().to_string()),
         Err(e) => eprintln!("error: cannot write {}: {e}", html_path.display()),
     }
@@ -323,16 +323,4 @@ async fn watch_signals(cancel: CancellationToken, run_id: String) {
     tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
     eprintln!("exiting now; remove what is left with `cargo shard gc --run {run_id}`");
     std::process::exit(exit::INTERRUPTED as i32);
-}
-
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, data)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

@@ -1,0 +1,147 @@
+//! Per-shard fixed overhead on real engines: a no-op shard with a ~30 MB payload, timed by
+//! phase (create / upload / start / run / collect / remove), median of several runs.
+//!
+//! `cargo run --release --example shard_overhead -- [HOSTS_FILE] [RUNS]`
+//! (default `$CARGO_SHARD_TESTBED/hosts.toml`, or `target/testbed/hosts.toml`; 7 runs).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cargo_shard::config::{HostsConfig, RUN_LABEL};
+use cargo_shard::discover::{ShardSpec, Upload};
+use cargo_shard::engine::{Engine, Phases, ShardJob};
+use tokio_util::sync::CancellationToken;
+
+const PAYLOAD_BYTES: usize = 30 * 1024 * 1024;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let hosts_file = args.get(1).cloned().unwrap_or_else(|| {
+        let dir = std::env::var("CARGO_SHARD_TESTBED").unwrap_or_else(|_| "target/testbed".into());
+        format!("{dir}/hosts.toml")
+    });
+    let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(7);
+    let config = HostsConfig::load(std::path::Path::new(&hosts_file)).unwrap_or_else(|e| panic!("{e}"));
+
+    // Incompressible bytes, like a test archive: a compressing transport must not flatter us.
+    let dir = tempfile::tempdir().unwrap();
+    let blob = dir.path().join("archive.bin");
+    let mut f = std::fs::File::create(&blob).unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut buf = vec![0u8; PAYLOAD_BYTES];
+    for chunk in buf.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    f.write_all(&buf).unwrap();
+    drop(f);
+    let payload = Arc::new(
+        cargo_shard::run::payload::pack(&[Upload::File {
+            src: blob,
+            dest: "archive.bin".into(),
+            mode: 0o644,
+        }])
+        .unwrap(),
+    );
+
+    println!(
+        "| host | endpoint | create | upload | start | run | collect | remove | total (median of {runs}) | `docker run --rm` no-op, no upload | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for host in &config.hosts {
+        let engine = match Engine::connect(host).await {
+            Ok(e) => e,
+            Err(e) => {
+                println!("| {} | {} | unreachable: {e} |", host.name, host.endpoint);
+                continue;
+            }
+        };
+        let mut phases: Vec<Phases> = Vec::new();
+        let mut totals = Vec::new();
+        let run_id = format!("bench{}", std::process::id());
+        for i in 0..runs {
+            let root = engine.make_root().unwrap();
+            let job = ShardJob {
+                name: format!("cargo-shard-{run_id}-{i}"),
+                image: host.image.clone(),
+                network: host.network.clone(),
+                labels: [(RUN_LABEL.to_string(), run_id.clone())].into(),
+                payload: payload.clone(),
+                spec: ShardSpec {
+                    argv: vec!["true".into()],
+                    env: vec![],
+                    workdir: root.clone(),
+                    files: vec![("result.txt".into(), b"ok\n".to_vec())],
+                    collect: vec![format!("{root}/result.txt")],
+                },
+                log_path: dir.path().join(format!("{}-{i}.log", host.name)),
+                keep: false,
+                root,
+            };
+            let t0 = Instant::now();
+            let run = engine
+                .run_shard(job, CancellationToken::new())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            totals.push(t0.elapsed().as_secs_f64());
+            assert_eq!(run.collected.exit_code, Some(0));
+            phases.push(run.phases);
+        }
+        let _ = engine.remove_labelled(Some(&run_id)).await;
+        // The floor: the docker CLI's own create+start+wait+remove of a no-op, same engine.
+        let baseline = match &host.endpoint {
+            cargo_shard::config::Endpoint::Unix { .. } | cargo_shard::config::Endpoint::Tcp { .. } => {
+                let mut t = Vec::new();
+                for _ in 0..runs {
+                    let t0 = Instant::now();
+                    let ok = std::process::Command::new("docker")
+                        .args([
+                            "-H",
+                            &host.endpoint.to_string(),
+                            "run",
+                            "--rm",
+                            "--network",
+                            "none",
+                            &host.image,
+                            "true",
+                        ])
+                        .output()
+                        .map(|o| o.status.success())
+                        .unwrap_or(false);
+                    assert!(ok, "docker run on {}", host.name);
+                    t.push(t0.elapsed().as_secs_f64());
+                }
+                Some(median(t))
+            }
+            _ => None,
+        };
+        let m = |f: fn(&Phases) -> Duration| median(phases.iter().map(|p| f(p).as_secs_f64()).collect());
+        println!(
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.3} s** | {} | {} |",
+            host.name,
+            host.endpoint,
+            m(|p| p.create),
+            m(|p| p.upload),
+            m(|p| p.start),
+            m(|p| p.run),
+            m(|p| p.collect),
+            m(|p| p.remove),
+            median(totals.clone()),
+            baseline
+                .map(|b| format!("{b:.3} s"))
+                .unwrap_or_else(|| "n/a (ssh)".into()),
+            baseline
+                .map(|b| format!("{:.2}", median(totals) / b))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+}
