@@ -128,6 +128,13 @@ impl LocalEngine {
             Path::new(argv0).to_path_buf()
         };
         let mut cmd = tokio::process::Command::new(program);
+        // An outer nextest's settings (NEXTEST_PROFILE, NEXTEST_RETRIES…) would override the
+        // shard's own runner configuration; a container never sees them either.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("NEXTEST_") {
+                cmd.env_remove(key);
+            }
+        }
         cmd.args(args)
             .current_dir(&job.spec.workdir)
             .envs(job.spec.env.iter().map(|(k, v)| (k, v)))
