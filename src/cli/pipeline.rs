@@ -160,10 +160,14 @@ fn nextest_target_dir(manifest: Option<&Path>) -> Result<PathBuf, String> {
 pub(super) async fn run_suite(
     suite: Suite,
     o: &RunOpts,
-    live: Vec<LiveHost>,
+    mut live: Vec<LiveHost>,
     out_dir: PathBuf,
     runner: &str,
 ) -> u8 {
+    let job = match super::job_setup::load(o, &mut live) {
+        Ok(j) => j,
+        Err((code, msg)) => return fail(code, msg),
+    };
     let json = o.message_format == MessageFormat::Json;
     let history_path = o
         .plan
@@ -177,7 +181,7 @@ pub(super) async fn run_suite(
     };
     let super::planning::Planned {
         plan,
-        suite,
+        mut suite,
         history,
         warnings,
     } = planned;
@@ -207,6 +211,20 @@ pub(super) async fn run_suite(
     let run_id = run::new_run_id();
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(cancel.clone(), run_id.clone()));
+    let step_hosts = live.clone();
+    let pre = super::job_setup::pre_steps(
+        &job,
+        &live,
+        &run_id,
+        &out_dir,
+        plan.shards.len(),
+        cancel.clone(),
+        &mut suite,
+    );
+    let _pre_steps = match pre.await {
+        Ok(p) => p,
+        Err((code, msg)) => return fail(code, msg),
+    };
     let opts = RunOptions {
         run_id: run_id.clone(),
         out_dir: out_dir.clone(),
@@ -215,6 +233,7 @@ pub(super) async fn run_suite(
         shard_timeout: o.shard_timeout,
         test_timeout: o.test_timeout,
         keep_containers: o.keep_containers,
+        job: job.clone(),
     };
     let host_slots: Vec<(String, usize)> = live.iter().map(|h| (h.host.name.clone(), h.host.slots)).collect();
     let host_jobs: std::collections::BTreeMap<String, usize> =
@@ -267,6 +286,7 @@ pub(super) async fn run_suite(
         }
     }
     let code = exit_code(&report, o.flaky_result == super::FlakyResult::Fail);
+    let code = super::job_setup::post_steps(&job, &step_hosts, &run_id, &out_dir, code).await;
     if json {
         events::run_finished(&report, code);
     } else {
