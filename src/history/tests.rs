@@ -115,7 +115,10 @@ fn seeding_from_junit_maps_classname_and_name_and_warns_on_bad_files() {
     );
     assert!(summary.warnings[1].0.contains("no files match"));
     // cargo-shard's own merged report: group = classname = binary id.
-    assert_eq!(h.expected(&id("alpha::integration", "slow_three_seconds")), Some(secs(3.008)));
+    assert_eq!(
+        h.expected(&id("alpha::integration", "slow_three_seconds")),
+        Some(secs(3.008))
+    );
     // nextest: group = binary id.
     assert_eq!(
         h.expected(&id("rust-sample::integration", "end_to_end_large")),
