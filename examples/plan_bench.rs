@@ -91,7 +91,7 @@ fn heavy_tailed(seed: u64) -> Vec<Weighted> {
 }
 
 fn fixture_suite() -> Vec<Weighted> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/junit/nextest.xml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/junit/rust-sample-run.xml");
     let report = junit::read_file(&path).expect("fixture reads");
     let v = report
         .suites
@@ -148,7 +148,7 @@ fn balance_table() {
     let suites: [(&str, Vec<Weighted>); 3] = [
         ("log-normal", lognormal(42)),
         ("heavy-tailed", heavy_tailed(43)),
-        ("fixtures/junit/nextest.xml", fixture_suite()),
+        ("fixtures/junit/rust-sample-run.xml", fixture_suite()),
     ];
     let layouts: [(&str, Layout); 2] = [("uniform", caps), ("mixed", mixed_caps)];
     for (layout, make) in layouts {

@@ -85,6 +85,7 @@ async fn main() {
                 },
                 log_path: dir.path().join(format!("{}-{i}.log", host.name)),
                 keep: false,
+                extras: Default::default(),
                 root,
             };
             let t0 = Instant::now();

@@ -5,12 +5,14 @@
 //! `cli` → `config` → `discover` → `history` → `plan` → `engine` → `run` → `report`.
 //! `junit` is a format library shared by the stages that read or write JUnit XML.
 
+pub mod atomic;
 pub mod cli;
 pub mod config;
 pub mod discover;
 pub mod engine;
 pub mod exit;
 pub mod history;
+pub mod job;
 pub mod junit;
 pub mod plan;
 pub mod report;

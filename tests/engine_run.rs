@@ -48,6 +48,7 @@ fn job(root: &str, image: &str, run: &str, log_dir: &std::path::Path) -> ShardJo
         },
         log_path: log_dir.join("shard.log"),
         keep: false,
+        extras: Default::default(),
     }
 }
 

@@ -805,6 +805,7 @@ fn panic_in_our_code_still_removes_every_container() {
         shard_timeout: None,
         test_timeout: None,
         keep_containers: false,
+        job: Default::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -13,6 +13,7 @@ mod backend;
 mod discover_opts;
 mod gc;
 mod hosts;
+mod job_setup;
 mod pipeline;
 mod plan_cmd;
 mod planning;
@@ -151,6 +152,26 @@ pub struct RunOpts {
     pub verbose: u8,
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    #[command(flatten)]
+    pub job: JobOpts,
+}
+
+/// The job: services, steps, secrets, limits, artifacts (see `[job]` in hosts.example.toml).
+#[derive(Debug, Args, Clone, Default)]
+pub struct JobOpts {
+    /// Job file with a `[job]` table (instead of the hosts file's `[job]`).
+    #[arg(long = "job", value_name = "FILE")]
+    pub job: Option<PathBuf>,
+    /// Copy PATH (absolute, or relative to the shard's working directory) out of every shard
+    /// into <out>/artifacts/<shard>/ (repeatable).
+    #[arg(long = "artifacts", value_name = "PATH")]
+    pub artifacts: Vec<String>,
+    /// CPUs per shard container, overriding the job's `cpus`.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+    /// Memory limit per shard container (e.g. 512m, 2g), overriding the job's `memory`.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
 }
 
 impl RunOpts {
@@ -173,6 +194,7 @@ impl RunOpts {
             quiet: true,
             verbose: 0,
             color: Color::Never,
+            job: JobOpts::default(),
         }
     }
 }

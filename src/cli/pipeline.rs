@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use super::{ExecArgs, GoArgs, MessageFormat, NextestRunArgs, RunOpts, backend, fail};
 use crate::discover::{Suite, TestStatus};
 use crate::exit;
-use crate::report::{events, progress, summary, timeline};
+use crate::report::{events, progress, style, summary, timeline};
 use crate::run::{self, LiveHost, RunOptions, RunReport};
 
 pub async fn nextest(a: NextestRunArgs) -> u8 {
@@ -160,10 +160,14 @@ fn nextest_target_dir(manifest: Option<&Path>) -> Result<PathBuf, String> {
 pub(super) async fn run_suite(
     suite: Suite,
     o: &RunOpts,
-    live: Vec<LiveHost>,
+    mut live: Vec<LiveHost>,
     out_dir: PathBuf,
     runner: &str,
 ) -> u8 {
+    let job = match super::job_setup::load(o, &mut live) {
+        Ok(j) => j,
+        Err((code, msg)) => return fail(code, msg),
+    };
     let json = o.message_format == MessageFormat::Json;
     let history_path = o
         .plan
@@ -177,7 +181,7 @@ pub(super) async fn run_suite(
     };
     let super::planning::Planned {
         plan,
-        suite,
+        mut suite,
         history,
         warnings,
     } = planned;
@@ -207,6 +211,20 @@ pub(super) async fn run_suite(
     let run_id = run::new_run_id();
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(cancel.clone(), run_id.clone()));
+    let step_hosts = live.clone();
+    let pre = super::job_setup::pre_steps(
+        &job,
+        &live,
+        &run_id,
+        &out_dir,
+        plan.shards.len(),
+        cancel.clone(),
+        &mut suite,
+    );
+    let _pre_steps = match pre.await {
+        Ok(p) => p,
+        Err((code, msg)) => return fail(code, msg),
+    };
     let opts = RunOptions {
         run_id: run_id.clone(),
         out_dir: out_dir.clone(),
@@ -215,26 +233,34 @@ pub(super) async fn run_suite(
         shard_timeout: o.shard_timeout,
         test_timeout: o.test_timeout,
         keep_containers: o.keep_containers,
+        job: job.clone(),
     };
-    let host_names: Vec<String> = live.iter().map(|h| h.host.name.clone()).collect();
+    let host_slots: Vec<(String, usize)> = live.iter().map(|h| (h.host.name.clone(), h.host.slots)).collect();
     let host_jobs: std::collections::BTreeMap<String, usize> =
         live.iter().map(|h| (h.host.name.clone(), h.host.jobs)).collect();
-    let mode = progress::ProgressMode::detect(o.no_progress || json, o.quiet || json, o.verbose > 0);
-    let progress = progress::start(mode, &host_names, plan.test_count(), plan.makespan);
+    let paint = style::Paint::detect(match o.color {
+        super::Color::Auto => style::ColorWhen::Auto,
+        super::Color::Always => style::ColorWhen::Always,
+        super::Color::Never => style::ColorWhen::Never,
+    });
+    let mode = progress::ProgressMode::detect(o.no_progress || json, o.quiet || json, o.verbose > 0, paint);
+    if json {
+        events::run_started(&run_id, runner, &plan);
+    } else if !o.quiet {
+        eprintln!(
+            "run {run_id}: {} shards on {} host{}",
+            plan.shards.len(),
+            live.len(),
+            if live.len() == 1 { "" } else { "s" }
+        );
+    }
+    // Started after the last direct write to stderr: the bars own the screen from here.
+    let progress = progress::start(mode, &host_slots, &plan);
     let observer = if json {
         events::observer()
     } else {
         progress.observer()
     };
-    if json {
-        events::run_started(&run_id, runner, &plan);
-    } else if !o.quiet {
-        eprintln!(
-            "run {run_id}: {} shards on {} hosts",
-            plan.shards.len(),
-            live.len()
-        );
-    }
     let run = run::execute(&plan, &suite, live, &opts, observer, cancel.clone());
     let report = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await {
         Ok(r) => r,
@@ -266,7 +292,7 @@ pub(super) async fn run_suite(
         Err(e) => unwritten.push((junit_path.display().to_string(), e.to_string())),
     }
     let junit_failed = written.junit.is_none();
-    match write_atomic(&html_path, timeline::render(&report, &plan).as_bytes()) {
+    match crate::atomic::write(&html_path, timeline::render(&report, &plan).as_bytes()) {
         Ok(()) => written.html = Some(html_path.display().to_string()),
         Err(e) => unwritten.push((html_path.display().to_string(), e.to_string())),
     }
@@ -291,6 +317,7 @@ pub(super) async fn run_suite(
         // Without its report a run's verdict is lost: never let that pass as success.
         code = exit::INFRA_FAILED;
     }
+    let code = super::job_setup::post_steps(&job, &step_hosts, &run_id, &out_dir, code).await;
     if json {
         for (host, reason) in &report.cleanup_failed {
             eprintln!(
@@ -299,7 +326,7 @@ pub(super) async fn run_suite(
         }
         events::run_finished(&report, code);
     } else {
-        eprint!("\n{}", summary::render(&report, &plan, &written));
+        eprint!("\n{}", summary::render(&report, &plan, &written, paint));
     }
     code
 }
@@ -348,16 +375,4 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".to_string())
-}
-
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, data)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

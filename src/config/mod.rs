@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod endpoint;
+pub mod job;
 pub use endpoint::{Endpoint, SshHostKeyPolicy};
 
 /// The image every host uses unless told otherwise; made by `scripts/testbed`.
@@ -41,6 +42,9 @@ struct RawFile {
     defaults: RawDefaults,
     #[serde(default)]
     host: Vec<RawHost>,
+    /// Read by [`job::JobConfig::from_hosts_file`].
+    #[allow(dead_code)]
+    job: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]

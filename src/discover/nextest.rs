@@ -175,10 +175,13 @@ fn cargo_nextest(workspace_root: &Path, subcommand: &str) -> Command {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root)
         .args(["nextest", subcommand, "--color", "never"]);
-    // Shards run under our own generated profile, so the caller's nextest profile has no say;
-    // inherited from an outer nextest (or a CI job), it would name a profile this workspace
-    // may not define and fail the build.
-    cmd.env_remove("NEXTEST_PROFILE");
+    // Settings of an outer nextest (cargo-shard run from a nextest-run test or CI job, e.g.
+    // NEXTEST_PROFILE=ci) belong to that run, not to the workspace we build.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("NEXTEST_") {
+            cmd.env_remove(key);
+        }
+    }
     cmd
 }
 

@@ -25,6 +25,8 @@ use super::{EngineError, EngineInfo, Phases, Removed, ShardJob, ShardRun, tarbal
 use crate::config::{Endpoint, Host, RUN_LABEL};
 use crate::discover::Collected;
 
+mod services;
+
 /// Bollard's per-request limit (until response headers). Generous: it also bounds uploads of
 /// large payloads; reachability has its own, shorter limit.
 const REQUEST_SECS: u64 = 600;
@@ -184,6 +186,14 @@ impl DockerEngine {
     }
 
     pub async fn run_shard(&self, job: ShardJob, cancel: CancellationToken) -> Result<ShardRun, EngineError> {
+        if !job.extras.services.is_empty() {
+            return self.run_with_services(job, cancel).await;
+        }
+        self.run_container(job, cancel).await
+    }
+
+    /// One shard's container from create to remove, on the network `job.network`.
+    async fn run_container(&self, job: ShardJob, cancel: CancellationToken) -> Result<ShardRun, EngineError> {
         let started = Instant::now();
         let mut phases = Phases::default();
         let t = Instant::now();
@@ -235,6 +245,8 @@ impl DockerEngine {
             tty: Some(false),
             host_config: Some(HostConfig {
                 network_mode: Some(job.network.clone()),
+                nano_cpus: job.extras.nano_cpus,
+                memory: job.extras.memory,
                 ..Default::default()
             }),
             ..Default::default()
@@ -272,6 +284,10 @@ impl DockerEngine {
             let files = tarball::files_tar(&job.spec.files).map_err(|e| local_err("pack", e))?;
             self.upload(id, &job.root, files.into()).await?;
         }
+        if !job.extras.files.0.is_empty() {
+            let files = tarball::files_tar(&job.extras.files.0).map_err(|e| local_err("pack", e))?;
+            self.upload(id, "/", files.into()).await?;
+        }
         phases.upload = t.elapsed();
 
         let t = Instant::now();
@@ -288,7 +304,10 @@ impl DockerEngine {
         // A log that cannot be written (full disk) must not fail the shard: its output is
         // kept in memory for the results regardless.
         let mut log = tokio::fs::File::create(&job.log_path).await.ok();
-        let (output, exit_code) = tokio::join!(self.stream_output(id, log.as_mut()), self.wait_exit(id));
+        let (output, exit_code) = tokio::join!(
+            self.stream_output(id, log.as_mut(), &job.extras.secrets),
+            self.wait_exit(id)
+        );
         let output = output?;
         let exit_code = exit_code?;
         if let Some(log) = log.as_mut() {
@@ -315,6 +334,9 @@ impl DockerEngine {
                 tarball::unpack_collected(&tar, path, &mut files)
                     .map_err(|e| local_err(&format!("unpack {path}"), e))?;
             }
+        }
+        for data in files.values_mut() {
+            *data = job.extras.secrets.redact(data);
         }
         phases.collect = t.elapsed();
         Ok(Collected {
@@ -352,12 +374,15 @@ impl DockerEngine {
         Ok(Some(tar))
     }
 
-    /// Follows the container's combined output into `log` until it exits, keeping a copy.
+    /// Follows the container's combined output into `log` (when it could be created) until
+    /// it exits, keeping a copy; secret values are masked before either sees them.
     async fn stream_output(
         &self,
         id: &str,
         mut log: Option<&mut tokio::fs::File>,
+        secrets: &super::redact::Secrets,
     ) -> Result<Vec<u8>, EngineError> {
+        let mut redactor = secrets.stream();
         let opts = LogsOptions {
             follow: true,
             stdout: true,
@@ -367,12 +392,17 @@ impl DockerEngine {
         let mut stream = self.docker.logs(id, Some(opts));
         let mut output = Vec::new();
         while let Some(item) = stream.next().await {
-            let bytes = item.map_err(|e| self.failed("read output", e))?.into_bytes();
+            let bytes = redactor.push(&item.map_err(|e| self.failed("read output", e))?.into_bytes());
             output.extend_from_slice(&bytes);
             // A full disk must not kill the shard: the output is kept in memory regardless.
             if let Some(log) = log.as_mut() {
                 let _ = log.write_all(&bytes).await;
             }
+        }
+        let rest = redactor.finish();
+        output.extend_from_slice(&rest);
+        if let Some(log) = log.as_mut() {
+            let _ = log.write_all(&rest).await;
         }
         Ok(output)
     }

@@ -85,6 +85,11 @@ impl LocalEngine {
         started: Instant,
     ) -> Result<ShardRun, EngineError> {
         let mut phases = Phases::default();
+        if !job.extras.services.is_empty() {
+            return Err(
+                self.err("services need a Docker engine: the local engine cannot run them".to_string())
+            );
+        }
         let root = Path::new(&job.root);
         if job.root.is_empty() || !root.is_absolute() {
             return Err(self.err(format!("shard root {:?} is not an absolute path", job.root)));
@@ -96,7 +101,10 @@ impl LocalEngine {
             .ok_or_else(|| self.err("shard has an empty command".to_string()))?;
 
         let t = Instant::now();
-        let (payload, files, dir) = (job.payload.clone(), job.spec.files.clone(), root.to_path_buf());
+        let mut files = job.spec.files.clone();
+        // Absolute container paths (secrets) land under the shard root here.
+        files.extend(job.extras.files.0.iter().cloned());
+        let (payload, dir) = (job.payload.clone(), root.to_path_buf());
         tokio::task::spawn_blocking(move || unpack(&payload, &files, &dir))
             .await
             .map_err(|e| self.err(format!("unpack: {e}")))?
@@ -120,6 +128,13 @@ impl LocalEngine {
             Path::new(argv0).to_path_buf()
         };
         let mut cmd = tokio::process::Command::new(program);
+        // An outer nextest's settings (NEXTEST_PROFILE, NEXTEST_RETRIES…) would override the
+        // shard's own runner configuration; a container never sees them either.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("NEXTEST_") {
+                cmd.env_remove(key);
+            }
+        }
         cmd.args(args)
             .current_dir(&job.spec.workdir)
             .envs(job.spec.env.iter().map(|(k, v)| (k, v)))
@@ -133,7 +148,8 @@ impl LocalEngine {
         drop(cmd);
         let mut child = spawned.map_err(|e| self.err(format!("cannot run {argv0}: {e}")))?;
         let pgid = child.id().map(|p| p as i32);
-        let tee = tokio::task::spawn_blocking(move || tee(reader, log));
+        let secrets = job.extras.secrets.clone();
+        let tee = tokio::task::spawn_blocking(move || tee(reader, log, &secrets));
         phases.start = t.elapsed();
 
         let t = Instant::now();
@@ -162,6 +178,9 @@ impl LocalEngine {
             collect(Path::new(path.trim_end_matches('/')), &mut collected)
                 .map_err(|e| self.err(format!("collect {path}: {e}")))?;
         }
+        for data in collected.values_mut() {
+            *data = job.extras.secrets.redact(data);
+        }
         phases.collect = t.elapsed();
         use std::os::unix::process::ExitStatusExt;
         let exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s));
@@ -188,20 +207,25 @@ fn unpack(payload: &[u8], files: &[(String, Vec<u8>)], root: &Path) -> std::io::
     tar::Archive::new(extra.as_slice()).unpack(root)
 }
 
-/// Copies the shard's combined output to its log file and returns it.
-fn tee(mut reader: std::io::PipeReader, mut log: std::fs::File) -> Vec<u8> {
+/// Copies the shard's combined output, secrets masked, to its log file and returns it.
+fn tee(mut reader: std::io::PipeReader, mut log: std::fs::File, secrets: &super::redact::Secrets) -> Vec<u8> {
     use std::io::Write;
+    let mut redactor = secrets.stream();
     let mut output = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     loop {
         match reader.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                output.extend_from_slice(&buf[..n]);
-                let _ = log.write_all(&buf[..n]);
+                let bytes = redactor.push(&buf[..n]);
+                output.extend_from_slice(&bytes);
+                let _ = log.write_all(&bytes);
             }
         }
     }
+    let rest = redactor.finish();
+    output.extend_from_slice(&rest);
+    let _ = log.write_all(&rest);
     output
 }
 

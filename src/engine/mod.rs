@@ -23,7 +23,9 @@ use crate::config::{Endpoint, Host};
 use crate::discover::{Collected, ShardSpec};
 
 pub mod docker;
+pub mod environment;
 pub mod local;
+pub mod redact;
 pub mod ssh;
 mod tarball;
 
@@ -79,6 +81,8 @@ pub struct ShardJob {
     pub log_path: PathBuf,
     /// Leave the container in place afterwards (`--keep-containers`).
     pub keep: bool,
+    /// Services, limits, secrets: the job's additions (empty by default).
+    pub extras: environment::ShardExtras,
 }
 
 /// Time spent in each phase of a shard's life.

@@ -127,19 +127,10 @@ impl History {
     /// Writes the history through a temporary file in the same directory, creating the
     /// directory if needed.
     pub fn save_atomic(&self, path: &Path) -> Result<(), HistoryError> {
-        let err = |source| HistoryError::Write {
+        crate::atomic::write(path, self.to_json().as_bytes()).map_err(|source| HistoryError::Write {
             path: path.display().to_string(),
             source,
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-        std::fs::write(tmp.path(), self.to_json()).map_err(err)?;
-        tmp.persist(path).map_err(|e| err(e.error))?;
-        Ok(())
+        })
     }
 
     /// The file's contents: pretty JSON with sorted keys and a final newline.

@@ -105,7 +105,8 @@ fn seeding_from_junit_maps_classname_and_name_and_warns_on_bad_files() {
     ];
     let mut h = History::new();
     let summary = h.seed_from_junit(&globs).unwrap();
-    assert_eq!(summary.files, 5);
+    // nextest, gotestsum, go-junit-report, Surefire, missing-time and our own merged report.
+    assert_eq!(summary.files, 6);
     assert_eq!(summary.warnings.len(), 2, "{:?}", summary.warnings);
     assert!(
         summary.warnings[0].0.contains("broken.xml:1: "),
@@ -113,6 +114,11 @@ fn seeding_from_junit_maps_classname_and_name_and_warns_on_bad_files() {
         summary.warnings
     );
     assert!(summary.warnings[1].0.contains("no files match"));
+    // cargo-shard's own merged report: group = classname = binary id.
+    assert_eq!(
+        h.expected(&id("alpha::integration", "slow_three_seconds")),
+        Some(secs(3.008))
+    );
     // nextest: group = binary id.
     assert_eq!(
         h.expected(&id("rust-sample::integration", "end_to_end_large")),

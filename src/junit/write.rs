@@ -56,18 +56,7 @@ pub fn to_string(report: &Report) -> String {
 /// Writes `report` to `path` through a temporary file in the same directory, so a reader
 /// never sees half a report.
 pub fn write_atomic(path: &Path, report: &Report) -> Result<(), JunitError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| JunitError::io(path, e))?;
-    {
-        let mut out = io::BufWriter::new(tmp.as_file());
-        write(&mut out, report).map_err(|e| JunitError::io(path, e))?;
-        out.flush().map_err(|e| JunitError::io(path, e))?;
-    }
-    tmp.persist(path).map_err(|e| JunitError::io(path, e.error))?;
-    Ok(())
+    crate::atomic::write_with(path, |out| write(out, report)).map_err(|e| JunitError::io(path, e))
 }
 
 /// Seconds as the schema's SUREFIRE_TIME wants them: fixed point, never an exponent.

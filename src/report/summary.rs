@@ -1,13 +1,15 @@
-//! The end-of-run summary a person reads: counts, failures with the tail of their output,
-//! the slowest tests, per-host load, and how the plan's prediction held up.
+//! The end-of-run summary a person reads: counts, failures with the tail of their output and
+//! where they ran, the slowest tests, per-host load, how the plan's prediction held up, and
+//! where the files went.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
+use super::stats::{self, SLOWEST};
+use super::style::Paint;
 use crate::discover::TestStatus;
 use crate::plan::Plan;
-use crate::run::{AttemptEnd, RunReport};
+use crate::run::RunReport;
 
 /// Lines of a failure's output shown in the summary.
 const TAIL_LINES: usize = 12;
@@ -21,19 +23,9 @@ pub struct Written {
     pub history: Option<String>,
 }
 
-pub fn render(report: &RunReport, plan: &Plan, written: &Written) -> String {
+pub fn render(report: &RunReport, plan: &Plan, written: &Written, paint: Paint) -> String {
     let mut out = String::new();
-    let failed: Vec<_> = report
-        .outcomes
-        .iter()
-        .filter(|o| o.result.status == TestStatus::Failed)
-        .collect();
-    let errors: Vec<_> = report
-        .outcomes
-        .iter()
-        .filter(|o| o.result.status == TestStatus::Error)
-        .collect();
-    for o in failed.iter().chain(errors.iter()) {
+    for o in stats::failures(report) {
         let kind = if o.result.status == TestStatus::Failed {
             "FAIL"
         } else {
@@ -43,109 +35,122 @@ pub fn render(report: &RunReport, plan: &Plan, written: &Written) -> String {
             Some(s) if !o.host.is_empty() => format!(" [shard {s} on {}]", o.host),
             _ => String::new(),
         };
-        let _ = writeln!(out, "{kind} {}{place}", o.id());
+        let _ = writeln!(out, "{} {}{place}", paint.fail(kind), o.id());
         if let Some(m) = &o.result.message {
             let _ = writeln!(out, "    {}", one_line(m));
         }
-        for line in tail(&o.result.stdout, &o.result.stderr) {
-            let _ = writeln!(out, "    | {line}");
+        for line in stats::output_tail(&o.result.stdout, &o.result.stderr, TAIL_LINES) {
+            let _ = writeln!(out, "    {}", paint.dim(&format!("| {line}")));
         }
     }
     let flaky: Vec<_> = report.outcomes.iter().filter(|o| o.is_flaky()).collect();
     for o in &flaky {
         let _ = writeln!(
             out,
-            "FLAKY {} (passed on attempt {})",
+            "{} {} (passed on attempt {}, shard {} on {})",
+            paint.warn("FLAKY"),
             o.id(),
-            o.earlier.len() + 1
+            o.earlier.len() + 1,
+            o.shard.map(|s| s.to_string()).unwrap_or("-".into()),
+            if o.host.is_empty() { "-" } else { &o.host },
         );
     }
     if !out.is_empty() {
         out.push('\n');
     }
 
-    let mut slow: Vec<_> = report
-        .outcomes
-        .iter()
-        .filter(|o| matches!(o.result.status, TestStatus::Passed | TestStatus::Failed))
-        .collect();
-    slow.sort_by(|a, b| b.result.duration.cmp(&a.result.duration).then(a.id().cmp(b.id())));
+    let slow = stats::slowest(report, SLOWEST);
     if !slow.is_empty() {
-        let _ = writeln!(out, "Slowest tests:");
-        for o in slow.iter().take(10) {
-            let _ = writeln!(out, "  {:>8}  {}", secs(o.result.duration), o.id());
+        let _ = writeln!(out, "{}", paint.bold(&format!("Slowest {} tests:", slow.len())));
+        for o in slow {
+            let _ = writeln!(out, "  {:>8}  {}  [{}]", secs(o.result.duration), o.id(), o.host);
         }
         out.push('\n');
     }
 
-    // Per host: shards run, busy time, utilisation of its slots over the wall time.
-    let mut hosts: BTreeMap<&str, (usize, Duration, usize)> = BTreeMap::new();
-    for a in &report.attempts {
-        let e = hosts.entry(a.host.as_str()).or_default();
-        e.0 += 1;
-        e.1 += a.finished.saturating_sub(a.started);
-        e.2 = e.2.max(a.slot + 1);
-    }
-    if !hosts.is_empty() {
-        let _ = writeln!(out, "{:<12} {:>6} {:>10} {:>6}", "host", "shards", "busy", "util");
-        for (host, (shards, busy, slots)) in &hosts {
-            let util = busy.as_secs_f64() / (report.wall.as_secs_f64() * *slots as f64).max(1e-9);
+    let loads = stats::host_loads(report);
+    if !loads.is_empty() || !report.lost_hosts.is_empty() {
+        let w = loads
+            .iter()
+            .map(|l| l.host.len())
+            .chain(report.lost_hosts.iter().map(|(h, _)| h.len()))
+            .chain(["host".len()])
+            .max()
+            .unwrap_or(4);
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:>5}  {:>6}  {:>9}  {:>5}",
+            "host", "slots", "shards", "busy", "util"
+        );
+        let lost = |host: &str| {
+            report
+                .lost_hosts
+                .iter()
+                .filter(|(h, _)| h == host)
+                .map(|(_, reason)| format!("  {}", paint.warn(&format!("lost: {reason}"))))
+                .collect::<String>()
+        };
+        for l in &loads {
             let _ = writeln!(
                 out,
-                "{:<12} {:>6} {:>10} {:>5.0}%",
-                host,
-                shards,
-                secs(*busy),
-                util * 100.0
+                "{:<w$}  {:>5}  {:>6}  {:>9}  {:>4.0}%{}",
+                l.host,
+                l.slots,
+                l.shards,
+                secs(l.busy),
+                l.utilisation * 100.0,
+                lost(&l.host),
             );
         }
         for (host, reason) in &report.lost_hosts {
-            let _ = writeln!(out, "{host:<12} lost: {reason}");
+            if !loads.iter().any(|l| &l.host == host) {
+                let _ = writeln!(out, "{host:<w$}  {}", paint.warn(&format!("lost: {reason}")));
+            }
         }
         out.push('\n');
     }
 
-    // Prediction against what happened, for first attempts of planned shards.
-    let actual: Vec<(Duration, Duration)> = report
-        .attempts
-        .iter()
-        .filter(|a| !a.rerun && a.attempt == 1 && matches!(a.end, AttemptEnd::Exited(_)))
-        .map(|a| (a.predicted, a.finished.saturating_sub(a.started)))
-        .collect();
-    if !actual.is_empty() {
-        let max = actual.iter().map(|a| a.1).max().unwrap_or_default();
-        let mean = actual.iter().map(|a| a.1).sum::<Duration>() / actual.len() as u32;
+    let rows = stats::balance_rows(report);
+    if !rows.is_empty() {
+        out.push_str(&crate::plan::render::balance(&rows));
+        let actual = stats::makespan(report);
         let _ = writeln!(
             out,
-            "Plan: predicted makespan {}, lower bound {}; actual wall {}; shard balance max/mean {:.2}",
+            "makespan: predicted {}, actual {} ({}); lower bound {}",
             secs(plan.makespan),
+            secs(actual),
+            relative(actual, plan.makespan),
             secs(plan.lower_bound),
-            secs(report.wall),
-            max.as_secs_f64() / mean.as_secs_f64().max(1e-9)
         );
+        out.push('\n');
     }
 
+    let failed = report.count(TestStatus::Failed);
+    let errors = report.count(TestStatus::Error);
+    let hosts_used = loads.len();
     let _ = writeln!(
         out,
-        "{} passed, {} failed, {} flaky, {} skipped, {} errors in {} ({} tests, {} shards{})",
-        report.count(TestStatus::Passed),
-        failed.len(),
-        flaky.len(),
-        report.count(TestStatus::Skipped),
-        errors.len(),
+        "{}, {}, {}, {}, {} in {} ({} tests, {} shards on {} host{}{})",
+        paint.count(report.count(TestStatus::Passed), "passed", Paint::pass),
+        paint.count(failed, "failed", Paint::fail),
+        paint.count(report.flaky(), "flaky", Paint::warn),
+        report.count(TestStatus::Skipped).to_string() + " skipped",
+        paint.count(errors, "errors", Paint::fail),
         secs(report.wall),
         report.outcomes.len(),
         plan.shards.len(),
+        hosts_used,
+        if hosts_used == 1 { "" } else { "s" },
         if report.interrupted { ", interrupted" } else { "" },
     );
     for (what, path) in [
         ("JUnit", &written.junit),
-        ("logs", &written.logs),
         ("report", &written.html),
+        ("logs", &written.logs),
         ("history", &written.history),
     ] {
         if let Some(p) = path {
-            let _ = writeln!(out, "  {what}: {p}");
+            let _ = writeln!(out, "  {what:<8}{p}");
         }
     }
     for k in &report.kept {
@@ -182,148 +187,50 @@ fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
 }
 
+/// `actual` against `predicted` as a signed percentage.
+fn relative(actual: Duration, predicted: Duration) -> String {
+    if predicted.is_zero() {
+        return "no prediction".into();
+    }
+    format!(
+        "{:+.0}% against the plan",
+        (actual.as_secs_f64() / predicted.as_secs_f64() - 1.0) * 100.0
+    )
+}
+
 fn one_line(s: &str) -> String {
-    let first = s.lines().next().unwrap_or("").trim();
-    let mut line: String = first.chars().filter(|c| !c.is_control()).take(200).collect();
+    let first = stats::strip_control(s.lines().next().unwrap_or("").trim());
+    let mut line: String = first.chars().take(200).collect();
     if s.lines().count() > 1 || first.chars().count() > 200 {
         line.push('…');
     }
     line
 }
 
-/// The last lines of a test's output, stripped of escape sequences and control bytes.
-fn tail(stdout: &str, stderr: &str) -> Vec<String> {
-    let all: Vec<String> = stdout
-        .lines()
-        .chain(stderr.lines())
-        .map(strip_control)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    all[all.len().saturating_sub(TAIL_LINES)..].to_vec()
-}
-
-/// Removes ANSI escape sequences and other control characters so the summary is plain text.
-pub fn strip_control(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                // CSI: parameters and intermediates, then one final byte in @..~.
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        if c == '\t' || !c.is_control() {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::{TestId, TestResult};
-    use crate::engine::Phases;
-    use crate::plan::Shard;
-    use crate::run::{Outcome, ShardAttempt};
-
-    fn outcome(name: &str, status: TestStatus, ms: u64, shard: usize, host: &str) -> Outcome {
-        Outcome {
-            result: TestResult {
-                id: TestId::new("sample::it", name),
-                status,
-                duration: Duration::from_millis(ms),
-                message: (status == TestStatus::Failed)
-                    .then(|| "assertion failed: left == right\nmore".into()),
-                stdout: if status == TestStatus::Failed {
-                    "line 1\n\x1b[31mred <&>\x1b[0m\n".into()
-                } else {
-                    String::new()
-                },
-                stderr: String::new(),
-            },
-            earlier: Vec::new(),
-            shard: Some(shard),
-            host: host.into(),
-            container: format!("c{shard}"),
-        }
-    }
-
-    fn attempt(shard: usize, host: &str, slot: usize, start: u64, end: u64) -> ShardAttempt {
-        ShardAttempt {
-            shard,
-            attempt: 1,
-            host: host.into(),
-            slot,
-            container: format!("c{shard}"),
-            tests: 2,
-            predicted: Duration::from_millis(end - start),
-            started: Duration::from_millis(start),
-            finished: Duration::from_millis(end),
-            phases: Phases::default(),
-            end: AttemptEnd::Exited(Some(0)),
-            log: format!("logs/{shard}.log").into(),
-            rerun: false,
-        }
-    }
+    use crate::report::sample::sample;
 
     #[test]
     fn summary_layout() {
-        let mut flaky = outcome("flaky", TestStatus::Passed, 300, 1, "e2");
-        flaky
-            .earlier
-            .push(outcome("flaky", TestStatus::Failed, 300, 0, "e1").result);
-        let report = RunReport {
-            run_id: "r1".into(),
-            outcomes: vec![
-                outcome("a", TestStatus::Passed, 1200, 0, "e1"),
-                outcome("b", TestStatus::Failed, 800, 0, "e1"),
-                outcome("c", TestStatus::Skipped, 0, 1, "e2"),
-                flaky,
-            ],
-            attempts: vec![attempt(0, "e1", 0, 0, 2000), attempt(1, "e2", 0, 100, 1500)],
-            wall: Duration::from_millis(2100),
-            lost_hosts: vec![("e3".into(), "connection refused".into())],
-            interrupted: false,
-            kept: Vec::new(),
-            cleanup_failed: Vec::new(),
-        };
-        let plan = Plan {
-            shards: vec![
-                Shard {
-                    index: 0,
-                    host: Some("e1".into()),
-                    tests: vec![],
-                    predicted: Duration::from_secs(2),
-                },
-                Shard {
-                    index: 1,
-                    host: Some("e2".into()),
-                    tests: vec![],
-                    predicted: Duration::from_secs(1),
-                },
-            ],
-            total: Duration::from_secs(3),
-            makespan: Duration::from_secs(2),
-            lower_bound: Duration::from_millis(1500),
-            estimated: 0,
-        };
-        let written = Written {
-            junit: Some("target/shard/junit.xml".into()),
-            ..Default::default()
-        };
-        insta::assert_snapshot!(render(&report, &plan, &written));
+        let (report, plan, written) = sample();
+        insta::assert_snapshot!(render(&report, &plan, &written, Paint::PLAIN));
     }
 
     #[test]
-    fn strips_escapes_and_control_bytes() {
-        assert_eq!(strip_control("\x1b[1;31mred\x1b[0m\x01 ok\t!"), "red ok\t!");
+    fn colour_marks_status_words_only_when_enabled() {
+        let (report, plan, written) = sample();
+        let plain = render(&report, &plan, &written, Paint::PLAIN);
+        assert!(!plain.contains('\x1b'), "{plain}");
+        let coloured = render(&report, &plan, &written, Paint { enabled: true });
+        assert!(
+            coloured.contains("\x1b[1;31mFAIL\x1b[0m sample::it b"),
+            "{coloured}"
+        );
+        assert!(coloured.contains("\x1b[33mFLAKY\x1b[0m"), "{coloured}");
+        assert!(coloured.contains("\x1b[1;31m1 failed\x1b[0m"), "{coloured}");
+        let stripped: Vec<String> = coloured.lines().map(super::stats::strip_control).collect();
+        assert_eq!(stripped, plain.lines().collect::<Vec<_>>());
     }
 }

@@ -97,6 +97,8 @@ pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> Atte
         ctx.attempt,
     ));
     spec.env = env.into_iter().collect();
+    let docker = !host.engine.is_local();
+    let (extras, artifacts) = shared.opts.job.shard(&ctx, &mut spec, docker, &host.host.image);
     let mut labels = host.host.labels.clone();
     labels.insert(RUN_LABEL.to_string(), shared.opts.run_id.clone());
     labels.insert(SHARD_LABEL.to_string(), job.shard.to_string());
@@ -110,6 +112,7 @@ pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> Atte
         log_path: log_path(shared.opts, job),
         keep: shared.opts.keep_containers,
         root,
+        extras,
     };
     let token = shared.cancel.child_token();
     let fut = host.engine.run_shard(shard_job, token.clone());
@@ -139,6 +142,16 @@ pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> Atte
         Err(limit) => done(Ended::TimedOut(limit), name, Phases::default()),
         Ok(Err(e)) => done(classify(e), name, Phases::default()),
         Ok(Ok(run)) => {
+            if !artifacts.is_empty() {
+                let dir = crate::job::artifacts::shard_dir(&shared.opts.out_dir, job.shard);
+                if let Err(e) = crate::job::artifacts::save(&dir, &artifacts, &run.collected.files) {
+                    eprintln!(
+                        "warning: shard {}: cannot write artifacts to {}: {e}",
+                        job.shard,
+                        dir.display()
+                    );
+                }
+            }
             let exit_code = run.collected.exit_code;
             let results = shared.suite.recipe.results(&job.tests, &run.collected);
             let ended = if results.is_empty() && !job.tests.is_empty() {

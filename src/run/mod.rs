@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub shard_timeout: Option<Duration>,
     pub test_timeout: Option<Duration>,
     pub keep_containers: bool,
+    /// The job: services, limits, secrets, artifacts (the default is none).
+    pub job: Arc<crate::job::RunJob>,
 }
 
 /// A host that answered, with its engine.

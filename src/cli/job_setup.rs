@@ -1,0 +1,130 @@
+//! The job's glue in the pipeline: load `[job]` (hosts file or `--job`), apply the command
+//! line's overrides, refuse what the backend cannot do, and run the pre- and post-steps.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::RunOpts;
+use crate::config::job::{JobConfig, parse_bytes};
+use crate::discover::Suite;
+use crate::exit;
+use crate::job::RunJob;
+use crate::job::steps::{self, PreStepOutput, StepRun};
+use crate::run::LiveHost;
+
+/// Loads the job and applies it to the hosts (image, env). Errors are one line with an exit code.
+pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, (u8, String)> {
+    let bad = |e: String| (exit::BAD_INPUT, e);
+    let mut config = match (&o.job.job, &o.hosts.hosts) {
+        (Some(file), _) => JobConfig::load(file).map_err(|e| bad(e.to_string()))?,
+        (None, Some(hosts)) => JobConfig::from_hosts_file(hosts)
+            .map_err(|e| bad(e.to_string()))?
+            .unwrap_or_default(),
+        (None, None) => JobConfig::default(),
+    };
+    if let Some(c) = o.job.cpus {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(bad(format!("--cpus must be positive, got {c}")));
+        }
+        config.cpus = Some(c);
+    }
+    if let Some(m) = &o.job.memory {
+        config.memory = Some(parse_bytes(m).map_err(|e| bad(format!("--memory: {e}")))?);
+    }
+    if config.has_services()
+        && let Some(local) = live.iter().find(|h| h.engine.is_local())
+    {
+        let names: Vec<&str> = config.service.iter().map(|s| s.name.as_str()).collect();
+        return Err(bad(format!(
+            "{}: the job declares services ({}) but host {} runs local processes: services need a Docker engine",
+            config.source,
+            names.join(", "),
+            local.host.name
+        )));
+    }
+    for h in live.iter_mut() {
+        // `--image` wins over the job, which wins over the hosts file.
+        if o.hosts.image.is_none()
+            && let Some(image) = &config.image
+        {
+            h.host.image = image.clone();
+        }
+        h.host.env.extend(config.env.clone());
+    }
+    let job = RunJob::prepare(config, &o.job.artifacts).map_err(|e| bad(e.to_string()))?;
+    Ok(Arc::new(job))
+}
+
+fn step_run<'a>(
+    job: &'a RunJob,
+    live: &'a [LiveHost],
+    run_id: &'a str,
+    out_dir: &'a Path,
+    env: Vec<(String, String)>,
+    cancel: CancellationToken,
+) -> StepRun<'a> {
+    StepRun {
+        job,
+        run_id,
+        out_dir,
+        host: live.first().map(|h| (&h.host, h.engine.as_ref())),
+        env,
+        cancel,
+    }
+}
+
+/// Runs the pre-steps and adds the job's files and the steps' artifacts to every shard's
+/// uploads. Keep the result until the run ends.
+pub async fn pre_steps(
+    job: &RunJob,
+    live: &[LiveHost],
+    run_id: &str,
+    out_dir: &Path,
+    shards: usize,
+    cancel: CancellationToken,
+    suite: &mut Suite,
+) -> Result<PreStepOutput, (u8, String)> {
+    suite
+        .uploads
+        .extend(job.uploads().map_err(|e| (exit::BAD_INPUT, e.to_string()))?);
+    if job.config.pre_step.is_empty() {
+        return Ok(PreStepOutput::default());
+    }
+    let env = vec![
+        ("CARGO_SHARD_RUN".to_string(), run_id.to_string()),
+        ("CARGO_SHARD_COUNT".to_string(), shards.to_string()),
+        ("CARGO_SHARD_OUT".to_string(), out_dir.display().to_string()),
+    ];
+    let run = step_run(job, live, run_id, out_dir, env, cancel);
+    let out = steps::pre_steps(&run)
+        .await
+        .map_err(|e| (exit::BUILD_FAILED, e))?;
+    suite.uploads.extend(out.uploads.iter().cloned());
+    Ok(out)
+}
+
+/// Runs the post-steps whatever the outcome; a failing one turns a passing run's exit code
+/// into an infrastructure failure.
+pub async fn post_steps(job: &RunJob, live: &[LiveHost], run_id: &str, out_dir: &Path, code: u8) -> u8 {
+    if job.config.post_step.is_empty() {
+        return code;
+    }
+    let env = vec![
+        ("CARGO_SHARD_RUN".to_string(), run_id.to_string()),
+        ("CARGO_SHARD_OUT".to_string(), out_dir.display().to_string()),
+        ("CARGO_SHARD_EXIT".to_string(), code.to_string()),
+    ];
+    // Post-steps run even after an interrupt: they are the job's own cleanup.
+    let run = step_run(job, live, run_id, out_dir, env, CancellationToken::new());
+    let failures = steps::post_steps(&run).await;
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    if failures.is_empty() || code != exit::OK {
+        code
+    } else {
+        exit::INFRA_FAILED
+    }
+}

@@ -1,0 +1,651 @@
+//! The job: what every shard's environment holds besides the tests — image, working
+//! directory, env, resource limits, extra files, services next to each shard, steps before
+//! and after the shards, artifacts to bring back, and secrets delivered only where named.
+//!
+//! It lives in `[job]` of the hosts file or in its own file (`--job shard.toml`, also a
+//! `[job]` table). Errors name file:line:col like the rest of the hosts file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use toml::Spanned;
+
+use super::{ConfigError, absolute, line_col};
+
+/// How long a service may take to become ready unless told otherwise.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The parsed `[job]` table, paths resolved against the file's directory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobConfig {
+    /// Where it came from, for messages.
+    pub source: String,
+    /// The directory relative paths in the file are resolved against.
+    pub base: PathBuf,
+    pub image: Option<String>,
+    /// The shards' working directory: absolute, or relative to the shard root.
+    pub workdir: Option<String>,
+    pub env: BTreeMap<String, String>,
+    /// CPUs per shard container (Docker's `--cpus`).
+    pub cpus: Option<f64>,
+    /// Memory limit per shard container, bytes.
+    pub memory: Option<u64>,
+    pub files: Vec<FileSpec>,
+    /// Paths (absolute, or relative to the shard's working directory) copied out of every
+    /// shard into `<out>/artifacts/<shard>/`.
+    pub artifacts: Vec<String>,
+    /// Secrets the shard container itself receives.
+    pub secrets: Vec<String>,
+    pub secret: Vec<SecretSpec>,
+    pub service: Vec<ServiceConfig>,
+    pub pre_step: Vec<StepConfig>,
+    pub post_step: Vec<StepConfig>,
+}
+
+/// A local file or directory placed in every shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSpec {
+    pub src: PathBuf,
+    /// Relative to the shard root.
+    pub dest: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+/// A secret read on the machine running cargo-shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretSpec {
+    pub name: String,
+    pub from: SecretSource,
+    /// Delivered as this environment variable instead of the file `/run/secrets/NAME`.
+    pub as_env: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadyCheck {
+    /// Started is ready.
+    None,
+    /// An exec array run inside the service until it exits 0.
+    Command(Vec<String>),
+    /// A TCP port inside the service accepting connections (checked with the image's `nc`).
+    Tcp(u16),
+}
+
+/// A container started next to every shard, reachable by its name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    pub name: String,
+    /// Default: the shards' image.
+    pub image: Option<String>,
+    pub env: BTreeMap<String, String>,
+    /// Exec array; empty means the image's own command.
+    pub command: Vec<String>,
+    pub ready: ReadyCheck,
+    pub ready_timeout: Duration,
+    pub secrets: Vec<String>,
+}
+
+/// A command run once before (or after) all shards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepConfig {
+    pub name: String,
+    /// Exec array.
+    pub command: Vec<String>,
+    /// Run in a container of this image on the first host; locally when absent.
+    pub image: Option<String>,
+    /// Local steps: relative to the job file's directory (default: the current directory).
+    /// Container steps: absolute inside the container.
+    pub workdir: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub secrets: Vec<String>,
+    /// Pre-steps only: paths (relative to the step's working directory) uploaded into every
+    /// shard under `artifacts/<file name>`.
+    pub artifacts: Vec<String>,
+}
+
+impl JobConfig {
+    pub fn has_services(&self) -> bool {
+        !self.service.is_empty()
+    }
+
+    /// `--job FILE`: a file holding a `[job]` table.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = read(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let raw: JobFile = from_toml(&text, &path.display().to_string())?;
+        resolve(raw.job, &text, &path.display().to_string(), base)
+    }
+
+    /// The `[job]` table of a hosts file, if it has one.
+    pub fn from_hosts_file(path: &Path) -> Result<Option<Self>, ConfigError> {
+        let text = read(path)?;
+        Self::parse_hosts_text(
+            &text,
+            &path.display().to_string(),
+            path.parent().unwrap_or(Path::new(".")),
+        )
+    }
+
+    /// [`JobConfig::from_hosts_file`] on text.
+    pub fn parse_hosts_text(text: &str, origin: &str, base: &Path) -> Result<Option<Self>, ConfigError> {
+        let raw: HostsWithJob = from_toml(text, origin)?;
+        raw.job.map(|j| resolve(j, text, origin, base)).transpose()
+    }
+
+    /// [`JobConfig::load`] on text.
+    pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: JobFile = from_toml(text, origin)?;
+        resolve(raw.job, text, origin, base)
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn from_toml<T: serde::de::DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| match e.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            ConfigError::At {
+                path: origin.to_string(),
+                line,
+                col,
+                msg: e.message().trim().replace('\n', " "),
+            }
+        }
+        None => ConfigError::File {
+            path: origin.to_string(),
+            msg: e.message().trim().to_string(),
+        },
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobFile {
+    job: RawJob,
+}
+
+/// A hosts file seen only for its `[job]`; the hosts parser checks the rest.
+#[derive(Deserialize)]
+struct HostsWithJob {
+    job: Option<RawJob>,
+    #[allow(dead_code)]
+    defaults: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    host: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    image: Option<String>,
+    workdir: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cpus: Option<Spanned<f64>>,
+    memory: Option<Spanned<String>>,
+    #[serde(default)]
+    files: Vec<RawFileSpec>,
+    #[serde(default)]
+    artifacts: Vec<String>,
+    #[serde(default)]
+    secrets: Vec<Spanned<String>>,
+    #[serde(default)]
+    secret: Vec<RawSecret>,
+    #[serde(default)]
+    service: Vec<RawService>,
+    #[serde(default)]
+    pre_step: Vec<RawStep>,
+    #[serde(default)]
+    post_step: Vec<RawStep>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFileSpec {
+    src: PathBuf,
+    dest: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    name: Spanned<String>,
+    from_env: Option<String>,
+    from_file: Option<PathBuf>,
+    as_env: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: Spanned<String>,
+    image: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    command: Vec<String>,
+    ready_cmd: Option<Spanned<Vec<String>>>,
+    ready_tcp: Option<Spanned<i64>>,
+    ready_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    secrets: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    name: Spanned<String>,
+    command: Spanned<Vec<String>>,
+    image: Option<String>,
+    workdir: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: Vec<Spanned<String>>,
+    artifacts: Option<Spanned<Vec<String>>>,
+}
+
+fn resolve(raw: RawJob, text: &str, origin: &str, base: &Path) -> Result<JobConfig, ConfigError> {
+    let at = |span: std::ops::Range<usize>, msg: String| {
+        let (line, col) = line_col(text, span.start);
+        ConfigError::At {
+            path: origin.to_string(),
+            line,
+            col,
+            msg,
+        }
+    };
+    let mut secrets: Vec<SecretSpec> = Vec::new();
+    for s in &raw.secret {
+        let name = s.name.get_ref().clone();
+        if !is_plain_name(&name) {
+            return Err(at(
+                s.name.span(),
+                format!("secret name {name:?} must be letters, digits, `-`, `_` or `.`"),
+            ));
+        }
+        if secrets.iter().any(|o| o.name == name) {
+            return Err(at(s.name.span(), format!("duplicate secret \"{name}\"")));
+        }
+        let from = match (&s.from_env, &s.from_file) {
+            (Some(var), None) => SecretSource::Env(var.clone()),
+            (None, Some(path)) => SecretSource::File(absolute(base, path)),
+            _ => {
+                return Err(at(
+                    s.name.span(),
+                    format!("secret \"{name}\" needs exactly one of `from_env` or `from_file`"),
+                ));
+            }
+        };
+        if let Some(v) = &s.as_env
+            && !is_env_name(v.get_ref())
+        {
+            return Err(at(
+                v.span(),
+                format!("`as_env` {:?} is not an environment variable name", v.get_ref()),
+            ));
+        }
+        secrets.push(SecretSpec {
+            name,
+            from,
+            as_env: s.as_env.as_ref().map(|v| v.get_ref().clone()),
+        });
+    }
+    let refs = |list: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
+        list.iter()
+            .map(|r| {
+                if secrets.iter().any(|s| &s.name == r.get_ref()) {
+                    Ok(r.get_ref().clone())
+                } else {
+                    Err(at(
+                        r.span(),
+                        format!(
+                            "unknown secret \"{}\" (declare it in [[job.secret]])",
+                            r.get_ref()
+                        ),
+                    ))
+                }
+            })
+            .collect()
+    };
+
+    let mut services: Vec<ServiceConfig> = Vec::new();
+    for s in &raw.service {
+        let name = s.name.get_ref().clone();
+        if !is_dns_label(&name) {
+            return Err(at(
+                s.name.span(),
+                format!("service name {name:?} must be a host name: lowercase letters, digits and `-`"),
+            ));
+        }
+        if services.iter().any(|o| o.name == name) {
+            return Err(at(s.name.span(), format!("duplicate service \"{name}\"")));
+        }
+        let ready = match (&s.ready_cmd, &s.ready_tcp) {
+            (Some(_), Some(p)) => {
+                return Err(at(
+                    p.span(),
+                    "give `ready_cmd` or `ready_tcp`, not both".to_string(),
+                ));
+            }
+            (Some(c), None) if c.get_ref().is_empty() => {
+                return Err(at(c.span(), "`ready_cmd` is an empty command".to_string()));
+            }
+            (Some(c), None) => ReadyCheck::Command(c.get_ref().clone()),
+            (None, Some(p)) => match u16::try_from(*p.get_ref()) {
+                Ok(port) if port > 0 => ReadyCheck::Tcp(port),
+                _ => return Err(at(p.span(), format!("`ready_tcp` {} is not a port", p.get_ref()))),
+            },
+            (None, None) => ReadyCheck::None,
+        };
+        services.push(ServiceConfig {
+            name,
+            image: s.image.clone(),
+            env: s.env.clone(),
+            command: s.command.clone(),
+            ready,
+            ready_timeout: match &s.ready_timeout {
+                None => DEFAULT_READY_TIMEOUT,
+                Some(t) => humantime::parse_duration(t.get_ref())
+                    .map_err(|e| at(t.span(), format!("`ready_timeout` {:?}: {e}", t.get_ref())))?,
+            },
+            secrets: refs(&s.secrets)?,
+        });
+    }
+
+    let steps = |list: &[RawStep], post: bool| -> Result<Vec<StepConfig>, ConfigError> {
+        let mut out: Vec<StepConfig> = Vec::new();
+        for s in list {
+            let name = s.name.get_ref().clone();
+            if !is_plain_name(&name) {
+                return Err(at(
+                    s.name.span(),
+                    format!("step name {name:?} must be letters, digits, `-`, `_` or `.`"),
+                ));
+            }
+            if out.iter().any(|o| o.name == name) {
+                return Err(at(s.name.span(), format!("duplicate step \"{name}\"")));
+            }
+            if s.command.get_ref().is_empty() {
+                return Err(at(s.command.span(), "`command` is an empty command".to_string()));
+            }
+            let artifacts = s
+                .artifacts
+                .as_ref()
+                .map(|a| a.get_ref().clone())
+                .unwrap_or_default();
+            if let Some(a) = &s.artifacts
+                && post
+                && !artifacts.is_empty()
+            {
+                return Err(at(
+                    a.span(),
+                    "post-steps have no `artifacts` (nothing runs after them)".to_string(),
+                ));
+            }
+            out.push(StepConfig {
+                name,
+                command: s.command.get_ref().clone(),
+                image: s.image.clone(),
+                workdir: s.workdir.clone(),
+                env: s.env.clone(),
+                secrets: refs(&s.secrets)?,
+                artifacts,
+            });
+        }
+        Ok(out)
+    };
+
+    let cpus = match &raw.cpus {
+        None => None,
+        Some(c) if c.get_ref().is_finite() && *c.get_ref() > 0.0 => Some(*c.get_ref()),
+        Some(c) => {
+            return Err(at(
+                c.span(),
+                format!("`cpus` must be positive, got {}", c.get_ref()),
+            ));
+        }
+    };
+    let memory = match &raw.memory {
+        None => None,
+        Some(m) => Some(parse_bytes(m.get_ref()).map_err(|e| at(m.span(), e))?),
+    };
+    let mut files = Vec::new();
+    for f in &raw.files {
+        let dest = f.dest.get_ref().trim_start_matches("./");
+        if dest.is_empty() || dest.starts_with('/') || dest.split('/').any(|c| c == "..") {
+            return Err(at(
+                f.dest.span(),
+                format!(
+                    "`dest` {:?} must be a relative path inside the shard root",
+                    f.dest.get_ref()
+                ),
+            ));
+        }
+        files.push(FileSpec {
+            src: absolute(base, &f.src),
+            dest: dest.to_string(),
+        });
+    }
+    Ok(JobConfig {
+        source: origin.to_string(),
+        base: base.to_path_buf(),
+        image: raw.image,
+        workdir: raw.workdir,
+        env: raw.env,
+        cpus,
+        memory,
+        files,
+        artifacts: raw.artifacts,
+        secrets: refs(&raw.secrets)?,
+        service: services,
+        pre_step: steps(&raw.pre_step, false)?,
+        post_step: steps(&raw.post_step, true)?,
+        secret: secrets,
+    })
+}
+
+/// `512m`, `2g`, `1.5GiB`, `1048576` → bytes (binary units, as Docker reads them).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim().trim_end_matches("ib").trim_end_matches('b');
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return Err(format!("`memory` {s:?}: unknown unit (use k, m, g or t)")),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`memory` {s:?} is not a size like \"512m\""))?;
+    let bytes = (n * mult as f64).round();
+    // Docker refuses limits under 6 MiB; say so here rather than at container start.
+    if bytes < (6 << 20) as f64 {
+        return Err(format!("`memory` {s:?} is below Docker's minimum of 6m"));
+    }
+    Ok(bytes as u64)
+}
+
+fn is_plain_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        JobConfig::parse(text, "shard.toml", Path::new("/base"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn full_job_parses() {
+        let text = r#"
+[job]
+image = "img"
+workdir = "src"
+env = { A = "1" }
+cpus = 1.5
+memory = "512m"
+files = [{ src = "data", dest = "data" }]
+artifacts = ["out"]
+secrets = ["tok"]
+
+[[job.secret]]
+name = "tok"
+from_env = "TOKEN"
+as_env = "API_TOKEN"
+
+[[job.secret]]
+name = "pw"
+from_file = "pw.txt"
+
+[[job.service]]
+name = "kv"
+command = ["sh", "-c", "nc -ll -p 7000 -e cat"]
+ready_tcp = 7000
+ready_timeout = "5s"
+secrets = ["pw"]
+
+[[job.pre_step]]
+name = "gen"
+command = ["sh", "-c", "echo hi > x"]
+artifacts = ["x"]
+
+[[job.post_step]]
+name = "done"
+command = ["true"]
+image = "img"
+"#;
+        let j = JobConfig::parse(text, "shard.toml", Path::new("/base")).unwrap();
+        assert_eq!(j.memory, Some(512 << 20));
+        assert_eq!(j.cpus, Some(1.5));
+        assert_eq!(j.files[0].src, PathBuf::from("/base/data"));
+        assert_eq!(
+            j.secret[1].from,
+            SecretSource::File(PathBuf::from("/base/pw.txt"))
+        );
+        assert_eq!(j.service[0].ready, ReadyCheck::Tcp(7000));
+        assert_eq!(j.service[0].ready_timeout, Duration::from_secs(5));
+        assert_eq!(j.service[0].secrets, vec!["pw".to_string()]);
+        assert_eq!(j.pre_step[0].artifacts, vec!["x".to_string()]);
+        assert_eq!(j.post_step[0].image.as_deref(), Some("img"));
+    }
+
+    #[test]
+    fn unknown_key_points_at_it() {
+        let e = err("[job]\nimage = \"x\"\n[[job.service]]\nname = \"kv\"\nport = 1\n");
+        assert!(e.starts_with("shard.toml:5:1: unknown field `port`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_secret_reference_points_at_it() {
+        let e = err("[job]\n[[job.service]]\nname = \"kv\"\nsecrets = [\"nope\"]\n");
+        assert_eq!(
+            e,
+            "shard.toml:4:12: unknown secret \"nope\" (declare it in [[job.secret]])"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused_where_they_are() {
+        assert_eq!(
+            err("[job]\nmemory = \"12q\"\n"),
+            "shard.toml:2:10: `memory` \"12q\": unknown unit (use k, m, g or t)"
+        );
+        assert_eq!(
+            err("[job]\ncpus = 0.0\n"),
+            "shard.toml:2:8: `cpus` must be positive, got 0"
+        );
+        assert_eq!(
+            err("[job]\n[[job.service]]\nname = \"KV\"\n"),
+            "shard.toml:3:8: service name \"KV\" must be a host name: lowercase letters, digits and `-`"
+        );
+        assert_eq!(
+            err("[job]\n[[job.service]]\nname = \"kv\"\nready_cmd = [\"true\"]\nready_tcp = 1\n"),
+            "shard.toml:5:13: give `ready_cmd` or `ready_tcp`, not both"
+        );
+        assert_eq!(
+            err("[job]\n[[job.secret]]\nname = \"s\"\n"),
+            "shard.toml:3:8: secret \"s\" needs exactly one of `from_env` or `from_file`"
+        );
+        assert_eq!(
+            err("[job]\n[[job.post_step]]\nname = \"p\"\ncommand = [\"true\"]\nartifacts = [\"x\"]\n"),
+            "shard.toml:5:13: post-steps have no `artifacts` (nothing runs after them)"
+        );
+        assert_eq!(
+            err("[job]\n[[job.pre_step]]\nname = \"p\"\ncommand = []\n"),
+            "shard.toml:4:11: `command` is an empty command"
+        );
+    }
+
+    #[test]
+    fn hosts_file_job_is_optional() {
+        let hosts = "[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n";
+        assert_eq!(
+            JobConfig::parse_hosts_text(hosts, "h.toml", Path::new("/")).unwrap(),
+            None
+        );
+        let with = format!("{hosts}[job]\nimage = \"x\"\n");
+        let j = JobConfig::parse_hosts_text(&with, "h.toml", Path::new("/"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(j.image.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../hosts.example.toml");
+        let j = JobConfig::parse_hosts_text(text, "hosts.example.toml", Path::new("/base"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(j.service[0].name, "postgres");
+        assert_eq!(j.secret[1].as_env.as_deref(), Some("POSTGRES_PASSWORD"));
+        assert_eq!(j.pre_step.len(), 2);
+        assert_eq!(j.post_step.len(), 1);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("10485760"), Ok(10 << 20));
+        assert!(parse_bytes("1k").is_err());
+    }
+}

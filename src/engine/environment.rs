@@ -1,0 +1,64 @@
+//! What a shard's container gets besides its tests: services next to it on a private
+//! network, resource limits, files outside the shard root (secrets), and the secret values to
+//! keep out of its output. Filled by the runner from the job; empty by default.
+
+use std::time::Duration;
+
+pub use super::redact::Secrets;
+pub use crate::config::job::ReadyCheck;
+
+/// Where file secrets land inside containers.
+pub const SECRETS_DIR: &str = "/run/secrets";
+
+/// Files placed at absolute paths (the local engine puts them under the shard root). Their
+/// contents are secrets, so `Debug` shows only the paths.
+#[derive(Clone, Default)]
+pub struct PlacedFiles(pub Vec<(String, Vec<u8>)>);
+
+impl std::fmt::Debug for PlacedFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(p, _)| p)).finish()
+    }
+}
+
+/// One service container beside a shard, reachable on the shard's network by `name`.
+#[derive(Clone)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub image: String,
+    pub env: Vec<(String, String)>,
+    /// Exec array; empty keeps the image's own command.
+    pub command: Vec<String>,
+    pub ready: ReadyCheck,
+    pub ready_timeout: Duration,
+    pub files: PlacedFiles,
+}
+
+impl std::fmt::Debug for ServiceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The env may hold secrets delivered as variables: names only.
+        let env: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ServiceSpec")
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("env", &env)
+            .field("command", &self.command)
+            .field("ready", &self.ready)
+            .field("ready_timeout", &self.ready_timeout)
+            .field("files", &self.files)
+            .finish()
+    }
+}
+
+/// The job's additions to one shard.
+#[derive(Debug, Clone, Default)]
+pub struct ShardExtras {
+    pub services: Vec<ServiceSpec>,
+    /// CPUs in units of 10⁻⁹ (Docker's `NanoCpus`).
+    pub nano_cpus: Option<i64>,
+    /// Bytes.
+    pub memory: Option<i64>,
+    pub files: PlacedFiles,
+    /// Masked in the log stream and in everything collected.
+    pub secrets: Secrets,
+}

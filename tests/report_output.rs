@@ -1,0 +1,149 @@
+//! Human output of real runs over the test bed when standard error is not a terminal (CI):
+//! plain lines with no escape codes, GitHub Actions folds and annotations, `-v` per-test
+//! lines that agree with the JUnit report, and colour only when `--color always` asks.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cargo_shard::junit::{self, CaseStatus};
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/rust-sample/Cargo.toml")
+}
+
+/// cargo-shard over the fixture with stderr piped, in an environment that would colour a
+/// terminal; returns (exit code, stderr).
+fn run(out_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-shard"));
+    cmd.arg("--hosts")
+        .arg(common::hosts_file())
+        .arg("--manifest-path")
+        .arg(fixture())
+        .arg("--out-dir")
+        .arg(out_dir)
+        .args(args)
+        .env_remove("NO_COLOR")
+        .env_remove("CI")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("CARGO_TERM_COLOR")
+        .env("TERM", "xterm-256color");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run cargo-shard");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// (group, name) → PASS / FAIL / SKIP / ERROR, from the run's JUnit.
+fn junit_words(path: &Path) -> BTreeMap<(String, String), &'static str> {
+    let report = junit::read_file(path).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = BTreeMap::new();
+    for suite in report.suites {
+        for case in suite.cases {
+            let word = match case.status {
+                CaseStatus::Passed => "PASS",
+                CaseStatus::Failure { .. } => "FAIL",
+                CaseStatus::Error { .. } => "ERROR",
+                CaseStatus::Skipped { .. } => "SKIP",
+            };
+            out.insert((case.classname, case.name), word);
+        }
+    }
+    out
+}
+
+#[test]
+fn piped_output_is_plain_and_folds_each_shard_on_github_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let (code, stderr) = run(&out_dir, &["-v"], &[("GITHUB_ACTIONS", "true")]);
+    assert_eq!(
+        code,
+        Some(100),
+        "the fixture has failing tests; stderr:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "escape codes in piped output:\n{}",
+        stderr.escape_debug()
+    );
+
+    // One fold per container, each closed, with the shard-finished line before it.
+    let finished = stderr
+        .lines()
+        .filter(|l| l.contains("] shard ") && l.contains(" finished on "))
+        .count();
+    assert!(finished >= 6, "{stderr}");
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("::group::shard "))
+            .count(),
+        finished
+    );
+    assert_eq!(stderr.lines().filter(|l| *l == "::endgroup::").count(), finished);
+    // A test's own output cannot issue workflow commands inside a fold.
+    assert_eq!(stderr.matches("::stop-commands::").count(), finished);
+
+    // `-v`: one line per test that ran, with the JUnit's verdict; failures annotated.
+    let words = junit_words(&out_dir.join("junit.xml"));
+    for ((group, name), word) in &words {
+        if *word == "SKIP" {
+            continue; // ignored tests never ship, so they have no live line
+        }
+        let id = format!("{group} {name} [shard ");
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(&id) && (l.contains("] PASS ") || l.contains("] FAIL ")))
+            .unwrap_or_else(|| panic!("no live line for {id}:\n{stderr}"));
+        assert!(line.contains(&format!("] {word} ")), "{line} vs JUnit {word}");
+    }
+    let failed = words.values().filter(|w| **w == "FAIL").count();
+    assert!(failed >= 2);
+    assert_eq!(stderr.matches("::error title=FAIL ").count(), failed, "{stderr}");
+
+    // The summary's count line agrees with the JUnit.
+    let passed = words.values().filter(|w| **w == "PASS").count();
+    let counts = format!("{passed} passed, {failed} failed, 0 flaky, ");
+    assert!(stderr.contains(&counts), "want `{counts}` in:\n{stderr}");
+    assert!(stderr.contains(&format!("report  {}", out_dir.join("report.html").display())));
+}
+
+#[test]
+fn colour_only_when_asked_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--only-host", "e1", "--shards", "2", "--no-progress"];
+    let run_with =
+        |name: &str, extra: &[&str]| run(&dir.path().join(name), &[&args[..], extra].concat(), &[]);
+    let (always, auto, never) = std::thread::scope(|s| {
+        let always = s.spawn(|| run_with("always", &["--color", "always"]));
+        let auto = s.spawn(|| run_with("auto", &[]));
+        let never = s.spawn(|| run_with("never", &["--color", "never"]));
+        (
+            always.join().unwrap(),
+            auto.join().unwrap(),
+            never.join().unwrap(),
+        )
+    });
+    let (code, always) = always;
+    assert_eq!(code, Some(100), "{always}");
+    assert!(
+        always.contains("\x1b[1;31mFAIL\x1b[0m "),
+        "{}",
+        always.escape_debug()
+    );
+    assert!(always.contains(" failed\x1b[0m"), "{}", always.escape_debug());
+
+    // `auto` paints nothing off a terminal, `never` nothing anywhere; the words are there.
+    for (what, (code, stderr)) in [("auto", auto), ("never", never)] {
+        assert_eq!(code, Some(100), "{what}: {stderr}");
+        assert!(!stderr.contains('\x1b'), "{what}: {}", stderr.escape_debug());
+        assert!(stderr.contains("FAIL "), "{what}: {stderr}");
+    }
+}

@@ -1,0 +1,241 @@
+//! End to end on the live test bed: `cargo shard go` over fixtures/go-sample (module and
+//! gocheck suite) and `cargo shard exec … -- make test-integration`, against `go test` run
+//! directly.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cargo_shard::junit::{self, CaseStatus};
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/go-sample")
+}
+
+fn schema() -> PathBuf {
+    std::env::var_os("CARGO_SHARD_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/junit/junit-10.xsd"))
+}
+
+/// (group, name) → status word; every case must appear once.
+fn statuses(path: &Path) -> BTreeMap<(String, String), String> {
+    let lint = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(schema())
+        .arg(path)
+        .output()
+        .expect("xmllint");
+    assert!(
+        lint.status.success(),
+        "schema: {}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let mut out = BTreeMap::new();
+    for suite in junit::read_file(path).unwrap().suites {
+        for case in suite.cases {
+            let status = match case.status {
+                CaseStatus::Passed => "pass",
+                CaseStatus::Failure { .. } => "fail",
+                CaseStatus::Error { .. } => "error",
+                CaseStatus::Skipped { .. } => "skip",
+            };
+            let key = (case.classname.clone(), case.name.clone());
+            assert!(
+                out.insert(key, status.to_string()).is_none(),
+                "{} {} twice",
+                case.classname,
+                case.name
+            );
+        }
+    }
+    out
+}
+
+/// Runs cargo-shard in `dir`; returns (exit code, run id from the events).
+fn cargo_shard(dir: &Path, hosts: &Path, args: &[&str]) -> (i32, String) {
+    // Our options go right after the subcommand: what follows `--` is the user's command.
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .arg(args[0])
+        .arg("--hosts")
+        .arg(hosts)
+        .args(["--message-format", "json"])
+        .args(&args[1..])
+        .current_dir(dir)
+        .output()
+        .expect("run cargo-shard");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let run_id = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "run-started")
+        .and_then(|v| v["run_id"].as_str().map(String::from))
+        .unwrap_or_else(|| {
+            panic!(
+                "no run-started event; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    (out.status.code().unwrap_or(-1), run_id)
+}
+
+fn assert_nothing_left(run_id: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for host in common::testbed_hosts().hosts {
+        let removed = rt.block_on(async {
+            let engine = cargo_shard::engine::Engine::connect(&host)
+                .await
+                .expect("connect");
+            engine.remove_labelled(Some(run_id)).await.expect("list labelled")
+        });
+        assert!(
+            removed.containers.is_empty(),
+            "{}: leaked {:?}",
+            host.name,
+            removed.containers
+        );
+    }
+}
+
+/// `go test -json`'s final action for every top-level test of the module.
+fn go_test_json(dir: &Path, env: &[(&str, &str)]) -> BTreeMap<(String, String), String> {
+    let out = Command::new("go")
+        .args(["test", "-count=1", "-json", "./..."])
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let mut actions = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let (Some(pkg), Some(test), Some(action)) =
+            (v["Package"].as_str(), v["Test"].as_str(), v["Action"].as_str())
+            && !test.contains('/')
+            && matches!(action, "pass" | "fail" | "skip")
+        {
+            actions.insert((pkg.to_string(), test.to_string()), action.to_string());
+        }
+    }
+    actions
+}
+
+#[test]
+fn go_module_across_three_engines_matches_go_test() {
+    let out = tempfile::tempdir().unwrap();
+    let (code, run_id) = cargo_shard(
+        &fixture(),
+        &common::hosts_file(),
+        &["go", "--out-dir", out.path().to_str().unwrap(), "./..."],
+    );
+    assert_eq!(code, 100, "the module has a failing test");
+    let ours = statuses(&out.path().join("junit.xml"));
+    let direct = go_test_json(&fixture(), &[]);
+    assert_eq!(
+        ours.keys().collect::<BTreeSet<_>>(),
+        direct.keys().collect::<BTreeSet<_>>(),
+        "the same tests, once each"
+    );
+    for (key, action) in &direct {
+        assert_eq!(&ours[key], action, "{key:?}");
+    }
+    let names: BTreeSet<&str> = ours.keys().map(|k| k.1.as_str()).collect();
+    assert!(names.contains("TestFoo") && names.contains("TestFooBar"));
+    assert_nothing_left(&run_id);
+}
+
+#[test]
+fn gocheck_suite_runs_each_test_once() {
+    let out = tempfile::tempdir().unwrap();
+    let suite_dir = fixture().join("gopath/src/example.com/checksuite");
+    let gopath = format!("{}:/usr/share/gocode", fixture().join("gopath").display());
+    let (code, run_id) = cargo_shard(
+        &suite_dir,
+        &common::hosts_file(),
+        &[
+            "go",
+            "--gopath",
+            &gopath,
+            "--out-dir",
+            out.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 100, "the suite has a failing test");
+    let ours = statuses(&out.path().join("junit.xml"));
+    let listed = Command::new("go")
+        // -v: in package mode go test hides a passing package's output.
+        .args([
+            "test",
+            "-v",
+            "-count=1",
+            ".",
+            "-test.run",
+            "^Test$",
+            "-check.list",
+        ])
+        .current_dir(&suite_dir)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", &gopath)
+        .output()
+        .unwrap();
+    let listed: BTreeSet<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|l| {
+            let mut parts = l.split('.');
+            let ident = |p: Option<&str>| {
+                p.is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'))
+            };
+            ident(parts.next()) && ident(parts.next()) && parts.next().is_none()
+        })
+        .map(String::from)
+        .collect();
+    assert!(listed.len() >= 10, "{listed:?}");
+    for name in &listed {
+        assert_eq!(
+            ours.keys().filter(|k| &k.1 == name).count(),
+            1,
+            "{name} exactly once"
+        );
+    }
+    assert!(ours.values().any(|s| s == "fail"));
+    assert_nothing_left(&run_id);
+}
+
+#[test]
+fn exec_make_test_integration_gives_per_test_gocheck_results() {
+    let out = tempfile::tempdir().unwrap();
+    let hosts = common::testbed_file("hosts-go.toml");
+    let (code, run_id) = cargo_shard(
+        &fixture(),
+        &hosts,
+        &[
+            "exec",
+            "--list",
+            "make -s list-integration",
+            "--filter-env",
+            "TESTFLAGS",
+            "--filter-format",
+            "-check.f {regex}",
+            "--shards",
+            "2",
+            "--out-dir",
+            out.path().to_str().unwrap(),
+            "--",
+            "make",
+            "test-integration",
+        ],
+    );
+    assert_eq!(code, 100, "the gocheck suite has a failing test");
+    let ours = statuses(&out.path().join("junit.xml"));
+    assert!(ours.len() >= 10, "{ours:?}");
+    assert!(
+        ours.keys().all(|k| k.1.contains('.')),
+        "keys are Suite.TestX: {ours:?}"
+    );
+    assert_eq!(ours.values().filter(|s| *s == "fail").count(), 1, "{ours:?}");
+    assert!(ours.values().filter(|s| *s == "pass").count() >= 8);
+    assert_nothing_left(&run_id);
+}
