@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/rust-sample/Cargo.toml")
+    common::fixture("rust-sample/Cargo.toml")
 }
 
 /// Debian's `chromium` on PATH; the test fails (never skips) without it.

@@ -8,10 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cargo_shard::junit::{self, CaseStatus};
-
 fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/rust-sample/Cargo.toml")
+    common::fixture("rust-sample/Cargo.toml")
 }
 
 /// cargo-shard over the fixture with stderr piped, in an environment that would colour a
@@ -42,20 +40,20 @@ fn run(out_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Str
 
 /// (group, name) → PASS / FAIL / SKIP / ERROR, from the run's JUnit.
 fn junit_words(path: &Path) -> BTreeMap<(String, String), &'static str> {
-    let report = junit::read_file(path).unwrap_or_else(|e| panic!("{e}"));
-    let mut out = BTreeMap::new();
-    for suite in report.suites {
-        for case in suite.cases {
-            let word = match case.status {
-                CaseStatus::Passed => "PASS",
-                CaseStatus::Failure { .. } => "FAIL",
-                CaseStatus::Error { .. } => "ERROR",
-                CaseStatus::Skipped { .. } => "SKIP",
-            };
-            out.insert((case.classname, case.name), word);
-        }
-    }
-    out
+    common::junit_statuses(path)
+        .into_iter()
+        .map(|(key, status)| {
+            (
+                key,
+                match status {
+                    "passed" => "PASS",
+                    "failed" => "FAIL",
+                    "skipped" => "SKIP",
+                    _ => "ERROR",
+                },
+            )
+        })
+        .collect()
 }
 
 #[test]

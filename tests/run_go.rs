@@ -8,50 +8,26 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cargo_shard::junit::{self, CaseStatus};
-
 fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/go-sample")
+    common::fixture("go-sample")
 }
 
-fn schema() -> PathBuf {
-    std::env::var_os("CARGO_SHARD_SCHEMA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/junit/junit-10.xsd"))
-}
-
-/// (group, name) → status word; every case must appear once.
+/// (group, name) → `go test -json`'s action word; validates the file and that every case
+/// appears once.
 fn statuses(path: &Path) -> BTreeMap<(String, String), String> {
-    let lint = Command::new("xmllint")
-        .args(["--noout", "--schema"])
-        .arg(schema())
-        .arg(path)
-        .output()
-        .expect("xmllint");
-    assert!(
-        lint.status.success(),
-        "schema: {}",
-        String::from_utf8_lossy(&lint.stderr)
-    );
-    let mut out = BTreeMap::new();
-    for suite in junit::read_file(path).unwrap().suites {
-        for case in suite.cases {
-            let status = match case.status {
-                CaseStatus::Passed => "pass",
-                CaseStatus::Failure { .. } => "fail",
-                CaseStatus::Error { .. } => "error",
-                CaseStatus::Skipped { .. } => "skip",
+    common::assert_valid_junit(path);
+    common::junit_statuses(path)
+        .into_iter()
+        .map(|(key, status)| {
+            let action = match status {
+                "passed" => "pass",
+                "failed" => "fail",
+                "skipped" => "skip",
+                other => other,
             };
-            let key = (case.classname.clone(), case.name.clone());
-            assert!(
-                out.insert(key, status.to_string()).is_none(),
-                "{} {} twice",
-                case.classname,
-                case.name
-            );
-        }
-    }
-    out
+            (key, action.to_string())
+        })
+        .collect()
 }
 
 /// Runs cargo-shard in `dir`; returns (exit code, run id from the events).
@@ -79,24 +55,6 @@ fn cargo_shard(dir: &Path, hosts: &Path, args: &[&str]) -> (i32, String) {
             )
         });
     (out.status.code().unwrap_or(-1), run_id)
-}
-
-fn assert_nothing_left(run_id: &str) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    for host in common::testbed_hosts().hosts {
-        let removed = rt.block_on(async {
-            let engine = cargo_shard::engine::Engine::connect(&host)
-                .await
-                .expect("connect");
-            engine.remove_labelled(Some(run_id)).await.expect("list labelled")
-        });
-        assert!(
-            removed.containers.is_empty(),
-            "{}: leaked {:?}",
-            host.name,
-            removed.containers
-        );
-    }
 }
 
 /// `go test -json`'s final action for every top-level test of the module.
@@ -144,7 +102,7 @@ fn go_module_across_three_engines_matches_go_test() {
     }
     let names: BTreeSet<&str> = ours.keys().map(|k| k.1.as_str()).collect();
     assert!(names.contains("TestFoo") && names.contains("TestFooBar"));
-    assert_nothing_left(&run_id);
+    common::assert_nothing_left(&run_id);
 }
 
 #[test]
@@ -201,7 +159,7 @@ fn gocheck_suite_runs_each_test_once() {
         );
     }
     assert!(ours.values().any(|s| s == "fail"));
-    assert_nothing_left(&run_id);
+    common::assert_nothing_left(&run_id);
 }
 
 #[test]
@@ -237,5 +195,5 @@ fn exec_make_test_integration_gives_per_test_gocheck_results() {
     );
     assert_eq!(ours.values().filter(|s| *s == "fail").count(), 1, "{ours:?}");
     assert!(ours.values().filter(|s| *s == "pass").count() >= 8);
-    assert_nothing_left(&run_id);
+    common::assert_nothing_left(&run_id);
 }

@@ -7,40 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cargo_shard::junit::{self, CaseStatus};
-
 fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/rust-sample/Cargo.toml")
-}
-
-fn schema() -> PathBuf {
-    std::env::var_os("CARGO_SHARD_SCHEMA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/junit/junit-10.xsd"))
-}
-
-/// (group, name) → status word, from a JUnit report.
-fn statuses(path: &Path) -> BTreeMap<(String, String), &'static str> {
-    let report = junit::read_file(path).unwrap_or_else(|e| panic!("{e}"));
-    let mut out = BTreeMap::new();
-    for suite in report.suites {
-        for case in suite.cases {
-            let status = match case.status {
-                CaseStatus::Passed => "passed",
-                CaseStatus::Failure { .. } => "failed",
-                CaseStatus::Error { .. } => "error",
-                CaseStatus::Skipped { .. } => "skipped",
-            };
-            let key = (case.classname.clone(), case.name.clone());
-            assert!(
-                out.insert(key, status).is_none(),
-                "{}/{} reported twice",
-                case.classname,
-                case.name
-            );
-        }
-    }
-    out
+    common::fixture("rust-sample/Cargo.toml")
 }
 
 /// What a plain local nextest run says, through a JUnit profile of our own.
@@ -70,7 +38,7 @@ fn local_nextest(dir: &Path) -> BTreeMap<(String, String), &'static str> {
         Some(100),
         "the fixture has failing tests: {status:?}"
     );
-    statuses(&dir.join("store/local/junit.xml"))
+    common::junit_statuses(&dir.join("store/local/junit.xml"))
 }
 
 /// Every listed test id (binary id, name) with whether it is ignored.
@@ -128,18 +96,8 @@ fn shards_the_rust_sample_across_three_engines() {
 
     // The merged report is valid and holds every listed test once, as a local run judges it.
     let junit_path = out_dir.join("junit.xml");
-    let lint = Command::new("xmllint")
-        .args(["--noout", "--schema"])
-        .arg(schema())
-        .arg(&junit_path)
-        .output()
-        .expect("xmllint (libxml2-utils) must be installed");
-    assert!(
-        lint.status.success(),
-        "schema validation: {}",
-        String::from_utf8_lossy(&lint.stderr)
-    );
-    let ours = statuses(&junit_path);
+    common::assert_valid_junit(&junit_path);
+    let ours = common::junit_statuses(&junit_path);
     let listed = listed();
     assert_eq!(
         ours.keys().collect::<Vec<_>>(),
@@ -189,24 +147,7 @@ fn shards_the_rust_sample_across_three_engines() {
 
     // Nothing of this run is left on any engine.
     assert!(!run_id.is_empty());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    for host in common::testbed_hosts().hosts {
-        let removed = rt.block_on(async {
-            let engine = cargo_shard::engine::Engine::connect(&host)
-                .await
-                .expect("connect");
-            engine
-                .remove_labelled(Some(&run_id))
-                .await
-                .expect("list labelled")
-        });
-        assert!(
-            removed.containers.is_empty(),
-            "{}: leaked {:?}",
-            host.name,
-            removed.containers
-        );
-    }
+    common::assert_nothing_left(&run_id);
     // The logs of every shard are there.
     assert!(std::fs::read_dir(out_dir.join("logs")).unwrap().count() >= 6);
 }

@@ -22,7 +22,7 @@ use common::{cargo_shard, host, hosts_file, unique};
 use tokio_util::sync::CancellationToken;
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/services")
+    common::fixture("services")
 }
 
 /// The engine (which holds e3's ssh tunnel open) and its client.
@@ -91,15 +91,6 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn run_id_of(stdout: &str) -> String {
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["type"] == "run-started")
-        .and_then(|v| v["run_id"].as_str().map(str::to_string))
-        .unwrap_or_else(|| panic!("no run-started event in:\n{stdout}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_steps_artifacts_and_secrets_across_the_three_engines() {
     let secret = unique("s3cr3t-token");
@@ -130,7 +121,7 @@ async fn services_steps_artifacts_and_secrets_across_the_three_engines() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let run = run_id_of(&stdout);
+    let run = common::run_id_of(&stdout);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -229,7 +220,7 @@ async fn a_service_never_ready_fails_the_shard_with_its_reason_and_is_retried() 
         "--",
         "true",
     ]);
-    let run = run_id_of(&stdout);
+    let run = common::run_id_of(&stdout);
     assert_ne!(code, 0, "{stdout}\n{stderr}");
     let attempts: Vec<serde_json::Value> = stdout
         .lines()

@@ -71,3 +71,87 @@ pub fn cargo_shard(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A path under `fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
+
+/// The JUnit schema: `CARGO_SHARD_SCHEMA`, else `shared/` beside the repository.
+pub fn schema() -> PathBuf {
+    std::env::var_os("CARGO_SHARD_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/junit/junit-10.xsd"))
+}
+
+/// Validates a JUnit file with `xmllint --schema` (a missing xmllint fails the test).
+pub fn assert_valid_junit(path: &std::path::Path) {
+    let lint = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(schema())
+        .arg(path)
+        .output()
+        .expect("xmllint (libxml2-utils) must be installed");
+    assert!(
+        lint.status.success(),
+        "schema validation: {}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+}
+
+/// (classname, name) → `passed`/`failed`/`error`/`skipped`, from a JUnit report in which
+/// every case must appear once.
+pub fn junit_statuses(path: &std::path::Path) -> std::collections::BTreeMap<(String, String), &'static str> {
+    use cargo_shard::junit::CaseStatus;
+    let report = cargo_shard::junit::read_file(path).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = std::collections::BTreeMap::new();
+    for suite in report.suites {
+        for case in suite.cases {
+            let status = match case.status {
+                CaseStatus::Passed => "passed",
+                CaseStatus::Failure { .. } => "failed",
+                CaseStatus::Error { .. } => "error",
+                CaseStatus::Skipped { .. } => "skipped",
+            };
+            let key = (case.classname.clone(), case.name.clone());
+            assert!(
+                out.insert(key, status).is_none(),
+                "{}/{} reported twice",
+                case.classname,
+                case.name
+            );
+        }
+    }
+    out
+}
+
+/// The run id from a `--message-format json` stream's `run-started` event.
+pub fn run_id_of(stdout: &str) -> String {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "run-started")
+        .and_then(|v| v["run_id"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("no run-started event in:\n{stdout}"))
+}
+
+/// Fails the test if any container labelled with `run_id` is left on any test-bed engine.
+pub fn assert_nothing_left(run_id: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for host in testbed_hosts().hosts {
+        let removed = rt.block_on(async {
+            let engine = cargo_shard::engine::Engine::connect(&host)
+                .await
+                .expect("connect");
+            engine.remove_labelled(Some(run_id)).await.expect("list labelled")
+        });
+        assert!(
+            removed.containers.is_empty(),
+            "{}: leaked {:?}",
+            host.name,
+            removed.containers
+        );
+    }
+}
