@@ -1062,3 +1062,71 @@ fn ssh_tunnel_cut_mid_run_its_shards_finish_elsewhere() {
     assert_eq!(gc.0, 0, "{gc:?}");
     assert_clean(&run_id, &[]);
 }
+
+/// Resumes a stopped process whatever happens to the test.
+struct Resume(String);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
+    }
+}
+
+#[test]
+fn engine_hanging_mid_run_is_given_up_and_its_shards_finish_elsewhere() {
+    let expected = listed();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let mut run = Running::start(&out_dir, &["--shards", "12"]);
+    let run_id = run.run_id();
+    run.wait_for("a shard finished on e2", |v| {
+        v["type"] == "shard-finished" && v["host"] == "e2" && v["end"]["kind"] == "exited"
+    });
+    // Freeze e2's dockerd: connections stay open, nothing fails, nothing answers.
+    let pid = std::fs::read_to_string(common::testbed_file("e2.pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+        .into_owned();
+    assert!(
+        cmdline.contains("dockerd") && cmdline.contains(&common::testbed_dir().display().to_string()),
+        "pid {pid} is not e2's dockerd: {cmdline}"
+    );
+    let resume = Resume(pid.clone());
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let done = run.finish();
+    drop(resume);
+    assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
+    assert!(done.took < Duration::from_secs(150), "took {:?}", done.took);
+
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    assert_every_test_once(&cases, &expected);
+    let errors: Vec<_> = cases.iter().filter(|(_, c)| status(c) == "error").collect();
+    assert!(errors.is_empty(), "e2's shards were re-run: {errors:#?}");
+    let lost = done.of_type("host-lost");
+    assert_eq!(lost.len(), 1, "{lost:#?}");
+    assert_eq!(lost[0]["host"], "e2");
+    assert!(
+        lost[0]["reason"].as_str().unwrap().contains("stopped answering"),
+        "{}",
+        lost[0]
+    );
+    assert_clean(&run_id, &["e2"]);
+    // e2 answers again: what it still holds of the run goes with gc.
+    let gc = common::cargo_shard(&[
+        "gc",
+        "--hosts",
+        common::hosts_file().to_str().unwrap(),
+        "--run",
+        &run_id,
+    ]);
+    assert_eq!(gc.0, 0, "{gc:?}");
+    assert_clean(&run_id, &[]);
+}

@@ -142,6 +142,14 @@ impl DockerEngine {
         &self.docker
     }
 
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.unreachable(&e))
+    }
+
     pub async fn info(&self, image: &str) -> Result<EngineInfo, EngineError> {
         let t = Instant::now();
         self.docker.ping().await.map_err(|e| self.unreachable(&e))?;

@@ -151,6 +151,14 @@ impl Engine {
         matches!(self, Engine::Local(_))
     }
 
+    /// One cheap round trip: is the engine still answering?
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        match self {
+            Engine::Docker(d) => d.ping().await,
+            Engine::Local(_) => Ok(()),
+        }
+    }
+
     /// Versions, capacity, whether `image` is present, and one round trip.
     pub async fn info(&self, image: &str) -> Result<EngineInfo, EngineError> {
         match self {

@@ -62,7 +62,14 @@ const CANCEL_GRACE: Duration = Duration::from_secs(3);
 /// How long a timed-out shard may take to kill and remove its container.
 const TIMEOUT_GRACE: Duration = Duration::from_secs(30);
 
-pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> AttemptRun {
+/// Runs `job` on `host`. `host_gone` is cancelled with the run (interrupt) or when the host
+/// stops answering its heartbeat: either way the shard is abandoned there.
+pub(crate) async fn run(
+    shared: &Shared<'_>,
+    host: &LiveHost,
+    job: &Job,
+    host_gone: &CancellationToken,
+) -> AttemptRun {
     let started = Instant::now();
     let done = |ended, container: String, phases| AttemptRun {
         ended,
@@ -114,7 +121,7 @@ pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> Atte
         root,
         extras,
     };
-    let token = shared.cancel.child_token();
+    let token = host_gone.child_token();
     let fut = host.engine.run_shard(shard_job, token.clone());
     tokio::pin!(fut);
     // `None` waits forever: a pending sleep stands in for "no --shard-timeout".
@@ -129,10 +136,14 @@ pub(crate) async fn run(shared: &Shared<'_>, host: &LiveHost, job: &Job) -> Atte
             let _ = tokio::time::timeout(TIMEOUT_GRACE, &mut fut).await;
             Err(limit.unwrap_or_default())
         }
-        _ = shared.cancel.cancelled() => {
-            // Interrupted: the engine sees the same cancellation and kills the container. An
-            // engine that does not answer must not hold up the exit.
-            match tokio::time::timeout(CANCEL_GRACE, &mut fut).await {
+        _ = host_gone.cancelled() => {
+            // Interrupted, or the host stopped answering: the engine sees the same cancellation
+            // and kills the container. An engine that does not answer must not hold us up.
+            let r = tokio::time::timeout(CANCEL_GRACE, &mut fut).await;
+            if !shared.cancel.is_cancelled() {
+                return done(Ended::HostLost(super::UNRESPONSIVE.to_string()), name, Phases::default());
+            }
+            match r {
                 Ok(r) => Ok(r),
                 Err(_) => Ok(Err(EngineError::Cancelled)),
             }

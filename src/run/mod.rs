@@ -17,6 +17,15 @@ mod schedule;
 pub use outcome::{AttemptEnd, Event, Kept, Outcome, RunReport, ShardAttempt};
 pub use schedule::execute;
 
+/// A host is lost when this many pings in a row get no answer within [`PING_LIMIT`]: an
+/// engine that hangs (stopped, or an ssh tunnel that no longer carries anything) fails no
+/// request, it just never answers.
+pub(crate) const PING_MISSES: u32 = 2;
+pub(crate) const PING_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often each host is pinged while a run uses it.
+pub(crate) const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const UNRESPONSIVE: &str = "engine stopped answering (2 pings without a reply within 5s)";
+
 /// How to run, as the user asked.
 #[derive(Debug, Clone)]
 pub struct RunOptions {

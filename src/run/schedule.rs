@@ -64,13 +64,16 @@ impl Queue {
         self.running == 0 && self.orphans.is_empty() && self.planned.values().all(|q| q.is_empty())
     }
 
-    fn kill_host(&mut self, host: &str, reason: &str) {
-        if self.dead.insert(host.to_string()) {
-            self.lost.push((host.to_string(), reason.to_string()));
-            if let Some(q) = self.planned.remove(host) {
-                self.orphans.extend(q);
-            }
+    /// Marks `host` lost and hands its queued shards to the others; true the first time.
+    fn kill_host(&mut self, host: &str, reason: &str) -> bool {
+        if !self.dead.insert(host.to_string()) {
+            return false;
         }
+        self.lost.push((host.to_string(), reason.to_string()));
+        if let Some(q) = self.planned.remove(host) {
+            self.orphans.extend(q);
+        }
+        true
     }
 }
 
@@ -95,7 +98,7 @@ pub async fn execute(
         Err(panic) => {
             // In-flight shard futures were dropped mid-way: their containers are still there.
             if !opts.keep_containers {
-                cleanup(&guard_hosts, &opts.run_id, CLEANUP_ON_CANCEL).await;
+                cleanup(&guard_hosts, &opts.run_id, |_| CLEANUP_ON_CANCEL).await;
             }
             std::panic::resume_unwind(panic)
         }
@@ -263,10 +266,13 @@ async fn execute_inner(
             })
             .collect();
     } else {
-        let limit = if interrupted {
-            CLEANUP_ON_CANCEL
-        } else {
-            CLEANUP_LIMIT
+        // A lost host gets the short limit too: it may still not answer.
+        let limit = |h: &LiveHost| {
+            if interrupted || dead.contains(&h.host.name) {
+                CLEANUP_ON_CANCEL
+            } else {
+                CLEANUP_LIMIT
+            }
         };
         report.cleanup_failed = cleanup(&hosts, &opts.run_id, limit).await;
     }
@@ -278,14 +284,21 @@ async fn execute_inner(
 /// Removes everything labelled with the run id from every host we reached: the safety net
 /// behind each shard's own removal. Bounded so a dead host cannot hold the exit; returns the
 /// hosts where it failed, with the reason.
-pub(crate) async fn cleanup(hosts: &[LiveHost], run_id: &str, limit: Duration) -> Vec<(String, String)> {
-    let tasks = hosts.iter().map(|h| async move {
-        let reason = match tokio::time::timeout(limit, h.engine.remove_labelled(Some(run_id))).await {
-            Ok(Ok(_)) => return None,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {}s", limit.as_secs()),
-        };
-        Some((h.host.name.clone(), reason))
+pub(crate) async fn cleanup(
+    hosts: &[LiveHost],
+    run_id: &str,
+    limit: impl Fn(&LiveHost) -> Duration,
+) -> Vec<(String, String)> {
+    let tasks = hosts.iter().map(|h| {
+        let limit = limit(h);
+        async move {
+            let reason = match tokio::time::timeout(limit, h.engine.remove_labelled(Some(run_id))).await {
+                Ok(Ok(_)) => return None,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {}s", limit.as_secs()),
+            };
+            Some((h.host.name.clone(), reason))
+        }
     });
     futures_util::future::join_all(tasks)
         .await
@@ -341,13 +354,27 @@ async fn run_phase(
     }
     let queue = Mutex::new(queue);
     let wake = tokio::sync::Notify::new();
+    let live: Vec<&LiveHost> = hosts.iter().filter(|h| !dead.contains(&h.host.name)).collect();
+    // Cancelled with the run, or by the host's heartbeat when it stops answering.
+    let gone: Vec<CancellationToken> = live.iter().map(|_| shared.cancel.child_token()).collect();
     let mut workers = Vec::new();
-    for host in hosts.iter().filter(|h| !dead.contains(&h.host.name)) {
+    for (host, gone) in live.iter().zip(&gone) {
         for slot in 0..host.host.slots {
-            workers.push(worker(shared, hosts, host, slot, &queue, &wake, observer, t0));
+            workers.push(worker(
+                shared, hosts, host, slot, gone, &queue, &wake, observer, t0,
+            ));
         }
     }
-    futures_util::future::join_all(workers).await;
+    let finished = CancellationToken::new();
+    let work = async {
+        futures_util::future::join_all(workers).await;
+        finished.cancel();
+    };
+    let beats = live
+        .iter()
+        .zip(&gone)
+        .map(|(host, gone)| heartbeat(host, gone, &finished, &queue, &wake, observer));
+    tokio::join!(work, futures_util::future::join_all(beats));
     let mut q = queue.into_inner().unwrap_or_else(|p| p.into_inner());
     // Whatever is still queued has no host left to run on.
     let reason = if shared.cancel.is_cancelled() {
@@ -374,12 +401,59 @@ async fn run_phase(
     }
 }
 
+/// Pings `host` while the phase runs; when it stops answering, marks it lost (its queued
+/// shards go to the others) and cancels `gone` so its running shards are given up and re-queued.
+async fn heartbeat(
+    host: &LiveHost,
+    gone: &CancellationToken,
+    finished: &CancellationToken,
+    queue: &Mutex<Queue>,
+    wake: &tokio::sync::Notify,
+    observer: &Observer,
+) {
+    if host.engine.is_local() {
+        return;
+    }
+    let mut misses = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(super::PING_EVERY) => {}
+            _ = finished.cancelled() => return,
+            _ = gone.cancelled() => return,
+        }
+        let answered = tokio::select! {
+            r = tokio::time::timeout(super::PING_LIMIT, host.engine.ping()) => matches!(r, Ok(Ok(()))),
+            _ = finished.cancelled() => return,
+            _ = gone.cancelled() => return,
+        };
+        misses = if answered { 0 } else { misses + 1 };
+        if misses < super::PING_MISSES {
+            continue;
+        }
+        let name = host.host.name.as_str();
+        let newly = queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .kill_host(name, super::UNRESPONSIVE);
+        if newly {
+            observer(&Event::HostLost {
+                host: name.to_string(),
+                reason: super::UNRESPONSIVE.to_string(),
+            });
+        }
+        gone.cancel();
+        wake.notify_waiters();
+        return;
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn worker(
     shared: &Shared<'_>,
     hosts: &[LiveHost],
     host: &LiveHost,
     slot: usize,
+    gone: &CancellationToken,
     queue: &Mutex<Queue>,
     wake: &tokio::sync::Notify,
     observer: &Observer,
@@ -392,7 +466,7 @@ async fn worker(
         notified.as_mut().enable();
         let job = {
             let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
-            if q.dead.contains(name) || shared.cancel.is_cancelled() {
+            if q.dead.contains(name) || gone.is_cancelled() {
                 drop(q);
                 wake.notify_waiters();
                 return;
@@ -413,7 +487,7 @@ async fn worker(
         let Some(job) = job else {
             tokio::select! {
                 _ = &mut notified => {}
-                _ = shared.cancel.cancelled() => {}
+                _ = gone.cancelled() => {}
             }
             continue;
         };
@@ -423,7 +497,7 @@ async fn worker(
             host: name.to_string(),
             tests: job.tests.len(),
         });
-        let run = attempt::run(shared, host, &job).await;
+        let run = attempt::run(shared, host, &job, gone).await;
         let record = settle(shared, hosts, name, slot, job, run, queue, observer, t0);
         queue
             .lock()
@@ -496,11 +570,12 @@ fn settle(
             AttemptEnd::Failed(reason)
         }
         Ended::HostLost(reason) => {
-            q.kill_host(host, &reason);
-            observer(&Event::HostLost {
-                host: host.to_string(),
-                reason: reason.clone(),
-            });
+            if q.kill_host(host, &reason) {
+                observer(&Event::HostLost {
+                    host: host.to_string(),
+                    reason: reason.clone(),
+                });
+            }
             // A lost host is not the shard's fault: re-queue without spending a retry, but
             // never more often than there are hosts to try.
             if (job.attempt as usize) < max_attempts as usize + hosts.len() {
