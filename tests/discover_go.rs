@@ -117,6 +117,7 @@ fn run_shard(suite: &Suite, tests: &[TestId], jobs: usize, extra_env: &[(&str, &
         attempt: 1,
         jobs,
         test_timeout: None,
+        tools: Default::default(),
     };
     let spec = suite.recipe.prepare(tests, &ctx);
     for (path, bytes) in &spec.files {

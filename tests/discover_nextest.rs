@@ -59,6 +59,7 @@ fn ctx(root: &Path, attempt: u32, jobs: usize) -> ShardCtx {
         attempt,
         jobs,
         test_timeout: Some(Duration::from_secs(60)),
+        tools: Default::default(),
     }
 }
 

@@ -781,6 +781,7 @@ fn panic_in_our_code_still_removes_every_container() {
                 ignored: false,
             })
             .collect(),
+        tools: Vec::new(),
         uploads: Vec::new(),
         recipe: Arc::new(Sleepy),
     };

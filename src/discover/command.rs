@@ -124,6 +124,7 @@ pub fn discover(opts: &ExecOptions) -> Result<Suite, ExecError> {
         results,
     };
     Ok(Suite {
+        tools: Vec::new(),
         tests,
         uploads: vec![Upload::Tree {
             src: dir,
@@ -450,6 +451,7 @@ mod tests {
             attempt: 1,
             jobs: 1,
             test_timeout: None,
+            tools: Default::default(),
         }
     }
 

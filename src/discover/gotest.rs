@@ -156,6 +156,7 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
         passthrough: opts.passthrough.clone(),
     };
     Ok(Suite {
+        tools: Vec::new(),
         tests,
         uploads,
         recipe: Arc::new(recipe),

@@ -81,6 +81,24 @@ pub struct ShardCtx {
     pub jobs: usize,
     /// Per-test timeout to hand to the runner.
     pub test_timeout: Option<Duration>,
+    /// How to invoke each of the suite's [`Tool`]s in this shard: absent means by name, from
+    /// the image's PATH; present, the path of the copy shipped from this machine.
+    pub tools: BTreeMap<String, String>,
+}
+
+impl ShardCtx {
+    /// The command that runs tool `name` in this shard.
+    pub fn tool<'a>(&'a self, name: &'a str) -> &'a str {
+        self.tools.get(name).map(String::as_str).unwrap_or(name)
+    }
+}
+
+/// A program a shard runs that the image may lack (e.g. `cargo-nextest`): the runner checks
+/// each host's image once and ships `local` into the shard where the image has no `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tool {
+    pub name: String,
+    pub local: PathBuf,
 }
 
 /// How to run one shard: an exec array (never a shell string), its environment, files
@@ -144,6 +162,8 @@ pub trait ShardRecipe: Send + Sync {
 pub struct Suite {
     pub tests: Vec<TestCase>,
     pub uploads: Vec<Upload>,
+    /// Programs the shards run that an image may lack.
+    pub tools: Vec<Tool>,
     pub recipe: Arc<dyn ShardRecipe>,
 }
 

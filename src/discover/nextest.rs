@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use nextest_metadata::{FilterMatch, TestListSummary};
 
-use super::{Suite, TestCase, TestId, Upload};
+use super::{Suite, TestCase, TestId, Tool, Upload};
 use process::{one_line, run};
 
 pub use filter::{exact_filterset, quote_matcher};
@@ -24,6 +24,8 @@ pub const ARCHIVE_DEST: &str = "archive.tar.zst";
 pub const SOURCE_DEST: &str = "src";
 /// The generated tool-config file, relative to the shard root.
 pub const TOOL_CONFIG_DEST: &str = "shard-nextest.toml";
+/// The runner binary every shard invokes.
+pub const NEXTEST_BIN: &str = "cargo-nextest";
 
 /// Which ignored tests run, as nextest's `--run-ignored`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,6 +127,14 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
     })?;
     Ok(Suite {
         tests: test_cases(&summary, opts.run_ignored),
+        // The binary `cargo nextest` just ran here: shipped to images that have none.
+        tools: on_path(NEXTEST_BIN)
+            .map(|local| Tool {
+                name: NEXTEST_BIN.into(),
+                local,
+            })
+            .into_iter()
+            .collect(),
         uploads: vec![
             Upload::File {
                 src: archive,
@@ -168,6 +178,17 @@ pub fn test_cases(summary: &TestListSummary, run_ignored: RunIgnored) -> Vec<Tes
         }
     }
     tests
+}
+
+/// The executable named `name` on this machine's PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 fn cargo_nextest(workspace_root: &Path, subcommand: &str) -> Command {

@@ -285,6 +285,7 @@ mod tests {
             attempt: 1,
             jobs: 1,
             test_timeout: None,
+            tools: Default::default(),
         }
     }
 

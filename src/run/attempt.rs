@@ -2,7 +2,7 @@
 //! classify how it ended so the scheduler can record, retry or re-queue.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -52,7 +52,7 @@ pub(crate) struct AttemptRun {
 pub(crate) struct Shared<'a> {
     pub suite: &'a Suite,
     pub opts: &'a RunOptions,
-    pub payload: Arc<Vec<u8>>,
+    pub payloads: super::tools::HostPayloads,
     pub shard_count: usize,
     pub cancel: CancellationToken,
 }
@@ -92,6 +92,7 @@ pub(crate) async fn run(
         attempt: job.attempt,
         jobs: host.host.jobs,
         test_timeout: shared.opts.test_timeout,
+        tools: shared.payloads.tools(&host.host.name, &root),
     };
     let mut spec = shared.suite.recipe.prepare(&job.tests, &ctx);
     let mut env: BTreeMap<String, String> = host.host.env.clone();
@@ -114,7 +115,7 @@ pub(crate) async fn run(
         image: host.host.image.clone(),
         network: host.host.network.clone(),
         labels,
-        payload: shared.payload.clone(),
+        payload: shared.payloads.payload(&host.host.name),
         spec,
         log_path: log_path(shared.opts, job),
         keep: shared.opts.keep_containers,

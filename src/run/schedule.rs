@@ -136,10 +136,23 @@ async fn execute_inner(
             return report;
         }
     };
+    let payloads = match super::tools::prepare(suite, &hosts, opts, payload).await {
+        Ok(p) => p,
+        Err(e) => {
+            let reason = e.to_string();
+            report.outcomes = suite
+                .tests
+                .iter()
+                .map(|t| error_outcome(t.id.clone(), &reason, None))
+                .collect();
+            report.wall = t0.elapsed();
+            return report;
+        }
+    };
     let shared = Shared {
         suite,
         opts,
-        payload,
+        payloads,
         shard_count: plan.shards.len(),
         cancel: cancel.clone(),
     };

@@ -259,6 +259,7 @@ mod tests {
             attempt: 1,
             jobs: 2,
             test_timeout: Some(Duration::from_secs(2)),
+            tools: Default::default(),
         }
     }
 

@@ -20,7 +20,7 @@ impl ShardRecipe for NextestRecipe {
     fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
         let root = ctx.root.trim_end_matches('/');
         let mut argv: Vec<String> = [
-            "cargo-nextest",
+            ctx.tool(super::NEXTEST_BIN),
             "nextest",
             "run",
             "--archive-file",
@@ -111,6 +111,7 @@ mod tests {
             attempt: 3,
             jobs: 4,
             test_timeout: Some(Duration::from_secs(9)),
+            tools: Default::default(),
         }
     }
 
