@@ -118,6 +118,9 @@ fn shards_the_rust_sample_across_three_engines() {
     // Every engine ran something, and the JSON events agree with the JUnit.
     let mut run_id = String::new();
     let mut hosts_used = std::collections::BTreeSet::new();
+    // Failing tests are announced live, before their shard ends.
+    let mut failing_live = std::collections::BTreeSet::new();
+    let mut finished_shards = std::collections::BTreeSet::new();
     let mut finished = BTreeMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
@@ -125,6 +128,15 @@ fn shards_the_rust_sample_across_three_engines() {
             "run-started" => run_id = v["run_id"].as_str().unwrap().to_string(),
             "shard-finished" => {
                 hosts_used.insert(v["host"].as_str().unwrap().to_string());
+                finished_shards.insert(v["shard"].as_u64().unwrap());
+            }
+            "test-failing" => {
+                let shard = v["shard"].as_u64().unwrap();
+                assert!(
+                    !finished_shards.contains(&shard),
+                    "announced after its shard ended: {line}"
+                );
+                failing_live.insert(v["name"].as_str().unwrap().to_string());
             }
             "run-finished" => {
                 for t in v["tests"].as_array().unwrap() {
@@ -140,6 +152,12 @@ fn shards_the_rust_sample_across_three_engines() {
         }
     }
     assert_eq!(hosts_used.into_iter().collect::<Vec<_>>(), ["e1", "e2", "e3"]);
+    let failed: std::collections::BTreeSet<String> = ours
+        .iter()
+        .filter(|(_, s)| **s == "failed")
+        .map(|((g, n), _)| format!("{g} {n}"))
+        .collect();
+    assert_eq!(failing_live, failed, "every failure announced live, once");
     assert_eq!(finished.len(), ours.len());
     for (key, status) in &ours {
         assert_eq!(finished[key], *status, "{key:?}: events and JUnit agree");

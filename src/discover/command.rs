@@ -361,6 +361,10 @@ impl ShardRecipe for ExecRecipe {
         "exec"
     }
 
+    fn live_failure(&self, line: &str) -> Option<String> {
+        super::gocheck::live_failure(line)
+    }
+
     fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
         let root = ctx.root.trim_end_matches('/');
         let src = format!("{root}/src");

@@ -85,6 +85,19 @@ fn is_fixture(name: &str) -> bool {
         .is_some_and(|(_, method)| FIXTURES.contains(&method))
 }
 
+/// The test a live gocheck line reports failing (`FAIL: file.go:12: Suite.TestA`), or a
+/// top-level `go test -v` failure (`--- FAIL: TestX (0.00s)`).
+pub fn live_failure(line: &str) -> Option<String> {
+    let line = line.trim_end_matches('\r');
+    if let Some(cap) = HEADER.captures(line) {
+        let label = cap.get(1).map_or("", |m| m.as_str());
+        let name = cap.get(2).map_or("", |m| m.as_str());
+        return (matches!(label, "FAIL" | "PANIC" | "MISS") && !is_fixture(name)).then(|| name.to_string());
+    }
+    let rest = line.strip_prefix("--- FAIL: ")?;
+    Some(rest.split(" (").next().unwrap_or(rest).trim().to_string()).filter(|n| !n.is_empty())
+}
+
 /// Parses gocheck `-check.vv` (streamed) or `-check.v` output into per-test outcomes, named
 /// `Suite.TestX`. A `MISS` (a fixture failed first) is a failure naming the fixture.
 pub fn parse_gocheck(text: &str) -> ParsedRun {
@@ -230,6 +243,28 @@ PANIC: check_test.go:50: FileSuite.TestBoom
 FAIL
 OOPS: 4 passed, 1 skipped, 2 FAILED
 ";
+
+    #[test]
+    fn live_failures_from_gocheck_and_go_v_lines() {
+        assert_eq!(
+            live_failure("FAIL: math_test.go:40: MathSuite.TestFails").as_deref(),
+            Some("MathSuite.TestFails")
+        );
+        assert_eq!(
+            live_failure("PASS: math_test.go:20: MathSuite.TestDouble\t0.000s"),
+            None
+        );
+        assert_eq!(
+            live_failure("--- FAIL: TestFailing (0.00s)").as_deref(),
+            Some("TestFailing")
+        );
+        assert_eq!(
+            live_failure("    --- FAIL: TestSubtestFails/bad (0.00s)"),
+            None,
+            "subtests fold into their parent"
+        );
+        assert_eq!(live_failure("--- PASS: TestFoo (0.00s)"), None);
+    }
 
     #[test]
     fn vv_output_gives_one_outcome_per_suite_test() {

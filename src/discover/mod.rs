@@ -155,6 +155,11 @@ pub trait ShardRecipe: Send + Sync {
     /// Per-test results from what the shard left behind. Tests of `tests` without a
     /// result are the runner's to explain; the caller turns them into errors.
     fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult>;
+    /// The test a line of the shard's live output reports as failing, if it does (shown as
+    /// the shard runs; the full result is read when it ends).
+    fn live_failure(&self, _line: &str) -> Option<String> {
+        None
+    }
 }
 
 /// The output of discovery: the tests, what every shard uploads, and how shards run.

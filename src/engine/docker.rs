@@ -313,7 +313,7 @@ impl DockerEngine {
         // kept in memory for the results regardless.
         let mut log = tokio::fs::File::create(&job.log_path).await.ok();
         let (output, exit_code) = tokio::join!(
-            self.stream_output(id, log.as_mut(), &job.extras.secrets),
+            self.stream_output(id, log.as_mut(), &job.extras.secrets, &job.extras.on_line),
             self.wait_exit(id)
         );
         let output = output?;
@@ -389,8 +389,10 @@ impl DockerEngine {
         id: &str,
         mut log: Option<&mut tokio::fs::File>,
         secrets: &super::redact::Secrets,
+        on_line: &super::lines::LineSink,
     ) -> Result<Vec<u8>, EngineError> {
         let mut redactor = secrets.stream();
+        let mut lines = on_line.splitter();
         let opts = LogsOptions {
             follow: true,
             stdout: true,
@@ -402,6 +404,7 @@ impl DockerEngine {
         while let Some(item) = stream.next().await {
             let bytes = redactor.push(&item.map_err(|e| self.failed("read output", e))?.into_bytes());
             output.extend_from_slice(&bytes);
+            lines.push(&bytes);
             // A full disk must not kill the shard: the output is kept in memory regardless.
             if let Some(log) = log.as_mut() {
                 let _ = log.write_all(&bytes).await;
@@ -409,6 +412,8 @@ impl DockerEngine {
         }
         let rest = redactor.finish();
         output.extend_from_slice(&rest);
+        lines.push(&rest);
+        lines.finish();
         if let Some(log) = log.as_mut() {
             let _ = log.write_all(&rest).await;
         }

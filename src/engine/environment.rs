@@ -61,4 +61,6 @@ pub struct ShardExtras {
     pub files: PlacedFiles,
     /// Masked in the log stream and in everything collected.
     pub secrets: Secrets,
+    /// Sees every output line as it arrives.
+    pub on_line: super::lines::LineSink,
 }

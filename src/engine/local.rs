@@ -149,7 +149,8 @@ impl LocalEngine {
         let mut child = spawned.map_err(|e| self.err(format!("cannot run {argv0}: {e}")))?;
         let pgid = child.id().map(|p| p as i32);
         let secrets = job.extras.secrets.clone();
-        let tee = tokio::task::spawn_blocking(move || tee(reader, log, &secrets));
+        let on_line = job.extras.on_line.clone();
+        let tee = tokio::task::spawn_blocking(move || tee(reader, log, &secrets, &on_line));
         phases.start = t.elapsed();
 
         let t = Instant::now();
@@ -208,9 +209,15 @@ fn unpack(payload: &[u8], files: &[(String, Vec<u8>)], root: &Path) -> std::io::
 }
 
 /// Copies the shard's combined output, secrets masked, to its log file and returns it.
-fn tee(mut reader: std::io::PipeReader, mut log: std::fs::File, secrets: &super::redact::Secrets) -> Vec<u8> {
+fn tee(
+    mut reader: std::io::PipeReader,
+    mut log: std::fs::File,
+    secrets: &super::redact::Secrets,
+    on_line: &super::lines::LineSink,
+) -> Vec<u8> {
     use std::io::Write;
     let mut redactor = secrets.stream();
+    let mut lines = on_line.splitter();
     let mut output = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     loop {
@@ -219,12 +226,15 @@ fn tee(mut reader: std::io::PipeReader, mut log: std::fs::File, secrets: &super:
             Ok(n) => {
                 let bytes = redactor.push(&buf[..n]);
                 output.extend_from_slice(&bytes);
+                lines.push(&bytes);
                 let _ = log.write_all(&bytes);
             }
         }
     }
     let rest = redactor.finish();
     output.extend_from_slice(&rest);
+    lines.push(&rest);
+    lines.finish();
     let _ = log.write_all(&rest);
     output
 }

@@ -24,6 +24,7 @@ use crate::discover::{Collected, ShardSpec};
 
 pub mod docker;
 pub mod environment;
+pub mod lines;
 pub mod local;
 pub mod redact;
 pub mod ssh;

@@ -200,6 +200,7 @@ impl RunJob {
             memory: self.config.memory.map(|m| m as i64),
             files,
             secrets: self.secrets.clone(),
+            on_line: Default::default(),
         };
         (extras, artifacts)
     }

@@ -50,6 +50,9 @@ pub fn to_json(event: &Event) -> Value {
         } => json!({
             "type": "shard-started", "shard": shard, "attempt": attempt, "host": host, "tests": tests,
         }),
+        Event::TestFailing { name, shard, host } => json!({
+            "type": "test-failing", "name": name, "shard": shard, "host": host,
+        }),
         Event::ShardFinished(a) => json!({
             "type": "shard-finished",
             "shard": a.shard,

@@ -311,6 +311,14 @@ fn on_event(s: &mut State, event: &Event) {
             }
         }
         Event::ShardFinished(a) => shard_finished(s, a),
+        // Failures show at once, even in quiet mode; details follow with the shard's results.
+        Event::TestFailing { name, shard, host } => {
+            let text = format!(
+                "{} {name} [shard {shard} on {host}] (output when the shard ends)",
+                s.mode.paint.fail("FAILING")
+            );
+            s.line(&text);
+        }
         Event::TestFinished {
             result, shard, host, ..
         } => test_finished(s, result, *shard, host),

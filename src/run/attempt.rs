@@ -53,6 +53,7 @@ pub(crate) struct Shared<'a> {
     pub suite: &'a Suite,
     pub opts: &'a RunOptions,
     pub payloads: super::tools::HostPayloads,
+    pub observer: super::Observer,
     pub shard_count: usize,
     pub cancel: CancellationToken,
 }
@@ -106,7 +107,8 @@ pub(crate) async fn run(
     ));
     spec.env = env.into_iter().collect();
     let docker = !host.engine.is_local();
-    let (extras, artifacts) = shared.opts.job.shard(&ctx, &mut spec, docker, &host.host.image);
+    let (mut extras, artifacts) = shared.opts.job.shard(&ctx, &mut spec, docker, &host.host.image);
+    extras.on_line = failure_tap(shared, job, &host.host.name);
     let mut labels = host.host.labels.clone();
     labels.insert(RUN_LABEL.to_string(), shared.opts.run_id.clone());
     labels.insert(SHARD_LABEL.to_string(), job.shard.to_string());
@@ -183,6 +185,38 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// Announces each test the runner reports failing in the shard's output, as it happens,
+/// once per test; the full result follows when the shard's results are read.
+fn failure_tap(shared: &Shared<'_>, job: &Job, host: &str) -> crate::engine::lines::LineSink {
+    let recipe = shared.suite.recipe.clone();
+    let observer = shared.observer.clone();
+    let host = host.to_string();
+    let shard = job.shard;
+    // Only names of this shard's tests: a harness line (gocheck's `--- FAIL: Test` hook) is not
+    // a test of ours.
+    let ours: std::collections::BTreeSet<String> = job
+        .tests
+        .iter()
+        .flat_map(|t| [t.to_string(), t.name.clone()])
+        .collect();
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    crate::engine::lines::LineSink::new(move |line| {
+        if let Some(name) = recipe.live_failure(line)
+            && ours.contains(&name)
+            && seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.clone())
+        {
+            observer(&super::Event::TestFailing {
+                name,
+                shard,
+                host: host.clone(),
+            });
+        }
+    })
 }
 
 /// `<out>/logs/<shard>.log`, or `<shard>.attempt<N>.log` for later attempts.

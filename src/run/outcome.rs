@@ -115,6 +115,12 @@ pub enum Event {
         tests: usize,
     },
     ShardFinished(ShardAttempt),
+    /// The runner's live output says this test failed (its result comes with the shard's).
+    TestFailing {
+        name: String,
+        shard: usize,
+        host: String,
+    },
     TestFinished {
         result: TestResult,
         shard: usize,

@@ -153,6 +153,7 @@ async fn execute_inner(
         suite,
         opts,
         payloads,
+        observer: observer.clone(),
         shard_count: plan.shards.len(),
         cancel: cancel.clone(),
     };

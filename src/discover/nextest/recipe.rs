@@ -78,6 +78,31 @@ impl ShardRecipe for NextestRecipe {
         }
     }
 
+    /// nextest's status lines: `        FAIL [   0.141s] (16/35) alpha::integration name`.
+    fn live_failure(&self, line: &str) -> Option<String> {
+        let (status, rest) = line.trim_start().split_once(" [")?;
+        if !matches!(
+            status.trim(),
+            "FAIL"
+                | "TIMEOUT"
+                | "ABORT"
+                | "LEAK-FAIL"
+                | "SIGSEGV"
+                | "SIGABRT"
+                | "SIGKILL"
+                | "SIGBUS"
+                | "SIGILL"
+        ) {
+            return None;
+        }
+        let after = rest.split_once("] ")?.1.trim_start();
+        let name = match after.strip_prefix('(') {
+            Some(counted) => counted.split_once(") ")?.1,
+            None => after,
+        };
+        Some(name.trim().to_string()).filter(|n| !n.is_empty())
+    }
+
     fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult> {
         let Some(xml) = collected
             .files
@@ -155,6 +180,23 @@ mod tests {
         let config = String::from_utf8(config.clone()).unwrap();
         assert!(config.contains("test(=tests::unique_name_xyz)"), "{config}");
         assert!(spec.files.iter().any(|(p, _)| p == "tmp/.keep"));
+    }
+
+    #[test]
+    fn live_failures_are_read_from_status_lines() {
+        let r = NextestRecipe { passthrough: vec![] };
+        let live = |l: &str| r.live_failure(l);
+        assert_eq!(
+            live("        FAIL [   0.141s] (16/35) alpha::integration fails_with_messy_output").as_deref(),
+            Some("alpha::integration fails_with_messy_output")
+        );
+        assert_eq!(
+            live("     TIMEOUT [   2.003s] beta tests::slow").as_deref(),
+            Some("beta tests::slow")
+        );
+        assert_eq!(live("        PASS [   0.010s] (1/35) alpha tests::quick"), None);
+        assert_eq!(live("    test fails_with_messy_output ... FAILED"), None);
+        assert_eq!(live("FAIL: file.go:12: Suite.TestA"), None);
     }
 
     #[test]
