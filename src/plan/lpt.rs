@@ -117,10 +117,14 @@ pub(crate) fn shard_slots(slots: &[Slot], m: usize) -> Vec<usize> {
 /// that works pays at least one overhead, no slot works faster than its rate, and no
 /// test runs faster than on the fastest host. No plan beats it.
 pub fn lower_bound(tests: &[Weighted], caps: &[Capacity], overhead: Duration) -> Duration {
-    if tests.is_empty() {
+    bound_over(tests, &slots(caps), overhead)
+}
+
+/// The bound over the given slots only.
+fn bound_over(tests: &[Weighted], slots: &[Slot], overhead: Duration) -> Duration {
+    if tests.is_empty() || slots.is_empty() {
         return Duration::ZERO;
     }
-    let slots = slots(caps);
     let capacity: f64 = slots.iter().map(Slot::rate).sum();
     let fastest = slots.iter().map(|s| s.weight).fold(0.0, f64::max);
     let total: f64 = tests.iter().map(|t| t.expected.as_secs_f64()).sum();
@@ -191,7 +195,9 @@ pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
         &slots,
         bins,
         overhead,
-        lower_bound(tests, caps, opts.per_shard_overhead),
+        // Fewer shards than slots leave the slowest slots idle: the bound is over the ones
+        // that can work (slots are sorted fastest first).
+        bound_over(tests, &slots[..m.min(slots.len())], opts.per_shard_overhead),
     )
 }
 

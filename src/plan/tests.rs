@@ -346,3 +346,17 @@ fn balance_rendering_is_pinned() {
     ];
     insta::assert_snapshot!(render::balance(&rows));
 }
+
+#[test]
+fn fewer_shards_than_slots_bound_over_the_slots_that_work() {
+    let tests: Vec<Weighted> = (0..12).map(|i| w("g", &format!("t{i:02}"), 1.0)).collect();
+    let opts = PlanOptions {
+        shards: Some(4),
+        ..no_overhead()
+    };
+    let plan = plan(&tests, &[cap("h", 6, 1, 1.0)], &opts);
+    assert_eq!(plan.shards.len(), 4);
+    // 12 s of work over the 4 slots that get a shard, not over all 6.
+    assert_eq!(plan.lower_bound, Duration::from_secs(3));
+    assert_eq!(plan.makespan, Duration::from_secs(3));
+}
