@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use toml::Spanned;
 
-use super::{ConfigError, absolute, line_col};
+use super::{ConfigError, absolute, from_toml};
 
 /// How long a service may take to become ready unless told otherwise.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -153,24 +153,6 @@ fn read(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-fn from_toml<T: serde::de::DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| match e.span() {
-        Some(span) => {
-            let (line, col) = line_col(text, span.start);
-            ConfigError::At {
-                path: origin.to_string(),
-                line,
-                col,
-                msg: e.message().trim().replace('\n', " "),
-            }
-        }
-        None => ConfigError::File {
-            path: origin.to_string(),
-            msg: e.message().trim().to_string(),
-        },
-    })
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JobFile {
@@ -259,15 +241,7 @@ struct RawStep {
 }
 
 fn resolve(raw: RawJob, text: &str, origin: &str, base: &Path) -> Result<JobConfig, ConfigError> {
-    let at = |span: std::ops::Range<usize>, msg: String| {
-        let (line, col) = line_col(text, span.start);
-        ConfigError::At {
-            path: origin.to_string(),
-            line,
-            col,
-            msg,
-        }
-    };
+    let at = |span: std::ops::Range<usize>, msg: String| ConfigError::at(text, origin, span, msg);
     let mut secrets: Vec<SecretSpec> = Vec::new();
     for s in &raw.secret {
         let name = s.name.get_ref().clone();

@@ -145,22 +145,8 @@ impl HostsConfig {
 
     /// Parses `text`; `origin` names it in errors and relative paths resolve against `base`.
     pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Self, ConfigError> {
-        let at = |span: std::ops::Range<usize>, msg: String| {
-            let (line, col) = line_col(text, span.start);
-            ConfigError::At {
-                path: origin.to_string(),
-                line,
-                col,
-                msg,
-            }
-        };
-        let raw: RawFile = toml::from_str(text).map_err(|e| match e.span() {
-            Some(span) => at(span, e.message().trim().replace('\n', " ")),
-            None => ConfigError::File {
-                path: origin.to_string(),
-                msg: e.message().trim().to_string(),
-            },
-        })?;
+        let at = |span: std::ops::Range<usize>, msg: String| ConfigError::at(text, origin, span, msg);
+        let raw: RawFile = from_toml(text, origin)?;
         if raw.host.is_empty() {
             return Err(ConfigError::File {
                 path: origin.to_string(),
@@ -334,6 +320,30 @@ fn absolute(base: &Path, p: &Path) -> PathBuf {
     } else {
         base.join(expanded)
     }
+}
+
+impl ConfigError {
+    /// An error at a byte span of `text`, located as file:line:col.
+    pub(crate) fn at(text: &str, origin: &str, span: std::ops::Range<usize>, msg: String) -> Self {
+        let (line, col) = line_col(text, span.start);
+        ConfigError::At {
+            path: origin.to_string(),
+            line,
+            col,
+            msg,
+        }
+    }
+}
+
+/// Deserialises a TOML document, with toml's own errors as one located line.
+pub(crate) fn from_toml<T: serde::de::DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| match e.span() {
+        Some(span) => ConfigError::at(text, origin, span, e.message().trim().replace('\n', " ")),
+        None => ConfigError::File {
+            path: origin.to_string(),
+            msg: e.message().trim().to_string(),
+        },
+    })
 }
 
 /// 1-based line and column (in characters) of a byte offset.
