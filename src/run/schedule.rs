@@ -123,20 +123,12 @@ async fn execute_inner(
         run_id: opts.run_id.clone(),
         ..Default::default()
     };
-    let payload = match tokio::task::block_in_place(|| super::payload::pack(&suite.uploads)) {
-        Ok(p) => Arc::new(p),
-        Err(e) => {
-            let reason = e.to_string();
-            report.outcomes = suite
-                .tests
-                .iter()
-                .map(|t| error_outcome(t.id.clone(), &reason, None))
-                .collect();
-            report.wall = t0.elapsed();
-            return report;
-        }
+    // One payload for all shards, plus variants carrying tools some hosts' images lack.
+    let packed = match tokio::task::block_in_place(|| super::payload::pack(&suite.uploads)) {
+        Ok(p) => super::tools::prepare(suite, &hosts, opts, Arc::new(p)).await,
+        Err(e) => Err(e),
     };
-    let payloads = match super::tools::prepare(suite, &hosts, opts, payload).await {
+    let payloads = match packed {
         Ok(p) => p,
         Err(e) => {
             let reason = e.to_string();
