@@ -258,6 +258,10 @@ pub enum RunIgnored {
 
 #[derive(Debug, Args, Clone)]
 pub struct NextestRunArgs {
+    /// Which runner: nextest, go, or auto (go when the directory has `go.mod` and no
+    /// `Cargo.toml`, else nextest).
+    #[arg(long, value_enum, default_value_t = Runner::Auto)]
+    pub runner: Runner,
     #[command(flatten)]
     pub select: NextestSelect,
     #[command(flatten)]
@@ -265,6 +269,14 @@ pub struct NextestRunArgs {
     /// Passed through to `cargo nextest run` inside each shard.
     #[arg(last = true)]
     pub passthrough: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Runner {
+    #[default]
+    Auto,
+    Nextest,
+    Go,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -392,4 +404,67 @@ pub fn main() -> ExitCode {
 pub fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {
     eprintln!("error: {msg}");
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn cargo_passes_shard_first_and_the_default_command_is_a_nextest_run() {
+        let cli = parse(&[
+            "cargo-shard",
+            "--runner",
+            "go",
+            "--shards",
+            "3",
+            "--",
+            "--no-capture",
+        ]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.runner, Runner::Go);
+        assert_eq!(cli.run.run.plan.shards, Some(3));
+        assert_eq!(cli.run.passthrough, ["--no-capture"]);
+        let cli = parse(&["cargo-shard", "--chunks", "5"]);
+        assert_eq!(cli.run.runner, Runner::Auto);
+        assert_eq!(
+            cli.run.run.plan.shards,
+            Some(5),
+            "--chunks is --shards, as in moby's runner"
+        );
+    }
+
+    #[test]
+    fn exec_takes_a_filter_format_that_starts_with_a_dash() {
+        let cli = parse(&[
+            "cargo-shard",
+            "exec",
+            "--list",
+            "make -s list-integration",
+            "--filter-env",
+            "TESTFLAGS",
+            "--filter-format",
+            "-check.f {regex}",
+            "--",
+            "make",
+            "test-integration",
+        ]);
+        let Some(Command::Exec(a)) = cli.command else {
+            panic!("exec")
+        };
+        assert_eq!(a.filter_format, "-check.f {regex}");
+        assert_eq!(a.command, ["make", "test-integration"]);
+    }
+
+    #[test]
+    fn durations_take_plain_seconds_and_units() {
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("soon").unwrap_err().contains("invalid duration"));
+    }
 }

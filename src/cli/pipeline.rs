@@ -12,7 +12,9 @@ use crate::run::{self, LiveHost, RunOptions, RunReport};
 
 pub async fn nextest(a: NextestRunArgs) -> u8 {
     // A Go module with no cargo manifest: `cargo shard` means `cargo shard go`.
-    if a.select.manifest_path.is_none() && !Path::new("Cargo.toml").exists() && Path::new("go.mod").exists() {
+    let go_module =
+        a.select.manifest_path.is_none() && !Path::new("Cargo.toml").exists() && Path::new("go.mod").exists();
+    if a.runner == super::Runner::Go || (a.runner == super::Runner::Auto && go_module) {
         let go = GoArgs {
             packages: Vec::new(),
             dir: None,

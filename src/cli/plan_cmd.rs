@@ -14,6 +14,7 @@ pub async fn run(a: PlanArgs) -> u8 {
         Err(msg) => return fail(exit::BUILD_FAILED, msg),
     };
     let args = NextestRunArgs {
+        runner: super::Runner::Nextest,
         select: a.select.clone(),
         run: RunOpts::for_plan(a.hosts.clone(), a.plan.clone()),
         passthrough: Vec::new(),
