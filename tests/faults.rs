@@ -169,34 +169,6 @@ fn junit_cases(path: &Path) -> BTreeMap<(String, String), Case> {
     out
 }
 
-/// The fixture's test ids (binary id, name), as nextest lists them.
-fn listed() -> Vec<(String, String)> {
-    let out = Command::new("cargo")
-        .env_remove("NEXTEST_PROFILE")
-        .args([
-            "nextest",
-            "list",
-            "--message-format",
-            "json",
-            "--run-ignored",
-            "all",
-        ])
-        .arg("--manifest-path")
-        .arg(fixture())
-        .output()
-        .expect("cargo nextest list");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut tests = Vec::new();
-    for (binary_id, suite) in v["rust-suites"].as_object().unwrap() {
-        for name in suite["testcases"].as_object().unwrap().keys() {
-            tests.push((binary_id.clone(), name.clone()));
-        }
-    }
-    tests.sort();
-    tests
-}
-
 fn assert_every_test_once(cases: &BTreeMap<(String, String), Case>, expected: &[(String, String)]) {
     assert_eq!(
         cases.keys().cloned().collect::<Vec<_>>(),
@@ -226,31 +198,6 @@ fn message(case: &Case) -> String {
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
-}
-
-/// Removes what `run_id` left on `host` and returns the container names: empty means clean.
-fn leftovers(rt: &tokio::runtime::Runtime, host: &cargo_shard::config::Host, run_id: &str) -> Vec<String> {
-    rt.block_on(async {
-        let engine = Engine::connect(host)
-            .await
-            .unwrap_or_else(|e| panic!("connect {}: {e}", host.name));
-        engine
-            .remove_labelled(Some(run_id))
-            .await
-            .unwrap_or_else(|e| panic!("list labelled on {}: {e}", host.name))
-            .containers
-    })
-}
-
-fn assert_clean(run_id: &str, except: &[&str]) {
-    let rt = rt();
-    for host in common::testbed_hosts().hosts {
-        if except.contains(&host.name.as_str()) {
-            continue;
-        }
-        let left = leftovers(&rt, &host, run_id);
-        assert!(left.is_empty(), "{}: run {run_id} leaked {left:?}", host.name);
-    }
 }
 
 /// A filters file naming `names`.
@@ -321,7 +268,7 @@ fn send_signal(pid: u32, sig: &str) {
 
 #[test]
 fn engine_killed_mid_run_its_shards_finish_elsewhere() {
-    let expected = listed();
+    let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let _restart = RestartE2;
@@ -366,7 +313,7 @@ fn engine_killed_mid_run_its_shards_finish_elsewhere() {
         assert!(redone, "shard {} re-queued elsewhere: {finished:#?}", l["shard"]);
     }
 
-    assert_clean(&run_id, &["e2"]);
+    common::assert_nothing_left_except(&run_id, &["e2"]);
     // e2 could not be cleaned while down: the run said so and how to do it later.
     assert!(
         done.stderr.contains(&format!("cargo shard gc --run {run_id}")),
@@ -374,20 +321,13 @@ fn engine_killed_mid_run_its_shards_finish_elsewhere() {
         done.stderr
     );
     drop(_restart);
-    let gc = common::cargo_shard(&[
-        "gc",
-        "--hosts",
-        common::hosts_file().to_str().unwrap(),
-        "--run",
-        &run_id,
-    ]);
-    assert_eq!(gc.0, 0, "gc after e2 is back: {gc:?}");
-    assert_clean(&run_id, &[]);
+    common::gc_run(&run_id);
+    common::assert_nothing_left_except(&run_id, &[]);
 }
 
 #[test]
 fn killed_container_is_retried_on_another_host() {
-    let expected = listed();
+    let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let mut run = Running::start(&out_dir, &["--shards", "6"]);
@@ -419,7 +359,7 @@ fn killed_container_is_retried_on_another_host() {
         .unwrap_or_else(|| panic!("shard {shard} retried: {finished:#?}"));
     assert_ne!(second["host"], "e1", "retried on another host");
     assert_eq!(second["end"]["kind"], "exited", "{second}");
-    assert_clean(&run_id, &[]);
+    common::assert_nothing_left_except(&run_id, &[]);
 }
 
 /// Kills one of the run's running containers on `host`, as `docker kill` would; returns the
@@ -467,7 +407,7 @@ fn kill_a_running_container(host: &str, run_id: &str) -> String {
 
 #[test]
 fn killed_container_out_of_retries_reports_its_tests_as_errors() {
-    let expected = listed();
+    let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let mut run = Running::start(&out_dir, &["--shards", "6", "--shard-retries", "0"]);
@@ -514,7 +454,7 @@ fn killed_container_out_of_retries_reports_its_tests_as_errors() {
         .filter(|(k, c)| status(c) == "error" && !shipped.contains(k))
         .collect();
     assert!(others_errored.is_empty(), "{others_errored:#?}");
-    assert_clean(&run_id, &[]);
+    common::assert_nothing_left_except(&run_id, &[]);
 }
 
 const FLAKY: &str = "tests::flaky_passes_on_second_attempt";
@@ -567,7 +507,7 @@ fn test_failing_once_then_passing_is_flaky() {
     }
     let finished = done.of_type("run-finished");
     assert_eq!(finished[0]["flaky"], 1);
-    assert_clean(&run_id, &[]);
+    common::assert_nothing_left_except(&run_id, &[]);
 
     // With --flaky-result fail the same run fails, and the summary names the flaky test.
     let out = common::cargo_shard(&[
@@ -609,7 +549,7 @@ fn terminate_stops_within_ten_seconds_and_leaves_nothing() {
 }
 
 fn stops_within_ten_seconds_and_leaves_nothing(signal: &str) {
-    let expected = listed();
+    let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let mut run = Running::start(&out_dir, &["--shards", "6"]);
@@ -635,7 +575,7 @@ fn stops_within_ten_seconds_and_leaves_nothing(signal: &str) {
     assert!(!unrun.is_empty(), "some tests were cut short");
     assert!(cases.values().all(|c| status(c) != "error"));
     assert_eq!(done.of_type("run-finished")[0]["interrupted"], true);
-    assert_clean(&run_id, &[]);
+    common::assert_nothing_left_except(&run_id, &[]);
 }
 
 #[test]
@@ -665,15 +605,8 @@ fn second_interrupt_exits_at_once_saying_how_to_clean_up() {
     // What the message says to run cleans up what the hurried exit left, once requests the
     // engines had already received (a container being created) are through.
     std::thread::sleep(Duration::from_secs(3));
-    let gc = common::cargo_shard(&[
-        "gc",
-        "--hosts",
-        common::hosts_file().to_str().unwrap(),
-        "--run",
-        &run_id,
-    ]);
-    assert_eq!(gc.0, 0, "{gc:?}");
-    assert_clean(&run_id, &[]);
+    common::gc_run(&run_id);
+    common::assert_nothing_left_except(&run_id, &[]);
 }
 
 #[test]
@@ -713,7 +646,7 @@ fn shard_timeout_turns_unfinished_tests_into_errors() {
         finished.iter().all(|v| v["end"]["kind"] == "timed_out"),
         "{finished:#?}"
     );
-    assert_clean(&run_id, &[]);
+    common::assert_nothing_left_except(&run_id, &[]);
 }
 
 /// A recipe of busybox commands: the test named `sleeper` sleeps, every other test passes at
@@ -858,7 +791,7 @@ fn panic_in_our_code_still_removes_every_container() {
     );
     assert!(panicked, "the panic reaches the caller");
     // The sleeper's container was running when the panic unwound; it is gone.
-    assert_clean(&run_id, &[]);
+    common::assert_nothing_left_except(&run_id, &[]);
 }
 
 #[test]
@@ -914,19 +847,12 @@ fn kept_containers_are_listed_with_the_engine_that_holds_them() {
             String::from_utf8_lossy(&cp.stderr)
         );
     }
-    let gc = common::cargo_shard(&[
-        "gc",
-        "--hosts",
-        common::hosts_file().to_str().unwrap(),
-        "--run",
-        &run_id,
-    ]);
-    assert_eq!(gc.0, 0, "{gc:?}");
+    let gc = common::gc_run(&run_id);
     assert!(
         gc.1.contains(&kept[0].0) || gc.2.contains(&kept[0].0),
         "gc removed them: {gc:?}"
     );
-    assert_clean(&run_id, &[]);
+    common::assert_nothing_left_except(&run_id, &[]);
 }
 
 #[test]
@@ -956,7 +882,7 @@ fn test_timeout_ends_the_test_that_overran() {
             assert_eq!(status(case), "passed", "{group} {name}");
         }
     }
-    assert_clean(&run_id, &[]);
+    common::assert_nothing_left_except(&run_id, &[]);
 }
 
 /// Every descendant of `pid` (children first found through /proc).
@@ -1016,7 +942,7 @@ fn cut_ssh() {
 
 #[test]
 fn ssh_tunnel_cut_mid_run_its_shards_finish_elsewhere() {
-    let expected = listed();
+    let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let _restart = RestartSshd;
@@ -1050,18 +976,11 @@ fn ssh_tunnel_cut_mid_run_its_shards_finish_elsewhere() {
         assert!(redone, "shard {} re-queued elsewhere: {finished:#?}", l["shard"]);
     }
     assert!(!done.of_type("host-lost").is_empty());
-    assert_clean(&run_id, &["e3"]);
+    common::assert_nothing_left_except(&run_id, &["e3"]);
     // e3 itself kept running behind the cut tunnel: once sshd is back, gc reaches it.
     drop(_restart);
-    let gc = common::cargo_shard(&[
-        "gc",
-        "--hosts",
-        common::hosts_file().to_str().unwrap(),
-        "--run",
-        &run_id,
-    ]);
-    assert_eq!(gc.0, 0, "{gc:?}");
-    assert_clean(&run_id, &[]);
+    common::gc_run(&run_id);
+    common::assert_nothing_left_except(&run_id, &[]);
 }
 
 /// Resumes a stopped process whatever happens to the test.
@@ -1075,7 +994,7 @@ impl Drop for Resume {
 
 #[test]
 fn engine_hanging_mid_run_is_given_up_and_its_shards_finish_elsewhere() {
-    let expected = listed();
+    let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let mut run = Running::start(&out_dir, &["--shards", "12"]);
@@ -1119,15 +1038,8 @@ fn engine_hanging_mid_run_is_given_up_and_its_shards_finish_elsewhere() {
         "{}",
         lost[0]
     );
-    assert_clean(&run_id, &["e2"]);
+    common::assert_nothing_left_except(&run_id, &["e2"]);
     // e2 answers again: what it still holds of the run goes with gc.
-    let gc = common::cargo_shard(&[
-        "gc",
-        "--hosts",
-        common::hosts_file().to_str().unwrap(),
-        "--run",
-        &run_id,
-    ]);
-    assert_eq!(gc.0, 0, "{gc:?}");
-    assert_clean(&run_id, &[]);
+    common::gc_run(&run_id);
+    common::assert_nothing_left_except(&run_id, &[]);
 }

@@ -9,10 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn fixture() -> PathBuf {
-    common::fixture("rust-sample/Cargo.toml")
-}
-
 /// Debian's `chromium` on PATH; the test fails (never skips) without it.
 fn chromium() -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -88,26 +84,10 @@ fn bars(dom: &str) -> Vec<(u64, u64)> {
 
 #[test]
 fn report_renders_one_bar_per_shard_attempt_in_chromium() {
-    let hosts = common::hosts_file();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
-        .arg("--hosts")
-        .arg(&hosts)
-        .arg("--manifest-path")
-        .arg(fixture())
-        .arg("--out-dir")
-        .arg(&out_dir)
-        // More shards than slots, so some slot runs two containers one after the other.
-        .args(["--message-format", "json", "--shards", "8"])
-        .output()
-        .expect("run cargo-shard");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(100),
-        "the fixture has failing tests; stderr:\n{stderr}"
-    );
+    // More shards than slots, so some slot runs two containers one after the other.
+    let output = common::run_rust_sample(&out_dir, &["--shards", "8"]);
 
     // (shard, attempt) of every container the events say finished, with its host.
     let mut attempts = BTreeMap::new();

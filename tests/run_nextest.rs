@@ -41,64 +41,17 @@ fn local_nextest(dir: &Path) -> BTreeMap<(String, String), &'static str> {
     common::junit_statuses(&dir.join("store/local/junit.xml"))
 }
 
-/// Every listed test id (binary id, name) with whether it is ignored.
-fn listed() -> BTreeMap<(String, String), bool> {
-    let out = Command::new("cargo")
-        // nextest names its profile to the tests it runs; the fixture does not have it.
-        .env_remove("NEXTEST_PROFILE")
-        .args([
-            "nextest",
-            "list",
-            "--message-format",
-            "json",
-            "--run-ignored",
-            "all",
-            "--manifest-path",
-        ])
-        .arg(fixture())
-        .output()
-        .expect("cargo nextest list");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut tests = BTreeMap::new();
-    for (binary_id, suite) in v["rust-suites"].as_object().unwrap() {
-        for (name, case) in suite["testcases"].as_object().unwrap() {
-            tests.insert(
-                (binary_id.clone(), name.clone()),
-                case["ignored"].as_bool().unwrap(),
-            );
-        }
-    }
-    tests
-}
-
 #[test]
 fn shards_the_rust_sample_across_three_engines() {
-    let hosts = common::hosts_file();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
-        .args(["shard", "--hosts"])
-        .arg(&hosts)
-        .arg("--manifest-path")
-        .arg(fixture())
-        .arg("--out-dir")
-        .arg(&out_dir)
-        .args(["--message-format", "json", "--shards", "6"])
-        .output()
-        .expect("run cargo-shard");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(100),
-        "exit code says tests failed; stderr:\n{stderr}"
-    );
+    let output = common::run_rust_sample(&out_dir, &["--shards", "6"]);
 
     // The merged report is valid and holds every listed test once, as a local run judges it.
     let junit_path = out_dir.join("junit.xml");
     common::assert_valid_junit(&junit_path);
     let ours = common::junit_statuses(&junit_path);
-    let listed = listed();
+    let listed = common::rust_sample_listed();
     assert_eq!(
         ours.keys().collect::<Vec<_>>(),
         listed.keys().collect::<Vec<_>>(),

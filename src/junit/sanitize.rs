@@ -100,23 +100,16 @@ fn skip_escape_sequence(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) ->
 /// Escapes character data: markup characters, `>` so `]]>` cannot appear, and CR so it
 /// survives end-of-line normalisation.
 pub(crate) fn escape_text(s: &str) -> String {
-    let s = sanitize_text(s);
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            c => out.push(c),
-        }
-    }
-    out
+    escape(s, false)
 }
 
 /// Escapes an attribute value: as text, plus quotes and the whitespace that attribute
 /// normalisation would otherwise turn into spaces.
 pub(crate) fn escape_attr(s: &str) -> String {
+    escape(s, true)
+}
+
+fn escape(s: &str, attr: bool) -> String {
     let s = sanitize_text(s);
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
@@ -124,10 +117,10 @@ pub(crate) fn escape_attr(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
             '\r' => out.push_str("&#13;"),
+            '"' if attr => out.push_str("&quot;"),
+            '\t' if attr => out.push_str("&#9;"),
+            '\n' if attr => out.push_str("&#10;"),
             c => out.push(c),
         }
     }

@@ -139,19 +139,95 @@ pub fn run_id_of(stdout: &str) -> String {
 
 /// Fails the test if any container labelled with `run_id` is left on any test-bed engine.
 pub fn assert_nothing_left(run_id: &str) {
+    assert_nothing_left_except(run_id, &[]);
+}
+
+/// As [`assert_nothing_left`], skipping the named hosts (one a test took down). Whatever is
+/// found is removed, so a failing check leaves the engines clean too.
+pub fn assert_nothing_left_except(run_id: &str, except: &[&str]) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     for host in testbed_hosts().hosts {
+        if except.contains(&host.name.as_str()) {
+            continue;
+        }
         let removed = rt.block_on(async {
             let engine = cargo_shard::engine::Engine::connect(&host)
                 .await
-                .expect("connect");
-            engine.remove_labelled(Some(run_id)).await.expect("list labelled")
+                .unwrap_or_else(|e| panic!("connect {}: {e}", host.name));
+            engine
+                .remove_labelled(Some(run_id))
+                .await
+                .unwrap_or_else(|e| panic!("list labelled on {}: {e}", host.name))
         });
         assert!(
             removed.containers.is_empty(),
-            "{}: leaked {:?}",
+            "{}: run {run_id} leaked {:?}",
             host.name,
             removed.containers
         );
     }
+}
+
+/// `fixtures/rust-sample`'s tests as nextest lists them: (binary id, name) → ignored.
+pub fn rust_sample_listed() -> std::collections::BTreeMap<(String, String), bool> {
+    let out = std::process::Command::new("cargo")
+        // nextest names its profile to the tests it runs; the fixture does not have it.
+        .env_remove("NEXTEST_PROFILE")
+        .args([
+            "nextest",
+            "list",
+            "--message-format",
+            "json",
+            "--run-ignored",
+            "all",
+            "--manifest-path",
+        ])
+        .arg(fixture("rust-sample/Cargo.toml"))
+        .output()
+        .expect("cargo nextest list");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut tests = std::collections::BTreeMap::new();
+    for (binary_id, suite) in v["rust-suites"].as_object().unwrap() {
+        for (name, case) in suite["testcases"].as_object().unwrap() {
+            tests.insert(
+                (binary_id.clone(), name.clone()),
+                case["ignored"].as_bool().unwrap(),
+            );
+        }
+    }
+    tests
+}
+
+/// cargo-shard over `fixtures/rust-sample` on the test bed with JSON events, its reports in
+/// `out_dir`, plus `extra` arguments; asserts it ran to the end reporting the sample's
+/// deliberate failures (exit 100).
+pub fn run_rust_sample(out_dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .env_remove("NEXTEST_PROFILE")
+        // As cargo invokes a subcommand: `cargo-shard shard …`.
+        .args(["shard", "--hosts"])
+        .arg(hosts_file())
+        .arg("--manifest-path")
+        .arg(fixture("rust-sample/Cargo.toml"))
+        .arg("--out-dir")
+        .arg(out_dir)
+        .args(["--message-format", "json"])
+        .args(extra)
+        .output()
+        .expect("run cargo-shard");
+    assert_eq!(
+        output.status.code(),
+        Some(100),
+        "the fixture has failing tests; stderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// `cargo shard gc --run RUN_ID` over the test bed; asserts it succeeded.
+pub fn gc_run(run_id: &str) -> (i32, String, String) {
+    let gc = cargo_shard(&["gc", "--hosts", hosts_file().to_str().unwrap(), "--run", run_id]);
+    assert_eq!(gc.0, 0, "gc --run {run_id}: {gc:?}");
+    gc
 }
