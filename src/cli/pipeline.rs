@@ -176,7 +176,7 @@ pub(super) async fn run_suite(
         .history
         .clone()
         .unwrap_or_else(|| out_dir.join("history.json"));
-    let caps = super::planning::capacities(live.iter().map(|l| &l.host));
+    let caps = crate::plan::capacities(live.iter().map(|l| &l.host));
     let planned = match super::planning::plan(suite, &o.plan, &caps, &history_path) {
         Ok(p) => p,
         Err((code, msg)) => return fail(code, msg),

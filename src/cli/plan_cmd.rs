@@ -30,7 +30,7 @@ pub async fn run(a: PlanArgs) -> u8 {
         .history
         .clone()
         .unwrap_or_else(|| out_dir.join("history.json"));
-    let caps = super::planning::capacities(&config.hosts);
+    let caps = crate::plan::capacities(&config.hosts);
     match super::planning::plan(suite, &a.plan, &caps, &history) {
         Ok(p) => {
             for w in &p.warnings {

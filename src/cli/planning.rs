@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::PlanOpts;
-use crate::config::Host;
 use crate::discover::{Suite, TestStatus};
 use crate::exit;
 use crate::history::{self, History};
@@ -21,25 +20,12 @@ pub struct Planned {
     pub warnings: Vec<String>,
 }
 
-pub fn capacities<'a>(hosts: impl IntoIterator<Item = &'a Host>) -> Vec<Capacity> {
-    hosts
-        .into_iter()
-        .map(|h| Capacity {
-            host: h.name.clone(),
-            slots: h.slots,
-            jobs: h.jobs,
-            weight: h.weight,
-        })
-        .collect()
-}
-
 pub fn plan(
     mut suite: Suite,
     p: &PlanOpts,
     caps: &[Capacity],
     history_path: &Path,
 ) -> Result<Planned, (u8, String)> {
-    let mut warnings = Vec::new();
     if let Some(path) = &p.filters_file {
         let filters = Filters::read(path).map_err(|e| (exit::BAD_INPUT, e.to_string()))?;
         let ids: Vec<_> = suite.tests.iter().map(|t| t.id.clone()).collect();
@@ -58,14 +44,9 @@ pub fn plan(
             t.ignored = false;
         }
     }
-    let (mut history, warning) = History::load(history_path);
-    warnings.extend(warning.map(|w| w.0));
-    if !p.timings_from.is_empty() {
-        let seeded = history
-            .seed_from_junit(&p.timings_from)
-            .map_err(|e| (exit::BAD_INPUT, e.to_string()))?;
-        warnings.extend(seeded.warnings.into_iter().map(|w| w.0));
-    }
+    let (history, warnings) = History::prepare(Some(history_path), &p.timings_from)
+        .map_err(|e| (exit::BAD_INPUT, e.to_string()))?;
+    let warnings = warnings.into_iter().map(|w| w.0).collect();
     let runnable: Vec<_> = suite
         .tests
         .iter()

@@ -46,8 +46,8 @@ impl From<&crate::config::Host> for Capacity {
 }
 
 /// The planner's view of the configured hosts.
-pub fn capacities(hosts: &[crate::config::Host]) -> Vec<Capacity> {
-    hosts.iter().map(Capacity::from).collect()
+pub fn capacities<'a>(hosts: impl IntoIterator<Item = &'a crate::config::Host>) -> Vec<Capacity> {
+    hosts.into_iter().map(Capacity::from).collect()
 }
 
 /// One container's worth of tests.

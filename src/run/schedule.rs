@@ -166,7 +166,7 @@ async fn execute_inner(
     let mut outcomes: BTreeMap<TestId, Outcome> = BTreeMap::new();
     let mut dead = BTreeSet::new();
     let phase = run_phase(&shared, &hosts, jobs, &mut dead, &observer, t0).await;
-    merge_phase(&mut outcomes, phase.results, &mut report);
+    merge_phase(&mut outcomes, phase.results);
     report.attempts.extend(phase.attempts);
     report.lost_hosts.extend(phase.lost);
     for (job, reason) in phase.abandoned {
@@ -323,7 +323,6 @@ struct PhaseResult {
 fn merge_phase(
     outcomes: &mut BTreeMap<TestId, Outcome>,
     results: BTreeMap<TestId, (TestResult, usize, String, String)>,
-    _report: &mut RunReport,
 ) {
     for (id, (result, shard, host, container)) in results {
         outcomes.insert(
