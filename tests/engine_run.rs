@@ -429,3 +429,37 @@ async fn concurrent_shards_through_ssh() {
         assert!(!container_exists(&engine, &name).await);
     }
 }
+
+/// Containers that print and exit at once, many at a time on every transport: the last line
+/// must never be lost (following the log file on Docker 20.10 lost it under load).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_of_short_lived_shards_is_complete() {
+    for name in ["e1", "e2", "e3"] {
+        let h = host(name);
+        let engine = Arc::new(Engine::connect(&h).await.expect("connect"));
+        let logs = tempfile::tempdir().unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let mut job = job(
+                CONTAINER_ROOT,
+                &h.image,
+                &unique("run"),
+                &logs.path().join(i.to_string()),
+            );
+            // Varied lifetimes so some exit while their output is being set up.
+            let script = format!("echo first; usleep {}; echo last-{i}", (i % 4) * 3000);
+            job.spec.argv = vec!["sh".into(), "-c".into(), script];
+            job.spec.collect.clear();
+            let engine = engine.clone();
+            tasks.push((
+                i,
+                tokio::spawn(async move { engine.run_shard(job, CancellationToken::new()).await }),
+            ));
+        }
+        for (i, t) in tasks {
+            let run = t.await.unwrap().expect("run shard");
+            let out = String::from_utf8_lossy(&run.collected.output);
+            assert_eq!(out, format!("first\nlast-{i}\n"), "{name} shard {i}");
+        }
+    }
+}

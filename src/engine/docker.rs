@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptions, DownloadFromContainerOptions, KillContainerOptions, ListContainersOptions,
-    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
-    UploadToContainerOptions, WaitContainerOptions,
+    AttachContainerOptions, CreateContainerOptions, DownloadFromContainerOptions, KillContainerOptions,
+    ListContainersOptions, ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions,
+    RemoveVolumeOptions, UploadToContainerOptions, WaitContainerOptions,
 };
 use bollard::{API_DEFAULT_VERSION, Docker, body_full};
 use futures_util::StreamExt;
@@ -248,8 +248,8 @@ impl DockerEngine {
             env: Some(job.spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             working_dir: Some(job.spec.workdir.clone()),
             labels: Some(job.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-            attach_stdout: Some(false),
-            attach_stderr: Some(false),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
             tty: Some(false),
             host_config: Some(HostConfig {
                 network_mode: Some(job.network.clone()),
@@ -299,6 +299,21 @@ impl DockerEngine {
         phases.upload = t.elapsed();
 
         let t = Instant::now();
+        // Attached before start, as `docker run` does. Following the log file instead loses
+        // the last lines now and then: Docker 20.10's json-file follower can see "container
+        // gone" before it drains the final write, which under load left a shard's output
+        // empty.
+        let attach = AttachContainerOptions {
+            stdout: true,
+            stderr: true,
+            stream: true,
+            ..Default::default()
+        };
+        let attached = self
+            .docker
+            .attach_container(id, Some(attach))
+            .await
+            .map_err(|e| self.failed("attach to container", e))?;
         self.docker
             .start_container(id, None)
             .await
@@ -313,7 +328,12 @@ impl DockerEngine {
         // kept in memory for the results regardless.
         let mut log = tokio::fs::File::create(&job.log_path).await.ok();
         let (output, exit_code) = tokio::join!(
-            self.stream_output(id, log.as_mut(), &job.extras.secrets, &job.extras.on_line),
+            self.stream_output(
+                attached.output,
+                log.as_mut(),
+                &job.extras.secrets,
+                &job.extras.on_line
+            ),
             self.wait_exit(id)
         );
         let output = output?;
@@ -382,24 +402,19 @@ impl DockerEngine {
         Ok(Some(tar))
     }
 
-    /// Follows the container's combined output into `log` (when it could be created) until
-    /// it exits, keeping a copy; secret values are masked before either sees them.
+    /// Reads the attached container's combined output into `log` (when it could be created)
+    /// until it exits, keeping a copy; secret values are masked before either sees them.
     async fn stream_output(
         &self,
-        id: &str,
+        mut stream: std::pin::Pin<
+            Box<dyn futures_util::Stream<Item = Result<bollard::container::LogOutput, BollardError>> + Send>,
+        >,
         mut log: Option<&mut tokio::fs::File>,
         secrets: &super::redact::Secrets,
         on_line: &super::lines::LineSink,
     ) -> Result<Vec<u8>, EngineError> {
         let mut redactor = secrets.stream();
         let mut lines = on_line.splitter();
-        let opts = LogsOptions {
-            follow: true,
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        };
-        let mut stream = self.docker.logs(id, Some(opts));
         let mut output = Vec::new();
         while let Some(item) = stream.next().await {
             let bytes = redactor.push(&item.map_err(|e| self.failed("read output", e))?.into_bytes());
