@@ -361,8 +361,8 @@ impl ShardRecipe for ExecRecipe {
         "exec"
     }
 
-    fn live_failure(&self, line: &str) -> Option<String> {
-        super::gocheck::live_failure(line)
+    fn live_end(&self, line: &str) -> Option<super::LiveEnd> {
+        super::gocheck::live_end(line)
     }
 
     fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {

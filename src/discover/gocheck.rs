@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::discover::TestStatus;
 use crate::discover::gotest::parse::{ParsedRun, ParsedTest};
+use crate::discover::{LiveEnd, TestStatus};
 
 /// Import paths of gocheck.
 pub const GOCHECK_IMPORTS: [&str; 2] = ["gopkg.in/check.v1", "github.com/go-check/check"];
@@ -85,17 +85,38 @@ fn is_fixture(name: &str) -> bool {
         .is_some_and(|(_, method)| FIXTURES.contains(&method))
 }
 
-/// The test a live gocheck line reports failing (`FAIL: file.go:12: Suite.TestA`), or a
-/// top-level `go test -v` failure (`--- FAIL: TestX (0.00s)`).
-pub fn live_failure(line: &str) -> Option<String> {
+/// The test a live gocheck line reports finished (`PASS: file.go:12: Suite.TestA\t0.010s`),
+/// or a top-level `go test -v` result (`--- FAIL: TestX (0.00s)`; subtests fold into their
+/// parent, which reports after them).
+pub fn live_end(line: &str) -> Option<LiveEnd> {
     let line = line.trim_end_matches('\r');
     if let Some(cap) = HEADER.captures(line) {
         let label = cap.get(1).map_or("", |m| m.as_str());
         let name = cap.get(2).map_or("", |m| m.as_str());
-        return (matches!(label, "FAIL" | "PANIC" | "MISS") && !is_fixture(name)).then(|| name.to_string());
+        let status = match label {
+            "PASS" | "FAIL EXPECTED" => TestStatus::Passed,
+            "SKIP" => TestStatus::Skipped,
+            "FAIL" | "PANIC" | "MISS" => TestStatus::Failed,
+            _ => return None,
+        };
+        let secs = cap
+            .get(4)
+            .and_then(|m| m.as_str().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        return (!is_fixture(name)).then(|| LiveEnd {
+            name: name.to_string(),
+            status,
+            duration: Duration::try_from_secs_f64(secs).unwrap_or_default(),
+        });
     }
-    let rest = line.strip_prefix("--- FAIL: ")?;
-    Some(rest.split(" (").next().unwrap_or(rest).trim().to_string()).filter(|n| !n.is_empty())
+    match crate::discover::gotest::parse::result_line(line)? {
+        (0, status, name, duration) if !name.is_empty() => Some(LiveEnd {
+            name: name.to_string(),
+            status,
+            duration,
+        }),
+        _ => None,
+    }
 }
 
 /// Parses gocheck `-check.vv` (streamed) or `-check.v` output into per-test outcomes, named
@@ -245,25 +266,41 @@ OOPS: 4 passed, 1 skipped, 2 FAILED
 ";
 
     #[test]
-    fn live_failures_from_gocheck_and_go_v_lines() {
+    fn test_ends_from_gocheck_and_go_v_lines() {
+        let live = |l: &str| live_end(l).map(|e| (e.name, e.status, e.duration.as_millis()));
+        let end = |name: &str, status, ms| Some((name.to_string(), status, ms));
         assert_eq!(
-            live_failure("FAIL: math_test.go:40: MathSuite.TestFails").as_deref(),
-            Some("MathSuite.TestFails")
+            live("FAIL: math_test.go:40: MathSuite.TestFails"),
+            end("MathSuite.TestFails", TestStatus::Failed, 0)
         );
         assert_eq!(
-            live_failure("PASS: math_test.go:20: MathSuite.TestDouble\t0.000s"),
-            None
+            live("PASS: math_test.go:20: MathSuite.TestDouble\t0.012s"),
+            end("MathSuite.TestDouble", TestStatus::Passed, 12)
         );
         assert_eq!(
-            live_failure("--- FAIL: TestFailing (0.00s)").as_deref(),
-            Some("TestFailing")
+            live("SKIP: math_test.go:50: MathSuite.TestSkipped (not today)"),
+            end("MathSuite.TestSkipped", TestStatus::Skipped, 0)
+        );
+        assert_eq!(live("START: math_test.go:20: MathSuite.TestDouble"), None);
+        assert_eq!(
+            live("PASS: math_test.go:10: MathSuite.SetUpSuite\t0.000s"),
+            None,
+            "fixtures are not tests"
         );
         assert_eq!(
-            live_failure("    --- FAIL: TestSubtestFails/bad (0.00s)"),
+            live("--- FAIL: TestFailing (0.25s)"),
+            end("TestFailing", TestStatus::Failed, 250)
+        );
+        assert_eq!(
+            live("    --- FAIL: TestSubtestFails/bad (0.00s)"),
             None,
             "subtests fold into their parent"
         );
-        assert_eq!(live_failure("--- PASS: TestFoo (0.00s)"), None);
+        assert_eq!(
+            live("--- PASS: TestFoo (1.50s)"),
+            end("TestFoo", TestStatus::Passed, 1500)
+        );
+        assert_eq!(live("=== RUN   TestFoo"), None);
     }
 
     #[test]

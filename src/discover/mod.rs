@@ -155,11 +155,26 @@ pub trait ShardRecipe: Send + Sync {
     /// Per-test results from what the shard left behind. Tests of `tests` without a
     /// result are the runner's to explain; the caller turns them into errors.
     fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult>;
-    /// The test a line of the shard's live output reports as failing, if it does (shown as
-    /// the shard runs; the full result is read when it ends).
-    fn live_failure(&self, _line: &str) -> Option<String> {
+    /// The test a line of the shard's live output reports as finished, if it does. Failures
+    /// are shown as the shard runs; all of them stand in for the report when the shard ends
+    /// before it can be read (timeout, interrupt, lost host, killed container).
+    fn live_end(&self, _line: &str) -> Option<LiveEnd> {
         None
     }
+    /// Whether a line that follows a failure's `live_end` line is part of that failure's
+    /// output (for runners that print it after the failure, as nextest does).
+    fn live_output(&self, _line: &str) -> bool {
+        false
+    }
+}
+
+/// A test's end as the runner announced it in its live output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveEnd {
+    /// As the runner prints it: a `TestId`'s display form, or only its name.
+    pub name: String,
+    pub status: TestStatus,
+    pub duration: Duration,
 }
 
 /// The output of discovery: the tests, what every shard uploads, and how shards run.

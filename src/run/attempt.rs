@@ -1,15 +1,15 @@
 //! One container's life for one shard: prepare the spec, run it under the timeout, and
 //! classify how it ended so the scheduler can record, retry or re-queue.
 
-use std::collections::BTreeMap;
-
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::{LiveHost, RunOptions, shard_env};
 use crate::config::{RUN_LABEL, SHARD_LABEL};
-use crate::discover::{ShardCtx, Suite, TestId, TestResult};
+use crate::discover::{ShardCtx, Suite, TestId, TestResult, TestStatus};
 use crate::engine::{EngineError, Phases, ShardJob};
 
 /// A unit of work in the queue.
@@ -43,6 +43,9 @@ pub(crate) enum Ended {
 
 pub(crate) struct AttemptRun {
     pub ended: Ended,
+    /// Tests the runner announced finished in its live output: they stand in for the report
+    /// when the attempt ends without one.
+    pub announced: BTreeMap<TestId, TestResult>,
     pub container: String,
     pub phases: Phases,
     pub started: Instant,
@@ -72,8 +75,10 @@ pub(crate) async fn run(
     host_gone: &CancellationToken,
 ) -> AttemptRun {
     let started = Instant::now();
+    let announced = Announced::default();
     let done = |ended, container: String, phases| AttemptRun {
         ended,
+        announced: take(&announced),
         container,
         phases,
         started,
@@ -108,7 +113,7 @@ pub(crate) async fn run(
     spec.env = env.into_iter().collect();
     let docker = !host.engine.is_local();
     let (mut extras, artifacts) = shared.opts.job.shard(&ctx, &mut spec, docker, &host.host.image);
-    extras.on_line = failure_tap(shared, job, &host.host.name);
+    extras.on_line = live_tap(shared, job, &host.host.name, announced.clone());
     let mut labels = host.host.labels.clone();
     labels.insert(RUN_LABEL.to_string(), shared.opts.run_id.clone());
     labels.insert(SHARD_LABEL.to_string(), job.shard.to_string());
@@ -178,6 +183,7 @@ pub(crate) async fn run(
             };
             AttemptRun {
                 ended,
+                announced: take(&announced),
                 container: run.container,
                 phases: run.phases,
                 started,
@@ -187,31 +193,75 @@ pub(crate) async fn run(
     }
 }
 
-/// Announces each test the runner reports failing in the shard's output, as it happens,
-/// once per test; the full result follows when the shard's results are read.
-fn failure_tap(shared: &Shared<'_>, job: &Job, host: &str) -> crate::engine::lines::LineSink {
+type Announced = Arc<Mutex<BTreeMap<TestId, TestResult>>>;
+
+fn take(announced: &Announced) -> BTreeMap<TestId, TestResult> {
+    std::mem::take(&mut *announced.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Reads the shard's output as it comes: announces each test the runner reports failing,
+/// once, and keeps every test it reports finished in `announced`.
+fn live_tap(
+    shared: &Shared<'_>,
+    job: &Job,
+    host: &str,
+    announced: Announced,
+) -> crate::engine::lines::LineSink {
     let recipe = shared.suite.recipe.clone();
     let observer = shared.observer.clone();
     let host = host.to_string();
     let shard = job.shard;
-    // Only names of this shard's tests: a harness line (gocheck's `--- FAIL: Test` hook) is not
-    // a test of ours.
-    let ours: std::collections::BTreeSet<String> = job
-        .tests
-        .iter()
-        .flat_map(|t| [t.to_string(), t.name.clone()])
-        .collect();
-    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    // Only this shard's tests: a harness line (gocheck's `--- FAIL: Test` hook) is not a test
+    // of ours. Runners print either the full id or the bare name; a bare name shared by two
+    // of the shard's tests identifies neither.
+    let mut ours: HashMap<String, TestId> = job.tests.iter().map(|t| (t.to_string(), t.clone())).collect();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for t in &job.tests {
+        *names.entry(t.name.as_str()).or_default() += 1;
+    }
+    for t in &job.tests {
+        if names[t.name.as_str()] == 1 {
+            ours.entry(t.name.clone()).or_insert_with(|| t.clone());
+        }
+    }
+    // The failure whose output the following lines may be (nextest prints it after).
+    let printing = Mutex::new(None::<TestId>);
     crate::engine::lines::LineSink::new(move |line| {
-        if let Some(name) = recipe.live_failure(line)
-            && ours.contains(&name)
-            && seen
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(name.clone())
-        {
+        let mut printing = printing.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(end) = recipe.live_end(line) else {
+            match printing.as_ref() {
+                Some(id) if recipe.live_output(line) => {
+                    let mut announced = announced.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(r) = announced.get_mut(id) {
+                        r.stdout.push_str(line);
+                        r.stdout.push('\n');
+                    }
+                }
+                _ => *printing = None,
+            }
+            return;
+        };
+        let Some(id) = ours.get(&end.name) else {
+            *printing = None;
+            return;
+        };
+        *printing = (end.status == TestStatus::Failed).then(|| id.clone());
+        let result = TestResult {
+            id: id.clone(),
+            status: end.status,
+            duration: end.duration,
+            message: None,
+            stdout: String::new(),
+            stderr: String::new(),
+        };
+        let first_failure = {
+            let mut announced = announced.lock().unwrap_or_else(|p| p.into_inner());
+            let before = announced.insert(id.clone(), result);
+            end.status == TestStatus::Failed && before.is_none_or(|b| b.status != TestStatus::Failed)
+        };
+        if first_failure {
             observer(&super::Event::TestFailing {
-                name,
+                name: end.name,
                 shard,
                 host: host.clone(),
             });

@@ -530,6 +530,46 @@ fn settle(
     let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
     q.running -= 1;
     let max_attempts = 1 + shared.opts.shard_retries;
+    let log = attempt::log_path(shared.opts, &job);
+    let mut announced = run.announced;
+    announced.retain(|id, _| job.tests.contains(id));
+    // Ended without a report: what the runner announced stands; only the rest goes on.
+    let mut keep_announced = |q: &mut Queue, why: &str| -> Job {
+        for (id, mut r) in std::mem::take(&mut announced) {
+            let printed = r.stdout.trim_matches('\n');
+            r.stdout = if printed.is_empty() {
+                String::new()
+            } else {
+                format!("{printed}\n")
+            };
+            if r.status == TestStatus::Failed {
+                r.message = Some(format!(
+                    "failed (as announced in the shard's output; {why} before its report was read: see {})",
+                    log.display()
+                ));
+            }
+            observer(&Event::TestFinished {
+                result: r.clone(),
+                shard: job.shard,
+                host: host.to_string(),
+                attempt: job.attempt,
+            });
+            q.results
+                .insert(id, (r, job.shard, host.to_string(), run.container.clone()));
+        }
+        let rest: Vec<TestId> = job
+            .tests
+            .iter()
+            .filter(|id| !q.results.contains_key(*id))
+            .cloned()
+            .collect();
+        let share = rest.len() as u32;
+        Job {
+            predicted: job.predicted * share / (job.tests.len().max(1) as u32),
+            tests: rest,
+            ..job.clone()
+        }
+    };
     let end = match run.ended {
         Ended::Results { results, exit_code } => {
             let mut seen = BTreeSet::new();
@@ -550,10 +590,26 @@ fn settle(
             }
             let code = exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
             for id in job.tests.iter().filter(|id| !seen.contains(*id)) {
-                let r = error_result(
-                    id.clone(),
-                    &format!("no result reported: shard exited with code {code}"),
-                );
+                let r = match announced.remove(id) {
+                    // Announced live but missing from the report (it was cut short).
+                    Some(mut r) => {
+                        r.message = Some(format!(
+                            "{} (as announced in the shard's output; its report lacks it)",
+                            r.message.as_deref().unwrap_or("finished")
+                        ));
+                        observer(&Event::TestFinished {
+                            result: r.clone(),
+                            shard: job.shard,
+                            host: host.to_string(),
+                            attempt: job.attempt,
+                        });
+                        r
+                    }
+                    None => error_result(
+                        id.clone(),
+                        &format!("no result reported: shard exited with code {code}"),
+                    ),
+                };
                 q.results.insert(
                     id.clone(),
                     (r, job.shard, host.to_string(), run.container.clone()),
@@ -562,15 +618,18 @@ fn settle(
             AttemptEnd::Exited(exit_code)
         }
         Ended::NoResults(reason) => {
-            if job.attempt < max_attempts {
+            let rest = keep_announced(&mut q, "the shard failed");
+            if rest.tests.is_empty() {
+                // Every test was announced before the shard broke: nothing to run again.
+            } else if job.attempt < max_attempts {
                 q.orphans.push_back(Job {
                     attempt: job.attempt + 1,
                     avoid: Some(host.to_string()),
-                    ..job.clone()
+                    ..rest
                 });
             } else {
                 q.abandoned
-                    .push((job.clone(), format!("{reason} (after {} attempts)", job.attempt)));
+                    .push((rest, format!("{reason} (after {} attempts)", job.attempt)));
             }
             AttemptEnd::Failed(reason)
         }
@@ -581,16 +640,19 @@ fn settle(
                     reason: reason.clone(),
                 });
             }
+            let rest = keep_announced(&mut q, "its host was lost");
             // A lost host is not the shard's fault: re-queue without spending a retry, but
             // never more often than there are hosts to try.
-            if (job.attempt as usize) < max_attempts as usize + hosts.len() {
+            if rest.tests.is_empty() {
+                // Every test was announced before the host went: nothing to run again.
+            } else if (job.attempt as usize) < max_attempts as usize + hosts.len() {
                 q.orphans.push_back(Job {
                     attempt: job.attempt + 1,
                     avoid: Some(host.to_string()),
-                    ..job.clone()
+                    ..rest
                 });
             } else {
-                q.abandoned.push((job.clone(), reason.clone()));
+                q.abandoned.push((rest, reason.clone()));
             }
             AttemptEnd::Failed(reason)
         }
@@ -599,10 +661,16 @@ fn settle(
                 "shard timed out after {} (--shard-timeout)",
                 humantime::format_duration(limit)
             );
-            q.abandoned.push((job.clone(), reason));
+            let rest = keep_announced(&mut q, "the shard timed out");
+            if !rest.tests.is_empty() {
+                q.abandoned.push((rest, reason));
+            }
             AttemptEnd::TimedOut
         }
-        Ended::Cancelled => AttemptEnd::Cancelled,
+        Ended::Cancelled => {
+            keep_announced(&mut q, "the run was interrupted");
+            AttemptEnd::Cancelled
+        }
     };
     ShardAttempt {
         shard: job.shard,
@@ -616,7 +684,7 @@ fn settle(
         finished: run.finished.saturating_duration_since(t0),
         phases: run.phases,
         end,
-        log: attempt::log_path(shared.opts, &job),
+        log,
         rerun: job.rerun,
     }
 }

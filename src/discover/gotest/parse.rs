@@ -132,7 +132,7 @@ fn frame_name(line: &str) -> Option<&str> {
 }
 
 /// `    --- FAIL: TestX/sub (0.12s)` → (depth, status, name, duration).
-fn result_line(line: &str) -> Option<(usize, TestStatus, &str, Duration)> {
+pub(crate) fn result_line(line: &str) -> Option<(usize, TestStatus, &str, Duration)> {
     let trimmed = line.trim_start_matches(' ');
     let depth = (line.len() - trimmed.len()) / 4;
     let rest = trimmed.strip_prefix("--- ")?;

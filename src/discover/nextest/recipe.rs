@@ -2,9 +2,10 @@
 //! then read nextest's JUnit back into per-test results.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use super::{ARCHIVE_DEST, SOURCE_DEST, TOOL_CONFIG_DEST, filter, junit};
-use crate::discover::{Collected, ShardCtx, ShardRecipe, ShardSpec, TestId, TestResult};
+use crate::discover::{Collected, LiveEnd, ShardCtx, ShardRecipe, ShardSpec, TestId, TestResult, TestStatus};
 
 /// How a shard runs its tests from the archive and how its JUnit becomes results.
 #[derive(Debug, Clone)]
@@ -78,29 +79,50 @@ impl ShardRecipe for NextestRecipe {
         }
     }
 
-    /// nextest's status lines: `        FAIL [   0.141s] (16/35) alpha::integration name`.
-    fn live_failure(&self, line: &str) -> Option<String> {
+    /// nextest's final status lines: `        FAIL [   0.141s] (16/35) alpha::integration name`.
+    /// A `TRY n …` line is one attempt of a retried test, not its end.
+    fn live_end(&self, line: &str) -> Option<LiveEnd> {
         let (status, rest) = line.trim_start().split_once(" [")?;
-        if !matches!(
-            status.trim(),
-            "FAIL"
-                | "TIMEOUT"
-                | "ABORT"
-                | "LEAK-FAIL"
-                | "SIGSEGV"
-                | "SIGABRT"
-                | "SIGKILL"
-                | "SIGBUS"
-                | "SIGILL"
-        ) {
-            return None;
-        }
-        let after = rest.split_once("] ")?.1.trim_start();
+        // `TRY 2 PASS`: a retried test's pass ends it; its failed tries may not be its last.
+        let status = status.trim();
+        let status = match status.strip_prefix("TRY ") {
+            Some(tried) if tried.ends_with(" PASS") => "PASS",
+            Some(_) => return None,
+            None => status,
+        };
+        let status = match status {
+            "PASS" | "LEAK" => TestStatus::Passed,
+            "FAIL" | "TIMEOUT" | "ABORT" | "LEAK-FAIL" | "SIGSEGV" | "SIGABRT" | "SIGKILL" | "SIGBUS"
+            | "SIGILL" => TestStatus::Failed,
+            "SKIP" => TestStatus::Skipped,
+            _ => return None,
+        };
+        let (time, after) = rest.split_once("] ")?;
+        let secs = time.trim().strip_suffix('s')?.parse::<f64>().ok()?;
+        let after = after.trim_start();
         let name = match after.strip_prefix('(') {
             Some(counted) => counted.split_once(") ")?.1,
             None => after,
         };
-        Some(name.trim().to_string()).filter(|n| !n.is_empty())
+        let name = name.trim();
+        (!name.is_empty()).then(|| LiveEnd {
+            name: name.to_string(),
+            status,
+            duration: Duration::try_from_secs_f64(secs).unwrap_or_default(),
+        })
+    }
+
+    /// nextest prints a failure's output right after its status line: `  stdout ───` and
+    /// `  stderr ───` headers, lines indented by four spaces, blank lines.
+    fn live_output(&self, line: &str) -> bool {
+        if line.trim().is_empty() {
+            return true;
+        }
+        let header = line.strip_prefix("  ").and_then(|l| l.split_whitespace().next());
+        if matches!(header, Some("stdout" | "stderr" | "output")) && !line.starts_with("   ") {
+            return true;
+        }
+        line.starts_with("    ") && self.live_end(line).is_none() && !is_status_line(line)
     }
 
     fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult> {
@@ -119,6 +141,16 @@ impl ShardRecipe for NextestRecipe {
         let mut by_id: HashMap<TestId, TestResult> = parsed.into_iter().map(|r| (r.id.clone(), r)).collect();
         tests.iter().filter_map(|id| by_id.remove(id)).collect()
     }
+}
+
+/// `        SLOW [> 60.000s] …`, `       START             (1/3) …`, `   TRY 1 FAIL [ …`,
+/// `     Summary [ …`: any of nextest's right-aligned status lines.
+fn is_status_line(line: &str) -> bool {
+    static STATUS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^\s+[A-Z][A-Za-z-]{2,}(?: \d+(?:/\d+)?)?(?: [A-Z-]+)?\s+[\[(]")
+            .expect("static regex")
+    });
+    STATUS.is_match(line)
 }
 
 #[cfg(test)]
@@ -183,20 +215,62 @@ mod tests {
     }
 
     #[test]
-    fn live_failures_are_read_from_status_lines() {
+    fn test_ends_are_read_from_status_lines() {
         let r = NextestRecipe { passthrough: vec![] };
-        let live = |l: &str| r.live_failure(l);
+        let live = |l: &str| r.live_end(l).map(|e| (e.name, e.status, e.duration.as_millis()));
+        let end = |name: &str, status, ms| Some((name.to_string(), status, ms));
         assert_eq!(
-            live("        FAIL [   0.141s] (16/35) alpha::integration fails_with_messy_output").as_deref(),
-            Some("alpha::integration fails_with_messy_output")
+            live("        FAIL [   0.141s] (16/35) alpha::integration fails_with_messy_output"),
+            end(
+                "alpha::integration fails_with_messy_output",
+                TestStatus::Failed,
+                141
+            )
         );
         assert_eq!(
-            live("     TIMEOUT [   2.003s] beta tests::slow").as_deref(),
-            Some("beta tests::slow")
+            live("     TIMEOUT [   2.003s] beta tests::slow"),
+            end("beta tests::slow", TestStatus::Failed, 2003)
         );
-        assert_eq!(live("        PASS [   0.010s] (1/35) alpha tests::quick"), None);
+        assert_eq!(
+            live("        PASS [   0.010s] (1/35) alpha tests::quick"),
+            end("alpha tests::quick", TestStatus::Passed, 10)
+        );
+        assert_eq!(
+            live("   TRY 2 PASS [   1.500s] (3/35) beta tests::flaky"),
+            end("beta tests::flaky", TestStatus::Passed, 1500)
+        );
+        assert_eq!(live("   TRY 1 FAIL [   0.100s] (3/35) beta tests::flaky"), None);
+        assert_eq!(live("        SLOW [> 60.000s] (───────) beta tests::slow"), None);
+        assert_eq!(live("       START             (1/35) alpha tests::quick"), None);
         assert_eq!(live("    test fails_with_messy_output ... FAILED"), None);
         assert_eq!(live("FAIL: file.go:12: Suite.TestA"), None);
+    }
+
+    #[test]
+    fn a_failures_output_is_the_indented_block_after_it() {
+        let r = NextestRecipe { passthrough: vec![] };
+        for line in [
+            "  stdout ───",
+            "",
+            "    running 1 test",
+            "    test assertion_fails ... FAILED",
+            "  stderr ───",
+            "    thread 'assertion_fails' (14) panicked at beta/tests/failing.rs:10:5:",
+            "      left: 3",
+        ] {
+            assert!(r.live_output(line), "{line:?}");
+        }
+        for line in [
+            "        PASS [   0.004s] (2/3) beta::failing counts_words",
+            "        SLOW [> 60.000s] (───────) beta tests::slow",
+            "       START             (1/3) alpha tests::quick",
+            "   TRY 1 FAIL [   0.100s] (3/35) beta tests::flaky",
+            "  RETRY 2/3 [         ] (3/35) beta tests::flaky",
+            "────────────",
+            "     Summary [   0.010s] 3 tests run: 2 passed, 1 failed, 0 skipped",
+        ] {
+            assert!(!r.live_output(line), "{line:?}");
+        }
     }
 
     #[test]
