@@ -30,8 +30,8 @@ fn statuses(path: &Path) -> BTreeMap<(String, String), String> {
         .collect()
 }
 
-/// Runs cargo-shard in `dir`; returns (exit code, run id from the events).
-fn cargo_shard(dir: &Path, hosts: &Path, args: &[&str]) -> (i32, String) {
+/// Runs cargo-shard in `dir`; returns (exit code, run id from the events, the events).
+fn cargo_shard(dir: &Path, hosts: &Path, args: &[&str]) -> (i32, String, Vec<serde_json::Value>) {
     // Our options go right after the subcommand: what follows `--` is the user's command.
     let out = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
         .arg(args[0])
@@ -42,10 +42,12 @@ fn cargo_shard(dir: &Path, hosts: &Path, args: &[&str]) -> (i32, String) {
         .current_dir(dir)
         .output()
         .expect("run cargo-shard");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let run_id = stdout
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let run_id = events
+        .iter()
         .find(|v| v["type"] == "run-started")
         .and_then(|v| v["run_id"].as_str().map(String::from))
         .unwrap_or_else(|| {
@@ -54,7 +56,7 @@ fn cargo_shard(dir: &Path, hosts: &Path, args: &[&str]) -> (i32, String) {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
-    (out.status.code().unwrap_or(-1), run_id)
+    (out.status.code().unwrap_or(-1), run_id, events)
 }
 
 /// `go test -json`'s final action for every top-level test of the module.
@@ -84,7 +86,7 @@ fn go_test_json(dir: &Path, env: &[(&str, &str)]) -> BTreeMap<(String, String), 
 #[test]
 fn go_module_across_three_engines_matches_go_test() {
     let out = tempfile::tempdir().unwrap();
-    let (code, run_id) = cargo_shard(
+    let (code, run_id, events) = cargo_shard(
         &fixture(),
         &common::hosts_file(),
         &["go", "--out-dir", out.path().to_str().unwrap(), "./..."],
@@ -102,6 +104,74 @@ fn go_module_across_three_engines_matches_go_test() {
     }
     let names: BTreeSet<&str> = ours.keys().map(|k| k.1.as_str()).collect();
     assert!(names.contains("TestFoo") && names.contains("TestFooBar"));
+    // The test binaries' output streams while the shard runs: failures are announced live
+    // and every shard's log holds its tests' `-test.v` lines.
+    let failing: Vec<&str> = direct
+        .iter()
+        .filter(|(_, action)| *action == "fail")
+        .map(|(k, _)| k.1.as_str())
+        .collect();
+    assert!(!failing.is_empty());
+    for name in &failing {
+        assert!(
+            events
+                .iter()
+                .any(|v| v["type"] == "test-failing" && v["name"] == *name),
+            "{name} announced live"
+        );
+    }
+    let logs: String = std::fs::read_dir(out.path().join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    for (_, name) in direct.keys() {
+        assert!(logs.contains(&format!(": {name} (")), "{name} in the shard logs");
+    }
+    common::assert_nothing_left(&run_id);
+}
+
+/// A Go shard cut short by `--shard-timeout` keeps what its binaries already reported (the
+/// driver streams their `-test.v` output); only the test still running is an error.
+#[test]
+fn go_shard_cut_short_keeps_the_tests_it_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("filters.txt");
+    std::fs::write(&list, "TestBeta1\nTestSleepWhenAsked\n").unwrap();
+    let job = dir.path().join("shard.toml");
+    std::fs::write(&job, "[job]\nenv = { SAMPLE_SLEEP_MS = \"300000\" }\n").unwrap();
+    let out = dir.path().join("out");
+    let (code, run_id, events) = cargo_shard(
+        &fixture(),
+        &common::hosts_file(),
+        &[
+            "go",
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--filters-file",
+            list.to_str().unwrap(),
+            "--job",
+            job.to_str().unwrap(),
+            "--shard-timeout",
+            "15s",
+            "--shards",
+            "1",
+        ],
+    );
+    assert_eq!(code, 100);
+    let beta = "example.com/gosample/beta".to_string();
+    let got = statuses(&out.join("junit.xml"));
+    assert_eq!(
+        got,
+        BTreeMap::from([
+            ((beta.clone(), "TestBeta1".to_string()), "pass".to_string()),
+            ((beta, "TestSleepWhenAsked".to_string()), "error".to_string()),
+        ])
+    );
+    assert!(
+        events
+            .iter()
+            .any(|v| v["type"] == "shard-finished" && v["end"]["kind"] == "timed_out")
+    );
     common::assert_nothing_left(&run_id);
 }
 
@@ -110,7 +180,7 @@ fn gocheck_suite_runs_each_test_once() {
     let out = tempfile::tempdir().unwrap();
     let suite_dir = fixture().join("gopath/src/example.com/checksuite");
     let gopath = format!("{}:/usr/share/gocode", fixture().join("gopath").display());
-    let (code, run_id) = cargo_shard(
+    let (code, run_id, _) = cargo_shard(
         &suite_dir,
         &common::hosts_file(),
         &[
@@ -166,7 +236,7 @@ fn gocheck_suite_runs_each_test_once() {
 fn exec_make_test_integration_gives_per_test_gocheck_results() {
     let out = tempfile::tempdir().unwrap();
     let hosts = common::testbed_file("hosts-go.toml");
-    let (code, run_id) = cargo_shard(
+    let (code, run_id, _) = cargo_shard(
         &fixture(),
         &hosts,
         &[

@@ -1,5 +1,7 @@
 //! The shard driver: one fixed `sh` script that runs several test binaries (or commands) in
-//! turn, each in its own directory with its output captured to its own file.
+//! turn, each in its own directory with its output captured to its own file and, where the
+//! image has `tee`, also streamed to the shard's output as it comes (live progress, the
+//! shard's log, and results kept when the shard is cut short).
 //!
 //! A shard's `argv` is a single exec array, so running one binary per Go package needs a
 //! shell. No test name is ever written into the script text: the script is a constant and
@@ -13,6 +15,8 @@ pub const SCRIPT: &str = r#"out=$1 jobs=$2
 shift 2
 mkdir -p "$out" || exit 70
 if [ -n "${TMPDIR:-}" ]; then mkdir -p "$TMPDIR"; fi
+tee=
+if command -v tee >/dev/null 2>&1; then tee=1; fi
 run() {
 	name=$1 dir=$2 n=$3
 	shift 3
@@ -22,8 +26,15 @@ run() {
 		i=$((i + 1))
 	done
 	shift "$c"
-	(cd "$dir" && exec "$@") >"$out/$name.out" 2>&1 </dev/null
-	echo "$?" >"$out/$name.code"
+	if [ -n "$tee" ]; then
+		{
+			(cd "$dir" && exec "$@") 2>&1 </dev/null
+			echo "$?" >"$out/$name.code"
+		} | tee "$out/$name.out"
+	else
+		(cd "$dir" && exec "$@") >"$out/$name.out" 2>&1 </dev/null
+		echo "$?" >"$out/$name.code"
+	fi
 }
 running=0
 while [ "$#" -gt 0 ]; do
@@ -199,16 +210,35 @@ mod tests {
     /// must reach the command unchanged, and parallel jobs must each get their own output.
     #[test]
     fn script_passes_arguments_through_unchanged() {
-        script_passes_arguments_through(&[]);
+        let streamed = script_passes_arguments_through(&[], None);
+        // With `tee` the jobs' output also streams to the driver's own output.
+        assert_eq!(streamed.matches("[a b][$(touch pwned)]").count(), 3, "{streamed}");
+    }
+
+    #[test]
+    fn without_tee_output_goes_to_the_files_only() {
+        let bin = tempfile::tempdir().unwrap();
+        for tool in ["mkdir", "printf", "false"] {
+            let real = ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| std::path::Path::new(d).join(tool))
+                .find(|p| p.exists())
+                .unwrap();
+            std::os::unix::fs::symlink(real, bin.path().join(tool)).unwrap();
+        }
+        let streamed = script_passes_arguments_through(&[], Some(bin.path()));
+        assert_eq!(streamed, "");
     }
 
     /// The images run busybox's `sh`, not the host's: the same script must work there.
     #[test]
     fn script_passes_arguments_through_unchanged_in_busybox_sh() {
-        script_passes_arguments_through(&["busybox", "sh"]);
+        let streamed = script_passes_arguments_through(&["busybox", "sh"], None);
+        assert_eq!(streamed.matches("[a b][$(touch pwned)]").count(), 3, "{streamed}");
     }
 
-    fn script_passes_arguments_through(shell: &[&str]) {
+    /// Runs three printing jobs and a failing one; returns what the driver itself printed.
+    fn script_passes_arguments_through(shell: &[&str], path: Option<&std::path::Path>) -> String {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("out");
         let weird = ["a b", "$(touch pwned)", "*", "'\"", "x\ny", "", "-n"];
@@ -231,11 +261,13 @@ mod tests {
         if !shell.is_empty() {
             argv.splice(0..1, shell.iter().map(|s| s.to_string()));
         }
-        let st = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .status()
-            .unwrap();
-        assert_eq!(st.code(), Some(1), "one job failed, so the driver fails");
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        if let Some(path) = path {
+            cmd.env("PATH", path);
+        }
+        let run = cmd.output().unwrap();
+        assert_eq!(run.status.code(), Some(1), "one job failed, so the driver fails");
         for i in 0..3 {
             let got = std::fs::read_to_string(out.join(format!("j{i}.out"))).unwrap();
             assert_eq!(got, "[a b][$(touch pwned)][*]['\"][x\ny][][-n]");
@@ -246,5 +278,6 @@ mod tests {
         }
         assert_eq!(std::fs::read_to_string(out.join("fails.code")).unwrap(), "1\n");
         assert!(!tmp.path().join("pwned").exists());
+        String::from_utf8(run.stdout).unwrap()
     }
 }

@@ -76,6 +76,11 @@ impl ShardRecipe for GoRecipe {
         "go"
     }
 
+    /// `-test.v` and gocheck result lines, streamed by the driver as each binary prints them.
+    fn live_end(&self, line: &str) -> Option<crate::discover::LiveEnd> {
+        crate::discover::gocheck::live_end(line)
+    }
+
     fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
         let root = ctx.root.trim_end_matches('/');
         let jobs: Vec<DriverJob> = self
