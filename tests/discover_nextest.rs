@@ -107,6 +107,7 @@ fn run_shard_with(
         exit_code: output.status.code().map(i64::from),
         output: [output.stdout, output.stderr].concat(),
         files,
+        ..Default::default()
     };
     assert!(
         !collected.files.is_empty(),

@@ -463,3 +463,40 @@ async fn output_of_short_lived_shards_is_complete() {
         }
     }
 }
+
+/// A container that outgrows its memory limit: the engine reports the OOM kill with what it
+/// collected instead of failing the shard, so a runner's report of a killed test survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_memory_is_reported_with_what_was_collected() {
+    let h = host("e1");
+    let engine = Engine::connect(&h).await.expect("connect");
+    let logs = tempfile::tempdir().unwrap();
+    let mut outcomes = Vec::new();
+    for limit in [Some(16 * 1024 * 1024), None] {
+        let mut job = job(CONTAINER_ROOT, &h.image, &unique("run"), logs.path());
+        // busybox dd holds one 64 MiB block in memory.
+        job.spec.argv = [
+            "sh",
+            "-c",
+            "echo before > out/seen; dd if=/dev/zero of=/dev/null bs=64M count=1",
+        ]
+        .map(String::from)
+        .to_vec();
+        job.spec.files.push(("out/.keep".into(), Vec::new()));
+        job.extras.memory = limit;
+        let run = engine
+            .run_shard(job, CancellationToken::new())
+            .await
+            .expect("run shard");
+        assert_eq!(
+            run.collected
+                .files
+                .get("/cargo-shard/out/seen")
+                .map(Vec::as_slice),
+            Some(&b"before\n"[..]),
+            "{limit:?}"
+        );
+        outcomes.push((run.collected.oom_killed, run.collected.exit_code));
+    }
+    assert_eq!(outcomes, [(true, Some(137)), (false, Some(0))]);
+}

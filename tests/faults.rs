@@ -694,6 +694,47 @@ fn shard_timeout_keeps_finished_tests_and_turns_the_rest_into_errors() {
     common::assert_nothing_left_except(&run_id, &[]);
 }
 
+/// A test that runs its shard out of memory: the kernel kills the test binary, nextest
+/// reports it, and that report stands (no retry, no error for the others).
+#[test]
+fn test_killed_for_memory_fails_and_the_shard_report_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = filters(dir.path(), &["counts_words", "ignored_slow"]);
+    let job = dir.path().join("shard.toml");
+    std::fs::write(
+        &job,
+        "[job]\nmemory = \"96m\"\nenv = { SAMPLE_ALLOC_MB = \"512\", SAMPLE_SLEEP_MS = \"0\" }\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let mut run = Running::start(
+        &out_dir,
+        &[
+            "--filters-file",
+            list.to_str().unwrap(),
+            "--run-ignored",
+            "all",
+            "--job",
+            job.to_str().unwrap(),
+            "--shards",
+            "1",
+        ],
+    );
+    let run_id = run.run_id();
+    let done = run.finish();
+    assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    let by_name: BTreeMap<&str, &Case> = cases.iter().map(|(k, c)| (k.1.as_str(), c)).collect();
+    assert_eq!(status(by_name["counts_words"]), "passed");
+    let killed = by_name["ignored_slow"];
+    assert_eq!(status(killed), "failed", "{}", message(killed));
+    assert!(message(killed).contains("SIGKILL"), "{}", message(killed));
+    let finished = done.of_type("shard-finished");
+    assert_eq!(finished.len(), 1, "not retried: {finished:#?}");
+    assert_eq!(finished[0]["end"]["kind"], "exited", "{finished:#?}");
+    common::assert_nothing_left_except(&run_id, &[]);
+}
+
 /// A recipe of busybox commands: the test named `sleeper` sleeps, every other test passes at
 /// once; an exit code of 0 passes every test shipped.
 struct Sleepy;

@@ -122,6 +122,9 @@ pub struct Collected {
     pub exit_code: Option<i64>,
     pub output: Vec<u8>,
     pub files: BTreeMap<String, Vec<u8>>,
+    /// The kernel killed a process of the shard for memory: maybe a test binary (its
+    /// runner reports it as a crash), maybe the runner itself (then no report is left).
+    pub oom_killed: bool,
 }
 
 /// The result a runner reported for one test in one attempt.

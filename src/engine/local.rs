@@ -191,6 +191,7 @@ impl LocalEngine {
                 exit_code: exit_code.map(i64::from),
                 output,
                 files: collected,
+                oom_killed: false,
             },
             phases,
             started,

@@ -174,10 +174,14 @@ pub(crate) async fn run(
             let exit_code = run.collected.exit_code;
             let results = shared.suite.recipe.results(&job.tests, &run.collected);
             let ended = if results.is_empty() && !job.tests.is_empty() {
-                Ended::NoResults(format!(
-                    "shard exited with code {} before reporting any result",
-                    exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into())
-                ))
+                let code = exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
+                Ended::NoResults(if run.collected.oom_killed {
+                    format!(
+                        "container ran out of memory (OOM-killed, exit code {code}) before reporting any result"
+                    )
+                } else {
+                    format!("shard exited with code {code} before reporting any result")
+                })
             } else {
                 Ended::Results { results, exit_code }
             };

@@ -283,6 +283,7 @@ mod tests {
             exit_code: Some(0),
             output: Vec::new(),
             files: [("/shard/store/cargo-shard/junit.xml".to_owned(), xml.to_vec())].into(),
+            ..Default::default()
         };
         let recipe = NextestRecipe { passthrough: vec![] };
         let asked = [TestId::new("a", "one"), TestId::new("a", "missing")];
