@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::discover::{TestId, TestResult, TestStatus};
+use crate::discover::TestId;
 use crate::junit;
 
 mod estimate;
@@ -177,16 +177,6 @@ impl History {
         samples.push(duration.as_secs_f64());
         if samples.len() > SAMPLES {
             samples.remove(0);
-        }
-    }
-
-    /// Records a run's results. Only passed and failed tests count: a skipped test did not
-    /// run, and an errored one (timeout, lost shard) stopped at an arbitrary point.
-    pub fn record_results(&mut self, results: &[TestResult]) {
-        for r in results {
-            if matches!(r.status, TestStatus::Passed | TestStatus::Failed) {
-                self.record(&r.id, r.duration);
-            }
         }
     }
 

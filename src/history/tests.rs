@@ -185,29 +185,6 @@ fn estimates_use_group_median_then_global_median_then_default() {
 }
 
 #[test]
-fn results_count_only_when_the_test_ran_to_an_outcome() {
-    use crate::discover::{TestResult, TestStatus};
-    let result = |name: &str, status, s: f64| TestResult {
-        id: id("g", name),
-        status,
-        duration: secs(s),
-        message: None,
-        stdout: String::new(),
-        stderr: String::new(),
-    };
-    let mut h = History::new();
-    h.record_results(&[
-        result("pass", TestStatus::Passed, 1.0),
-        result("fail", TestStatus::Failed, 2.0),
-        result("skip", TestStatus::Skipped, 0.0),
-        result("timeout", TestStatus::Error, 60.0),
-    ]);
-    assert_eq!(h.expected(&id("g", "pass")), Some(secs(1.0)));
-    assert_eq!(h.expected(&id("g", "fail")), Some(secs(2.0)));
-    assert_eq!(h.len(), 2);
-}
-
-#[test]
 fn prepare_loads_then_seeds_and_collects_warnings() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("history.json");
