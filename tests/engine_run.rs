@@ -64,7 +64,10 @@ async fn container_exists(engine: &Engine, name: &str) -> bool {
 }
 
 async fn runs_a_shard_on(host_name: &str) {
-    let h = host(host_name);
+    runs_a_shard_on_host(host(host_name)).await;
+}
+
+async fn runs_a_shard_on_host(h: cargo_shard::config::Host) {
     let engine = Engine::connect(&h).await.expect("connect");
     let root = engine.make_root().unwrap();
     assert_eq!(root, CONTAINER_ROOT);
@@ -111,6 +114,61 @@ async fn shard_on_tcp_engine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shard_on_ssh_engine() {
     runs_a_shard_on("e3").await;
+}
+
+/// e4 from the test bed's `hosts-tls.toml` (mutual TLS, `--tlsverify`), its TLS settings
+/// replaced by `tls`.
+fn tls_host(tls: &str) -> cargo_shard::config::Host {
+    let path = common::testbed_file("hosts-tls.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (head, _) = text.split_once("cert_path").unwrap();
+    let text = format!("{head}{tls}\nslots = 2\n");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.toml");
+    std::fs::write(&file, text).unwrap();
+    HostsConfig::load(&file).unwrap().hosts.remove(0)
+}
+
+fn tls_dir() -> std::path::PathBuf {
+    common::testbed_dir().join("tls")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_on_tls_engine() {
+    let client = tls_dir().join("client");
+    runs_a_shard_on_host(tls_host(&format!("cert_path = {:?}\ntls_verify = true", client))).await;
+}
+
+/// `tls_verify = false` (Docker's `--tls` without `--tlsverify`): the engine's certificate is
+/// not checked, so a CA that did not sign it does not matter; the client certificate still is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_without_verification_ignores_the_ca() {
+    let client = tls_dir().join("client");
+    let wrong_ca = tls_dir().join("rogue-ca.pem");
+    let files = format!(
+        "ca = {:?}\ncert = {:?}\nkey = {:?}",
+        wrong_ca,
+        client.join("cert.pem"),
+        client.join("key.pem")
+    );
+    let verified = Engine::connect(&tls_host(&format!("{files}\ntls_verify = true"))).await;
+    match verified {
+        Err(e) => assert!(e.to_string().contains("TLS error"), "{e}"),
+        Ok(_) => panic!("a CA that did not sign the engine's certificate was accepted"),
+    }
+    runs_a_shard_on_host(tls_host(&format!("{files}\ntls_verify = false"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_certificate_the_engine_does_not_trust_is_refused() {
+    for verify in [true, false] {
+        let rogue = tls_dir().join("rogue");
+        let h = tls_host(&format!("cert_path = {rogue:?}\ntls_verify = {verify}"));
+        match Engine::connect(&h).await {
+            Err(e) => assert!(e.to_string().contains("TLS error"), "verify={verify}: {e}"),
+            Ok(_) => panic!("verify={verify}: a rogue client certificate was accepted"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,7 +90,8 @@ struct RawHost {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tls {
     pub verify: bool,
-    pub ca: PathBuf,
+    /// Needed only to verify the engine's certificate.
+    pub ca: Option<PathBuf>,
     pub cert: PathBuf,
     pub key: PathBuf,
 }
@@ -198,7 +199,7 @@ impl HostsConfig {
                 Some(s) => SshHostKeyPolicy::parse(s.get_ref()).map_err(|msg| at(s.span(), msg))?,
             };
             let insecure = h.insecure.unwrap_or(false);
-            let tls = resolve_tls(h, base);
+            let tls = resolve_tls(h, base).map_err(|msg| at(h.docker_host.span(), msg))?;
             if let Endpoint::Tcp { host, .. } = &endpoint {
                 let loopback = host == "localhost"
                     || host
@@ -283,7 +284,10 @@ impl HostsConfig {
     }
 }
 
-fn resolve_tls(h: &RawHost, base: &Path) -> Option<Tls> {
+/// TLS when any certificate setting or `tls_verify = true` asks for it; `tls_verify = false`
+/// alone means none, as `DOCKER_TLS_VERIFY=0` does. Verifying needs the CA; presenting a
+/// client certificate needs `cert` and `key` either way.
+fn resolve_tls(h: &RawHost, base: &Path) -> Result<Option<Tls>, String> {
     let dir = h.cert_path.as_ref().map(|p| absolute(base, p));
     let pick = |explicit: &Option<PathBuf>, file: &str| {
         explicit
@@ -296,14 +300,31 @@ fn resolve_tls(h: &RawHost, base: &Path) -> Option<Tls> {
         pick(&h.cert, "cert.pem"),
         pick(&h.key, "key.pem"),
     );
+    let verify = h.tls_verify.unwrap_or(true);
+    let asked =
+        h.tls_verify == Some(true) || [&h.cert_path, &h.ca, &h.cert, &h.key].iter().any(|p| p.is_some());
     match (ca, cert, key) {
-        (Some(ca), Some(cert), Some(key)) => Some(Tls {
-            verify: h.tls_verify.unwrap_or(true),
+        (ca, Some(cert), Some(key)) if ca.is_some() || !verify => Ok(Some(Tls {
+            verify,
             ca,
             cert,
             key,
-        }),
-        _ => None,
+        })),
+        _ if !asked => Ok(None),
+        (ca, cert, key) => {
+            let missing: Vec<&str> = [
+                ("ca", ca.is_none() && verify),
+                ("cert", cert.is_none()),
+                ("key", key.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(name, gone)| gone.then_some(name))
+            .collect();
+            Err(format!(
+                "TLS needs {} (or cert_path, a directory holding ca.pem, cert.pem and key.pem)",
+                missing.join(", ")
+            ))
+        }
     }
 }
 

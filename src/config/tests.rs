@@ -68,10 +68,35 @@ fn plain_tcp_to_non_loopback_needs_tls_or_insecure() {
     assert!(ok.hosts[0].insecure);
     let tls = parse(&format!("{text}cert_path = \"certs\"\n")).unwrap();
     let t = tls.hosts[0].tls.as_ref().unwrap();
-    assert_eq!(t.ca, PathBuf::from("/base/certs/ca.pem"));
+    assert_eq!(t.ca, Some(PathBuf::from("/base/certs/ca.pem")));
     assert!(t.verify);
     // Loopback needs neither.
     parse("[[host]]\nname = \"l\"\ndocker_host = \"tcp://127.0.0.2:2375\"\n").unwrap();
+}
+
+#[test]
+fn tls_settings_are_complete_or_one_line_saying_what_is_missing() {
+    let host = "[[host]]\nname = \"t\"\ndocker_host = \"tcp://127.0.0.5:2376\"\n";
+    // Verifying needs the CA.
+    assert_eq!(
+        err(&format!("{host}cert = \"c.pem\"\nkey = \"k.pem\"\n")),
+        "hosts.toml:3:15: TLS needs ca (or cert_path, a directory holding ca.pem, cert.pem and key.pem)"
+    );
+    assert_eq!(
+        err(&format!("{host}tls_verify = true\n")),
+        "hosts.toml:3:15: TLS needs ca, cert, key (or cert_path, a directory holding ca.pem, cert.pem and key.pem)"
+    );
+    // Without verification only the client certificate is needed.
+    let c = parse(&format!(
+        "{host}tls_verify = false\ncert = \"c.pem\"\nkey = \"k.pem\"\n"
+    ))
+    .unwrap();
+    let t = c.hosts[0].tls.as_ref().unwrap();
+    assert_eq!((t.verify, t.ca.as_ref()), (false, None));
+    assert_eq!(t.cert, PathBuf::from("/base/c.pem"));
+    // `tls_verify = false` alone is DOCKER_TLS_VERIFY=0: no TLS.
+    let c = parse(&format!("{host}tls_verify = false\n")).unwrap();
+    assert_eq!(c.hosts[0].tls, None);
 }
 
 #[test]

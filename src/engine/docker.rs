@@ -26,6 +26,7 @@ use crate::config::{Endpoint, Host, RUN_LABEL};
 use crate::discover::Collected;
 
 mod services;
+mod tls;
 
 /// Bollard's per-request limit (until response headers). Generous: it also bounds uploads of
 /// large payloads; reachability has its own, shorter limit.
@@ -55,19 +56,27 @@ impl DockerEngine {
             }
             Endpoint::Tcp { host: h, port } => match &host.tls {
                 Some(tls) => {
-                    for f in [&tls.ca, &tls.cert, &tls.key] {
+                    let ca = tls.ca.as_ref().filter(|_| tls.verify);
+                    for f in ca.into_iter().chain([&tls.cert, &tls.key]) {
                         if !f.exists() {
                             return Err(unreachable(format!("TLS error: {} missing", f.display())));
                         }
                     }
-                    Docker::connect_with_ssl(
-                        &format!("{h}:{port}"),
-                        &tls.key,
-                        &tls.cert,
-                        &tls.ca,
-                        REQUEST_SECS,
-                        API_DEFAULT_VERSION,
-                    )
+                    if let Some(ca) = ca {
+                        Docker::connect_with_ssl(
+                            &format!("{h}:{port}"),
+                            &tls.key,
+                            &tls.cert,
+                            ca,
+                            REQUEST_SECS,
+                            API_DEFAULT_VERSION,
+                        )
+                    } else {
+                        Ok(
+                            tls::unverified(&format!("{h}:{port}"), &tls.cert, &tls.key, REQUEST_SECS)
+                                .map_err(unreachable)?,
+                        )
+                    }
                 }
                 None => Docker::connect_with_http(
                     &format!("http://{h}:{port}"),
