@@ -884,6 +884,13 @@ fn panic_in_our_code_still_removes_every_container() {
 fn kept_containers_are_listed_with_the_engine_that_holds_them() {
     let dir = tempfile::tempdir().unwrap();
     let list = filters(dir.path(), &["tests::slow_half_second", "slow_fifth"]);
+    // A service beside each shard: it and its network are kept and named too.
+    let job = dir.path().join("shard.toml");
+    std::fs::write(
+        &job,
+        "[[job.service]]\nname = \"kv\"\ncommand = [\"sleep\", \"600\"]\n",
+    )
+    .unwrap();
     let out = common::cargo_shard(&[
         "shard",
         "--hosts",
@@ -894,6 +901,8 @@ fn kept_containers_are_listed_with_the_engine_that_holds_them() {
         dir.path().join("out").to_str().unwrap(),
         "--filters-file",
         list.to_str().unwrap(),
+        "--job",
+        job.to_str().unwrap(),
         "--keep-containers",
         "--no-progress",
     ]);
@@ -918,8 +927,21 @@ fn kept_containers_are_listed_with_the_engine_that_holds_them() {
     assert!(out.2.contains(&format!("cargo shard gc --run {run_id}")));
     for (name, host, dh) in &kept {
         assert_eq!(dh, &common::host(host).endpoint.to_string());
+        let with = format!("with services {name}-kv on network {name}-net");
+        assert!(out.2.contains(&with), "{with:?} in:\n{}", out.2);
         if dh.starts_with("ssh://") {
             continue; // the docker CLI would need the test bed's key in an ssh config
+        }
+        for (what, object) in [
+            ("container", format!("{name}-kv")),
+            ("network", format!("{name}-net")),
+        ] {
+            let inspect = Command::new("docker")
+                .env("DOCKER_HOST", dh)
+                .args([what, "inspect", &object])
+                .output()
+                .expect("docker CLI");
+            assert!(inspect.status.success(), "kept {what} {object} on {host}");
         }
         // The printed DOCKER_HOST reaches the container, which still holds the shard's files.
         let cp = Command::new("docker")

@@ -162,6 +162,13 @@ pub fn render(report: &RunReport, plan: &Plan, written: &Written, paint: Paint) 
                 let _ = writeln!(out, "  kept: {} on {}", k.container, k.host);
             }
         }
+        if let Some(net) = &k.network {
+            let _ = writeln!(
+                out,
+                "        with services {} on network {net}",
+                k.services.join(", ")
+            );
+        }
     }
     if !report.kept.is_empty() {
         // A kept container has exited, so `docker exec` cannot enter it; its output, its files

@@ -91,6 +91,9 @@ pub struct Kept {
     pub container: String,
     /// The `DOCKER_HOST` value that reaches its engine (`None` for local processes).
     pub docker_host: Option<String>,
+    /// The shard's service containers and their private network, kept with it.
+    pub services: Vec<String>,
+    pub network: Option<String>,
 }
 
 impl RunReport {

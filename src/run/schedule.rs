@@ -265,10 +265,26 @@ async fn execute_inner(
             .attempts
             .iter()
             .filter(|a| !a.container.is_empty() && !dead.contains(&a.host))
-            .map(|a| Kept {
-                host: a.host.clone(),
-                container: a.container.clone(),
-                docker_host: docker_host(&a.host),
+            .map(|a| {
+                let docker_host = docker_host(&a.host);
+                // Named as the engine names them: `<shard container>-<service>`, `…-net`.
+                let with_services = docker_host.is_some() && !opts.job.config.service.is_empty();
+                Kept {
+                    host: a.host.clone(),
+                    container: a.container.clone(),
+                    services: if with_services {
+                        opts.job
+                            .config
+                            .service
+                            .iter()
+                            .map(|s| format!("{}-{}", a.container, s.name))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    network: with_services.then(|| format!("{}-net", a.container)),
+                    docker_host,
+                }
             })
             .collect();
     } else {
