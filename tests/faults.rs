@@ -207,6 +207,25 @@ fn filters(dir: &Path, names: &[&str]) -> PathBuf {
     path
 }
 
+/// Starts a run of exactly `names` (ignored tests included) with `job` as its job file.
+fn start_with_job(dir: &Path, names: &[&str], job: &str, extra: &[&str]) -> (Running, PathBuf) {
+    let list = filters(dir, names);
+    let job_file = dir.join("shard.toml");
+    std::fs::write(&job_file, job).unwrap();
+    let out_dir = dir.join("out");
+    let mut args = vec![
+        "--filters-file",
+        list.to_str().unwrap(),
+        "--run-ignored",
+        "all",
+        "--job",
+        job_file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let run = Running::start(&out_dir, &args);
+    (run, out_dir)
+}
+
 /// The test bed's slot (0 for the shared one): `scripts/testbed` needs it to find an engine's
 /// socket and address, and guessing wrong would restart another test bed's engine.
 fn testbed_slot() -> String {
@@ -631,26 +650,12 @@ fn second_interrupt_exits_at_once_saying_how_to_clean_up() {
 fn shard_timeout_keeps_finished_tests_and_turns_the_rest_into_errors() {
     let dir = tempfile::tempdir().unwrap();
     // nextest runs a binary's tests in name order: both quick ones come before the sleeper,
-    // however many threads the host gives it.
-    let list = filters(dir.path(), &["assertion_fails", "counts_words", "ignored_slow"]);
-    // The one test that cannot finish in time: five minutes against a 20 s limit.
-    let job = dir.path().join("shard.toml");
-    std::fs::write(&job, "[job]\nenv = { SAMPLE_SLEEP_MS = \"300000\" }\n").unwrap();
-    let out_dir = dir.path().join("out");
-    let mut run = Running::start(
-        &out_dir,
-        &[
-            "--filters-file",
-            list.to_str().unwrap(),
-            "--run-ignored",
-            "all",
-            "--job",
-            job.to_str().unwrap(),
-            "--shard-timeout",
-            "20s",
-            "--shards",
-            "1",
-        ],
+    // however many threads the host gives it. The sleeper takes five minutes against 20 s.
+    let (mut run, out_dir) = start_with_job(
+        dir.path(),
+        &["assertion_fails", "counts_words", "ignored_slow"],
+        "[job]\nenv = { SAMPLE_SLEEP_MS = \"300000\" }\n",
+        &["--shard-timeout", "20s", "--shards", "1"],
     );
     let run_id = run.run_id();
     let done = run.finish();
@@ -699,26 +704,11 @@ fn shard_timeout_keeps_finished_tests_and_turns_the_rest_into_errors() {
 #[test]
 fn test_killed_for_memory_fails_and_the_shard_report_stands() {
     let dir = tempfile::tempdir().unwrap();
-    let list = filters(dir.path(), &["counts_words", "ignored_slow"]);
-    let job = dir.path().join("shard.toml");
-    std::fs::write(
-        &job,
+    let (mut run, out_dir) = start_with_job(
+        dir.path(),
+        &["counts_words", "ignored_slow"],
         "[job]\nmemory = \"96m\"\nenv = { SAMPLE_ALLOC_MB = \"512\", SAMPLE_SLEEP_MS = \"0\" }\n",
-    )
-    .unwrap();
-    let out_dir = dir.path().join("out");
-    let mut run = Running::start(
-        &out_dir,
-        &[
-            "--filters-file",
-            list.to_str().unwrap(),
-            "--run-ignored",
-            "all",
-            "--job",
-            job.to_str().unwrap(),
-            "--shards",
-            "1",
-        ],
+        &["--shards", "1"],
     );
     let run_id = run.run_id();
     let done = run.finish();
