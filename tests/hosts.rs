@@ -23,6 +23,29 @@ fn all_testbed_hosts_reachable() {
     assert!(out.contains("ssh://root@127.0.0.3:2222"), "{out}");
 }
 
+/// The fourth transport: e4 takes only mutual TLS (`--tlsverify`).
+#[test]
+fn tls_engine_reachable_and_a_rogue_client_certificate_refused() {
+    let path = testbed_file("hosts-tls.toml");
+    let (code, out, err) = cargo_shard(&["hosts", "--hosts", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("e4 "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        (cols[1], cols[2], cols[4]),
+        ("tcp://127.0.0.5:2376", "yes", "1.41"),
+        "{row}"
+    );
+    let path = testbed_file("bad-tls.toml");
+    let (code, out, err) = cargo_shard(&["hosts", "--hosts", path.to_str().unwrap()]);
+    assert_eq!(code, 102, "{out}{err}");
+    let line = failure_line(&err, "e4");
+    assert!(line.contains("unreachable: TLS error"), "{line}");
+}
+
 #[test]
 fn only_host_limits_the_check() {
     let path = hosts_file();
