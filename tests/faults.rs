@@ -766,6 +766,7 @@ impl cargo_shard::discover::ShardRecipe for Sleepy {
                 message: None,
                 stdout: String::new(),
                 stderr: String::new(),
+                subtests: Vec::new(),
             })
             .collect()
     }

@@ -282,6 +282,7 @@ impl ExecRecipe {
                         c.stdout.as_deref().unwrap_or_default(),
                         c.stderr.as_deref().unwrap_or_default()
                     ),
+                    subtests: Vec::new(),
                 };
                 if !c.classname.is_empty() {
                     out.push(ParsedTest {
@@ -352,6 +353,7 @@ fn exit_code_results(keys: &[String], exit_code: Option<i64>) -> Vec<TestResult>
             message: message.clone(),
             stdout: String::new(),
             stderr: String::new(),
+            subtests: Vec::new(),
         })
         .collect()
 }

@@ -137,6 +137,9 @@ pub struct TestResult {
     pub message: Option<String>,
     pub stdout: String,
     pub stderr: String,
+    /// Results of the test's subtests (Go's `TestX/sub`), for the report: the planner, the
+    /// counts and the history deal in whole tests.
+    pub subtests: Vec<TestResult>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

@@ -154,6 +154,7 @@ mod tests {
             message: None,
             stdout: String::new(),
             stderr: String::new(),
+            subtests: Vec::new(),
         }
     }
 

@@ -4,7 +4,8 @@
 //! Layout, chosen to read well in GitLab, Jenkins and GitHub reporters: `classname` is the
 //! group (binary id or import path), `name` the test's own name, the case's `group`
 //! attribute names `shard N on HOST`, and the suite's properties map each shard to its host
-//! and container.
+//! and container. Go subtests follow their parent as cases of their own (`TestX/sub`), as
+//! gotestsum and go-junit-report write them.
 
 use std::collections::BTreeMap;
 
@@ -28,7 +29,27 @@ pub fn build(report: &RunReport) -> Report {
             name: group.to_string(),
             ..Default::default()
         });
-        suite.cases.push(case(o, group));
+        // A parent's time includes its subtests': the suite's time counts parents only.
+        suite.time = Some(suite.time.unwrap_or(0.0) + o.result.duration.as_secs_f64());
+        let parent = case(o, group);
+        let subtests: Vec<Case> = o
+            .result
+            .subtests
+            .iter()
+            .map(|s| Case {
+                name: s.id.name.clone(),
+                classname: parent.classname.clone(),
+                time: Some(s.duration.as_secs_f64()),
+                group: parent.group.clone(),
+                status: status(s),
+                flaky: Vec::new(),
+                reruns: Vec::new(),
+                stdout: non_empty(&s.stdout),
+                stderr: non_empty(&s.stderr),
+            })
+            .collect();
+        suite.cases.push(parent);
+        suite.cases.extend(subtests);
         if let Some(shard) = o.shard
             && !o.host.is_empty()
         {
@@ -43,7 +64,6 @@ pub fn build(report: &RunReport) -> Report {
         suites: Vec::new(),
     };
     for (group, mut suite) in suites {
-        suite.time = Some(suite.cases.iter().filter_map(|c| c.time).sum());
         suite
             .properties
             .push(("cargo-shard.run".into(), report.run_id.clone()));
@@ -60,22 +80,6 @@ pub fn build(report: &RunReport) -> Report {
 
 fn case(o: &Outcome, classname: &str) -> Case {
     let r = &o.result;
-    let status = match r.status {
-        TestStatus::Passed => CaseStatus::Passed,
-        TestStatus::Skipped => CaseStatus::Skipped {
-            message: r.message.clone(),
-        },
-        TestStatus::Failed => CaseStatus::Failure {
-            message: r.message.as_deref().map(first_line),
-            kind: Some("failure".into()),
-            text: r.message.clone().unwrap_or_default(),
-        },
-        TestStatus::Error => CaseStatus::Error {
-            message: r.message.as_deref().map(first_line),
-            kind: Some("error".into()),
-            text: r.message.clone().unwrap_or_default(),
-        },
-    };
     let earlier: Vec<Rerun> = o.earlier.iter().map(rerun).collect();
     let (flaky, reruns) = if r.status == TestStatus::Passed {
         (earlier, Vec::new())
@@ -90,11 +94,30 @@ fn case(o: &Outcome, classname: &str) -> Case {
             .shard
             .filter(|_| !o.host.is_empty())
             .map(|s| format!("shard {s} on {}", o.host)),
-        status,
+        status: status(r),
         flaky,
         reruns,
         stdout: non_empty(&r.stdout),
         stderr: non_empty(&r.stderr),
+    }
+}
+
+fn status(r: &TestResult) -> CaseStatus {
+    match r.status {
+        TestStatus::Passed => CaseStatus::Passed,
+        TestStatus::Skipped => CaseStatus::Skipped {
+            message: r.message.clone(),
+        },
+        TestStatus::Failed => CaseStatus::Failure {
+            message: r.message.as_deref().map(first_line),
+            kind: Some("failure".into()),
+            text: r.message.clone().unwrap_or_default(),
+        },
+        TestStatus::Error => CaseStatus::Error {
+            message: r.message.as_deref().map(first_line),
+            kind: Some("error".into()),
+            text: r.message.clone().unwrap_or_default(),
+        },
     }
 }
 

@@ -28,6 +28,7 @@ pub fn outcome(name: &str, status: TestStatus, ms: u64, shard: usize, host: &str
             } else {
                 String::new()
             },
+            subtests: Vec::new(),
         },
         earlier: Vec::new(),
         shard: Some(shard),

@@ -257,6 +257,7 @@ fn live_tap(
             message: None,
             stdout: String::new(),
             stderr: String::new(),
+            subtests: Vec::new(),
         };
         let first_failure = {
             let mut announced = announced.lock().unwrap_or_else(|p| p.into_inner());

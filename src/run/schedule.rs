@@ -713,6 +713,7 @@ fn error_result(id: TestId, message: &str) -> TestResult {
         message: Some(message.to_string()),
         stdout: String::new(),
         stderr: String::new(),
+        subtests: Vec::new(),
     }
 }
 
@@ -725,6 +726,7 @@ fn plain_outcome(id: TestId, status: TestStatus, message: String, shard: Option<
             message: Some(message),
             stdout: String::new(),
             stderr: String::new(),
+            subtests: Vec::new(),
         },
         earlier: Vec::new(),
         shard,

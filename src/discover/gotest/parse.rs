@@ -2,9 +2,10 @@
 //!
 //! Go 1.19 binaries have no `-test.v=test2json`, so this reads the plain `=== RUN` /
 //! `--- PASS:` framing that `go tool test2json` itself reads (a leading `\x16`, the marker
-//! newer binaries put on framing lines, is ignored). Only top-level tests get an outcome;
-//! subtests are folded into their parent's transcript, and failed subtests are named in the
-//! parent's message, because the planner only ever selects top-level tests.
+//! newer binaries put on framing lines, is ignored). Top-level tests are what the planner
+//! selects and what gets an outcome; their transcript includes their subtests' lines and a
+//! failure names the failed subtests. Each subtest's own result, time and lines are kept
+//! under its parent, for the report.
 
 use std::time::Duration;
 
@@ -20,6 +21,18 @@ pub struct ParsedTest {
     pub duration: Duration,
     pub message: Option<String>,
     /// Every line attributed to the test, its subtests' lines included.
+    pub output: String,
+    /// Subtests (`TestX/sub`, `TestX/sub/deeper`) that reported a result, in order.
+    pub subtests: Vec<ParsedSubtest>,
+}
+
+/// A subtest's own result: its full name, status, time and the lines printed while it ran.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ParsedSubtest {
+    pub name: String,
+    pub status: Option<TestStatus>,
+    pub duration: Duration,
+    pub message: Option<String>,
     pub output: String,
 }
 
@@ -44,10 +57,29 @@ struct Acc {
     failed_subtests: Vec<String>,
 }
 
+impl Acc {
+    /// The subtest `name` of this test, created on first mention.
+    fn subtest(&mut self, name: &str) -> &mut ParsedSubtest {
+        let i = match self.test.subtests.iter().position(|s| s.name == name) {
+            Some(i) => i,
+            None => {
+                self.test.subtests.push(ParsedSubtest {
+                    name: name.to_string(),
+                    ..Default::default()
+                });
+                self.test.subtests.len() - 1
+            }
+        };
+        &mut self.test.subtests[i]
+    }
+}
+
 /// Parses `-test.v` output (stdout and stderr combined, as the driver captures it).
 pub fn parse_go_v(text: &str) -> ParsedRun {
     let mut tests: Vec<Acc> = Vec::new();
     let mut current: Option<usize> = None;
+    // The subtest whose frame came last: the lines that follow are its own too.
+    let mut current_sub: Option<String> = None;
     let mut panic = None;
     let index = |tests: &mut Vec<Acc>, top: &str| -> usize {
         match tests.iter().position(|a| a.test.name == top) {
@@ -74,6 +106,10 @@ pub fn parse_go_v(text: &str) -> ParsedRun {
                 tests[i].test.started = true;
             }
             current = Some(i);
+            current_sub = (name != top).then(|| name.to_string());
+            if let Some(sub) = &current_sub {
+                tests[i].subtest(sub);
+            }
             tests[i].test.output.push_str(framed);
             tests[i].test.output.push('\n');
             continue;
@@ -85,16 +121,24 @@ pub fn parse_go_v(text: &str) -> ParsedRun {
             if depth == 0 && name == top {
                 acc.test.status = Some(status);
                 acc.test.duration = secs;
-            } else if status == TestStatus::Failed {
-                acc.failed_subtests.push(name.to_string());
+            } else {
+                if status == TestStatus::Failed {
+                    acc.failed_subtests.push(name.to_string());
+                }
+                let sub = acc.subtest(name);
+                sub.status = Some(status);
+                sub.duration = secs;
             }
             acc.test.output.push_str(framed);
             acc.test.output.push('\n');
             current = Some(i);
+            // Go before 1.20 prints a subtest's buffered lines right after its result line.
+            current_sub = (name != top).then(|| name.to_string());
             continue;
         }
         if framed == "PASS" || framed == "FAIL" {
             current = None;
+            current_sub = None;
             continue;
         }
         if panic.is_none() && framed.starts_with("panic: ") {
@@ -103,12 +147,27 @@ pub fn parse_go_v(text: &str) -> ParsedRun {
         if let Some(i) = current {
             tests[i].test.output.push_str(framed);
             tests[i].test.output.push('\n');
+            if let Some(sub) = &current_sub {
+                let sub = tests[i].subtest(sub);
+                sub.output.push_str(framed);
+                sub.output.push('\n');
+            }
         }
     }
     let tests = tests
         .into_iter()
         .map(|mut acc| {
             acc.test.message = message(&acc.test, &acc.failed_subtests);
+            for sub in &mut acc.test.subtests {
+                sub.message = match sub.status {
+                    Some(TestStatus::Failed) => sub.output.lines().find_map(log_line).map(str::to_string),
+                    Some(TestStatus::Skipped) => {
+                        sub.output.lines().rev().find_map(log_line).map(str::to_string)
+                    }
+                    _ => None,
+                };
+            }
+            acc.test.subtests.retain(|s| s.status.is_some());
             acc.test
         })
         .collect();
@@ -270,6 +329,25 @@ FAIL
             Some("failed subtests: TestSubtestFails/bad")
         );
         assert!(sub.output.contains("subtest bad failed"));
+        // Each subtest keeps its own result, time and lines.
+        let subs: Vec<(&str, Option<TestStatus>)> =
+            sub.subtests.iter().map(|s| (s.name.as_str(), s.status)).collect();
+        assert_eq!(
+            subs,
+            [
+                ("TestSubtestFails/ok", Some(TestStatus::Passed)),
+                ("TestSubtestFails/bad", Some(TestStatus::Failed))
+            ]
+        );
+        let bad = &sub.subtests[1];
+        assert_eq!(
+            bad.message.as_deref(),
+            Some("alpha_test.go:82: subtest bad failed")
+        );
+        assert!(bad.output.contains("subtest bad failed") && !sub.subtests[0].output.contains("bad failed"));
+        let table = &run.get("TestShoutTable").unwrap().subtests;
+        assert_eq!(table.len(), 2);
+        assert!(run.get("TestFoo").unwrap().subtests.is_empty());
         assert_eq!(status(&run, "ExampleLines"), Some(TestStatus::Failed));
         assert!(run.get("ExampleLines").unwrap().output.contains("want:\nbye\n"));
         assert!(run.panic.is_none());

@@ -191,12 +191,25 @@ pub(crate) fn outcomes_to_results(
             let id = TestId::new(group, name);
             match by_name.get(name.as_str()) {
                 Some(t) if t.status.is_some() => TestResult {
-                    id,
                     status: t.status.unwrap_or(TestStatus::Error),
                     duration: t.duration,
                     message: t.message.clone(),
                     stdout: t.output.clone(),
                     stderr: String::new(),
+                    subtests: t
+                        .subtests
+                        .iter()
+                        .map(|s| TestResult {
+                            id: TestId::new(group, &s.name),
+                            status: s.status.unwrap_or(TestStatus::Error),
+                            duration: s.duration,
+                            message: s.message.clone(),
+                            stdout: s.output.clone(),
+                            stderr: String::new(),
+                            subtests: Vec::new(),
+                        })
+                        .collect(),
+                    id,
                 },
                 Some(t) if t.started => TestResult {
                     id,
@@ -205,6 +218,7 @@ pub(crate) fn outcomes_to_results(
                     message: Some(format!("{exited}{panic} while this test was running")),
                     stdout: t.output.clone(),
                     stderr: String::new(),
+                    subtests: Vec::new(),
                 },
                 _ => TestResult {
                     id,
@@ -217,6 +231,7 @@ pub(crate) fn outcomes_to_results(
                     }),
                     stdout: String::new(),
                     stderr: String::new(),
+                    subtests: Vec::new(),
                 },
             }
         })

@@ -124,6 +124,7 @@ fn testcase(e: &BytesStart<'_>) -> Result<TestResult, JunitError> {
         message: None,
         stdout: String::new(),
         stderr: String::new(),
+        subtests: Vec::new(),
     })
 }
 
