@@ -221,9 +221,21 @@ impl History {
     pub fn seed_from_report(&mut self, report: &junit::Report) -> usize {
         let mut n = 0;
         for suite in &report.suites {
+            let names: std::collections::HashSet<&str> =
+                suite.cases.iter().map(|c| c.name.as_str()).collect();
             for case in &suite.cases {
                 let Some(secs) = case.time else { continue };
                 if case.status.is_skipped() {
+                    continue;
+                }
+                // A Go subtest (`TestX/sub` beside `TestX`, as gotestsum and our own report
+                // write them) is part of its parent's time, never planned on its own; as a
+                // sample it would only drag its package's estimate for new tests down.
+                if case
+                    .name
+                    .split_once('/')
+                    .is_some_and(|(parent, _)| names.contains(parent))
+                {
                     continue;
                 }
                 self.record(&junit_test_id(suite, case), Duration::from_secs_f64(secs));

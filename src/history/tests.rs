@@ -129,6 +129,15 @@ fn seeding_from_junit_maps_classname_and_name_and_warns_on_bad_files() {
         h.expected(&id("example.com/shop/pricing", "TestTaxTables")),
         Some(secs(0.62))
     );
+    // A subtest beside its parent is part of the parent's time, not a test of its own.
+    assert_eq!(
+        h.expected(&id("example.com/shop/cart", "TestAdd")),
+        Some(secs(0.01))
+    );
+    assert_eq!(
+        h.expected(&id("example.com/shop/cart", "TestAdd/duplicate_sku")),
+        None
+    );
     // go-junit-report v1 writes the package's last element as classname: the suite has the path.
     assert_eq!(
         h.expected(&id("example.com/shop/pay", "TestRefund")),
