@@ -26,6 +26,7 @@ use crate::config::{Endpoint, Host, RUN_LABEL};
 use crate::discover::Collected;
 
 mod services;
+pub use services::{service_container, service_network};
 mod tls;
 
 /// Bollard's per-request limit (until response headers). Generous: it also bounds uploads of

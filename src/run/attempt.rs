@@ -199,8 +199,19 @@ pub(crate) async fn run(
 
 type Announced = Arc<Mutex<BTreeMap<TestId, TestResult>>>;
 
+/// What was announced so far, each failure's printed output without its surrounding blank
+/// lines.
 fn take(announced: &Announced) -> BTreeMap<TestId, TestResult> {
-    std::mem::take(&mut *announced.lock().unwrap_or_else(|p| p.into_inner()))
+    let mut taken = std::mem::take(&mut *announced.lock().unwrap_or_else(|p| p.into_inner()));
+    for r in taken.values_mut() {
+        let printed = r.stdout.trim_matches('\n');
+        r.stdout = if printed.is_empty() {
+            String::new()
+        } else {
+            format!("{printed}\n")
+        };
+    }
+    taken
 }
 
 /// Reads the shard's output as it comes: announces each test the runner reports failing,

@@ -12,6 +12,7 @@ use super::attempt::{self, AttemptRun, Ended, Job, Shared};
 use super::outcome::{AttemptEnd, Event, Kept, Outcome, RunReport, ShardAttempt};
 use super::{LiveHost, Observer, RunOptions};
 use crate::discover::{Suite, TestId, TestResult, TestStatus};
+use crate::engine::docker::{service_container, service_network};
 use crate::plan::Plan;
 
 #[derive(Default)]
@@ -267,7 +268,6 @@ async fn execute_inner(
             .filter(|a| !a.container.is_empty() && !dead.contains(&a.host))
             .map(|a| {
                 let docker_host = docker_host(&a.host);
-                // Named as the engine names them: `<shard container>-<service>`, `…-net`.
                 let with_services = docker_host.is_some() && !opts.job.config.service.is_empty();
                 Kept {
                     host: a.host.clone(),
@@ -277,12 +277,12 @@ async fn execute_inner(
                             .config
                             .service
                             .iter()
-                            .map(|s| format!("{}-{}", a.container, s.name))
+                            .map(|s| service_container(&a.container, &s.name))
                             .collect()
                     } else {
                         Vec::new()
                     },
-                    network: with_services.then(|| format!("{}-net", a.container)),
+                    network: with_services.then(|| service_network(&a.container)),
                     docker_host,
                 }
             })
@@ -549,29 +549,30 @@ fn settle(
     let log = attempt::log_path(shared.opts, &job);
     let mut announced = run.announced;
     announced.retain(|id, _| job.tests.contains(id));
+    // A result the runner gave (in its report or its live output): into the JSON stream as it
+    // is recorded, so the stream and the report hold the same tests.
+    let record = |q: &mut Queue, r: TestResult| {
+        observer(&Event::TestFinished {
+            result: r.clone(),
+            shard: job.shard,
+            host: host.to_string(),
+            attempt: job.attempt,
+        });
+        q.results.insert(
+            r.id.clone(),
+            (r, job.shard, host.to_string(), run.container.clone()),
+        );
+    };
     // Ended without a report: what the runner announced stands; only the rest goes on.
     let mut keep_announced = |q: &mut Queue, why: &str| -> Job {
-        for (id, mut r) in std::mem::take(&mut announced) {
-            let printed = r.stdout.trim_matches('\n');
-            r.stdout = if printed.is_empty() {
-                String::new()
-            } else {
-                format!("{printed}\n")
-            };
+        for (_, mut r) in std::mem::take(&mut announced) {
             if r.status == TestStatus::Failed {
                 r.message = Some(format!(
                     "failed (as announced in the shard's output; {why} before its report was read: see {})",
                     log.display()
                 ));
             }
-            observer(&Event::TestFinished {
-                result: r.clone(),
-                shard: job.shard,
-                host: host.to_string(),
-                attempt: job.attempt,
-            });
-            q.results
-                .insert(id, (r, job.shard, host.to_string(), run.container.clone()));
+            record(q, r);
         }
         let rest: Vec<TestId> = job
             .tests
@@ -593,43 +594,30 @@ fn settle(
                 if !job.tests.contains(&r.id) || !seen.insert(r.id.clone()) {
                     continue;
                 }
-                observer(&Event::TestFinished {
-                    result: r.clone(),
-                    shard: job.shard,
-                    host: host.to_string(),
-                    attempt: job.attempt,
-                });
-                q.results.insert(
-                    r.id.clone(),
-                    (r, job.shard, host.to_string(), run.container.clone()),
-                );
+                record(&mut q, r);
             }
             let code = exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
             for id in job.tests.iter().filter(|id| !seen.contains(*id)) {
-                let r = match announced.remove(id) {
+                match announced.remove(id) {
                     // Announced live but missing from the report (it was cut short).
                     Some(mut r) => {
                         r.message = Some(format!(
                             "{} (as announced in the shard's output; its report lacks it)",
                             r.message.as_deref().unwrap_or("finished")
                         ));
-                        observer(&Event::TestFinished {
-                            result: r.clone(),
-                            shard: job.shard,
-                            host: host.to_string(),
-                            attempt: job.attempt,
-                        });
-                        r
+                        record(&mut q, r);
                     }
-                    None => error_result(
-                        id.clone(),
-                        &format!("no result reported: shard exited with code {code}"),
-                    ),
-                };
-                q.results.insert(
-                    id.clone(),
-                    (r, job.shard, host.to_string(), run.container.clone()),
-                );
+                    None => {
+                        let r = error_result(
+                            id.clone(),
+                            &format!("no result reported: shard exited with code {code}"),
+                        );
+                        q.results.insert(
+                            id.clone(),
+                            (r, job.shard, host.to_string(), run.container.clone()),
+                        );
+                    }
+                }
             }
             AttemptEnd::Exited(exit_code)
         }

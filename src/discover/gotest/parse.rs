@@ -159,13 +159,7 @@ pub fn parse_go_v(text: &str) -> ParsedRun {
         .map(|mut acc| {
             acc.test.message = message(&acc.test, &acc.failed_subtests);
             for sub in &mut acc.test.subtests {
-                sub.message = match sub.status {
-                    Some(TestStatus::Failed) => sub.output.lines().find_map(log_line).map(str::to_string),
-                    Some(TestStatus::Skipped) => {
-                        sub.output.lines().rev().find_map(log_line).map(str::to_string)
-                    }
-                    _ => None,
-                };
+                sub.message = log_message(sub.status, &sub.output);
             }
             acc.test.subtests.retain(|s| s.status.is_some());
             acc.test
@@ -226,8 +220,15 @@ fn message(test: &ParsedTest, failed_subtests: &[String]) -> Option<String> {
         Some(TestStatus::Failed) if !failed_subtests.is_empty() => {
             Some(format!("failed subtests: {}", failed_subtests.join(", ")))
         }
-        Some(TestStatus::Failed) => test.output.lines().find_map(log_line).map(str::to_string),
-        Some(TestStatus::Skipped) => test.output.lines().rev().find_map(log_line).map(str::to_string),
+        status => log_message(status, &test.output),
+    }
+}
+
+/// A failure's first logged line, or a skip's last (its reason).
+fn log_message(status: Option<TestStatus>, output: &str) -> Option<String> {
+    match status {
+        Some(TestStatus::Failed) => output.lines().find_map(log_line).map(str::to_string),
+        Some(TestStatus::Skipped) => output.lines().rev().find_map(log_line).map(str::to_string),
         _ => None,
     }
 }

@@ -122,7 +122,7 @@ impl ShardRecipe for NextestRecipe {
         if matches!(header, Some("stdout" | "stderr" | "output")) && !line.starts_with("   ") {
             return true;
         }
-        line.starts_with("    ") && self.live_end(line).is_none() && !is_status_line(line)
+        line.starts_with("    ") && !is_status_line(line)
     }
 
     fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult> {

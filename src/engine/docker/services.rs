@@ -28,6 +28,16 @@ const POLL: Duration = Duration::from_millis(200);
 /// One readiness check may take this long before it counts as a failed check.
 const CHECK_LIMIT: Duration = Duration::from_secs(10);
 
+/// The container of service `service` beside the shard container `shard`.
+pub fn service_container(shard: &str, service: &str) -> String {
+    format!("{shard}-{service}")
+}
+
+/// The private network of the shard container `shard` and its services.
+pub fn service_network(shard: &str) -> String {
+    format!("{shard}-net")
+}
+
 /// What was created for one shard, to remove afterwards.
 #[derive(Default)]
 struct Created {
@@ -42,7 +52,7 @@ impl DockerEngine {
         cancel: CancellationToken,
     ) -> Result<ShardRun, EngineError> {
         let t = Instant::now();
-        let network = format!("{}-net", job.name);
+        let network = service_network(&job.name);
         let mut created = Created::default();
         let setup = if cancel.is_cancelled() {
             Err(EngineError::Cancelled)
@@ -116,7 +126,7 @@ impl DockerEngine {
         labels: &HashMap<String, String>,
         created: &mut Created,
     ) -> Result<String, EngineError> {
-        let name = format!("{}-{}", job.name, svc.name);
+        let name = service_container(&job.name, &svc.name);
         let mut labels = labels.clone();
         labels.insert(SERVICE_LABEL.to_string(), svc.name.clone());
         let (entrypoint, cmd) = match svc.command.split_first() {
