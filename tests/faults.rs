@@ -252,29 +252,38 @@ fn testbed(args: &[&str]) {
     );
 }
 
-/// Brings e2 back whatever happens to the test, so the tests after it have their engine.
-struct RestartE2;
+/// Brings a test-bed process (`e2`, `sshd`) back whatever happens to the test, so the tests
+/// after it have it.
+struct Restart(&'static str);
 
-impl Drop for RestartE2 {
+impl Drop for Restart {
     fn drop(&mut self) {
-        testbed(&["restart-engine", "e2"]);
+        testbed(&["restart-engine", self.0]);
     }
 }
 
-/// Kills e2's dockerd at once (a crash, not a shutdown), checking the pid is that engine's.
-fn kill_e2() {
-    let pid_file = common::testbed_file("e2.pid");
-    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let cmdline = String::from_utf8_lossy(&cmdline);
-    let state = common::testbed_dir().display().to_string();
+/// The pid the test bed recorded in `NAME.pid`, checked to be the test bed's `program` (a
+/// stale pid file must never make a test signal some other process).
+fn testbed_pid(name: &str, program: &str) -> u32 {
+    let pid_file = common::testbed_file(&format!("{name}.pid"));
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+        .into_owned();
     assert!(
-        cmdline.contains("dockerd") && cmdline.contains(&state),
-        "{} names pid {pid}, which is not e2's dockerd: {cmdline}",
+        cmdline.contains(program) && cmdline.contains(&common::testbed_dir().display().to_string()),
+        "{} names pid {pid}, which is not the test bed's {program}: {cmdline}",
         pid_file.display()
     );
-    let status = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
-    assert!(status.success());
+    pid
+}
+
+/// Kills e2's dockerd at once (a crash, not a shutdown).
+fn kill_e2() {
+    send_signal(testbed_pid("e2", "dockerd"), "-KILL");
 }
 
 fn send_signal(pid: u32, sig: &str) {
@@ -290,7 +299,7 @@ fn engine_killed_mid_run_its_shards_finish_elsewhere() {
     let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let _restart = RestartE2;
+    let _restart = Restart("e2");
     // Two shards per slot: e2 finishes some, then dies running the next ones.
     let mut run = Running::start(&out_dir, &["--shards", "12"]);
     let run_id = run.run_id();
@@ -1008,30 +1017,9 @@ fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
-/// Brings the test bed's sshd back whatever happens to the test.
-struct RestartSshd;
-
-impl Drop for RestartSshd {
-    fn drop(&mut self) {
-        testbed(&["restart-engine", "sshd"]);
-    }
-}
-
 /// Cuts every ssh connection to e3: the test bed's sshd and its per-connection processes.
 fn cut_ssh() {
-    let pid_file = common::testbed_file("sshd.pid");
-    let pid: u32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
-        .into_owned();
-    assert!(
-        cmdline.contains("sshd") && cmdline.contains(&common::testbed_dir().display().to_string()),
-        "{} names pid {pid}, which is not the test bed's sshd: {cmdline}",
-        pid_file.display()
-    );
+    let pid = testbed_pid("sshd", "sshd");
     let mut pids = descendants(pid);
     pids.push(pid);
     for p in pids {
@@ -1044,7 +1032,7 @@ fn ssh_tunnel_cut_mid_run_its_shards_finish_elsewhere() {
     let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let _restart = RestartSshd;
+    let _restart = Restart("sshd");
     let mut run = Running::start(&out_dir, &["--shards", "9"]);
     let run_id = run.run_id();
     run.wait_for("shard-started on e3", |v| {
@@ -1083,11 +1071,11 @@ fn ssh_tunnel_cut_mid_run_its_shards_finish_elsewhere() {
 }
 
 /// Resumes a stopped process whatever happens to the test.
-struct Resume(String);
+struct Resume(u32);
 
 impl Drop for Resume {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
+        let _ = Command::new("kill").args(["-CONT", &self.0.to_string()]).status();
     }
 }
 
@@ -1102,24 +1090,9 @@ fn engine_hanging_mid_run_is_given_up_and_its_shards_finish_elsewhere() {
         v["type"] == "shard-finished" && v["host"] == "e2" && v["end"]["kind"] == "exited"
     });
     // Freeze e2's dockerd: connections stay open, nothing fails, nothing answers.
-    let pid = std::fs::read_to_string(common::testbed_file("e2.pid"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
-        .into_owned();
-    assert!(
-        cmdline.contains("dockerd") && cmdline.contains(&common::testbed_dir().display().to_string()),
-        "pid {pid} is not e2's dockerd: {cmdline}"
-    );
-    let resume = Resume(pid.clone());
-    assert!(
-        Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let pid = testbed_pid("e2", "dockerd");
+    let resume = Resume(pid);
+    send_signal(pid, "-STOP");
     let done = run.finish();
     drop(resume);
     assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);

@@ -6,13 +6,11 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::Docker;
-use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, ListVolumesOptions};
 use cargo_shard::config::RUN_LABEL;
 use cargo_shard::config::job::ReadyCheck;
 use cargo_shard::discover::ShardSpec;
@@ -25,59 +23,9 @@ fn fixture() -> PathBuf {
     common::fixture("services")
 }
 
-/// The engine (which holds e3's ssh tunnel open) and its client.
-async fn client(name: &str) -> (Engine, Docker) {
-    let engine = Engine::connect(&host(name)).await.expect("connect");
-    let docker = match &engine {
-        Engine::Docker(d) => d.client().clone(),
-        Engine::Local(_) => panic!("{name} is not a Docker engine"),
-    };
-    (engine, docker)
-}
-
 /// Containers, networks and volumes labelled with `run` on engine `name`.
 async fn leftovers(name: &str, run: &str) -> Vec<String> {
-    let (_engine, docker) = client(name).await;
-    let filters = HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run}")])]);
-    let mut found = Vec::new();
-    let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters.clone()),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
-    found.extend(
-        containers
-            .into_iter()
-            .map(|c| format!("{name} container {:?}", c.names)),
-    );
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filters.clone()),
-        }))
-        .await
-        .unwrap();
-    found.extend(
-        networks
-            .into_iter()
-            .map(|n| format!("{name} network {:?}", n.name)),
-    );
-    let volumes = docker
-        .list_volumes(Some(ListVolumesOptions {
-            filters: Some(filters),
-        }))
-        .await
-        .unwrap();
-    found.extend(
-        volumes
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| format!("{name} volume {}", v.name)),
-    );
-    found
+    common::leftovers_on(&host(name), run).await
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -150,22 +150,31 @@ pub fn assert_nothing_left_except(run_id: &str, except: &[&str]) {
         if except.contains(&host.name.as_str()) {
             continue;
         }
-        let removed = rt.block_on(async {
-            let engine = cargo_shard::engine::Engine::connect(&host)
-                .await
-                .unwrap_or_else(|e| panic!("connect {}: {e}", host.name));
-            engine
-                .remove_labelled(Some(run_id))
-                .await
-                .unwrap_or_else(|e| panic!("list labelled on {}: {e}", host.name))
-        });
-        assert!(
-            removed.containers.is_empty(),
-            "{}: run {run_id} leaked {:?}",
-            host.name,
-            removed.containers
-        );
+        let leaked = rt.block_on(leftovers_on(&host, run_id));
+        assert!(leaked.is_empty(), "run {run_id} leaked {leaked:?}");
     }
+}
+
+/// The containers, networks and volumes labelled with `run_id` on `host`, removed as they
+/// are found, each named with its host and kind.
+pub async fn leftovers_on(host: &Host, run_id: &str) -> Vec<String> {
+    let engine = cargo_shard::engine::Engine::connect(host)
+        .await
+        .unwrap_or_else(|e| panic!("connect {}: {e}", host.name));
+    let removed = engine
+        .remove_labelled(Some(run_id))
+        .await
+        .unwrap_or_else(|e| panic!("list labelled on {}: {e}", host.name));
+    let name = &host.name;
+    let kinds = [
+        ("container", removed.containers),
+        ("network", removed.networks),
+        ("volume", removed.volumes),
+    ];
+    kinds
+        .into_iter()
+        .flat_map(|(kind, names)| names.into_iter().map(move |n| format!("{name} {kind} {n}")))
+        .collect()
 }
 
 /// `fixtures/rust-sample`'s tests as nextest lists them: (binary id, name) → ignored.
