@@ -325,7 +325,7 @@ fn write_then_read_gives_the_same_report() {
 fn schema() -> PathBuf {
     match std::env::var_os("CARGO_SHARD_SCHEMA") {
         Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/junit/junit-10.xsd"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/junit/schema/junit-10.xsd"),
     }
 }
 

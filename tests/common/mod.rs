@@ -79,11 +79,11 @@ pub fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// The JUnit schema: `CARGO_SHARD_SCHEMA`, else `shared/` beside the repository.
+/// The JUnit schema: `CARGO_SHARD_SCHEMA`, else the copy vendored under `fixtures/junit/schema/`.
 pub fn schema() -> PathBuf {
     std::env::var_os("CARGO_SHARD_SCHEMA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/junit/junit-10.xsd"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/junit/schema/junit-10.xsd"))
 }
 
 /// Validates a JUnit file with `xmllint --schema` (a missing xmllint fails the test).
