@@ -300,6 +300,7 @@ fn big_report(tests: &[Weighted]) -> Report {
     }
     Report {
         name: "bench".into(),
+        time: None,
         suites,
     }
 }

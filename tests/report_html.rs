@@ -1,6 +1,7 @@
 //! The HTML report of a real run of `fixtures/rust-sample` across the test bed, loaded in
 //! headless Chromium: its DOM holds exactly one timeline bar per shard attempt the JSON
-//! events reported, and a screenshot of it is a real PNG of the asked size.
+//! events reported, its header names the start time, version, commit and command line, and a
+//! screenshot of it is a real PNG of the asked size.
 
 mod common;
 
@@ -129,6 +130,35 @@ fn report_renders_one_bar_per_shard_attempt_in_chromium() {
     assert!(
         dom.contains("class=\"bar fail\""),
         "failing shards are drawn as such"
+    );
+
+    // The header says when, with what, from which commit, and how the run was started.
+    let version = format!("cargo-shard {}", env!("CARGO_PKG_VERSION"));
+    assert!(dom.contains(&version), "{version} in the header");
+    let stamp = dom
+        .split("<time datetime=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .expect("a <time datetime> in the header");
+    let year = stamp.get(..4).and_then(|y| y.parse::<u32>().ok());
+    assert!(
+        stamp.len() == 20 && stamp.ends_with('Z') && year.is_some_and(|y| y >= 2024),
+        "an RFC 3339 UTC start time: {stamp}"
+    );
+    let head = Command::new("git").args(["rev-parse", "HEAD"]).output().unwrap();
+    let commit = String::from_utf8(head.stdout).unwrap().trim().to_string();
+    assert!(
+        dom.contains(&format!("commit <code>{commit}</code>")),
+        "the checkout's commit {commit} in the header"
+    );
+    let cmd = dom
+        .split("command <code>")
+        .nth(1)
+        .and_then(|c| c.split("</code>").next())
+        .expect("the command line in the header");
+    assert!(
+        cmd.contains("--shards 8") && cmd.contains("--message-format json"),
+        "the command line as given: {cmd}"
     );
 
     let shot = dir.path().join("report.png");

@@ -181,11 +181,13 @@ pub(super) async fn run_suite(
         Ok(p) => p,
         Err((code, msg)) => return fail(code, msg),
     };
+    let plan_text = super::planning::render(&planned);
     let super::planning::Planned {
         plan,
         mut suite,
         history,
         warnings,
+        ..
     } = planned;
     for w in &warnings {
         eprintln!("warning: {w}");
@@ -195,7 +197,7 @@ pub(super) async fn run_suite(
         return exit::OK;
     }
     if !json && !o.quiet {
-        eprint!("{}", super::planning::render(&plan));
+        eprint!("{plan_text}");
     }
     if o.dry_run {
         if json {
@@ -249,12 +251,7 @@ pub(super) async fn run_suite(
     if json {
         events::run_started(&run_id, runner, &plan);
     } else if !o.quiet {
-        eprintln!(
-            "run {run_id}: {} shards on {} host{}",
-            plan.shards.len(),
-            live.len(),
-            if live.len() == 1 { "" } else { "s" }
-        );
+        eprintln!("run {run_id}: {}", summary::header(&plan));
     }
     // Started after the last direct write to stderr: the bars own the screen from here.
     let progress = progress::start(mode, &host_slots, &plan);
@@ -263,6 +260,7 @@ pub(super) async fn run_suite(
     } else {
         progress.observer()
     };
+    let meta = crate::report::meta::RunMeta::capture(Path::new("."));
     let run = run::execute(&plan, &suite, live, &opts, observer, cancel.clone());
     let report = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await {
         Ok(r) => r,
@@ -286,7 +284,7 @@ pub(super) async fn run_suite(
     let junit_path = o.junit.clone().unwrap_or_else(|| out_dir.join("junit.xml"));
     let html_path = out_dir.join("report.html");
     let mut written = summary::Written::default();
-    let junit_doc = crate::report::junit::build(&report);
+    let junit_doc = crate::report::junit::build(&report, &meta);
     // A full disk fails every write alike: say it once, naming what was not written.
     let mut unwritten: Vec<(String, String)> = Vec::new();
     match crate::junit::write_atomic(&junit_path, &junit_doc) {
@@ -294,7 +292,7 @@ pub(super) async fn run_suite(
         Err(e) => unwritten.push((junit_path.display().to_string(), e.to_string())),
     }
     let junit_failed = written.junit.is_none();
-    match crate::atomic::write(&html_path, timeline::render(&report, &plan).as_bytes()) {
+    match crate::atomic::write(&html_path, timeline::render(&report, &plan, &meta).as_bytes()) {
         Ok(()) => written.html = Some(html_path.display().to_string()),
         Err(e) => unwritten.push((html_path.display().to_string(), e.to_string())),
     }

@@ -37,7 +37,7 @@ pub async fn run(a: PlanArgs) -> u8 {
                 eprintln!("warning: {w}");
             }
             match a.format {
-                PlanFormat::Human => print!("{}", super::planning::render(&p.plan)),
+                PlanFormat::Human => print!("{}", super::planning::render(&p)),
                 PlanFormat::Json => print!("{}", crate::plan::render::json(&p.plan)),
             }
             exit::OK

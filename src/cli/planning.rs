@@ -18,6 +18,8 @@ pub struct Planned {
     pub suite: Suite,
     pub history: History,
     pub warnings: Vec<String>,
+    /// What each shard was planned to cost beyond its tests.
+    pub overhead: Duration,
 }
 
 pub fn plan(
@@ -46,7 +48,7 @@ pub fn plan(
     }
     let (history, warnings) = History::prepare(Some(history_path), &p.timings_from)
         .map_err(|e| (exit::BAD_INPUT, e.to_string()))?;
-    let warnings = warnings.into_iter().map(|w| w.0).collect();
+    let mut warnings: Vec<String> = warnings.into_iter().map(|w| w.0).collect();
     let runnable: Vec<_> = suite
         .tests
         .iter()
@@ -65,16 +67,47 @@ pub fn plan(
         opts.per_shard_overhead = overhead;
     }
     let plan = plan::plan(&weighted, caps, &opts);
+    warnings.extend(queued_shards_warning(&plan, &weighted, caps, &opts));
     Ok(Planned {
         plan,
         suite,
         history,
         warnings,
+        overhead: opts.per_shard_overhead,
     })
 }
 
-pub fn render(plan: &Plan) -> String {
-    plan::render::human(plan)
+/// More shards than slots queue behind each other, each paying the per-shard overhead again:
+/// say so when the plan with one shard per slot would finish sooner.
+fn queued_shards_warning(
+    plan: &Plan,
+    weighted: &[plan::Weighted],
+    caps: &[Capacity],
+    opts: &PlanOptions,
+) -> Option<String> {
+    let slots: usize = caps.iter().map(|c| c.slots).sum();
+    if slots == 0 || plan.shards.len() <= slots {
+        return None;
+    }
+    let per_slot = PlanOptions {
+        shards: None,
+        ..opts.clone()
+    };
+    let fewer = plan::plan(weighted, caps, &per_slot);
+    (fewer.makespan < plan.makespan).then(|| {
+        format!(
+            "{} shards on {slots} slots queue behind each other, each paying {:.1}s overhead: predicted makespan {:.1}s, against {:.1}s with --shards {}",
+            plan.shards.len(),
+            opts.per_shard_overhead.as_secs_f64(),
+            plan.makespan.as_secs_f64(),
+            fewer.makespan.as_secs_f64(),
+            fewer.shards.len(),
+        )
+    })
+}
+
+pub fn render(planned: &Planned) -> String {
+    plan::render::human(&planned.plan, planned.overhead)
 }
 
 /// Adds this run's measured durations, and its typical per-shard overhead, to the history
@@ -133,4 +166,62 @@ fn shard_overhead(report: &RunReport, jobs: &BTreeMap<String, usize>) -> Option<
     }
     samples.sort_by(f64::total_cmp);
     Some(Duration::from_secs_f64(samples[samples.len() / 2]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::TestId;
+
+    fn setup() -> (Vec<plan::Weighted>, Vec<Capacity>, PlanOptions) {
+        let tests = (0..4)
+            .map(|i| plan::Weighted {
+                id: TestId::new("g", format!("t{i}")),
+                expected: Duration::from_secs(1),
+                estimated: false,
+            })
+            .collect();
+        let caps = vec![Capacity {
+            host: "e1".into(),
+            slots: 2,
+            jobs: 1,
+            weight: 1.0,
+        }];
+        let opts = PlanOptions {
+            per_shard_overhead: Duration::from_secs(1),
+            ..PlanOptions::default()
+        };
+        (tests, caps, opts)
+    }
+
+    #[test]
+    fn more_shards_than_slots_warn_with_the_makespan_they_cost() {
+        let (tests, caps, mut opts) = setup();
+        opts.shards = Some(4);
+        let p = plan::plan(&tests, &caps, &opts);
+        let w = queued_shards_warning(&p, &tests, &caps, &opts).expect("a warning");
+        assert_eq!(
+            w,
+            "4 shards on 2 slots queue behind each other, each paying 1.0s overhead: \
+             predicted makespan 4.0s, against 3.0s with --shards 2"
+        );
+        opts.shards = Some(2);
+        let p = plan::plan(&tests, &caps, &opts);
+        assert_eq!(queued_shards_warning(&p, &tests, &caps, &opts), None);
+    }
+
+    #[test]
+    fn the_table_shows_each_shards_overhead_apart_from_its_work() {
+        let (tests, caps, opts) = setup();
+        let p = plan::plan(&tests, &caps, &opts);
+        let text = plan::render::human(&p, opts.per_shard_overhead);
+        assert!(
+            text.contains("    0  e1         2      2.0s      1.0s       3.0s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 shards, 4.0s of work, 1.0s overhead per shard"),
+            "{text}"
+        );
+    }
 }

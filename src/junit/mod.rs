@@ -18,6 +18,8 @@ pub use write::{to_string, write, write_atomic};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Report {
     pub name: String,
+    /// The whole run's wall time in seconds; `None` writes the sum of the suites' times.
+    pub time: Option<f64>,
     pub suites: Vec<Suite>,
 }
 
@@ -129,4 +131,4 @@ impl JunitError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -234,6 +234,7 @@ fn errors_name_the_file_and_line() {
 fn sample() -> Report {
     Report {
         name: "run 1".into(),
+        time: None,
         suites: vec![Suite {
             name: "crate::bin".into(),
             time: Some(3.5),
@@ -330,7 +331,7 @@ fn schema() -> PathBuf {
 }
 
 /// Runs the real xmllint; a missing xmllint or schema fails the test rather than skipping it.
-fn xmllint_validate(path: &Path) -> Result<(), String> {
+pub(crate) fn xmllint_validate(path: &Path) -> Result<(), String> {
     let schema = schema();
     assert!(
         schema.is_file(),

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use super::Plan;
 
-/// The plan as a table plus summary lines.
-pub fn human(plan: &Plan) -> String {
+/// The plan as a table plus summary lines. `overhead` is what each shard costs beyond its
+/// tests (container create, upload, start, collect), shown apart so a plan of a few seconds
+/// of work in many shards does not look like a slow suite.
+pub fn human(plan: &Plan, overhead: Duration) -> String {
     let mut out = String::new();
     let host_w = plan
         .shards
@@ -18,25 +20,28 @@ pub fn human(plan: &Plan) -> String {
         .unwrap_or(4);
     let _ = writeln!(
         out,
-        "{:>5}  {:<host_w$}  {:>6}  {:>11}",
-        "shard", "host", "tests", "predicted"
+        "{:>5}  {:<host_w$}  {:>6}  {:>8}  {:>8}  {:>9}",
+        "shard", "host", "tests", "work", "overhead", "predicted"
     );
     for s in &plan.shards {
         let host = s.host.as_deref().unwrap_or("-");
         let _ = writeln!(
             out,
-            "{:>5}  {host:<host_w$}  {:>6}  {:>10.1}s",
+            "{:>5}  {host:<host_w$}  {:>6}  {:>7.1}s  {:>7.1}s  {:>8.1}s",
             s.index,
             s.tests.len(),
+            secs(s.predicted.saturating_sub(overhead)),
+            secs(overhead.min(s.predicted)),
             secs(s.predicted)
         );
     }
     let _ = writeln!(
         out,
-        "{} tests in {} shards, {:.1}s of work",
+        "{} tests in {} shards, {:.1}s of work, {:.1}s overhead per shard",
         plan.test_count(),
         plan.shards.len(),
-        secs(plan.total)
+        secs(plan.total),
+        secs(overhead)
     );
     let _ = writeln!(out, "predicted makespan: {:.1}s", secs(plan.makespan));
     let ratio = if plan.lower_bound.is_zero() {

@@ -328,7 +328,10 @@ fn small_plan() -> Plan {
 
 #[test]
 fn human_rendering_is_pinned() {
-    insta::assert_snapshot!(render::human(&small_plan()));
+    insta::assert_snapshot!(render::human(
+        &small_plan(),
+        PlanOptions::default().per_shard_overhead
+    ));
 }
 
 #[test]

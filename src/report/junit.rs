@@ -8,7 +8,9 @@
 //! gotestsum and go-junit-report write them.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
+use super::meta::RunMeta;
 use crate::discover::{TestResult, TestStatus};
 use crate::junit::{Case, CaseStatus, Report, Rerun, RerunKind, Suite};
 use crate::run::{Outcome, RunReport};
@@ -16,7 +18,11 @@ use crate::run::{Outcome, RunReport};
 /// The suite name used for tests with no group (keys of `cargo shard exec`).
 const UNGROUPED: &str = "cargo-shard";
 
-pub fn build(report: &RunReport) -> Report {
+/// `<testsuites time>` is the run's wall time; each `<testsuite timestamp>` is when the first
+/// container that ran one of its tests started (the run's start for never-shipped tests).
+pub fn build(report: &RunReport, meta: &RunMeta) -> Report {
+    let first_start = first_starts(report);
+    let mut group_start: BTreeMap<&str, Duration> = BTreeMap::new();
     let mut suites: BTreeMap<&str, Suite> = BTreeMap::new();
     let mut shard_props: BTreeMap<&str, BTreeMap<usize, (String, String)>> = BTreeMap::new();
     for o in &report.outcomes {
@@ -29,6 +35,10 @@ pub fn build(report: &RunReport) -> Report {
             name: group.to_string(),
             ..Default::default()
         });
+        if let Some(at) = o.shard.and_then(|s| first_start.get(&s).copied()) {
+            let e = group_start.entry(group).or_insert(at);
+            *e = (*e).min(at);
+        }
         // A parent's time includes its subtests': the suite's time counts parents only.
         suite.time = Some(suite.time.unwrap_or(0.0) + o.result.duration.as_secs_f64());
         let parent = case(o, group);
@@ -61,9 +71,12 @@ pub fn build(report: &RunReport) -> Report {
     }
     let mut out = Report {
         name: format!("cargo-shard run {}", report.run_id),
+        time: Some(report.wall.as_secs_f64()),
         suites: Vec::new(),
     };
     for (group, mut suite) in suites {
+        let started = group_start.get(group).copied().unwrap_or_default();
+        suite.timestamp = Some(meta.at(started));
         suite
             .properties
             .push(("cargo-shard.run".into(), report.run_id.clone()));
@@ -76,6 +89,16 @@ pub fn build(report: &RunReport) -> Report {
         out.suites.push(suite);
     }
     out
+}
+
+/// Each shard's earliest container start, as an offset from the run's start.
+fn first_starts(report: &RunReport) -> BTreeMap<usize, Duration> {
+    let mut first: BTreeMap<usize, Duration> = BTreeMap::new();
+    for a in &report.attempts {
+        let e = first.entry(a.shard).or_insert(a.started);
+        *e = (*e).min(a.started);
+    }
+    first
 }
 
 fn case(o: &Outcome, classname: &str) -> Case {
@@ -150,4 +173,41 @@ fn first_line(s: &str) -> String {
 
 fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::meta::sample_meta;
+    use crate::report::sample::sample;
+
+    #[test]
+    fn run_time_is_the_wall_time_and_suites_carry_when_they_started() {
+        let (report, _, _) = sample();
+        let doc = build(&report, &sample_meta());
+        assert_eq!(
+            doc.time,
+            Some(2.4),
+            "the wall time, not the 3.2 s the tests add up to"
+        );
+        let stamps: Vec<_> = doc.suites.iter().map(|s| s.timestamp.as_deref()).collect();
+        // Shard 0 (tests a, b) started at 0 s, shard 1 at 0.1 s: the earliest counts.
+        assert_eq!(stamps, [Some("2026-12-01T20:14:41Z")]);
+        let xml = crate::junit::to_string(&doc);
+        assert!(xml.contains(r#"time="2.400">"#), "{xml}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junit.xml");
+        std::fs::write(&path, xml).unwrap();
+        crate::junit::tests::xmllint_validate(&path).unwrap();
+    }
+
+    #[test]
+    fn a_suite_starts_with_its_first_container() {
+        let (mut report, _, _) = sample();
+        for a in &mut report.attempts {
+            a.started += std::time::Duration::from_secs(90);
+        }
+        let doc = build(&report, &sample_meta());
+        assert_eq!(doc.suites[0].timestamp.as_deref(), Some("2026-12-01T20:16:11Z"));
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod junit;
+pub mod meta;
 pub mod progress;
 #[cfg(test)]
 mod sample;

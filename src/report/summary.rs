@@ -23,6 +23,19 @@ pub struct Written {
     pub history: Option<String>,
 }
 
+/// The run's first line: the shards and the hosts the plan actually put them on.
+pub fn header(plan: &Plan) -> String {
+    let hosts: std::collections::BTreeSet<&str> =
+        plan.shards.iter().filter_map(|s| s.host.as_deref()).collect();
+    format!(
+        "{} shard{} on {} host{}",
+        plan.shards.len(),
+        if plan.shards.len() == 1 { "" } else { "s" },
+        hosts.len(),
+        if hosts.len() == 1 { "" } else { "s" }
+    )
+}
+
 pub fn render(report: &RunReport, plan: &Plan, written: &Written, paint: Paint) -> String {
     let mut out = String::new();
     for o in stats::failures(report) {
@@ -223,6 +236,16 @@ mod tests {
     fn summary_layout() {
         let (report, plan, written) = sample();
         insta::assert_snapshot!(render(&report, &plan, &written, Paint::PLAIN));
+    }
+
+    #[test]
+    fn header_counts_the_hosts_the_plan_uses() {
+        let (_, mut plan, _) = sample();
+        assert_eq!(header(&plan), "3 shards on 3 hosts");
+        plan.shards[2].host = Some("e1".into());
+        assert_eq!(header(&plan), "3 shards on 2 hosts");
+        plan.shards.truncate(1);
+        assert_eq!(header(&plan), "1 shard on 1 host");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::time::Duration;
 
+use super::meta::RunMeta;
 use super::stats::{self, SLOWEST, strip_control};
 use crate::discover::TestStatus;
 use crate::plan::Plan;
@@ -376,7 +377,21 @@ fn slowest_table(report: &RunReport) -> String {
     t
 }
 
-pub fn render(report: &RunReport, plan: &Plan) -> String {
+/// The report's header line about the run itself: when, what version, which commit, how.
+fn meta_html(meta: &RunMeta) -> String {
+    let commit = match &meta.commit {
+        Some(c) => format!("<span>commit <code>{}</code></span>", esc(c)),
+        None => "<span>no git commit</span>".to_string(),
+    };
+    format!(
+        "<p class=\"meta dim\"><span>started <time datetime=\"{at}\">{at}</time></span><span>cargo-shard {version}</span>{commit}</p>\n<p class=\"cmd dim\">command <code>{cmd}</code></p>",
+        at = esc(&meta.at(Duration::ZERO)),
+        version = esc(&meta.version),
+        cmd = esc(&meta.command),
+    )
+}
+
+pub fn render(report: &RunReport, plan: &Plan, meta: &RunMeta) -> String {
     let failed = failed_shards(report);
     let rows = stats::balance_rows(report);
     let balance = if rows.is_empty() {
@@ -426,6 +441,7 @@ pre {{ background: var(--code); padding: 8px 10px; overflow-x: auto; font: 12px/
 a {{ color: #2563eb; }}
 </style></head><body>
 <h1>cargo-shard run <code>{run}</code></h1>
+{meta}
 <p class="counts">{passed}{failed}{flaky}{skipped}{errors}{interrupted}</p>
 <p class="facts dim"><span>{tests} tests in {shards} shards on {hosts} hosts</span><span>wall {wall:.2}s</span><span>makespan {actual:.2}s, predicted {pred:.2}s, lower bound {lb:.2}s</span><span>balance (slowest / mean shard) {balance}</span></p>
 <h2>Timeline</h2>
@@ -443,6 +459,7 @@ a {{ color: #2563eb; }}
 </body></html>
 "#,
         run = esc(&report.run_id),
+        meta = meta_html(meta),
         passed = count(report.count(TestStatus::Passed), "passed", "pass"),
         failed = count(report.count(TestStatus::Failed), "failed", "fail"),
         flaky = count(report.flaky(), "flaky", "flaky"),
@@ -471,6 +488,7 @@ a {{ color: #2563eb; }}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::meta::sample_meta;
     use crate::report::sample::sample;
 
     /// The class lists of every `<g class="bar …">`, in document order.
@@ -486,7 +504,7 @@ mod tests {
     #[test]
     fn one_bar_per_attempt_coloured_by_how_it_ended() {
         let (report, plan, _) = sample();
-        let html = render(&report, &plan);
+        let html = render(&report, &plan, &sample_meta());
         // shard 0 ran a failing test; shard 1 passed; shard 2 lost its host, then its retry
         // reported an error; the re-run shard 3 passed.
         assert_eq!(bar_classes(&html), ["fail", "pass", "infra", "fail", "pass"]);
@@ -516,7 +534,7 @@ mod tests {
             collect: Duration::from_millis(150),
             remove: Duration::from_millis(50),
         };
-        let html = render(&report, &plan);
+        let html = render(&report, &plan, &sample_meta());
         let x = |class: &str| -> f64 {
             let pattern = format!(r#"class="phase {class}" x=""#);
             let at = html.find(&pattern).expect(class) + pattern.len();
@@ -534,7 +552,7 @@ mod tests {
     fn output_is_escaped_and_plain() {
         let (mut report, plan, _) = sample();
         report.outcomes[1].result.id.name = "<script>alert(1)</script>".into();
-        let html = render(&report, &plan);
+        let html = render(&report, &plan, &sample_meta());
         assert!(!html.contains("<script>"));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains('\x1b'));
