@@ -26,6 +26,8 @@ fn run(out_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, Str
         .env_remove("NO_COLOR")
         .env_remove("CI")
         .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITLAB_CI")
+        .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("CARGO_TERM_COLOR")
         .env("TERM", "xterm-256color");
     for (k, v) in env {
@@ -60,7 +62,15 @@ fn junit_words(path: &Path) -> BTreeMap<(String, String), &'static str> {
 fn piped_output_is_plain_and_folds_each_shard_on_github_actions() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let (code, stderr) = run(&out_dir, &["-v"], &[("GITHUB_ACTIONS", "true")]);
+    let step_summary = dir.path().join("step-summary.md");
+    let (code, stderr) = run(
+        &out_dir,
+        &["-v"],
+        &[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_STEP_SUMMARY", step_summary.to_str().unwrap()),
+        ],
+    );
     assert_eq!(
         code,
         Some(100),
@@ -104,7 +114,33 @@ fn piped_output_is_plain_and_folds_each_shard_on_github_actions() {
     }
     let failed = words.values().filter(|w| **w == "FAIL").count();
     assert!(failed >= 2);
-    assert_eq!(stderr.matches("::error title=FAIL ").count(), failed, "{stderr}");
+    // Each annotation points at the panic's file and line.
+    let annotations: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("::error ") && l.contains(",title=FAIL "))
+        .collect();
+    assert_eq!(annotations.len(), failed, "{stderr}");
+    for a in &annotations {
+        assert!(
+            a.starts_with("::error file=") && a.contains(".rs,line=") && a.contains(",col="),
+            "{a}"
+        );
+    }
+    // Folds keep the log's lines: a shard's log is many lines, not one.
+    let first_fold: Vec<&str> = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("::group::shard "))
+        .take_while(|l| *l != "::endgroup::")
+        .collect();
+    assert!(
+        first_fold.len() > 5,
+        "a fold of {} lines:\n{stderr}",
+        first_fold.len()
+    );
+    // The job summary went to the file GitHub names.
+    let summary = std::fs::read_to_string(dir.path().join("step-summary.md")).expect("a job summary");
+    assert!(summary.contains(&format!("| {failed} |")), "{summary}");
+    assert!(summary.contains("#### Failures"), "{summary}");
 
     // The summary's count line agrees with the JUnit.
     let passed = words.values().filter(|w| **w == "PASS").count();
@@ -144,4 +180,34 @@ fn colour_only_when_asked_off_a_terminal() {
         assert!(!stderr.contains('\x1b'), "{what}: {}", stderr.escape_debug());
         assert!(stderr.contains("FAIL "), "{what}: {stderr}");
     }
+}
+
+#[test]
+fn gitlab_sections_per_shard_and_quiet_prints_nothing_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--only-host", "e1", "--shards", "2", "--no-progress"];
+    let (gitlab, quiet) = std::thread::scope(|s| {
+        let gitlab = s.spawn(|| run(&dir.path().join("gitlab"), &args, &[("GITLAB_CI", "true")]));
+        let quiet = s.spawn(|| run(&dir.path().join("quiet"), &[&args[..], &["-q"]].concat(), &[]));
+        (gitlab.join().unwrap(), quiet.join().unwrap())
+    });
+    let (code, stderr) = gitlab;
+    assert_eq!(code, Some(100), "{stderr}");
+    let starts = stderr.matches("\x1b[0Ksection_start:").count();
+    let ends = stderr.matches("\x1b[0Ksection_end:").count();
+    assert!(starts >= 2, "one section per shard:\n{}", stderr.escape_debug());
+    assert_eq!(starts, ends, "every section is closed");
+    assert!(stderr.contains("[collapsed=true]\r\x1b[0Kshard 0 attempt 1 on e1"));
+
+    // -q: no plan, no header, no live line (not even a failing test); the summary only.
+    let (code, stderr) = quiet;
+    assert_eq!(code, Some(100), "{stderr}");
+    let live: Vec<&str> = stderr.lines().filter(|l| l.starts_with("[ ")).collect();
+    assert!(live.is_empty(), "live lines in a quiet run: {live:?}");
+    assert!(!stderr.contains("FAILING"), "{stderr}");
+    assert!(!stderr.contains("predicted makespan"), "{stderr}");
+    assert!(
+        stderr.contains(" failed, 0 flaky, "),
+        "the summary is still there: {stderr}"
+    );
 }

@@ -318,6 +318,15 @@ pub(super) async fn run_suite(
         code = exit::INFRA_FAILED;
     }
     let code = super::job_setup::post_steps(&job, &step_hosts, &run_id, &out_dir, code).await;
+    if mode.ci == crate::report::ci::Ci::GitHub
+        && let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY")
+        && let Err(e) = crate::report::ci::write_step_summary(Path::new(&path), &report)
+    {
+        eprintln!(
+            "warning: cannot write the job summary to {}: {e}",
+            Path::new(&path).display()
+        );
+    }
     if json {
         for (host, reason) in &report.cleanup_failed {
             eprintln!(

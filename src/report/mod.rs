@@ -1,6 +1,7 @@
 //! Reports: the merged JUnit file, live progress, the end-of-run summary, the HTML timeline
 //! and the JSON event stream.
 
+pub mod ci;
 pub mod events;
 pub mod junit;
 pub mod meta;

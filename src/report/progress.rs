@@ -1,7 +1,7 @@
 //! Live progress while shards run: on a terminal, one line per host (shards running and
 //! done, tests passed and failed) under an overall bar with an ETA from the plan; elsewhere
 //! plain timestamped lines and a status line when nothing was said for a while; on GitHub
-//! Actions each shard's log folded into a `::group::`. Failures are printed as they arrive.
+//! Actions and GitLab each shard's log folded (see `ci`). Failures are printed as they arrive.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::ci::{self, Ci};
 use super::stats::{output_tail, strip_control};
 use super::style::Paint;
 use crate::discover::{TestResult, TestStatus};
@@ -33,8 +34,8 @@ pub struct ProgressMode {
     pub quiet: bool,
     /// One line per test.
     pub verbose: bool,
-    /// Fold each shard's log into `::group::` and annotate failures (GitHub Actions).
-    pub github: bool,
+    /// Fold each shard's log and annotate failures as this CI shows them.
+    pub ci: Ci,
     pub paint: Paint,
 }
 
@@ -46,7 +47,7 @@ impl ProgressMode {
             bars: !no_progress && !quiet && !ci && std::io::stderr().is_terminal(),
             quiet,
             verbose,
-            github: std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true"),
+            ci: Ci::detect(),
             paint,
         }
     }
@@ -311,7 +312,9 @@ fn on_event(s: &mut State, event: &Event) {
             }
         }
         Event::ShardFinished(a) => shard_finished(s, a),
-        // Failures show at once, even in quiet mode; details follow with the shard's results.
+        // Failures show at once; details follow with the shard's results. Quiet runs show
+        // them once, in the summary.
+        Event::TestFailing { .. } if s.mode.quiet => {}
         Event::TestFailing { name, shard, host } => {
             let text = format!(
                 "{} {name} [shard {shard} on {host}] (output when the shard ends)",
@@ -359,26 +362,17 @@ fn shard_finished(s: &mut State, a: &ShardAttempt) {
             a.predicted.as_secs_f64()
         ));
     }
-    if s.mode.github && !s.mode.quiet {
-        // Fold the whole log; stop-commands keeps a test's output from issuing workflow
-        // commands (a stray `::endgroup::` or `::add-mask::`) of its own.
+    if s.mode.ci != Ci::None && !s.mode.quiet {
         let log = std::fs::read(&a.log).unwrap_or_default();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
-        let token = format!("cargo-shard-{}-{}-{nanos:x}", std::process::id(), a.shard);
-        eprintln!(
-            "::group::shard {} attempt {} on {} ({}, {took:.1}s)",
+        let title = format!(
+            "shard {} attempt {} on {} ({}, {took:.1}s)",
             a.shard,
             a.attempt,
             a.host,
             strip_control(&how)
         );
-        eprintln!("::stop-commands::{token}");
-        eprintln!("{}", strip_control(&String::from_utf8_lossy(&log)).trim_end());
-        eprintln!("::{token}::");
-        eprintln!("::endgroup::");
+        let nonce = format!("{}-{}-{}", std::process::id(), a.shard, a.attempt);
+        eprint!("{}", ci::fold_log(s.mode.ci, &title, &log, &nonce));
     }
 }
 
@@ -415,12 +409,8 @@ fn test_finished(s: &mut State, result: &TestResult, shard: usize, host: &str) {
         if !s.mode.quiet {
             s.line(&text);
         }
-        if s.mode.github {
-            eprintln!(
-                "::error title={}::{}",
-                workflow_escape(&format!("{word} {}", result.id), true),
-                workflow_escape(&format!("{first} (shard {shard} on {host})"), false)
-            );
+        if s.mode.ci == Ci::GitHub {
+            eprintln!("{}", ci::error_annotation(result, shard, host));
         }
     } else if s.mode.verbose && !s.mode.quiet {
         let word = match result.status {
@@ -433,20 +423,6 @@ fn test_finished(s: &mut State, result: &TestResult, shard: usize, host: &str) {
             result.id
         ));
     }
-}
-
-/// Escapes a workflow command's data (and, for properties, `:` and `,`) as GitHub expects.
-fn workflow_escape(s: &str, property: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in strip_control(s).chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            ':' if property => out.push_str("%3A"),
-            ',' if property => out.push_str("%2C"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `1m05s` / `42s`.
@@ -471,7 +447,7 @@ mod tests {
                 bars: false,
                 quiet: true,
                 verbose: false,
-                github: false,
+                ci: Ci::None,
                 paint: Paint::PLAIN,
             },
             t0: now,
@@ -542,15 +518,6 @@ mod tests {
     }
 
     #[test]
-    fn workflow_commands_are_escaped() {
-        assert_eq!(
-            workflow_escape("FAIL a::b, 100%", true),
-            "FAIL a%3A%3Ab%2C 100%25"
-        );
-        assert_eq!(workflow_escape("x: 1\n", false), "x: 1");
-    }
-
-    #[test]
     fn host_lines_count_planned_shards() {
         let plan = Plan {
             shards: vec![Shard {
@@ -568,7 +535,7 @@ mod tests {
             bars: false,
             quiet: true,
             verbose: false,
-            github: false,
+            ci: Ci::None,
             paint: Paint::PLAIN,
         };
         let p = start(mode, &[("e1".into(), 2)], &plan);
