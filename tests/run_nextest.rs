@@ -89,7 +89,11 @@ fn shards_the_rust_sample_across_three_engines() {
                     !finished_shards.contains(&shard),
                     "announced after its shard ended: {line}"
                 );
-                failing_live.insert(v["name"].as_str().unwrap().to_string());
+                failing_live.insert(format!(
+                    "{} {}",
+                    v["group"].as_str().unwrap(),
+                    v["name"].as_str().unwrap()
+                ));
             }
             "run-finished" => {
                 for t in v["tests"].as_array().unwrap() {

@@ -255,8 +255,9 @@ pub(super) async fn run_suite(
     }
     // Started after the last direct write to stderr: the bars own the screen from here.
     let progress = progress::start(mode, &host_slots, &plan);
+    let stream = events::Stream::default();
     let observer = if json {
-        events::observer()
+        stream.observer()
     } else {
         progress.observer()
     };
@@ -333,7 +334,7 @@ pub(super) async fn run_suite(
                 "warning: not cleaned up on {host} ({reason}): run `cargo shard gc --run {run_id}` once it is back"
             );
         }
-        events::run_finished(&report, code);
+        stream.run_finished(&report, code);
     } else {
         eprint!("\n{}", summary::render(&report, &plan, &written, paint));
     }

@@ -1,21 +1,86 @@
 //! `--message-format json`: one JSON object per line on stdout, for tools. The schema is
 //! documented in `docs/events.md`; `format_version` changes on any incompatible change.
 
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use crate::discover::TestStatus;
+use super::meta::timestamp_millis;
+use super::stats::strip_control;
+use crate::discover::{TestId, TestResult, TestStatus};
 use crate::plan::Plan;
 use crate::run::{Event, Observer, RunReport};
 
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: wall-clock `time` on every event, `test-failing` names a test by `group` and `name`
+/// like every other event, `test-finished` carries `message` and `output`.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// A failed test's message and output in `test-finished` keep at most this many bytes (the
+/// output's tail, where the failure is); the JUnit report keeps all of it.
+pub const MESSAGE_LIMIT: usize = 4 * 1024;
+pub const OUTPUT_LIMIT: usize = 16 * 1024;
 
 fn emit(v: Value) {
+    let v = stamped(v, SystemTime::now());
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{v}");
     let _ = out.flush();
+}
+
+/// The event with its wall-clock `time` (RFC 3339 UTC, milliseconds).
+pub fn stamped(mut v: Value, now: SystemTime) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.insert("time".into(), Value::String(timestamp_millis(now)));
+    }
+    v
+}
+
+/// The event stream of one run: remembers the last status each test was reported with, so
+/// `run-finished` can first report the tests no container did (never shipped, or left unrun).
+#[derive(Clone, Default)]
+pub struct Stream {
+    reported: Arc<Mutex<BTreeMap<TestId, TestStatus>>>,
+}
+
+impl Stream {
+    pub fn observer(&self) -> Observer {
+        let reported = self.reported.clone();
+        Arc::new(move |event: &Event| {
+            if let Event::TestFinished { result, .. } = event {
+                let mut seen = reported.lock().unwrap_or_else(|p| p.into_inner());
+                seen.insert(result.id.clone(), result.status);
+            }
+            emit(to_json(event));
+        })
+    }
+
+    /// `test-finished` for every test whose final word the stream has not said yet, then
+    /// `run-finished`.
+    pub fn run_finished(&self, report: &RunReport, exit_code: u8) {
+        for v in self.closing_events(report) {
+            emit(v);
+        }
+        emit(run_finished_json(report, exit_code));
+    }
+
+    pub fn closing_events(&self, report: &RunReport) -> Vec<Value> {
+        let seen = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        report
+            .outcomes
+            .iter()
+            .filter(|o| seen.get(o.id()) != Some(&o.result.status))
+            .map(|o| {
+                let mut v = test_finished_json(&o.result);
+                v["host"] = json!(o.host);
+                v["shard"] = json!(o.shard);
+                v["attempt"] = json!(o.shard.map(|_| o.earlier.len() + 1));
+                v
+            })
+            .collect()
+    }
 }
 
 fn secs(d: std::time::Duration) -> f64 {
@@ -36,10 +101,6 @@ pub fn run_started_json(run_id: &str, runner: &str, plan: &Plan) -> Value {
     })
 }
 
-pub fn observer() -> Observer {
-    Arc::new(|event: &Event| emit(to_json(event)))
-}
-
 pub fn to_json(event: &Event) -> Value {
     match event {
         Event::ShardStarted {
@@ -50,8 +111,8 @@ pub fn to_json(event: &Event) -> Value {
         } => json!({
             "type": "shard-started", "shard": shard, "attempt": attempt, "host": host, "tests": tests,
         }),
-        Event::TestFailing { name, shard, host } => json!({
-            "type": "test-failing", "name": name, "shard": shard, "host": host,
+        Event::TestFailing { id, shard, host } => json!({
+            "type": "test-failing", "group": id.group, "name": id.name, "shard": shard, "host": host,
         }),
         Event::ShardFinished(a) => json!({
             "type": "shard-finished",
@@ -81,22 +142,60 @@ pub fn to_json(event: &Event) -> Value {
             shard,
             host,
             attempt,
-        } => json!({
-            "type": "test-finished",
-            "group": result.id.group,
-            "name": result.id.name,
-            "status": result.status,
-            "duration": secs(result.duration),
-            "host": host,
-            "shard": shard,
-            "attempt": attempt,
-        }),
+        } => {
+            let mut v = test_finished_json(result);
+            v["host"] = json!(host);
+            v["shard"] = json!(shard);
+            v["attempt"] = json!(attempt);
+            v
+        }
         Event::HostLost { host, reason } => json!({"type": "host-lost", "host": host, "reason": reason}),
     }
 }
 
-pub fn run_finished(report: &RunReport, exit_code: u8) {
-    emit(run_finished_json(report, exit_code));
+/// A test's result; `message` and `output` (stdout then stderr, escape codes removed) only
+/// when it has them, each bounded.
+fn test_finished_json(r: &TestResult) -> Value {
+    let mut v = json!({
+        "type": "test-finished",
+        "group": r.id.group,
+        "name": r.id.name,
+        "status": r.status,
+        "duration": secs(r.duration),
+    });
+    if let Some(m) = r.message.as_deref().filter(|m| !m.is_empty()) {
+        v["message"] = json!(bounded_head(&strip_escapes(m), MESSAGE_LIMIT));
+    }
+    let output = format!("{}{}", r.stdout, r.stderr);
+    if !output.is_empty() {
+        v["output"] = json!(bounded_tail(&strip_escapes(&output), OUTPUT_LIMIT));
+    }
+    v
+}
+
+/// Escape codes and control bytes out, line breaks and tabs kept.
+fn strip_escapes(s: &str) -> String {
+    s.split('\n').map(strip_control).collect::<Vec<_>>().join("\n")
+}
+
+/// At most `limit` bytes from the start, cut at a character boundary, `…` marking the cut.
+fn bounded_head(s: &str, limit: usize) -> String {
+    if s.len() <= limit {
+        return s.to_string();
+    }
+    let cut = (0..=limit).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+    format!("{}…", &s[..cut])
+}
+
+/// At most `limit` bytes from the end, cut at a character boundary, `…` marking the cut.
+fn bounded_tail(s: &str, limit: usize) -> String {
+    if s.len() <= limit {
+        return s.to_string();
+    }
+    let cut = (s.len() - limit..=s.len())
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(s.len());
+    format!("…{}", &s[cut..])
 }
 
 pub fn run_finished_json(report: &RunReport, exit_code: u8) -> Value {
@@ -325,5 +424,97 @@ mod tests {
         assert_eq!(statuses, ["passed", "failed", "error", "flaky", "skipped"]);
         assert_eq!(v["tests"][4]["shard"], Value::Null);
         assert_eq!(v["tests"][0]["host"], "e1");
+    }
+
+    #[test]
+    fn every_event_gets_its_wall_clock_time() {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(1_796_156_081_250);
+        let v = stamped(json!({"type": "host-lost", "host": "e2"}), at);
+        assert_eq!(v["time"], "2026-12-01T20:14:41.250Z");
+        assert_eq!(v["host"], "e2");
+    }
+
+    #[test]
+    fn a_failing_test_is_named_like_a_finished_one() {
+        let failing = to_json(&Event::TestFailing {
+            id: TestId::new("beta::failing", "fails_on_purpose"),
+            shard: 2,
+            host: "e1".into(),
+        });
+        let finished = to_json(&Event::TestFinished {
+            result: result("x", TestStatus::Failed, 1),
+            shard: 2,
+            host: "e1".into(),
+            attempt: 1,
+        });
+        assert_eq!(
+            failing,
+            json!({"type": "test-failing", "group": "beta::failing", "name": "fails_on_purpose", "shard": 2, "host": "e1"})
+        );
+        for v in [&failing, &finished] {
+            assert!(v["group"].is_string() && v["name"].is_string(), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_failure_carries_its_message_and_the_tail_of_its_output_bounded() {
+        let mut r = result("fails", TestStatus::Failed, 5);
+        r.message = Some("thread 'fails' panicked at a.rs:1:1:\n\x1b[31mboom\x1b[0m".into());
+        r.stdout = "out line\n".into();
+        r.stderr = "err line\n".into();
+        let v = test_finished_json(&r);
+        assert_eq!(v["message"], "thread 'fails' panicked at a.rs:1:1:\nboom");
+        assert_eq!(v["output"], "out line\nerr line\n");
+        r.stdout = format!("{}é{}", "x".repeat(OUTPUT_LIMIT), "last line\n");
+        r.message = Some("m".repeat(MESSAGE_LIMIT + 10));
+        let v = test_finished_json(&r);
+        let output = v["output"].as_str().unwrap();
+        assert!(output.len() <= OUTPUT_LIMIT + "…".len(), "{}", output.len());
+        assert!(output.starts_with('…') && output.ends_with("last line\nerr line\n"));
+        let message = v["message"].as_str().unwrap();
+        assert_eq!(message.len(), MESSAGE_LIMIT + "…".len());
+        let quiet = test_finished_json(&result("ok", TestStatus::Passed, 1));
+        assert!(
+            quiet.get("message").is_none() && quiet.get("output").is_none(),
+            "{quiet}"
+        );
+    }
+
+    #[test]
+    fn closing_events_report_what_no_container_did() {
+        let stream = Stream::default();
+        let observer = stream.observer();
+        let shipped = result("a", TestStatus::Passed, 5);
+        // Emitting writes to stdout; the test harness captures it.
+        observer(&Event::TestFinished {
+            result: shipped.clone(),
+            shard: 0,
+            host: "e1".into(),
+            attempt: 1,
+        });
+        let outcome = |r: TestResult, shard: Option<usize>, host: &str| Outcome {
+            result: r,
+            earlier: Vec::new(),
+            shard,
+            host: host.into(),
+            container: String::new(),
+        };
+        let report = RunReport {
+            run_id: "r1".into(),
+            outcomes: vec![
+                outcome(shipped, Some(0), "e1"),
+                outcome(result("lost", TestStatus::Error, 0), Some(1), "e2"),
+                outcome(result("ignored", TestStatus::Skipped, 0), None, ""),
+            ],
+            ..Default::default()
+        };
+        let closing = stream.closing_events(&report);
+        let names: Vec<(&str, &str)> = closing
+            .iter()
+            .map(|v| (v["name"].as_str().unwrap(), v["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(names, [("lost", "error"), ("ignored", "skipped")]);
+        assert_eq!(closing[1]["shard"], Value::Null);
+        assert_eq!(closing[0]["attempt"], 1);
     }
 }

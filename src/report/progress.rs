@@ -315,9 +315,9 @@ fn on_event(s: &mut State, event: &Event) {
         // Failures show at once; details follow with the shard's results. Quiet runs show
         // them once, in the summary.
         Event::TestFailing { .. } if s.mode.quiet => {}
-        Event::TestFailing { name, shard, host } => {
+        Event::TestFailing { id, shard, host } => {
             let text = format!(
-                "{} {name} [shard {shard} on {host}] (output when the shard ends)",
+                "{} {id} [shard {shard} on {host}] (output when the shard ends)",
                 s.mode.paint.fail("FAILING")
             );
             s.line(&text);

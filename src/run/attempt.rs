@@ -277,7 +277,7 @@ fn live_tap(
         };
         if first_failure {
             observer(&super::Event::TestFailing {
-                name: end.name,
+                id: id.clone(),
                 shard,
                 host: host.clone(),
             });

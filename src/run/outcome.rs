@@ -120,7 +120,7 @@ pub enum Event {
     ShardFinished(ShardAttempt),
     /// The runner's live output says this test failed (its result comes with the shard's).
     TestFailing {
-        name: String,
+        id: TestId,
         shard: usize,
         host: String,
     },
