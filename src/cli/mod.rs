@@ -17,6 +17,8 @@ mod job_setup;
 mod pipeline;
 mod plan_cmd;
 mod planning;
+mod self_doc;
+mod show;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +51,39 @@ pub enum Command {
     Go(GoArgs),
     /// Run a user's command per shard with its share of keys (the `make test-integration` wrapper).
     Exec(ExecArgs),
+    /// Reprint the last run's summary (or only its failures) from what it wrote; runs nothing.
+    Show(ShowArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout, or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ShowArgs {
+    /// The run's output directory (default: <cargo target dir>/shard, else target/shard).
+    #[arg(long = "out-dir", value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Only the failures, flaky tests and the count line.
+    #[arg(long)]
+    pub failures: bool,
+    /// Colour the status words: auto (a terminal without NO_COLOR), always or never.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ManArgs {
+    /// Write `cargo-shard.1` and one `cargo-shard-COMMAND.1` per subcommand into DIR instead.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -393,6 +428,9 @@ pub fn main() -> ExitCode {
             Some(Command::Gc(a)) => gc::run(a).await,
             Some(Command::Go(a)) => pipeline::go(a).await,
             Some(Command::Exec(a)) => pipeline::exec(a).await,
+            Some(Command::Show(a)) => show::run(a),
+            Some(Command::Completions(a)) => self_doc::completions(a),
+            Some(Command::Man(a)) => self_doc::man(a),
         }
     });
     // Shards may leave blocking tasks (ssh tunnels) behind; do not wait for them.

@@ -304,6 +304,13 @@ pub(super) async fn run_suite(
             Err(e) => unwritten.push((history_path.display().to_string(), e.to_string())),
         }
     }
+    // What `cargo shard show` reprints: the summary's figures, beside the JUnit report.
+    let summary_path = out_dir.join(super::show::SUMMARY_FILE);
+    let summary_data = summary::Summary::of(&report, &plan, &written);
+    let summary_json = serde_json::to_vec_pretty(&summary_data).unwrap_or_default();
+    if let Err(e) = crate::atomic::write(&summary_path, &summary_json) {
+        unwritten.push((summary_path.display().to_string(), e.to_string()));
+    }
     if let Some((path, first)) = unwritten.first() {
         let first = first.strip_prefix(&format!("{path}: ")).unwrap_or(first);
         let names: Vec<&str> = unwritten.iter().map(|(p, _)| p.as_str()).collect();
@@ -336,7 +343,7 @@ pub(super) async fn run_suite(
         }
         stream.run_finished(&report, code);
     } else {
-        eprint!("\n{}", summary::render(&report, &plan, &written, paint));
+        eprint!("\n{}", summary_data.render(paint));
     }
     code
 }

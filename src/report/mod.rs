@@ -7,7 +7,7 @@ pub mod junit;
 pub mod meta;
 pub mod progress;
 #[cfg(test)]
-mod sample;
+pub(crate) mod sample;
 pub mod stats;
 pub mod style;
 pub mod summary;

@@ -5,6 +5,8 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::stats::{self, SLOWEST};
 use super::style::Paint;
 use crate::discover::TestStatus;
@@ -14,13 +16,106 @@ use crate::run::RunReport;
 /// Lines of a failure's output shown in the summary.
 const TAIL_LINES: usize = 12;
 
+/// `summary.json`'s version: it changes when a field is removed or changes meaning.
+pub const SUMMARY_VERSION: u32 = 1;
+
 /// Where the run's files went, for the last lines of the summary.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Written {
     pub junit: Option<String>,
     pub logs: Option<String>,
     pub html: Option<String>,
     pub history: Option<String>,
+}
+
+/// Everything the summary shows, computed once from a run. The run writes it as
+/// `summary.json`; `cargo shard show` reads it back and renders the same text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub format_version: u32,
+    pub run_id: String,
+    pub failures: Vec<Failure>,
+    pub flaky: Vec<Flaky>,
+    pub slowest: Vec<Slow>,
+    pub hosts: Vec<HostRow>,
+    /// Hosts lost or left out, with the reason.
+    pub lost_hosts: Vec<(String, String)>,
+    /// Predicted against actual seconds per planned shard: (index, host, predicted, actual).
+    pub balance: Vec<(usize, String, f64, f64)>,
+    pub makespan: Makespan,
+    pub counts: Counts,
+    pub written: Written,
+    pub kept: Vec<KeptRow>,
+    pub cleanup_failed: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// `FAIL` or `ERROR`.
+    pub kind: String,
+    pub group: String,
+    pub name: String,
+    pub shard: Option<usize>,
+    pub host: String,
+    pub message: Option<String>,
+    /// The readable tail of its output.
+    pub tail: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flaky {
+    pub group: String,
+    pub name: String,
+    pub attempts: usize,
+    pub shard: Option<usize>,
+    pub host: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slow {
+    pub group: String,
+    pub name: String,
+    pub duration: f64,
+    pub host: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostRow {
+    pub host: String,
+    pub slots: usize,
+    pub shards: usize,
+    pub busy: f64,
+    pub utilisation: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Makespan {
+    pub predicted: f64,
+    pub actual: f64,
+    pub lower_bound: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub passed: usize,
+    pub failed: usize,
+    pub flaky: usize,
+    pub skipped: usize,
+    pub errors: usize,
+    pub tests: usize,
+    pub shards: usize,
+    pub hosts_used: usize,
+    pub wall: f64,
+    pub interrupted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeptRow {
+    pub host: String,
+    pub container: String,
+    pub docker_host: Option<String>,
+    pub services: Vec<String>,
+    pub network: Option<String>,
 }
 
 /// The run's first line: the shards and the hosts the plan actually put them on.
@@ -36,57 +131,191 @@ pub fn header(plan: &Plan) -> String {
     )
 }
 
+/// The summary of a finished run, as text.
 pub fn render(report: &RunReport, plan: &Plan, written: &Written, paint: Paint) -> String {
-    let mut out = String::new();
-    for o in stats::failures(report) {
-        let kind = if o.result.status == TestStatus::Failed {
-            "FAIL"
-        } else {
-            "ERROR"
-        };
-        let place = match o.shard {
-            Some(s) if !o.host.is_empty() => format!(" [shard {s} on {}]", o.host),
-            _ => String::new(),
-        };
-        let _ = writeln!(out, "{} {}{place}", paint.fail(kind), o.id());
-        if let Some(m) = &o.result.message {
-            let _ = writeln!(out, "    {}", one_line(m));
-        }
-        for line in stats::output_tail(&o.result.stdout, &o.result.stderr, TAIL_LINES) {
-            let _ = writeln!(out, "    {}", paint.dim(&format!("| {line}")));
+    Summary::of(report, plan, written).render(paint)
+}
+
+impl Summary {
+    pub fn of(report: &RunReport, plan: &Plan, written: &Written) -> Self {
+        let failures = stats::failures(report)
+            .into_iter()
+            .map(|o| Failure {
+                kind: if o.result.status == TestStatus::Failed {
+                    "FAIL"
+                } else {
+                    "ERROR"
+                }
+                .into(),
+                group: o.id().group.clone(),
+                name: o.id().name.clone(),
+                shard: o.shard,
+                host: o.host.clone(),
+                message: o.result.message.clone(),
+                tail: stats::output_tail(&o.result.stdout, &o.result.stderr, TAIL_LINES),
+            })
+            .collect();
+        let flaky = report
+            .outcomes
+            .iter()
+            .filter(|o| o.is_flaky())
+            .map(|o| Flaky {
+                group: o.id().group.clone(),
+                name: o.id().name.clone(),
+                attempts: o.earlier.len() + 1,
+                shard: o.shard,
+                host: o.host.clone(),
+            })
+            .collect();
+        let slowest = stats::slowest(report, SLOWEST)
+            .into_iter()
+            .map(|o| Slow {
+                group: o.id().group.clone(),
+                name: o.id().name.clone(),
+                duration: o.result.duration.as_secs_f64(),
+                host: o.host.clone(),
+            })
+            .collect();
+        let hosts: Vec<HostRow> = stats::host_loads(report)
+            .into_iter()
+            .map(|l| HostRow {
+                host: l.host,
+                slots: l.slots,
+                shards: l.shards,
+                busy: l.busy.as_secs_f64(),
+                utilisation: l.utilisation,
+            })
+            .collect();
+        let balance = stats::balance_rows(report)
+            .into_iter()
+            .map(|(i, h, p, a)| (i, h, p.as_secs_f64(), a.as_secs_f64()))
+            .collect();
+        let kept = report
+            .kept
+            .iter()
+            .map(|k| KeptRow {
+                host: k.host.clone(),
+                container: k.container.clone(),
+                docker_host: k.docker_host.clone(),
+                services: k.services.clone(),
+                network: k.network.clone(),
+            })
+            .collect();
+        Summary {
+            format_version: SUMMARY_VERSION,
+            run_id: report.run_id.clone(),
+            failures,
+            flaky,
+            slowest,
+            lost_hosts: report.lost_hosts.clone(),
+            balance,
+            makespan: Makespan {
+                predicted: plan.makespan.as_secs_f64(),
+                actual: stats::makespan(report).as_secs_f64(),
+                lower_bound: plan.lower_bound.as_secs_f64(),
+            },
+            counts: Counts {
+                passed: report.count(TestStatus::Passed),
+                failed: report.count(TestStatus::Failed),
+                flaky: report.flaky(),
+                skipped: report.count(TestStatus::Skipped),
+                errors: report.count(TestStatus::Error),
+                tests: report.outcomes.len(),
+                shards: plan.shards.len(),
+                hosts_used: hosts.len(),
+                wall: report.wall.as_secs_f64(),
+                interrupted: report.interrupted,
+            },
+            hosts,
+            written: written.clone(),
+            kept,
+            cleanup_failed: report.cleanup_failed.clone(),
         }
     }
-    let flaky: Vec<_> = report.outcomes.iter().filter(|o| o.is_flaky()).collect();
-    for o in &flaky {
+
+    /// The whole summary.
+    pub fn render(&self, paint: Paint) -> String {
+        let mut out = self.render_failures(paint);
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        self.render_slowest(&mut out, paint);
+        self.render_hosts(&mut out, paint);
+        self.render_balance(&mut out);
+        self.render_counts(&mut out, paint);
+        self.render_files(&mut out);
+        out
+    }
+
+    /// Only the failures, flaky tests and the count line (`cargo shard show --failures`).
+    pub fn render_failures_only(&self, paint: Paint) -> String {
+        let mut out = self.render_failures(paint);
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        self.render_counts(&mut out, paint);
+        out
+    }
+
+    fn render_failures(&self, paint: Paint) -> String {
+        let mut out = String::new();
+        for f in &self.failures {
+            let place = match f.shard {
+                Some(s) if !f.host.is_empty() => format!(" [shard {s} on {}]", f.host),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "{} {}{place}", paint.fail(&f.kind), id(&f.group, &f.name));
+            if let Some(m) = &f.message {
+                let _ = writeln!(out, "    {}", one_line(m));
+            }
+            for line in &f.tail {
+                let _ = writeln!(out, "    {}", paint.dim(&format!("| {line}")));
+            }
+        }
+        for f in &self.flaky {
+            let _ = writeln!(
+                out,
+                "{} {} (passed on attempt {}, shard {} on {})",
+                paint.warn("FLAKY"),
+                id(&f.group, &f.name),
+                f.attempts,
+                f.shard.map(|s| s.to_string()).unwrap_or("-".into()),
+                if f.host.is_empty() { "-" } else { &f.host },
+            );
+        }
+        out
+    }
+
+    fn render_slowest(&self, out: &mut String, paint: Paint) {
+        if self.slowest.is_empty() {
+            return;
+        }
         let _ = writeln!(
             out,
-            "{} {} (passed on attempt {}, shard {} on {})",
-            paint.warn("FLAKY"),
-            o.id(),
-            o.earlier.len() + 1,
-            o.shard.map(|s| s.to_string()).unwrap_or("-".into()),
-            if o.host.is_empty() { "-" } else { &o.host },
+            "{}",
+            paint.bold(&format!("Slowest {} tests:", self.slowest.len()))
         );
-    }
-    if !out.is_empty() {
-        out.push('\n');
-    }
-
-    let slow = stats::slowest(report, SLOWEST);
-    if !slow.is_empty() {
-        let _ = writeln!(out, "{}", paint.bold(&format!("Slowest {} tests:", slow.len())));
-        for o in slow {
-            let _ = writeln!(out, "  {:>8}  {}  [{}]", secs(o.result.duration), o.id(), o.host);
+        for o in &self.slowest {
+            let _ = writeln!(
+                out,
+                "  {:>8}  {}  [{}]",
+                secs(Duration::from_secs_f64(o.duration)),
+                id(&o.group, &o.name),
+                o.host
+            );
         }
         out.push('\n');
     }
 
-    let loads = stats::host_loads(report);
-    if !loads.is_empty() || !report.lost_hosts.is_empty() {
-        let w = loads
+    fn render_hosts(&self, out: &mut String, paint: Paint) {
+        if self.hosts.is_empty() && self.lost_hosts.is_empty() {
+            return;
+        }
+        let w = self
+            .hosts
             .iter()
             .map(|l| l.host.len())
-            .chain(report.lost_hosts.iter().map(|(h, _)| h.len()))
+            .chain(self.lost_hosts.iter().map(|(h, _)| h.len()))
             .chain(["host".len()])
             .max()
             .unwrap_or(4);
@@ -96,111 +325,136 @@ pub fn render(report: &RunReport, plan: &Plan, written: &Written, paint: Paint) 
             "host", "slots", "shards", "busy", "util"
         );
         let lost = |host: &str| {
-            report
-                .lost_hosts
+            self.lost_hosts
                 .iter()
                 .filter(|(h, _)| h == host)
                 .map(|(_, reason)| format!("  {}", paint.warn(&format!("lost: {reason}"))))
                 .collect::<String>()
         };
-        for l in &loads {
+        for l in &self.hosts {
             let _ = writeln!(
                 out,
                 "{:<w$}  {:>5}  {:>6}  {:>9}  {:>4.0}%{}",
                 l.host,
                 l.slots,
                 l.shards,
-                secs(l.busy),
+                secs(Duration::from_secs_f64(l.busy)),
                 l.utilisation * 100.0,
                 lost(&l.host),
             );
         }
-        for (host, reason) in &report.lost_hosts {
-            if !loads.iter().any(|l| &l.host == host) {
+        for (host, reason) in &self.lost_hosts {
+            if !self.hosts.iter().any(|l| &l.host == host) {
                 let _ = writeln!(out, "{host:<w$}  {}", paint.warn(&format!("lost: {reason}")));
             }
         }
         out.push('\n');
     }
 
-    let rows = stats::balance_rows(report);
-    if !rows.is_empty() {
+    fn render_balance(&self, out: &mut String) {
+        if self.balance.is_empty() {
+            return;
+        }
+        let rows: Vec<crate::plan::render::BalanceRow> = self
+            .balance
+            .iter()
+            .map(|(i, h, p, a)| {
+                (
+                    *i,
+                    h.clone(),
+                    Duration::from_secs_f64(*p),
+                    Duration::from_secs_f64(*a),
+                )
+            })
+            .collect();
         out.push_str(&crate::plan::render::balance(&rows));
-        let actual = stats::makespan(report);
+        let m = &self.makespan;
+        let (predicted, actual) = (
+            Duration::from_secs_f64(m.predicted),
+            Duration::from_secs_f64(m.actual),
+        );
         let _ = writeln!(
             out,
             "makespan: predicted {}, actual {} ({}); lower bound {}",
-            secs(plan.makespan),
+            secs(predicted),
             secs(actual),
-            relative(actual, plan.makespan),
-            secs(plan.lower_bound),
+            relative(actual, predicted),
+            secs(Duration::from_secs_f64(m.lower_bound)),
         );
         out.push('\n');
     }
 
-    let failed = report.count(TestStatus::Failed);
-    let errors = report.count(TestStatus::Error);
-    let hosts_used = loads.len();
-    let _ = writeln!(
-        out,
-        "{}, {}, {}, {}, {} in {} ({} tests, {} shards on {} host{}{})",
-        paint.count(report.count(TestStatus::Passed), "passed", Paint::pass),
-        paint.count(failed, "failed", Paint::fail),
-        paint.count(report.flaky(), "flaky", Paint::warn),
-        report.count(TestStatus::Skipped).to_string() + " skipped",
-        paint.count(errors, "errors", Paint::fail),
-        secs(report.wall),
-        report.outcomes.len(),
-        plan.shards.len(),
-        hosts_used,
-        if hosts_used == 1 { "" } else { "s" },
-        if report.interrupted { ", interrupted" } else { "" },
-    );
-    for (what, path) in [
-        ("JUnit", &written.junit),
-        ("report", &written.html),
-        ("logs", &written.logs),
-        ("history", &written.history),
-    ] {
-        if let Some(p) = path {
-            let _ = writeln!(out, "  {what:<8}{p}");
-        }
+    fn render_counts(&self, out: &mut String, paint: Paint) {
+        let c = &self.counts;
+        let _ = writeln!(
+            out,
+            "{}, {}, {}, {}, {} in {} ({} tests, {} shards on {} host{}{})",
+            paint.count(c.passed, "passed", Paint::pass),
+            paint.count(c.failed, "failed", Paint::fail),
+            paint.count(c.flaky, "flaky", Paint::warn),
+            c.skipped.to_string() + " skipped",
+            paint.count(c.errors, "errors", Paint::fail),
+            secs(Duration::from_secs_f64(c.wall)),
+            c.tests,
+            c.shards,
+            c.hosts_used,
+            if c.hosts_used == 1 { "" } else { "s" },
+            if c.interrupted { ", interrupted" } else { "" },
+        );
     }
-    for k in &report.kept {
-        match &k.docker_host {
-            Some(dh) => {
-                let _ = writeln!(out, "  kept: {} on {} (DOCKER_HOST={dh})", k.container, k.host);
-            }
-            None => {
-                let _ = writeln!(out, "  kept: {} on {}", k.container, k.host);
+
+    fn render_files(&self, out: &mut String) {
+        let w = &self.written;
+        for (what, path) in [
+            ("JUnit", &w.junit),
+            ("report", &w.html),
+            ("logs", &w.logs),
+            ("history", &w.history),
+        ] {
+            if let Some(p) = path {
+                let _ = writeln!(out, "  {what:<8}{p}");
             }
         }
-        if let Some(net) = &k.network {
+        for k in &self.kept {
+            match &k.docker_host {
+                Some(dh) => {
+                    let _ = writeln!(out, "  kept: {} on {} (DOCKER_HOST={dh})", k.container, k.host);
+                }
+                None => {
+                    let _ = writeln!(out, "  kept: {} on {}", k.container, k.host);
+                }
+            }
+            if let Some(net) = &k.network {
+                let _ = writeln!(
+                    out,
+                    "        with services {} on network {net}",
+                    k.services.join(", ")
+                );
+            }
+        }
+        if !self.kept.is_empty() {
+            // A kept container has exited, so `docker exec` cannot enter it; its output, its
+            // files and a shell in a copy of it can be had.
             let _ = writeln!(
                 out,
-                "        with services {} on network {net}",
-                k.services.join(", ")
+                "  reach one with that DOCKER_HOST: docker logs NAME; docker cp NAME:/cargo-shard DIR; \
+                 docker commit NAME dbg && docker run -it --rm --entrypoint sh dbg"
+            );
+            let _ = writeln!(out, "  remove them with `cargo shard gc --run {}`", self.run_id);
+        }
+        for (host, reason) in &self.cleanup_failed {
+            let _ = writeln!(
+                out,
+                "  not cleaned up on {host} ({reason}): run `cargo shard gc --run {}` once it is back",
+                self.run_id
             );
         }
     }
-    if !report.kept.is_empty() {
-        // A kept container has exited, so `docker exec` cannot enter it; its output, its files
-        // and a shell in a copy of it can be had.
-        let _ = writeln!(
-            out,
-            "  reach one with that DOCKER_HOST: docker logs NAME; docker cp NAME:/cargo-shard DIR; \
-             docker commit NAME dbg && docker run -it --rm --entrypoint sh dbg"
-        );
-        let _ = writeln!(out, "  remove them with `cargo shard gc --run {}`", report.run_id);
-    }
-    for (host, reason) in &report.cleanup_failed {
-        let _ = writeln!(
-            out,
-            "  not cleaned up on {host} ({reason}): run `cargo shard gc --run {}` once it is back",
-            report.run_id
-        );
-    }
-    out
+}
+
+/// A test as the summary names it: `group name`, or the bare name when it has no group.
+fn id(group: &str, name: &str) -> String {
+    crate::discover::TestId::new(group, name).to_string()
 }
 
 fn secs(d: Duration) -> String {

@@ -1,0 +1,87 @@
+//! The CLI describing itself from its own definitions: shell completions (clap_complete) and
+//! man pages (clap_mangen), so neither can drift from the flags.
+
+use std::path::Path;
+
+use clap::CommandFactory;
+
+use super::{Cli, CompletionsArgs, ManArgs, fail};
+use crate::exit;
+
+pub fn completions(a: CompletionsArgs) -> u8 {
+    let mut cmd = Cli::command();
+    clap_complete::generate(a.shell, &mut cmd, "cargo-shard", &mut std::io::stdout());
+    exit::OK
+}
+
+pub fn man(a: ManArgs) -> u8 {
+    let result = match &a.dir {
+        Some(dir) => write_pages(dir),
+        None => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock()),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => fail(
+            exit::BAD_INPUT,
+            format!(
+                "cannot write man pages to {}: {e}",
+                a.dir.unwrap_or_default().display()
+            ),
+        ),
+    }
+}
+
+/// `cargo-shard.1` and `cargo-shard-COMMAND.1` per subcommand.
+fn write_pages(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    clap_mangen::generate_to(Cli::command().name("cargo-shard"), dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completions_know_every_subcommand_and_flag() {
+        let mut buf = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "cargo-shard",
+            &mut buf,
+        );
+        let bash = String::from_utf8(buf).unwrap();
+        for word in [
+            "show",
+            "completions",
+            "man",
+            "--message-format",
+            "--shard-retries",
+            "--filters-file",
+        ] {
+            assert!(bash.contains(word), "{word} missing from the bash completions");
+        }
+    }
+
+    #[test]
+    fn man_pages_cover_every_subcommand() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pages(dir.path()).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for page in [
+            "cargo-shard.1",
+            "cargo-shard-run.1",
+            "cargo-shard-show.1",
+            "cargo-shard-exec.1",
+        ] {
+            assert!(names.iter().any(|n| n == page), "{page} in {names:?}");
+        }
+        let main = std::fs::read_to_string(dir.path().join("cargo-shard.1")).unwrap();
+        assert!(main.starts_with(".ie \\n(.g .ds Aq"), "roff: {}", &main[..40]);
+        assert!(main.contains("Spread a slow test suite"));
+    }
+}
