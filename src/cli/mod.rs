@@ -135,6 +135,7 @@ pub struct PlanOpts {
     /// Shuffle the tests before binning (reproducible with --seed).
     #[arg(long)]
     pub shuffle: bool,
+    /// Seed for --shuffle: the same seed and inputs give the same plan.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Run exactly the tests (or `-check.f` keys) listed in this file, one per line.
@@ -179,12 +180,16 @@ pub struct RunOpts {
     /// Output format on stdout: human, or one JSON event per line.
     #[arg(long = "message-format", value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
+    /// Plain timestamped lines instead of progress bars, even on a terminal.
     #[arg(long = "no-progress")]
     pub no_progress: bool,
+    /// Print nothing live but lost hosts; only the summary at the end.
     #[arg(long, short)]
     pub quiet: bool,
+    /// One PASS/SKIP line per test as well as the failures.
     #[arg(long, short, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Colour status words: auto (a terminal, TERM not dumb, NO_COLOR unset), always, never.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
     #[command(flatten)]
@@ -259,20 +264,28 @@ pub enum Color {
 /// Which tests nextest builds and lists, shaped like nextest's own flags.
 #[derive(Debug, Args, Clone, Default)]
 pub struct NextestSelect {
+    /// Path to the workspace's Cargo.toml (default: found from the current directory).
     #[arg(long = "manifest-path", value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
+    /// Test only this package (repeatable), like `cargo test -p`.
     #[arg(long, short = 'p', value_name = "SPEC")]
     pub package: Vec<String>,
+    /// Test every package in the workspace.
     #[arg(long)]
     pub workspace: bool,
+    /// Features to enable (space or comma separated, repeatable).
     #[arg(long, short = 'F', value_name = "FEATURES")]
     pub features: Vec<String>,
+    /// Enable every feature of the selected packages.
     #[arg(long = "all-features")]
     pub all_features: bool,
+    /// Do not enable the `default` feature.
     #[arg(long = "no-default-features")]
     pub no_default_features: bool,
+    /// Build the tests in release mode.
     #[arg(long, short = 'r')]
     pub release: bool,
+    /// Build the tests with this cargo profile.
     #[arg(long = "cargo-profile", value_name = "NAME")]
     pub cargo_profile: Option<String>,
     /// Filterset expression (nextest's `-E`), repeatable.
@@ -322,6 +335,7 @@ pub struct PlanArgs {
     pub hosts: HostsOpt,
     #[command(flatten)]
     pub plan: PlanOpts,
+    /// Output: a human table (with per-shard overhead) or stable JSON.
     #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
     pub format: PlanFormat,
 }

@@ -84,4 +84,37 @@ mod tests {
         assert!(main.starts_with(".ie \\n(.g .ds Aq"), "roff: {}", &main[..40]);
         assert!(main.contains("Spread a slow test suite"));
     }
+
+    /// Every argument of every command, by its command path, that has no help text.
+    fn undescribed(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let builtin = matches!(a.get_id().as_str(), "help" | "version");
+            if !builtin && a.get_help().is_none() && a.get_long_help().is_none() {
+                out.push(format!("{path} {}", a.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            assert!(
+                sub.get_about().is_some(),
+                "{path} {} has no description",
+                sub.get_name()
+            );
+            undescribed(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_flag_is_described() {
+        let mut missing = Vec::new();
+        undescribed(&Cli::command(), "cargo shard", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+    }
+
+    #[test]
+    fn show_help_is_pinned() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let show = cmd.find_subcommand_mut("show").expect("show");
+        insta::assert_snapshot!(show.render_help().to_string());
+    }
 }
