@@ -190,6 +190,9 @@ pub(super) async fn run_suite(
     for w in &warnings {
         eprintln!("warning: {w}");
     }
+    if let Some(w) = big_source_warning(&suite) {
+        eprintln!("warning: {w}");
+    }
     if plan.test_count() == 0 {
         eprintln!("no tests to run (nothing left after filtering)");
         return exit::OK;
@@ -331,6 +334,12 @@ pub(super) async fn run_suite(
         eprint!("\n{}", summary::render(&report, &plan, &written, paint));
     }
     code
+}
+
+/// Every shard receives the source tree: say so when it is big, and where the bytes are.
+fn big_source_warning(suite: &Suite) -> Option<String> {
+    use crate::discover::files;
+    files::big_payload_warning(&files::tree_size(&suite.uploads), files::warn_threshold())
 }
 
 /// 0 all passed; 130 interrupted; 102 hosts lost and tests left unrun; 100 tests failed.

@@ -208,19 +208,26 @@ pub fn big_payload_warning(size: &TreeSize, threshold: u64) -> Option<String> {
         .largest
         .iter()
         .take(3)
-        .map(|(dir, bytes)| format!("{dir} {}", mb(*bytes)))
+        .map(|(dir, bytes)| format!("{dir} {}", human_bytes(*bytes)))
         .collect();
     Some(format!(
         "the source tree sent to every shard is {} in {} files (over {}); largest: {}",
-        mb(size.bytes),
+        human_bytes(size.bytes),
         size.files,
-        mb(threshold),
+        human_bytes(threshold),
         top.join(", ")
     ))
 }
 
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
+/// Decimal units, as `du --si` and Docker print them.
+pub fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", b / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", b / 1e6),
+        _ => format!("{:.2} GB", b / 1e9),
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +267,14 @@ mod tests {
     fn prune_sorts_and_dedups() {
         let kept = prune(paths(&["b", "a", "b"]), &[], |_| false);
         assert_eq!(kept, paths(&["a", "b"]));
+    }
+
+    #[test]
+    fn human_bytes_picks_a_readable_unit() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(12_345), "12.3 kB");
+        assert_eq!(human_bytes(383_000_000), "383.0 MB");
+        assert_eq!(human_bytes(1_430_000_000), "1.43 GB");
     }
 
     #[test]
