@@ -198,7 +198,7 @@ pub(super) async fn run_suite(
         return exit::OK;
     }
     if !json && !o.quiet {
-        eprint!("{}", super::planning::render(&plan));
+        eprint!("{}", super::planning::render(&plan, live.iter().map(|l| &l.host)));
     }
     if o.dry_run {
         if json {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::PlanOpts;
+use crate::config::Host;
 use crate::discover::{Suite, TestStatus};
 use crate::exit;
 use crate::history::{self, History};
@@ -73,8 +74,32 @@ pub fn plan(
     })
 }
 
-pub fn render(plan: &Plan) -> String {
-    plan::render::human(plan)
+/// The plan's table and summary, then the capacity it was planned for.
+pub fn render<'a>(plan: &Plan, hosts: impl IntoIterator<Item = &'a Host>) -> String {
+    let mut out = plan::render::human(plan);
+    let hosts: Vec<String> = hosts
+        .into_iter()
+        .map(|h| format!("{} {}", h.name, capacity(h)))
+        .collect();
+    out.push_str(&format!("hosts: {}\n", hosts.join("; ")));
+    out
+}
+
+/// A host's slots and tests at once per slot, saying when the latter came from its CPUs.
+pub fn capacity(h: &Host) -> String {
+    let plural = |n: usize, one: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}s")
+        }
+    };
+    format!(
+        "{} × {} at once{}",
+        plural(h.slots, "slot"),
+        plural(h.jobs, "test"),
+        if h.jobs_auto { " (from CPUs)" } else { "" }
+    )
 }
 
 /// Adds this run's measured durations, and its typical per-shard overhead, to the history
@@ -133,4 +158,19 @@ fn shard_overhead(report: &RunReport, jobs: &BTreeMap<String, usize>) -> Option<
     }
     samples.sort_by(f64::total_cmp);
     Some(Duration::from_secs_f64(samples[samples.len() / 2]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_line_says_where_jobs_came_from() {
+        let text = "[[host]]\nname = \"e1\"\ndocker_host = \"unix:///s\"\nslots = 2\n\
+            [[host]]\nname = \"big\"\ndocker_host = \"unix:///t\"\nslots = 1\njobs = 4\n";
+        let mut c = crate::config::HostsConfig::parse(text, "hosts.toml", Path::new("/")).unwrap();
+        c.hosts[0].derive_jobs(8);
+        let plan = plan::plan(&[], &plan::capacities(&c.hosts), &PlanOptions::default());
+        insta::assert_snapshot!(render(&plan, &c.hosts));
+    }
 }
