@@ -137,6 +137,14 @@ impl Host {
             self.jobs = jobs_from_cpus(cpus, self.slots);
         }
     }
+
+    /// A derived `jobs` never exceeds the CPUs each shard container is limited to (`cpus`
+    /// of the job, rounded up): more would only queue CPU-bound tests inside it.
+    pub fn limit_jobs_to(&mut self, container_cpus: f64) {
+        if self.jobs_auto && container_cpus.is_finite() && container_cpus > 0.0 {
+            self.jobs = self.jobs.min((container_cpus.ceil() as usize).max(1));
+        }
+    }
 }
 
 /// Tests at once per container so a host's slots together use its CPUs: `cpus / slots`, at

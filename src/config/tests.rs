@@ -181,6 +181,21 @@ fn jobs_unset_anywhere_is_derived_from_cpus_per_slot() {
 }
 
 #[test]
+fn derived_jobs_stay_within_the_containers_cpu_limit() {
+    let text = "[[host]]\nname = \"a\"\ndocker_host = \"unix:///s\"\n[[host]]\nname = \"b\"\ndocker_host = \"unix:///t\"\njobs = 8\n";
+    let mut c = parse(text).unwrap();
+    for h in &mut c.hosts {
+        h.derive_jobs(16);
+        h.limit_jobs_to(1.5);
+    }
+    assert_eq!(
+        (c.hosts[0].jobs, c.hosts[1].jobs),
+        (2, 8),
+        "a set value is the user's choice"
+    );
+}
+
+#[test]
 fn jobs_from_cpus_is_at_least_one() {
     assert_eq!(jobs_from_cpus(8, 2), 4);
     assert_eq!(jobs_from_cpus(2, 4), 1);
