@@ -220,10 +220,62 @@ fn discovery_lists_exactly_what_go_test_lists() {
         Upload::Tree { files, dest, .. } if dest == "src" => Some(files),
         _ => None,
     });
-    assert!(
-        tree.expect("source tree upload")
-            .contains(&PathBuf::from("beta/testdata/words.txt"))
+    let tree = tree.expect("source tree upload");
+    for shipped in [
+        "go.mod",
+        "beta/testdata/words.txt",
+        "testdata/shared.txt",
+        "gamma/shared_test.go",
+    ] {
+        assert!(
+            tree.contains(&PathBuf::from(shipped)),
+            "{shipped} shipped: {tree:?}"
+        );
+    }
+    // Only what the packages with tests read: not a package without tests, not the
+    // GOPATH tree beyond the module boundary, not the Makefile.
+    for left in ["lib/lib.go", "Makefile", "gopath/go.mod"] {
+        assert!(
+            !tree.contains(&PathBuf::from(left)),
+            "{left} not shipped: {tree:?}"
+        );
+    }
+    assert!(!tree.iter().any(|f| f.starts_with("gopath")), "{tree:?}");
+}
+
+/// One selected package ships its own directory and what its tests name, not its siblings.
+#[test]
+fn selected_package_ships_its_directory_and_the_files_its_tests_name() {
+    let out = tempfile::tempdir().unwrap();
+    let mut opts = GoOptions::new(fixture(), out.path());
+    opts.packages = vec!["./gamma".into()];
+    let suite = gotest::discover(&opts).unwrap();
+    let tree: Vec<String> = suite
+        .uploads
+        .iter()
+        .find_map(|u| match u {
+            Upload::Tree { files, .. } => Some(files.iter().map(|f| f.display().to_string()).collect()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        tree,
+        [
+            "beta/testdata/words.txt",
+            "gamma/gamma.go",
+            "gamma/gamma_test.go",
+            "gamma/shared_test.go",
+            "go.mod",
+            "testdata/shared.txt",
+        ]
     );
+    let all: Vec<TestId> = suite.tests.iter().map(|t| t.id.clone()).collect();
+    let results = suite.recipe.results(&all, &run_shard(&suite, &all, 2, &[]));
+    assert_eq!(results.len(), all.len());
+    for r in &results {
+        assert_eq!(r.status, TestStatus::Passed, "{r:?}");
+    }
+    assert!(results.iter().any(|r| r.id.name == "TestReadsSiblingFixture"));
 }
 
 #[test]

@@ -516,3 +516,107 @@ fn main() {{
         "nothing else ran:\n{junit}"
     );
 }
+
+/// Bytes and paths of the suite's source-tree upload.
+fn source_payload(suite: &Suite) -> (u64, Vec<PathBuf>) {
+    let size = cargo_shard::discover::files::tree_size(&suite.uploads);
+    let files = suite
+        .uploads
+        .iter()
+        .filter_map(|u| match u {
+            Upload::Tree { files, .. } => Some(files.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    (size.bytes, files)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() { dir_bytes(&e.path()) } else { m.len() }
+        })
+        .sum()
+}
+
+/// A crate in a git work tree without a `.gitignore` (git lists its whole build as untracked
+/// files), with another workspace's build nested in it: the payload holds only sources, and
+/// the shard still runs from it.
+#[test]
+fn a_tree_without_gitignore_does_not_upload_its_target_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_crate(
+        root,
+        "#[test]\nfn reads_its_tree() {\n    let d = std::env::var(\"CARGO_MANIFEST_DIR\").unwrap();\n    assert!(std::path::Path::new(&d).join(\"src/lib.rs\").exists());\n}\n",
+    );
+    // Built by another workspace: cargo tagged it; git sees it as untracked too.
+    let nested = root.join("fixtures/other/target");
+    std::fs::create_dir_all(nested.join("debug")).unwrap();
+    std::fs::write(
+        nested.join("CACHEDIR.TAG"),
+        "Signature: 8a477f597d28d172789f06886806bc55\n# cargo\n",
+    )
+    .unwrap();
+    std::fs::write(nested.join("debug/libother.rlib"), vec![7u8; 1 << 20]).unwrap();
+    std::fs::write(root.join("fixtures/other/data.txt"), "kept").unwrap();
+    let git = Command::new("git")
+        .arg("init")
+        .arg("-q")
+        .current_dir(root)
+        .status()
+        .unwrap();
+    assert!(git.success());
+
+    let suite = discover_timed(&NextestOptions {
+        manifest_path: Some(root.join("Cargo.toml")),
+        ..Default::default()
+    });
+    let target = dir_bytes(&root.join("target"));
+    let (bytes, files) = source_payload(&suite);
+    eprintln!("target/ holds {target} bytes; the source payload {bytes} bytes in {files:?}");
+    assert_eq!(
+        files,
+        [
+            "Cargo.lock",
+            "Cargo.toml",
+            "fixtures/other/data.txt",
+            "src/lib.rs",
+            "tests/many.rs"
+        ]
+        .map(PathBuf::from)
+    );
+    assert!(bytes < 10_000, "{bytes}");
+    assert!(target > 1_000_000, "the build is really there: {target}");
+    let tests = runnable(&suite.tests);
+    let (results, _) = run_shard(&suite, &tests, 1, 1);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].status, TestStatus::Passed, "{:?}", results[0]);
+}
+
+/// `build.target-dir` puts the build inside the tree under another name, outside git: the
+/// walk leaves it out all the same.
+#[test]
+fn a_configured_target_dir_inside_the_tree_is_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_crate(root, "#[test]\nfn one() {}\n");
+    std::fs::create_dir_all(root.join(".cargo")).unwrap();
+    std::fs::write(
+        root.join(".cargo/config.toml"),
+        "[build]\ntarget-dir = \"build-out\"\n",
+    )
+    .unwrap();
+    let suite = discover_timed(&NextestOptions {
+        manifest_path: Some(root.join("Cargo.toml")),
+        ..Default::default()
+    });
+    assert!(dir_bytes(&root.join("build-out")) > 1_000_000);
+    let (_, files) = source_payload(&suite);
+    assert!(!files.iter().any(|f| f.starts_with("build-out")), "{files:?}");
+    assert!(files.contains(&PathBuf::from(".cargo/config.toml")), "{files:?}");
+}

@@ -227,3 +227,53 @@ fn stale_socket_is_refused() {
         "{err}"
     );
 }
+
+/// A host without `jobs` runs `CPUs / slots` tests at once per shard, and the plan says so
+/// (what the run would use, asked from the engine); a host that sets `jobs` keeps it.
+#[test]
+fn plan_takes_jobs_from_the_engines_cpus_when_unset() {
+    let cpus: usize = String::from_utf8(
+        std::process::Command::new("docker")
+            .args([
+                "-H",
+                "unix:///run/cargo-shard-e1.sock",
+                "info",
+                "--format",
+                "{{.NCPU}}",
+            ])
+            .output()
+            .expect("docker CLI")
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts.toml");
+    std::fs::write(
+        &hosts,
+        "[[host]]\nname = \"e1\"\ndocker_host = \"unix:///run/cargo-shard-e1.sock\"\nslots = 1\n\
+         [[host]]\nname = \"e2\"\ndocker_host = \"tcp://127.0.0.2:2375\"\nslots = 2\njobs = 3\n",
+    )
+    .unwrap();
+    let manifest = common::fixture("rust-sample/Cargo.toml");
+    let (code, out, err) = cargo_shard(&[
+        "plan",
+        "--hosts",
+        hosts.to_str().unwrap(),
+        "--manifest-path",
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let line = out.lines().find(|l| l.starts_with("hosts: ")).expect(&out);
+    let e1 = if cpus == 1 {
+        "1 test".to_string()
+    } else {
+        format!("{cpus} tests")
+    };
+    assert_eq!(
+        line,
+        format!("hosts: e1 1 slot × {e1} at once (from CPUs); e2 2 slots × 3 tests at once")
+    );
+}

@@ -51,8 +51,8 @@ fn bad(e: ConfigError) -> (u8, String) {
 /// out. With no hosts file and no engine answering, falls back to local processes.
 pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, String)> {
     let (config, explicit) = load_hosts(opt)?;
-    let attempts = config.hosts.iter().cloned().map(|host| async move {
-        let r = match tokio::time::timeout(CONNECT_TIMEOUT, usable(&host)).await {
+    let attempts = config.hosts.iter().cloned().map(|mut host| async move {
+        let r = match tokio::time::timeout(CONNECT_TIMEOUT, usable(&mut host)).await {
             Ok(r) => r,
             Err(_) => Err(format!(
                 "{}: timeout after {}s",
@@ -75,7 +75,8 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
     }
     if !explicit && live.is_empty() {
         let local = HostsConfig::local_processes();
-        let host: Host = local.hosts[0].clone();
+        let mut host: Host = local.hosts[0].clone();
+        host.derive_jobs(crate::engine::local::info().cpus);
         let why = failures.first().map(|(_, r)| r.clone()).unwrap_or_default();
         if !quiet {
             eprintln!(
@@ -113,21 +114,57 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
     if !quiet {
         let names: Vec<String> = live
             .iter()
-            .map(|h| format!("{} ({}, {} slots)", h.host.name, h.host.endpoint, h.host.slots))
+            .map(|h| {
+                format!(
+                    "{} ({}, {})",
+                    h.host.name,
+                    h.host.endpoint,
+                    super::planning::capacity(&h.host)
+                )
+            })
             .collect();
         eprintln!("backend: docker on {}", names.join(", "));
     }
     Ok(live)
 }
 
+/// For `cargo shard plan`, which runs nothing: asks the engines of hosts without `jobs` for
+/// their CPUs (at once, briefly). A host that does not answer keeps `jobs` = 1, with a warning.
+pub async fn derive_jobs(hosts: &mut [Host]) -> Vec<String> {
+    let asks = hosts.iter_mut().filter(|h| h.jobs_auto).map(|host| async move {
+        let info = async {
+            let engine = Engine::connect(host).await.map_err(|e| e.to_string())?;
+            engine.info(&host.image).await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(Duration::from_secs(5), info).await {
+            Ok(Ok(info)) => {
+                host.derive_jobs(info.cpus);
+                None
+            }
+            Ok(Err(why)) => Some(format!(
+                "{}: planned with jobs = 1 (CPUs unknown: {why})",
+                host.name
+            )),
+            Err(_) => Some(format!(
+                "{}: planned with jobs = 1 (CPUs unknown: no answer in 5s)",
+                host.name
+            )),
+        }
+    });
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// Connects to `host` and checks that its image is there: a host without it would fail every
-/// shard sent to it, so it is left out at start, saying which image is missing.
-async fn usable(host: &Host) -> Result<Engine, String> {
+/// shard sent to it, so it is left out at start, saying which image is missing. A host
+/// without `jobs` gets it from the engine's CPUs.
+async fn usable(host: &mut Host) -> Result<Engine, String> {
     let engine = Engine::connect(host).await.map_err(|e| e.to_string())?;
-    if engine.is_local() {
-        return Ok(engine);
-    }
     let info = engine.info(&host.image).await.map_err(|e| e.to_string())?;
+    host.derive_jobs(info.cpus);
     if !info.image_present {
         return Err(crate::engine::EngineError::ImageMissing {
             host: host.name.clone(),

@@ -52,6 +52,9 @@ pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, (u8, Stri
             h.host.image = image.clone();
         }
         h.host.env.extend(config.env.clone());
+        if let Some(cpus) = config.cpus {
+            h.host.limit_jobs_to(cpus);
+        }
     }
     let job = RunJob::prepare(config, &o.job.artifacts).map_err(|e| bad(e.to_string()))?;
     Ok(Arc::new(job))

@@ -181,7 +181,7 @@ pub(super) async fn run_suite(
         Ok(p) => p,
         Err((code, msg)) => return fail(code, msg),
     };
-    let plan_text = super::planning::render(&planned);
+    let plan_text = super::planning::render(&planned, live.iter().map(|l| &l.host));
     let super::planning::Planned {
         plan,
         mut suite,
@@ -190,6 +190,9 @@ pub(super) async fn run_suite(
         ..
     } = planned;
     for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(w) = big_source_warning(&suite) {
         eprintln!("warning: {w}");
     }
     if plan.test_count() == 0 {
@@ -346,6 +349,12 @@ pub(super) async fn run_suite(
         eprint!("\n{}", summary_data.render(paint));
     }
     code
+}
+
+/// Every shard receives the source tree: say so when it is big, and where the bytes are.
+fn big_source_warning(suite: &Suite) -> Option<String> {
+    use crate::discover::files;
+    files::big_payload_warning(&files::tree_size(&suite.uploads), files::warn_threshold())
 }
 
 /// 0 all passed; 130 interrupted; 102 hosts lost and tests left unrun; 100 tests failed.

@@ -4,8 +4,8 @@ use super::{NextestRunArgs, PlanArgs, PlanFormat, RunOpts, backend, fail};
 use crate::exit;
 
 pub async fn run(a: PlanArgs) -> u8 {
-    // Capacities come from the hosts file alone: planning needs no engine to answer.
-    let config = match backend::load_hosts(&a.hosts) {
+    // Capacities come from the hosts file: planning needs no engine to answer…
+    let mut config = match backend::load_hosts(&a.hosts) {
         Ok((config, _)) => config,
         Err((code, msg)) => return fail(code, msg),
     };
@@ -30,6 +30,10 @@ pub async fn run(a: PlanArgs) -> u8 {
         .history
         .clone()
         .unwrap_or_else(|| out_dir.join("history.json"));
+    // Except for a host without `jobs`: the cost model needs what the run would use.
+    for w in backend::derive_jobs(&mut config.hosts).await {
+        eprintln!("warning: {w}");
+    }
     let caps = crate::plan::capacities(&config.hosts);
     match super::planning::plan(suite, &a.plan, &caps, &history) {
         Ok(p) => {
@@ -37,7 +41,7 @@ pub async fn run(a: PlanArgs) -> u8 {
                 eprintln!("warning: {w}");
             }
             match a.format {
-                PlanFormat::Human => print!("{}", super::planning::render(&p)),
+                PlanFormat::Human => print!("{}", super::planning::render(&p, &config.hosts)),
                 PlanFormat::Json => print!("{}", crate::plan::render::json(&p.plan)),
             }
             exit::OK

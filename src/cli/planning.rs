@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::PlanOpts;
+use crate::config::Host;
 use crate::discover::{Suite, TestStatus};
 use crate::exit;
 use crate::history::{self, History};
@@ -106,8 +107,35 @@ fn queued_shards_warning(
     })
 }
 
-pub fn render(planned: &Planned) -> String {
-    plan::render::human(&planned.plan, planned.overhead)
+/// The plan's table and summary, then the capacity it was planned for.
+pub fn render<'a>(planned: &Planned, hosts: impl IntoIterator<Item = &'a Host>) -> String {
+    plan::render::human(&planned.plan, planned.overhead) + &hosts_line(hosts)
+}
+
+/// `hosts: NAME N slots × M tests at once; …`
+fn hosts_line<'a>(hosts: impl IntoIterator<Item = &'a Host>) -> String {
+    let hosts: Vec<String> = hosts
+        .into_iter()
+        .map(|h| format!("{} {}", h.name, capacity(h)))
+        .collect();
+    format!("hosts: {}\n", hosts.join("; "))
+}
+
+/// A host's slots and tests at once per slot, saying when the latter came from its CPUs.
+pub fn capacity(h: &Host) -> String {
+    let plural = |n: usize, one: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}s")
+        }
+    };
+    format!(
+        "{} × {} at once{}",
+        plural(h.slots, "slot"),
+        plural(h.jobs, "test"),
+        if h.jobs_auto { " (from CPUs)" } else { "" }
+    )
 }
 
 /// Adds this run's measured durations, and its typical per-shard overhead, to the history
@@ -223,5 +251,15 @@ mod tests {
             text.contains("2 shards, 4.0s of work, 1.0s overhead per shard"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn capacity_line_says_where_jobs_came_from() {
+        let text = "[[host]]\nname = \"e1\"\ndocker_host = \"unix:///s\"\nslots = 2\n\
+            [[host]]\nname = \"big\"\ndocker_host = \"unix:///t\"\nslots = 1\njobs = 4\n";
+        let mut c = crate::config::HostsConfig::parse(text, "hosts.toml", Path::new("/")).unwrap();
+        c.hosts[0].derive_jobs(8);
+        let plan = plan::plan(&[], &plan::capacities(&c.hosts), &PlanOptions::default());
+        insta::assert_snapshot!(plan::render::human(&plan, Duration::ZERO) + &hosts_line(&c.hosts));
     }
 }

@@ -112,8 +112,12 @@ pub struct Host {
     pub endpoint: Endpoint,
     /// Containers (shards) at once.
     pub slots: usize,
-    /// Tests at once inside one container (nextest `-j`, parallel go binaries).
+    /// Tests at once inside one container (nextest `-j`, parallel go binaries): the value
+    /// the run uses, so the planner's cost model and the shards agree.
     pub jobs: usize,
+    /// `jobs` was set by neither the host nor `[defaults]`: once connected, it becomes the
+    /// engine's CPUs over the host's slots ([`Host::derive_jobs`]); 1 until then.
+    pub jobs_auto: bool,
     /// Relative speed: a host of weight 2 finishes the same work in half the time.
     pub weight: f64,
     pub image: String,
@@ -124,6 +128,29 @@ pub struct Host {
     pub insecure: bool,
     pub tls: Option<Tls>,
     pub ssh: SshOptions,
+}
+
+impl Host {
+    /// Sets `jobs` from the engine's CPU count when the hosts file left it unset.
+    pub fn derive_jobs(&mut self, cpus: u64) {
+        if self.jobs_auto {
+            self.jobs = jobs_from_cpus(cpus, self.slots);
+        }
+    }
+
+    /// A derived `jobs` never exceeds the CPUs each shard container is limited to (`cpus`
+    /// of the job, rounded up): more would only queue CPU-bound tests inside it.
+    pub fn limit_jobs_to(&mut self, container_cpus: f64) {
+        if self.jobs_auto && container_cpus.is_finite() && container_cpus > 0.0 {
+            self.jobs = self.jobs.min((container_cpus.ceil() as usize).max(1));
+        }
+    }
+}
+
+/// Tests at once per container so a host's slots together use its CPUs: `cpus / slots`, at
+/// least 1 (also when the engine does not say how many CPUs it has).
+pub fn jobs_from_cpus(cpus: u64, slots: usize) -> usize {
+    (cpus / slots.max(1) as u64).max(1) as usize
 }
 
 /// The parsed hosts file.
@@ -166,7 +193,7 @@ impl HostsConfig {
         };
         let d = &raw.defaults;
         let default_slots = positive(&d.slots, "slots")?.unwrap_or(1);
-        let default_jobs = positive(&d.jobs, "jobs")?.unwrap_or(1);
+        let default_jobs = positive(&d.jobs, "jobs")?;
         let mut hosts: Vec<Host> = Vec::new();
         for h in &raw.host {
             let name = h.name.get_ref().trim().to_string();
@@ -223,7 +250,8 @@ impl HostsConfig {
                 name,
                 endpoint,
                 slots: positive(&h.slots, "slots")?.unwrap_or(default_slots),
-                jobs: positive(&h.jobs, "jobs")?.unwrap_or(default_jobs),
+                jobs: positive(&h.jobs, "jobs")?.or(default_jobs).unwrap_or(1),
+                jobs_auto: h.jobs.is_none() && default_jobs.is_none(),
                 weight,
                 image: h
                     .image

@@ -159,3 +159,46 @@ fn example_file_parses() {
         assert!(kinds.contains(&kind), "example lacks a {kind} host: {kinds:?}");
     }
 }
+
+#[test]
+fn jobs_unset_anywhere_is_derived_from_cpus_per_slot() {
+    let text = "[[host]]\nname = \"a\"\ndocker_host = \"unix:///s\"\nslots = 3\n\
+        [[host]]\nname = \"b\"\ndocker_host = \"unix:///t\"\njobs = 2\n";
+    let mut c = parse(text).unwrap();
+    assert!(c.hosts[0].jobs_auto && !c.hosts[1].jobs_auto);
+    assert_eq!(c.hosts[0].jobs, 1, "1 until the engine says how many CPUs it has");
+    for h in &mut c.hosts {
+        h.derive_jobs(16);
+    }
+    assert_eq!(
+        (c.hosts[0].jobs, c.hosts[1].jobs),
+        (5, 2),
+        "16 CPUs / 3 slots; set stays set"
+    );
+    let mut d = parse("[defaults]\njobs = 3\n[[host]]\nname = \"a\"\ndocker_host = \"unix:///s\"\n").unwrap();
+    d.hosts[0].derive_jobs(64);
+    assert_eq!(d.hosts[0].jobs, 3, "[defaults] jobs counts as set");
+}
+
+#[test]
+fn derived_jobs_stay_within_the_containers_cpu_limit() {
+    let text = "[[host]]\nname = \"a\"\ndocker_host = \"unix:///s\"\n[[host]]\nname = \"b\"\ndocker_host = \"unix:///t\"\njobs = 8\n";
+    let mut c = parse(text).unwrap();
+    for h in &mut c.hosts {
+        h.derive_jobs(16);
+        h.limit_jobs_to(1.5);
+    }
+    assert_eq!(
+        (c.hosts[0].jobs, c.hosts[1].jobs),
+        (2, 8),
+        "a set value is the user's choice"
+    );
+}
+
+#[test]
+fn jobs_from_cpus_is_at_least_one() {
+    assert_eq!(jobs_from_cpus(8, 2), 4);
+    assert_eq!(jobs_from_cpus(2, 4), 1);
+    assert_eq!(jobs_from_cpus(0, 1), 1, "an engine that reports no CPU count");
+    assert_eq!(jobs_from_cpus(7, 0), 7);
+}

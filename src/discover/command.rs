@@ -11,11 +11,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::discover::files::source_files;
 use crate::discover::gocheck::parse_gocheck;
 use crate::discover::gotest::driver::{DriverJob, anchored_alternation, driver_argv};
 use crate::discover::gotest::outcomes_to_results;
 use crate::discover::gotest::parse::{ParsedRun, ParsedTest, parse_go_v};
-use crate::discover::gotest::tree::source_files;
 use crate::discover::{Collected, ShardCtx, ShardRecipe, ShardSpec, Suite, TestCase, TestId, TestResult};
 use crate::discover::{TestStatus, Upload};
 use crate::junit::CaseStatus;

@@ -145,7 +145,7 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
             },
         );
     }
-    let files = tree::source_files(&dir, std::slice::from_ref(&opts.out_dir)).map_err(io_err(&dir))?;
+    let files = shipped_files(&dir, &opts.out_dir, &packages, &runs)?;
     uploads.push(Upload::Tree {
         src: dir.clone(),
         files,
@@ -161,6 +161,28 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
         uploads,
         recipe: Arc::new(recipe),
     })
+}
+
+/// The source files the packages with tests to run need (see [`tree`]), not the whole tree.
+fn shipped_files(
+    dir: &Path,
+    out_dir: &Path,
+    packages: &[GoPackage],
+    runs: &BTreeMap<String, PackageRun>,
+) -> Result<Vec<PathBuf>, GoError> {
+    let all = crate::discover::files::source_files(dir, &[out_dir.to_path_buf()]).map_err(io_err(dir))?;
+    let mut selected = Vec::new();
+    for pkg in packages.iter().filter(|p| runs.contains_key(&p.import_path)) {
+        let mut test_sources = Vec::new();
+        for file in &pkg.test_files {
+            test_sources.push(std::fs::read_to_string(file).map_err(io_err(file))?);
+        }
+        selected.push(tree::Selected {
+            rel_dir: Path::new(&pkg.rel_dir),
+            test_sources,
+        });
+    }
+    Ok(tree::package_files(all, &selected))
 }
 
 fn go_env(opts: &GoOptions) -> Vec<(String, String)> {

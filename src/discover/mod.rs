@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod command;
+pub mod files;
 pub mod gocheck;
 pub mod gotest;
 pub mod nextest;

@@ -5,7 +5,6 @@ mod filter;
 mod junit;
 mod process;
 mod recipe;
-mod source;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -121,9 +120,13 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
     let summary: TestListSummary =
         serde_json::from_slice(&listing).map_err(|e| NextestError::ListOutput(e.to_string()))?;
 
-    let files = source::files(&workspace_root, &target_dir).map_err(|message| NextestError::Source {
-        root: workspace_root.clone(),
-        message,
+    // Never the build: cargo's target directory wherever cargo metadata puts it (also under
+    // CARGO_TARGET_DIR or `build.target-dir`), nor our output directory.
+    let files = super::files::source_files(&workspace_root, &[target_dir, out_dir]).map_err(|e| {
+        NextestError::Source {
+            root: workspace_root.clone(),
+            message: e.to_string(),
+        }
     })?;
     Ok(Suite {
         tests: test_cases(&summary, opts.run_ignored),
