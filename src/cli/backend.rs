@@ -1,10 +1,12 @@
-//! Choosing where shards run: the hosts file, else `DOCKER_HOST`/the local socket, else
-//! local processes; connecting to every host at once and leaving out those that fail.
+//! Choosing where shards run: the hosts as [`HostsSource`] found them, or local processes when
+//! asked (`--backend local`) or when nothing was configured and no engine answers; connecting
+//! to every host at once and leaving out those that fail.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::HostsOpt;
+use super::{Backend, HostsOpt};
+use crate::config::locate::HostsSource;
 use crate::config::{ConfigError, Host, HostsConfig};
 use crate::engine::Engine;
 use crate::exit;
@@ -13,12 +15,27 @@ use crate::run::LiveHost;
 /// How long one host may take to answer at start.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Loads the configured hosts (without connecting), applying `--only-host`.
+/// Where the hosts come from: as settled at start, else from `--hosts` alone.
+pub fn source(opt: &HostsOpt) -> HostsSource {
+    opt.source.clone().unwrap_or_else(|| match &opt.hosts {
+        Some(p) => HostsSource::Flag(p.clone()),
+        None => HostsSource::Default,
+    })
+}
+
+/// Loads the configured hosts (without connecting), applying `--only-host`; the flag says
+/// whether they were configured (so a failure is an error, not a reason to fall back).
 pub fn load_hosts(opt: &HostsOpt) -> Result<(HostsConfig, bool), (u8, String)> {
-    let (mut config, explicit) = match &opt.hosts {
-        Some(path) => (HostsConfig::load(path).map_err(bad)?, true),
-        None => (HostsConfig::from_env().map_err(bad)?, false),
+    let source = source(opt);
+    let mut config = if opt.backend == Backend::Local {
+        HostsConfig::local_processes()
+    } else {
+        match source.hosts_file() {
+            Some(path) => HostsConfig::load(path).map_err(bad)?,
+            None => HostsConfig::from_env().map_err(bad)?,
+        }
     };
+    let explicit = source.configured() || opt.backend != Backend::Auto;
     if !opt.only_host.is_empty() {
         for name in &opt.only_host {
             if !config.hosts.iter().any(|h| &h.name == name) {
@@ -48,9 +65,20 @@ fn bad(e: ConfigError) -> (u8, String) {
 }
 
 /// Connects to every host concurrently. Unreachable hosts are reported on stderr and left
-/// out. With no hosts file and no engine answering, falls back to local processes.
+/// out. Falls back to local processes only when nothing was configured and no engine answers,
+/// and says so even with `-q`.
 pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, String)> {
     let (config, explicit) = load_hosts(opt)?;
+    if opt.backend == Backend::Local {
+        if !quiet {
+            eprintln!(
+                "backend: local processes, {} slots (--backend local)",
+                config.hosts[0].slots
+            );
+        }
+        return local(config.hosts[0].clone()).await;
+    }
+    let source = source(opt);
     let attempts = config.hosts.iter().cloned().map(|host| async move {
         let r = match tokio::time::timeout(CONNECT_TIMEOUT, usable(&host)).await {
             Ok(r) => r,
@@ -74,22 +102,15 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
         }
     }
     if !explicit && live.is_empty() {
-        let local = HostsConfig::local_processes();
-        let host: Host = local.hosts[0].clone();
+        let host: Host = HostsConfig::local_processes().hosts[0].clone();
         let why = failures.first().map(|(_, r)| r.clone()).unwrap_or_default();
-        if !quiet {
-            eprintln!(
-                "backend: local processes, {} slots (no Docker engine reachable: {why})",
-                host.slots
-            );
-        }
-        let engine = Engine::connect(&host)
-            .await
-            .map_err(|e| (exit::INFRA_FAILED, e.to_string()))?;
-        return Ok(vec![LiveHost {
-            host,
-            engine: Arc::new(engine),
-        }]);
+        // Printed even with -q: a run that silently left Docker would mislead.
+        eprintln!(
+            "backend: local processes, {} slots (nothing configured: no --hosts, CARGO_SHARD_HOSTS, {} or DOCKER_HOST; the local socket: {why})",
+            host.slots,
+            crate::config::locate::PROJECT_FILE
+        );
+        return local(host).await;
     }
     if live.is_empty() {
         // One line saying why each host failed: nothing else will be printed.
@@ -99,10 +120,7 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
         } else {
             why.join("; ")
         };
-        return Err((
-            exit::INFRA_FAILED,
-            format!("no usable host in {}: {why}", config.source),
-        ));
+        return Err((exit::INFRA_FAILED, format!("no usable host in {source}: {why}")));
     }
     for (host, reason) in &failures {
         eprintln!(
@@ -115,9 +133,20 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
             .iter()
             .map(|h| format!("{} ({}, {} slots)", h.host.name, h.host.endpoint, h.host.slots))
             .collect();
-        eprintln!("backend: docker on {}", names.join(", "));
+        eprintln!("backend: docker on {} (hosts from {source})", names.join(", "));
     }
     Ok(live)
+}
+
+/// The one local-processes host.
+async fn local(host: Host) -> Result<Vec<LiveHost>, (u8, String)> {
+    let engine = Engine::connect(&host)
+        .await
+        .map_err(|e| (exit::INFRA_FAILED, e.to_string()))?;
+    Ok(vec![LiveHost {
+        host,
+        engine: Arc::new(engine),
+    }])
 }
 
 /// Connects to `host` and checks that its image is there: a host without it would fail every

@@ -33,11 +33,17 @@ pub async fn run(a: HostsArgs) -> u8 {
     let rows = join_all(hosts.iter().map(|h| check(h, a.timeout))).await;
     print!("{}", render_table(&rows));
     let mut code = exit::OK;
-    for r in &rows {
-        if let Err(reason) = &r.outcome {
-            eprintln!("host {} ({}): unreachable: {reason}", r.name, r.endpoint);
-            code = exit::INFRA_FAILED;
+    for (r, h) in rows.iter().zip(&hosts) {
+        match &r.outcome {
+            Err(reason) => eprintln!("host {} ({}): unreachable: {reason}", r.name, r.endpoint),
+            // A shard sent there could not start: as unusable as an engine that is down.
+            Ok(info) if !info.image_present => eprintln!(
+                "host {} ({}): image {} is missing and cannot be pulled (no registry is used)",
+                r.name, r.endpoint, h.image
+            ),
+            Ok(_) => continue,
         }
+        code = exit::INFRA_FAILED;
     }
     code
 }

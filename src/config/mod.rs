@@ -11,6 +11,7 @@ use toml::Spanned;
 
 mod endpoint;
 pub mod job;
+pub mod locate;
 pub use endpoint::{Endpoint, SshHostKeyPolicy};
 
 /// The image every host uses unless told otherwise; made by `scripts/testbed`.
@@ -45,6 +46,9 @@ struct RawFile {
     /// Read by [`job::JobConfig::from_hosts_file`].
     #[allow(dead_code)]
     job: Option<toml::Value>,
+    /// Read by [`locate::ProjectFile`] (the project file's default command-line options).
+    #[allow(dead_code)]
+    options: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]

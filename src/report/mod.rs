@@ -2,6 +2,7 @@
 //! and the JSON event stream.
 
 pub mod events;
+pub mod jobs;
 pub mod junit;
 pub mod progress;
 #[cfg(test)]
