@@ -45,7 +45,7 @@ impl HostsSource {
 impl std::fmt::Display for HostsSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HostsSource::Flag(p) => write!(f, "--hosts {}", p.display()),
+            HostsSource::Flag(p) => write!(f, "{}", p.display()),
             HostsSource::Env(p) => write!(f, "CARGO_SHARD_HOSTS={}", p.display()),
             HostsSource::Project(p) => write!(f, "{}", p.display()),
             HostsSource::DockerHost(h) => write!(f, "DOCKER_HOST={h}"),
