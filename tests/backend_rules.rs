@@ -71,12 +71,15 @@ fn docker_host_engine_without_the_image_is_an_error_not_a_fallback() {
         &[("DOCKER_HOST", &e1)],
     );
     assert_eq!(code, 102, "{err}");
-    assert_eq!(
-        err.trim(),
-        format!(
-            "error: no usable host in DOCKER_HOST={e1}: local: image cargo-shard/not-there:1 is not present (no registry is used: load or import it)"
-        )
+    // No public registry answers here: the pull fails with the engine's own reason.
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with(&format!(
+            "error: no usable host in DOCKER_HOST={e1}: local: image cargo-shard/not-there:1 is not present and pulling it failed: "
+        )),
+        "{err}"
     );
+    assert!(!err.contains("local processes"), "{err}");
 }
 
 #[test]
@@ -193,9 +196,7 @@ fn hosts_command_fails_when_an_image_is_missing() {
     assert_eq!(code, 102, "{err}");
     assert!(
         err.lines().any(|l| l.starts_with("host e1 (")
-            && l.ends_with(
-                "image cargo-shard/not-there:1 is missing and cannot be pulled (no registry is used)"
-            )),
+            && l.contains("image cargo-shard/not-there:1 is missing and cannot be pulled: ")),
         "{err}"
     );
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::{Backend, HostsOpt};
 use crate::config::locate::HostsSource;
-use crate::config::{ConfigError, Host, HostsConfig};
+use crate::config::registry::credentials;
+use crate::config::{ConfigError, Host, HostsConfig, PullPolicy};
 use crate::engine::Engine;
 use crate::exit;
 use crate::run::LiveHost;
@@ -149,15 +150,41 @@ async fn local(host: Host) -> Result<Vec<LiveHost>, (u8, String)> {
     }])
 }
 
-/// Connects to `host` and checks that its image is there: a host without it would fail every
-/// shard sent to it, so it is left out at start, saying which image is missing.
+/// Connects to `host` and makes sure its image is there, pulling it as its `pull` policy
+/// says: a host without it would fail every shard sent to it, so it is left out at start with
+/// the reason (the image missing, or the registry's answer).
 async fn usable(host: &Host) -> Result<Engine, String> {
     let engine = Engine::connect(host).await.map_err(|e| e.to_string())?;
-    if engine.is_local() {
+    let Engine::Docker(docker) = &engine else {
         return Ok(engine);
-    }
+    };
     let info = engine.info(&host.image).await.map_err(|e| e.to_string())?;
-    if !info.image_present {
+    let pull = match host.pull {
+        PullPolicy::Always => true,
+        PullPolicy::Missing => !info.image_present,
+        PullPolicy::Never => false,
+    };
+    if pull {
+        let creds = credentials(&host.image, &host.registries).map_err(|e| format!("{}: {e}", host.name))?;
+        let started = std::time::Instant::now();
+        let progress = |line: &str| eprintln!("pull: {} on {}: {line}", host.image, host.name);
+        docker
+            .pull(&host.image, creds.as_ref(), &progress)
+            .await
+            .map_err(|reason| match info.image_present {
+                true => format!("{}: pulling {} failed: {reason}", host.name, host.image),
+                false => format!(
+                    "{}: image {} is not present and pulling it failed: {reason}",
+                    host.name, host.image
+                ),
+            })?;
+        eprintln!(
+            "pull: {} on {} done in {:.1}s",
+            host.image,
+            host.name,
+            started.elapsed().as_secs_f64()
+        );
+    } else if !info.image_present {
         return Err(crate::engine::EngineError::ImageMissing {
             host: host.name.clone(),
             image: host.image.clone(),
