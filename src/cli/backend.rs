@@ -1,11 +1,14 @@
-//! Choosing where shards run: the hosts file, else `DOCKER_HOST`/the local socket, else
-//! local processes; connecting to every host at once and leaving out those that fail.
+//! Choosing where shards run: the hosts as [`HostsSource`] found them, or local processes when
+//! asked (`--backend local`) or when nothing was configured and no engine answers; connecting
+//! to every host at once and leaving out those that fail.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::HostsOpt;
-use crate::config::{ConfigError, Host, HostsConfig};
+use super::{Backend, HostsOpt};
+use crate::config::locate::HostsSource;
+use crate::config::registry::credentials;
+use crate::config::{ConfigError, Host, HostsConfig, PullPolicy};
 use crate::engine::Engine;
 use crate::exit;
 use crate::run::LiveHost;
@@ -13,12 +16,27 @@ use crate::run::LiveHost;
 /// How long one host may take to answer at start.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Loads the configured hosts (without connecting), applying `--only-host`.
+/// Where the hosts come from: as settled at start, else from `--hosts` alone.
+pub fn source(opt: &HostsOpt) -> HostsSource {
+    opt.source.clone().unwrap_or_else(|| match &opt.hosts {
+        Some(p) => HostsSource::Flag(p.clone()),
+        None => HostsSource::Default,
+    })
+}
+
+/// Loads the configured hosts (without connecting), applying `--only-host`; the flag says
+/// whether they were configured (so a failure is an error, not a reason to fall back).
 pub fn load_hosts(opt: &HostsOpt) -> Result<(HostsConfig, bool), (u8, String)> {
-    let (mut config, explicit) = match &opt.hosts {
-        Some(path) => (HostsConfig::load(path).map_err(bad)?, true),
-        None => (HostsConfig::from_env().map_err(bad)?, false),
+    let source = source(opt);
+    let mut config = if opt.backend == Backend::Local {
+        HostsConfig::local_processes()
+    } else {
+        match source.hosts_file() {
+            Some(path) => HostsConfig::load(path).map_err(bad)?,
+            None => HostsConfig::from_env().map_err(bad)?,
+        }
     };
+    let explicit = source.configured() || opt.backend != Backend::Auto;
     if !opt.only_host.is_empty() {
         for name in &opt.only_host {
             if !config.hosts.iter().any(|h| &h.name == name) {
@@ -48,9 +66,20 @@ fn bad(e: ConfigError) -> (u8, String) {
 }
 
 /// Connects to every host concurrently. Unreachable hosts are reported on stderr and left
-/// out. With no hosts file and no engine answering, falls back to local processes.
+/// out. Falls back to local processes only when nothing was configured and no engine answers,
+/// and says so even with `-q`.
 pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, String)> {
     let (config, explicit) = load_hosts(opt)?;
+    if opt.backend == Backend::Local {
+        if !quiet {
+            eprintln!(
+                "backend: local processes, {} slots (--backend local)",
+                config.hosts[0].slots
+            );
+        }
+        return local(config.hosts[0].clone()).await;
+    }
+    let source = source(opt);
     let attempts = config.hosts.iter().cloned().map(|mut host| async move {
         let r = match tokio::time::timeout(CONNECT_TIMEOUT, usable(&mut host)).await {
             Ok(r) => r,
@@ -74,23 +103,15 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
         }
     }
     if !explicit && live.is_empty() {
-        let local = HostsConfig::local_processes();
-        let mut host: Host = local.hosts[0].clone();
-        host.derive_jobs(crate::engine::local::info().cpus);
+        let host: Host = HostsConfig::local_processes().hosts[0].clone();
         let why = failures.first().map(|(_, r)| r.clone()).unwrap_or_default();
-        if !quiet {
-            eprintln!(
-                "backend: local processes, {} slots (no Docker engine reachable: {why})",
-                host.slots
-            );
-        }
-        let engine = Engine::connect(&host)
-            .await
-            .map_err(|e| (exit::INFRA_FAILED, e.to_string()))?;
-        return Ok(vec![LiveHost {
-            host,
-            engine: Arc::new(engine),
-        }]);
+        // Printed even with -q: a run that silently left Docker would mislead.
+        eprintln!(
+            "backend: local processes, {} slots (nothing configured: no --hosts, CARGO_SHARD_HOSTS, {} or DOCKER_HOST; the local socket: {why})",
+            host.slots,
+            crate::config::locate::PROJECT_FILE
+        );
+        return local(host).await;
     }
     if live.is_empty() {
         // One line saying why each host failed: nothing else will be printed.
@@ -100,10 +121,7 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
         } else {
             why.join("; ")
         };
-        return Err((
-            exit::INFRA_FAILED,
-            format!("no usable host in {}: {why}", config.source),
-        ));
+        return Err((exit::INFRA_FAILED, format!("no usable host in {source}: {why}")));
     }
     for (host, reason) in &failures {
         eprintln!(
@@ -123,7 +141,7 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
                 )
             })
             .collect();
-        eprintln!("backend: docker on {}", names.join(", "));
+        eprintln!("backend: docker on {} (hosts from {source})", names.join(", "));
     }
     Ok(live)
 }
@@ -158,14 +176,55 @@ pub async fn derive_jobs(hosts: &mut [Host]) -> Vec<String> {
         .collect()
 }
 
-/// Connects to `host` and checks that its image is there: a host without it would fail every
-/// shard sent to it, so it is left out at start, saying which image is missing. A host
-/// without `jobs` gets it from the engine's CPUs.
+/// The one local-processes host.
+async fn local(mut host: Host) -> Result<Vec<LiveHost>, (u8, String)> {
+    host.derive_jobs(crate::engine::local::info().cpus);
+    let engine = Engine::connect(&host)
+        .await
+        .map_err(|e| (exit::INFRA_FAILED, e.to_string()))?;
+    Ok(vec![LiveHost {
+        host,
+        engine: Arc::new(engine),
+    }])
+}
+
+/// Connects to `host` and makes sure its image is there, pulling it as its `pull` policy
+/// says: a host without it would fail every shard sent to it, so it is left out at start with
+/// the reason (the image missing, or the registry's answer). A host without `jobs` gets it
+/// from the engine's CPUs.
 async fn usable(host: &mut Host) -> Result<Engine, String> {
     let engine = Engine::connect(host).await.map_err(|e| e.to_string())?;
     let info = engine.info(&host.image).await.map_err(|e| e.to_string())?;
     host.derive_jobs(info.cpus);
-    if !info.image_present {
+    let Engine::Docker(docker) = &engine else {
+        return Ok(engine);
+    };
+    let pull = match host.pull {
+        PullPolicy::Always => true,
+        PullPolicy::Missing => !info.image_present,
+        PullPolicy::Never => false,
+    };
+    if pull {
+        let creds = credentials(&host.image, &host.registries).map_err(|e| format!("{}: {e}", host.name))?;
+        let started = std::time::Instant::now();
+        let progress = |line: &str| eprintln!("pull: {} on {}: {line}", host.image, host.name);
+        docker
+            .pull(&host.image, creds.as_ref(), &progress)
+            .await
+            .map_err(|reason| match info.image_present {
+                true => format!("{}: pulling {} failed: {reason}", host.name, host.image),
+                false => format!(
+                    "{}: image {} is not present and pulling it failed: {reason}",
+                    host.name, host.image
+                ),
+            })?;
+        eprintln!(
+            "pull: {} on {} done in {:.1}s",
+            host.image,
+            host.name,
+            started.elapsed().as_secs_f64()
+        );
+    } else if !info.image_present {
         return Err(crate::engine::EngineError::ImageMissing {
             host: host.name.clone(),
             image: host.image.clone(),

@@ -6,7 +6,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{HostsArgs, HostsOpt, fail};
-use crate::config::Host;
+use crate::config::registry::credentials;
+use crate::config::{Host, PullPolicy};
 use crate::engine::{Engine, EngineError, EngineInfo};
 use crate::exit;
 
@@ -23,6 +24,8 @@ pub struct HostRow {
     pub endpoint: String,
     pub slots: usize,
     pub outcome: Result<EngineInfo, String>,
+    /// For a missing image that may be pulled: whether its registry would serve it.
+    pub pullable: Option<Result<(), String>>,
 }
 
 pub async fn run(a: HostsArgs) -> u8 {
@@ -33,11 +36,24 @@ pub async fn run(a: HostsArgs) -> u8 {
     let rows = join_all(hosts.iter().map(|h| check(h, a.timeout))).await;
     print!("{}", render_table(&rows));
     let mut code = exit::OK;
-    for r in &rows {
-        if let Err(reason) = &r.outcome {
-            eprintln!("host {} ({}): unreachable: {reason}", r.name, r.endpoint);
-            code = exit::INFRA_FAILED;
+    for (r, h) in rows.iter().zip(&hosts) {
+        match &r.outcome {
+            Err(reason) => eprintln!("host {} ({}): unreachable: {reason}", r.name, r.endpoint),
+            // A shard sent there could not start: as unusable as an engine that is down.
+            Ok(info) if !info.image_present => match &r.pullable {
+                Some(Ok(())) => continue,
+                Some(Err(reason)) => eprintln!(
+                    "host {} ({}): image {} is missing and cannot be pulled: {reason}",
+                    r.name, r.endpoint, h.image
+                ),
+                None => eprintln!(
+                    "host {} ({}): image {} is missing and pull = \"never\"",
+                    r.name, r.endpoint, h.image
+                ),
+            },
+            Ok(_) => continue,
         }
+        code = exit::INFRA_FAILED;
     }
     code
 }
@@ -46,19 +62,30 @@ pub async fn run(a: HostsArgs) -> u8 {
 pub(super) async fn check(h: &Host, timeout: Duration) -> HostRow {
     let work = async {
         let engine = Engine::connect_with_timeout(h, timeout).await?;
-        engine.info(&h.image).await
+        let info = engine.info(&h.image).await?;
+        let pullable = match &engine {
+            Engine::Docker(d) if !info.image_present && h.pull != PullPolicy::Never => {
+                Some(match credentials(&h.image, &h.registries) {
+                    Ok(creds) => d.pullable(&h.image, creds.as_ref()).await,
+                    Err(e) => Err(e),
+                })
+            }
+            _ => None,
+        };
+        Ok::<_, EngineError>((info, pullable))
     };
-    let outcome = match tokio::time::timeout(timeout, work).await {
-        Ok(Ok(info)) => Ok(info),
-        Ok(Err(EngineError::Unreachable { reason, .. })) => Err(reason),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("timeout after {}s", timeout.as_secs_f64())),
+    let (outcome, pullable) = match tokio::time::timeout(timeout, work).await {
+        Ok(Ok((info, pullable))) => (Ok(info), pullable),
+        Ok(Err(EngineError::Unreachable { reason, .. })) => (Err(reason), None),
+        Ok(Err(e)) => (Err(e.to_string()), None),
+        Err(_) => (Err(format!("timeout after {}s", timeout.as_secs_f64())), None),
     };
     HostRow {
         name: h.name.clone(),
         endpoint: h.endpoint.to_string(),
         slots: h.slots,
         outcome,
+        pullable,
     }
 }
 
@@ -87,7 +114,12 @@ pub fn render_table(rows: &[HostRow]) -> String {
                 i.cpus.to_string(),
                 gib(i.memory_bytes),
                 r.slots.to_string(),
-                if i.image_present { "present" } else { "missing" }.to_string(),
+                match (i.image_present, &r.pullable) {
+                    (true, _) => "present",
+                    (false, Some(Ok(()))) => "pullable",
+                    (false, _) => "missing",
+                }
+                .to_string(),
                 format!("{} ms", i.round_trip.as_millis()),
             ]),
             Err(_) => {
@@ -144,18 +176,21 @@ mod tests {
                 endpoint: "unix:///work/testbed/e1/docker.sock".into(),
                 slots: 2,
                 outcome: Ok(info("20.10.24+dfsg1", 2, 8 << 30, true, 1)),
+                pullable: None,
             },
             HostRow {
                 name: "e2".into(),
                 endpoint: "tcp://127.0.0.2:2376".into(),
                 slots: 1,
                 outcome: Ok(info("20.10.24+dfsg1", 16, 3 * (1 << 29), false, 12)),
+                pullable: None,
             },
             HostRow {
                 name: "e3".into(),
                 endpoint: "ssh://root@127.0.0.3:2222".into(),
                 slots: 1,
                 outcome: Err("ssh auth failed (key /k rejected for root@127.0.0.3:2222)".into()),
+                pullable: None,
             },
         ];
         insta::assert_snapshot!(render_table(&rows));

@@ -17,7 +17,10 @@ use crate::run::LiveHost;
 /// Loads the job and applies it to the hosts (image, env). Errors are one line with an exit code.
 pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, (u8, String)> {
     let bad = |e: String| (exit::BAD_INPUT, e);
-    let mut config = match (&o.job.job, &o.hosts.hosts) {
+    let source = super::backend::source(&o.hosts);
+    // `--job`, else the hosts file's `[job]`, else the project file's.
+    let hosts_file = source.hosts_file().or(o.hosts.project.as_deref());
+    let mut config = match (&o.job.job, hosts_file) {
         (Some(file), _) => JobConfig::load(file).map_err(|e| bad(e.to_string()))?,
         (None, Some(hosts)) => JobConfig::from_hosts_file(hosts)
             .map_err(|e| bad(e.to_string()))?

@@ -10,10 +10,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::exit;
 
 mod backend;
+mod defaults;
 mod discover_opts;
 mod gc;
 mod hosts;
 mod job_setup;
+mod merge;
+mod partition;
 mod pipeline;
 mod plan_cmd;
 mod planning;
@@ -57,6 +60,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout, or write one page per command into a directory.
     Man(ManArgs),
+    /// Join the outputs of `--partition` jobs into one JUnit, history and HTML report.
+    Merge(merge::MergeArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -88,9 +93,21 @@ pub struct ManArgs {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct HostsOpt {
-    /// Hosts file (hosts.toml). Default: DOCKER_HOST or the local socket, else local processes.
+    /// Hosts file (hosts.toml). Default: CARGO_SHARD_HOSTS, .config/cargo-shard.toml,
+    /// DOCKER_HOST, the local socket; local processes only when none is configured or answers.
     #[arg(long, value_name = "FILE", global = false)]
     pub hosts: Option<PathBuf>,
+    /// Where shards run: docker (the configured hosts, never local processes), local
+    /// (child processes here), or auto.
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+    /// Where the hosts come from, once the lookup order has been applied.
+    #[arg(skip)]
+    pub source: Option<crate::config::locate::HostsSource>,
+    /// The project file found (`.config/cargo-shard.toml`), whose `[job]` applies when no
+    /// other file gives one.
+    #[arg(skip)]
+    pub project: Option<PathBuf>,
     /// Use only these hosts (repeatable, by name).
     #[arg(long = "only-host", value_name = "NAME")]
     pub only_host: Vec<String>,
@@ -194,6 +211,10 @@ pub struct RunOpts {
     pub color: Color,
     #[command(flatten)]
     pub job: JobOpts,
+    /// CI-matrix mode: run only job K's share of a plan for N jobs (`K/N`, 1-based), or
+    /// `auto` (GitLab, CircleCI, Buildkite parallelism variables). Local unless --hosts.
+    #[arg(long, value_name = "K/N|auto", value_parser = partition::parse_arg)]
+    pub partition: Option<partition::PartitionArg>,
 }
 
 /// The job: services, steps, secrets, limits, artifacts (see `[job]` in hosts.example.toml).
@@ -235,8 +256,17 @@ impl RunOpts {
             verbose: 0,
             color: Color::Never,
             job: JobOpts::default(),
+            partition: None,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Backend {
+    #[default]
+    Auto,
+    Docker,
+    Local,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -419,13 +449,17 @@ pub fn main() -> ExitCode {
     if args.get(1).map(|a| a == "shard").unwrap_or(false) {
         args.remove(1);
     }
-    let cli = match Cli::try_parse_from(args) {
+    let mut cli = match parse_with_project_defaults(args) {
         Ok(c) => c,
-        Err(e) => {
+        Err(Ok(e)) => {
             let _ = e.print();
             return exit::code(if e.use_stderr() { exit::USAGE } else { exit::OK });
         }
+        Err(Err((code, msg))) => return exit::code(fail(code, msg)),
     };
+    if let Err((code, msg)) = partition::resolve_auto(&mut cli) {
+        return exit::code(fail(code, msg));
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -445,11 +479,24 @@ pub fn main() -> ExitCode {
             Some(Command::Show(a)) => show::run(a),
             Some(Command::Completions(a)) => self_doc::completions(a),
             Some(Command::Man(a)) => self_doc::man(a),
+            Some(Command::Merge(a)) => merge::run(a),
         }
     });
     // Shards may leave blocking tasks (ssh tunnels) behind; do not wait for them.
     rt.shutdown_timeout(Duration::from_secs(1));
     exit::code(code)
+}
+
+/// Parses the command line, then fills what it left at its defaults from the project file
+/// and resolves where the hosts come from.
+fn parse_with_project_defaults(
+    args: Vec<std::ffi::OsString>,
+) -> Result<Cli, Result<clap::Error, (u8, String)>> {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().try_get_matches_from(args).map_err(Ok)?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(Ok)?;
+    defaults::apply(&mut cli, &matches).map_err(Err)?;
+    Ok(cli)
 }
 
 /// Prints a one-line error and returns its exit code.

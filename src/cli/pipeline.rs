@@ -25,7 +25,7 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         };
         return Box::pin(self::go(go)).await;
     }
-    let live = match backend::connect(&a.run.hosts, a.run.quiet).await {
+    let live = match backend::connect(&super::partition::hosts(&a.run), a.run.quiet).await {
         Ok(l) => l,
         Err((code, msg)) => return fail(code, msg),
     };
@@ -52,7 +52,7 @@ pub async fn go(a: GoArgs) -> u8 {
             format!("cannot create {}: {e}", out_dir.display()),
         );
     }
-    let live = match backend::connect(&a.run.hosts, a.run.quiet).await {
+    let live = match backend::connect(&super::partition::hosts(&a.run), a.run.quiet).await {
         Ok(l) => l,
         Err((code, msg)) => return fail(code, msg),
     };
@@ -118,7 +118,7 @@ pub async fn exec(a: ExecArgs) -> u8 {
         command: a.command.clone(),
         exclude: vec![out_dir.clone()],
     };
-    let live = match backend::connect(&a.run.hosts, a.run.quiet).await {
+    let live = match backend::connect(&super::partition::hosts(&a.run), a.run.quiet).await {
         Ok(l) => l,
         Err((code, msg)) => return fail(code, msg),
     };
@@ -176,8 +176,13 @@ pub(super) async fn run_suite(
         .history
         .clone()
         .unwrap_or_else(|| out_dir.join("history.json"));
+    let started = std::time::Instant::now();
+    let (suite, inner_plan, manifest) = match partition_share(suite, o, &history_path, &out_dir, runner) {
+        Ok(v) => v,
+        Err((code, msg)) => return fail(code, msg),
+    };
     let caps = crate::plan::capacities(live.iter().map(|l| &l.host));
-    let planned = match super::planning::plan(suite, &o.plan, &caps, &history_path) {
+    let planned = match super::planning::plan(suite, &inner_plan, &caps, &history_path) {
         Ok(p) => p,
         Err((code, msg)) => return fail(code, msg),
     };
@@ -314,6 +319,18 @@ pub(super) async fn run_suite(
     if let Err(e) = crate::atomic::write(&summary_path, &summary_json) {
         unwritten.push((summary_path.display().to_string(), e.to_string()));
     }
+    if let Some(m) = manifest
+        && let Err(e) = super::partition::finish(
+            m,
+            &report,
+            started.elapsed(),
+            written.junit.as_ref().map(|_| junit_path.as_path()),
+            &history_path,
+            &out_dir,
+        )
+    {
+        unwritten.push((out_dir.join(crate::partition::MANIFEST).display().to_string(), e));
+    }
     if let Some((path, first)) = unwritten.first() {
         let first = first.strip_prefix(&format!("{path}: ")).unwrap_or(first);
         let names: Vec<&str> = unwritten.iter().map(|(p, _)| p.as_str()).collect();
@@ -355,6 +372,25 @@ pub(super) async fn run_suite(
 fn big_source_warning(suite: &Suite) -> Option<String> {
     use crate::discover::files;
     files::big_payload_warning(&files::tree_size(&suite.uploads), files::warn_threshold())
+}
+
+/// In a partition job: this job's share of the N-job plan, the options to plan it over the
+/// job's own hosts (the filters file has done its work), and the manifest to complete.
+#[allow(clippy::type_complexity)]
+fn partition_share(
+    suite: Suite,
+    o: &RunOpts,
+    history_path: &Path,
+    out_dir: &Path,
+    runner: &str,
+) -> Result<(Suite, super::PlanOpts, Option<crate::partition::Manifest>), (u8, String)> {
+    let Some(p) = super::partition::of(o) else {
+        return Ok((suite, o.plan.clone(), None));
+    };
+    let (suite, manifest) = super::partition::narrow(suite, &o.plan, p, history_path, out_dir, runner)?;
+    let mut inner = o.plan.clone();
+    inner.filters_file = None;
+    Ok((suite, inner, Some(manifest)))
 }
 
 /// 0 all passed; 130 interrupted; 102 hosts lost and tests left unrun; 100 tests failed.

@@ -11,7 +11,10 @@ use toml::Spanned;
 
 mod endpoint;
 pub mod job;
+pub mod locate;
+pub mod registry;
 pub use endpoint::{Endpoint, SshHostKeyPolicy};
+pub use registry::{PullPolicy, RegistryAuth};
 
 /// The image every host uses unless told otherwise; made by `scripts/testbed`.
 pub const DEFAULT_IMAGE: &str = "cargo-shard/base:latest";
@@ -42,9 +45,14 @@ struct RawFile {
     defaults: RawDefaults,
     #[serde(default)]
     host: Vec<RawHost>,
+    #[serde(default)]
+    registry: Vec<RawRegistry>,
     /// Read by [`job::JobConfig::from_hosts_file`].
     #[allow(dead_code)]
     job: Option<toml::Value>,
+    /// Read by [`locate::ProjectFile`] (the project file's default command-line options).
+    #[allow(dead_code)]
+    options: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -54,10 +62,21 @@ struct RawDefaults {
     slots: Option<Spanned<i64>>,
     jobs: Option<Spanned<i64>>,
     network: Option<String>,
+    pull: Option<Spanned<String>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+}
+
+/// `[[registry]]`: credentials for one registry, the password from an env var or a file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    server: Spanned<String>,
+    username: String,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +89,7 @@ struct RawHost {
     weight: Option<Spanned<f64>>,
     image: Option<String>,
     network: Option<String>,
+    pull: Option<Spanned<String>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
@@ -128,6 +148,10 @@ pub struct Host {
     pub insecure: bool,
     pub tls: Option<Tls>,
     pub ssh: SshOptions,
+    /// When to pull `image` at the start of a run.
+    pub pull: PullPolicy,
+    /// The file's `[[registry]]` credentials.
+    pub registries: Vec<RegistryAuth>,
 }
 
 impl Host {
@@ -192,6 +216,31 @@ impl HostsConfig {
             }
         };
         let d = &raw.defaults;
+        let pull = |v: &Option<Spanned<String>>| -> Result<Option<PullPolicy>, ConfigError> {
+            v.as_ref()
+                .map(|s| PullPolicy::parse(s.get_ref()).map_err(|m| at(s.span(), m)))
+                .transpose()
+        };
+        let default_pull = pull(&d.pull)?.unwrap_or_default();
+        let registries = raw
+            .registry
+            .iter()
+            .map(|r| {
+                let password = match (&r.password_env, &r.password_file) {
+                    (Some(v), None) => Ok(registry::PasswordSource::Env(v.clone())),
+                    (None, Some(p)) => Ok(registry::PasswordSource::File(absolute(base, p))),
+                    _ => Err(at(
+                        r.server.span(),
+                        "a [[registry]] needs exactly one of `password_env` or `password_file`".to_string(),
+                    )),
+                }?;
+                Ok(RegistryAuth {
+                    server: r.server.get_ref().clone(),
+                    username: r.username.clone(),
+                    password,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         let default_slots = positive(&d.slots, "slots")?.unwrap_or(1);
         let default_jobs = positive(&d.jobs, "jobs")?;
         let mut hosts: Vec<Host> = Vec::new();
@@ -276,6 +325,8 @@ impl HostsConfig {
                         .clone()
                         .unwrap_or_else(|| "/var/run/docker.sock".to_string()),
                 },
+                pull: pull(&h.pull)?.unwrap_or(default_pull),
+                registries: registries.clone(),
             });
         }
         Ok(Self {

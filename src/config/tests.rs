@@ -202,3 +202,36 @@ fn jobs_from_cpus_is_at_least_one() {
     assert_eq!(jobs_from_cpus(0, 1), 1, "an engine that reports no CPU count");
     assert_eq!(jobs_from_cpus(7, 0), 7);
 }
+
+#[test]
+fn pull_policy_and_registries_are_read_with_locations() {
+    let text = "[defaults]\npull = \"always\"\n[[registry]]\nserver = \"r:5000\"\nusername = \"ci\"\npassword_file = \"pw\"\n[[host]]\nname = \"a\"\ndocker_host = \"local://\"\n[[host]]\nname = \"b\"\ndocker_host = \"local://\"\npull = \"never\"\n";
+    let c = parse(text).unwrap();
+    assert_eq!(c.hosts[0].pull, PullPolicy::Always);
+    assert_eq!(c.hosts[1].pull, PullPolicy::Never);
+    assert_eq!(
+        c.hosts[0].registries,
+        [RegistryAuth {
+            server: "r:5000".into(),
+            username: "ci".into(),
+            password: registry::PasswordSource::File(PathBuf::from("/base/pw")),
+        }]
+    );
+    assert_eq!(
+        err("[[host]]\nname = \"a\"\ndocker_host = \"local://\"\npull = \"sometimes\"\n"),
+        "hosts.toml:4:8: pull must be \"missing\", \"always\" or \"never\", got \"sometimes\""
+    );
+    assert_eq!(
+        err(
+            "[[registry]]\nserver = \"r\"\nusername = \"u\"\n[[host]]\nname = \"a\"\ndocker_host = \"local://\"\n"
+        ),
+        "hosts.toml:2:10: a [[registry]] needs exactly one of `password_env` or `password_file`"
+    );
+    assert_eq!(
+        parse("[[host]]\nname = \"a\"\ndocker_host = \"local://\"\n")
+            .unwrap()
+            .hosts[0]
+            .pull,
+        PullPolicy::Missing
+    );
+}

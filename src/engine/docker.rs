@@ -25,6 +25,7 @@ use super::{EngineError, EngineInfo, Phases, Removed, ShardJob, ShardRun, tarbal
 use crate::config::{Endpoint, Host, RUN_LABEL};
 use crate::discover::Collected;
 
+mod pull;
 mod services;
 pub use services::{service_container, service_network};
 mod tls;

@@ -42,7 +42,7 @@ pub enum EngineError {
     /// The engine went away while a shard ran on it: re-queue its work elsewhere.
     #[error("{host}: engine lost: {reason}")]
     Lost { host: String, reason: String },
-    #[error("{host}: image {image} is not present (no registry is used: load or import it)")]
+    #[error("{host}: image {image} is not present (pull = \"never\": load it, or let it be pulled)")]
     ImageMissing { host: String, image: String },
     /// The shard's container failed before it could report results (upload, start, OOM).
     #[error("{host}: {reason}")]

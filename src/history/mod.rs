@@ -171,6 +171,13 @@ impl History {
         Some(Duration::from_secs_f64(v[v.len() / 2]))
     }
 
+    /// Takes `id`'s samples from `other` (a partition job that ran it), replacing ours.
+    pub fn adopt(&mut self, other: &History, id: &TestId) {
+        if let Some(samples) = other.tests.get(id) {
+            self.tests.insert(id.clone(), samples.clone());
+        }
+    }
+
     /// Adds one measured duration, forgetting the oldest beyond [`SAMPLES`].
     pub fn record(&mut self, id: &TestId, duration: Duration) {
         let samples = self.tests.entry(id.clone()).or_default();

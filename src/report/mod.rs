@@ -3,6 +3,7 @@
 
 pub mod ci;
 pub mod events;
+pub mod jobs;
 pub mod junit;
 pub mod meta;
 pub mod progress;

@@ -1,0 +1,122 @@
+//! `cargo shard merge DIR|GLOB…`: join the outputs of `--partition` jobs into one JUnit, one
+//! history and one HTML report, refusing jobs of different plans and naming every planned test
+//! that is missing or was run twice.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::fail;
+use crate::discover::TestStatus;
+use crate::exit;
+use crate::partition::merge::{self, Job, MergeError};
+
+#[derive(Debug, Args, Clone)]
+pub struct MergeArgs {
+    /// Job output directories (each holding partition.json), manifest files, or globs of them.
+    #[arg(required = true, value_name = "DIR|GLOB")]
+    pub inputs: Vec<String>,
+    /// Where to write junit.xml, history.json and report.html.
+    #[arg(long = "out-dir", value_name = "DIR", default_value = "target/shard")]
+    pub out_dir: PathBuf,
+    /// Where to write the merged JUnit report instead of <out-dir>/junit.xml.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Where to write the merged history instead of <out-dir>/history.json.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+}
+
+pub fn run(a: MergeArgs) -> u8 {
+    let jobs = match read_jobs(&a.inputs) {
+        Ok(j) => j,
+        Err(e) => return fail(exit::BAD_INPUT, e),
+    };
+    match merge::check(&jobs) {
+        Ok(()) => {}
+        Err(e @ MergeError::Input(_)) => return fail(exit::BAD_INPUT, e),
+        Err(e @ MergeError::Incomplete(_)) => return fail(exit::INFRA_FAILED, e),
+    }
+    let report = match merge::junit(&jobs) {
+        Ok(r) => r,
+        Err(e) => return fail(exit::BAD_INPUT, e),
+    };
+    let junit = a.junit.clone().unwrap_or_else(|| a.out_dir.join("junit.xml"));
+    let history = a
+        .history
+        .clone()
+        .unwrap_or_else(|| a.out_dir.join("history.json"));
+    let html = a.out_dir.join("report.html");
+    let written = crate::junit::write_atomic(&junit, &report)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            merge::history(&jobs)
+                .save_atomic(&history)
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|()| {
+            crate::atomic::write(&html, crate::report::jobs::render(&jobs).as_bytes())
+                .map_err(|e| format!("{}: {e}", html.display()))
+        });
+    if let Err(e) = written {
+        return fail(exit::INFRA_FAILED, format!("merge: cannot write: {e}"));
+    }
+    summarize(&jobs, &[&junit, &history, &html])
+}
+
+/// Prints the counts and where the files are; exits 100 when a test failed, as a run would.
+fn summarize(jobs: &[Job], files: &[&PathBuf]) -> u8 {
+    let count = |s: TestStatus| -> usize {
+        jobs.iter()
+            .map(|j| j.manifest.counts().get(&s).copied().unwrap_or(0))
+            .sum()
+    };
+    let (passed, failed, skipped, errors) = (
+        count(TestStatus::Passed),
+        count(TestStatus::Failed),
+        count(TestStatus::Skipped),
+        count(TestStatus::Error),
+    );
+    eprintln!(
+        "merged {} jobs (plan fingerprint {}): {} tests: {passed} passed, {failed} failed, {skipped} skipped, {errors} errors",
+        jobs.len(),
+        jobs[0].manifest.fingerprint,
+        passed + failed + skipped + errors
+    );
+    for f in files {
+        eprintln!("  wrote {}", f.display());
+    }
+    if failed + errors > 0 {
+        exit::TESTS_FAILED
+    } else {
+        exit::OK
+    }
+}
+
+/// Each input as a directory or manifest, or a glob of them; jobs in partition order.
+fn read_jobs(inputs: &[String]) -> Result<Vec<Job>, String> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for input in inputs {
+        let p = PathBuf::from(input);
+        if p.exists() {
+            paths.push(p);
+            continue;
+        }
+        let matched: Vec<PathBuf> = glob::glob(input)
+            .map_err(|e| format!("merge: {input:?}: bad glob: {e}"))?
+            .filter_map(Result::ok)
+            .collect();
+        if matched.is_empty() {
+            return Err(format!(
+                "merge: {input}: no such directory or file, and no glob match"
+            ));
+        }
+        paths.extend(matched);
+    }
+    let mut jobs = paths
+        .iter()
+        .map(|p| Job::read(p).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    jobs.sort_by_key(|j| j.manifest.partition.index);
+    Ok(jobs)
+}

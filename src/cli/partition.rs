@@ -1,0 +1,140 @@
+//! `--partition K/N|auto` glue: settle `auto` from the CI's variables, plan for N jobs and
+//! narrow the suite to this job's share, and record the job's manifest before and after it runs.
+
+use std::path::Path;
+
+use super::{Backend, Cli, Command, HostsOpt, PlanOpts, RunOpts};
+use crate::discover::Suite;
+use crate::exit;
+use crate::partition::{self, Manifest, Partition};
+use crate::run::RunReport;
+
+type Fail = (u8, String);
+
+/// As given on the command line; `auto` is settled before anything runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionArg {
+    Job(Partition),
+    Auto,
+}
+
+pub fn parse_arg(s: &str) -> Result<PartitionArg, String> {
+    if s == "auto" {
+        return Ok(PartitionArg::Auto);
+    }
+    Partition::parse(s).map(PartitionArg::Job)
+}
+
+/// Replaces `--partition auto` with the job the CI's variables name.
+pub fn resolve_auto(cli: &mut Cli) -> Result<(), Fail> {
+    let run = match &mut cli.command {
+        None => &mut cli.run.run,
+        Some(Command::Run(a)) => &mut a.run,
+        Some(Command::Go(a)) => &mut a.run,
+        Some(Command::Exec(a)) => &mut a.run,
+        Some(_) => return Ok(()),
+    };
+    if run.partition == Some(PartitionArg::Auto) {
+        let p = Partition::from_ci(|v| std::env::var(v).ok()).map_err(|e| (exit::BAD_INPUT, e))?;
+        run.partition = Some(PartitionArg::Job(p));
+    }
+    Ok(())
+}
+
+/// This job's partition, if the run is one.
+pub fn of(o: &RunOpts) -> Option<Partition> {
+    match o.partition {
+        Some(PartitionArg::Job(p)) => Some(p),
+        _ => None,
+    }
+}
+
+/// A partition job runs its share here, as local processes, unless `--hosts` (or
+/// `--backend docker`) says where: a CI job has no Docker engine to find.
+pub fn hosts(o: &RunOpts) -> HostsOpt {
+    let mut h = o.hosts.clone();
+    if of(o).is_some() && h.hosts.is_none() && h.backend == Backend::Auto {
+        h.backend = Backend::Local;
+    }
+    h
+}
+
+/// Plans the whole suite for N jobs (the same in every job), keeps this job's share (and,
+/// in job 1, the ignored tests, reported as skipped), prints the fingerprint and writes the
+/// manifest without results, so a job that dies is seen by `merge`.
+pub fn narrow(
+    mut suite: Suite,
+    plan_opts: &PlanOpts,
+    p: Partition,
+    history_path: &Path,
+    out_dir: &Path,
+    runner: &str,
+) -> Result<(Suite, Manifest), Fail> {
+    let caps = partition::job_capacities(p.total);
+    let mut opts = plan_opts.clone();
+    opts.shards = Some(p.total);
+    let planned = super::planning::plan(suite.clone(), &opts, &caps, history_path)?;
+    let fingerprint = partition::fingerprint(&planned.suite.tests, &planned.history);
+    let manifest = Manifest::planned(fingerprint, p, runner, &planned.plan, &planned.suite.tests);
+    let mine: std::collections::BTreeSet<_> = manifest.mine().iter().cloned().collect();
+    suite.tests = planned.suite.tests;
+    suite
+        .tests
+        .retain(|t| mine.contains(&t.id) || (t.ignored && p.index == 1));
+    eprintln!(
+        "partition {p}: {} of {} tests, predicted {:.1}s; plan fingerprint {} (listing + history)",
+        mine.len(),
+        planned.plan.test_count(),
+        manifest.predicted[p.index - 1],
+        manifest.fingerprint
+    );
+    std::fs::create_dir_all(out_dir)
+        .and_then(|()| manifest.write(out_dir))
+        .map_err(|e| {
+            (
+                exit::INFRA_FAILED,
+                format!(
+                    "{}: cannot write: {e}",
+                    out_dir.join(partition::MANIFEST).display()
+                ),
+            )
+        })?;
+    Ok((suite, manifest))
+}
+
+/// Records what the job reported: every test's status, its JUnit (relative to `out_dir`) and
+/// its history next to the manifest, where `merge` looks for them.
+pub fn finish(
+    mut manifest: Manifest,
+    report: &RunReport,
+    elapsed: std::time::Duration,
+    junit: Option<&Path>,
+    history_path: &Path,
+    out_dir: &Path,
+) -> Result<(), String> {
+    manifest.results = report
+        .outcomes
+        .iter()
+        .map(|o| partition::JobResult {
+            id: o.id().clone(),
+            status: o.result.status,
+            seconds: o.result.duration.as_secs_f64(),
+        })
+        .collect();
+    manifest.elapsed = elapsed.as_secs_f64();
+    manifest.junit = junit.map(|j| {
+        j.strip_prefix(out_dir)
+            .map(|r| r.display().to_string())
+            .unwrap_or_else(|_| j.display().to_string())
+    });
+    let here = out_dir.join("history.json");
+    if history_path != here && history_path.exists() {
+        std::fs::copy(history_path, &here).map_err(|e| format!("{}: cannot write: {e}", here.display()))?;
+    }
+    manifest.write(out_dir).map_err(|e| {
+        format!(
+            "{}: cannot write: {e}",
+            out_dir.join(partition::MANIFEST).display()
+        )
+    })
+}

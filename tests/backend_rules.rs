@@ -1,0 +1,202 @@
+//! Where shards run, against the test bed's real engines: local processes only when nothing
+//! was configured and no engine answers (said even with `-q`), `--backend local` on request,
+//! otherwise a host that cannot run is an error naming it; and the configuration found by
+//! itself (`CARGO_SHARD_HOSTS`, `.config/cargo-shard.toml`), named in the backend line.
+
+mod common;
+
+use std::path::Path;
+
+use common::{host, hosts_file};
+
+/// Runs cargo-shard in `dir` with nothing configured but `env`; returns (code, stderr).
+fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-shard"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("DOCKER_HOST")
+        .env_remove("CARGO_SHARD_HOSTS")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("NEXTEST_PROFILE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run cargo-shard");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `exec` over two keys, one container each; key `b` fails, so a run that happened exits 100.
+fn exec_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["exec", "--list", "printf 'a\\nb\\n'", "--key-env", "K"];
+    v.extend_from_slice(extra);
+    v.extend(["--", "sh", "-c", "test \"$K\" = a"]);
+    v
+}
+
+/// A directory that is its own repository root, so no project file above it is found.
+fn project_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+    dir
+}
+
+#[test]
+fn nothing_configured_and_no_engine_falls_back_to_local_processes_and_says_so_with_q() {
+    let dir = project_dir();
+    // The built-in default is the stock socket, which this machine does not run.
+    assert!(
+        !Path::new("/var/run/docker.sock").exists(),
+        "this test needs no stock engine"
+    );
+    let (code, err) = run_in(dir.path(), &exec_args(&["-q"]), &[]);
+    assert_eq!(code, 100, "the run happened, key b failed:\n{err}");
+    let first = err.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("backend: local processes, ") && first.contains("nothing configured"),
+        "{err}"
+    );
+}
+
+#[test]
+fn docker_host_engine_without_the_image_is_an_error_not_a_fallback() {
+    let dir = project_dir();
+    let e1 = host("e1").endpoint.to_string();
+    let (code, err) = run_in(
+        dir.path(),
+        &exec_args(&["-q", "--image", "cargo-shard/not-there:1"]),
+        &[("DOCKER_HOST", &e1)],
+    );
+    assert_eq!(code, 102, "{err}");
+    // No public registry answers here: the pull fails with the engine's own reason.
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with(&format!(
+            "error: no usable host in DOCKER_HOST={e1}: local: image cargo-shard/not-there:1 is not present and pulling it failed: "
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("local processes"), "{err}");
+}
+
+#[test]
+fn unreachable_docker_host_is_an_error_naming_it() {
+    let dir = project_dir();
+    let sock = format!("unix://{}/gone.sock", dir.path().display());
+    let (code, err) = run_in(dir.path(), &exec_args(&["-q"]), &[("DOCKER_HOST", &sock)]);
+    assert_eq!(code, 102, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: no usable host in DOCKER_HOST={sock}: local: socket "
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("local processes"), "{err}");
+}
+
+#[test]
+fn backend_local_runs_local_processes_even_with_hosts_configured() {
+    let dir = project_dir();
+    let hosts = hosts_file();
+    let (code, err) = run_in(
+        dir.path(),
+        &exec_args(&["--backend", "local", "--no-progress"]),
+        &[("CARGO_SHARD_HOSTS", hosts.to_str().unwrap())],
+    );
+    assert_eq!(code, 100, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("backend: local processes, ") && l.ends_with("(--backend local)")),
+        "{err}"
+    );
+}
+
+#[test]
+fn cargo_shard_hosts_is_used_and_named() {
+    let dir = project_dir();
+    let hosts = hosts_file();
+    let (code, err) = run_in(
+        dir.path(),
+        &exec_args(&["--dry-run", "--only-host", "e1"]),
+        &[
+            ("CARGO_SHARD_HOSTS", hosts.to_str().unwrap()),
+            ("DOCKER_HOST", "unix:///nowhere"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("backend: docker on e1 ")
+            && l.ends_with(&format!("(hosts from CARGO_SHARD_HOSTS={})", hosts.display()))),
+        "{err}"
+    );
+}
+
+#[test]
+fn project_file_gives_hosts_options_and_beats_docker_host() {
+    let dir = project_dir();
+    let e2 = host("e2");
+    let config = dir.path().join(".config/cargo-shard.toml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[[host]]\nname = \"team\"\ndocker_host = \"{}\"\nslots = 3\n\n[options]\nshards = 1\n",
+            e2.endpoint
+        ),
+    )
+    .unwrap();
+    // Run from a subdirectory: the file is found upwards, in the project root.
+    let sub = dir.path().join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let (code, err) = run_in(
+        &sub,
+        &[
+            "exec",
+            "--list",
+            "printf 'a\\nb\\nc\\n'",
+            "--filter-env",
+            "F",
+            "--dry-run",
+            "--",
+            "true",
+        ],
+        &[("DOCKER_HOST", "unix:///nowhere")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("backend: docker on team ")
+            && l.ends_with(&format!("(hosts from {})", config.display()))),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 shards") || err.contains("1 shard"),
+        "[options] shards = 1 plans one shard:\n{err}"
+    );
+}
+
+#[test]
+fn hosts_command_fails_when_an_image_is_missing() {
+    let hosts = hosts_file();
+    let (code, err) = run_in(
+        Path::new("/"),
+        &[
+            "hosts",
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--only-host",
+            "e1",
+            "--image",
+            "cargo-shard/not-there:1",
+        ],
+        &[],
+    );
+    assert_eq!(code, 102, "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("host e1 (")
+            && l.contains("image cargo-shard/not-there:1 is missing and cannot be pulled: ")),
+        "{err}"
+    );
+}
