@@ -773,6 +773,7 @@ impl cargo_shard::discover::ShardRecipe for Sleepy {
                 status: cargo_shard::discover::TestStatus::Passed,
                 duration: Duration::ZERO,
                 message: None,
+                detail: String::new(),
                 stdout: String::new(),
                 stderr: String::new(),
                 subtests: Vec::new(),
