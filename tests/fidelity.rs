@@ -122,3 +122,162 @@ fn go_and_gocheck_failures_hold_their_whole_block() {
         assert!(text.contains(part), "{part:?} missing:\n{text}");
     }
 }
+
+/// The tests a cargo-shard dry run planned, from its JSON plan.
+fn planned(stdout: &str) -> std::collections::BTreeSet<String> {
+    let plan: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| v.get("plan").is_some())
+        .unwrap_or_else(|| panic!("no plan in {stdout}"));
+    plan["plan"]["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["tests"].as_array().unwrap())
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Runs cargo-shard in `dir` with `envs`; returns (exit code, stdout, stderr).
+fn shard_with(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .env_remove("NEXTEST_PROFILE")
+        .current_dir(dir)
+        .output()
+        .expect("run cargo-shard");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// gopkg.in/check.v1's own `Test` hook exits 1 after `-check.list` without `-check.f`; every
+/// one of its suite methods that a plain `go test -check.vv` runs is still planned.
+#[test]
+fn gocheck_own_suite_lists_every_test_go_test_runs() {
+    let src = Path::new("/usr/share/gocode/src/gopkg.in/check.v1");
+    assert!(src.is_dir(), "golang-gopkg-check.v1-dev must be installed");
+    let out = tempfile::tempdir().unwrap();
+    let hosts = common::testbed_file("hosts-go.toml");
+    let (code, stdout, stderr) = shard_with(
+        out.path(),
+        &[
+            "go",
+            "--dir",
+            src.to_str().unwrap(),
+            "--gopath",
+            "/usr/share/gocode",
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--out-dir",
+            out.path().join("out").to_str().unwrap(),
+            "--dry-run",
+            "--message-format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let ours = planned(&stdout);
+    let plain = Command::new("go")
+        .args(["test", "-v", "-count=1", ".", "-check.vv"])
+        .current_dir(src)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOCACHE", out.path().join("gocache"))
+        .output()
+        .expect("go test");
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stdout)
+    );
+    let header = regex::Regex::new(r"^(?:PASS|FAIL|SKIP|PANIC|MISS|FAIL EXPECTED): \S+: (\w+\.\w+)").unwrap();
+    let ran: std::collections::BTreeSet<String> = String::from_utf8_lossy(&plain.stdout)
+        .lines()
+        .filter_map(|l| header.captures(l).map(|c| c[1].to_string()))
+        .filter(|n| {
+            !["SetUpSuite", "TearDownSuite", "SetUpTest", "TearDownTest"]
+                .iter()
+                .any(|f| n.ends_with(&format!(".{f}")))
+        })
+        .collect();
+    assert!(ran.len() >= 100, "{ran:?}");
+    assert_eq!(ours, ran, "planned = what go test ran");
+}
+
+/// A package whose `TestMain` exits non-zero after listing: a warning naming it, and its
+/// tests planned.
+#[test]
+fn a_listing_that_exits_non_zero_after_printing_names_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("go.mod"),
+        "module example.com/grumpy\n\ngo 1.19\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("grumpy_test.go"),
+        "package grumpy\n\nimport (\n\t\"os\"\n\t\"testing\"\n)\n\n\
+         func TestMain(m *testing.M) { m.Run(); os.Exit(3) }\n\n\
+         func TestOne(t *testing.T) {}\n\nfunc TestTwo(t *testing.T) {}\n",
+    )
+    .unwrap();
+    let hosts = common::testbed_file("hosts-go.toml");
+    let (code, stdout, stderr) = shard_with(
+        dir.path(),
+        &[
+            "go",
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--dry-run",
+            "--message-format",
+            "json",
+        ],
+        &[
+            ("GOCACHE", dir.path().join("cache").to_str().unwrap()),
+            ("GOFLAGS", "-mod=mod"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        planned(&stdout).into_iter().collect::<Vec<_>>(),
+        ["TestOne", "TestTwo"]
+    );
+    let warning = stderr
+        .lines()
+        .find(|l| l.starts_with("warning: "))
+        .unwrap_or_else(|| panic!("no warning in {stderr}"));
+    assert!(
+        warning.contains("example.com/grumpy") && warning.contains("exit status: 3"),
+        "{warning}"
+    );
+}
+
+/// A GOPATH tree built without `--gopath`: go's own error, then a hint naming `--gopath`.
+#[test]
+fn a_gopath_tree_without_gopath_gets_a_hint() {
+    let gp = tempfile::tempdir().unwrap();
+    let pkg = gp.path().join("src/example.com/checksuite");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let fixture = common::fixture("go-sample/gopath/src/example.com/checksuite");
+    for f in ["check_test.go", "checksuite.go"] {
+        std::fs::copy(fixture.join(f), pkg.join(f)).unwrap();
+    }
+    let hosts = common::testbed_file("hosts-go.toml");
+    let (code, _, stderr) = shard_with(
+        &pkg,
+        &["go", "--hosts", hosts.to_str().unwrap(), "--dry-run"],
+        &[("GOPATH", gp.path().to_str().unwrap()), ("GO111MODULE", "")],
+    );
+    assert_eq!(code, 101, "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        line.contains("lies under GOPATH") && line.contains("--gopath") && line.contains("GO111MODULE=off"),
+        "{line}"
+    );
+}
