@@ -827,6 +827,7 @@ fn panic_in_our_code_still_removes_every_container() {
         test_timeout: None,
         keep_containers: false,
         job: Default::default(),
+        max_fail: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -281,3 +281,150 @@ fn a_gopath_tree_without_gopath_gets_a_hint() {
         "{line}"
     );
 }
+
+/// (name → status) of every case in a valid JUnit report.
+fn by_name(junit: &Path) -> std::collections::BTreeMap<String, &'static str> {
+    common::assert_valid_junit(junit);
+    common::junit_statuses(junit)
+        .into_iter()
+        .map(|((_, name), status)| (name, status))
+        .collect()
+}
+
+/// cargo-shard over fixtures/rust-sample on the test bed; returns (exit code, stdout, stderr).
+fn shard_rust_sample(out: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec![
+        "shard",
+        "--hosts",
+        common::hosts_file().to_str().unwrap().to_owned().leak(),
+    ];
+    let manifest = common::fixture("rust-sample/Cargo.toml");
+    all.extend(["--manifest-path", manifest.to_str().unwrap().to_owned().leak()]);
+    all.extend(["--out-dir", out.to_str().unwrap().to_owned().leak()]);
+    all.extend(["--message-format", "json"]);
+    all.extend(args);
+    shard_with(Path::new("."), &all, &[])
+}
+
+/// `cargo shard -- NAME` selects as `cargo nextest run -- NAME` does: at listing time.
+#[test]
+fn test_name_filters_after_dashes_select_like_nextest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = shard_rust_sample(
+        dir.path(),
+        &["--", "counts_words", "--skip", "nothing_matches_this"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let ours = by_name(&dir.path().join("junit.xml"));
+    let local = Command::new("cargo")
+        .args([
+            "nextest",
+            "list",
+            "--message-format",
+            "oneline",
+            "--manifest-path",
+        ])
+        .arg(common::fixture("rust-sample/Cargo.toml"))
+        .args(["--", "counts_words", "--skip", "nothing_matches_this"])
+        .env_remove("NEXTEST_PROFILE")
+        .output()
+        .unwrap();
+    let local: Vec<String> = String::from_utf8_lossy(&local.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, n)| n.to_string()))
+        .collect();
+    assert_eq!(ours.keys().cloned().collect::<Vec<_>>(), local);
+    assert_eq!(ours.values().copied().collect::<Vec<_>>(), ["passed"]);
+    common::assert_nothing_left(&common::run_id_of(&stdout));
+}
+
+/// Anything else after `--` stops the run before a build or a container: one line naming it.
+#[test]
+fn other_arguments_after_dashes_are_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, named) in [
+        (&["--", "--test-threads", "1"][..], "--test-threads"),
+        (&["--", "--fail-fast"][..], "--fail-fast"),
+        (&["--", "--nocapture"][..], "--no-capture"),
+        (&["--no-capture"][..], "--no-capture"),
+    ] {
+        let (code, stdout, stderr) = shard_rust_sample(dir.path(), args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "nothing started: {stdout}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(named),
+            "{stderr}"
+        );
+    }
+    assert!(!dir.path().join("junit.xml").exists());
+}
+
+/// `--fail-fast`: the run stops at the first failure; what did not run is skipped with the
+/// reason, not an error; nothing is left behind.
+#[test]
+fn fail_fast_stops_the_whole_run_and_skips_what_did_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = shard_rust_sample(
+        dir.path(),
+        &[
+            "--fail-fast",
+            "-j",
+            "1",
+            "--shards",
+            "2",
+            "-E",
+            "binary_id(beta::failing) | binary_id(alpha::integration)",
+        ],
+    );
+    assert_eq!(code, 100, "{stderr}");
+    let junit = dir.path().join("junit.xml");
+    let statuses = by_name(&junit);
+    let failed = statuses.values().filter(|s| **s == "failed").count();
+    assert!(
+        (1..=2).contains(&failed),
+        "at most one failure per shard: {statuses:?}"
+    );
+    assert!(!statuses.values().any(|s| *s == "error"), "{statuses:?}");
+    let report = cargo_shard::junit::read_file(&junit).unwrap();
+    let skipped: Vec<String> = report
+        .suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .filter_map(|c| match &c.status {
+            CaseStatus::Skipped { message } => message.clone(),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        skipped.iter().any(|m| m.contains("--max-fail 1")),
+        "unrun tests are skipped with the reason: {skipped:?}"
+    );
+    common::assert_nothing_left(&common::run_id_of(&stdout));
+}
+
+/// `--profile NAME`: the user's profile lists with its default-filter and every shard runs
+/// under its overrides (a 200 ms timeout on one test), as `cargo nextest run --profile` does.
+#[test]
+fn a_user_profile_applies_inside_every_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) =
+        shard_rust_sample(dir.path(), &["--profile", "fixture-profile", "--shards", "2"]);
+    assert_eq!(code, 100, "{stderr}");
+    let statuses = by_name(&dir.path().join("junit.xml"));
+    let expected: std::collections::BTreeMap<String, &str> = [
+        ("assertion_fails", "failed"),
+        ("counts_words", "passed"),
+        ("slow_half_second", "passed"),
+        ("slow_one_second", "failed"),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n.to_string(), s))
+    .collect();
+    assert_eq!(
+        statuses, expected,
+        "as `cargo nextest run --profile fixture-profile` judges them"
+    );
+    common::assert_nothing_left(&common::run_id_of(&stdout));
+}

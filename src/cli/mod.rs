@@ -14,6 +14,7 @@ mod discover_opts;
 mod gc;
 mod hosts;
 mod job_setup;
+pub mod nextest_flags;
 mod pipeline;
 mod plan_cmd;
 mod planning;
@@ -154,6 +155,12 @@ pub struct RunOpts {
     pub color: Color,
     #[command(flatten)]
     pub job: JobOpts,
+    /// Failures after which the whole run stops (nextest's `--fail-fast`/`--max-fail`).
+    #[arg(skip)]
+    pub max_fail: Option<usize>,
+    /// Tests at once per shard, instead of each host's `jobs` (nextest's `-j`).
+    #[arg(skip)]
+    pub test_threads: Option<usize>,
 }
 
 /// The job: services, steps, secrets, limits, artifacts (see `[job]` in hosts.example.toml).
@@ -195,6 +202,8 @@ impl RunOpts {
             verbose: 0,
             color: Color::Never,
             job: JobOpts::default(),
+            max_fail: None,
+            test_threads: None,
         }
     }
 }
@@ -265,8 +274,11 @@ pub struct NextestRunArgs {
     #[command(flatten)]
     pub select: NextestSelect,
     #[command(flatten)]
+    pub nextest: nextest_flags::NextestRunFlags,
+    #[command(flatten)]
     pub run: RunOpts,
-    /// Passed through to `cargo nextest run` inside each shard.
+    /// As after `cargo nextest run --`: test-name filters, `--exact`, `--skip NAME`,
+    /// `--ignored`, `--include-ignored` (for `--runner go`: flags for every test binary).
     #[arg(last = true)]
     pub passthrough: Vec<String>,
 }

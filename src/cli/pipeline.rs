@@ -25,6 +25,14 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         };
         return Box::pin(self::go(go)).await;
     }
+    // Before anything is built or started: a wrong flag after `--` costs nothing.
+    let checked = match a.nextest.check(&a.passthrough) {
+        Ok(c) => c,
+        Err(e) => return fail(exit::USAGE, e),
+    };
+    let mut a = a;
+    a.run.max_fail = checked.max_fail;
+    a.run.test_threads = checked.test_threads;
     let live = match backend::connect(&a.run.hosts, a.run.quiet).await {
         Ok(l) => l,
         Err((code, msg)) => return fail(code, msg),
@@ -33,7 +41,7 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return fail(exit::BUILD_FAILED, e),
     };
-    let opts = super::discover_opts::nextest(&a, &out_dir, a.run.quiet);
+    let opts = super::discover_opts::nextest(&a, &checked, &out_dir, a.run.quiet);
     let suite = match tokio::task::spawn_blocking(move || crate::discover::nextest::discover(&opts)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return fail(exit::BUILD_FAILED, e),
@@ -166,6 +174,11 @@ pub(super) async fn run_suite(
     out_dir: PathBuf,
     runner: &str,
 ) -> u8 {
+    if let Some(threads) = o.test_threads {
+        for l in &mut live {
+            l.host.jobs = threads;
+        }
+    }
     let job = match super::job_setup::load(o, &mut live) {
         Ok(j) => j,
         Err((code, msg)) => return fail(code, msg),
@@ -236,6 +249,7 @@ pub(super) async fn run_suite(
         test_timeout: o.test_timeout,
         keep_containers: o.keep_containers,
         job: job.clone(),
+        max_fail: o.max_fail,
     };
     let host_slots: Vec<(String, usize)> = live.iter().map(|h| (h.host.name.clone(), h.host.slots)).collect();
     let host_jobs: std::collections::BTreeMap<String, usize> =
