@@ -428,3 +428,81 @@ fn a_user_profile_applies_inside_every_shard() {
     );
     common::assert_nothing_left(&common::run_id_of(&stdout));
 }
+
+/// A shard sees the caller's RUST_LOG, `--env` variables (by name or with a value) and
+/// nothing else of the caller's environment.
+#[test]
+fn shards_see_rust_log_and_env_flags_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // Exits 0 only when the environment is exactly as promised; a key's status is its exit.
+    let check = r#"test "$RUST_LOG" = debug && test "$FROM_FLAG" = set && test "$BY_NAME" = caller && test -z "$NOT_PASSED" && test "$RUST_BACKTRACE" = short"#;
+    let (code, stdout, stderr) = shard_with(
+        dir.path(),
+        &[
+            "exec",
+            "--hosts",
+            common::hosts_file().to_str().unwrap(),
+            "--list",
+            "echo env-check",
+            "--key-env",
+            "KEY",
+            "--env",
+            "FROM_FLAG=set",
+            "--env",
+            "BY_NAME",
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--message-format",
+            "json",
+            "--",
+            "sh",
+            "-c",
+            check,
+        ],
+        &[
+            ("RUST_LOG", "debug"),
+            ("RUST_BACKTRACE", "short"),
+            ("BY_NAME", "caller"),
+            ("NOT_PASSED", "leak"),
+        ],
+    );
+    assert_eq!(
+        code,
+        0,
+        "{stderr}\n{}",
+        std::fs::read_to_string(out.join("logs/0.log")).unwrap_or_default()
+    );
+    assert_eq!(
+        by_name(&out.join("junit.xml"))
+            .values()
+            .copied()
+            .collect::<Vec<_>>(),
+        ["passed"]
+    );
+    common::assert_nothing_left(&common::run_id_of(&stdout));
+
+    // Asking for a variable that is not set is bad input, before anything starts.
+    let (code, _, stderr) = shard_with(
+        dir.path(),
+        &[
+            "exec",
+            "--hosts",
+            common::hosts_file().to_str().unwrap(),
+            "--list",
+            "echo k",
+            "--key-env",
+            "KEY",
+            "--env",
+            "CARGO_SHARD_SURELY_UNSET",
+            "--",
+            "true",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("--env CARGO_SHARD_SURELY_UNSET: not set"),
+        "{stderr}"
+    );
+}

@@ -15,6 +15,7 @@ mod gc;
 mod hosts;
 mod job_setup;
 pub mod nextest_flags;
+mod pass_env;
 mod pipeline;
 mod plan_cmd;
 mod planning;
@@ -179,6 +180,10 @@ pub struct JobOpts {
     /// Memory limit per shard container (e.g. 512m, 2g), overriding the job's `memory`.
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
+    /// A variable every shard sees: NAME takes this environment's value, NAME=VALUE sets it
+    /// (repeatable; RUST_BACKTRACE and RUST_LOG pass by default, nothing else does).
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
 }
 
 impl RunOpts {
