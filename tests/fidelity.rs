@@ -506,3 +506,74 @@ fn shards_see_rust_log_and_env_flags_and_nothing_else() {
         "{stderr}"
     );
 }
+
+/// gocheck's `PASS:`/`FAIL:` lines of a plain `make test-integration` → name → status.
+fn gocheck_lines(text: &str) -> std::collections::BTreeMap<String, &'static str> {
+    let re = regex::Regex::new(r"(?m)^(PASS|FAIL|SKIP|PANIC): \S+: (\w+\.\w+)").unwrap();
+    re.captures_iter(text)
+        .filter(|c| !c[2].ends_with(".SetUpTest") && !c[2].ends_with(".SetUpSuite"))
+        .map(|c| {
+            let status = match &c[1] {
+                "PASS" => "passed",
+                "SKIP" => "skipped",
+                _ => "failed",
+            };
+            (c[2].to_string(), status)
+        })
+        .collect()
+}
+
+/// fixtures/go-sample includes `cargo shard makefile`'s fragment: `make test-integration`
+/// runs as before without SHARD_HOSTS and sharded on the test bed with it, the same tests
+/// with the same results, one valid JUnit.
+#[test]
+fn make_test_integration_runs_plain_or_sharded() {
+    let fixture = common::fixture("go-sample");
+    let (code, fragment, _) = common::cargo_shard(&["makefile"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        fragment,
+        std::fs::read_to_string(fixture.join("cargo-shard.mk")).unwrap(),
+        "the fixture holds the fragment as printed"
+    );
+    let make = |envs: &[(&str, &str)]| {
+        Command::new("make")
+            .args(["-s", "test-integration"])
+            .current_dir(&fixture)
+            .env_remove("SHARD_HOSTS")
+            .env_remove("TESTFLAGS")
+            .envs(envs.iter().copied())
+            .output()
+            .expect("make")
+    };
+    let plain = make(&[]);
+    let plain_text = String::from_utf8_lossy(&plain.stdout).into_owned();
+    assert!(
+        !plain.status.success(),
+        "the suite has a failing test: {plain_text}"
+    );
+    let plain_results = gocheck_lines(&plain_text);
+    assert!(plain_results.len() >= 10, "{plain_text}");
+    assert!(!String::from_utf8_lossy(&plain.stderr).contains("cargo shard"));
+
+    let out = tempfile::tempdir().unwrap();
+    let hosts = common::testbed_file("hosts-go.toml");
+    let args = format!(
+        "--shards 2 --out-dir {} --message-format json",
+        out.path().display()
+    );
+    let sharded = make(&[
+        ("SHARD_HOSTS", hosts.to_str().unwrap()),
+        ("CARGO_SHARD", env!("CARGO_BIN_EXE_cargo-shard")),
+        ("SHARD_ARGS", &args),
+    ]);
+    let stdout = String::from_utf8_lossy(&sharded.stdout);
+    assert!(
+        !sharded.status.success(),
+        "a failing test fails the target: {}",
+        String::from_utf8_lossy(&sharded.stderr)
+    );
+    let ours = by_name(&out.path().join("junit.xml"));
+    assert_eq!(ours, plain_results, "the same tests with the same results");
+    common::assert_nothing_left(&common::run_id_of(&stdout));
+}

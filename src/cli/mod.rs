@@ -51,7 +51,13 @@ pub enum Command {
     Go(GoArgs),
     /// Run a user's command per shard with its share of keys (the `make test-integration` wrapper).
     Exec(ExecArgs),
+    /// Print a Makefile fragment that runs `make test-integration` through cargo shard when
+    /// SHARD_HOSTS is set, and as before otherwise.
+    Makefile,
 }
+
+/// The fragment `cargo shard makefile` prints.
+pub const MAKEFILE_FRAGMENT: &str = include_str!("makefile.mk");
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct HostsOpt {
@@ -410,6 +416,10 @@ pub fn main() -> ExitCode {
             Some(Command::Gc(a)) => gc::run(a).await,
             Some(Command::Go(a)) => pipeline::go(a).await,
             Some(Command::Exec(a)) => pipeline::exec(a).await,
+            Some(Command::Makefile) => {
+                print!("{MAKEFILE_FRAGMENT}");
+                exit::OK
+            }
         }
     });
     // Shards may leave blocking tasks (ssh tunnels) behind; do not wait for them.
