@@ -577,3 +577,92 @@ fn make_test_integration_runs_plain_or_sharded() {
     assert_eq!(ours, plain_results, "the same tests with the same results");
     common::assert_nothing_left(&common::run_id_of(&stdout));
 }
+
+/// `cargo shard go -- -tags T -short -count 1` builds with the tag and runs short, as
+/// `go test -tags T -short -count 1` does; a flag go test would not pass on is refused.
+#[test]
+fn go_test_flags_mean_what_they_mean_to_go_test() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("go.mod"), "module example.com/flags\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        dir.path().join("tagged_test.go"),
+        "//go:build integration\n\npackage flags\n\nimport \"testing\"\n\nfunc TestTagged(t *testing.T) {}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("plain_test.go"),
+        "package flags\n\nimport \"testing\"\n\nfunc TestLong(t *testing.T) {\n\tif testing.Short() {\n\t\tt.Skip(\"short\")\n\t}\n}\n",
+    )
+    .unwrap();
+    let hosts = common::testbed_file("hosts-go.toml");
+    let out = dir.path().join("out");
+    let cache = dir.path().join("cache");
+    let envs = [("GOCACHE", cache.to_str().unwrap()), ("GOFLAGS", "-mod=mod")];
+    let (code, stdout, stderr) = shard_with(
+        dir.path(),
+        &[
+            "go",
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--message-format",
+            "json",
+            "--",
+            "-tags",
+            "integration",
+            "-short",
+            "-count",
+            "1",
+        ],
+        &envs,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let ours = by_name(&out.join("junit.xml"));
+    let plain = Command::new("go")
+        .args([
+            "test",
+            "-v",
+            "-tags",
+            "integration",
+            "-short",
+            "-count",
+            "1",
+            "./...",
+        ])
+        .current_dir(dir.path())
+        .envs(envs)
+        .output()
+        .unwrap();
+    let plain = gocheck_or_go_results(&String::from_utf8_lossy(&plain.stdout));
+    assert_eq!(ours, plain, "as go test judges them");
+    assert_eq!(ours.get("TestLong"), Some(&"skipped"));
+    assert_eq!(ours.get("TestTagged"), Some(&"passed"));
+    common::assert_nothing_left(&common::run_id_of(&stdout));
+
+    let (code, _, stderr) = shard_with(
+        dir.path(),
+        &["go", "--hosts", hosts.to_str().unwrap(), "--", "-json"],
+        &envs,
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.lines().count() == 1 && stderr.contains("`-json`"),
+        "{stderr}"
+    );
+}
+
+/// `--- PASS/FAIL/SKIP: TestX` lines of `go test -v` → name → status.
+fn gocheck_or_go_results(text: &str) -> std::collections::BTreeMap<String, &'static str> {
+    let re = regex::Regex::new(r"(?m)^--- (PASS|FAIL|SKIP): (\S+) ").unwrap();
+    re.captures_iter(text)
+        .map(|c| {
+            let status = match &c[1] {
+                "PASS" => "passed",
+                "SKIP" => "skipped",
+                _ => "failed",
+            };
+            (c[2].to_string(), status)
+        })
+        .collect()
+}

@@ -12,6 +12,7 @@ use crate::exit;
 mod backend;
 mod discover_opts;
 mod gc;
+mod go_flags;
 mod hosts;
 mod job_setup;
 pub mod nextest_flags;
@@ -336,7 +337,8 @@ pub struct GoArgs {
     pub gopath: Option<String>,
     #[command(flatten)]
     pub run: RunOpts,
-    /// Passed to every test binary.
+    /// `go test` flags: -tags, -race (build), -short, -count, -timeout, -cpu, -failfast (run),
+    /// and the binaries' own -test.* / -check.* flags.
     #[arg(last = true)]
     pub passthrough: Vec<String>,
 }

@@ -51,6 +51,12 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
 }
 
 pub async fn go(a: GoArgs) -> u8 {
+    let flags = match super::go_flags::parse(&a.passthrough)
+        .and_then(|f| super::go_flags::check_compiler(&f, on_path).map(|()| f))
+    {
+        Ok(f) => f,
+        Err(e) => return fail(exit::USAGE, e),
+    };
     let dir = a.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     let out_dir = a.run.out_dir.clone().unwrap_or_else(|| dir.join("target/shard"));
@@ -66,9 +72,10 @@ pub async fn go(a: GoArgs) -> u8 {
     };
     let mut opts = crate::discover::gotest::GoOptions::new(&dir, &out_dir);
     opts.packages = a.packages.clone();
-    opts.cgo = a.cgo;
+    opts.cgo = a.cgo || flags.race;
     opts.gopath = a.gopath.clone();
-    opts.passthrough = a.passthrough.clone();
+    opts.passthrough = flags.run;
+    opts.build_flags = flags.build;
     let suite = match tokio::task::spawn_blocking(move || crate::discover::gotest::discover(&opts)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return fail(exit::BUILD_FAILED, e),
@@ -144,6 +151,19 @@ pub async fn exec(a: ExecArgs) -> u8 {
         run.plan.shards = Some(suite.tests.len().max(1));
     }
     run_suite(suite, &run, live, out_dir, "exec").await
+}
+
+/// Whether `name` is an executable on this machine's PATH (or a path to one).
+fn on_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let exec = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        return exec(Path::new(name));
+    }
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| exec(&d.join(name))))
 }
 
 /// `--out-dir`, else `<cargo target dir>/shard`.

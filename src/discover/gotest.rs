@@ -39,6 +39,8 @@ pub struct GoOptions {
     pub gopath: Option<String>,
     /// Flags for every test binary, before ours (`-test.count=1`, `-check.vv`…).
     pub passthrough: Vec<String>,
+    /// Build flags for `go list` and `go test -c` (`-tags x`, `-race`).
+    pub build_flags: Vec<String>,
     /// Builds and listings at once.
     pub jobs: usize,
     /// Where the test binaries go (`<out_dir>/bin/*.test`); left out of the upload.
@@ -53,6 +55,7 @@ impl GoOptions {
             cgo: false,
             gopath: None,
             passthrough: Vec::new(),
+            build_flags: Vec::new(),
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             out_dir: out_dir.into(),
         }
@@ -111,7 +114,7 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
     let listed: Vec<Result<Listed, GoError>> = pool.install(|| {
         packages
             .par_iter()
-            .map(|p| build_and_list(p, &dir, &bin_dir, &env))
+            .map(|p| build_and_list(p, &dir, &bin_dir, &env, &opts.build_flags))
             .collect()
     });
 
@@ -201,6 +204,7 @@ fn go_list(opts: &GoOptions, dir: &Path, env: &[(String, String)]) -> Result<Vec
                   {{join .TestImports \" \"}} {{join .XTestImports \" \"}}";
     let out = Command::new("go")
         .arg("list")
+        .args(&opts.build_flags)
         .arg("-f")
         .arg(format)
         .args(&patterns)
@@ -331,10 +335,13 @@ fn build_and_list(
     dir: &Path,
     bin_dir: &Path,
     env: &[(String, String)],
+    build: &[String],
 ) -> Result<Listed, GoError> {
     let binary = bin_dir.join(format!("{}.test", pkg.stem));
     let out = Command::new("go")
-        .args(["test", "-c", "-o"])
+        .args(["test", "-c"])
+        .args(build)
+        .arg("-o")
         .arg(&binary)
         .arg(&pkg.import_path)
         .current_dir(dir)
