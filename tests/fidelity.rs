@@ -666,3 +666,39 @@ fn gocheck_or_go_results(text: &str) -> std::collections::BTreeMap<String, &'sta
         })
         .collect()
 }
+
+/// Doctests are not dropped silently: a run says how many of the selected crates' will not run.
+#[test]
+fn left_out_doctests_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[package]\nname = \"doccy\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("src/lib.rs"),
+        "/// ```\n/// assert_eq!(doccy::two(), 2);\n/// ```\npub fn two() -> u32 { 2 }\n\n\
+         /// ```\n/// assert_eq!(doccy::three(), 3);\n/// ```\npub fn three() -> u32 { 3 }\n\n\
+         #[test]\nfn unit() { assert_eq!(two() + 1, three()); }\n",
+    )
+    .unwrap();
+    let manifest = dir.path().join("Cargo.toml");
+    let (code, _, stderr) = shard_with(
+        dir.path(),
+        &[
+            "--hosts",
+            common::hosts_file().to_str().unwrap(),
+            "--manifest-path",
+            manifest.to_str().unwrap(),
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: 2 doctests of the selected crates will not run"),
+        "{stderr}"
+    );
+}

@@ -1,6 +1,7 @@
 //! cargo-nextest discovery: build the workspace's tests once into a nextest archive, list
 //! them from that archive, and run a shard's exact subset from it with the source remapped.
 
+mod doctests;
 mod filter;
 mod junit;
 mod process;
@@ -135,6 +136,9 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
     let summary: TestListSummary =
         serde_json::from_slice(&listing).map_err(|e| NextestError::ListOutput(e.to_string()))?;
 
+    if let Some(line) = doctests::count(&workspace_root, opts).and_then(doctests::notice) {
+        eprintln!("warning: {line}");
+    }
     let profile = match &opts.profile {
         Some(name) => Some(user_profile(&workspace_root, name)?),
         None => None,
