@@ -773,6 +773,7 @@ impl cargo_shard::discover::ShardRecipe for Sleepy {
                 status: cargo_shard::discover::TestStatus::Passed,
                 duration: Duration::ZERO,
                 message: None,
+                detail: String::new(),
                 stdout: String::new(),
                 stderr: String::new(),
                 subtests: Vec::new(),
@@ -826,6 +827,7 @@ fn panic_in_our_code_still_removes_every_container() {
         test_timeout: None,
         keep_containers: false,
         job: Default::default(),
+        max_fail: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

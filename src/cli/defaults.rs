@@ -48,7 +48,13 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), Fail> {
         Some(Command::Plan(a)) => &mut a.hosts,
         Some(Command::Hosts(a)) => &mut a.hosts,
         Some(Command::Gc(a)) => &mut a.hosts,
-        Some(Command::Merge(_) | Command::Show(_) | Command::Completions(_) | Command::Man(_)) => {
+        Some(
+            Command::Merge(_)
+            | Command::Show(_)
+            | Command::Completions(_)
+            | Command::Man(_)
+            | Command::Makefile,
+        ) => {
             return Ok(());
         }
     };

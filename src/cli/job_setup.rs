@@ -47,6 +47,7 @@ pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, (u8, Stri
             local.host.name
         )));
     }
+    let passed = super::pass_env::resolve(&config, &o.job.env, |n| std::env::var(n).ok()).map_err(bad)?;
     for h in live.iter_mut() {
         // `--image` wins over the job, which wins over the hosts file.
         if o.hosts.image.is_none()
@@ -58,6 +59,7 @@ pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, (u8, Stri
         if let Some(cpus) = config.cpus {
             h.host.limit_jobs_to(cpus);
         }
+        h.host.env.extend(passed.clone());
     }
     let job = RunJob::prepare(config, &o.job.artifacts).map_err(|e| bad(e.to_string()))?;
     Ok(Arc::new(job))

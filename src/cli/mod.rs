@@ -13,10 +13,13 @@ mod backend;
 mod defaults;
 mod discover_opts;
 mod gc;
+mod go_flags;
 mod hosts;
 mod job_setup;
 mod merge;
+pub mod nextest_flags;
 mod partition;
+mod pass_env;
 mod pipeline;
 mod plan_cmd;
 mod planning;
@@ -62,6 +65,9 @@ pub enum Command {
     Man(ManArgs),
     /// Join the outputs of `--partition` jobs into one JUnit, history and HTML report.
     Merge(merge::MergeArgs),
+    /// Print a Makefile fragment that runs `make test-integration` through cargo shard when
+    /// SHARD_HOSTS is set, and as before otherwise.
+    Makefile,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -90,6 +96,9 @@ pub struct ManArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
+
+/// The fragment `cargo shard makefile` prints.
+pub const MAKEFILE_FRAGMENT: &str = include_str!("makefile.mk");
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct HostsOpt {
@@ -215,6 +224,12 @@ pub struct RunOpts {
     /// `auto` (GitLab, CircleCI, Buildkite parallelism variables). Local unless --hosts.
     #[arg(long, value_name = "K/N|auto", value_parser = partition::parse_arg)]
     pub partition: Option<partition::PartitionArg>,
+    /// Failures after which the whole run stops (nextest's `--fail-fast`/`--max-fail`).
+    #[arg(skip)]
+    pub max_fail: Option<usize>,
+    /// Tests at once per shard, instead of each host's `jobs` (nextest's `-j`).
+    #[arg(skip)]
+    pub test_threads: Option<usize>,
 }
 
 /// The job: services, steps, secrets, limits, artifacts (see `[job]` in hosts.example.toml).
@@ -233,6 +248,10 @@ pub struct JobOpts {
     /// Memory limit per shard container (e.g. 512m, 2g), overriding the job's `memory`.
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
+    /// A variable every shard sees: NAME takes this environment's value, NAME=VALUE sets it
+    /// (repeatable; RUST_BACKTRACE and RUST_LOG pass by default, nothing else does).
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
 }
 
 impl RunOpts {
@@ -257,6 +276,8 @@ impl RunOpts {
             color: Color::Never,
             job: JobOpts::default(),
             partition: None,
+            max_fail: None,
+            test_threads: None,
         }
     }
 }
@@ -343,8 +364,11 @@ pub struct NextestRunArgs {
     #[command(flatten)]
     pub select: NextestSelect,
     #[command(flatten)]
+    pub nextest: nextest_flags::NextestRunFlags,
+    #[command(flatten)]
     pub run: RunOpts,
-    /// Passed through to `cargo nextest run` inside each shard.
+    /// As after `cargo nextest run --`: test-name filters, `--exact`, `--skip NAME`,
+    /// `--ignored`, `--include-ignored` (for `--runner go`: flags for every test binary).
     #[arg(last = true)]
     pub passthrough: Vec<String>,
 }
@@ -392,7 +416,8 @@ pub struct GoArgs {
     pub gopath: Option<String>,
     #[command(flatten)]
     pub run: RunOpts,
-    /// Passed to every test binary.
+    /// `go test` flags: -tags, -race (build), -short, -count, -timeout, -cpu, -failfast (run),
+    /// and the binaries' own -test.* / -check.* flags.
     #[arg(last = true)]
     pub passthrough: Vec<String>,
 }
@@ -480,6 +505,10 @@ pub fn main() -> ExitCode {
             Some(Command::Completions(a)) => self_doc::completions(a),
             Some(Command::Man(a)) => self_doc::man(a),
             Some(Command::Merge(a)) => merge::run(a),
+            Some(Command::Makefile) => {
+                print!("{MAKEFILE_FRAGMENT}");
+                exit::OK
+            }
         }
     });
     // Shards may leave blocking tasks (ssh tunnels) behind; do not wait for them.

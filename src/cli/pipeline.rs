@@ -25,6 +25,14 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         };
         return Box::pin(self::go(go)).await;
     }
+    // Before anything is built or started: a wrong flag after `--` costs nothing.
+    let checked = match a.nextest.check(&a.passthrough) {
+        Ok(c) => c,
+        Err(e) => return fail(exit::USAGE, e),
+    };
+    let mut a = a;
+    a.run.max_fail = checked.max_fail;
+    a.run.test_threads = checked.test_threads;
     let live = match backend::connect(&super::partition::hosts(&a.run), a.run.quiet).await {
         Ok(l) => l,
         Err((code, msg)) => return fail(code, msg),
@@ -33,7 +41,7 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return fail(exit::BUILD_FAILED, e),
     };
-    let opts = super::discover_opts::nextest(&a, &out_dir, a.run.quiet);
+    let opts = super::discover_opts::nextest(&a, &checked, &out_dir, a.run.quiet);
     let suite = match tokio::task::spawn_blocking(move || crate::discover::nextest::discover(&opts)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return fail(exit::BUILD_FAILED, e),
@@ -43,6 +51,12 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
 }
 
 pub async fn go(a: GoArgs) -> u8 {
+    let flags = match super::go_flags::parse(&a.passthrough)
+        .and_then(|f| super::go_flags::check_compiler(&f, on_path).map(|()| f))
+    {
+        Ok(f) => f,
+        Err(e) => return fail(exit::USAGE, e),
+    };
     let dir = a.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     let out_dir = a.run.out_dir.clone().unwrap_or_else(|| dir.join("target/shard"));
@@ -58,9 +72,10 @@ pub async fn go(a: GoArgs) -> u8 {
     };
     let mut opts = crate::discover::gotest::GoOptions::new(&dir, &out_dir);
     opts.packages = a.packages.clone();
-    opts.cgo = a.cgo;
+    opts.cgo = a.cgo || flags.race;
     opts.gopath = a.gopath.clone();
-    opts.passthrough = a.passthrough.clone();
+    opts.passthrough = flags.run;
+    opts.build_flags = flags.build;
     let suite = match tokio::task::spawn_blocking(move || crate::discover::gotest::discover(&opts)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return fail(exit::BUILD_FAILED, e),
@@ -138,6 +153,19 @@ pub async fn exec(a: ExecArgs) -> u8 {
     run_suite(suite, &run, live, out_dir, "exec").await
 }
 
+/// Whether `name` is an executable on this machine's PATH (or a path to one).
+fn on_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let exec = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        return exec(Path::new(name));
+    }
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| exec(&d.join(name))))
+}
+
 /// `--out-dir`, else `<cargo target dir>/shard`.
 pub(super) fn nextest_out_dir(out_dir: Option<&Path>, manifest: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(d) = out_dir {
@@ -166,6 +194,11 @@ pub(super) async fn run_suite(
     out_dir: PathBuf,
     runner: &str,
 ) -> u8 {
+    if let Some(threads) = o.test_threads {
+        for l in &mut live {
+            l.host.jobs = threads;
+        }
+    }
     let job = match super::job_setup::load(o, &mut live) {
         Ok(j) => j,
         Err((code, msg)) => return fail(code, msg),
@@ -246,6 +279,7 @@ pub(super) async fn run_suite(
         test_timeout: o.test_timeout,
         keep_containers: o.keep_containers,
         job: job.clone(),
+        max_fail: o.max_fail,
     };
     let host_slots: Vec<(String, usize)> = live.iter().map(|h| (h.host.name.clone(), h.host.slots)).collect();
     let host_jobs: std::collections::BTreeMap<String, usize> =

@@ -16,10 +16,12 @@ pub async fn run(a: PlanArgs) -> u8 {
     let args = NextestRunArgs {
         runner: super::Runner::Nextest,
         select: a.select.clone(),
+        nextest: Default::default(),
         run: RunOpts::for_plan(a.hosts.clone(), a.plan.clone()),
         passthrough: Vec::new(),
     };
-    let opts = super::discover_opts::nextest(&args, &out_dir, a.format == PlanFormat::Json);
+    let opts =
+        super::discover_opts::nextest(&args, &Default::default(), &out_dir, a.format == PlanFormat::Json);
     let suite = match tokio::task::spawn_blocking(move || crate::discover::nextest::discover(&opts)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return fail(exit::BUILD_FAILED, e),

@@ -29,6 +29,8 @@ pub struct JobConfig {
     /// The shards' working directory: absolute, or relative to the shard root.
     pub workdir: Option<String>,
     pub env: BTreeMap<String, String>,
+    /// Variables of the caller's environment the shards see (`pass_env = [...]`).
+    pub pass_env: Vec<String>,
     /// CPUs per shard container (Docker's `--cpus`).
     pub cpus: Option<f64>,
     /// Memory limit per shard container, bytes.
@@ -176,6 +178,8 @@ struct RawJob {
     workdir: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    #[serde(default)]
+    pass_env: Vec<String>,
     cpus: Option<Spanned<f64>>,
     memory: Option<Spanned<String>>,
     #[serde(default)]
@@ -420,6 +424,7 @@ fn resolve(raw: RawJob, text: &str, origin: &str, base: &Path) -> Result<JobConf
         image: raw.image,
         workdir: raw.workdir,
         env: raw.env,
+        pass_env: raw.pass_env,
         cpus,
         memory,
         files,

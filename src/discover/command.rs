@@ -351,6 +351,7 @@ fn exit_code_results(keys: &[String], exit_code: Option<i64>) -> Vec<TestResult>
             status,
             duration: Duration::ZERO,
             message: message.clone(),
+            detail: String::new(),
             stdout: String::new(),
             stderr: String::new(),
             subtests: Vec::new(),

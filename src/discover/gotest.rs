@@ -39,6 +39,8 @@ pub struct GoOptions {
     pub gopath: Option<String>,
     /// Flags for every test binary, before ours (`-test.count=1`, `-check.vv`…).
     pub passthrough: Vec<String>,
+    /// Build flags for `go list` and `go test -c` (`-tags x`, `-race`).
+    pub build_flags: Vec<String>,
     /// Builds and listings at once.
     pub jobs: usize,
     /// Where the test binaries go (`<out_dir>/bin/*.test`); left out of the upload.
@@ -53,6 +55,7 @@ impl GoOptions {
             cgo: false,
             gopath: None,
             passthrough: Vec::new(),
+            build_flags: Vec::new(),
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             out_dir: out_dir.into(),
         }
@@ -111,7 +114,7 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
     let listed: Vec<Result<Listed, GoError>> = pool.install(|| {
         packages
             .par_iter()
-            .map(|p| build_and_list(p, &dir, &bin_dir, &env))
+            .map(|p| build_and_list(p, &dir, &bin_dir, &env, &opts.build_flags))
             .collect()
     });
 
@@ -120,6 +123,9 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
     let mut runs = BTreeMap::new();
     for (pkg, listed) in packages.iter().zip(listed) {
         let listed = listed?;
+        for w in &listed.warnings {
+            eprintln!("warning: {w}");
+        }
         if listed.plain.is_empty() && listed.check.is_empty() {
             // Only benchmarks: nothing `go test` would run, so nothing to ship.
             continue;
@@ -220,6 +226,7 @@ fn go_list(opts: &GoOptions, dir: &Path, env: &[(String, String)]) -> Result<Vec
                   {{join .TestImports \" \"}} {{join .XTestImports \" \"}}";
     let out = Command::new("go")
         .arg("list")
+        .args(&opts.build_flags)
         .arg("-f")
         .arg(format)
         .args(&patterns)
@@ -233,7 +240,13 @@ fn go_list(opts: &GoOptions, dir: &Path, env: &[(String, String)]) -> Result<Vec
         stderr,
     };
     if !out.status.success() {
-        return Err(list_err(one_line(&String::from_utf8_lossy(&out.stderr))));
+        let mut msg = one_line(&String::from_utf8_lossy(&out.stderr));
+        if opts.gopath.is_none()
+            && let Some(hint) = gopath_hint(dir, std::env::var_os("GOPATH").as_deref())
+        {
+            msg.push_str(&format!(" (hint: {hint})"));
+        }
+        return Err(list_err(msg));
     }
     let mut packages = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -255,9 +268,10 @@ fn go_list(opts: &GoOptions, dir: &Path, env: &[(String, String)]) -> Result<Vec
             .strip_prefix(dir)
             .map_err(|_| {
                 list_err(format!(
-                    "package {import_path} is in {}, outside {}",
+                    "package {import_path} is in {}, outside {}: run from there or give `--dir {}`",
                     pkg_dir.display(),
-                    dir.display()
+                    dir.display(),
+                    pkg_dir.display()
                 ))
             })?
             .to_string_lossy()
@@ -273,6 +287,39 @@ fn go_list(opts: &GoOptions, dir: &Path, env: &[(String, String)]) -> Result<Vec
         });
     }
     Ok(packages)
+}
+
+/// Why `go list` may have failed in `dir` in module mode: the tree has no `go.mod` above it,
+/// or it lies under a GOPATH's `src` (`gopath` is `$GOPATH`; unset means `~/go`).
+fn gopath_hint(dir: &Path, gopath: Option<&std::ffi::OsStr>) -> Option<String> {
+    let default = std::env::var_os("HOME").map(|h| PathBuf::from(h).join("go"));
+    let roots: Vec<PathBuf> = match gopath {
+        Some(g) if !g.is_empty() => std::env::split_paths(g).collect(),
+        _ => default.into_iter().collect(),
+    };
+    let advice = |gopath: &str| {
+        format!(
+            "give `--gopath {gopath}:/usr/share/gocode` (or set GO111MODULE=off and GOPATH) to build in GOPATH mode"
+        )
+    };
+    if let Some(root) = roots.iter().find(|r| dir.starts_with(r.join("src"))) {
+        return Some(format!(
+            "{} lies under GOPATH {}: {}",
+            dir.display(),
+            root.display(),
+            advice(&root.display().to_string())
+        ));
+    }
+    if dir.ancestors().any(|d| d.join("go.mod").is_file()) {
+        return None;
+    }
+    // A GOPATH tree is the directory above `src`, if the path has one.
+    let guess = dir
+        .ancestors()
+        .find(|d| d.file_name().is_some_and(|n| n == "src"))
+        .and_then(Path::parent)
+        .map_or_else(|| "DIR".to_string(), |p| p.display().to_string());
+    Some(format!("{} has no go.mod: {}", dir.display(), advice(&guess)))
 }
 
 /// A readable, unique file stem for an import path: path characters kept where safe, plus
@@ -301,6 +348,8 @@ struct Listed {
     plain: Vec<String>,
     hook: Option<String>,
     check: Vec<String>,
+    /// Listings that exited non-zero after printing names, one line each.
+    warnings: Vec<String>,
 }
 
 fn build_and_list(
@@ -308,10 +357,13 @@ fn build_and_list(
     dir: &Path,
     bin_dir: &Path,
     env: &[(String, String)],
+    build: &[String],
 ) -> Result<Listed, GoError> {
     let binary = bin_dir.join(format!("{}.test", pkg.stem));
     let out = Command::new("go")
-        .args(["test", "-c", "-o"])
+        .args(["test", "-c"])
+        .args(build)
+        .arg("-o")
         .arg(&binary)
         .arg(&pkg.import_path)
         .current_dir(dir)
@@ -324,13 +376,16 @@ fn build_and_list(
             stderr: one_line(&String::from_utf8_lossy(&out.stderr)),
         });
     }
+    let mut warnings = Vec::new();
     let listing = run_listing(pkg, &binary, &["-test.list", "."])?;
     let mut plain: Vec<String> = listing
+        .text
         .lines()
         .map(str::trim)
         .filter(|l| is_runnable_test(l))
         .map(String::from)
         .collect();
+    warnings.extend(listing.accept(pkg, !plain.is_empty())?);
     let mut hook = None;
     let mut check = Vec::new();
     if pkg.uses_gocheck {
@@ -341,8 +396,11 @@ fn build_and_list(
         }
         for candidate in candidates.into_iter().filter(|c| plain.contains(c)) {
             let run = anchored_alternation(&[candidate.as_str()]);
-            let text = run_listing(pkg, &binary, &["-test.run", &run, "-check.list"])?;
-            let names = gocheck::parse_list(&text);
+            // A match-all `-check.f`: some hooks (gocheck's own) exit non-zero after listing
+            // when no filter was given, because they then expect every suite to have run.
+            let listing = run_listing(pkg, &binary, &["-test.run", &run, "-check.list", "-check.f", "."])?;
+            let names = gocheck::parse_list(&listing.text);
+            warnings.extend(listing.accept(pkg, !names.is_empty())?);
             if !names.is_empty() {
                 // Every hook runs every registered suite: the first one that lists them is enough.
                 plain.retain(|p| *p != candidate);
@@ -357,10 +415,32 @@ fn build_and_list(
         plain,
         hook,
         check,
+        warnings,
     })
 }
 
-fn run_listing(pkg: &GoPackage, binary: &Path, args: &[&str]) -> Result<String, GoError> {
+/// What a listing run printed, and how it failed if it did.
+struct Listing {
+    text: String,
+    failure: Option<GoError>,
+}
+
+impl Listing {
+    /// A listing that exited non-zero still counts when names were read from it: a warning
+    /// naming the package, not a failed run. Without names it is the error.
+    fn accept(self, pkg: &GoPackage, parsed_names: bool) -> Result<Option<String>, GoError> {
+        match self.failure {
+            None => Ok(None),
+            Some(e) if parsed_names => Ok(Some(format!(
+                "{e}; using the {} names it printed",
+                pkg.import_path
+            ))),
+            Some(e) => Err(e),
+        }
+    }
+}
+
+fn run_listing(pkg: &GoPackage, binary: &Path, args: &[&str]) -> Result<Listing, GoError> {
     let out = Command::new(binary)
         .args(args)
         .current_dir(&pkg.dir)
@@ -372,17 +452,18 @@ fn run_listing(pkg: &GoPackage, binary: &Path, args: &[&str]) -> Result<String, 
             status: "did not start".into(),
             output: e.to_string(),
         })?;
-    if !out.status.success() {
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        return Err(GoError::ListTests {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let failure = (!out.status.success()).then(|| {
+        let mut all = text.clone();
+        all.push_str(&String::from_utf8_lossy(&out.stderr));
+        GoError::ListTests {
             package: pkg.import_path.clone(),
             binary: binary.display().to_string(),
             status: out.status.to_string(),
-            output: one_line(&text),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            output: one_line(&all),
+        }
+    });
+    Ok(Listing { text, failure })
 }
 
 /// `Test…`, `Example…` and `Fuzz…` (its seed corpus runs as a test) from `-test.list`;
@@ -415,6 +496,31 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gopath_trees_get_a_hint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gopath = tmp.path().join("gp");
+        let pkg = gopath.join("src/example.com/x");
+        std::fs::create_dir_all(&pkg).unwrap();
+        let hint = gopath_hint(&pkg, Some(gopath.as_os_str())).unwrap();
+        assert!(
+            hint.contains("lies under GOPATH") && hint.contains("--gopath"),
+            "{hint}"
+        );
+        let hint = gopath_hint(&pkg, Some(std::ffi::OsStr::new("/nowhere"))).unwrap();
+        assert!(
+            hint.contains("has no go.mod") && hint.contains(&format!("--gopath {}:", gopath.display())),
+            "{hint}"
+        );
+        let module = tmp.path().join("mod");
+        std::fs::create_dir_all(module.join("sub")).unwrap();
+        std::fs::write(module.join("go.mod"), "module m\n").unwrap();
+        assert_eq!(
+            gopath_hint(&module.join("sub"), Some(std::ffi::OsStr::new("/nowhere"))),
+            None
+        );
+    }
 
     #[test]
     fn stems_are_safe_and_distinct() {

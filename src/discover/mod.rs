@@ -136,6 +136,10 @@ pub struct TestResult {
     pub duration: Duration,
     /// Failure or skip message (one line when the runner gives one).
     pub message: Option<String>,
+    /// The whole failure as the runner reported it (a panic with its `left`/`right`, Go's
+    /// `--- FAIL` block, gocheck's `... obtained/expected`), for the JUnit `<failure>` text;
+    /// empty when the runner gave nothing beyond `message`.
+    pub detail: String,
     pub stdout: String,
     pub stderr: String,
     /// Results of the test's subtests (Go's `TestX/sub`), for the report: the planner, the

@@ -1,6 +1,7 @@
 //! cargo-nextest discovery: build the workspace's tests once into a nextest archive, list
 //! them from that archive, and run a shard's exact subset from it with the source remapped.
 
+mod doctests;
 mod filter;
 mod junit;
 mod process;
@@ -16,7 +17,7 @@ use super::{Suite, TestCase, TestId, Tool, Upload};
 use process::{one_line, run};
 
 pub use filter::{exact_filterset, quote_matcher};
-pub use recipe::NextestRecipe;
+pub use recipe::{NextestRecipe, UserProfile};
 
 /// The archive's name in the shard root, and the source tree's.
 pub const ARCHIVE_DEST: &str = "archive.tar.zst";
@@ -51,6 +52,11 @@ pub struct NextestOptions {
     pub run_ignored: RunIgnored,
     /// Passed to `cargo nextest run` in every shard, after cargo-shard's own flags.
     pub passthrough: Vec<String>,
+    /// Test-name filters and libtest arguments (`NAME`, `--exact`, `--skip NAME`), applied
+    /// when listing as `cargo nextest list -- …` applies them.
+    pub list_filters: Vec<String>,
+    /// The workspace's nextest profile to list with and run every shard under.
+    pub profile: Option<String>,
     /// Where the archive goes; default `<target dir>/shard`.
     pub out_dir: Option<PathBuf>,
     /// Build jobs (`cargo nextest archive --build-jobs`).
@@ -75,6 +81,8 @@ pub enum NextestError {
     },
     #[error("cannot read `cargo nextest list` output: {0}")]
     ListOutput(String),
+    #[error("--profile {name}: {why}")]
+    Profile { name: String, why: String },
     #[error("cannot list the source tree of {root}: {message}")]
     Source { root: PathBuf, message: String },
 }
@@ -116,10 +124,24 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
     for expr in &opts.filtersets {
         list.arg("-E").arg(expr);
     }
+    // The profile's default-filter narrows the listing as it narrows `cargo nextest run`.
+    if let Some(profile) = &opts.profile {
+        list.arg("--profile").arg(profile);
+    }
+    if !opts.list_filters.is_empty() {
+        list.arg("--").args(&opts.list_filters);
+    }
     let listing = run(list, false)?;
     let summary: TestListSummary =
         serde_json::from_slice(&listing).map_err(|e| NextestError::ListOutput(e.to_string()))?;
 
+    if let Some(line) = doctests::count(&workspace_root, opts).and_then(doctests::notice) {
+        eprintln!("warning: {line}");
+    }
+    let profile = match &opts.profile {
+        Some(name) => Some(user_profile(&workspace_root, name)?),
+        None => None,
+    };
     // Never the build: cargo's target directory wherever cargo metadata puts it (also under
     // CARGO_TARGET_DIR or `build.target-dir`), nor our output directory.
     let files = super::files::source_files(&workspace_root, &[target_dir, out_dir]).map_err(|e| {
@@ -152,6 +174,7 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
         ],
         recipe: Arc::new(NextestRecipe {
             passthrough: opts.passthrough.clone(),
+            profile,
         }),
     })
 }
@@ -181,6 +204,25 @@ pub fn test_cases(summary: &TestListSummary, run_ignored: RunIgnored) -> Vec<Tes
         }
     }
     tests
+}
+
+/// The workspace's nextest config, parsed (the listing with `--profile` has already checked
+/// that nextest knows `name`; a built-in profile may have no table of its own).
+fn user_profile(workspace_root: &Path, name: &str) -> Result<UserProfile, NextestError> {
+    let path = workspace_root.join(".config/nextest.toml");
+    let why = |e: String| NextestError::Profile {
+        name: name.to_owned(),
+        why: format!("{}: {e}", path.display()),
+    };
+    let repo_config = match std::fs::read_to_string(&path) {
+        Ok(text) => text.parse::<toml::Table>().map_err(|e| why(e.to_string()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+        Err(e) => return Err(why(e.to_string())),
+    };
+    Ok(UserProfile {
+        name: name.to_owned(),
+        repo_config,
+    })
 }
 
 /// The executable named `name` on this machine's PATH.

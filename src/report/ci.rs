@@ -295,6 +295,7 @@ mod tests {
             message: Some(message.into()),
             stdout: stdout.into(),
             stderr: stderr.into(),
+            detail: String::new(),
             subtests: Vec::new(),
         }
     }

@@ -252,6 +252,7 @@ mod tests {
             status,
             duration: Duration::from_millis(ms),
             message: None,
+            detail: String::new(),
             stdout: String::new(),
             stderr: String::new(),
             subtests: Vec::new(),

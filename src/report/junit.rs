@@ -134,12 +134,12 @@ fn status(r: &TestResult) -> CaseStatus {
         TestStatus::Failed => CaseStatus::Failure {
             message: r.message.as_deref().map(first_line),
             kind: Some("failure".into()),
-            text: r.message.clone().unwrap_or_default(),
+            text: failure_text(r),
         },
         TestStatus::Error => CaseStatus::Error {
             message: r.message.as_deref().map(first_line),
             kind: Some("error".into()),
-            text: r.message.clone().unwrap_or_default(),
+            text: failure_text(r),
         },
     }
 }
@@ -160,10 +160,20 @@ fn rerun(r: &TestResult) -> Rerun {
             .into(),
         ),
         message: r.message.as_deref().map(first_line),
-        text: r.message.clone().unwrap_or_default(),
+        text: failure_text(r),
         stdout: non_empty(&r.stdout),
         stderr: non_empty(&r.stderr),
         time: Some(r.duration.as_secs_f64()),
+    }
+}
+
+/// The element's text: the runner's whole failure when it gave one, so a reader that shows
+/// only `<failure>` (GitLab's merge request view) still sees `left`/`right` and the like.
+fn failure_text(r: &TestResult) -> String {
+    if r.detail.trim().is_empty() {
+        r.message.clone().unwrap_or_default()
+    } else {
+        r.detail.clone()
     }
 }
 
@@ -209,5 +219,50 @@ mod tests {
         }
         let doc = build(&report, &sample_meta());
         assert_eq!(doc.suites[0].timestamp.as_deref(), Some("2026-12-01T20:16:11Z"));
+    }
+
+    #[test]
+    fn a_failure_holds_the_whole_failure_and_its_first_line_as_message() {
+        let (mut report, _, _) = sample();
+        let failed = report
+            .outcomes
+            .iter_mut()
+            .find(|o| o.result.status == TestStatus::Failed)
+            .expect("the sample has a failure");
+        failed.result.message =
+            Some("thread 'b' panicked at it.rs:3:5: assertion `left == right` failed".into());
+        failed.result.detail =
+            "thread 'b' panicked at it.rs:3:5:\nassertion `left == right` failed\n  left: 3\n right: 4"
+                .into();
+        let junit = build(&report, &sample_meta());
+        let case = junit
+            .suites
+            .iter()
+            .flat_map(|s| &s.cases)
+            .find(|c| c.status.is_failure())
+            .unwrap();
+        let CaseStatus::Failure { message, text, .. } = &case.status else {
+            unreachable!()
+        };
+        assert_eq!(
+            message.as_deref(),
+            Some("thread 'b' panicked at it.rs:3:5: assertion `left == right` failed")
+        );
+        assert!(text.ends_with("  left: 3\n right: 4"), "{text}");
+        assert!(
+            case.stderr.as_deref().unwrap().contains("panicked"),
+            "output stays in system-err"
+        );
+        // Without a detail the message is the text, as before.
+        let error = junit
+            .suites
+            .iter()
+            .flat_map(|s| &s.cases)
+            .find(|c| c.status.is_error())
+            .unwrap();
+        let CaseStatus::Error { text, .. } = &error.status else {
+            unreachable!()
+        };
+        assert_eq!(text, "assertion failed: left == right\nmore");
     }
 }

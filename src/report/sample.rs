@@ -18,6 +18,7 @@ pub fn outcome(name: &str, status: TestStatus, ms: u64, shard: usize, host: &str
             status,
             duration: Duration::from_millis(ms),
             message: bad.then(|| "assertion failed: left == right\nmore".into()),
+            detail: String::new(),
             stdout: if bad {
                 "running 1 test\ntest b ... FAILED\n\nfailures:\n\nfailures:\n    b\n\ntest result: FAILED. 0 passed; 1 failed\nline 1\n\x1b[31mred <&>\x1b[0m\n".into()
             } else {

@@ -266,6 +266,7 @@ fn live_tap(
             status: end.status,
             duration: end.duration,
             message: None,
+            detail: String::new(),
             stdout: String::new(),
             stderr: String::new(),
             subtests: Vec::new(),

@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub keep_containers: bool,
     /// The job: services, limits, secrets, artifacts (the default is none).
     pub job: Arc<crate::job::RunJob>,
+    /// Failing tests after which the whole run stops (`--fail-fast`, `--max-fail`): running
+    /// shards are cancelled and what did not run is reported as skipped.
+    pub max_fail: Option<usize>,
 }
 
 /// A host that answered, with its engine.

@@ -142,13 +142,15 @@ async fn execute_inner(
             return report;
         }
     };
+    // Cancelled by an interrupt (the caller's token) or when --max-fail is reached (only this).
+    let stop = cancel.child_token();
     let shared = Shared {
         suite,
         opts,
         payloads,
         observer: observer.clone(),
         shard_count: plan.shards.len(),
-        cancel: cancel.clone(),
+        cancel: stop.clone(),
     };
     let jobs: Vec<Job> = plan
         .shards
@@ -181,7 +183,7 @@ async fn execute_inner(
     // Re-run failed tests; a pass on a later attempt makes the test flaky.
     let mut next_index = plan.shards.iter().map(|s| s.index + 1).max().unwrap_or(0);
     for round in 1..=opts.retries {
-        if cancel.is_cancelled() {
+        if stop.is_cancelled() {
             break;
         }
         let failed: Vec<&Outcome> = outcomes
@@ -242,6 +244,14 @@ async fn execute_inner(
             (
                 TestStatus::Skipped,
                 "not run: the run was interrupted".to_string(),
+            )
+        } else if let Some(max) = opts.max_fail.filter(|_| stop.is_cancelled()) {
+            (
+                TestStatus::Skipped,
+                format!(
+                    "not run: the run stopped after {max} failing test{} (--max-fail {max})",
+                    plural(max)
+                ),
             )
         } else {
             (
@@ -596,8 +606,14 @@ fn settle(
                 }
                 record(&mut q, r);
             }
+            stop_at_max_fail(shared, &q);
             let code = exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
             for id in job.tests.iter().filter(|id| !seen.contains(*id)) {
+                // A shard stopped with the run (its nextest's own --max-fail): what it did not
+                // reach is reported as not run, at the end.
+                if shared.cancel.is_cancelled() && !announced.contains_key(id) {
+                    continue;
+                }
                 match announced.remove(id) {
                     // Announced live but missing from the report (it was cut short).
                     Some(mut r) => {
@@ -672,7 +688,7 @@ fn settle(
             AttemptEnd::TimedOut
         }
         Ended::Cancelled => {
-            keep_announced(&mut q, "the run was interrupted");
+            keep_announced(&mut q, "the run was stopped");
             AttemptEnd::Cancelled
         }
     };
@@ -693,12 +709,31 @@ fn settle(
     }
 }
 
+/// Stops the run once as many tests failed as `--max-fail` allows: running shards are
+/// cancelled, queued ones never start.
+fn stop_at_max_fail(shared: &Shared<'_>, q: &Queue) {
+    let Some(max) = shared.opts.max_fail else { return };
+    let failed = q
+        .results
+        .values()
+        .filter(|(r, ..)| r.status == TestStatus::Failed)
+        .count();
+    if failed >= max {
+        shared.cancel.cancel();
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 fn error_result(id: TestId, message: &str) -> TestResult {
     TestResult {
         id,
         status: TestStatus::Error,
         duration: Duration::ZERO,
         message: Some(message.to_string()),
+        detail: String::new(),
         stdout: String::new(),
         stderr: String::new(),
         subtests: Vec::new(),
@@ -712,6 +747,7 @@ fn plain_outcome(id: TestId, status: TestStatus, message: String, shard: Option<
             status,
             duration: Duration::ZERO,
             message: Some(message),
+            detail: String::new(),
             stdout: String::new(),
             stderr: String::new(),
             subtests: Vec::new(),

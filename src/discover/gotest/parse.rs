@@ -204,6 +204,30 @@ pub(crate) fn result_line(line: &str) -> Option<(usize, TestStatus, &str, Durati
     Some((depth, status, &rest[..open], duration))
 }
 
+/// A failed test's failure as Go and gocheck report it: its transcript without the
+/// framing lines a reader of the failure does not need (`=== RUN`, gocheck's `START:` and
+/// passing fixtures), so the `--- FAIL` block with its log lines, a panic with its trace and
+/// gocheck's `... obtained/expected` lines stay together.
+pub fn failure_block(output: &str) -> String {
+    let kept: Vec<&str> = output
+        .lines()
+        .filter(|l| frame_name(l.strip_prefix('\u{16}').unwrap_or(l)).is_none())
+        .filter(|l| !(l.starts_with("START: ") || is_fixture_pass(l)))
+        .collect();
+    kept.join("\n").trim_matches('\n').to_string()
+}
+
+/// gocheck's `PASS: file.go:21: Suite.SetUpTest\t0.000s`: a fixture that ran before the test.
+fn is_fixture_pass(line: &str) -> bool {
+    if !line.starts_with("PASS: ") {
+        return false;
+    }
+    let name = line.split_whitespace().nth(2).unwrap_or("");
+    ["SetUpSuite", "TearDownSuite", "SetUpTest", "TearDownTest"]
+        .iter()
+        .any(|f| name.ends_with(&format!(".{f}")))
+}
+
 /// `    file_test.go:12: text` → `file_test.go:12: text`.
 fn log_line(line: &str) -> Option<&str> {
     let t = line.trim_start();
@@ -352,6 +376,29 @@ FAIL
         assert_eq!(status(&run, "ExampleLines"), Some(TestStatus::Failed));
         assert!(run.get("ExampleLines").unwrap().output.contains("want:\nbye\n"));
         assert!(run.panic.is_none());
+    }
+
+    #[test]
+    fn a_failure_block_is_the_transcript_without_framing() {
+        let run = parse_go_v(SAMPLE);
+        assert_eq!(
+            failure_block(&run.get("TestSubtestFails").unwrap().output),
+            "    alpha_test.go:82: subtest bad failed\n--- FAIL: TestSubtestFails (0.00s)\n    \
+             --- PASS: TestSubtestFails/ok (0.00s)\n    --- FAIL: TestSubtestFails/bad (0.00s)"
+        );
+        assert_eq!(
+            failure_block(&run.get("ExampleLines").unwrap().output),
+            "--- FAIL: ExampleLines (0.00s)\ngot:\nhello\nwant:\nbye"
+        );
+        let gocheck = "START: a_test.go:26: S.TestFails\nSTART: a_test.go:21: S.SetUpTest\n\
+                       PASS: a_test.go:21: S.SetUpTest\t0.000s\n\nabout to fail\na_test.go:28:\n    \
+                       c.Assert(2, Equals, 5)\n... obtained int = 2\n... expected int = 5\n\n\
+                       FAIL: a_test.go:26: S.TestFails\n";
+        assert_eq!(
+            failure_block(gocheck),
+            "about to fail\na_test.go:28:\n    c.Assert(2, Equals, 5)\n... obtained int = 2\n\
+             ... expected int = 5\n\nFAIL: a_test.go:26: S.TestFails"
+        );
     }
 
     #[test]

@@ -194,6 +194,7 @@ pub(crate) fn outcomes_to_results(
                     status: t.status.unwrap_or(TestStatus::Error),
                     duration: t.duration,
                     message: t.message.clone(),
+                    detail: failed_block(t.status, &t.output),
                     stdout: t.output.clone(),
                     stderr: String::new(),
                     subtests: t
@@ -204,6 +205,7 @@ pub(crate) fn outcomes_to_results(
                             status: s.status.unwrap_or(TestStatus::Error),
                             duration: s.duration,
                             message: s.message.clone(),
+                            detail: failed_block(s.status, &s.output),
                             stdout: s.output.clone(),
                             stderr: String::new(),
                             subtests: Vec::new(),
@@ -216,6 +218,7 @@ pub(crate) fn outcomes_to_results(
                     status: TestStatus::Error,
                     duration: Duration::ZERO,
                     message: Some(format!("{exited}{panic} while this test was running")),
+                    detail: String::new(),
                     stdout: t.output.clone(),
                     stderr: String::new(),
                     subtests: Vec::new(),
@@ -229,6 +232,7 @@ pub(crate) fn outcomes_to_results(
                     } else {
                         format!("not run: {exited}{panic} before reaching this test")
                     }),
+                    detail: String::new(),
                     stdout: String::new(),
                     stderr: String::new(),
                     subtests: Vec::new(),
@@ -236,6 +240,14 @@ pub(crate) fn outcomes_to_results(
             }
         })
         .collect()
+}
+
+/// The failure text of a failed test; nothing for the others, whose message says it all.
+fn failed_block(status: Option<TestStatus>, output: &str) -> String {
+    match status {
+        Some(TestStatus::Failed) => parse::failure_block(output),
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]

@@ -58,11 +58,49 @@ pub fn exact_filterset(tests: &[TestId]) -> String {
 /// The tool-config TOML for one shard: store under `root`, the exact filter, JUnit output,
 /// no retries or fail-fast (the scheduler owns both), and a hard per-test timeout if set.
 pub fn tool_config(root: &str, tests: &[TestId], test_timeout: Option<Duration>) -> String {
+    use toml::Value;
+    let mut profile = shard_profile(tests, test_timeout);
+    profile.insert("fail-fast".into(), Value::Boolean(false));
+    profile.insert("retries".into(), Value::Integer(0));
+    let mut doc = store_config(root);
+    doc.insert("profile".into(), Value::Table(profiles(profile)));
+    toml::to_string(&doc).expect("a table of strings, booleans and integers always serializes")
+}
+
+/// Under the user's profile `name`: the tool-config file holds only the store, and the
+/// shard's copy of the workspace config (`repo_config`, parsed) gets our exact filter and
+/// JUnit path in that very profile. nextest does not carry a profile's overrides through
+/// `inherits`, so a profile of our own inheriting theirs would drop their per-test
+/// settings; theirs, narrowed, keeps retries, timeouts, test groups and overrides.
+pub fn with_user_profile(
+    root: &str,
+    tests: &[TestId],
+    test_timeout: Option<Duration>,
+    name: &str,
+    repo_config: &toml::Table,
+) -> (String, String) {
+    use toml::Value;
+    let mut doc = repo_config.clone();
+    let profiles = doc
+        .entry("profile")
+        .or_insert_with(|| Value::Table(toml::Table::new()));
+    if let Value::Table(profiles) = profiles {
+        let profile = profiles
+            .entry(name)
+            .or_insert_with(|| Value::Table(toml::Table::new()));
+        if let Value::Table(profile) = profile {
+            profile.extend(shard_profile(tests, test_timeout));
+        }
+    }
+    let repo = toml::to_string(&doc).expect("a parsed TOML table serializes again");
+    let tool = toml::to_string(&store_config(root)).expect("a table of strings always serializes");
+    (tool, repo)
+}
+
+fn shard_profile(tests: &[TestId], test_timeout: Option<Duration>) -> toml::Table {
     use toml::{Table, Value};
     let mut profile = Table::new();
     profile.insert("default-filter".into(), Value::String(exact_filterset(tests)));
-    profile.insert("fail-fast".into(), Value::Boolean(false));
-    profile.insert("retries".into(), Value::Integer(0));
     if let Some(timeout) = test_timeout {
         let mut slow = Table::new();
         slow.insert(
@@ -76,15 +114,21 @@ pub fn tool_config(root: &str, tests: &[TestId], test_timeout: Option<Duration>)
     let mut junit = Table::new();
     junit.insert("path".into(), Value::String("junit.xml".into()));
     profile.insert("junit".into(), Value::Table(junit));
+    profile
+}
 
-    let mut profiles = Table::new();
-    profiles.insert(PROFILE.into(), Value::Table(profile));
-    let mut store = Table::new();
-    store.insert("dir".into(), Value::String(store_dir(root)));
-    let mut doc = Table::new();
-    doc.insert("store".into(), Value::Table(store));
-    doc.insert("profile".into(), Value::Table(profiles));
-    toml::to_string(&doc).expect("a table of strings, booleans and integers always serializes")
+fn profiles(profile: toml::Table) -> toml::Table {
+    let mut profiles = toml::Table::new();
+    profiles.insert(PROFILE.into(), toml::Value::Table(profile));
+    profiles
+}
+
+fn store_config(root: &str) -> toml::Table {
+    let mut store = toml::Table::new();
+    store.insert("dir".into(), toml::Value::String(store_dir(root)));
+    let mut doc = toml::Table::new();
+    doc.insert("store".into(), toml::Value::Table(store));
+    doc
 }
 
 /// Where nextest keeps its run data in a shard (set by `[store] dir`, so it does not depend
@@ -93,9 +137,9 @@ pub fn store_dir(root: &str) -> String {
     format!("{root}/store")
 }
 
-/// The JUnit file a shard leaves behind.
-pub fn junit_path(root: &str) -> String {
-    format!("{}/{PROFILE}/junit.xml", store_dir(root))
+/// The JUnit file a shard running under `profile` leaves behind.
+pub fn junit_path(root: &str, profile: &str) -> String {
+    format!("{}/{profile}/junit.xml", store_dir(root))
 }
 
 #[cfg(test)]
@@ -142,5 +186,27 @@ mod tests {
         assert_eq!(profile["slow-timeout"]["period"].as_str(), Some("30000ms"));
         assert_eq!(profile["junit"]["path"].as_str(), Some("junit.xml"));
         assert_eq!(doc["store"]["dir"].as_str(), Some("/r o\"ot/store"));
+        assert_eq!(profile["retries"].as_integer(), Some(0));
+    }
+
+    #[test]
+    fn a_user_profile_keeps_its_settings_and_gets_the_exact_filter() {
+        let repo: toml::Table =
+            "[profile.ci]\nretries = 2\n[[profile.ci.overrides]]\nfilter = \"test(x)\"\nretries = 5\n"
+                .parse()
+                .unwrap();
+        let (tool, config) = with_user_profile("/r", &[TestId::new("a", "t")], None, "ci", &repo);
+        let tool: toml::Table = tool.parse().unwrap();
+        assert_eq!(tool["store"]["dir"].as_str(), Some("/r/store"));
+        assert!(tool.get("profile").is_none());
+        let doc: toml::Table = config.parse().unwrap();
+        let ci = doc["profile"]["ci"].as_table().unwrap();
+        assert_eq!(ci["retries"].as_integer(), Some(2), "theirs kept");
+        assert_eq!(ci["overrides"][0]["retries"].as_integer(), Some(5));
+        assert_eq!(
+            ci["default-filter"].as_str(),
+            Some("(binary_id(=a) & (test(=t)))")
+        );
+        assert_eq!(ci["junit"]["path"].as_str(), Some("junit.xml"));
     }
 }

@@ -122,6 +122,7 @@ fn testcase(e: &BytesStart<'_>) -> Result<TestResult, JunitError> {
         status: TestStatus::Passed,
         duration: Duration::try_from_secs_f64(secs).unwrap_or_default(),
         message: None,
+        detail: String::new(),
         stdout: String::new(),
         stderr: String::new(),
         subtests: Vec::new(),
@@ -148,6 +149,7 @@ fn child(case: &mut TestResult, name: &str, e: &BytesStart<'_>) -> Result<Slot, 
 /// Makes the message one line: nextest's `message` is only the panic location, so the first
 /// line of the panic message from the body is added to it.
 fn finish_message(case: &mut TestResult, body: &str) {
+    case.detail = body.trim_end().to_owned();
     let mut lines = body.lines().map(str::trim).filter(|l| !l.is_empty());
     let first = lines.next();
     let detail = match (first, case.message.as_deref()) {
@@ -195,6 +197,10 @@ note: run with `RUST_BACKTRACE=1`</failure>
         assert_eq!(
             failed.message.as_deref(),
             Some("thread 'fails' (1) panicked at a.rs:4:5: messy: 1 < 2 && x")
+        );
+        assert_eq!(
+            failed.detail,
+            "thread 'fails' (1) panicked at a.rs:4:5:\nmessy: 1 < 2 && x\ny\nsecond line\nnote: run with `RUST_BACKTRACE=1`"
         );
         assert_eq!(failed.stdout, "out <tag>");
         assert_eq!(failed.stderr, "err ]] text");

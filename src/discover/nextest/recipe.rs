@@ -8,9 +8,48 @@ use super::{ARCHIVE_DEST, SOURCE_DEST, TOOL_CONFIG_DEST, filter, junit};
 use crate::discover::{Collected, LiveEnd, ShardCtx, ShardRecipe, ShardSpec, TestId, TestResult, TestStatus};
 
 /// How a shard runs its tests from the archive and how its JUnit becomes results.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NextestRecipe {
     pub passthrough: Vec<String>,
+    /// The user's nextest profile the shards run under (`--profile`).
+    pub profile: Option<UserProfile>,
+}
+
+/// A profile of the workspace's own `.config/nextest.toml`, with that file parsed.
+#[derive(Debug, Clone)]
+pub struct UserProfile {
+    pub name: String,
+    pub repo_config: toml::Table,
+}
+
+/// The shard's copy of the workspace's nextest config, relative to the shard root.
+fn repo_config_dest() -> String {
+    format!("{SOURCE_DEST}/.config/nextest.toml")
+}
+
+impl NextestRecipe {
+    /// The profile shards run under: the user's, narrowed to the shard, or our own.
+    fn profile_name(&self) -> &str {
+        self.profile.as_ref().map_or(filter::PROFILE, |p| p.name.as_str())
+    }
+
+    /// The tool-config file and, under a user's profile, the workspace config extended by ours.
+    fn config_files(&self, root: &str, tests: &[TestId], ctx: &ShardCtx) -> Vec<(String, Vec<u8>)> {
+        let mut files = vec![("tmp/.keep".to_owned(), Vec::new())];
+        match &self.profile {
+            None => files.push((
+                TOOL_CONFIG_DEST.to_owned(),
+                filter::tool_config(root, tests, ctx.test_timeout).into_bytes(),
+            )),
+            Some(p) => {
+                let (tool, repo) =
+                    filter::with_user_profile(root, tests, ctx.test_timeout, &p.name, &p.repo_config);
+                files.push((TOOL_CONFIG_DEST.to_owned(), tool.into_bytes()));
+                files.push((repo_config_dest(), repo.into_bytes()));
+            }
+        }
+        files
+    }
 }
 
 impl ShardRecipe for NextestRecipe {
@@ -31,13 +70,12 @@ impl ShardRecipe for NextestRecipe {
             "--tool-config-file",
             &format!("{}:{root}/{TOOL_CONFIG_DEST}", filter::TOOL),
             "--profile",
-            filter::PROFILE,
+            self.profile_name(),
             "--test-threads",
             &ctx.jobs.max(1).to_string(),
             // The exact filter decides; ignored tests in it were selected on purpose.
             "--run-ignored",
             "all",
-            "--no-fail-fast",
             "--no-tests",
             "warn",
             "--color",
@@ -46,6 +84,11 @@ impl ShardRecipe for NextestRecipe {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // `--max-fail` (the run's fail-fast) stops the shard too; nextest refuses it beside
+        // `--no-fail-fast`.
+        if !self.passthrough.iter().any(|a| a == "--max-fail") {
+            argv.push("--no-fail-fast".into());
+        }
         argv.extend(self.passthrough.iter().cloned());
 
         let env = [
@@ -68,14 +111,8 @@ impl ShardRecipe for NextestRecipe {
             argv,
             env,
             workdir: format!("{root}/{SOURCE_DEST}"),
-            files: vec![
-                (
-                    TOOL_CONFIG_DEST.to_owned(),
-                    filter::tool_config(root, tests, ctx.test_timeout).into_bytes(),
-                ),
-                ("tmp/.keep".to_owned(), Vec::new()),
-            ],
-            collect: vec![filter::junit_path(root)],
+            files: self.config_files(root, tests, ctx),
+            collect: vec![filter::junit_path(root, self.profile_name())],
         }
     }
 
@@ -129,7 +166,7 @@ impl ShardRecipe for NextestRecipe {
         let Some(xml) = collected
             .files
             .iter()
-            .find(|(path, _)| path.ends_with(&format!("/{}/junit.xml", filter::PROFILE)))
+            .find(|(path, _)| path.ends_with(&format!("/{}/junit.xml", self.profile_name())))
             .map(|(_, xml)| xml)
         else {
             return Vec::new();
@@ -176,6 +213,7 @@ mod tests {
     fn prepare_keeps_the_test_list_out_of_argv() {
         let recipe = NextestRecipe {
             passthrough: vec!["--no-capture".into()],
+            ..Default::default()
         };
         let tests = [TestId::new("alpha", "tests::unique_name_xyz")];
         let spec = recipe.prepare(&tests, &ctx());
@@ -207,7 +245,8 @@ mod tests {
         assert_eq!(env["CARGO_SHARD_ATTEMPT"], "3");
         assert_eq!(env["TMPDIR"], "/shard/tmp");
 
-        let (name, config) = &spec.files[0];
+        assert!(joined.contains("--no-fail-fast"), "{joined}");
+        let (name, config) = spec.files.iter().find(|(p, _)| p == TOOL_CONFIG_DEST).unwrap();
         assert_eq!(name, TOOL_CONFIG_DEST);
         let config = String::from_utf8(config.clone()).unwrap();
         assert!(config.contains("test(=tests::unique_name_xyz)"), "{config}");
@@ -215,8 +254,41 @@ mod tests {
     }
 
     #[test]
+    fn max_fail_and_a_user_profile_reach_the_shard() {
+        let recipe = NextestRecipe {
+            passthrough: vec!["--max-fail".into(), "2".into()],
+            profile: Some(UserProfile {
+                name: "ci".into(),
+                repo_config: "[profile.ci]\nretries = 1\n".parse().unwrap(),
+            }),
+        };
+        let spec = recipe.prepare(&[TestId::new("a", "t")], &ctx());
+        assert!(
+            !spec.argv.iter().any(|a| a == "--no-fail-fast"),
+            "{:?}",
+            spec.argv
+        );
+        assert!(spec.argv.join(" ").ends_with("--max-fail 2"));
+        let (_, repo) = spec
+            .files
+            .iter()
+            .find(|(p, _)| p == "src/.config/nextest.toml")
+            .expect("the workspace config is extended");
+        let repo: toml::Table = String::from_utf8(repo.clone()).unwrap().parse().unwrap();
+        assert_eq!(repo["profile"]["ci"]["retries"].as_integer(), Some(1));
+        assert!(
+            repo["profile"]["ci"]["default-filter"]
+                .as_str()
+                .unwrap()
+                .contains("test(=t)")
+        );
+        assert!(spec.argv.join(" ").contains("--profile ci "), "{:?}", spec.argv);
+        assert_eq!(spec.collect, ["/shard/store/ci/junit.xml"]);
+    }
+
+    #[test]
     fn test_ends_are_read_from_status_lines() {
-        let r = NextestRecipe { passthrough: vec![] };
+        let r = NextestRecipe::default();
         let live = |l: &str| r.live_end(l).map(|e| (e.name, e.status, e.duration.as_millis()));
         let end = |name: &str, status, ms| Some((name.to_string(), status, ms));
         assert_eq!(
@@ -248,7 +320,7 @@ mod tests {
 
     #[test]
     fn a_failures_output_is_the_indented_block_after_it() {
-        let r = NextestRecipe { passthrough: vec![] };
+        let r = NextestRecipe::default();
         for line in [
             "  stdout ───",
             "",
@@ -285,7 +357,7 @@ mod tests {
             files: [("/shard/store/cargo-shard/junit.xml".to_owned(), xml.to_vec())].into(),
             ..Default::default()
         };
-        let recipe = NextestRecipe { passthrough: vec![] };
+        let recipe = NextestRecipe::default();
         let asked = [TestId::new("a", "one"), TestId::new("a", "missing")];
         let results = recipe.results(&asked, &collected);
         assert_eq!(results.len(), 1);
