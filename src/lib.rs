@@ -14,6 +14,7 @@ pub mod exit;
 pub mod history;
 pub mod job;
 pub mod junit;
+pub mod limits;
 pub mod plan;
 pub mod report;
 pub mod run;

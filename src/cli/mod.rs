@@ -133,10 +133,10 @@ pub struct RunOpts {
     #[arg(long = "flaky-result", value_enum, default_value_t = FlakyResult::Pass)]
     pub flaky_result: FlakyResult,
     /// Kill a shard's container after this long; its unfinished tests become errors.
-    #[arg(long = "shard-timeout", value_parser = parse_duration)]
+    #[arg(long = "shard-timeout", value_parser = parse_timeout)]
     pub shard_timeout: Option<Duration>,
     /// Per-test timeout handed to the runner.
-    #[arg(long = "test-timeout", value_parser = parse_duration)]
+    #[arg(long = "test-timeout", value_parser = parse_timeout)]
     pub test_timeout: Option<Duration>,
     /// Keep containers afterwards for debugging, and print how to reach them.
     #[arg(long = "keep-containers")]
@@ -359,9 +359,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         && secs.is_finite()
         && secs >= 0.0
     {
-        return Ok(Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"));
     }
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// A timeout: a duration above zero and at most a week (`0s` would end every shard at once).
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("a timeout must be above 0, got {s:?}"));
+    }
+    if d.as_secs_f64() > crate::limits::MAX_SECS {
+        return Err(format!(
+            "a timeout must be at most {}s (a week), got {s:?}",
+            crate::limits::MAX_SECS
+        ));
+    }
+    Ok(d)
 }
 
 /// Entry point: strips the `shard` argument cargo inserts, parses, dispatches.
@@ -466,5 +481,20 @@ mod tests {
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("soon").unwrap_err().contains("invalid duration"));
+    }
+
+    #[test]
+    fn timeouts_must_be_above_zero_and_sane() {
+        assert_eq!(parse_timeout("20s").unwrap(), Duration::from_secs(20));
+        assert_eq!(
+            parse_timeout("0s").unwrap_err(),
+            "a timeout must be above 0, got \"0s\""
+        );
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("1e300").is_err());
+        assert!(parse_timeout("1000000000s").unwrap_err().contains("at most"));
+        let cli = Cli::try_parse_from(["cargo-shard", "--shard-timeout", "0s"]);
+        assert!(cli.is_err(), "--shard-timeout 0s must be refused");
+        assert!(Cli::try_parse_from(["cargo-shard", "--test-timeout", "0"]).is_err());
     }
 }

@@ -371,9 +371,6 @@ impl DockerEngine {
                     .map_err(|e| local_err(&format!("unpack {path}"), e))?;
             }
         }
-        for data in files.values_mut() {
-            *data = job.extras.secrets.redact(data);
-        }
         phases.collect = t.elapsed();
         Ok(Collected {
             exit_code: Some(exit_code),

@@ -518,7 +518,10 @@ async fn worker(
             host: name.to_string(),
             tests: job.tests.len(),
         });
-        let run = attempt::run(shared, host, &job, gone).await;
+        let run = attempt::scrubbed(
+            attempt::run(shared, host, &job, gone).await,
+            &shared.opts.job.secrets,
+        );
         let record = settle(shared, hosts, name, slot, job, run, queue, observer, t0);
         queue
             .lock()
