@@ -12,6 +12,7 @@ pub mod discover;
 pub mod engine;
 pub mod exit;
 pub mod history;
+pub mod interrupt;
 pub mod job;
 pub mod junit;
 pub mod limits;

@@ -31,9 +31,22 @@ fn exec(
     env: &[(&str, &str)],
     extra: &[&str],
 ) -> (i32, String, String, PathBuf) {
+    exec_keys(dir, hosts, job, script, env, extra, "only\n")
+}
+
+/// [`exec`] with these keys (one a line).
+fn exec_keys(
+    dir: &Path,
+    hosts: &Path,
+    job: &str,
+    script: &str,
+    env: &[(&str, &str)],
+    extra: &[&str],
+    keys: &str,
+) -> (i32, String, String, PathBuf) {
     let job_file = dir.join("shard.toml");
     std::fs::write(&job_file, job).unwrap();
-    std::fs::write(dir.join("keys.txt"), "only\n").unwrap();
+    std::fs::write(dir.join("keys.txt"), keys).unwrap();
     let out = dir.join("out");
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
@@ -186,4 +199,146 @@ fn secrets_with_special_characters_are_masked_on_an_engine() {
     let dir = tempfile::tempdir().unwrap();
     let hosts = e1_hosts(dir.path());
     secrets_with_special_characters_are_masked_after_decoding(&hosts, dir.path());
+}
+
+/// A cargo workspace of one crate in `dir/name`: `lib` is its src/lib.rs, `build` its build.rs
+/// (none when empty).
+fn crate_at(dir: &Path, name: &str, lib: &str, build: &str) -> PathBuf {
+    let root = dir.join(name);
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n"),
+    )
+    .unwrap();
+    std::fs::write(root.join("src/lib.rs"), lib).unwrap();
+    if !build.is_empty() {
+        std::fs::write(root.join("build.rs"), build).unwrap();
+    }
+    root.join("Cargo.toml")
+}
+
+fn shard_cmd(manifest: &Path, out: &Path, hosts: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-shard"));
+    cmd.env_remove("NEXTEST_PROFILE")
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--out-dir")
+        .arg(out)
+        .arg("--hosts")
+        .arg(hosts)
+        .args(["--no-progress", "--quiet"]);
+    cmd
+}
+
+fn run(mut cmd: Command) -> (i32, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Leaves a previous run's reports in `out`.
+fn stale_reports(out: &Path) {
+    std::fs::create_dir_all(out).unwrap();
+    std::fs::write(out.join("junit.xml"), "<testsuites name=\"OLD\"/>").unwrap();
+    std::fs::write(out.join("report.html"), "OLD").unwrap();
+}
+
+/// The one `<error>` case of a run that ended early, and its message.
+fn early_error(out: &Path) -> String {
+    let path = out.join("junit.xml");
+    common::assert_valid_junit(&path);
+    let report = cargo_shard::junit::read_file(&path).unwrap();
+    let cases: Vec<_> = report.suites.iter().flat_map(|s| &s.cases).collect();
+    assert_eq!(cases.len(), 1, "{report:?}");
+    match &cases[0].status {
+        cargo_shard::junit::CaseStatus::Error { message, .. } => message.clone().unwrap_or_default(),
+        s => panic!("not an error: {s:?}"),
+    }
+}
+
+#[test]
+fn a_failed_build_replaces_the_previous_reports_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = crate_at(dir.path(), "broken", "pub fn f() -> u32 { \"no\" }\n", "");
+    let out = dir.path().join("out");
+    stale_reports(&out);
+    let (code, err) = run(shard_cmd(&manifest, &out, &local_hosts(dir.path())));
+    assert_eq!(code, 101, "{err}");
+    assert!(
+        !out.join("report.html").exists(),
+        "the previous report.html is left"
+    );
+    let why = early_error(&out);
+    assert!(why.starts_with("building or listing the tests failed: "), "{why}");
+}
+
+#[test]
+fn no_usable_host_replaces_the_previous_reports_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    stale_reports(&out);
+    let hosts = dir.path().join("closed.toml");
+    std::fs::write(
+        &hosts,
+        "[[host]]\nname = \"closed\"\ndocker_host = \"tcp://127.0.0.4:1\"\n",
+    )
+    .unwrap();
+    let (code, _, err, _) = exec(dir.path(), &hosts, "[job]\n", "exit 0", &[], &[]);
+    assert_eq!(code, 102, "{err}");
+    assert!(early_error(&out).starts_with("no usable host in "));
+}
+
+#[test]
+fn nothing_selected_leaves_an_empty_report_not_the_previous_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    stale_reports(&out);
+    let hosts = local_hosts(dir.path());
+    let (code, _, err, _) = exec_keys(dir.path(), &hosts, "[job]\n", "exit 0", &[], &[], "");
+    assert_eq!(code, 0, "{err}");
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(!junit.contains("OLD"), "{junit}");
+    common::assert_valid_junit(&out.join("junit.xml"));
+    assert!(!out.join("report.html").exists());
+}
+
+#[test]
+fn an_unwritable_junit_path_is_bad_input_before_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    // Would fail to compile: exit 1, not 101, shows nothing was built.
+    let manifest = crate_at(dir.path(), "neverbuilt", "pub fn f() -> u32 { \"no\" }\n", "");
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "").unwrap();
+    let mut cmd = shard_cmd(&manifest, &dir.path().join("out"), &local_hosts(dir.path()));
+    cmd.arg("--junit").arg(file.join("junit.xml"));
+    let (code, err) = run(cmd);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("error: {}/junit.xml: cannot create", file.display())),
+        "{err}"
+    );
+    assert!(!dir.path().join("neverbuilt/target").exists(), "the build ran");
+}
+
+#[test]
+fn a_history_of_a_newer_version_is_left_untouched_by_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let newer = "{\"version\": 9, \"tests\": {\"g\": {\"kept\": [1.0]}}}\n";
+    std::fs::write(out.join("history.json"), newer).unwrap();
+    let hosts = local_hosts(dir.path());
+    let (code, _, err, _) = exec(dir.path(), &hosts, "[job]\n", "exit 0", &[], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "format version 9 (this cargo-shard reads 1); planning without it and leaving the file untouched"
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("history.json")).unwrap(), newer);
 }

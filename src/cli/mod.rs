@@ -17,6 +17,7 @@ mod job_setup;
 mod pipeline;
 mod plan_cmd;
 mod planning;
+mod reports;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -400,6 +401,7 @@ pub fn main() -> ExitCode {
         }
     };
     let code = rt.block_on(async move {
+        crate::interrupt::install();
         match cli.command {
             None => pipeline::nextest(cli.run).await,
             Some(Command::Run(a)) => pipeline::nextest(a).await,

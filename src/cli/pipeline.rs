@@ -4,9 +4,13 @@
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
+use super::reports::Reports;
 use super::{ExecArgs, GoArgs, MessageFormat, NextestRunArgs, RunOpts, backend, fail};
 use crate::discover::{Suite, TestStatus};
 use crate::exit;
+use crate::job::RunJob;
 use crate::report::{events, progress, style, summary, timeline};
 use crate::run::{self, LiveHost, RunOptions, RunReport};
 
@@ -25,21 +29,45 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         };
         return Box::pin(self::go(go)).await;
     }
-    let live = match backend::connect(&a.run.hosts, a.run.quiet).await {
-        Ok(l) => l,
-        Err((code, msg)) => return fail(code, msg),
-    };
     let out_dir = match nextest_out_dir(a.run.out_dir.as_deref(), a.select.manifest_path.as_deref()) {
         Ok(d) => d,
         Err(e) => return fail(exit::BUILD_FAILED, e),
     };
+    let reports = match prepare(&a.run, &out_dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let (live, job) = match connect(&a.run, &reports).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let opts = super::discover_opts::nextest(&a, &out_dir, a.run.quiet);
     let suite = match tokio::task::spawn_blocking(move || crate::discover::nextest::discover(&opts)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return fail(exit::BUILD_FAILED, e),
-        Err(e) => return fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
+        Ok(Err(e)) => return reports.fail(exit::BUILD_FAILED, e),
+        Err(e) => return reports.fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
     };
-    run_suite(suite, &a.run, live, out_dir, "nextest").await
+    run_suite(suite, &a.run, (live, job), out_dir, "nextest", &reports).await
+}
+
+/// The report paths, checked and cleared before anything is built (`--dry-run` writes none).
+fn prepare(o: &RunOpts, out_dir: &Path) -> Result<Reports, u8> {
+    let reports = Reports::new(o, out_dir);
+    if !o.dry_run
+        && let Err(e) = reports.prepare()
+    {
+        return Err(fail(exit::BAD_INPUT, e));
+    }
+    Ok(reports)
+}
+
+/// The hosts that answer and the job (limits, secrets, services), both before the build.
+async fn connect(o: &RunOpts, reports: &Reports) -> Result<(Vec<LiveHost>, Arc<RunJob>), u8> {
+    let mut live = backend::connect(&o.hosts, o.quiet)
+        .await
+        .map_err(|(code, msg)| reports.fail(code, msg))?;
+    let job = super::job_setup::load(o, &mut live).map_err(|(code, msg)| reports.fail(code, msg))?;
+    Ok((live, job))
 }
 
 pub async fn go(a: GoArgs) -> u8 {
@@ -52,9 +80,13 @@ pub async fn go(a: GoArgs) -> u8 {
             format!("cannot create {}: {e}", out_dir.display()),
         );
     }
-    let live = match backend::connect(&a.run.hosts, a.run.quiet).await {
-        Ok(l) => l,
-        Err((code, msg)) => return fail(code, msg),
+    let reports = match prepare(&a.run, &out_dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let (live, job) = match connect(&a.run, &reports).await {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let mut opts = crate::discover::gotest::GoOptions::new(&dir, &out_dir);
     opts.packages = a.packages.clone();
@@ -63,10 +95,10 @@ pub async fn go(a: GoArgs) -> u8 {
     opts.passthrough = a.passthrough.clone();
     let suite = match tokio::task::spawn_blocking(move || crate::discover::gotest::discover(&opts)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return fail(exit::BUILD_FAILED, e),
-        Err(e) => return fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
+        Ok(Err(e)) => return reports.fail(exit::BUILD_FAILED, e),
+        Err(e) => return reports.fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
     };
-    run_suite(suite, &a.run, live, out_dir, "go").await
+    run_suite(suite, &a.run, (live, job), out_dir, "go", &reports).await
 }
 
 pub async fn exec(a: ExecArgs) -> u8 {
@@ -74,17 +106,21 @@ pub async fn exec(a: ExecArgs) -> u8 {
     let dir = a.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     let out_dir = a.run.out_dir.clone().unwrap_or_else(|| dir.join("target/shard"));
+    let reports = match prepare(&a.run, &out_dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let keys = match (&a.list, &a.run.plan.filters_file) {
         (Some(cmd), None) => KeySource::List(cmd.clone()),
         (None, Some(file)) => KeySource::File(file.clone()),
         (Some(_), Some(_)) => {
-            return fail(
+            return reports.fail(
                 exit::BAD_INPUT,
                 "exec: give either --list or --filters-file, not both",
             );
         }
         (None, None) => {
-            return fail(
+            return reports.fail(
                 exit::BAD_INPUT,
                 "exec: keys come from --list 'COMMAND' or --filters-file FILE",
             );
@@ -97,13 +133,13 @@ pub async fn exec(a: ExecArgs) -> u8 {
         },
         (None, Some(name)) => KeyPassing::KeyEnv { name: name.clone() },
         (Some(_), Some(_)) => {
-            return fail(
+            return reports.fail(
                 exit::BAD_INPUT,
                 "exec: give either --filter-env or --key-env, not both",
             );
         }
         (None, None) => {
-            return fail(
+            return reports.fail(
                 exit::BAD_INPUT,
                 "exec: say how a shard gets its keys: --filter-env NAME or --key-env NAME",
             );
@@ -118,15 +154,15 @@ pub async fn exec(a: ExecArgs) -> u8 {
         command: a.command.clone(),
         exclude: vec![out_dir.clone()],
     };
-    let live = match backend::connect(&a.run.hosts, a.run.quiet).await {
-        Ok(l) => l,
-        Err((code, msg)) => return fail(code, msg),
+    let (live, job) = match connect(&a.run, &reports).await {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let one_per_shard = opts.one_key_per_shard();
     let suite = match tokio::task::spawn_blocking(move || crate::discover::command::discover(&opts)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return fail(exit::BAD_INPUT, e),
-        Err(e) => return fail(exit::BUILD_FAILED, format!("listing panicked: {e}")),
+        Ok(Err(e)) => return reports.fail(exit::BAD_INPUT, e),
+        Err(e) => return reports.fail(exit::BUILD_FAILED, format!("listing panicked: {e}")),
     };
     let mut run = a.run.clone();
     // The filters file was the key source: every key is already selected.
@@ -135,7 +171,7 @@ pub async fn exec(a: ExecArgs) -> u8 {
         // kubetest: one container per key.
         run.plan.shards = Some(suite.tests.len().max(1));
     }
-    run_suite(suite, &run, live, out_dir, "exec").await
+    run_suite(suite, &run, (live, job), out_dir, "exec", &reports).await
 }
 
 /// `--out-dir`, else `<cargo target dir>/shard`.
@@ -162,14 +198,12 @@ fn nextest_target_dir(manifest: Option<&Path>) -> Result<PathBuf, String> {
 pub(super) async fn run_suite(
     suite: Suite,
     o: &RunOpts,
-    mut live: Vec<LiveHost>,
+    (live, job): (Vec<LiveHost>, Arc<RunJob>),
     out_dir: PathBuf,
     runner: &str,
+    reports: &Reports,
 ) -> u8 {
-    let job = match super::job_setup::load(o, &mut live) {
-        Ok(j) => j,
-        Err((code, msg)) => return fail(code, msg),
-    };
+    let fail = |code, msg: String| reports.fail(code, msg);
     let json = o.message_format == MessageFormat::Json;
     let history_path = o
         .plan
@@ -191,6 +225,9 @@ pub(super) async fn run_suite(
         eprintln!("warning: {w}");
     }
     if plan.test_count() == 0 {
+        if !o.dry_run {
+            reports.write_empty();
+        }
         eprintln!("no tests to run (nothing left after filtering)");
         return exit::OK;
     }
@@ -212,7 +249,7 @@ pub(super) async fn run_suite(
 
     let run_id = run::new_run_id();
     let cancel = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(cancel.clone(), run_id.clone()));
+    crate::interrupt::running(cancel.clone(), run_id.clone());
     let step_hosts = live.clone();
     let pre = super::job_setup::pre_steps(
         &job,
@@ -268,7 +305,6 @@ pub(super) async fn run_suite(
         Ok(r) => r,
         Err(panic) => {
             // run::execute has already removed the run's containers before unwinding.
-            signals.abort();
             progress.finish();
             return fail(
                 exit::INFRA_FAILED,
@@ -279,12 +315,11 @@ pub(super) async fn run_suite(
             );
         }
     };
-    signals.abort();
     progress.finish();
 
     // Reports: written atomically so an interrupted run never leaves half a file.
-    let junit_path = o.junit.clone().unwrap_or_else(|| out_dir.join("junit.xml"));
-    let html_path = out_dir.join("report.html");
+    let junit_path = reports.junit.clone();
+    let html_path = reports.html.clone();
     let mut written = summary::Written::default();
     let junit_doc = crate::report::junit::build(&report);
     // A full disk fails every write alike: say it once, naming what was not written.
@@ -294,12 +329,13 @@ pub(super) async fn run_suite(
         Err(e) => unwritten.push((junit_path.display().to_string(), e.to_string())),
     }
     let junit_failed = written.junit.is_none();
+    crate::interrupt::report_written();
     match crate::atomic::write(&html_path, timeline::render(&report, &plan).as_bytes()) {
         Ok(()) => written.html = Some(html_path.display().to_string()),
         Err(e) => unwritten.push((html_path.display().to_string(), e.to_string())),
     }
     written.logs = Some(out_dir.join("logs").display().to_string());
-    if !report.interrupted {
+    if !report.interrupted && history.writable() {
         match super::planning::record(history, &report, &host_jobs, &history_path) {
             Ok(()) => written.history = Some(history_path.display().to_string()),
             Err(e) => unwritten.push((history_path.display().to_string(), e.to_string())),
@@ -353,21 +389,6 @@ pub fn exit_code(report: &RunReport, flaky_fails: bool) -> u8 {
         return exit::TESTS_FAILED;
     }
     exit::OK
-}
-
-/// First SIGINT/SIGTERM: stop and clean up. Second: leave at once, saying how to clean up.
-async fn watch_signals(cancel: CancellationToken, run_id: String) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        return;
-    };
-    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-    eprintln!("\ninterrupted: stopping shards and removing containers (interrupt again to exit at once)");
-    cancel.cancel();
-    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-    eprintln!("exiting now; remove what is left with `cargo shard gc --run {run_id}`");
-    std::process::exit(exit::INTERRUPTED as i32);
 }
 
 /// The text of a caught panic, for the one-line internal error.

@@ -97,7 +97,7 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
     let env = go_env(opts);
     let mut version = Command::new("go");
     version.args(["env", "GOVERSION"]).envs(env.iter().cloned());
-    version.output().map_err(|e| GoError::NoGo(e.to_string()))?;
+    crate::interrupt::output(&mut version).map_err(|e| GoError::NoGo(e.to_string()))?;
 
     let packages = go_list(opts, &dir, &env)?;
     let bin_dir = opts.out_dir.join("bin");
@@ -196,15 +196,16 @@ fn go_list(opts: &GoOptions, dir: &Path, env: &[(String, String)]) -> Result<Vec
     };
     let format = "{{.ImportPath}}\t{{.Dir}}\t{{join .TestGoFiles \",\"}}\t{{join .XTestGoFiles \",\"}}\t\
                   {{join .TestImports \" \"}} {{join .XTestImports \" \"}}";
-    let out = Command::new("go")
-        .arg("list")
-        .arg("-f")
-        .arg(format)
-        .args(&patterns)
-        .current_dir(dir)
-        .envs(env.iter().cloned())
-        .output()
-        .map_err(|e| GoError::NoGo(e.to_string()))?;
+    let out = crate::interrupt::output(
+        Command::new("go")
+            .arg("list")
+            .arg("-f")
+            .arg(format)
+            .args(&patterns)
+            .current_dir(dir)
+            .envs(env.iter().cloned()),
+    )
+    .map_err(|e| GoError::NoGo(e.to_string()))?;
     let list_err = |stderr: String| GoError::List {
         patterns: patterns.join(" "),
         dir: dir.display().to_string(),
@@ -288,14 +289,15 @@ fn build_and_list(
     env: &[(String, String)],
 ) -> Result<Listed, GoError> {
     let binary = bin_dir.join(format!("{}.test", pkg.stem));
-    let out = Command::new("go")
-        .args(["test", "-c", "-o"])
-        .arg(&binary)
-        .arg(&pkg.import_path)
-        .current_dir(dir)
-        .envs(env.iter().cloned())
-        .output()
-        .map_err(|e| GoError::NoGo(e.to_string()))?;
+    let out = crate::interrupt::output(
+        Command::new("go")
+            .args(["test", "-c", "-o"])
+            .arg(&binary)
+            .arg(&pkg.import_path)
+            .current_dir(dir)
+            .envs(env.iter().cloned()),
+    )
+    .map_err(|e| GoError::NoGo(e.to_string()))?;
     if !out.status.success() || !binary.exists() {
         return Err(GoError::Build {
             package: pkg.import_path.clone(),
@@ -339,16 +341,14 @@ fn build_and_list(
 }
 
 fn run_listing(pkg: &GoPackage, binary: &Path, args: &[&str]) -> Result<String, GoError> {
-    let out = Command::new(binary)
-        .args(args)
-        .current_dir(&pkg.dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| GoError::ListTests {
-            package: pkg.import_path.clone(),
-            binary: binary.display().to_string(),
-            status: "did not start".into(),
-            output: e.to_string(),
+    let out =
+        crate::interrupt::output(Command::new(binary).args(args).current_dir(&pkg.dir)).map_err(|e| {
+            GoError::ListTests {
+                package: pkg.import_path.clone(),
+                binary: binary.display().to_string(),
+                status: "did not start".into(),
+                output: e.to_string(),
+            }
         })?;
     if !out.status.success() {
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();

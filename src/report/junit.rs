@@ -16,6 +16,44 @@ use crate::run::{Outcome, RunReport};
 /// The suite name used for tests with no group (keys of `cargo shard exec`).
 const UNGROUPED: &str = "cargo-shard";
 
+/// The report of a run that ended before any result existed (build failed, no host, bad
+/// input, interrupted): one `<error>` case saying why, so CI shows a failure rather than
+/// nothing — or an earlier run's report — as this run's.
+pub fn early_end(why: &str) -> Report {
+    Report {
+        name: "cargo-shard".to_string(),
+        suites: vec![Suite {
+            name: UNGROUPED.to_string(),
+            time: Some(0.0),
+            cases: vec![Case {
+                name: "run".to_string(),
+                classname: UNGROUPED.to_string(),
+                time: Some(0.0),
+                status: CaseStatus::Error {
+                    message: Some(why.lines().next().unwrap_or_default().to_string()),
+                    kind: Some("cargo-shard".to_string()),
+                    text: why.to_string(),
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Writes [`early_end`] to `path`.
+pub fn write_early_end(path: &std::path::Path, why: &str) -> Result<(), crate::junit::JunitError> {
+    crate::junit::write_atomic(path, &early_end(why))
+}
+
+/// The report of a run that selected nothing: valid, with no test.
+pub fn empty() -> Report {
+    Report {
+        name: "cargo-shard".to_string(),
+        suites: Vec::new(),
+    }
+}
+
 pub fn build(report: &RunReport) -> Report {
     let mut suites: BTreeMap<&str, Suite> = BTreeMap::new();
     let mut shard_props: BTreeMap<&str, BTreeMap<usize, (String, String)>> = BTreeMap::new();
