@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,9 @@ struct State {
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
+/// Set the moment an interrupt arrives before the shards start: a build that fails because we
+/// stopped it must not be reported as a failed build.
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 fn with<T>(f: impl FnOnce(&mut State) -> T) -> T {
     let mut guard = STATE.lock().unwrap_or_else(|p| p.into_inner());
@@ -45,6 +49,7 @@ pub fn install() {
     tokio::spawn(async move {
         tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
         let Some((cancel, run_id)) = with(|s| s.run.clone()) else {
+            STOPPING.store(true, Ordering::SeqCst);
             tokio::task::spawn_blocking(|| early_exit("the run was interrupted before any test ran"))
                 .await
                 .ok();
@@ -58,6 +63,14 @@ pub fn install() {
             "the run was interrupted twice and left before its results were collected; run `cargo shard gc --run {run_id}`"
         ));
     });
+}
+
+/// When an interrupt is stopping the run, waits for it to exit the process (a build that
+/// failed because it was stopped is not a failed build); otherwise returns at once.
+pub fn settle() {
+    if STOPPING.load(Ordering::SeqCst) {
+        std::thread::sleep(STOP_GRACE + Duration::from_secs(5));
+    }
 }
 
 /// Stops the build processes, writes the early-end JUnit and exits 130.

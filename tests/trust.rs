@@ -342,3 +342,75 @@ fn a_history_of_a_newer_version_is_left_untouched_by_a_run() {
     );
     assert_eq!(std::fs::read_to_string(out.join("history.json")).unwrap(), newer);
 }
+
+/// A build script that records its pid in `$TRUST_MARKER` and then takes a minute.
+const SLOW_BUILD: &str = r#"fn main() {
+    println!("cargo:rerun-if-env-changed=TRUST_MARKER");
+    let marker = std::env::var("TRUST_MARKER").unwrap();
+    std::fs::write(format!("{marker}.tmp"), std::process::id().to_string()).unwrap();
+    std::fs::rename(format!("{marker}.tmp"), &marker).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}
+"#;
+
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Starts a run whose build hangs in a build script, sends `signal` once the script runs
+/// (to the whole process group, as a terminal's Ctrl-C does, or to cargo-shard alone), and
+/// checks: exit 130 soon, the build script gone, a JUnit saying the run was interrupted.
+fn interrupt_during_the_build(signal: i32, whole_group: bool) {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("slowbuild{signal}");
+    let manifest = crate_at(dir.path(), &name, "#[test]\nfn t() {}\n", SLOW_BUILD);
+    let marker = dir.path().join("build-script.pid");
+    let out = dir.path().join("out");
+    stale_reports(&out);
+    let mut cmd = shard_cmd(&manifest, &out, &local_hosts(dir.path()));
+    cmd.env("TRUST_MARKER", &marker).process_group(0);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let start = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(start.elapsed().as_secs() < 120, "the build script never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let script: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+    let target = if whole_group {
+        -(child.id() as i32)
+    } else {
+        child.id() as i32
+    };
+    unsafe { libc::kill(target, signal) };
+    let sent = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}: {err}");
+    assert!(sent.elapsed().as_secs() < 10, "took {:?}", sent.elapsed());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!alive(script), "the build script {script} is still running");
+    assert!(!out.join("report.html").exists());
+    assert_eq!(early_error(&out), "the run was interrupted before any test ran");
+}
+
+#[test]
+fn ctrl_c_during_the_build_exits_130_with_nothing_left() {
+    interrupt_during_the_build(libc::SIGINT, true);
+}
+
+#[test]
+fn sigterm_during_the_build_exits_130_with_nothing_left() {
+    interrupt_during_the_build(libc::SIGTERM, false);
+}

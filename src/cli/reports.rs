@@ -39,6 +39,7 @@ impl Reports {
 
     /// Ends the run before any result: the one-case JUnit, then the one-line error.
     pub fn fail(&self, code: u8, msg: impl std::fmt::Display) -> u8 {
+        crate::interrupt::settle();
         let msg = msg.to_string();
         let why = match code {
             exit::BAD_INPUT => format!("bad input: {msg}"),
