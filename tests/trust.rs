@@ -414,3 +414,33 @@ fn ctrl_c_during_the_build_exits_130_with_nothing_left() {
 fn sigterm_during_the_build_exits_130_with_nothing_left() {
     interrupt_during_the_build(libc::SIGTERM, false);
 }
+
+#[test]
+fn an_engine_refusing_the_container_is_bad_input_and_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = e1_hosts(dir.path());
+    let (code, _, err, out) = exec_keys(
+        dir.path(),
+        &hosts,
+        "[job]\n",
+        "exit 0",
+        &[],
+        &["--cpus", "1000", "--shard-retries", "3"],
+        "a\nb\nc\n",
+    );
+    assert_eq!(code, 1, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{err}"));
+    assert!(
+        line.starts_with("error: e1: the engine refused the shard's container: ")
+            && line.contains("Range of CPUs"),
+        "{line}"
+    );
+    assert!(!err.contains("attempt 2"), "retried:\n{err}");
+    // Every key is in the report, none as passed.
+    let statuses = common::junit_statuses(&out.join("junit.xml"));
+    assert_eq!(statuses.len(), 3, "{statuses:?}");
+    assert!(statuses.values().all(|s| *s == "error"), "{statuses:?}");
+}

@@ -355,6 +355,9 @@ pub(super) async fn run_suite(
         // Without its report a run's verdict is lost: never let that pass as success.
         code = exit::INFRA_FAILED;
     }
+    if report.rejected.is_some() && code != exit::INTERRUPTED {
+        code = exit::BAD_INPUT;
+    }
     let code = super::job_setup::post_steps(&job, &step_hosts, &run_id, &out_dir, code).await;
     if json {
         for (host, reason) in &report.cleanup_failed {
@@ -365,6 +368,9 @@ pub(super) async fn run_suite(
         events::run_finished(&report, code);
     } else {
         eprint!("\n{}", summary::render(&report, &plan, &written, paint));
+    }
+    if let Some(reason) = &report.rejected {
+        eprintln!("error: {reason}");
     }
     code
 }

@@ -282,6 +282,13 @@ impl DockerEngine {
                 host: self.name.clone(),
                 image: job.image.clone(),
             }),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 400,
+                message,
+            }) => Err(EngineError::Rejected {
+                host: self.name.clone(),
+                reason: message,
+            }),
             Err(e) => Err(self.failed("create container", e)),
         }
     }

@@ -37,6 +37,8 @@ pub(crate) enum Ended {
     NoResults(String),
     /// The host is gone: re-queue everything it had.
     HostLost(String),
+    /// The engine refused the container's configuration: bad input, the run stops.
+    Rejected(String),
     TimedOut(Duration),
     Cancelled,
 }
@@ -208,7 +210,7 @@ pub(crate) async fn run(
 pub(crate) fn scrubbed(mut run: AttemptRun, secrets: &crate::engine::redact::Secrets) -> AttemptRun {
     match &mut run.ended {
         Ended::Results { results, .. } => results.iter_mut().for_each(|r| secrets.scrub_result(r)),
-        Ended::NoResults(why) | Ended::HostLost(why) => secrets.scrub(why),
+        Ended::NoResults(why) | Ended::HostLost(why) | Ended::Rejected(why) => secrets.scrub(why),
         Ended::TimedOut(_) | Ended::Cancelled => {}
     }
     run.announced.values_mut().for_each(|r| secrets.scrub_result(r));
@@ -320,5 +322,6 @@ fn classify(e: EngineError) -> Ended {
             Ended::HostLost(e.to_string())
         }
         EngineError::Shard { .. } => Ended::NoResults(e.to_string()),
+        EngineError::Rejected { .. } => Ended::Rejected(e.to_string()),
     }
 }
