@@ -24,6 +24,7 @@ use crate::discover::{Collected, ShardSpec};
 
 pub mod docker;
 pub mod environment;
+pub mod known_hosts;
 pub mod lines;
 pub mod local;
 pub mod redact;
