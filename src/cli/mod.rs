@@ -125,10 +125,10 @@ pub struct RunOpts {
     #[arg(long = "out-dir", value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// Retry a shard that failed without results (lost host, killed container) this many times.
-    #[arg(long = "shard-retries", default_value_t = 1)]
+    #[arg(long = "shard-retries", default_value_t = 1, value_parser = clap::value_parser!(u32).range(..=100))]
     pub shard_retries: u32,
     /// Re-run failed tests up to N times; a test that then passes is flaky.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=100))]
     pub retries: u32,
     /// Whether a flaky test fails the run.
     #[arg(long = "flaky-result", value_enum, default_value_t = FlakyResult::Pass)]
@@ -498,5 +498,8 @@ mod tests {
         let cli = Cli::try_parse_from(["cargo-shard", "--shard-timeout", "0s"]);
         assert!(cli.is_err(), "--shard-timeout 0s must be refused");
         assert!(Cli::try_parse_from(["cargo-shard", "--test-timeout", "0"]).is_err());
+        // 1 + u32::MAX attempts would overflow.
+        assert!(Cli::try_parse_from(["cargo-shard", "--shard-retries", "4294967295"]).is_err());
+        assert!(Cli::try_parse_from(["cargo-shard", "--retries", "101"]).is_err());
     }
 }
