@@ -5,7 +5,8 @@ use std::io::Write;
 use std::path::Path;
 
 /// Writes whatever `fill` produces to `path` atomically, creating the directory if needed.
-/// The file gets the usual `0644` mode, not the temporary file's private one.
+/// The file gets the mode a plain create would (`0666` less the umask), not the temporary
+/// file's private `0600`.
 pub fn write_with(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
@@ -24,9 +25,22 @@ pub fn write_with(
     }
     tmp.as_file().sync_all()?;
     tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        .set_permissions(std::fs::Permissions::from_mode(0o666 & !umask()))?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The process's umask, read from `/proc/self/status` (setting it to read it would race with
+/// files other threads create); `022` where that is not available.
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }
 
 /// Writes `data` to `path` atomically.
@@ -51,6 +65,21 @@ mod tests {
         );
         // Nothing but the file itself is left in the directory.
         assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn the_mode_follows_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junit.xml");
+        // nextest runs each test in its own process: the umask is ours to change.
+        let old = unsafe { libc::umask(0o077) };
+        super::write(&path, b"private").unwrap();
+        let private = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        unsafe { libc::umask(0o002) };
+        super::write(&path, b"shared").unwrap();
+        let shared = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        unsafe { libc::umask(old) };
+        assert_eq!((private, shared), (0o600, 0o664));
     }
 
     #[test]

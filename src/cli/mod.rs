@@ -23,6 +23,7 @@ mod pass_env;
 mod pipeline;
 mod plan_cmd;
 mod planning;
+mod reports;
 mod self_doc;
 mod show;
 
@@ -186,19 +187,19 @@ pub struct RunOpts {
     #[arg(long = "out-dir", value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// Retry a shard that failed without results (lost host, killed container) this many times.
-    #[arg(long = "shard-retries", default_value_t = 1)]
+    #[arg(long = "shard-retries", default_value_t = 1, value_parser = clap::value_parser!(u32).range(..=100))]
     pub shard_retries: u32,
     /// Re-run failed tests up to N times; a test that then passes is flaky.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=100))]
     pub retries: u32,
     /// Whether a flaky test fails the run.
     #[arg(long = "flaky-result", value_enum, default_value_t = FlakyResult::Pass)]
     pub flaky_result: FlakyResult,
     /// Kill a shard's container after this long; its unfinished tests become errors.
-    #[arg(long = "shard-timeout", value_parser = parse_duration)]
+    #[arg(long = "shard-timeout", value_parser = parse_timeout)]
     pub shard_timeout: Option<Duration>,
     /// Per-test timeout handed to the runner.
-    #[arg(long = "test-timeout", value_parser = parse_duration)]
+    #[arg(long = "test-timeout", value_parser = parse_timeout)]
     pub test_timeout: Option<Duration>,
     /// Keep containers afterwards for debugging, and print how to reach them.
     #[arg(long = "keep-containers")]
@@ -463,9 +464,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         && secs.is_finite()
         && secs >= 0.0
     {
-        return Ok(Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"));
     }
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// A timeout: a duration above zero and at most a week (`0s` would end every shard at once).
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("a timeout must be above 0, got {s:?}"));
+    }
+    if d.as_secs_f64() > crate::limits::MAX_SECS {
+        return Err(format!(
+            "a timeout must be at most {}s (a week), got {s:?}",
+            crate::limits::MAX_SECS
+        ));
+    }
+    Ok(d)
 }
 
 /// Entry point: strips the `shard` argument cargo inserts, parses, dispatches.
@@ -493,6 +509,7 @@ pub fn main() -> ExitCode {
         }
     };
     let code = rt.block_on(async move {
+        crate::interrupt::install();
         match cli.command {
             None => pipeline::nextest(cli.run).await,
             Some(Command::Run(a)) => pipeline::nextest(a).await,
@@ -594,5 +611,23 @@ mod tests {
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("soon").unwrap_err().contains("invalid duration"));
+    }
+
+    #[test]
+    fn timeouts_must_be_above_zero_and_sane() {
+        assert_eq!(parse_timeout("20s").unwrap(), Duration::from_secs(20));
+        assert_eq!(
+            parse_timeout("0s").unwrap_err(),
+            "a timeout must be above 0, got \"0s\""
+        );
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("1e300").is_err());
+        assert!(parse_timeout("1000000000s").unwrap_err().contains("at most"));
+        let cli = Cli::try_parse_from(["cargo-shard", "--shard-timeout", "0s"]);
+        assert!(cli.is_err(), "--shard-timeout 0s must be refused");
+        assert!(Cli::try_parse_from(["cargo-shard", "--test-timeout", "0"]).is_err());
+        // 1 + u32::MAX attempts would overflow.
+        assert!(Cli::try_parse_from(["cargo-shard", "--shard-retries", "4294967295"]).is_err());
+        assert!(Cli::try_parse_from(["cargo-shard", "--retries", "101"]).is_err());
     }
 }

@@ -4,9 +4,13 @@
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
+use super::reports::Reports;
 use super::{ExecArgs, GoArgs, MessageFormat, NextestRunArgs, RunOpts, backend, fail};
 use crate::discover::{Suite, TestStatus};
 use crate::exit;
+use crate::job::RunJob;
 use crate::report::{events, progress, style, summary, timeline};
 use crate::run::{self, LiveHost, RunOptions, RunReport};
 
@@ -33,21 +37,52 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
     let mut a = a;
     a.run.max_fail = checked.max_fail;
     a.run.test_threads = checked.test_threads;
-    let live = match backend::connect(&super::partition::hosts(&a.run), a.run.quiet).await {
-        Ok(l) => l,
-        Err((code, msg)) => return fail(code, msg),
-    };
     let out_dir = match nextest_out_dir(a.run.out_dir.as_deref(), a.select.manifest_path.as_deref()) {
         Ok(d) => d,
         Err(e) => return fail(exit::BUILD_FAILED, e),
     };
+    let reports = match prepare(&a.run, &out_dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let (live, job) = match connect(&a.run, &reports).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let opts = super::discover_opts::nextest(&a, &checked, &out_dir, a.run.quiet);
     let suite = match tokio::task::spawn_blocking(move || crate::discover::nextest::discover(&opts)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return fail(exit::BUILD_FAILED, e),
-        Err(e) => return fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
+        Ok(Err(e)) => return reports.fail(exit::BUILD_FAILED, e),
+        Err(e) => return reports.fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
     };
-    run_suite(suite, &a.run, live, out_dir, "nextest").await
+    run_suite(suite, &a.run, (live, job), out_dir, "nextest", &reports).await
+}
+
+/// The report paths, checked and cleared before anything is built (`--dry-run` writes none).
+fn prepare(o: &RunOpts, out_dir: &Path) -> Result<Reports, u8> {
+    let reports = Reports::new(o, out_dir);
+    if !o.dry_run
+        && let Err(e) = reports.prepare()
+    {
+        return Err(fail(exit::BAD_INPUT, e));
+    }
+    Ok(reports)
+}
+
+/// The hosts that answer and the job (limits, secrets, services), both before the build.
+async fn connect(o: &RunOpts, reports: &Reports) -> Result<(Vec<LiveHost>, Arc<RunJob>), u8> {
+    let mut live = backend::connect(&super::partition::hosts(o), o.quiet)
+        .await
+        .map_err(|(code, msg)| reports.fail(code, msg))?;
+    // nextest's `-j`: the user's number, not one derived from CPUs.
+    if let Some(threads) = o.test_threads {
+        for l in &mut live {
+            l.host.jobs = threads;
+            l.host.jobs_auto = false;
+        }
+    }
+    let job = super::job_setup::load(o, &mut live).map_err(|(code, msg)| reports.fail(code, msg))?;
+    Ok((live, job))
 }
 
 pub async fn go(a: GoArgs) -> u8 {
@@ -66,9 +101,13 @@ pub async fn go(a: GoArgs) -> u8 {
             format!("cannot create {}: {e}", out_dir.display()),
         );
     }
-    let live = match backend::connect(&super::partition::hosts(&a.run), a.run.quiet).await {
-        Ok(l) => l,
-        Err((code, msg)) => return fail(code, msg),
+    let reports = match prepare(&a.run, &out_dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let (live, job) = match connect(&a.run, &reports).await {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let mut opts = crate::discover::gotest::GoOptions::new(&dir, &out_dir);
     opts.packages = a.packages.clone();
@@ -78,10 +117,10 @@ pub async fn go(a: GoArgs) -> u8 {
     opts.build_flags = flags.build;
     let suite = match tokio::task::spawn_blocking(move || crate::discover::gotest::discover(&opts)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return fail(exit::BUILD_FAILED, e),
-        Err(e) => return fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
+        Ok(Err(e)) => return reports.fail(exit::BUILD_FAILED, e),
+        Err(e) => return reports.fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
     };
-    run_suite(suite, &a.run, live, out_dir, "go").await
+    run_suite(suite, &a.run, (live, job), out_dir, "go", &reports).await
 }
 
 pub async fn exec(a: ExecArgs) -> u8 {
@@ -89,17 +128,21 @@ pub async fn exec(a: ExecArgs) -> u8 {
     let dir = a.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let dir = std::path::absolute(&dir).unwrap_or(dir);
     let out_dir = a.run.out_dir.clone().unwrap_or_else(|| dir.join("target/shard"));
+    let reports = match prepare(&a.run, &out_dir) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let keys = match (&a.list, &a.run.plan.filters_file) {
         (Some(cmd), None) => KeySource::List(cmd.clone()),
         (None, Some(file)) => KeySource::File(file.clone()),
         (Some(_), Some(_)) => {
-            return fail(
+            return reports.fail(
                 exit::BAD_INPUT,
                 "exec: give either --list or --filters-file, not both",
             );
         }
         (None, None) => {
-            return fail(
+            return reports.fail(
                 exit::BAD_INPUT,
                 "exec: keys come from --list 'COMMAND' or --filters-file FILE",
             );
@@ -112,13 +155,13 @@ pub async fn exec(a: ExecArgs) -> u8 {
         },
         (None, Some(name)) => KeyPassing::KeyEnv { name: name.clone() },
         (Some(_), Some(_)) => {
-            return fail(
+            return reports.fail(
                 exit::BAD_INPUT,
                 "exec: give either --filter-env or --key-env, not both",
             );
         }
         (None, None) => {
-            return fail(
+            return reports.fail(
                 exit::BAD_INPUT,
                 "exec: say how a shard gets its keys: --filter-env NAME or --key-env NAME",
             );
@@ -133,15 +176,15 @@ pub async fn exec(a: ExecArgs) -> u8 {
         command: a.command.clone(),
         exclude: vec![out_dir.clone()],
     };
-    let live = match backend::connect(&super::partition::hosts(&a.run), a.run.quiet).await {
-        Ok(l) => l,
-        Err((code, msg)) => return fail(code, msg),
+    let (live, job) = match connect(&a.run, &reports).await {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let one_per_shard = opts.one_key_per_shard();
     let suite = match tokio::task::spawn_blocking(move || crate::discover::command::discover(&opts)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return fail(exit::BAD_INPUT, e),
-        Err(e) => return fail(exit::BUILD_FAILED, format!("listing panicked: {e}")),
+        Ok(Err(e)) => return reports.fail(exit::BAD_INPUT, e),
+        Err(e) => return reports.fail(exit::BUILD_FAILED, format!("listing panicked: {e}")),
     };
     let mut run = a.run.clone();
     // The filters file was the key source: every key is already selected.
@@ -150,7 +193,7 @@ pub async fn exec(a: ExecArgs) -> u8 {
         // kubetest: one container per key.
         run.plan.shards = Some(suite.tests.len().max(1));
     }
-    run_suite(suite, &run, live, out_dir, "exec").await
+    run_suite(suite, &run, (live, job), out_dir, "exec", &reports).await
 }
 
 /// Whether `name` is an executable on this machine's PATH (or a path to one).
@@ -190,19 +233,12 @@ fn nextest_target_dir(manifest: Option<&Path>) -> Result<PathBuf, String> {
 pub(super) async fn run_suite(
     suite: Suite,
     o: &RunOpts,
-    mut live: Vec<LiveHost>,
+    (live, job): (Vec<LiveHost>, Arc<RunJob>),
     out_dir: PathBuf,
     runner: &str,
+    reports: &Reports,
 ) -> u8 {
-    if let Some(threads) = o.test_threads {
-        for l in &mut live {
-            l.host.jobs = threads;
-        }
-    }
-    let job = match super::job_setup::load(o, &mut live) {
-        Ok(j) => j,
-        Err((code, msg)) => return fail(code, msg),
-    };
+    let fail = |code, msg: String| reports.fail(code, msg);
     let json = o.message_format == MessageFormat::Json;
     let history_path = o
         .plan
@@ -234,6 +270,9 @@ pub(super) async fn run_suite(
         eprintln!("warning: {w}");
     }
     if plan.test_count() == 0 {
+        if !o.dry_run {
+            reports.write_empty();
+        }
         eprintln!("no tests to run (nothing left after filtering)");
         return exit::OK;
     }
@@ -255,7 +294,7 @@ pub(super) async fn run_suite(
 
     let run_id = run::new_run_id();
     let cancel = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(cancel.clone(), run_id.clone()));
+    crate::interrupt::running(cancel.clone(), run_id.clone());
     let step_hosts = live.clone();
     let pre = super::job_setup::pre_steps(
         &job,
@@ -309,7 +348,6 @@ pub(super) async fn run_suite(
         Ok(r) => r,
         Err(panic) => {
             // run::execute has already removed the run's containers before unwinding.
-            signals.abort();
             progress.finish();
             return fail(
                 exit::INFRA_FAILED,
@@ -320,12 +358,11 @@ pub(super) async fn run_suite(
             );
         }
     };
-    signals.abort();
     progress.finish();
 
     // Reports: written atomically so an interrupted run never leaves half a file.
-    let junit_path = o.junit.clone().unwrap_or_else(|| out_dir.join("junit.xml"));
-    let html_path = out_dir.join("report.html");
+    let junit_path = reports.junit.clone();
+    let html_path = reports.html.clone();
     let mut written = summary::Written::default();
     let junit_doc = crate::report::junit::build(&report, &meta);
     // A full disk fails every write alike: say it once, naming what was not written.
@@ -335,12 +372,13 @@ pub(super) async fn run_suite(
         Err(e) => unwritten.push((junit_path.display().to_string(), e.to_string())),
     }
     let junit_failed = written.junit.is_none();
+    crate::interrupt::report_written();
     match crate::atomic::write(&html_path, timeline::render(&report, &plan, &meta).as_bytes()) {
         Ok(()) => written.html = Some(html_path.display().to_string()),
         Err(e) => unwritten.push((html_path.display().to_string(), e.to_string())),
     }
     written.logs = Some(out_dir.join("logs").display().to_string());
-    if !report.interrupted {
+    if !report.interrupted && history.writable() {
         match super::planning::record(history, &report, &host_jobs, &history_path) {
             Ok(()) => written.history = Some(history_path.display().to_string()),
             Err(e) => unwritten.push((history_path.display().to_string(), e.to_string())),
@@ -379,6 +417,9 @@ pub(super) async fn run_suite(
         // Without its report a run's verdict is lost: never let that pass as success.
         code = exit::INFRA_FAILED;
     }
+    if report.rejected.is_some() && code != exit::INTERRUPTED {
+        code = exit::BAD_INPUT;
+    }
     let code = super::job_setup::post_steps(&job, &step_hosts, &run_id, &out_dir, code).await;
     if mode.ci == crate::report::ci::Ci::GitHub
         && let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY")
@@ -398,6 +439,9 @@ pub(super) async fn run_suite(
         stream.run_finished(&report, code);
     } else {
         eprint!("\n{}", summary_data.render(paint));
+    }
+    if let Some(reason) = &report.rejected {
+        eprintln!("error: {reason}");
     }
     code
 }
@@ -447,21 +491,6 @@ pub fn exit_code(report: &RunReport, flaky_fails: bool) -> u8 {
         return exit::TESTS_FAILED;
     }
     exit::OK
-}
-
-/// First SIGINT/SIGTERM: stop and clean up. Second: leave at once, saying how to clean up.
-async fn watch_signals(cancel: CancellationToken, run_id: String) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        return;
-    };
-    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-    eprintln!("\ninterrupted: stopping shards and removing containers (interrupt again to exit at once)");
-    cancel.cancel();
-    tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-    eprintln!("exiting now; remove what is left with `cargo shard gc --run {run_id}`");
-    std::process::exit(exit::INTERRUPTED as i32);
 }
 
 /// The text of a caught panic, for the one-line internal error.

@@ -29,6 +29,7 @@ pub fn plan(
     caps: &[Capacity],
     history_path: &Path,
 ) -> Result<Planned, (u8, String)> {
+    check_shards(p.shards).map_err(|e| (exit::BAD_INPUT, e))?;
     if let Some(path) = &p.filters_file {
         let filters = Filters::read(path).map_err(|e| (exit::BAD_INPUT, e.to_string()))?;
         let ids: Vec<_> = suite.tests.iter().map(|t| t.id.clone()).collect();
@@ -196,6 +197,17 @@ fn shard_overhead(report: &RunReport, jobs: &BTreeMap<String, usize>) -> Option<
     Some(Duration::from_secs_f64(samples[samples.len() / 2]))
 }
 
+/// `--shards` within what the planner holds (one bin per shard).
+fn check_shards(shards: Option<usize>) -> Result<(), String> {
+    match shards {
+        Some(n) if n == 0 || n > crate::limits::MAX_SHARDS => Err(format!(
+            "--shards {n}: must be between 1 and {}",
+            crate::limits::MAX_SHARDS
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +273,16 @@ mod tests {
         c.hosts[0].derive_jobs(8);
         let plan = plan::plan(&[], &plan::capacities(&c.hosts), &PlanOptions::default());
         insta::assert_snapshot!(plan::render::human(&plan, Duration::ZERO) + &hosts_line(&c.hosts));
+    }
+
+    #[test]
+    fn shard_counts_the_planner_cannot_hold_are_refused() {
+        assert_eq!(
+            super::check_shards(Some(99_999_999_999)).unwrap_err(),
+            "--shards 99999999999: must be between 1 and 100000"
+        );
+        assert!(super::check_shards(Some(0)).is_err());
+        assert!(super::check_shards(Some(3)).is_ok());
+        assert!(super::check_shards(None).is_ok());
     }
 }

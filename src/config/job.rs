@@ -457,6 +457,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("`memory` {s:?} is not a size like \"512m\""))?;
     let bytes = (n * mult as f64).round();
+    if !bytes.is_finite() || bytes > crate::limits::MAX_MEMORY as f64 {
+        return Err(format!(
+            "`memory` {s:?} is too large (Docker takes at most 8191p)"
+        ));
+    }
     // Docker refuses limits under 6 MiB; say so here rather than at container start.
     if bytes < (6 << 20) as f64 {
         return Err(format!("`memory` {s:?} is below Docker's minimum of 6m"));
@@ -491,6 +496,16 @@ mod tests {
         JobConfig::parse(text, "shard.toml", Path::new("/base"))
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn memory_sizes_that_overflow_are_refused() {
+        assert_eq!(
+            parse_bytes("99999999999g").unwrap_err(),
+            "`memory` \"99999999999g\" is too large (Docker takes at most 8191p)"
+        );
+        assert!(parse_bytes("1e400").is_err());
+        assert_eq!(parse_bytes("2g"), Ok(2 << 30));
     }
 
     #[test]

@@ -208,6 +208,10 @@ impl HostsConfig {
         let positive = |v: &Option<Spanned<i64>>, what: &str| -> Result<Option<usize>, ConfigError> {
             match v {
                 None => Ok(None),
+                Some(s) if *s.get_ref() > MAX_PER_HOST as i64 => Err(at(
+                    s.span(),
+                    format!("`{what}` must be at most {MAX_PER_HOST}, got {}", s.get_ref()),
+                )),
                 Some(s) if *s.get_ref() >= 1 => Ok(Some(*s.get_ref() as usize)),
                 Some(s) => Err(at(
                     s.span(),
@@ -241,6 +245,10 @@ impl HostsConfig {
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
+        const MAX_PER_HOST: usize = {
+            assert!(crate::limits::MAX_SLOTS == crate::limits::MAX_JOBS);
+            crate::limits::MAX_SLOTS
+        };
         let default_slots = positive(&d.slots, "slots")?.unwrap_or(1);
         let default_jobs = positive(&d.jobs, "jobs")?;
         let mut hosts: Vec<Host> = Vec::new();

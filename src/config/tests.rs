@@ -235,3 +235,15 @@ fn pull_policy_and_registries_are_read_with_locations() {
         PullPolicy::Missing
     );
 }
+
+#[test]
+fn slots_and_jobs_beyond_what_a_host_can_hold_are_refused() {
+    // Memory grows with slots: 99999999999999 once took 11 GB before anything ran.
+    let text = "[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\nslots = 99999999999999\n";
+    assert_eq!(
+        err(text),
+        "hosts.toml:4:9: `slots` must be at most 1024, got 99999999999999"
+    );
+    let text = "[defaults]\njobs = 5000\n[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n";
+    assert_eq!(err(text), "hosts.toml:2:8: `jobs` must be at most 1024, got 5000");
+}

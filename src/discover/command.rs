@@ -151,17 +151,13 @@ pub fn read_keys(opts: &ExecOptions) -> Result<Vec<String>, ExecError> {
             source,
         })?,
         KeySource::List(command) => {
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(command)
-                .current_dir(&opts.dir)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .map_err(|e| ExecError::List {
-                    command: command.clone(),
-                    status: "did not start".into(),
-                    stderr: e.to_string(),
-                })?;
+            let out =
+                crate::interrupt::output(Command::new("sh").arg("-c").arg(command).current_dir(&opts.dir))
+                    .map_err(|e| ExecError::List {
+                        command: command.clone(),
+                        status: "did not start".into(),
+                        stderr: e.to_string(),
+                    })?;
             if !out.status.success() {
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 let last = stderr

@@ -100,7 +100,7 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
     let env = go_env(opts);
     let mut version = Command::new("go");
     version.args(["env", "GOVERSION"]).envs(env.iter().cloned());
-    version.output().map_err(|e| GoError::NoGo(e.to_string()))?;
+    crate::interrupt::output(&mut version).map_err(|e| GoError::NoGo(e.to_string()))?;
 
     let packages = go_list(opts, &dir, &env)?;
     let bin_dir = opts.out_dir.join("bin");
@@ -224,16 +224,17 @@ fn go_list(opts: &GoOptions, dir: &Path, env: &[(String, String)]) -> Result<Vec
     };
     let format = "{{.ImportPath}}\t{{.Dir}}\t{{join .TestGoFiles \",\"}}\t{{join .XTestGoFiles \",\"}}\t\
                   {{join .TestImports \" \"}} {{join .XTestImports \" \"}}";
-    let out = Command::new("go")
-        .arg("list")
-        .args(&opts.build_flags)
-        .arg("-f")
-        .arg(format)
-        .args(&patterns)
-        .current_dir(dir)
-        .envs(env.iter().cloned())
-        .output()
-        .map_err(|e| GoError::NoGo(e.to_string()))?;
+    let out = crate::interrupt::output(
+        Command::new("go")
+            .arg("list")
+            .args(&opts.build_flags)
+            .arg("-f")
+            .arg(format)
+            .args(&patterns)
+            .current_dir(dir)
+            .envs(env.iter().cloned()),
+    )
+    .map_err(|e| GoError::NoGo(e.to_string()))?;
     let list_err = |stderr: String| GoError::List {
         patterns: patterns.join(" "),
         dir: dir.display().to_string(),
@@ -360,16 +361,17 @@ fn build_and_list(
     build: &[String],
 ) -> Result<Listed, GoError> {
     let binary = bin_dir.join(format!("{}.test", pkg.stem));
-    let out = Command::new("go")
-        .args(["test", "-c"])
-        .args(build)
-        .arg("-o")
-        .arg(&binary)
-        .arg(&pkg.import_path)
-        .current_dir(dir)
-        .envs(env.iter().cloned())
-        .output()
-        .map_err(|e| GoError::NoGo(e.to_string()))?;
+    let out = crate::interrupt::output(
+        Command::new("go")
+            .args(["test", "-c"])
+            .args(build)
+            .arg("-o")
+            .arg(&binary)
+            .arg(&pkg.import_path)
+            .current_dir(dir)
+            .envs(env.iter().cloned()),
+    )
+    .map_err(|e| GoError::NoGo(e.to_string()))?;
     if !out.status.success() || !binary.exists() {
         return Err(GoError::Build {
             package: pkg.import_path.clone(),
@@ -441,16 +443,14 @@ impl Listing {
 }
 
 fn run_listing(pkg: &GoPackage, binary: &Path, args: &[&str]) -> Result<Listing, GoError> {
-    let out = Command::new(binary)
-        .args(args)
-        .current_dir(&pkg.dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| GoError::ListTests {
-            package: pkg.import_path.clone(),
-            binary: binary.display().to_string(),
-            status: "did not start".into(),
-            output: e.to_string(),
+    let out =
+        crate::interrupt::output(Command::new(binary).args(args).current_dir(&pkg.dir)).map_err(|e| {
+            GoError::ListTests {
+                package: pkg.import_path.clone(),
+                binary: binary.display().to_string(),
+                status: "did not start".into(),
+                output: e.to_string(),
+            }
         })?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let failure = (!out.status.success()).then(|| {

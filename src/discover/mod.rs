@@ -116,8 +116,11 @@ pub struct ShardSpec {
     pub collect: Vec<String>,
 }
 
-/// What came back from a shard: its exit code, its combined output and the collected files
-/// (absolute container path → contents; directories are flattened into their files).
+/// What came back from a shard: its exit code, its combined output (secrets masked) and the
+/// collected files (absolute container path → contents; directories are flattened into their
+/// files), as the shard wrote them: masking raw bytes before a JUnit or JSON file is decoded
+/// can cut an escaped value in half, so results are masked once decoded and artifacts when
+/// they are saved.
 #[derive(Debug, Clone, Default)]
 pub struct Collected {
     pub exit_code: Option<i64>,

@@ -283,6 +283,13 @@ impl DockerEngine {
                 host: self.name.clone(),
                 image: job.image.clone(),
             }),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 400,
+                message,
+            }) => Err(EngineError::Rejected {
+                host: self.name.clone(),
+                reason: message,
+            }),
             Err(e) => Err(self.failed("create container", e)),
         }
     }
@@ -371,9 +378,6 @@ impl DockerEngine {
                 tarball::unpack_collected(&tar, path, &mut files)
                     .map_err(|e| local_err(&format!("unpack {path}"), e))?;
             }
-        }
-        for data in files.values_mut() {
-            *data = job.extras.secrets.redact(data);
         }
         phases.collect = t.elapsed();
         Ok(Collected {

@@ -179,9 +179,6 @@ impl LocalEngine {
             collect(Path::new(path.trim_end_matches('/')), &mut collected)
                 .map_err(|e| self.err(format!("collect {path}: {e}")))?;
         }
-        for data in collected.values_mut() {
-            *data = job.extras.secrets.redact(data);
-        }
         phases.collect = t.elapsed();
         use std::os::unix::process::ExitStatusExt;
         let exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s));

@@ -24,6 +24,7 @@ use crate::discover::{Collected, ShardSpec};
 
 pub mod docker;
 pub mod environment;
+pub mod known_hosts;
 pub mod lines;
 pub mod local;
 pub mod redact;
@@ -47,6 +48,10 @@ pub enum EngineError {
     /// The shard's container failed before it could report results (upload, start, OOM).
     #[error("{host}: {reason}")]
     Shard { host: String, reason: String },
+    /// The engine refused the container's configuration (HTTP 400: `--cpus` beyond the
+    /// host's, a memory limit it cannot take): bad input, never retried.
+    #[error("{host}: the engine refused the shard's container: {reason}")]
+    Rejected { host: String, reason: String },
     #[error("cancelled")]
     Cancelled,
 }

@@ -1,5 +1,11 @@
 //! Secret values taken out of everything a shard, service or step prints, before it is written
 //! anywhere (logs, results, JUnit, events, HTML). One central place so no writer forgets.
+//!
+//! Raw bytes (logs, collected files, artifacts) are masked for each value and its XML/HTML and
+//! JSON escaped forms; results are masked again once decoded ([`Secrets::scrub_result`]), so a
+//! value a JUnit file held as `&amp;`, `&#233;` or CDATA is caught after parsing. What cannot
+//! be masked: a value printed in pieces (one character per line, split by other output),
+//! transformed (base64, hex, reversed, percent-encoded), or inside compressed artifacts.
 
 use std::sync::Arc;
 
@@ -23,12 +29,30 @@ impl Secrets {
         let mut v: Vec<Vec<u8>> = values
             .into_iter()
             .filter(|s| !s.is_empty())
+            .flat_map(|s| encoded_forms(&s))
             .map(String::into_bytes)
             .collect();
         // Longest first, so a secret containing another is masked whole.
         v.sort_by_key(|s| std::cmp::Reverse(s.len()));
         v.dedup();
         Self(Arc::new(v))
+    }
+
+    /// Masks a result's decoded text (message, output, subtests): what a runner's report held
+    /// escaped is plain here.
+    pub fn scrub_result(&self, r: &mut crate::discover::TestResult) {
+        if self.is_empty() {
+            return;
+        }
+        if let Some(m) = r.message.as_mut() {
+            self.scrub(m);
+        }
+        self.scrub(&mut r.detail);
+        self.scrub(&mut r.stdout);
+        self.scrub(&mut r.stderr);
+        for s in &mut r.subtests {
+            self.scrub_result(s);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -81,6 +105,32 @@ impl Secrets {
             held: Vec::new(),
         }
     }
+}
+
+/// A value as written raw and as XML/HTML and JSON writers escape it.
+fn encoded_forms(value: &str) -> Vec<String> {
+    let xml = |quot: &str, apos: &str| {
+        value
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', quot)
+            .replace('\'', apos)
+    };
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let json = json
+        .get(1..json.len().saturating_sub(1))
+        .unwrap_or_default()
+        .to_string();
+    let mut forms = vec![
+        value.to_string(),
+        xml("&quot;", "&apos;"),
+        xml("&#34;", "&#39;"),
+        xml("\"", "'"),
+        json,
+    ];
+    forms.retain(|f| !f.is_empty());
+    forms
 }
 
 /// Holds back the last few bytes of each chunk (fewer than the longest secret) until the next
@@ -155,6 +205,34 @@ mod tests {
         }
         out.extend(r.finish());
         assert_eq!(out, b"before [redacted] middle [redacted] after");
+    }
+
+    #[test]
+    fn escaped_forms_and_decoded_results_are_masked() {
+        let s = Secrets::new(["Tk&9<Zq>\"x'é".to_string(), "Tk&9".to_string()]);
+        assert_eq!(format!("{s:?}"), "Secrets(7 values)");
+        let raw = "a Tk&9<Zq>\"x'é b Tk&amp;9&lt;Zq&gt;&quot;x&apos;é c Tk&amp;9&lt;Zq&gt;&#34;x&#39;é d Tk&9<Zq>\\\"x'é e Tk&9 f Tk&amp;9";
+        assert_eq!(
+            s.redact_str(raw),
+            "a [redacted] b [redacted] c [redacted] d [redacted] e [redacted] f [redacted]"
+        );
+        let mut r = crate::discover::TestResult {
+            id: crate::discover::TestId::new("g", "t"),
+            status: crate::discover::TestStatus::Failed,
+            duration: std::time::Duration::ZERO,
+            message: Some("bad Tk&9<Zq>\"x'é!".into()),
+            stdout: "üTk&9<Zq>\"x'éü".into(),
+            stderr: "Tk&9<".into(),
+            detail: "panicked: Tk&9<Zq>\"x'é\n  left: 1".into(),
+            subtests: vec![],
+        };
+        r.subtests.push(r.clone());
+        s.scrub_result(&mut r);
+        assert_eq!(r.message.as_deref(), Some("bad [redacted]!"));
+        assert_eq!(r.stdout, "ü[redacted]ü");
+        assert_eq!(r.stderr, "[redacted]<");
+        assert_eq!(r.detail, "panicked: [redacted]\n  left: 1");
+        assert_eq!(r.subtests[0].stdout, "ü[redacted]ü");
     }
 
     #[test]

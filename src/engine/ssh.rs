@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ssh2::{CheckResult, KnownHostFileKind, Session};
+use ssh2::Session;
 
 use crate::config::SshHostKeyPolicy;
 
@@ -47,11 +47,7 @@ impl SshTarget {
 
     /// How known_hosts names this server (`[host]:port` off the default port).
     fn known_hosts_name(&self) -> String {
-        if self.port == 22 {
-            self.host.clone()
-        } else {
-            format!("[{}]:{}", self.host, self.port)
-        }
+        super::known_hosts::host_name(&self.host, self.port)
     }
 }
 
@@ -119,39 +115,69 @@ pub fn open_session(t: &SshTarget) -> Result<(Session, RawFd), String> {
 }
 
 fn check_host_key(sess: &Session, t: &SshTarget) -> Result<(), String> {
+    use super::known_hosts::{KnownHosts, Verdict};
     if t.policy == SshHostKeyPolicy::Off {
         return Ok(());
     }
-    let (key, kind) = sess.host_key().ok_or("ssh: server sent no host key")?;
-    let mut kh = sess
-        .known_hosts()
-        .map_err(|e| format!("known_hosts: {}", e.message()))?;
-    if t.known_hosts.exists() {
-        kh.read_file(&t.known_hosts, KnownHostFileKind::OpenSSH)
-            .map_err(|e| format!("known_hosts {}: {}", t.known_hosts.display(), e.message()))?;
-    }
-    match kh.check_port(&t.host, t.port, key) {
-        CheckResult::Match => Ok(()),
-        CheckResult::Mismatch => Err(format!(
-            "host key mismatch for {} (see {})",
-            t.known_hosts_name(),
-            t.known_hosts.display()
+    let (key, _) = sess.host_key().ok_or("ssh: server sent no host key")?;
+    let text = match std::fs::read_to_string(&t.known_hosts) {
+        Ok(text) => text,
+        // No file (or a path through a plain file) holds nothing yet.
+        Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => String::new(),
+        Err(e) => return Err(format!("known_hosts {}: {e}", t.known_hosts.display())),
+    };
+    let name = t.known_hosts_name();
+    let file = t.known_hosts.display();
+    match KnownHosts::parse(&text).check(&t.host, t.port, key) {
+        Verdict::Match => Ok(()),
+        Verdict::Revoked(line) => Err(format!("host key of {name} is revoked ({file}:{line})")),
+        Verdict::CertAuthority(line) => Err(format!(
+            "{name} is pinned by @cert-authority ({file}:{line}), which cargo-shard cannot check: add its host key"
         )),
-        CheckResult::NotFound if t.policy == SshHostKeyPolicy::Strict => Err(format!(
-            "host key for {} not in {} (host_key_check = \"strict\")",
-            t.known_hosts_name(),
-            t.known_hosts.display()
+        Verdict::Mismatch(line) => Err(format!("host key mismatch for {name} (see {file}:{line})")),
+        Verdict::NotFound if t.policy == SshHostKeyPolicy::Strict => Err(format!(
+            "host key for {name} not in {file} (host_key_check = \"strict\")"
         )),
-        CheckResult::NotFound => {
-            kh.add(&t.known_hosts_name(), key, "added by cargo-shard", kind.into())
-                .map_err(|e| format!("known_hosts: {}", e.message()))?;
-            if let Some(dir) = t.known_hosts.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            kh.write_file(&t.known_hosts, KnownHostFileKind::OpenSSH)
-                .map_err(|e| format!("cannot write {}: {}", t.known_hosts.display(), e.message()))
+        Verdict::NotFound => {
+            remember(&t.known_hosts, &name, key, &text);
+            Ok(())
         }
-        CheckResult::Failure => Err("ssh: host key check failed".to_string()),
+    }
+}
+
+/// Appends `name`'s key to known_hosts (accept-new). A file that cannot be written costs one
+/// warning per file and run, not the connection.
+fn remember(path: &Path, name: &str, key: &[u8], text: &str) {
+    static WARNED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    // Sessions open in parallel: one appends, the others find its line.
+    static APPENDING: Mutex<()> = Mutex::new(());
+    let _one = APPENDING.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(line) = super::known_hosts::entry_line(name, key) else {
+        return;
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_else(|_| text.to_string());
+    if text.lines().any(|l| l == line) {
+        return;
+    }
+    let sep = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(path))
+        .and_then(|mut f| f.write_all(format!("{sep}{line}\n").as_bytes()));
+    if let Err(e) = written {
+        let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+        if !warned.iter().any(|p| p == path) {
+            warned.push(path.to_path_buf());
+            eprintln!(
+                "warning: cannot record the host key of {name} in {}: {e}; accepted for this run only",
+                path.display()
+            );
+        }
     }
 }
 

@@ -48,6 +48,8 @@ pub struct History {
     /// A shard's fixed cost beyond its tests (container create, upload, start, unpacking,
     /// collect, remove), seconds, one median per run, oldest first, at most [`SAMPLES`].
     overhead: Vec<f64>,
+    /// Loaded from a file of an unknown version: never written back.
+    foreign: bool,
 }
 
 /// The JSON file: `{"version": 1, "tests": {"<group>": {"<name>": [secs…]}}}`; maps are
@@ -92,27 +94,34 @@ impl History {
             }
         };
         if file.version != FORMAT_VERSION {
-            let why = format!(
-                "format version {} (this cargo-shard reads {FORMAT_VERSION})",
-                file.version
+            let foreign = History {
+                foreign: true,
+                ..History::new()
+            };
+            return (
+                foreign,
+                Some(Warning(format!(
+                    "{}: format version {} (this cargo-shard reads {FORMAT_VERSION}); planning without it and leaving the file untouched",
+                    path.display(),
+                    file.version
+                ))),
             );
-            return (History::new(), Some(fresh(path, &why)));
         }
         let mut h = History::new();
-        h.overhead = file
-            .shard_overhead
-            .into_iter()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .collect();
+        let mut dropped = 0;
+        let mut sane = |samples: Vec<f64>| -> Vec<f64> {
+            let n = samples.len();
+            let kept: Vec<f64> = samples.into_iter().filter_map(crate::limits::sane_secs).collect();
+            dropped += n - kept.len();
+            kept
+        };
+        h.overhead = sane(file.shard_overhead);
         if h.overhead.len() > SAMPLES {
             h.overhead.drain(..h.overhead.len() - SAMPLES);
         }
         for (group, names) in file.tests {
             for (name, samples) in names {
-                let mut samples: Vec<f64> = samples
-                    .into_iter()
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .collect();
+                let mut samples = sane(samples);
                 if samples.len() > SAMPLES {
                     samples.drain(..samples.len() - SAMPLES);
                 }
@@ -121,7 +130,14 @@ impl History {
                 }
             }
         }
-        (h, None)
+        let warning = (dropped > 0).then(|| {
+            Warning(format!(
+                "{}: {dropped} duration(s) outside 0..={}s ignored",
+                path.display(),
+                crate::limits::MAX_SECS
+            ))
+        });
+        (h, warning)
     }
 
     /// Writes the history through a temporary file in the same directory, creating the
@@ -155,7 +171,8 @@ impl History {
 
     /// Adds one run's typical per-shard overhead, forgetting the oldest beyond [`SAMPLES`].
     pub fn record_overhead(&mut self, overhead: Duration) {
-        self.overhead.push(overhead.as_secs_f64());
+        self.overhead
+            .push(overhead.as_secs_f64().min(crate::limits::MAX_SECS));
         if self.overhead.len() > SAMPLES {
             self.overhead.remove(0);
         }
@@ -181,7 +198,7 @@ impl History {
     /// Adds one measured duration, forgetting the oldest beyond [`SAMPLES`].
     pub fn record(&mut self, id: &TestId, duration: Duration) {
         let samples = self.tests.entry(id.clone()).or_default();
-        samples.push(duration.as_secs_f64());
+        samples.push(duration.as_secs_f64().min(crate::limits::MAX_SECS));
         if samples.len() > SAMPLES {
             samples.remove(0);
         }
@@ -209,6 +226,12 @@ impl History {
         self.tests.get(id).map(|s| Duration::from_secs_f64(median(s)))
     }
 
+    /// False for a file of a version this cargo-shard does not know: it belongs to another
+    /// (newer) cargo-shard, so the run plans without it and leaves it as it is.
+    pub fn writable(&self) -> bool {
+        !self.foreign
+    }
+
     pub fn len(&self) -> usize {
         self.tests.len()
     }
@@ -231,7 +254,9 @@ impl History {
             let names: std::collections::HashSet<&str> =
                 suite.cases.iter().map(|c| c.name.as_str()).collect();
             for case in &suite.cases {
-                let Some(secs) = case.time else { continue };
+                let Some(secs) = case.time.and_then(crate::limits::sane_secs) else {
+                    continue;
+                };
                 if case.status.is_skipped() {
                     continue;
                 }

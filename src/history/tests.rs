@@ -223,3 +223,56 @@ fn shard_overhead_is_the_median_of_recent_runs_and_survives_a_round_trip() {
     assert!(warning.is_none());
     assert_eq!(back.overhead(), h.overhead());
 }
+
+#[test]
+fn durations_out_of_range_in_a_history_file_are_dropped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.json");
+    std::fs::write(
+        &path,
+        r#"{"version": 1, "tests": {"g": {"huge": [1e19], "fine": [2.0, 1e300], "neg": [-1]}}, "shard_overhead": [1e19]}"#,
+    )
+    .unwrap();
+    let (h, warning) = History::load(&path);
+    assert_eq!(h.expected(&id("g", "huge")), None);
+    assert_eq!(h.expected(&id("g", "fine")), Some(secs(2.0)));
+    assert_eq!(h.overhead(), None);
+    let w = warning.expect("a warning").0;
+    assert!(w.contains("4 duration(s) outside 0..=604800s ignored"), "{w}");
+    // Whatever the file said, every estimate is one the planner can add up.
+    let ids = [id("g", "huge"), id("g", "fine"), id("g", "new")];
+    let total: Duration = estimate(&ids, &h, secs(1.0)).iter().map(|w| w.expected).sum();
+    assert!(total < secs(crate::limits::MAX_SECS * 3.0));
+}
+
+#[test]
+fn a_junit_time_beyond_a_week_seeds_nothing_and_never_panics() {
+    let report = junit::read_str(
+        r#"<testsuite name="s"><testcase classname="c" name="huge" time="1e20"/><testcase classname="c" name="ok" time="3"/></testsuite>"#,
+        "t.xml",
+    )
+    .unwrap();
+    let mut h = History::new();
+    assert_eq!(h.seed_from_report(&report), 1);
+    assert_eq!(h.expected(&id("c", "huge")), None);
+    assert_eq!(h.expected(&id("c", "ok")), Some(secs(3.0)));
+}
+
+#[test]
+fn a_history_of_an_unknown_version_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.json");
+    let newer = r#"{"version": 9, "tests": {"g": {"t": [1.0]}}}"#;
+    std::fs::write(&path, newer).unwrap();
+    let (h, warning) = History::load(&path);
+    assert!(!h.writable());
+    let w = warning.unwrap().0;
+    assert!(
+        w.ends_with(
+            "format version 9 (this cargo-shard reads 1); planning without it and leaving the file untouched"
+        ),
+        "{w}"
+    );
+    let (h, _) = History::load(&dir.path().join("missing.json"));
+    assert!(h.writable());
+}

@@ -18,6 +18,46 @@ use crate::run::{Outcome, RunReport};
 /// The suite name used for tests with no group (keys of `cargo shard exec`).
 const UNGROUPED: &str = "cargo-shard";
 
+/// The report of a run that ended before any result existed (build failed, no host, bad
+/// input, interrupted): one `<error>` case saying why, so CI shows a failure rather than
+/// nothing — or an earlier run's report — as this run's.
+pub fn early_end(why: &str) -> Report {
+    Report {
+        name: "cargo-shard".to_string(),
+        time: Some(0.0),
+        suites: vec![Suite {
+            name: UNGROUPED.to_string(),
+            time: Some(0.0),
+            cases: vec![Case {
+                name: "run".to_string(),
+                classname: UNGROUPED.to_string(),
+                time: Some(0.0),
+                status: CaseStatus::Error {
+                    message: Some(why.lines().next().unwrap_or_default().to_string()),
+                    kind: Some("cargo-shard".to_string()),
+                    text: why.to_string(),
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Writes [`early_end`] to `path`.
+pub fn write_early_end(path: &std::path::Path, why: &str) -> Result<(), crate::junit::JunitError> {
+    crate::junit::write_atomic(path, &early_end(why))
+}
+
+/// The report of a run that selected nothing: valid, with no test.
+pub fn empty() -> Report {
+    Report {
+        name: "cargo-shard".to_string(),
+        time: Some(0.0),
+        suites: Vec::new(),
+    }
+}
+
 /// `<testsuites time>` is the run's wall time; each `<testsuite timestamp>` is when the first
 /// container that ran one of its tests started (the run's start for never-shipped tests).
 pub fn build(report: &RunReport, meta: &RunMeta) -> Report {
@@ -134,12 +174,12 @@ fn status(r: &TestResult) -> CaseStatus {
         TestStatus::Failed => CaseStatus::Failure {
             message: r.message.as_deref().map(first_line),
             kind: Some("failure".into()),
-            text: failure_text(r),
+            text: bounded(&failure_text(r)),
         },
         TestStatus::Error => CaseStatus::Error {
             message: r.message.as_deref().map(first_line),
             kind: Some("error".into()),
-            text: failure_text(r),
+            text: bounded(&failure_text(r)),
         },
     }
 }
@@ -160,7 +200,7 @@ fn rerun(r: &TestResult) -> Rerun {
             .into(),
         ),
         message: r.message.as_deref().map(first_line),
-        text: failure_text(r),
+        text: bounded(&failure_text(r)),
         stdout: non_empty(&r.stdout),
         stderr: non_empty(&r.stderr),
         time: Some(r.duration.as_secs_f64()),
@@ -182,12 +222,91 @@ fn first_line(s: &str) -> String {
 }
 
 fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_string())
+    (!s.is_empty()).then(|| bounded(s))
+}
+
+/// The most of one test's output (or failure text) a report holds: plain `xmllint` and many CI
+/// parsers refuse text nodes much larger than this; the shard's log keeps all of it.
+pub const OUTPUT_LIMIT: usize = 1 << 20;
+
+/// `s` cut to [`OUTPUT_LIMIT`]: its first and last halves, with a line saying how many bytes
+/// were cut between them (at character boundaries).
+fn bounded(s: &str) -> String {
+    if s.len() <= OUTPUT_LIMIT {
+        return s.to_string();
+    }
+    let half = OUTPUT_LIMIT / 2;
+    let mut head = half;
+    while !s.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = s.len() - half;
+    while !s.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{}\n[cargo-shard: {} bytes of this output cut here; the shard's log holds all of it]\n{}",
+        &s[..head],
+        tail - head,
+        &s[tail..]
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_output_keeps_its_head_and_tail_and_says_how_much_was_cut() {
+        let head = "h€".repeat(300_000); // 1.2 MB of 3-byte and 1-byte characters
+        let tail = "t€".repeat(300_000);
+        let long = format!("{head}middle{tail}");
+        let cut = bounded(&long);
+        assert!(cut.len() <= OUTPUT_LIMIT + 200, "{}", cut.len());
+        assert!(cut.starts_with("h€h€"));
+        assert!(cut.ends_with("t€t€"));
+        let marker = cut
+            .lines()
+            .find(|l| l.starts_with("[cargo-shard: "))
+            .expect("a marker");
+        let n: usize = marker["[cargo-shard: ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(cut.len() - marker.len() - 2 + n, long.len(), "{marker}");
+        assert!(
+            marker.ends_with("bytes of this output cut here; the shard's log holds all of it]"),
+            "{marker}"
+        );
+        assert_eq!(bounded("short"), "short");
+    }
+
+    #[test]
+    fn a_huge_failing_output_is_bounded_in_the_report() {
+        let mut report = crate::report::sample::sample().0;
+        let o = report
+            .outcomes
+            .iter_mut()
+            .find(|o| o.result.status == TestStatus::Failed)
+            .unwrap();
+        o.result.stdout = "x".repeat(5 << 20);
+        o.result.message = Some("y".repeat(5 << 20));
+        let doc = build(&report, &crate::report::meta::sample_meta());
+        let case = doc
+            .suites
+            .iter()
+            .flat_map(|s| &s.cases)
+            .find(|c| c.status.is_failure())
+            .unwrap();
+        assert!(case.stdout.as_ref().unwrap().len() < OUTPUT_LIMIT + 200);
+        let CaseStatus::Failure { text, .. } = &case.status else {
+            unreachable!()
+        };
+        assert!(text.len() < OUTPUT_LIMIT + 200);
+    }
+
     use crate::report::meta::sample_meta;
     use crate::report::sample::sample;
 

@@ -94,6 +94,7 @@ pub fn sample() -> (RunReport, Plan, Written) {
         interrupted: false,
         kept: Vec::new(),
         cleanup_failed: Vec::new(),
+        rejected: None,
     };
     let shard = |index, host: &str, ms| Shard {
         index,

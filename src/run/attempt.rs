@@ -37,6 +37,8 @@ pub(crate) enum Ended {
     NoResults(String),
     /// The host is gone: re-queue everything it had.
     HostLost(String),
+    /// The engine refused the container's configuration: bad input, the run stops.
+    Rejected(String),
     TimedOut(Duration),
     Cancelled,
 }
@@ -163,7 +165,13 @@ pub(crate) async fn run(
         Ok(Ok(run)) => {
             if !artifacts.is_empty() {
                 let dir = crate::job::artifacts::shard_dir(&shared.opts.out_dir, job.shard);
-                if let Err(e) = crate::job::artifacts::save(&dir, &artifacts, &run.collected.files) {
+                let masked = run
+                    .collected
+                    .files
+                    .iter()
+                    .map(|(p, data)| (p.clone(), shared.opts.job.secrets.redact(data)))
+                    .collect();
+                if let Err(e) = crate::job::artifacts::save(&dir, &artifacts, &masked) {
                     eprintln!(
                         "warning: shard {}: cannot write artifacts to {}: {e}",
                         job.shard,
@@ -195,6 +203,18 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// `run` with every secret masked in its decoded results and reasons: raw masking cannot see
+/// a value a JUnit or JSON file held escaped.
+pub(crate) fn scrubbed(mut run: AttemptRun, secrets: &crate::engine::redact::Secrets) -> AttemptRun {
+    match &mut run.ended {
+        Ended::Results { results, .. } => results.iter_mut().for_each(|r| secrets.scrub_result(r)),
+        Ended::NoResults(why) | Ended::HostLost(why) | Ended::Rejected(why) => secrets.scrub(why),
+        Ended::TimedOut(_) | Ended::Cancelled => {}
+    }
+    run.announced.values_mut().for_each(|r| secrets.scrub_result(r));
+    run
 }
 
 type Announced = Arc<Mutex<BTreeMap<TestId, TestResult>>>;
@@ -303,5 +323,6 @@ fn classify(e: EngineError) -> Ended {
             Ended::HostLost(e.to_string())
         }
         EngineError::Shard { .. } => Ended::NoResults(e.to_string()),
+        EngineError::Rejected { .. } => Ended::Rejected(e.to_string()),
     }
 }

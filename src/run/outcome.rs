@@ -82,6 +82,9 @@ pub struct RunReport {
     /// Hosts the final cleanup could not reach (lost, or timing out), with the reason: their
     /// leftovers are for `cargo shard gc --run <id>`.
     pub cleanup_failed: Vec<(String, String)>,
+    /// An engine refused a shard's container configuration (`HOST: the engine refused …`):
+    /// bad input, the run stopped starting shards.
+    pub rejected: Option<String>,
 }
 
 /// A container left in place by `--keep-containers`, and how to reach it.

@@ -27,22 +27,32 @@ struct Queue {
     lost: Vec<(String, String)>,
     /// Jobs that can no longer run (no host left, out of retries): tests become errors.
     abandoned: Vec<(Job, String)>,
+    /// The first refusal of a container's configuration: nothing more is started.
+    rejected: Option<String>,
+    /// Shards running per host.
+    busy: BTreeMap<String, usize>,
 }
 
 impl Queue {
-    fn live_hosts(&self, hosts: &[LiveHost]) -> usize {
-        hosts.iter().filter(|h| !self.dead.contains(&h.host.name)).count()
+    /// Whether a live host other than `host` has a slot free right now.
+    fn other_host_free(&self, host: &str, slots: &BTreeMap<String, usize>) -> bool {
+        slots.iter().any(|(name, &n)| {
+            name != host && !self.dead.contains(name) && self.busy.get(name).copied().unwrap_or(0) < n
+        })
     }
 
-    fn pick(&mut self, host: &str, hosts: &[LiveHost]) -> Option<Job> {
+    /// The next job for a free slot of `host` (`slots`: every host's slot count). A retry
+    /// prefers a host other than the one that failed it, but only one idle now: it never waits
+    /// for another host while this one has a free slot.
+    fn pick(&mut self, host: &str, slots: &BTreeMap<String, usize>) -> Option<Job> {
         if let Some(job) = self.planned.get_mut(host).and_then(|q| q.pop_front()) {
             return Some(job);
         }
-        let others_alive = self.live_hosts(hosts) > 1;
+        let others_free = self.other_host_free(host, slots);
         if let Some(pos) = self
             .orphans
             .iter()
-            .position(|j| !others_alive || j.avoid.as_deref() != Some(host))
+            .position(|j| !others_free || j.avoid.as_deref() != Some(host))
         {
             return self.orphans.remove(pos);
         }
@@ -172,6 +182,7 @@ async fn execute_inner(
     merge_phase(&mut outcomes, phase.results);
     report.attempts.extend(phase.attempts);
     report.lost_hosts.extend(phase.lost);
+    report.rejected = phase.rejected;
     for (job, reason) in phase.abandoned {
         for id in job.tests {
             outcomes
@@ -183,7 +194,7 @@ async fn execute_inner(
     // Re-run failed tests; a pass on a later attempt makes the test flaky.
     let mut next_index = plan.shards.iter().map(|s| s.index + 1).max().unwrap_or(0);
     for round in 1..=opts.retries {
-        if stop.is_cancelled() {
+        if stop.is_cancelled() || report.rejected.is_some() {
             break;
         }
         let failed: Vec<&Outcome> = outcomes
@@ -344,6 +355,7 @@ struct PhaseResult {
     attempts: Vec<ShardAttempt>,
     lost: Vec<(String, String)>,
     abandoned: Vec<(Job, String)>,
+    rejected: Option<String>,
 }
 
 fn merge_phase(
@@ -429,6 +441,7 @@ async fn run_phase(
         attempts: q.attempts,
         lost: q.lost,
         abandoned: q.abandoned,
+        rejected: q.rejected,
     }
 }
 
@@ -491,6 +504,10 @@ async fn worker(
     t0: Instant,
 ) {
     let name = host.host.name.as_str();
+    let slots: BTreeMap<String, usize> = hosts
+        .iter()
+        .map(|h| (h.host.name.clone(), h.host.slots))
+        .collect();
     loop {
         let notified = wake.notified();
         tokio::pin!(notified);
@@ -502,9 +519,10 @@ async fn worker(
                 wake.notify_waiters();
                 return;
             }
-            match q.pick(name, hosts) {
+            match q.pick(name, &slots) {
                 Some(job) => {
                     q.running += 1;
+                    *q.busy.entry(name.to_string()).or_default() += 1;
                     Some(job)
                 }
                 None if q.idle() => {
@@ -528,7 +546,10 @@ async fn worker(
             host: name.to_string(),
             tests: job.tests.len(),
         });
-        let run = attempt::run(shared, host, &job, gone).await;
+        let run = attempt::scrubbed(
+            attempt::run(shared, host, &job, gone).await,
+            &shared.opts.job.secrets,
+        );
         let record = settle(shared, hosts, name, slot, job, run, queue, observer, t0);
         queue
             .lock()
@@ -555,6 +576,9 @@ fn settle(
 ) -> ShardAttempt {
     let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
     q.running -= 1;
+    if let Some(n) = q.busy.get_mut(host) {
+        *n = n.saturating_sub(1);
+    }
     let max_attempts = 1 + shared.opts.shard_retries;
     let log = attempt::log_path(shared.opts, &job);
     let mut announced = run.announced;
@@ -691,6 +715,22 @@ fn settle(
             keep_announced(&mut q, "the run was stopped");
             AttemptEnd::Cancelled
         }
+        Ended::Rejected(reason) => {
+            let rest = keep_announced(&mut q, "the engine refused the container");
+            q.abandoned.push((rest, reason.clone()));
+            // The same configuration goes to every shard: start nothing more.
+            let not_run = format!("not run: {reason}");
+            let queue: &mut Queue = &mut q;
+            let leftovers: Vec<Job> = queue
+                .orphans
+                .drain(..)
+                .chain(queue.planned.values_mut().flat_map(|v| v.drain(..)))
+                .collect();
+            q.abandoned
+                .extend(leftovers.into_iter().map(|j| (j, not_run.clone())));
+            q.rejected.get_or_insert(reason.clone());
+            AttemptEnd::Failed(reason)
+        }
     };
     ShardAttempt {
         shard: job.shard,
@@ -761,4 +801,41 @@ fn plain_outcome(id: TestId, status: TestStatus, message: String, shard: Option<
 
 fn error_outcome(id: TestId, reason: &str, shard: Option<usize>) -> Outcome {
     plain_outcome(id, TestStatus::Error, reason.to_string(), shard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(shard: usize, avoid: &str) -> Job {
+        Job {
+            shard,
+            tests: Vec::new(),
+            predicted: Duration::ZERO,
+            attempt: 2,
+            planned: None,
+            avoid: Some(avoid.to_string()),
+            rerun: false,
+        }
+    }
+
+    #[test]
+    fn a_retry_prefers_an_idle_other_host_but_never_waits_for_one() {
+        let slots = BTreeMap::from([("e1".to_string(), 2), ("e2".to_string(), 1)]);
+        let mut q = Queue::default();
+        q.orphans.push_back(job(7, "e1"));
+        // e2 has its slot free: e1 leaves the retry to it.
+        assert!(q.pick("e1", &slots).is_none());
+        q.busy.insert("e2".to_string(), 1);
+        // e2 is busy: e1 takes it now rather than make it wait.
+        assert_eq!(q.pick("e1", &slots).map(|j| j.shard), Some(7));
+        // A lost e2 counts as busy for ever.
+        q.orphans.push_back(job(8, "e1"));
+        q.busy.clear();
+        q.dead.insert("e2".to_string());
+        assert_eq!(q.pick("e1", &slots).map(|j| j.shard), Some(8));
+        // Any other host takes it whenever it has a slot.
+        q.orphans.push_back(job(9, "e1"));
+        assert_eq!(q.pick("e2", &slots).map(|j| j.shard), Some(9));
+    }
 }

@@ -14,7 +14,7 @@ pub(super) fn run(mut cmd: Command, echo: bool) -> Result<Vec<u8>, NextestError>
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| NextestError::Spawn {
+    let mut child = crate::interrupt::spawn(&mut cmd).map_err(|source| NextestError::Spawn {
         program: command.clone(),
         source,
     })?;
@@ -42,7 +42,9 @@ pub(super) fn run(mut cmd: Command, echo: bool) -> Result<Vec<u8>, NextestError>
         .take()
         .expect("stdout is piped")
         .read_to_end(&mut stdout);
-    let status = child.wait().map_err(|source| NextestError::Spawn {
+    let status = child.wait();
+    crate::interrupt::release(&child);
+    let status = status.map_err(|source| NextestError::Spawn {
         program: command.clone(),
         source,
     })?;
