@@ -1,9 +1,13 @@
 //! Live progress while shards run: on a terminal, one line per host (shards running and
-//! done, tests passed and failed) under an overall bar with an ETA from the plan; elsewhere
-//! plain timestamped lines and a status line when nothing was said for a while; on GitHub
-//! Actions each shard's log folded into a `::group::`. Failures are printed as they arrive.
+//! done, tests passed and failed, the test it has been running longest) under an overall bar
+//! with an ETA from the plan; elsewhere plain timestamped lines and a status line when nothing
+//! was said for a while; on GitHub Actions each shard's log folded into a `::group::`.
+//! Failures are printed as they arrive.
+//!
+//! Counts move per test, with the runner's live word (`TestEnded`); when the shard's report
+//! arrives (`TestFinished`) it replaces that word, so a test counts once, as the report says.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -13,7 +17,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::stats::{output_tail, strip_control};
 use super::style::Paint;
-use crate::discover::{TestResult, TestStatus};
+use crate::discover::{TestId, TestResult, TestStatus};
 use crate::plan::Plan;
 use crate::run::{AttemptEnd, Event, Observer, ShardAttempt};
 
@@ -85,6 +89,22 @@ struct State {
     running: BTreeMap<usize, Instant>,
     finished: BTreeSet<usize>,
     bars: Option<Bars>,
+    /// Tests counted from the live stream, until their shard's report replaces the count.
+    live: HashMap<TestId, LiveMark>,
+    /// Per running shard: its tests, and how many of them ended live.
+    shard_tests: BTreeMap<usize, (usize, usize)>,
+    /// Per host, the tests it is running now: since when, in which shard.
+    now: BTreeMap<String, BTreeMap<TestId, (usize, Instant)>>,
+}
+
+/// A live end counted for a test.
+#[derive(Debug, Clone)]
+struct LiveMark {
+    shard: usize,
+    host: String,
+    status: TestStatus,
+    /// Its `-v` line was printed already.
+    printed: bool,
 }
 
 impl State {
@@ -110,7 +130,14 @@ impl State {
             }
             let left = match self.running.get(shard) {
                 Some(started) => {
-                    let left = predicted.saturating_sub(now.duration_since(*started));
+                    let mut left = predicted.saturating_sub(now.duration_since(*started));
+                    // Tests ended so far say how much of the shard is left, whatever the clock.
+                    if let Some(&(tests, ended)) = self.shard_tests.get(shard)
+                        && ended > 0
+                    {
+                        let share = predicted.mul_f64(1.0 - ended.min(tests) as f64 / tests.max(1) as f64);
+                        left = left.min(share);
+                    }
                     longest = longest.max(left);
                     left
                 }
@@ -157,13 +184,46 @@ impl State {
             }
             let h = self.hosts.get(host).copied().unwrap_or_default();
             bar.set_message(format!(
-                "{host:<w$}  {} running, {}/{} shards done, {} passed, {}",
+                "{host:<w$}  {} running, {}/{} shards done, {} passed, {}{}",
                 h.running,
                 h.done,
                 h.planned,
                 h.passed,
                 p.count(h.failed, "failed", Paint::fail),
+                self.running_now(host, Instant::now()),
             ));
+        }
+    }
+
+    /// `; now: alpha tests::slow (12s) +2`: the test the host has been running longest.
+    fn running_now(&self, host: &str, now: Instant) -> String {
+        let Some(tests) = self.now.get(host).filter(|t| !t.is_empty()) else {
+            return String::new();
+        };
+        let (id, (_, since)) = tests
+            .iter()
+            .min_by_key(|(id, (_, since))| (*since, *id))
+            .expect("not empty");
+        let more = match tests.len() {
+            1 => String::new(),
+            n => format!(" +{}", n - 1),
+        };
+        format!("; now: {id} ({}){more}", clock(now.duration_since(*since)))
+    }
+
+    /// Counts (`add`) or uncounts a test's status for the bar and its host's line.
+    fn count(&mut self, host: &str, status: TestStatus, add: bool) {
+        let step = |n: &mut usize| *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        step(&mut self.done_tests);
+        self.done_tests = self.done_tests.min(self.total_tests);
+        let h = self.hosts.entry(host.to_string()).or_default();
+        match status {
+            TestStatus::Passed => step(&mut h.passed),
+            TestStatus::Failed | TestStatus::Error => {
+                step(&mut h.failed);
+                step(&mut self.failed);
+            }
+            TestStatus::Skipped => {}
         }
     }
 
@@ -275,6 +335,9 @@ pub fn start(mode: ProgressMode, hosts: &[(String, usize)], plan: &Plan) -> Prog
         running: BTreeMap::new(),
         finished: BTreeSet::new(),
         bars,
+        live: HashMap::new(),
+        shard_tests: BTreeMap::new(),
+        now: BTreeMap::new(),
     }));
     state.lock().unwrap_or_else(|p| p.into_inner()).redraw();
     let (stop, ticks) = mpsc::channel::<()>();
@@ -300,6 +363,7 @@ fn on_event(s: &mut State, event: &Event) {
         } => {
             s.hosts.entry(host.clone()).or_default().running += 1;
             s.running.insert(*shard, Instant::now());
+            s.shard_tests.insert(*shard, (*tests, 0));
             s.finished.remove(shard);
             if !s.mode.quiet && s.bars.is_none() {
                 let again = if *attempt > 1 {
@@ -319,9 +383,29 @@ fn on_event(s: &mut State, event: &Event) {
             );
             s.line(&text);
         }
+        Event::TestStarted { id, shard, host, .. } => {
+            s.now
+                .entry(host.clone())
+                .or_default()
+                .insert(id.clone(), (*shard, Instant::now()));
+        }
+        Event::TestEnded {
+            result, shard, host, ..
+        } => test_ended(s, result, *shard, host),
         Event::TestFinished {
             result, shard, host, ..
-        } => test_finished(s, result, *shard, host),
+        } => {
+            if let Some(h) = s.now.get_mut(host) {
+                h.remove(&result.id);
+            }
+            // The report replaces the live word: uncount it, then count what the report says.
+            let live = s.live.remove(&result.id);
+            if let Some(mark) = &live {
+                s.count(&mark.host, mark.status, false);
+            }
+            let printed = live.is_some_and(|m| m.printed && m.status == result.status);
+            test_finished(s, result, *shard, host, printed)
+        }
         Event::HostLost { host, reason } => {
             s.lost.insert(host.clone(), reason.clone());
             let text = format!(
@@ -333,7 +417,65 @@ fn on_event(s: &mut State, event: &Event) {
     }
 }
 
+/// A test's end as the runner announced it live: counted now, replaced by the report later.
+fn test_ended(s: &mut State, result: &TestResult, shard: usize, host: &str) {
+    if let Some(h) = s.now.get_mut(host) {
+        h.remove(&result.id);
+    }
+    if s.live.contains_key(&result.id) {
+        return;
+    }
+    s.count(host, result.status, true);
+    if let Some(t) = s.shard_tests.get_mut(&shard) {
+        t.1 += 1;
+    }
+    let printed = s.mode.verbose && !s.mode.quiet && matches!(result.status, TestStatus::Passed | TestStatus::Skipped);
+    if printed {
+        let line = verbose_line(s.mode.paint, result, shard, host);
+        s.line(&line);
+    }
+    s.live.insert(
+        result.id.clone(),
+        LiveMark {
+            shard,
+            host: host.to_string(),
+            status: result.status,
+            printed,
+        },
+    );
+}
+
+/// `PASS   0.01s alpha tests::quick [shard 0 on e1]`.
+fn verbose_line(p: Paint, result: &TestResult, shard: usize, host: &str) -> String {
+    let word = match result.status {
+        TestStatus::Passed => p.pass("PASS"),
+        _ => p.warn("SKIP"),
+    };
+    format!(
+        "{word} {:>6.2}s {} [shard {shard} on {host}]",
+        result.duration.as_secs_f64(),
+        result.id
+    )
+}
+
 fn shard_finished(s: &mut State, a: &ShardAttempt) {
+    // Live words the shard's report did not confirm (it never came): uncounted; what
+    // happens to those tests comes as their own `TestFinished` or with a later attempt.
+    let unconfirmed: Vec<TestId> = s
+        .live
+        .iter()
+        .filter(|(_, m)| m.shard == a.shard)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in unconfirmed {
+        if let Some(mark) = s.live.remove(&id) {
+            s.count(&mark.host, mark.status, false);
+        }
+    }
+    if let Some(h) = s.now.get_mut(&a.host) {
+        h.retain(|_, (shard, _)| *shard != a.shard);
+    }
+    s.shard_tests.remove(&a.shard);
     let p = s.mode.paint;
     let h = s.hosts.entry(a.host.clone()).or_default();
     h.running = h.running.saturating_sub(1);
@@ -382,18 +524,12 @@ fn shard_finished(s: &mut State, a: &ShardAttempt) {
     }
 }
 
-fn test_finished(s: &mut State, result: &TestResult, shard: usize, host: &str) {
+/// A test's result as its shard reported it; `printed`: its `-v` line was shown live.
+fn test_finished(s: &mut State, result: &TestResult, shard: usize, host: &str, printed: bool) {
     let p = s.mode.paint;
-    s.done_tests = (s.done_tests + 1).min(s.total_tests);
-    let h = s.hosts.entry(host.to_string()).or_default();
+    s.count(host, result.status, true);
     let bad = matches!(result.status, TestStatus::Failed | TestStatus::Error);
-    match result.status {
-        TestStatus::Passed => h.passed += 1,
-        TestStatus::Failed | TestStatus::Error => h.failed += 1,
-        TestStatus::Skipped => {}
-    }
     if bad {
-        s.failed += 1;
         let word = if result.status == TestStatus::Failed {
             "FAIL"
         } else {
@@ -422,16 +558,9 @@ fn test_finished(s: &mut State, result: &TestResult, shard: usize, host: &str) {
                 workflow_escape(&format!("{first} (shard {shard} on {host})"), false)
             );
         }
-    } else if s.mode.verbose && !s.mode.quiet {
-        let word = match result.status {
-            TestStatus::Passed => p.pass("PASS"),
-            _ => p.warn("SKIP"),
-        };
-        s.line(&format!(
-            "{word} {:>6.2}s {} [shard {shard} on {host}]",
-            result.duration.as_secs_f64(),
-            result.id
-        ));
+    } else if s.mode.verbose && !s.mode.quiet && !printed {
+        let line = verbose_line(p, result, shard, host);
+        s.line(&line);
     }
 }
 
@@ -492,6 +621,9 @@ mod tests {
             running: BTreeMap::new(),
             finished: BTreeSet::new(),
             bars: None,
+            live: HashMap::new(),
+            shard_tests: BTreeMap::new(),
+            now: BTreeMap::new(),
         }
     }
 
