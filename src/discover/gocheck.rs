@@ -290,7 +290,11 @@ OOPS: 4 passed, 1 skipped, 2 FAILED
             Some("MathSuite.TestDouble")
         );
         assert_eq!(started("=== RUN   TestParse").as_deref(), Some("TestParse"));
-        assert_eq!(started("=== RUN   TestParse/empty"), None, "subtests fold into their parent");
+        assert_eq!(
+            started("=== RUN   TestParse/empty"),
+            None,
+            "subtests fold into their parent"
+        );
         assert_eq!(started("START: x_test.go:9: MathSuite.SetUpTest"), None);
     }
 

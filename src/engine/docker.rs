@@ -423,16 +423,16 @@ impl DockerEngine {
         secrets: &super::redact::Secrets,
         on_line: &super::lines::LineSink,
     ) -> Result<Vec<u8>, EngineError> {
-        use bollard::container::LogOutput;
         use super::lines::Stream;
+        use bollard::container::LogOutput;
         let mut tap = super::lines::OutputTap::new(secrets, on_line);
         let mut output = Vec::new();
         while let Some(item) = stream.next().await {
             let (which, message) = match item.map_err(|e| self.failed("read output", e))? {
                 LogOutput::StdErr { message } => (Stream::Err, message),
-                LogOutput::StdOut { message } | LogOutput::Console { message } | LogOutput::StdIn { message } => {
-                    (Stream::Out, message)
-                }
+                LogOutput::StdOut { message }
+                | LogOutput::Console { message }
+                | LogOutput::StdIn { message } => (Stream::Out, message),
             };
             let bytes = tap.push(which, &message);
             output.extend_from_slice(&bytes);

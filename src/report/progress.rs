@@ -429,7 +429,8 @@ fn test_ended(s: &mut State, result: &TestResult, shard: usize, host: &str) {
     if let Some(t) = s.shard_tests.get_mut(&shard) {
         t.1 += 1;
     }
-    let printed = s.mode.verbose && !s.mode.quiet && matches!(result.status, TestStatus::Passed | TestStatus::Skipped);
+    let printed =
+        s.mode.verbose && !s.mode.quiet && matches!(result.status, TestStatus::Passed | TestStatus::Skipped);
     if printed {
         let line = verbose_line(s.mode.paint, result, shard, host);
         s.line(&line);
@@ -671,6 +672,127 @@ mod tests {
         assert!(s.heartbeat_due(t + HEARTBEAT));
         s.mode.quiet = true;
         assert!(!s.heartbeat_due(t + HEARTBEAT * 2));
+    }
+
+    fn result(name: &str, status: TestStatus) -> TestResult {
+        TestResult {
+            id: TestId::new("g", name),
+            status,
+            duration: Duration::from_millis(10),
+            message: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            subtests: Vec::new(),
+        }
+    }
+
+    fn attempt(shard: usize, host: &str) -> ShardAttempt {
+        ShardAttempt {
+            shard,
+            attempt: 1,
+            host: host.into(),
+            slot: 0,
+            container: "c".into(),
+            tests: 3,
+            predicted: Duration::from_secs(10),
+            started: Duration::ZERO,
+            finished: Duration::from_secs(1),
+            phases: Default::default(),
+            end: AttemptEnd::TimedOut,
+            log: "x.log".into(),
+            rerun: false,
+        }
+    }
+
+    fn counts(s: &State) -> (usize, usize, usize, usize) {
+        let h = s.hosts.get("e1").copied().unwrap_or_default();
+        (s.done_tests, s.failed, h.passed, h.failed)
+    }
+
+    #[test]
+    fn live_ends_count_at_once_and_the_report_corrects_them_without_counting_twice() {
+        let mut s = state(&[10], 1);
+        let ev = |s: &mut State, e: Event| on_event(s, &e);
+        ev(
+            &mut s,
+            Event::ShardStarted {
+                shard: 0,
+                attempt: 1,
+                host: "e1".into(),
+                tests: 3,
+            },
+        );
+        let (a, b, c) = (
+            result("a", TestStatus::Passed),
+            result("b", TestStatus::Failed),
+            result("c", TestStatus::Passed),
+        );
+        ev(
+            &mut s,
+            Event::TestStarted {
+                id: a.id.clone(),
+                shard: 0,
+                host: "e1".into(),
+                attempt: 1,
+            },
+        );
+        assert!(
+            s.running_now("e1", Instant::now()).starts_with("; now: g a ("),
+            "{}",
+            s.running_now("e1", Instant::now())
+        );
+        for r in [&a, &b, &b] {
+            ev(
+                &mut s,
+                Event::TestEnded {
+                    result: r.clone(),
+                    shard: 0,
+                    host: "e1".into(),
+                    attempt: 1,
+                },
+            );
+        }
+        assert_eq!(s.running_now("e1", Instant::now()), "");
+        assert_eq!(counts(&s), (2, 1, 1, 1), "counted once each, as they ended");
+        // The report says b passed after all: b moves from failed to passed, nothing doubles.
+        let mut b_passed = b.clone();
+        b_passed.status = TestStatus::Passed;
+        for r in [a.clone(), b_passed] {
+            ev(
+                &mut s,
+                Event::TestFinished {
+                    result: r,
+                    shard: 0,
+                    host: "e1".into(),
+                    attempt: 1,
+                },
+            );
+        }
+        assert_eq!(counts(&s), (2, 0, 2, 0));
+        // c ended live but the shard ended without confirming it: uncounted with the shard.
+        ev(
+            &mut s,
+            Event::TestEnded {
+                result: c,
+                shard: 0,
+                host: "e1".into(),
+                attempt: 1,
+            },
+        );
+        assert_eq!(counts(&s).0, 3);
+        ev(&mut s, Event::ShardFinished(attempt(0, "e1")));
+        assert_eq!(counts(&s), (2, 0, 2, 0));
+    }
+
+    #[test]
+    fn eta_moves_with_the_tests_a_running_shard_ended() {
+        let mut s = state(&[10], 1);
+        let t = Instant::now();
+        s.running.insert(0, t);
+        s.shard_tests.insert(0, (4, 0));
+        assert_eq!(s.eta(t + Duration::from_secs(2)), Duration::from_secs(8));
+        s.shard_tests.insert(0, (4, 3));
+        assert_eq!(s.eta(t + Duration::from_secs(2)), Duration::from_millis(2500));
     }
 
     #[test]

@@ -174,8 +174,11 @@ fn died_in(parsed: &ParsedRun, exit_code: Option<i64>) -> Option<&str> {
             .iter()
             .any(|t| t.name != last && t.status == Some(TestStatus::Failed))
     };
-    let finished = parsed.panic.is_none() && (exit_code == Some(0) || (exit_code == Some(1) && other_failed()));
-    let failed = parsed.get(last).is_some_and(|t| t.status == Some(TestStatus::Failed));
+    let finished =
+        parsed.panic.is_none() && (exit_code == Some(0) || (exit_code == Some(1) && other_failed()));
+    let failed = parsed
+        .get(last)
+        .is_some_and(|t| t.status == Some(TestStatus::Failed));
     (!finished && !failed).then_some(last)
 }
 

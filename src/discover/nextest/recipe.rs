@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use super::{ARCHIVE_DEST, SOURCE_DEST, TOOL_CONFIG_DEST, filter, junit};
 use crate::discover::{
-    Collected, Live, LiveEnd, LiveEvent, ShardCtx, ShardRecipe, ShardSpec, Stream, TestId, TestResult, TestStatus,
+    Collected, Live, LiveEnd, LiveEvent, ShardCtx, ShardRecipe, ShardSpec, Stream, TestId, TestResult,
+    TestStatus,
 };
 
 /// How a shard runs its tests from the archive and how its JUnit becomes results.
@@ -145,7 +146,9 @@ impl ShardRecipe for NextestRecipe {
 impl NextestRecipe {
     /// Tests write straight into nextest's stdout (`--no-capture`, or its alias).
     fn no_capture(&self) -> bool {
-        self.passthrough.iter().any(|a| a == "--no-capture" || a == "--nocapture")
+        self.passthrough
+            .iter()
+            .any(|a| a == "--no-capture" || a == "--nocapture")
     }
 }
 
@@ -243,7 +246,13 @@ mod tests {
     fn ended(live: Option<Live>) -> Option<(String, TestStatus, u128, String, bool)> {
         let live = live?;
         match live.event {
-            LiveEvent::Finished(e) => Some((live.name, e.status, e.duration.as_millis(), e.output, live.trusted)),
+            LiveEvent::Finished(e) => Some((
+                live.name,
+                e.status,
+                e.duration.as_millis(),
+                e.output,
+                live.trusted,
+            )),
             LiveEvent::Started => None,
         }
     }
@@ -253,7 +262,9 @@ mod tests {
         let r = NextestRecipe { passthrough: vec![] };
         let out = |l: &str| ended(r.live(Stream::Out, l));
         assert_eq!(
-            out(r#"{"type":"test","event":"failed","name":"beta::failing$assertion_fails","exec_time":0.376,"stdout":"left: 3\n"}"#),
+            out(
+                r#"{"type":"test","event":"failed","name":"beta::failing$assertion_fails","exec_time":0.376,"stdout":"left: 3\n"}"#
+            ),
             Some((
                 "beta::failing assertion_fails".into(),
                 TestStatus::Failed,
@@ -264,7 +275,13 @@ mod tests {
         );
         assert_eq!(
             out(r#"{"type":"test","event":"ok","name":"alpha::alpha$tests::quick","exec_time":0.01}"#),
-            Some(("alpha tests::quick".into(), TestStatus::Passed, 10, String::new(), true))
+            Some((
+                "alpha tests::quick".into(),
+                TestStatus::Passed,
+                10,
+                String::new(),
+                true
+            ))
         );
         assert_eq!(
             out(r#"{"type":"test","event":"ok","name":"my-crate::my_crate$t#3","exec_time":1.5}"#),
@@ -274,8 +291,14 @@ mod tests {
             out(r#"{"type":"test","event":"ignored","name":"beta::failing$ignored_slow"}"#).map(|e| e.1),
             Some(TestStatus::Skipped)
         );
-        let started = r.live(Stream::Out, r#"{"type":"test","event":"started","name":"beta::failing$x"}"#);
-        assert_eq!(started.map(|l| (l.name, l.event)), Some(("beta::failing x".into(), LiveEvent::Started)));
+        let started = r.live(
+            Stream::Out,
+            r#"{"type":"test","event":"started","name":"beta::failing$x"}"#,
+        );
+        assert_eq!(
+            started.map(|l| (l.name, l.event)),
+            Some(("beta::failing x".into(), LiveEvent::Started))
+        );
         assert_eq!(out(r#"{"type":"suite","event":"ok","passed":1}"#), None);
         // nextest's human lines, and anything on stderr, say nothing about results.
         assert_eq!(out("        PASS [   0.010s] (1/35) alpha tests::quick"), None);
@@ -300,7 +323,10 @@ mod tests {
             "{:?}",
             spec.argv
         );
-        assert!(spec.env.contains(&("NEXTEST_EXPERIMENTAL_LIBTEST_JSON".into(), "1".into())));
+        assert!(
+            spec.env
+                .contains(&("NEXTEST_EXPERIMENTAL_LIBTEST_JSON".into(), "1".into()))
+        );
     }
 
     #[test]
