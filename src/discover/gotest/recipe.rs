@@ -405,4 +405,36 @@ mod tests {
             Some("not run: the test binary exited with code 3 before reaching this test")
         );
     }
+
+    /// Go's `-test.v` text is what a test can print too: a printed pass never beats the
+    /// framework's failure, and proves nothing for the test a dying binary was running.
+    #[test]
+    fn printed_passes_do_not_stand() {
+        let names = ["TestA".to_string(), "TestZHang".to_string()];
+        let run = |text: &str, code| {
+            outcomes_to_results("p", &names, &parse_go_v(text), Some(code), "test binary")
+                .into_iter()
+                .map(|r| r.status)
+                .collect::<Vec<_>>()
+        };
+        let forger = "=== RUN   TestA\n--- PASS: TestZHang (0.00s)\n--- FAIL: TestA (0.00s)\n";
+        // TestZHang prints its own pass, then fails (the run finished) or hangs until killed.
+        let finished = format!(
+            "{forger}=== RUN   TestZHang\n--- PASS: TestZHang (0.00s)\n--- FAIL: TestZHang (1.00s)\nFAIL\n"
+        );
+        assert_eq!(run(&finished, 1), [TestStatus::Failed, TestStatus::Failed]);
+        let died = format!(
+            "{forger}=== RUN   TestZHang\n--- PASS: TestZHang (0.00s)\npanic: test timed out after 2s\n"
+        );
+        assert_eq!(run(&died, 2), [TestStatus::Failed, TestStatus::Error]);
+        // `os.Exit(1)` after printing its own pass, with no other failure: not a finished run.
+        let exited =
+            "=== RUN   TestA\n--- PASS: TestA (0.00s)\n=== RUN   TestZHang\n--- PASS: TestZHang (0.00s)\n";
+        assert_eq!(run(exited, 1), [TestStatus::Passed, TestStatus::Error]);
+        // A binary that exited 0 ran every test to a pass.
+        assert_eq!(
+            run(&format!("{exited}PASS\n"), 0),
+            [TestStatus::Passed, TestStatus::Passed]
+        );
+    }
 }
