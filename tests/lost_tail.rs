@@ -167,3 +167,70 @@ async fn every_byte_of_hundreds_of_short_shards_is_captured_on_every_endpoint() 
         problems.join("\n")
     );
 }
+
+/// nextest shards over the four engines: every shard's log holds nextest's last words on
+/// stdout (a suite's end event) and stderr (its summary), and every test has its result.
+#[test]
+fn nextest_shards_keep_their_last_words_on_every_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts.toml");
+    let tls = std::fs::read_to_string(common::testbed_file("hosts-tls.toml")).unwrap();
+    let e4 = &tls[tls.find("[[host]]").expect("a host in hosts-tls.toml")..];
+    let all = std::fs::read_to_string(common::hosts_file()).unwrap();
+    std::fs::write(&hosts, format!("{all}\n{e4}")).unwrap();
+    let out = dir.path().join("out");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .env_remove("NEXTEST_PROFILE")
+        .args(["shard", "--hosts"])
+        .arg(&hosts)
+        .arg("--manifest-path")
+        .arg(common::fixture("rust-sample/Cargo.toml"))
+        .arg("--out-dir")
+        .arg(&out)
+        .args([
+            "--message-format",
+            "json",
+            "--shards",
+            "32",
+            "-E",
+            "not (test(slow) | test(sleep))",
+        ])
+        .output()
+        .expect("run cargo-shard");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(100),
+        "the sample fails on purpose:\n{stderr}"
+    );
+    common::assert_nothing_left(&common::run_id_of(&stdout));
+    let finished: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "shard-finished")
+        .collect();
+    assert!(finished.len() >= 24, "{stdout}");
+    let hosts_used: std::collections::BTreeSet<&str> =
+        finished.iter().filter_map(|v| v["host"].as_str()).collect();
+    assert_eq!(hosts_used.len(), 4, "{hosts_used:?}");
+    for shard in &finished {
+        assert_eq!(shard["end"]["kind"], "exited", "{shard}");
+        let log = out.join("logs").join(format!("{}.log", shard["shard"]));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains(r#"{"type":"suite","event":"#),
+            "{}: no suite end:\n{text}",
+            log.display()
+        );
+        assert!(
+            text.contains("     Summary ["),
+            "{}: no summary:\n{text}",
+            log.display()
+        );
+    }
+    let statuses = common::junit_statuses(&out.join("junit.xml"));
+    assert!(statuses.len() >= 40, "{statuses:?}");
+    let errors: Vec<_> = statuses.iter().filter(|(_, s)| **s == "error").collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
