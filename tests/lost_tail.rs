@@ -36,7 +36,7 @@ fn hosts() -> Vec<cargo_shard::config::Host> {
 fn script(i: usize) -> (String, Vec<String>, Vec<String>) {
     let wide = [0, 10, 2000, 40_000][(i / 4) % 4];
     let lines = [1, 3, 40, if wide > 100 { 20 } else { 400 }][i % 4];
-    let nap = if i % 3 == 0 { "usleep 2000; " } else { "" };
+    let nap = if i.is_multiple_of(3) { "usleep 2000; " } else { "" };
     let script = format!(
         "{nap}pad=$(head -c {wide} /dev/zero | tr '\\0' x); k=0; \
          while [ $k -lt {lines} ]; do echo \"o-{i}-$k-$pad\"; echo \"e-{i}-$k\" >&2; k=$((k + 1)); done; \
@@ -54,8 +54,10 @@ type Seen = Arc<Mutex<Vec<(Stream, String)>>>;
 
 fn job(image: &str, run: &str, i: usize, log: std::path::PathBuf, seen: Seen) -> ShardJob {
     let (script, _, _) = script(i);
-    let mut extras = cargo_shard::engine::environment::ShardExtras::default();
-    extras.on_line = LineSink::new(move |stream, line| seen.lock().unwrap().push((stream, line.to_string())));
+    let extras = cargo_shard::engine::environment::ShardExtras {
+        on_line: LineSink::new(move |stream, line| seen.lock().unwrap().push((stream, line.to_string()))),
+        ..Default::default()
+    };
     ShardJob {
         name: common::unique("tail"),
         image: image.to_string(),
