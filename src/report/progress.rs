@@ -182,17 +182,23 @@ impl State {
                 bar.set_message(format!("{host:<w$}  {}", p.warn(&format!("lost: {reason}"))));
                 continue;
             }
-            let h = self.hosts.get(host).copied().unwrap_or_default();
-            bar.set_message(format!(
-                "{host:<w$}  {} running, {}/{} shards done, {} passed, {}{}",
-                h.running,
-                h.done,
-                h.planned,
-                h.passed,
-                p.count(h.failed, "failed", Paint::fail),
-                self.running_now(host, Instant::now()),
-            ));
+            bar.set_message(self.host_line(host, Instant::now()));
         }
+    }
+
+    /// A host's line under the bar: its shards, its tests so far, what it runs now.
+    fn host_line(&self, host: &str, now: Instant) -> String {
+        let w = self.host_width;
+        let h = self.hosts.get(host).copied().unwrap_or_default();
+        format!(
+            "{host:<w$}  {} running, {}/{} shards done, {} passed, {}{}",
+            h.running,
+            h.done,
+            h.planned,
+            h.passed,
+            self.mode.paint.count(h.failed, "failed", Paint::fail),
+            self.running_now(host, now),
+        )
     }
 
     /// `; now: alpha tests::slow (12s) +2`: the test the host has been running longest.
@@ -754,6 +760,20 @@ mod tests {
         }
         assert_eq!(s.running_now("e1", Instant::now()), "");
         assert_eq!(counts(&s), (2, 1, 1, 1), "counted once each, as they ended");
+        let t0 = Instant::now();
+        for (i, name) in ["slow", "slower"].iter().enumerate() {
+            let id = TestId::new("g", *name);
+            s.now
+                .entry("e1".into())
+                .or_default()
+                .insert(id, (0, t0 + Duration::from_secs(i as u64)));
+        }
+        s.hosts.get_mut("e1").unwrap().running = 1;
+        insta::assert_snapshot!(
+            s.host_line("e1", t0 + Duration::from_secs(12)),
+            @"e1    1 running, 0/0 shards done, 1 passed, 1 failed; now: g slow (12s) +1"
+        );
+        s.now.clear();
         // The report says b passed after all: b moves from failed to passed, nothing doubles.
         let mut b_passed = b.clone();
         b_passed.status = TestStatus::Passed;
