@@ -253,7 +253,8 @@ fn one_shard_reports_failures_with_their_messages() {
     assert!(!message.contains('\n'), "{message}");
     assert!(messy.stdout.contains("before <tag> &"), "{}", messy.stdout);
     assert!(messy.stdout.contains("after invalid bytes"), "{}", messy.stdout);
-    assert!(messy.stderr.contains("]]> and <b>"), "{}", messy.stderr);
+    // nextest captures a test's two streams as one while it writes structured events.
+    assert!(messy.stdout.contains("]]> and <b>"), "{}", messy.stdout);
 
     let assertion = by_id[&TestId::new("beta::failing", "assertion_fails")];
     assert!(

@@ -149,6 +149,37 @@ fn piped_output_is_plain_and_folds_each_shard_on_github_actions() {
     assert!(stderr.contains(&format!("report  {}", out_dir.join("report.html").display())));
 }
 
+/// `-v` lines come as each test ends, not in a burst when its shard ends: a test's line is
+/// printed before its shard's `finished` line, and the lines of one shard carry different
+/// times (the fixture's tests sleep for seconds).
+#[test]
+fn verbose_lines_come_per_test_as_the_shard_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--only-host", "e1", "--shards", "1", "--no-progress", "-v"];
+    let (code, stderr) = run(&dir.path().join("out"), &args, &[]);
+    assert_eq!(code, Some(100), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let end = lines
+        .iter()
+        .position(|l| l.contains("] shard 0 finished on e1"))
+        .unwrap_or_else(|| panic!("no shard-finished line:\n{stderr}"));
+    let stamps: std::collections::BTreeSet<&str> = lines[..end]
+        .iter()
+        .filter(|l| l.contains("] PASS ") && l.contains("[shard 0 on e1]"))
+        .filter_map(|l| l.split(']').next())
+        .collect();
+    assert!(
+        stamps.len() >= 3,
+        "PASS lines before the shard ended, at {stamps:?}:\n{stderr}"
+    );
+    // Nothing said twice: one PASS/FAIL line per test, whatever the live word was.
+    let mut seen = std::collections::BTreeSet::new();
+    for l in lines.iter().filter(|l| l.contains("] PASS ")) {
+        let test = l.split_once("s ").map(|(_, t)| t).unwrap_or(l);
+        assert!(seen.insert(test.to_string()), "twice: {test}\n{stderr}");
+    }
+}
+
 #[test]
 fn colour_only_when_asked_off_a_terminal() {
     let dir = tempfile::tempdir().unwrap();

@@ -323,6 +323,7 @@ impl ExecRecipe {
         let run = ParsedRun {
             tests: merged.into_values().cloned().collect(),
             panic: None,
+            last_started: None,
         };
         outcomes_to_results("", keys, &run, exit_code, "command")
     }
@@ -360,8 +361,8 @@ impl ShardRecipe for ExecRecipe {
         "exec"
     }
 
-    fn live_end(&self, line: &str) -> Option<super::LiveEnd> {
-        super::gocheck::live_end(line)
+    fn live(&self, _stream: super::Stream, line: &str) -> Option<super::Live> {
+        super::gocheck::live(line)
     }
 
     fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {

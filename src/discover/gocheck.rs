@@ -14,7 +14,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::discover::gotest::parse::{ParsedRun, ParsedTest};
-use crate::discover::{LiveEnd, TestStatus};
+use crate::discover::{Live, LiveEvent, TestStatus};
 
 /// Import paths of gocheck.
 pub const GOCHECK_IMPORTS: [&str; 2] = ["gopkg.in/check.v1", "github.com/go-check/check"];
@@ -85,15 +85,26 @@ fn is_fixture(name: &str) -> bool {
         .is_some_and(|(_, method)| FIXTURES.contains(&method))
 }
 
-/// The test a live gocheck line reports finished (`PASS: file.go:12: Suite.TestA\t0.010s`),
-/// or a top-level `go test -v` result (`--- FAIL: TestX (0.00s)`; subtests fold into their
-/// parent, which reports after them).
-pub fn live_end(line: &str) -> Option<LiveEnd> {
+/// What a live gocheck or `go test -v` line says: a start (`START: file.go:12: Suite.TestA`,
+/// `=== RUN   TestX`) or an end (`PASS: file.go:12: Suite.TestA\t0.010s`, `--- FAIL: TestX
+/// (0.00s)`; subtests fold into their parent, which reports after them). Go 1.19 has no
+/// channel a test's own output cannot write into, so every such line is display only.
+pub fn live(line: &str) -> Option<Live> {
     let line = line.trim_end_matches('\r');
     if let Some(cap) = HEADER.captures(line) {
         let label = cap.get(1).map_or("", |m| m.as_str());
         let name = cap.get(2).map_or("", |m| m.as_str());
+        if is_fixture(name) {
+            return None;
+        }
         let status = match label {
+            "START" => {
+                return Some(Live {
+                    name: name.to_string(),
+                    event: LiveEvent::Started,
+                    trusted: false,
+                });
+            }
             "PASS" | "FAIL EXPECTED" => TestStatus::Passed,
             "SKIP" => TestStatus::Skipped,
             "FAIL" | "PANIC" | "MISS" => TestStatus::Failed,
@@ -103,18 +114,24 @@ pub fn live_end(line: &str) -> Option<LiveEnd> {
             .get(4)
             .and_then(|m| m.as_str().parse::<f64>().ok())
             .unwrap_or(0.0);
-        return (!is_fixture(name)).then(|| LiveEnd {
-            name: name.to_string(),
+        return Some(Live::printed_end(
+            name,
             status,
-            duration: Duration::try_from_secs_f64(secs).unwrap_or_default(),
+            Duration::try_from_secs_f64(secs).unwrap_or_default(),
+        ));
+    }
+    if let Some(name) = line.strip_prefix("=== RUN").map(str::trim)
+        && !name.is_empty()
+        && !name.contains('/')
+    {
+        return Some(Live {
+            name: name.to_string(),
+            event: LiveEvent::Started,
+            trusted: false,
         });
     }
     match crate::discover::gotest::parse::result_line(line)? {
-        (0, status, name, duration) if !name.is_empty() => Some(LiveEnd {
-            name: name.to_string(),
-            status,
-            duration,
-        }),
+        (0, status, name, duration) if !name.is_empty() => Some(Live::printed_end(name, status, duration)),
         _ => None,
     }
 }
@@ -266,8 +283,31 @@ OOPS: 4 passed, 1 skipped, 2 FAILED
 ";
 
     #[test]
+    fn test_starts_from_gocheck_and_go_v_lines() {
+        let started = |l: &str| live(l).filter(|l| l.event == LiveEvent::Started).map(|l| l.name);
+        assert_eq!(
+            started("START: math_test.go:20: MathSuite.TestDouble").as_deref(),
+            Some("MathSuite.TestDouble")
+        );
+        assert_eq!(started("=== RUN   TestParse").as_deref(), Some("TestParse"));
+        assert_eq!(
+            started("=== RUN   TestParse/empty"),
+            None,
+            "subtests fold into their parent"
+        );
+        assert_eq!(started("START: x_test.go:9: MathSuite.SetUpTest"), None);
+    }
+
+    #[test]
     fn test_ends_from_gocheck_and_go_v_lines() {
-        let live = |l: &str| live_end(l).map(|e| (e.name, e.status, e.duration.as_millis()));
+        let live = |l: &str| {
+            let l = live(l)?;
+            assert!(!l.trusted, "printed lines are display only");
+            match l.event {
+                LiveEvent::Finished(e) => Some((l.name, e.status, e.duration.as_millis())),
+                LiveEvent::Started => None,
+            }
+        };
         let end = |name: &str, status, ms| Some((name.to_string(), status, ms));
         assert_eq!(
             live("FAIL: math_test.go:40: MathSuite.TestFails"),
@@ -281,7 +321,6 @@ OOPS: 4 passed, 1 skipped, 2 FAILED
             live("SKIP: math_test.go:50: MathSuite.TestSkipped (not today)"),
             end("MathSuite.TestSkipped", TestStatus::Skipped, 0)
         );
-        assert_eq!(live("START: math_test.go:20: MathSuite.TestDouble"), None);
         assert_eq!(
             live("PASS: math_test.go:10: MathSuite.SetUpSuite\t0.000s"),
             None,

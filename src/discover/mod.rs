@@ -169,26 +169,64 @@ pub trait ShardRecipe: Send + Sync {
     /// Per-test results from what the shard left behind. Tests of `tests` without a
     /// result are the runner's to explain; the caller turns them into errors.
     fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult>;
-    /// The test a line of the shard's live output reports as finished, if it does. Failures
-    /// are shown as the shard runs; all of them stand in for the report when the shard ends
-    /// before it can be read (timeout, interrupt, lost host, killed container).
-    fn live_end(&self, _line: &str) -> Option<LiveEnd> {
+    /// What a line of the shard's live output says about a test, if anything: started or
+    /// finished, and whether the line came from a channel the tests' own output cannot write
+    /// into (only such lines may stand in for the report when the shard ends without one).
+    fn live(&self, _stream: Stream, _line: &str) -> Option<Live> {
         None
-    }
-    /// Whether a line that follows a failure's `live_end` line is part of that failure's
-    /// output (for runners that print it after the failure, as nextest does).
-    fn live_output(&self, _line: &str) -> bool {
-        false
     }
 }
 
-/// A test's end as the runner announced it in its live output.
+/// Which of a shard's output streams a line came from (a container's stdout and stderr are
+/// kept apart; the log file interleaves them for humans).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+/// A test's start or end as the runner announced it in its live output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    /// As the runner names it: a `TestId`'s display form, or only its name.
+    pub name: String,
+    pub event: LiveEvent,
+    /// Read from the runner's own structured channel, which test output cannot reach: the
+    /// result may stand in for the report. Human-readable lines are display only.
+    pub trusted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveEvent {
+    Started,
+    Finished(LiveEnd),
+}
+
+/// A test's end as the runner announced it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveEnd {
-    /// As the runner prints it: a `TestId`'s display form, or only its name.
-    pub name: String,
     pub status: TestStatus,
     pub duration: Duration,
+    /// A failure's reason, when the runner gives one apart from the output.
+    pub message: Option<String>,
+    /// A failure's output, when the runner gives it with the end.
+    pub output: String,
+}
+
+impl Live {
+    /// A display-only end read from human-readable output.
+    pub fn printed_end(name: &str, status: TestStatus, duration: Duration) -> Self {
+        Live {
+            name: name.to_string(),
+            event: LiveEvent::Finished(LiveEnd {
+                status,
+                duration,
+                message: None,
+                output: String::new(),
+            }),
+            trusted: false,
+        }
+    }
 }
 
 /// The output of discovery: the tests, what every shard uploads, and how shards run.

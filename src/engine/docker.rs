@@ -416,8 +416,9 @@ impl DockerEngine {
         Ok(Some(tar))
     }
 
-    /// Reads the attached container's combined output into `log` (when it could be created)
-    /// until it exits, keeping a copy; secret values are masked before either sees them.
+    /// Reads the attached container's output into `log` (when it could be created) until it
+    /// exits, keeping a copy; stdout and stderr stay apart for `on_line` (frames of a non-tty
+    /// attach say which is which) and secret values are masked before anything sees them.
     async fn stream_output(
         &self,
         mut stream: std::pin::Pin<
@@ -427,22 +428,26 @@ impl DockerEngine {
         secrets: &super::redact::Secrets,
         on_line: &super::lines::LineSink,
     ) -> Result<Vec<u8>, EngineError> {
-        let mut redactor = secrets.stream();
-        let mut lines = on_line.splitter();
+        use super::lines::Stream;
+        use bollard::container::LogOutput;
+        let mut tap = super::lines::OutputTap::new(secrets, on_line);
         let mut output = Vec::new();
         while let Some(item) = stream.next().await {
-            let bytes = redactor.push(&item.map_err(|e| self.failed("read output", e))?.into_bytes());
+            let (which, message) = match item.map_err(|e| self.failed("read output", e))? {
+                LogOutput::StdErr { message } => (Stream::Err, message),
+                LogOutput::StdOut { message }
+                | LogOutput::Console { message }
+                | LogOutput::StdIn { message } => (Stream::Out, message),
+            };
+            let bytes = tap.push(which, &message);
             output.extend_from_slice(&bytes);
-            lines.push(&bytes);
             // A full disk must not kill the shard: the output is kept in memory regardless.
             if let Some(log) = log.as_mut() {
                 let _ = log.write_all(&bytes).await;
             }
         }
-        let rest = redactor.finish();
+        let rest = tap.finish();
         output.extend_from_slice(&rest);
-        lines.push(&rest);
-        lines.finish();
         if let Some(log) = log.as_mut() {
             let _ = log.write_all(&rest).await;
         }

@@ -117,9 +117,10 @@ impl LocalEngine {
         }
         let log = std::fs::File::create(&job.log_path)
             .map_err(|e| self.err(format!("cannot write {}: {e}", job.log_path.display())))?;
-        // One pipe for stdout and stderr keeps their interleaving, as a container's log does.
+        // A pipe per stream, as a container's attach keeps them apart; the log interleaves
+        // them as they arrive.
         let (reader, writer) = std::io::pipe().map_err(|e| self.err(format!("pipe: {e}")))?;
-        let writer2 = writer.try_clone().map_err(|e| self.err(format!("pipe: {e}")))?;
+        let (reader2, writer2) = std::io::pipe().map_err(|e| self.err(format!("pipe: {e}")))?;
         let _ = std::fs::create_dir_all(&job.spec.workdir); // as Docker does for WorkingDir
         // A relative program path means one under the workdir, as inside a container.
         let program = if argv0.contains('/') && !argv0.starts_with('/') {
@@ -150,7 +151,7 @@ impl LocalEngine {
         let pgid = child.id().map(|p| p as i32);
         let secrets = job.extras.secrets.clone();
         let on_line = job.extras.on_line.clone();
-        let tee = tokio::task::spawn_blocking(move || tee(reader, log, &secrets, &on_line));
+        let tee = tokio::task::spawn_blocking(move || tee([reader, reader2], log, &secrets, &on_line));
         phases.start = t.elapsed();
 
         let t = Instant::now();
@@ -206,33 +207,40 @@ fn unpack(payload: &[u8], files: &[(String, Vec<u8>)], root: &Path) -> std::io::
     tar::Archive::new(extra.as_slice()).unpack(root)
 }
 
-/// Copies the shard's combined output, secrets masked, to its log file and returns it.
+/// Copies the shard's stdout and stderr, secrets masked, to its log file as they arrive and
+/// returns them combined.
 fn tee(
-    mut reader: std::io::PipeReader,
+    readers: [std::io::PipeReader; 2],
     mut log: std::fs::File,
     secrets: &super::redact::Secrets,
     on_line: &super::lines::LineSink,
 ) -> Vec<u8> {
+    use super::lines::Stream;
     use std::io::Write;
-    let mut redactor = secrets.stream();
-    let mut lines = on_line.splitter();
-    let mut output = Vec::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let bytes = redactor.push(&buf[..n]);
-                output.extend_from_slice(&bytes);
-                lines.push(&bytes);
-                let _ = log.write_all(&bytes);
+    let (tx, chunks) = std::sync::mpsc::channel::<(Stream, Vec<u8>)>();
+    let [out, err] = readers;
+    for (stream, mut reader) in [(Stream::Out, out), (Stream::Err, err)] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                if tx.send((stream, buf[..n].to_vec())).is_err() {
+                    break;
+                }
             }
-        }
+        });
     }
-    let rest = redactor.finish();
+    // Ours must go, or the loop below never sees both readers end.
+    drop(tx);
+    let mut tap = super::lines::OutputTap::new(secrets, on_line);
+    let mut output = Vec::new();
+    for (stream, chunk) in chunks {
+        let bytes = tap.push(stream, &chunk);
+        output.extend_from_slice(&bytes);
+        let _ = log.write_all(&bytes);
+    }
+    let rest = tap.finish();
     output.extend_from_slice(&rest);
-    lines.push(&rest);
-    lines.finish();
     let _ = log.write_all(&rest);
     output
 }

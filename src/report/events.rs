@@ -24,6 +24,10 @@ pub const MESSAGE_LIMIT: usize = 4 * 1024;
 pub const OUTPUT_LIMIT: usize = 16 * 1024;
 
 fn emit(v: Value) {
+    // Events that are not part of the stream (see `to_json`).
+    if v.is_null() {
+        return;
+    }
     let v = stamped(v, SystemTime::now());
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{v}");
@@ -112,6 +116,18 @@ pub fn to_json(event: &Event) -> Value {
         } => json!({
             "type": "shard-started", "shard": shard, "attempt": attempt, "host": host, "tests": tests,
         }),
+        Event::TestStarted {
+            id,
+            shard,
+            host,
+            attempt,
+        } => json!({
+            "type": "test-started", "group": id.group, "name": id.name, "shard": shard, "host": host,
+            "attempt": attempt,
+        }),
+        // A live end is the runner's first word, for the progress display; the stream carries
+        // each result once, as `test-finished`, from what the shard reported.
+        Event::TestEnded { .. } => Value::Null,
         Event::TestFailing { id, shard, host } => json!({
             "type": "test-failing", "group": id.group, "name": id.name, "shard": shard, "host": host,
         }),
@@ -367,6 +383,23 @@ mod tests {
                 "status": "failed", "duration": 1.234, "host": "e3", "shard": 1, "attempt": 1,
             })
         );
+        let started = Event::TestStarted {
+            id: crate::discover::TestId::new("alpha::it", "x"),
+            shard: 2,
+            host: "e1".into(),
+            attempt: 1,
+        };
+        assert_eq!(
+            to_json(&started),
+            json!({"type": "test-started", "group": "alpha::it", "name": "x", "shard": 2, "host": "e1", "attempt": 1})
+        );
+        let live = Event::TestEnded {
+            result: result("x", TestStatus::Passed, 5),
+            shard: 2,
+            host: "e1".into(),
+            attempt: 1,
+        };
+        assert!(to_json(&live).is_null(), "live ends stay out of the stream");
         let lost = Event::HostLost {
             host: "e2".into(),
             reason: "connection refused".into(),

@@ -1,9 +1,13 @@
 //! Live progress while shards run: on a terminal, one line per host (shards running and
-//! done, tests passed and failed) under an overall bar with an ETA from the plan; elsewhere
-//! plain timestamped lines and a status line when nothing was said for a while; on GitHub
-//! Actions and GitLab each shard's log folded (see `ci`). Failures are printed as they arrive.
+//! done, tests passed and failed, the test it has been running longest) under an overall bar
+//! with an ETA from the plan; elsewhere plain timestamped lines and a status line when nothing
+//! was said for a while; on GitHub Actions and GitLab each shard's log folded (see `ci`).
+//! Failures are printed as they arrive.
+//!
+//! Counts move per test, with the runner's live word (`TestEnded`); when the shard's report
+//! arrives (`TestFinished`) it replaces that word, so a test counts once, as the report says.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -14,7 +18,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::ci::{self, Ci};
 use super::stats::{output_tail, strip_control};
 use super::style::Paint;
-use crate::discover::{TestResult, TestStatus};
+use crate::discover::{TestId, TestResult, TestStatus};
 use crate::plan::Plan;
 use crate::run::{AttemptEnd, Event, Observer, ShardAttempt};
 
@@ -86,6 +90,22 @@ struct State {
     running: BTreeMap<usize, Instant>,
     finished: BTreeSet<usize>,
     bars: Option<Bars>,
+    /// Tests counted from the live stream, until their shard's report replaces the count.
+    live: HashMap<TestId, LiveMark>,
+    /// Per running shard: its tests, and how many of them ended live.
+    shard_tests: BTreeMap<usize, (usize, usize)>,
+    /// Per host, the tests it is running now: since when, in which shard.
+    now: BTreeMap<String, BTreeMap<TestId, (usize, Instant)>>,
+}
+
+/// A live end counted for a test.
+#[derive(Debug, Clone)]
+struct LiveMark {
+    shard: usize,
+    host: String,
+    status: TestStatus,
+    /// Its `-v` line was printed already.
+    printed: bool,
 }
 
 impl State {
@@ -111,7 +131,14 @@ impl State {
             }
             let left = match self.running.get(shard) {
                 Some(started) => {
-                    let left = predicted.saturating_sub(now.duration_since(*started));
+                    let mut left = predicted.saturating_sub(now.duration_since(*started));
+                    // Tests ended so far say how much of the shard is left, whatever the clock.
+                    if let Some(&(tests, ended)) = self.shard_tests.get(shard)
+                        && ended > 0
+                    {
+                        let share = predicted.mul_f64(1.0 - ended.min(tests) as f64 / tests.max(1) as f64);
+                        left = left.min(share);
+                    }
                     longest = longest.max(left);
                     left
                 }
@@ -156,15 +183,54 @@ impl State {
                 bar.set_message(format!("{host:<w$}  {}", p.warn(&format!("lost: {reason}"))));
                 continue;
             }
-            let h = self.hosts.get(host).copied().unwrap_or_default();
-            bar.set_message(format!(
-                "{host:<w$}  {} running, {}/{} shards done, {} passed, {}",
-                h.running,
-                h.done,
-                h.planned,
-                h.passed,
-                p.count(h.failed, "failed", Paint::fail),
-            ));
+            bar.set_message(self.host_line(host, Instant::now()));
+        }
+    }
+
+    /// A host's line under the bar: its shards, its tests so far, what it runs now.
+    fn host_line(&self, host: &str, now: Instant) -> String {
+        let w = self.host_width;
+        let h = self.hosts.get(host).copied().unwrap_or_default();
+        format!(
+            "{host:<w$}  {} running, {}/{} shards done, {} passed, {}{}",
+            h.running,
+            h.done,
+            h.planned,
+            h.passed,
+            self.mode.paint.count(h.failed, "failed", Paint::fail),
+            self.running_now(host, now),
+        )
+    }
+
+    /// `; now: alpha tests::slow (12s) +2`: the test the host has been running longest.
+    fn running_now(&self, host: &str, now: Instant) -> String {
+        let Some(tests) = self.now.get(host).filter(|t| !t.is_empty()) else {
+            return String::new();
+        };
+        let (id, (_, since)) = tests
+            .iter()
+            .min_by_key(|(id, (_, since))| (*since, *id))
+            .expect("not empty");
+        let more = match tests.len() {
+            1 => String::new(),
+            n => format!(" +{}", n - 1),
+        };
+        format!("; now: {id} ({}){more}", clock(now.duration_since(*since)))
+    }
+
+    /// Counts (`add`) or uncounts a test's status for the bar and its host's line.
+    fn count(&mut self, host: &str, status: TestStatus, add: bool) {
+        let step = |n: &mut usize| *n = if add { *n + 1 } else { n.saturating_sub(1) };
+        step(&mut self.done_tests);
+        self.done_tests = self.done_tests.min(self.total_tests);
+        let h = self.hosts.entry(host.to_string()).or_default();
+        match status {
+            TestStatus::Passed => step(&mut h.passed),
+            TestStatus::Failed | TestStatus::Error => {
+                step(&mut h.failed);
+                step(&mut self.failed);
+            }
+            TestStatus::Skipped => {}
         }
     }
 
@@ -276,6 +342,9 @@ pub fn start(mode: ProgressMode, hosts: &[(String, usize)], plan: &Plan) -> Prog
         running: BTreeMap::new(),
         finished: BTreeSet::new(),
         bars,
+        live: HashMap::new(),
+        shard_tests: BTreeMap::new(),
+        now: BTreeMap::new(),
     }));
     state.lock().unwrap_or_else(|p| p.into_inner()).redraw();
     let (stop, ticks) = mpsc::channel::<()>();
@@ -301,6 +370,7 @@ fn on_event(s: &mut State, event: &Event) {
         } => {
             s.hosts.entry(host.clone()).or_default().running += 1;
             s.running.insert(*shard, Instant::now());
+            s.shard_tests.insert(*shard, (*tests, 0));
             s.finished.remove(shard);
             if !s.mode.quiet && s.bars.is_none() {
                 let again = if *attempt > 1 {
@@ -322,9 +392,29 @@ fn on_event(s: &mut State, event: &Event) {
             );
             s.line(&text);
         }
+        Event::TestStarted { id, shard, host, .. } => {
+            s.now
+                .entry(host.clone())
+                .or_default()
+                .insert(id.clone(), (*shard, Instant::now()));
+        }
+        Event::TestEnded {
+            result, shard, host, ..
+        } => test_ended(s, result, *shard, host),
         Event::TestFinished {
             result, shard, host, ..
-        } => test_finished(s, result, *shard, host),
+        } => {
+            if let Some(h) = s.now.get_mut(host) {
+                h.remove(&result.id);
+            }
+            // The report replaces the live word: uncount it, then count what the report says.
+            let live = s.live.remove(&result.id);
+            if let Some(mark) = &live {
+                s.count(&mark.host, mark.status, false);
+            }
+            let printed = live.is_some_and(|m| m.printed && m.status == result.status);
+            test_finished(s, result, *shard, host, printed)
+        }
         Event::HostLost { host, reason } => {
             s.lost.insert(host.clone(), reason.clone());
             let text = format!(
@@ -336,7 +426,66 @@ fn on_event(s: &mut State, event: &Event) {
     }
 }
 
+/// A test's end as the runner announced it live: counted now, replaced by the report later.
+fn test_ended(s: &mut State, result: &TestResult, shard: usize, host: &str) {
+    if let Some(h) = s.now.get_mut(host) {
+        h.remove(&result.id);
+    }
+    if s.live.contains_key(&result.id) {
+        return;
+    }
+    s.count(host, result.status, true);
+    if let Some(t) = s.shard_tests.get_mut(&shard) {
+        t.1 += 1;
+    }
+    let printed =
+        s.mode.verbose && !s.mode.quiet && matches!(result.status, TestStatus::Passed | TestStatus::Skipped);
+    if printed {
+        let line = verbose_line(s.mode.paint, result, shard, host);
+        s.line(&line);
+    }
+    s.live.insert(
+        result.id.clone(),
+        LiveMark {
+            shard,
+            host: host.to_string(),
+            status: result.status,
+            printed,
+        },
+    );
+}
+
+/// `PASS   0.01s alpha tests::quick [shard 0 on e1]`.
+fn verbose_line(p: Paint, result: &TestResult, shard: usize, host: &str) -> String {
+    let word = match result.status {
+        TestStatus::Passed => p.pass("PASS"),
+        _ => p.warn("SKIP"),
+    };
+    format!(
+        "{word} {:>6.2}s {} [shard {shard} on {host}]",
+        result.duration.as_secs_f64(),
+        result.id
+    )
+}
+
 fn shard_finished(s: &mut State, a: &ShardAttempt) {
+    // Live words the shard's report did not confirm (it never came): uncounted; what
+    // happens to those tests comes as their own `TestFinished` or with a later attempt.
+    let unconfirmed: Vec<TestId> = s
+        .live
+        .iter()
+        .filter(|(_, m)| m.shard == a.shard)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in unconfirmed {
+        if let Some(mark) = s.live.remove(&id) {
+            s.count(&mark.host, mark.status, false);
+        }
+    }
+    if let Some(h) = s.now.get_mut(&a.host) {
+        h.retain(|_, (shard, _)| *shard != a.shard);
+    }
+    s.shard_tests.remove(&a.shard);
     let p = s.mode.paint;
     let h = s.hosts.entry(a.host.clone()).or_default();
     h.running = h.running.saturating_sub(1);
@@ -376,18 +525,12 @@ fn shard_finished(s: &mut State, a: &ShardAttempt) {
     }
 }
 
-fn test_finished(s: &mut State, result: &TestResult, shard: usize, host: &str) {
+/// A test's result as its shard reported it; `printed`: its `-v` line was shown live.
+fn test_finished(s: &mut State, result: &TestResult, shard: usize, host: &str, printed: bool) {
     let p = s.mode.paint;
-    s.done_tests = (s.done_tests + 1).min(s.total_tests);
-    let h = s.hosts.entry(host.to_string()).or_default();
+    s.count(host, result.status, true);
     let bad = matches!(result.status, TestStatus::Failed | TestStatus::Error);
-    match result.status {
-        TestStatus::Passed => h.passed += 1,
-        TestStatus::Failed | TestStatus::Error => h.failed += 1,
-        TestStatus::Skipped => {}
-    }
     if bad {
-        s.failed += 1;
         let word = if result.status == TestStatus::Failed {
             "FAIL"
         } else {
@@ -412,16 +555,9 @@ fn test_finished(s: &mut State, result: &TestResult, shard: usize, host: &str) {
         if s.mode.ci == Ci::GitHub {
             eprintln!("{}", ci::error_annotation(result, shard, host));
         }
-    } else if s.mode.verbose && !s.mode.quiet {
-        let word = match result.status {
-            TestStatus::Passed => p.pass("PASS"),
-            _ => p.warn("SKIP"),
-        };
-        s.line(&format!(
-            "{word} {:>6.2}s {} [shard {shard} on {host}]",
-            result.duration.as_secs_f64(),
-            result.id
-        ));
+    } else if s.mode.verbose && !s.mode.quiet && !printed {
+        let line = verbose_line(p, result, shard, host);
+        s.line(&line);
     }
 }
 
@@ -468,6 +604,9 @@ mod tests {
             running: BTreeMap::new(),
             finished: BTreeSet::new(),
             bars: None,
+            live: HashMap::new(),
+            shard_tests: BTreeMap::new(),
+            now: BTreeMap::new(),
         }
     }
 
@@ -515,6 +654,142 @@ mod tests {
         assert!(s.heartbeat_due(t + HEARTBEAT));
         s.mode.quiet = true;
         assert!(!s.heartbeat_due(t + HEARTBEAT * 2));
+    }
+
+    fn result(name: &str, status: TestStatus) -> TestResult {
+        TestResult {
+            id: TestId::new("g", name),
+            status,
+            duration: Duration::from_millis(10),
+            message: None,
+            detail: String::new(),
+            stdout: String::new(),
+            stderr: String::new(),
+            subtests: Vec::new(),
+        }
+    }
+
+    fn attempt(shard: usize, host: &str) -> ShardAttempt {
+        ShardAttempt {
+            shard,
+            attempt: 1,
+            host: host.into(),
+            slot: 0,
+            container: "c".into(),
+            tests: 3,
+            predicted: Duration::from_secs(10),
+            started: Duration::ZERO,
+            finished: Duration::from_secs(1),
+            phases: Default::default(),
+            end: AttemptEnd::TimedOut,
+            log: "x.log".into(),
+            rerun: false,
+        }
+    }
+
+    fn counts(s: &State) -> (usize, usize, usize, usize) {
+        let h = s.hosts.get("e1").copied().unwrap_or_default();
+        (s.done_tests, s.failed, h.passed, h.failed)
+    }
+
+    #[test]
+    fn live_ends_count_at_once_and_the_report_corrects_them_without_counting_twice() {
+        let mut s = state(&[10], 1);
+        let ev = |s: &mut State, e: Event| on_event(s, &e);
+        ev(
+            &mut s,
+            Event::ShardStarted {
+                shard: 0,
+                attempt: 1,
+                host: "e1".into(),
+                tests: 3,
+            },
+        );
+        let (a, b, c) = (
+            result("a", TestStatus::Passed),
+            result("b", TestStatus::Failed),
+            result("c", TestStatus::Passed),
+        );
+        ev(
+            &mut s,
+            Event::TestStarted {
+                id: a.id.clone(),
+                shard: 0,
+                host: "e1".into(),
+                attempt: 1,
+            },
+        );
+        assert!(
+            s.running_now("e1", Instant::now()).starts_with("; now: g a ("),
+            "{}",
+            s.running_now("e1", Instant::now())
+        );
+        for r in [&a, &b, &b] {
+            ev(
+                &mut s,
+                Event::TestEnded {
+                    result: r.clone(),
+                    shard: 0,
+                    host: "e1".into(),
+                    attempt: 1,
+                },
+            );
+        }
+        assert_eq!(s.running_now("e1", Instant::now()), "");
+        assert_eq!(counts(&s), (2, 1, 1, 1), "counted once each, as they ended");
+        let t0 = Instant::now();
+        for (i, name) in ["slow", "slower"].iter().enumerate() {
+            let id = TestId::new("g", *name);
+            s.now
+                .entry("e1".into())
+                .or_default()
+                .insert(id, (0, t0 + Duration::from_secs(i as u64)));
+        }
+        s.hosts.get_mut("e1").unwrap().running = 1;
+        insta::assert_snapshot!(
+            s.host_line("e1", t0 + Duration::from_secs(12)),
+            @"e1    1 running, 0/0 shards done, 1 passed, 1 failed; now: g slow (12s) +1"
+        );
+        s.now.clear();
+        // The report says b passed after all: b moves from failed to passed, nothing doubles.
+        let mut b_passed = b.clone();
+        b_passed.status = TestStatus::Passed;
+        for r in [a.clone(), b_passed] {
+            ev(
+                &mut s,
+                Event::TestFinished {
+                    result: r,
+                    shard: 0,
+                    host: "e1".into(),
+                    attempt: 1,
+                },
+            );
+        }
+        assert_eq!(counts(&s), (2, 0, 2, 0));
+        // c ended live but the shard ended without confirming it: uncounted with the shard.
+        ev(
+            &mut s,
+            Event::TestEnded {
+                result: c,
+                shard: 0,
+                host: "e1".into(),
+                attempt: 1,
+            },
+        );
+        assert_eq!(counts(&s).0, 3);
+        ev(&mut s, Event::ShardFinished(attempt(0, "e1")));
+        assert_eq!(counts(&s), (2, 0, 2, 0));
+    }
+
+    #[test]
+    fn eta_moves_with_the_tests_a_running_shard_ended() {
+        let mut s = state(&[10], 1);
+        let t = Instant::now();
+        s.running.insert(0, t);
+        s.shard_tests.insert(0, (4, 0));
+        assert_eq!(s.eta(t + Duration::from_secs(2)), Duration::from_secs(8));
+        s.shard_tests.insert(0, (4, 3));
+        assert_eq!(s.eta(t + Duration::from_secs(2)), Duration::from_millis(2500));
     }
 
     #[test]

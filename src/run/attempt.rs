@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{LiveHost, RunOptions, shard_env};
 use crate::config::{RUN_LABEL, SHARD_LABEL};
-use crate::discover::{ShardCtx, Suite, TestId, TestResult, TestStatus};
+use crate::discover::{LiveEvent, ShardCtx, Suite, TestId, TestResult, TestStatus};
 use crate::engine::{EngineError, Phases, ShardJob};
 
 /// A unit of work in the queue.
@@ -45,8 +45,8 @@ pub(crate) enum Ended {
 
 pub(crate) struct AttemptRun {
     pub ended: Ended,
-    /// Tests the runner announced finished in its live output: they stand in for the report
-    /// when the attempt ends without one.
+    /// Tests the runner announced finished on its trusted live channel: they stand in for the
+    /// report when the attempt ends without one.
     pub announced: BTreeMap<TestId, TestResult>,
     pub container: String,
     pub phases: Phases,
@@ -234,8 +234,9 @@ fn take(announced: &Announced) -> BTreeMap<TestId, TestResult> {
     taken
 }
 
-/// Reads the shard's output as it comes: announces each test the runner reports failing,
-/// once, and keeps every test it reports finished in `announced`.
+/// Reads the shard's output as it comes: tells the observer each test that starts and ends
+/// (display, once per test), announces each failing test once, and keeps every end read from
+/// the runner's trusted channel in `announced`, where it may stand in for the report.
 fn live_tap(
     shared: &Shared<'_>,
     job: &Job,
@@ -245,65 +246,85 @@ fn live_tap(
     let recipe = shared.suite.recipe.clone();
     let observer = shared.observer.clone();
     let host = host.to_string();
-    let shard = job.shard;
-    // Only this shard's tests: a harness line (gocheck's `--- FAIL: Test` hook) is not a test
-    // of ours. Runners print either the full id or the bare name; a bare name shared by two
-    // of the shard's tests identifies neither.
-    let mut ours: HashMap<String, TestId> = job.tests.iter().map(|t| (t.to_string(), t.clone())).collect();
-    let mut names: HashMap<&str, usize> = HashMap::new();
-    for t in &job.tests {
-        *names.entry(t.name.as_str()).or_default() += 1;
-    }
-    for t in &job.tests {
-        if names[t.name.as_str()] == 1 {
-            ours.entry(t.name.clone()).or_insert_with(|| t.clone());
-        }
-    }
-    // The failure whose output the following lines may be (nextest prints it after).
-    let printing = Mutex::new(None::<TestId>);
-    crate::engine::lines::LineSink::new(move |line| {
-        let mut printing = printing.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(end) = recipe.live_end(line) else {
-            match printing.as_ref() {
-                Some(id) if recipe.live_output(line) => {
-                    let mut announced = announced.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(r) = announced.get_mut(id) {
-                        r.stdout.push_str(line);
-                        r.stdout.push('\n');
-                    }
-                }
-                _ => *printing = None,
+    let (shard, attempt) = (job.shard, job.attempt);
+    let ours = live_names(&job.tests);
+    // Ends already shown: a runner may print a test's end more than once (or a test may
+    // print one); the first is shown, a trusted one is kept.
+    let shown = Mutex::new(HashMap::<TestId, TestStatus>::new());
+    crate::engine::lines::LineSink::new(move |stream, line| {
+        let Some(live) = recipe.live(stream, line) else {
+            return;
+        };
+        let Some(id) = ours.get(&live.name) else {
+            return;
+        };
+        let end = match live.event {
+            LiveEvent::Started => {
+                observer(&super::Event::TestStarted {
+                    id: id.clone(),
+                    shard,
+                    host: host.clone(),
+                    attempt,
+                });
+                return;
             }
-            return;
+            LiveEvent::Finished(end) => end,
         };
-        let Some(id) = ours.get(&end.name) else {
-            *printing = None;
-            return;
-        };
-        *printing = (end.status == TestStatus::Failed).then(|| id.clone());
         let result = TestResult {
             id: id.clone(),
             status: end.status,
             duration: end.duration,
-            message: None,
+            message: end.message,
             detail: String::new(),
-            stdout: String::new(),
+            stdout: end.output,
             stderr: String::new(),
             subtests: Vec::new(),
         };
-        let first_failure = {
-            let mut announced = announced.lock().unwrap_or_else(|p| p.into_inner());
-            let before = announced.insert(id.clone(), result);
-            end.status == TestStatus::Failed && before.is_none_or(|b| b.status != TestStatus::Failed)
-        };
-        if first_failure {
+        let first = shown
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), end.status)
+            .is_none();
+        if live.trusted {
+            announced
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone(), result.clone());
+        }
+        if !first {
+            return;
+        }
+        if end.status == TestStatus::Failed {
             observer(&super::Event::TestFailing {
                 id: id.clone(),
                 shard,
                 host: host.clone(),
             });
         }
+        observer(&super::Event::TestEnded {
+            result,
+            shard,
+            host: host.clone(),
+            attempt,
+        });
     })
+}
+
+/// Runners print either the full id or the bare name; a bare name shared by two of the
+/// shard's tests identifies neither. Only this shard's tests: a harness line (gocheck's
+/// `--- FAIL: Test` hook) is not a test of ours.
+fn live_names(tests: &[TestId]) -> HashMap<String, TestId> {
+    let mut ours: HashMap<String, TestId> = tests.iter().map(|t| (t.to_string(), t.clone())).collect();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for t in tests {
+        *names.entry(t.name.as_str()).or_default() += 1;
+    }
+    for t in tests {
+        if names[t.name.as_str()] == 1 {
+            ours.entry(t.name.clone()).or_insert_with(|| t.clone());
+        }
+    }
+    ours
 }
 
 /// `<out>/logs/<shard>.log`, or `<shard>.attempt<N>.log` for later attempts.

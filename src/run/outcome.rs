@@ -121,6 +121,21 @@ pub enum Event {
         tests: usize,
     },
     ShardFinished(ShardAttempt),
+    /// The runner's live output says this test started.
+    TestStarted {
+        id: TestId,
+        shard: usize,
+        host: String,
+        attempt: u32,
+    },
+    /// The runner's live output says this test ended, first word only: display, which the
+    /// shard's [`Event::TestFinished`] (the report's word) corrects; never in the JSON stream.
+    TestEnded {
+        result: TestResult,
+        shard: usize,
+        host: String,
+        attempt: u32,
+    },
     /// The runner's live output says this test failed (its result comes with the shard's).
     TestFailing {
         id: TestId,

@@ -43,6 +43,8 @@ pub struct ParsedRun {
     pub tests: Vec<ParsedTest>,
     /// The first unindented `panic: …` line: a test panicked or `-test.timeout` fired.
     pub panic: Option<String>,
+    /// The top-level test whose `=== RUN` came last: the one running if the binary died.
+    pub last_started: Option<String>,
 }
 
 impl ParsedRun {
@@ -81,6 +83,7 @@ pub fn parse_go_v(text: &str) -> ParsedRun {
     // The subtest whose frame came last: the lines that follow are its own too.
     let mut current_sub: Option<String> = None;
     let mut panic = None;
+    let mut last_started = None;
     let index = |tests: &mut Vec<Acc>, top: &str| -> usize {
         match tests.iter().position(|a| a.test.name == top) {
             Some(i) => i,
@@ -104,6 +107,7 @@ pub fn parse_go_v(text: &str) -> ParsedRun {
             let i = index(&mut tests, top);
             if framed.starts_with("=== RUN") && top == name {
                 tests[i].test.started = true;
+                last_started = Some(top.to_string());
             }
             current = Some(i);
             current_sub = (name != top).then(|| name.to_string());
@@ -118,15 +122,17 @@ pub fn parse_go_v(text: &str) -> ParsedRun {
             let top = top_level(name);
             let i = index(&mut tests, top);
             let acc = &mut tests[i];
+            // Worst word wins: a test may print a `--- PASS:` line for itself or another, but
+            // the framework's own `--- FAIL:` line is printed too when the test fails.
             if depth == 0 && name == top {
-                acc.test.status = Some(status);
+                acc.test.status = Some(worst(acc.test.status, status));
                 acc.test.duration = secs;
             } else {
-                if status == TestStatus::Failed {
+                if status == TestStatus::Failed && !acc.failed_subtests.iter().any(|f| f == name) {
                     acc.failed_subtests.push(name.to_string());
                 }
                 let sub = acc.subtest(name);
-                sub.status = Some(status);
+                sub.status = Some(worst(sub.status, status));
                 sub.duration = secs;
             }
             acc.test.output.push_str(framed);
@@ -165,7 +171,24 @@ pub fn parse_go_v(text: &str) -> ParsedRun {
             acc.test
         })
         .collect();
-    ParsedRun { tests, panic }
+    ParsedRun {
+        tests,
+        panic,
+        last_started,
+    }
+}
+
+/// Failed over skipped over passed.
+fn worst(before: Option<TestStatus>, now: TestStatus) -> TestStatus {
+    let rank = |s: TestStatus| match s {
+        TestStatus::Passed => 0,
+        TestStatus::Skipped => 1,
+        TestStatus::Failed | TestStatus::Error => 2,
+    };
+    match before {
+        Some(b) if rank(b) > rank(now) => b,
+        _ => now,
+    }
 }
 
 fn top_level(name: &str) -> &str {

@@ -76,9 +76,10 @@ impl ShardRecipe for GoRecipe {
         "go"
     }
 
-    /// `-test.v` and gocheck result lines, streamed by the driver as each binary prints them.
-    fn live_end(&self, line: &str) -> Option<crate::discover::LiveEnd> {
-        crate::discover::gocheck::live_end(line)
+    /// `-test.v` and gocheck lines, streamed by the driver as each binary prints them: display
+    /// only, since a test can print them too.
+    fn live(&self, _stream: crate::discover::Stream, line: &str) -> Option<crate::discover::Live> {
+        crate::discover::gocheck::live(line)
     }
 
     fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
@@ -88,7 +89,13 @@ impl ShardRecipe for GoRecipe {
             .into_iter()
             .map(|job| {
                 let pkg = &self.packages[&job.package];
-                let mut argv = vec![format!("{root}/bin/{}.test", pkg.stem), "-test.v".to_string()];
+                // A test calling os.Exit(0) must not pass for a binary that finished: the binary
+                // panics instead, as under `go test`.
+                let mut argv = vec![
+                    format!("{root}/bin/{}.test", pkg.stem),
+                    "-test.v".to_string(),
+                    "-test.paniconexit0".to_string(),
+                ];
                 argv.extend(self.passthrough.iter().cloned());
                 let pattern = anchored_alternation(&job.names);
                 match (&pkg.hook, job.gocheck) {
@@ -155,6 +162,26 @@ impl ShardRecipe for GoRecipe {
     }
 }
 
+/// The test a binary may have died in, whose printed result then proves nothing: a test can
+/// print its own `--- PASS:` line and then hang, panic or exit. It is the last test started,
+/// unless the binary exited 0 (every test passed, and `-test.paniconexit0` keeps a test's own
+/// `os.Exit(0)` from looking so) or exited 1 with another test failed (a finished run).
+fn died_in(parsed: &ParsedRun, exit_code: Option<i64>) -> Option<&str> {
+    let last = parsed.last_started.as_deref()?;
+    let other_failed = || {
+        parsed
+            .tests
+            .iter()
+            .any(|t| t.name != last && t.status == Some(TestStatus::Failed))
+    };
+    let finished =
+        parsed.panic.is_none() && (exit_code == Some(0) || (exit_code == Some(1) && other_failed()));
+    let failed = parsed
+        .get(last)
+        .is_some_and(|t| t.status == Some(TestStatus::Failed));
+    (!finished && !failed).then_some(last)
+}
+
 /// The collected `<root>/out/<stem>.<ext>` file, whatever the root was.
 fn find_output<'a>(collected: &'a Collected, stem: &str, ext: &str) -> Option<&'a Vec<u8>> {
     let suffix = format!("/out/{stem}.{ext}");
@@ -176,6 +203,7 @@ pub(crate) fn outcomes_to_results(
 ) -> Vec<TestResult> {
     let by_name: HashMap<&str, &parse::ParsedTest> =
         parsed.tests.iter().map(|t| (t.name.as_str(), t)).collect();
+    let unsure = died_in(parsed, exit_code);
     let exited = match exit_code {
         Some(code) => format!("the {what} exited with code {code}"),
         None => format!("the {what} was stopped before it exited"),
@@ -190,7 +218,7 @@ pub(crate) fn outcomes_to_results(
         .map(|name| {
             let id = TestId::new(group, name);
             match by_name.get(name.as_str()) {
-                Some(t) if t.status.is_some() => TestResult {
+                Some(t) if t.status.is_some() && unsure != Some(name.as_str()) => TestResult {
                     status: t.status.unwrap_or(TestStatus::Error),
                     duration: t.duration,
                     message: t.message.clone(),
@@ -213,7 +241,7 @@ pub(crate) fn outcomes_to_results(
                         .collect(),
                     id,
                 },
-                Some(t) if t.started => TestResult {
+                Some(t) if t.started || unsure == Some(name.as_str()) => TestResult {
                     id,
                     status: TestStatus::Error,
                     duration: Duration::ZERO,
@@ -314,27 +342,30 @@ mod tests {
             "2",
             &format!("{a}.t0"),
             "/cargo-shard/src/a",
-            "6",
+            "7",
             &format!("/cargo-shard/bin/{a}.test"),
             "-test.v",
+            "-test.paniconexit0",
             "-test.count=1",
             "-test.run",
             "^(TestFoo|TestFooBar)$",
             "-test.timeout=4000ms",
             &format!("{c}.t0"),
             "/cargo-shard/src",
-            "6",
+            "7",
             &format!("/cargo-shard/bin/{c}.test"),
             "-test.v",
+            "-test.paniconexit0",
             "-test.count=1",
             "-test.run",
             "^(TestPlain)$",
             "-test.timeout=2000ms",
             &format!("{c}.c0"),
             "/cargo-shard/src",
-            "9",
+            "10",
             &format!("/cargo-shard/bin/{c}.test"),
             "-test.v",
+            "-test.paniconexit0",
             "-test.count=1",
             "-test.run",
             "^(Test)$",
@@ -384,6 +415,38 @@ mod tests {
         assert_eq!(
             results[2].message.as_deref(),
             Some("not run: the test binary exited with code 3 before reaching this test")
+        );
+    }
+
+    /// Go's `-test.v` text is what a test can print too: a printed pass never beats the
+    /// framework's failure, and proves nothing for the test a dying binary was running.
+    #[test]
+    fn printed_passes_do_not_stand() {
+        let names = ["TestA".to_string(), "TestZHang".to_string()];
+        let run = |text: &str, code| {
+            outcomes_to_results("p", &names, &parse_go_v(text), Some(code), "test binary")
+                .into_iter()
+                .map(|r| r.status)
+                .collect::<Vec<_>>()
+        };
+        let forger = "=== RUN   TestA\n--- PASS: TestZHang (0.00s)\n--- FAIL: TestA (0.00s)\n";
+        // TestZHang prints its own pass, then fails (the run finished) or hangs until killed.
+        let finished = format!(
+            "{forger}=== RUN   TestZHang\n--- PASS: TestZHang (0.00s)\n--- FAIL: TestZHang (1.00s)\nFAIL\n"
+        );
+        assert_eq!(run(&finished, 1), [TestStatus::Failed, TestStatus::Failed]);
+        let died = format!(
+            "{forger}=== RUN   TestZHang\n--- PASS: TestZHang (0.00s)\npanic: test timed out after 2s\n"
+        );
+        assert_eq!(run(&died, 2), [TestStatus::Failed, TestStatus::Error]);
+        // `os.Exit(1)` after printing its own pass, with no other failure: not a finished run.
+        let exited =
+            "=== RUN   TestA\n--- PASS: TestA (0.00s)\n=== RUN   TestZHang\n--- PASS: TestZHang (0.00s)\n";
+        assert_eq!(run(exited, 1), [TestStatus::Passed, TestStatus::Error]);
+        // A binary that exited 0 ran every test to a pass.
+        assert_eq!(
+            run(&format!("{exited}PASS\n"), 0),
+            [TestStatus::Passed, TestStatus::Passed]
         );
     }
 }

@@ -14,6 +14,9 @@ use crate::discover::{TestId, TestResult, TestStatus};
 #[error("nextest JUnit: {0}")]
 pub struct JunitError(String);
 
+/// What nextest puts in `<system-err>` when it captured a test's two streams as one.
+const COMBINED: &str = "(stdout and stderr are combined)";
+
 /// Which text a testcase's child element holds.
 #[derive(Clone, Copy, PartialEq)]
 enum Slot {
@@ -66,6 +69,11 @@ pub fn parse(xml: &[u8]) -> Result<Vec<TestResult>, JunitError> {
                 if e.local_name().as_ref() == "testcase" {
                     if let Some(mut case) = current.take() {
                         finish_message(&mut case, &outcome_body);
+                        // nextest captures both streams as one with structured output on: the
+                        // output is all in <system-out>, and <system-err> only says so.
+                        if case.stderr.trim() == COMBINED {
+                            case.stderr.clear();
+                        }
                         out.push(case);
                     }
                     outcome_body.clear();
@@ -224,6 +232,18 @@ note: run with `RUST_BACKTRACE=1`</failure>
         assert_eq!(results[0].message, None);
         assert_eq!(results[0].stdout, "new out");
         assert_eq!(results[0].stderr, "");
+    }
+
+    #[test]
+    fn combined_streams_leave_no_placeholder_in_stderr() {
+        let combined = br#"<testsuites><testsuite name="a"><testcase name="c" classname="a" time="0">
+            <system-out>out and err</system-out><system-err>(stdout and stderr are combined)</system-err>
+        </testcase></testsuite></testsuites>"#;
+        let parsed = parse(combined).unwrap();
+        assert_eq!(
+            (parsed[0].stdout.as_str(), parsed[0].stderr.as_str()),
+            ("out and err", "")
+        );
     }
 
     #[test]

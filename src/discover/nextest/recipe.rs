@@ -1,11 +1,20 @@
 //! The shard recipe: run an exact test list from the archive with the source remapped,
 //! then read nextest's JUnit back into per-test results.
+//!
+//! Live, nextest writes its libtest-json-plus events on stdout and its human output on
+//! stderr. A test's captured output reaches stdout only inside a JSON string (newlines
+//! escaped), so a stdout line that parses as an event is nextest's own, and its results may
+//! stand in for the report; with `--no-capture` tests write to stdout themselves and nothing
+//! live is trusted.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{ARCHIVE_DEST, SOURCE_DEST, TOOL_CONFIG_DEST, filter, junit};
-use crate::discover::{Collected, LiveEnd, ShardCtx, ShardRecipe, ShardSpec, TestId, TestResult, TestStatus};
+use crate::discover::{
+    Collected, Live, LiveEnd, LiveEvent, ShardCtx, ShardRecipe, ShardSpec, Stream, TestId, TestResult,
+    TestStatus,
+};
 
 /// How a shard runs its tests from the archive and how its JUnit becomes results.
 #[derive(Debug, Clone, Default)]
@@ -80,6 +89,9 @@ impl ShardRecipe for NextestRecipe {
             "warn",
             "--color",
             "never",
+            // Per-test events on stdout, out of the tests' reach; human output moves to stderr.
+            "--message-format",
+            "libtest-json-plus",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -99,6 +111,7 @@ impl ShardRecipe for NextestRecipe {
             ("CARGO_SHARD_ATTEMPT", ctx.attempt.to_string()),
             ("NO_COLOR", "1".into()),
             ("CARGO_TERM_COLOR", "never".into()),
+            ("NEXTEST_EXPERIMENTAL_LIBTEST_JSON", "1".into()),
             ("HOME", root.to_owned()),
             // The archive is extracted to a temporary directory; a minimal image may lack /tmp.
             ("TMPDIR", format!("{root}/tmp")),
@@ -116,50 +129,37 @@ impl ShardRecipe for NextestRecipe {
         }
     }
 
-    /// nextest's final status lines: `        FAIL [   0.141s] (16/35) alpha::integration name`.
-    /// A `TRY n …` line is one attempt of a retried test, not its end.
-    fn live_end(&self, line: &str) -> Option<LiveEnd> {
-        let (status, rest) = line.trim_start().split_once(" [")?;
-        // `TRY 2 PASS`: a retried test's pass ends it; its failed tries may not be its last.
-        let status = status.trim();
-        let status = match status.strip_prefix("TRY ") {
-            Some(tried) if tried.ends_with(" PASS") => "PASS",
-            Some(_) => return None,
-            None => status,
+    /// nextest's libtest-json-plus events on stdout: `started`, then `ok`, `failed` (with the
+    /// test's output) or `ignored`. Human lines on stderr are for the log only.
+    fn live(&self, stream: Stream, line: &str) -> Option<Live> {
+        if stream != Stream::Out {
+            return None;
+        }
+        let event: LibtestEvent = serde_json::from_str(line).ok()?;
+        if event.kind != "test" {
+            return None;
+        }
+        let name = display_name(event.name.as_deref()?)?;
+        let end = |status| {
+            LiveEvent::Finished(LiveEnd {
+                status,
+                duration: Duration::try_from_secs_f64(event.exec_time.unwrap_or(0.0)).unwrap_or_default(),
+                message: event.reason.clone(),
+                output: event.stdout.clone().unwrap_or_default(),
+            })
         };
-        let status = match status {
-            "PASS" | "LEAK" => TestStatus::Passed,
-            "FAIL" | "TIMEOUT" | "ABORT" | "LEAK-FAIL" | "SIGSEGV" | "SIGABRT" | "SIGKILL" | "SIGBUS"
-            | "SIGILL" => TestStatus::Failed,
-            "SKIP" => TestStatus::Skipped,
+        let event = match event.event.as_str() {
+            "started" => LiveEvent::Started,
+            "ok" => end(TestStatus::Passed),
+            "failed" => end(TestStatus::Failed),
+            "ignored" => end(TestStatus::Skipped),
             _ => return None,
         };
-        let (time, after) = rest.split_once("] ")?;
-        let secs = time.trim().strip_suffix('s')?.parse::<f64>().ok()?;
-        let after = after.trim_start();
-        let name = match after.strip_prefix('(') {
-            Some(counted) => counted.split_once(") ")?.1,
-            None => after,
-        };
-        let name = name.trim();
-        (!name.is_empty()).then(|| LiveEnd {
-            name: name.to_string(),
-            status,
-            duration: Duration::try_from_secs_f64(secs).unwrap_or_default(),
+        Some(Live {
+            name,
+            event,
+            trusted: !self.no_capture(),
         })
-    }
-
-    /// nextest prints a failure's output right after its status line: `  stdout ───` and
-    /// `  stderr ───` headers, lines indented by four spaces, blank lines.
-    fn live_output(&self, line: &str) -> bool {
-        if line.trim().is_empty() {
-            return true;
-        }
-        let header = line.strip_prefix("  ").and_then(|l| l.split_whitespace().next());
-        if matches!(header, Some("stdout" | "stderr" | "output")) && !line.starts_with("   ") {
-            return true;
-        }
-        line.starts_with("    ") && !is_status_line(line)
     }
 
     fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult> {
@@ -180,14 +180,43 @@ impl ShardRecipe for NextestRecipe {
     }
 }
 
-/// `        SLOW [> 60.000s] …`, `       START             (1/3) …`, `   TRY 1 FAIL [ …`,
-/// `     Summary [ …`: any of nextest's right-aligned status lines.
-fn is_status_line(line: &str) -> bool {
-    static STATUS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"^\s+[A-Z][A-Za-z-]{2,}(?: \d+(?:/\d+)?)?(?: [A-Z-]+)?\s+[\[(]")
-            .expect("static regex")
-    });
-    STATUS.is_match(line)
+impl NextestRecipe {
+    /// Tests write straight into nextest's stdout (`--no-capture`, or its alias).
+    fn no_capture(&self) -> bool {
+        self.passthrough
+            .iter()
+            .any(|a| a == "--no-capture" || a == "--nocapture")
+    }
+}
+
+/// One line of nextest's libtest-json-plus output.
+#[derive(serde::Deserialize)]
+struct LibtestEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    event: String,
+    name: Option<String>,
+    exec_time: Option<f64>,
+    stdout: Option<String>,
+    reason: Option<String>,
+}
+
+/// `crate::binary$test` (`#N` after a retried test, `@stress-N` after the binary) → the
+/// display form of its `TestId`: `crate::binary test`, or `crate test` for the library's unit
+/// tests (whose binary is the crate's name with `_` for `-`). A binary target's id
+/// (`crate::bin/name`) is not rebuilt: the caller falls back to the bare test name.
+fn display_name(libtest: &str) -> Option<String> {
+    let (binary, test) = libtest.split_once('$')?;
+    let test = match test.rsplit_once('#') {
+        Some((t, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => t,
+        _ => test,
+    };
+    let binary = binary.split_once("@stress-").map_or(binary, |(b, _)| b);
+    let group = match binary.split_once("::") {
+        Some((krate, bin)) if bin == krate.replace('-', "_") => krate,
+        _ => binary,
+    };
+    (!test.is_empty()).then(|| format!("{group} {test}"))
 }
 
 #[cfg(test)]
@@ -286,63 +315,91 @@ mod tests {
         assert_eq!(spec.collect, ["/shard/store/ci/junit.xml"]);
     }
 
-    #[test]
-    fn test_ends_are_read_from_status_lines() {
-        let r = NextestRecipe::default();
-        let live = |l: &str| r.live_end(l).map(|e| (e.name, e.status, e.duration.as_millis()));
-        let end = |name: &str, status, ms| Some((name.to_string(), status, ms));
-        assert_eq!(
-            live("        FAIL [   0.141s] (16/35) alpha::integration fails_with_messy_output"),
-            end(
-                "alpha::integration fails_with_messy_output",
-                TestStatus::Failed,
-                141
-            )
-        );
-        assert_eq!(
-            live("     TIMEOUT [   2.003s] beta tests::slow"),
-            end("beta tests::slow", TestStatus::Failed, 2003)
-        );
-        assert_eq!(
-            live("        PASS [   0.010s] (1/35) alpha tests::quick"),
-            end("alpha tests::quick", TestStatus::Passed, 10)
-        );
-        assert_eq!(
-            live("   TRY 2 PASS [   1.500s] (3/35) beta tests::flaky"),
-            end("beta tests::flaky", TestStatus::Passed, 1500)
-        );
-        assert_eq!(live("   TRY 1 FAIL [   0.100s] (3/35) beta tests::flaky"), None);
-        assert_eq!(live("        SLOW [> 60.000s] (───────) beta tests::slow"), None);
-        assert_eq!(live("       START             (1/35) alpha tests::quick"), None);
-        assert_eq!(live("    test fails_with_messy_output ... FAILED"), None);
-        assert_eq!(live("FAIL: file.go:12: Suite.TestA"), None);
+    fn ended(live: Option<Live>) -> Option<(String, TestStatus, u128, String, bool)> {
+        let live = live?;
+        match live.event {
+            LiveEvent::Finished(e) => Some((
+                live.name,
+                e.status,
+                e.duration.as_millis(),
+                e.output,
+                live.trusted,
+            )),
+            LiveEvent::Started => None,
+        }
     }
 
     #[test]
-    fn a_failures_output_is_the_indented_block_after_it() {
+    fn test_events_are_read_from_libtest_json_on_stdout_only() {
         let r = NextestRecipe::default();
-        for line in [
-            "  stdout ───",
-            "",
-            "    running 1 test",
-            "    test assertion_fails ... FAILED",
-            "  stderr ───",
-            "    thread 'assertion_fails' (14) panicked at beta/tests/failing.rs:10:5:",
-            "      left: 3",
-        ] {
-            assert!(r.live_output(line), "{line:?}");
-        }
-        for line in [
-            "        PASS [   0.004s] (2/3) beta::failing counts_words",
-            "        SLOW [> 60.000s] (───────) beta tests::slow",
-            "       START             (1/3) alpha tests::quick",
-            "   TRY 1 FAIL [   0.100s] (3/35) beta tests::flaky",
-            "  RETRY 2/3 [         ] (3/35) beta tests::flaky",
-            "────────────",
-            "     Summary [   0.010s] 3 tests run: 2 passed, 1 failed, 0 skipped",
-        ] {
-            assert!(!r.live_output(line), "{line:?}");
-        }
+        let out = |l: &str| ended(r.live(Stream::Out, l));
+        assert_eq!(
+            out(
+                r#"{"type":"test","event":"failed","name":"beta::failing$assertion_fails","exec_time":0.376,"stdout":"left: 3\n"}"#
+            ),
+            Some((
+                "beta::failing assertion_fails".into(),
+                TestStatus::Failed,
+                376,
+                "left: 3\n".into(),
+                true
+            ))
+        );
+        assert_eq!(
+            out(r#"{"type":"test","event":"ok","name":"alpha::alpha$tests::quick","exec_time":0.01}"#),
+            Some((
+                "alpha tests::quick".into(),
+                TestStatus::Passed,
+                10,
+                String::new(),
+                true
+            ))
+        );
+        assert_eq!(
+            out(r#"{"type":"test","event":"ok","name":"my-crate::my_crate$t#3","exec_time":1.5}"#),
+            Some(("my-crate t".into(), TestStatus::Passed, 1500, String::new(), true))
+        );
+        assert_eq!(
+            out(r#"{"type":"test","event":"ignored","name":"beta::failing$ignored_slow"}"#).map(|e| e.1),
+            Some(TestStatus::Skipped)
+        );
+        let started = r.live(
+            Stream::Out,
+            r#"{"type":"test","event":"started","name":"beta::failing$x"}"#,
+        );
+        assert_eq!(
+            started.map(|l| (l.name, l.event)),
+            Some(("beta::failing x".into(), LiveEvent::Started))
+        );
+        assert_eq!(out(r#"{"type":"suite","event":"ok","passed":1}"#), None);
+        // nextest's human lines, and anything on stderr, say nothing about results.
+        assert_eq!(out("        PASS [   0.010s] (1/35) alpha tests::quick"), None);
+        let json = r#"{"type":"test","event":"ok","name":"alpha::alpha$tests::quick","exec_time":0.01}"#;
+        assert_eq!(r.live(Stream::Err, json), None);
+    }
+
+    #[test]
+    fn no_capture_makes_every_live_line_display_only() {
+        let r = NextestRecipe {
+            passthrough: vec!["--no-capture".into()],
+            ..Default::default()
+        };
+        let json = r#"{"type":"test","event":"ok","name":"nasty::out$zz_never_finishes","exec_time":0.01}"#;
+        assert_eq!(ended(r.live(Stream::Out, json)).map(|e| e.4), Some(false));
+    }
+
+    #[test]
+    fn prepare_asks_for_structured_events() {
+        let spec = NextestRecipe::default().prepare(&[], &ctx());
+        assert!(
+            spec.argv.join(" ").contains("--message-format libtest-json-plus"),
+            "{:?}",
+            spec.argv
+        );
+        assert!(
+            spec.env
+                .contains(&("NEXTEST_EXPERIMENTAL_LIBTEST_JSON".into(), "1".into()))
+        );
     }
 
     #[test]
