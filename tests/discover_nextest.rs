@@ -60,6 +60,7 @@ fn ctx(root: &Path, attempt: u32, jobs: usize) -> ShardCtx {
         jobs,
         test_timeout: Some(Duration::from_secs(60)),
         tools: Default::default(),
+        places: Default::default(),
     }
 }
 

@@ -80,6 +80,9 @@ pub struct GcArgs {
     /// Remove only what this run created.
     #[arg(long, value_name = "ID")]
     pub run: Option<String>,
+    /// Also empty the hosts' payload caches (staged parts kept across runs).
+    #[arg(long, conflicts_with = "run")]
+    pub cache: bool,
 }
 
 /// How to plan: shared by every runner.

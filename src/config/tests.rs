@@ -159,3 +159,21 @@ fn example_file_parses() {
         assert!(kinds.contains(&kind), "example lacks a {kind} host: {kinds:?}");
     }
 }
+
+#[test]
+fn cache_size_defaults_per_host_and_validated() {
+    let text = "[defaults]\ncache_size = \"2GiB\"\n[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n\
+                [[host]]\nname = \"e2\"\ndocker_host = \"local://\"\ncache_size = \"500 MB\"\n";
+    let hosts = parse(text).unwrap().hosts;
+    assert_eq!(hosts[0].cache_size, 2 << 30);
+    assert_eq!(hosts[1].cache_size, 500_000_000);
+    let plain = parse("[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n").unwrap();
+    assert_eq!(plain.hosts[0].cache_size, DEFAULT_CACHE_SIZE);
+    let e = err("[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\ncache_size = \"10 parsecs\"\n");
+    assert!(
+        e.starts_with("hosts.toml:4:14: `cache_size`: unknown unit \"parsecs\""),
+        "{e}"
+    );
+    assert_eq!(parse_size("0").unwrap(), 0);
+    assert!(parse_size("lots").is_err());
+}

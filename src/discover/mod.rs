@@ -84,9 +84,20 @@ pub struct ShardCtx {
     /// How to invoke each of the suite's [`Tool`]s in this shard: absent means by name, from
     /// the image's PATH; present, the path of the copy shipped from this machine.
     pub tools: BTreeMap<String, String>,
+    /// Where each staged part of the payload is (`src`, `target`, `bin`…): its build-machine
+    /// path when it could be used there; absent means `<root>/<name>`.
+    pub places: BTreeMap<String, String>,
 }
 
 impl ShardCtx {
+    /// The absolute directory holding payload part `name` in this shard.
+    pub fn place(&self, name: &str) -> String {
+        self.places
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| format!("{}/{name}", self.root.trim_end_matches('/')))
+    }
+
     /// The command that runs tool `name` in this shard.
     pub fn tool<'a>(&'a self, name: &'a str) -> &'a str {
         self.tools.get(name).map(String::as_str).unwrap_or(name)
@@ -161,6 +172,11 @@ pub trait ShardRecipe: Send + Sync {
     /// Per-test results from what the shard left behind. Tests of `tests` without a
     /// result are the runner's to explain; the caller turns them into errors.
     fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult>;
+    /// Whether shards write into the uploaded source tree (a user's command may): then the
+    /// payload is copied into each container instead of mounted read-only from the cache.
+    fn writes_source(&self) -> bool {
+        false
+    }
     /// The test a line of the shard's live output reports as finished, if it does. Failures
     /// are shown as the shard runs; all of them stand in for the report when the shard ends
     /// before it can be read (timeout, interrupt, lost host, killed container).

@@ -25,7 +25,9 @@ use super::{EngineError, EngineInfo, Phases, Removed, ShardJob, ShardRun, tarbal
 use crate::config::{Endpoint, Host, RUN_LABEL};
 use crate::discover::Collected;
 
+mod cache;
 mod services;
+pub use cache::{CachePart, INDEX_VOLUME, MARKER, StageStats, volume_name};
 pub use services::{service_container, service_network};
 mod tls;
 
@@ -263,6 +265,14 @@ impl DockerEngine {
             tty: Some(false),
             host_config: Some(HostConfig {
                 network_mode: Some(job.network.clone()),
+                // Staged payload parts: shared by every shard on the host, so never writable.
+                binds: (!job.extras.mounts.is_empty()).then(|| {
+                    job.extras
+                        .mounts
+                        .iter()
+                        .map(|(volume, target)| format!("{volume}:{target}:ro"))
+                        .collect()
+                }),
                 nano_cpus: job.extras.nano_cpus,
                 memory: job.extras.memory,
                 ..Default::default()
@@ -295,9 +305,12 @@ impl DockerEngine {
         };
         let dirs = tarball::dirs_tar(&job.root).map_err(|e| local_err("pack", e))?;
         self.upload(id, "/", dirs.into()).await?;
-        // Shared, not copied: every shard of the run uploads the same payload.
-        let payload = bytes::Bytes::from_owner(SharedPayload(job.payload.clone()));
-        self.upload(id, &job.root, payload).await?;
+        // Shared, not copied: every shard of the run uploads the same payload (staged parts
+        // are mounted instead, so it is often empty).
+        if !job.payload.is_empty() {
+            let payload = bytes::Bytes::from_owner(SharedPayload(job.payload.clone()));
+            self.upload(id, &job.root, payload).await?;
+        }
         if !job.spec.files.is_empty() {
             let files = tarball::files_tar(&job.spec.files).map_err(|e| local_err("pack", e))?;
             self.upload(id, &job.root, files.into()).await?;

@@ -93,6 +93,8 @@ pub fn sample() -> (RunReport, Plan, Written) {
         interrupted: false,
         kept: Vec::new(),
         cleanup_failed: Vec::new(),
+        stage: Duration::ZERO,
+        staged: Vec::new(),
     };
     let shard = |index, host: &str, ms| Shard {
         index,

@@ -82,6 +82,10 @@ pub struct RunReport {
     /// Hosts the final cleanup could not reach (lost, or timing out), with the reason: their
     /// leftovers are for `cargo shard gc --run <id>`.
     pub cleanup_failed: Vec<(String, String)>,
+    /// Per Docker host: what staging the payload uploaded and found cached.
+    pub staged: Vec<(String, crate::engine::docker::StageStats)>,
+    /// How long staging took on all hosts at once (the `stage` phase).
+    pub stage: Duration,
 }
 
 /// A container left in place by `--keep-containers`, and how to reach it.
@@ -133,6 +137,11 @@ pub enum Event {
     HostLost {
         host: String,
         reason: String,
+    },
+    /// A host's payload parts are staged: bytes uploaded and served from its cache.
+    Staged {
+        host: String,
+        stats: crate::engine::docker::StageStats,
     },
 }
 

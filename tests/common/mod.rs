@@ -83,7 +83,9 @@ pub fn fixture(rel: &str) -> PathBuf {
 pub fn schema() -> PathBuf {
     std::env::var_os("CARGO_SHARD_SCHEMA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/junit/schema/junit-10.xsd"))
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/junit/schema/junit-10.xsd")
+        })
 }
 
 /// Validates a JUnit file with `xmllint --schema` (a missing xmllint fails the test).

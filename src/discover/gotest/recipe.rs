@@ -83,12 +83,15 @@ impl ShardRecipe for GoRecipe {
 
     fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
         let root = ctx.root.trim_end_matches('/');
+        // Sources at their build-machine path when staged there, so `runtime.Caller` paths
+        // compiled into the binaries name real files.
+        let (bin, src) = (ctx.place("bin"), ctx.place("src"));
         let jobs: Vec<DriverJob> = self
             .plan_jobs(tests)
             .into_iter()
             .map(|job| {
                 let pkg = &self.packages[&job.package];
-                let mut argv = vec![format!("{root}/bin/{}.test", pkg.stem), "-test.v".to_string()];
+                let mut argv = vec![format!("{bin}/{}.test", pkg.stem), "-test.v".to_string()];
                 argv.extend(self.passthrough.iter().cloned());
                 let pattern = anchored_alternation(&job.names);
                 match (&pkg.hook, job.gocheck) {
@@ -107,9 +110,9 @@ impl ShardRecipe for GoRecipe {
                     argv.push(format!("-test.timeout={}ms", total.as_millis()));
                 }
                 let dir = if pkg.rel_dir.is_empty() {
-                    format!("{root}/src")
+                    src.clone()
                 } else {
-                    format!("{root}/src/{}", pkg.rel_dir)
+                    format!("{src}/{}", pkg.rel_dir)
                 };
                 DriverJob {
                     name: job.stem,
@@ -280,6 +283,7 @@ mod tests {
             jobs: 2,
             test_timeout: Some(Duration::from_secs(2)),
             tools: Default::default(),
+            places: Default::default(),
         }
     }
 

@@ -1,11 +1,15 @@
-//! The shard recipe: run an exact test list from the archive with the source remapped,
-//! then read nextest's JUnit back into per-test results.
+//! The shard recipe: run an exact test list from the archive's binaries, extracted once per
+//! host (nextest's reuse-build options), with the source remapped, then read nextest's JUnit
+//! back into per-test results.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{ARCHIVE_DEST, SOURCE_DEST, TOOL_CONFIG_DEST, filter, junit};
+use super::{SOURCE_DEST, TOOL_CONFIG_DEST, filter, junit};
 use crate::discover::{Collected, LiveEnd, ShardCtx, ShardRecipe, ShardSpec, TestId, TestResult, TestStatus};
+
+/// The payload part holding the archive's `target/` directory, extracted.
+pub const TARGET_PART: &str = "target";
 
 /// How a shard runs its tests from the archive and how its JUnit becomes results.
 #[derive(Debug, Clone)]
@@ -20,14 +24,19 @@ impl ShardRecipe for NextestRecipe {
 
     fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
         let root = ctx.root.trim_end_matches('/');
+        let (src, target) = (ctx.place(SOURCE_DEST), ctx.place(TARGET_PART));
         let mut argv: Vec<String> = [
             ctx.tool(super::NEXTEST_BIN),
             "nextest",
             "run",
-            "--archive-file",
-            &format!("{root}/{ARCHIVE_DEST}"),
+            "--binaries-metadata",
+            &format!("{target}/nextest/binaries-metadata.json"),
+            "--cargo-metadata",
+            &format!("{target}/nextest/cargo-metadata.json"),
+            "--target-dir-remap",
+            &target,
             "--workspace-remap",
-            &format!("{root}/{SOURCE_DEST}"),
+            &src,
             "--tool-config-file",
             &format!("{}:{root}/{TOOL_CONFIG_DEST}", filter::TOOL),
             "--profile",
@@ -57,7 +66,7 @@ impl ShardRecipe for NextestRecipe {
             ("NO_COLOR", "1".into()),
             ("CARGO_TERM_COLOR", "never".into()),
             ("HOME", root.to_owned()),
-            // The archive is extracted to a temporary directory; a minimal image may lack /tmp.
+            // Tests' temporary files; a minimal image may lack /tmp.
             ("TMPDIR", format!("{root}/tmp")),
         ]
         .into_iter()
@@ -67,7 +76,7 @@ impl ShardRecipe for NextestRecipe {
         ShardSpec {
             argv,
             env,
-            workdir: format!("{root}/{SOURCE_DEST}"),
+            workdir: src,
             files: vec![
                 (
                     TOOL_CONFIG_DEST.to_owned(),
@@ -169,6 +178,7 @@ mod tests {
             jobs: 4,
             test_timeout: Some(Duration::from_secs(9)),
             tools: Default::default(),
+            places: Default::default(),
         }
     }
 
@@ -183,7 +193,11 @@ mod tests {
         assert!(spec.argv.iter().all(|a| !a.contains("unique_name_xyz")));
         let joined = spec.argv.join(" ");
         assert!(
-            joined.contains("--archive-file /shard/archive.tar.zst"),
+            joined.contains(
+                "--binaries-metadata /shard/target/nextest/binaries-metadata.json \
+                 --cargo-metadata /shard/target/nextest/cargo-metadata.json \
+                 --target-dir-remap /shard/target"
+            ),
             "{joined}"
         );
         assert!(joined.contains("--workspace-remap /shard/src"), "{joined}");
