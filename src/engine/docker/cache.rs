@@ -1,6 +1,7 @@
 //! The per-host payload cache: one Docker volume per content-addressed part, filled once
-//! through a created-but-never-started helper container, verified by a completion marker
-//! written last, and evicted least-recently-used beyond the host's `cache_size`.
+//! through a created-but-never-started helper container (which then holds the run's parts
+//! until the run's cleanup removes it), verified by a completion marker written last, and
+//! evicted least-recently-used beyond the host's `cache_size`.
 //!
 //! Volume labels cannot change after creation, so last use is kept in one small file
 //! (`lru.json`, hash → seconds since the epoch) in an index volume on the host: read and
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, HostConfig, VolumeCreateRequest};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions};
 use bollard::query_parameters::{CreateContainerOptions, ListVolumesOptions, RemoveVolumeOptions};
 
 use super::{CLEANUP, DockerEngine, tarball};
@@ -63,18 +64,14 @@ impl DockerEngine {
     ) -> Result<StageStats, EngineError> {
         let t = Instant::now();
         let sizes = self.cache_volumes().await?;
-        for p in parts {
-            if !sizes.contains_key(&volume_name(&p.hash)) {
-                self.create_cache_volume(&p.hash, p.tar.len() as u64, CACHE_LABEL)
-                    .await?;
-            }
-        }
-        if !sizes.contains_key(INDEX_VOLUME) {
-            self.create_cache_volume("index", 0, CACHE_LABEL).await?;
-        }
         let id = self.helper(parts, image, run_id).await?;
+        // The helper stays until the run's cleanup removes it (it carries the run label): while
+        // it exists, Docker refuses to remove the volumes it mounts, so another run's eviction
+        // cannot take a part from under this run's shards.
         let result = self.fill(&id, parts, sizes, limit).await;
-        let _ = tokio::time::timeout(CLEANUP, self.remove(&id)).await;
+        if result.is_err() {
+            let _ = tokio::time::timeout(CLEANUP, self.remove(&id)).await;
+        }
         let mut stats = result?;
         stats.time = t.elapsed();
         Ok(stats)
@@ -88,6 +85,9 @@ impl DockerEngine {
         limit: u64,
     ) -> Result<StageStats, EngineError> {
         let mut stats = StageStats::default();
+        for p in parts {
+            sizes.insert(volume_name(&p.hash), p.tar.len() as u64);
+        }
         for (i, p) in parts.iter().enumerate() {
             let dir = format!("/p/{i}");
             let size = p.tar.len() as u64;
@@ -107,7 +107,6 @@ impl DockerEngine {
                 .map_err(|e| self.local(e))?;
             self.upload(id, &dir, marker.into()).await?;
             stats.uploaded_bytes += size;
-            sizes.insert(volume_name(&p.hash), size);
         }
         stats.evicted = self.record_use(id, parts, &sizes, limit).await?;
         Ok(stats)
@@ -193,43 +192,44 @@ impl DockerEngine {
             .collect())
     }
 
-    async fn create_cache_volume(&self, hash: &str, size: u64, label: &str) -> Result<(), EngineError> {
-        let name = if hash == "index" {
-            INDEX_VOLUME.to_string()
-        } else {
-            volume_name(hash)
-        };
-        let labels = HashMap::from([
-            (label.to_string(), hash.to_string()),
-            (CACHE_SIZE_LABEL.to_string(), size.to_string()),
-        ]);
-        self.docker
-            .create_volume(VolumeCreateRequest {
-                name: Some(name.clone()),
-                labels: Some(labels),
-                ..Default::default()
-            })
-            .await
-            .map(|_| ())
-            .map_err(|e| self.failed(&format!("create cache volume {name}"), e))
-    }
-
     /// A container that is never started: uploads and downloads through it reach the
     /// volumes it mounts. It carries the run label, so the run's cleanup and `gc` find it.
+    /// Docker creates a missing volume with the mount's labels as it creates the container,
+    /// so no other run can remove it in between.
     async fn helper(&self, parts: &[CachePart], image: &str, run_id: &str) -> Result<String, EngineError> {
-        let mut binds: Vec<String> = parts
+        let mount = |volume: String, target: String, hash: &str, size: u64| Mount {
+            target: Some(target),
+            source: Some(volume),
+            typ: Some(MountType::VOLUME),
+            volume_options: Some(MountVolumeOptions {
+                labels: Some(HashMap::from([
+                    (CACHE_LABEL.to_string(), hash.to_string()),
+                    (CACHE_SIZE_LABEL.to_string(), size.to_string()),
+                ])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut mounts: Vec<Mount> = parts
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("{}:/p/{i}", volume_name(&p.hash)))
+            .map(|(i, p)| {
+                mount(
+                    volume_name(&p.hash),
+                    format!("/p/{i}"),
+                    &p.hash,
+                    p.tar.len() as u64,
+                )
+            })
             .collect();
-        binds.push(format!("{INDEX_VOLUME}:/index"));
+        mounts.push(mount(INDEX_VOLUME.to_string(), "/index".to_string(), "index", 0));
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: Some(vec!["true".to_string()]),
             labels: Some(HashMap::from([(RUN_LABEL.to_string(), run_id.to_string())])),
             host_config: Some(HostConfig {
                 network_mode: Some("none".to_string()),
-                binds: Some(binds),
+                mounts: Some(mounts),
                 ..Default::default()
             }),
             ..Default::default()
@@ -251,7 +251,8 @@ impl DockerEngine {
         }
     }
 
-    /// Removes every cache volume (`gc --cache`); volumes in use are reported as errors.
+    /// Removes every cache volume (`gc --cache`) except those a running run still holds
+    /// (Docker answers 409): they are that run's, and go with a later `gc --cache`.
     pub async fn remove_cache(&self) -> Result<Vec<String>, EngineError> {
         let mut removed = Vec::new();
         for name in self.cache_volumes().await?.into_keys() {
@@ -260,10 +261,12 @@ impl DockerEngine {
                 .remove_volume(&name, Some(RemoveVolumeOptions { force: true }))
                 .await
             {
-                Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
+                Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                    removed.push(name)
+                }
+                Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {}
                 Err(e) => return Err(self.failed(&format!("remove cache volume {name}"), e)),
             }
-            removed.push(name);
         }
         Ok(removed)
     }
