@@ -1,5 +1,5 @@
 //! `cargo shard gc`: remove what runs left behind (containers, networks, volumes carrying our
-//! run label) on every host at once; with `--cache`, the hosts' payload caches too.
+//! run label) on every host at once; with `--cache`, the hosts' payload caches instead.
 
 use futures_util::future::join_all;
 
@@ -33,15 +33,17 @@ pub async fn run(a: GcArgs) -> u8 {
     code
 }
 
-/// Per-run objects always; cache volumes (which carry no run label) only with `--cache`,
-/// after the containers that could hold them are gone.
+/// Per-run objects, or with `--cache` only the payload caches (which carry no run label):
+/// emptying a cache must not stop runs in progress, whose parts stay held until they end.
 async fn gc_host(h: &Host, run: Option<&str>, cache: bool) -> Result<Removed, EngineError> {
     let engine = Engine::connect_with_timeout(h, CONNECT_TIMEOUT).await?;
-    let mut removed = engine.remove_labelled(run).await?;
     if cache {
-        removed.volumes.extend(engine.remove_cache().await?);
+        return Ok(Removed {
+            volumes: engine.remove_cache().await?,
+            ..Default::default()
+        });
     }
-    Ok(removed)
+    engine.remove_labelled(run).await
 }
 
 /// `e1: removed 2 containers (a, b), 0 networks, 1 volume (v)`.

@@ -80,7 +80,8 @@ pub struct GcArgs {
     /// Remove only what this run created.
     #[arg(long, value_name = "ID")]
     pub run: Option<String>,
-    /// Also empty the hosts' payload caches (staged parts kept across runs).
+    /// Empty the hosts' payload caches (staged parts kept across runs) instead; parts a run
+    /// in progress holds are left to it.
     #[arg(long, conflicts_with = "run")]
     pub cache: bool,
 }
