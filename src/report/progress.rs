@@ -331,13 +331,7 @@ fn on_event(s: &mut State, event: &Event) {
             s.line(&text);
         }
         Event::Staged { host, stats } => {
-            let text = format!(
-                "{} {host}: {} uploaded, {} from cache in {:.2}s",
-                s.mode.paint.dim("STAGE"),
-                crate::run::stage::human_bytes(stats.uploaded_bytes),
-                crate::run::stage::human_bytes(stats.cached_bytes),
-                stats.time.as_secs_f64()
-            );
+            let text = format!("{} {host}: {}", s.mode.paint.dim("STAGE"), stats.describe());
             s.line(&text);
         }
     }

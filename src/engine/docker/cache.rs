@@ -47,6 +47,23 @@ pub struct StageStats {
     pub time: std::time::Duration,
 }
 
+impl StageStats {
+    /// `73.2 MB uploaded, 0 B from cache in 1.23s` (plus what was evicted, if anything).
+    pub fn describe(&self) -> String {
+        let bytes = crate::run::stage::human_bytes;
+        let mut line = format!(
+            "{} uploaded, {} from cache in {:.2}s",
+            bytes(self.uploaded_bytes),
+            bytes(self.cached_bytes),
+            self.time.as_secs_f64()
+        );
+        if !self.evicted.is_empty() {
+            line.push_str(&format!("; evicted {} old part(s)", self.evicted.len()));
+        }
+        line
+    }
+}
+
 /// The volume that holds part `hash` on every host.
 pub fn volume_name(hash: &str) -> String {
     format!("cargo-shard-cache-{}", &hash[..hash.len().min(40)])
@@ -338,6 +355,17 @@ mod tests {
         assert_eq!(eviction_order(&sizes, &used, &keep, 100), ["c", "b"]);
         assert!(eviction_order(&sizes, &used, &keep, 140).is_empty());
         assert_eq!(eviction_order(&sizes, &used, &keep, 0), ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn stage_line() {
+        let stats = StageStats {
+            uploaded_bytes: 73_216_512,
+            cached_bytes: 0,
+            evicted: vec!["cargo-shard-cache-ab".into()],
+            time: std::time::Duration::from_millis(1234),
+        };
+        insta::assert_snapshot!(stats.describe(), @"73.2 MB uploaded, 0 B from cache in 1.23s; evicted 1 old part(s)");
     }
 
     #[test]
