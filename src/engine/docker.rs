@@ -303,21 +303,23 @@ impl DockerEngine {
             host: self.name.clone(),
             reason: format!("{what}: {e}"),
         };
-        let dirs = tarball::dirs_tar(&job.root).map_err(|e| local_err("pack", e))?;
-        self.upload(id, "/", dirs.into()).await?;
+        // One request for the shard root, the generated files and the placed ones (secrets):
+        // with the payload staged, that is all a shard uploads.
+        let root = job.root.trim_matches('/');
+        let mut files: Vec<(String, Vec<u8>)> = job
+            .spec
+            .files
+            .iter()
+            .map(|(path, data)| (format!("{root}/{}", path.trim_start_matches('/')), data.clone()))
+            .collect();
+        files.extend(job.extras.files.0.iter().cloned());
+        let first = tarball::dir_and_files_tar(root, &files).map_err(|e| local_err("pack", e))?;
+        self.upload(id, "/", first.into()).await?;
         // Shared, not copied: every shard of the run uploads the same payload (staged parts
         // are mounted instead, so it is often empty).
         if !job.payload.is_empty() {
             let payload = bytes::Bytes::from_owner(SharedPayload(job.payload.clone()));
             self.upload(id, &job.root, payload).await?;
-        }
-        if !job.spec.files.is_empty() {
-            let files = tarball::files_tar(&job.spec.files).map_err(|e| local_err("pack", e))?;
-            self.upload(id, &job.root, files.into()).await?;
-        }
-        if !job.extras.files.0.is_empty() {
-            let files = tarball::files_tar(&job.extras.files.0).map_err(|e| local_err("pack", e))?;
-            self.upload(id, "/", files.into()).await?;
         }
         phases.upload = t.elapsed();
 
