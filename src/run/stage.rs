@@ -66,7 +66,9 @@ pub fn parts(uploads: &[Upload], scratch: &Path) -> Result<(Vec<Part>, Vec<Uploa
     for upload in uploads {
         match upload {
             Upload::File { src, dest, .. } if dest == crate::discover::nextest::ARCHIVE_DEST => {
-                parts.push(nextest_target(src, &scratch.join("target"))?);
+                // Per process: two runs sharing an output directory never share this.
+                let dir = scratch.join(format!("target-{}", std::process::id()));
+                parts.push(nextest_target(src, &dir)?);
             }
             Upload::File { dest, .. } => match dest.split_once('/') {
                 Some((dir @ ("bin" | "tools"), _)) => {
@@ -216,8 +218,11 @@ fn add_mountpoints(parts: &mut [Part]) -> Result<(), StageError> {
 
 /// The nextest archive unpacked once, on this machine, into `dir` (its `target/` prefix
 /// taken off): shards run these binaries with nextest's reuse-build options, never unpacking
-/// the archive themselves. The part is placed at the build machine's target directory.
+/// the archive themselves. The part's tar is written from the archive's own entries (mtimes
+/// zeroed, so an identical rebuild hashes the same), never re-read from `dir`; the part is
+/// placed at the build machine's target directory.
 fn nextest_target(archive: &Path, dir: &Path) -> Result<Part, StageError> {
+    use std::io::Read;
     let extract = |source| StageError::Extract {
         path: archive.display().to_string(),
         source,
@@ -227,38 +232,46 @@ fn nextest_target(archive: &Path, dir: &Path) -> Result<Part, StageError> {
     }
     std::fs::create_dir_all(dir).map_err(extract)?;
     let file = std::fs::File::open(archive).map_err(extract)?;
-    let mut tar = tar::Archive::new(zstd::Decoder::new(file).map_err(extract)?);
-    let mut files = Vec::new();
-    for entry in tar.entries().map_err(extract)? {
+    let mut input = tar::Archive::new(zstd::Decoder::new(file).map_err(extract)?);
+    let mut output = tar::Builder::new(Vec::new());
+    for entry in input.entries().map_err(extract)? {
         let mut entry = entry.map_err(extract)?;
         let path = entry.path().map_err(extract)?.into_owned();
-        let Ok(rel) = path.strip_prefix("target") else {
-            continue;
-        };
-        if rel.as_os_str().is_empty()
-            || rel
-                .components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
+        let Some(rel) = inside_target(&path) else { continue };
+        if !entry.header().entry_type().is_file() {
             continue;
         }
-        let out = dir.join(rel);
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut data).map_err(extract)?;
+        let out = dir.join(&rel);
         if let Some(parent) = out.parent() {
             std::fs::create_dir_all(parent).map_err(extract)?;
         }
-        entry.unpack(&out).map_err(extract)?;
-        if entry.header().entry_type().is_file() {
-            files.push(rel.to_path_buf());
-        }
+        let mode = entry.header().mode().map_err(extract)?;
+        std::fs::write(&out, &data).map_err(extract)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(mode & 0o7777)).map_err(extract)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode & 0o7777);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        output
+            .append_data(&mut header, &rel, data.as_slice())
+            .map_err(extract)?;
     }
-    files.sort();
+    let tar = output.into_inner().map_err(extract)?;
     let target_dir = build_target_dir(archive, dir)?;
-    let tar = super::payload::pack(&[Upload::Tree {
-        src: dir.to_path_buf(),
-        files,
-        dest: String::new(),
-    }])?;
     Ok(part("target", tar, Some(target_dir), Some(dir.to_path_buf())))
+}
+
+/// `target/a/b` → `a/b`; nothing for paths outside `target/` or that climb out of it.
+fn inside_target(path: &Path) -> Option<PathBuf> {
+    let rel = path.strip_prefix("target").ok()?;
+    let plain = rel
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    (plain && !rel.as_os_str().is_empty()).then(|| rel.to_path_buf())
 }
 
 /// The target directory the archive was built in, as its binaries-metadata records it.
@@ -392,6 +405,46 @@ mod tests {
             names(&under_root(&parts.iter().collect::<Vec<_>>()).unwrap()),
             ["tools/t"]
         );
+    }
+
+    #[test]
+    fn the_nextest_archive_becomes_the_target_part_at_the_build_target_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = br#"{"rust-build-meta":{"target-directory":"/w/ws/target"}}"#;
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data, mtime) in [
+            ("target/nextest/binaries-metadata.json", &meta[..], 7),
+            ("target/debug/deps/t-1", b"BIN", 9),
+            ("other/outside", b"X", 1),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            h.set_mtime(mtime);
+            h.set_cksum();
+            b.append_data(&mut h, path, data).unwrap();
+        }
+        let archive = dir.path().join("archive.tar.zst");
+        std::fs::write(
+            &archive,
+            zstd::encode_all(b.into_inner().unwrap().as_slice(), 0).unwrap(),
+        )
+        .unwrap();
+        let uploads = [Upload::File {
+            src: archive,
+            dest: crate::discover::nextest::ARCHIVE_DEST.into(),
+            mode: 0o644,
+        }];
+        let (parts, _) = parts(&uploads, &dir.path().join("stage")).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].name, "target");
+        assert_eq!(parts[0].build_path.as_deref(), Some("/w/ws/target"));
+        assert_eq!(
+            names(&parts[0].tar),
+            ["nextest/binaries-metadata.json", "debug/deps/t-1"]
+        );
+        let local = parts[0].local.clone().unwrap();
+        assert_eq!(std::fs::read(local.join("debug/deps/t-1")).unwrap(), b"BIN");
     }
 
     #[test]
