@@ -238,7 +238,9 @@ fn nextest_target(archive: &Path, dir: &Path) -> Result<Part, StageError> {
         let mut entry = entry.map_err(extract)?;
         let path = entry.path().map_err(extract)?.into_owned();
         let Some(rel) = inside_target(&path) else { continue };
-        if !entry.header().entry_type().is_file() {
+        // nextest writes mostly-zero binaries as GNU sparse entries; reading expands them.
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_gnu_sparse()) {
             continue;
         }
         let mut data = Vec::with_capacity(entry.size() as usize);
