@@ -1,8 +1,10 @@
 //! Per-shard fixed overhead on real engines: a no-op shard with a ~30 MB payload, timed by
 //! phase (create / upload / start / run / collect / remove), median of several runs.
 //!
-//! `cargo run --release --example shard_overhead -- [HOSTS_FILE] [RUNS]`
-//! (default `$CARGO_SHARD_TESTBED/hosts.toml`, or `target/testbed/hosts.toml`; 7 runs).
+//! `cargo run --release --example shard_overhead -- [HOSTS_FILE] [RUNS] [staged|copied]`
+//! (default `$CARGO_SHARD_TESTBED/hosts.toml`, or `target/testbed/hosts.toml`; 7 runs;
+//! `staged`: the payload is staged once per host into its cache volume and every shard
+//! mounts it, as runs do now; `copied`: uploaded into every container, as before staging).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ async fn main() {
         format!("{dir}/hosts.toml")
     });
     let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(7);
+    let staged = args.get(3).map(String::as_str) != Some("copied");
     let config = HostsConfig::load(std::path::Path::new(&hosts_file)).unwrap_or_else(|e| panic!("{e}"));
 
     // Incompressible bytes, like a test archive: a compressing transport must not flatter us.
@@ -53,10 +56,24 @@ async fn main() {
         .unwrap(),
     );
 
+    // Staged: the payload as one content-addressed part (a unique byte per process, so a
+    // previous run's cache does not answer the first stage).
+    let mut unique = payload.as_ref().clone();
+    unique.extend_from_slice(&std::process::id().to_le_bytes());
+    let part = cargo_shard::engine::docker::CachePart {
+        hash: {
+            use sha2::Digest;
+            sha2::Sha256::digest(&unique)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        },
+        tar: payload.clone(),
+    };
     println!(
-        "| host | endpoint | create | upload | start | run | collect | remove | total (median of {runs}) | `docker run --rm` no-op, no upload | ratio |"
+        "| host | endpoint | first stage: uploaded | second stage: uploaded | create | upload | start | run | collect | remove | total (median of {runs}) | `docker run --rm` no-op, no upload | ratio |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for host in &config.hosts {
         let engine = match Engine::connect(host).await {
             Ok(e) => e,
@@ -68,6 +85,23 @@ async fn main() {
         let mut phases: Vec<Phases> = Vec::new();
         let mut totals = Vec::new();
         let run_id = format!("bench{}", std::process::id());
+        let (mut first, mut second) = (String::from("-"), String::from("-"));
+        if staged && !engine.is_local() {
+            let stage = |run: String| {
+                let (engine, part, image) = (&engine, part.clone(), host.image.clone());
+                async move {
+                    let t = Instant::now();
+                    let s = engine
+                        .stage(&[part], &image, &run, u64::MAX)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    format!("{} B in {:.2} s", s.uploaded_bytes, t.elapsed().as_secs_f64())
+                }
+            };
+            first = stage(format!("{run_id}-warm")).await;
+            let _ = engine.remove_labelled(Some(&format!("{run_id}-warm"))).await;
+            second = stage(run_id.clone()).await;
+        }
         for i in 0..runs {
             let root = engine.make_root().unwrap();
             let job = ShardJob {
@@ -75,7 +109,11 @@ async fn main() {
                 image: host.image.clone(),
                 network: host.network.clone(),
                 labels: [(RUN_LABEL.to_string(), run_id.clone())].into(),
-                payload: payload.clone(),
+                payload: if staged && !engine.is_local() {
+                    Arc::new(Vec::new())
+                } else {
+                    payload.clone()
+                },
                 spec: ShardSpec {
                     argv: vec!["true".into()],
                     env: vec![],
@@ -85,7 +123,17 @@ async fn main() {
                 },
                 log_path: dir.path().join(format!("{}-{i}.log", host.name)),
                 keep: false,
-                extras: Default::default(),
+                extras: cargo_shard::engine::environment::ShardExtras {
+                    mounts: if staged && !engine.is_local() {
+                        vec![(
+                            cargo_shard::engine::docker::volume_name(&part.hash),
+                            format!("{root}/staged"),
+                        )]
+                    } else {
+                        Vec::new()
+                    },
+                    ..Default::default()
+                },
                 root,
             };
             let t0 = Instant::now();
@@ -98,6 +146,13 @@ async fn main() {
             phases.push(run.phases);
         }
         let _ = engine.remove_labelled(Some(&run_id)).await;
+        if let cargo_shard::engine::Engine::Docker(d) = &engine {
+            let volume = cargo_shard::engine::docker::volume_name(&part.hash);
+            let _ = d
+                .client()
+                .remove_volume(&volume, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .await;
+        }
         // The floor: the docker CLI's own create+start+wait+remove of a no-op, same engine.
         let baseline = match &host.endpoint {
             cargo_shard::config::Endpoint::Unix { .. } | cargo_shard::config::Endpoint::Tcp { .. } => {
@@ -127,7 +182,7 @@ async fn main() {
         };
         let m = |f: fn(&Phases) -> Duration| median(phases.iter().map(|p| f(p).as_secs_f64()).collect());
         println!(
-            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.3} s** | {} | {} |",
+            "| {} | {} | {first} | {second} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.3} s** | {} | {} |",
             host.name,
             host.endpoint,
             m(|p| p.create),

@@ -118,6 +118,7 @@ fn run_shard(suite: &Suite, tests: &[TestId], jobs: usize, extra_env: &[(&str, &
         jobs,
         test_timeout: None,
         tools: Default::default(),
+        places: Default::default(),
     };
     let spec = suite.recipe.prepare(tests, &ctx);
     for (path, bytes) in &spec.files {

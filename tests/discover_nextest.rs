@@ -1,5 +1,5 @@
 //! nextest discovery against real cargo-nextest: build and list fixtures/rust-sample, then
-//! run shards as local processes from the uploads, the way a container would.
+//! run shards as local processes from the staged payload, the way the local engine does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,22 +31,12 @@ fn discover_timed(opts: &NextestOptions) -> Suite {
     suite
 }
 
-/// Places the suite's uploads under `root`, as the engine does in a container.
-fn unpack(suite: &Suite, root: &Path) {
-    for upload in &suite.uploads {
-        match upload {
-            Upload::File { src, dest, .. } => {
-                std::fs::copy(src, root.join(dest)).unwrap();
-            }
-            Upload::Tree { src, files, dest } => {
-                for f in files {
-                    let to = root.join(dest).join(f);
-                    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-                    std::fs::copy(src.join(f), &to).unwrap();
-                }
-            }
-        }
-    }
+/// The suite's payload as the local engine uses it: the archive extracted once (under
+/// `root/stage`), the source tree where it is; returns each part's place.
+fn stage(suite: &Suite, root: &Path) -> BTreeMap<String, String> {
+    let (parts, rest) = cargo_shard::run::stage::parts(&suite.uploads, &root.join("stage")).unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    cargo_shard::run::stage::places(&parts, root.to_str().unwrap(), true)
 }
 
 fn ctx(root: &Path, attempt: u32, jobs: usize) -> ShardCtx {
@@ -60,6 +50,7 @@ fn ctx(root: &Path, attempt: u32, jobs: usize) -> ShardCtx {
         jobs,
         test_timeout: Some(Duration::from_secs(60)),
         tools: Default::default(),
+        places: Default::default(),
     }
 }
 
@@ -74,8 +65,12 @@ fn run_shard_with(
     make_ctx: impl FnOnce(&Path) -> ShardCtx,
 ) -> (Vec<TestResult>, Collected) {
     let root = tempfile::tempdir().unwrap();
-    unpack(suite, root.path());
-    let spec = suite.recipe.prepare(tests, &make_ctx(root.path()));
+    let places = stage(suite, root.path());
+    let ctx = ShardCtx {
+        places,
+        ..make_ctx(root.path())
+    };
+    let spec = suite.recipe.prepare(tests, &ctx);
     let argv_bytes: usize = spec.argv.iter().map(|a| a.len()).sum();
     assert!(
         argv_bytes < 4096,

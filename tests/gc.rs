@@ -153,3 +153,53 @@ fn unreachable_host_fails_gc_and_is_named() {
     }
     assert!(err.contains("unreachable: connection refused"), "{err}");
 }
+
+/// Cache volumes carry no run label: plain `gc` keeps them, `gc --cache` removes them.
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_keeps_the_payload_cache_unless_asked() {
+    let (engine, client) = docker("e1").await;
+    let text = format!("cached {}\n", unique("gc-cache"));
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(text.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "f.txt", text.as_bytes()).unwrap();
+    let tar = b.into_inner().unwrap();
+    use sha2::Digest;
+    let hash: String = sha2::Sha256::digest(&tar)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let volume = cargo_shard::engine::docker::volume_name(&hash);
+    let run = unique("gc-cache");
+    let part = cargo_shard::engine::docker::CachePart {
+        hash,
+        tar: std::sync::Arc::new(tar),
+    };
+    engine
+        .stage(&[part], &host("e1").image, &run, u64::MAX)
+        .await
+        .expect("stage");
+
+    let hosts = hosts_file();
+    let hosts = hosts.to_str().unwrap();
+    let (code, out, err) = cargo_shard(&["gc", "--hosts", hosts, "--only-host", "e1", "--run", &run]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("cargo-shard-{run}-stage")),
+        "the run's helper goes: {out}"
+    );
+    assert!(
+        client.inspect_volume(&volume).await.is_ok(),
+        "plain gc removed a cache volume"
+    );
+
+    let (code, out, err) = cargo_shard(&["gc", "--hosts", hosts, "--only-host", "e1", "--cache"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&volume), "{out}");
+    assert!(
+        client.inspect_volume(&volume).await.is_err(),
+        "gc --cache left {volume}"
+    );
+}

@@ -1,5 +1,5 @@
 //! `cargo shard gc`: remove what runs left behind (containers, networks, volumes carrying our
-//! run label) on every host at once.
+//! run label) on every host at once; with `--cache`, the hosts' payload caches instead.
 
 use futures_util::future::join_all;
 
@@ -15,7 +15,7 @@ pub async fn run(a: GcArgs) -> u8 {
         Err((code, msg)) => return fail(code, msg),
     };
     let run = a.run.as_deref();
-    let results = join_all(hosts.iter().map(|h| gc_host(h, run))).await;
+    let results = join_all(hosts.iter().map(|h| gc_host(h, run, a.cache))).await;
     let mut code = exit::OK;
     for (h, r) in hosts.iter().zip(results) {
         match r {
@@ -33,11 +33,17 @@ pub async fn run(a: GcArgs) -> u8 {
     code
 }
 
-async fn gc_host(h: &Host, run: Option<&str>) -> Result<Removed, EngineError> {
-    Engine::connect_with_timeout(h, CONNECT_TIMEOUT)
-        .await?
-        .remove_labelled(run)
-        .await
+/// Per-run objects, or with `--cache` only the payload caches (which carry no run label):
+/// emptying a cache must not stop runs in progress, whose parts stay held until they end.
+async fn gc_host(h: &Host, run: Option<&str>, cache: bool) -> Result<Removed, EngineError> {
+    let engine = Engine::connect_with_timeout(h, CONNECT_TIMEOUT).await?;
+    if cache {
+        return Ok(Removed {
+            volumes: engine.remove_cache().await?,
+            ..Default::default()
+        });
+    }
+    engine.remove_labelled(run).await
 }
 
 /// `e1: removed 2 containers (a, b), 0 networks, 1 volume (v)`.

@@ -142,6 +142,10 @@ pub struct GcArgs {
     /// Remove only what this run created.
     #[arg(long, value_name = "ID")]
     pub run: Option<String>,
+    /// Empty the hosts' payload caches (staged parts kept across runs) instead; parts a run
+    /// in progress holds are left to it.
+    #[arg(long, conflicts_with = "run")]
+    pub cache: bool,
 }
 
 /// How to plan: shared by every runner.

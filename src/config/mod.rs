@@ -18,10 +18,47 @@ pub use registry::{PullPolicy, RegistryAuth};
 
 /// The image every host uses unless told otherwise; made by `scripts/testbed`.
 pub const DEFAULT_IMAGE: &str = "cargo-shard/base:latest";
+/// Staged payload each host keeps across runs unless `cache_size` says otherwise: 10 GiB.
+pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
+
+/// `"10GiB"`, `"500 MB"`, `"0"` → bytes (binary units with `i`, decimal without).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like \"10GiB\" or \"500MB\""))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "kib" => 1 << 10,
+        "mb" | "m" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" | "g" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "tb" | "t" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (use B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)"
+            ));
+        }
+    };
+    Ok((value * scale as f64) as u64)
+}
+
 /// The label every object we create carries, with the run id as value.
 pub const RUN_LABEL: &str = "dev.cargo-shard.run";
 /// The label carrying a shard's index.
 pub const SHARD_LABEL: &str = "dev.cargo-shard.shard";
+/// The label of cache volumes (staged payload parts, kept across runs), never carried with
+/// [`RUN_LABEL`]: `gc` keeps them unless asked (`--cache`). Its value is the part's hash.
+pub const CACHE_LABEL: &str = "dev.cargo-shard.cache";
+/// A cache volume's size in bytes (its contents never change: they are content-addressed).
+pub const CACHE_SIZE_LABEL: &str = "dev.cargo-shard.cache-size";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -63,6 +100,7 @@ struct RawDefaults {
     jobs: Option<Spanned<i64>>,
     network: Option<String>,
     pull: Option<Spanned<String>>,
+    cache_size: Option<Spanned<String>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
@@ -90,6 +128,7 @@ struct RawHost {
     image: Option<String>,
     network: Option<String>,
     pull: Option<Spanned<String>>,
+    cache_size: Option<Spanned<String>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
@@ -143,6 +182,8 @@ pub struct Host {
     pub image: String,
     /// Network mode for shard containers: `none` unless configured.
     pub network: String,
+    /// Bytes of staged payload parts the host keeps across runs (`cache_size`).
+    pub cache_size: u64,
     pub env: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub insecure: bool,
@@ -251,6 +292,12 @@ impl HostsConfig {
         };
         let default_slots = positive(&d.slots, "slots")?.unwrap_or(1);
         let default_jobs = positive(&d.jobs, "jobs")?;
+        let size = |v: &Option<Spanned<String>>| -> Result<Option<u64>, ConfigError> {
+            v.as_ref()
+                .map(|s| parse_size(s.get_ref()).map_err(|msg| at(s.span(), format!("`cache_size`: {msg}"))))
+                .transpose()
+        };
+        let default_cache = size(&d.cache_size)?.unwrap_or(DEFAULT_CACHE_SIZE);
         let mut hosts: Vec<Host> = Vec::new();
         for h in &raw.host {
             let name = h.name.get_ref().trim().to_string();
@@ -320,6 +367,7 @@ impl HostsConfig {
                     .clone()
                     .or_else(|| d.network.clone())
                     .unwrap_or_else(|| "none".to_string()),
+                cache_size: size(&h.cache_size)?.unwrap_or(default_cache),
                 env,
                 labels,
                 insecure,

@@ -247,3 +247,21 @@ fn slots_and_jobs_beyond_what_a_host_can_hold_are_refused() {
     let text = "[defaults]\njobs = 5000\n[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n";
     assert_eq!(err(text), "hosts.toml:2:8: `jobs` must be at most 1024, got 5000");
 }
+
+#[test]
+fn cache_size_defaults_per_host_and_validated() {
+    let text = "[defaults]\ncache_size = \"2GiB\"\n[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n\
+                [[host]]\nname = \"e2\"\ndocker_host = \"local://\"\ncache_size = \"500 MB\"\n";
+    let hosts = parse(text).unwrap().hosts;
+    assert_eq!(hosts[0].cache_size, 2 << 30);
+    assert_eq!(hosts[1].cache_size, 500_000_000);
+    let plain = parse("[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n").unwrap();
+    assert_eq!(plain.hosts[0].cache_size, DEFAULT_CACHE_SIZE);
+    let e = err("[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\ncache_size = \"10 parsecs\"\n");
+    assert!(
+        e.starts_with("hosts.toml:4:14: `cache_size`: unknown unit \"parsecs\""),
+        "{e}"
+    );
+    assert_eq!(parse_size("0").unwrap(), 0);
+    assert!(parse_size("lots").is_err());
+}

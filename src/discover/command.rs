@@ -365,6 +365,11 @@ impl ShardRecipe for ExecRecipe {
         super::gocheck::live(line)
     }
 
+    /// A user's command may write anywhere in its tree (its JUnit output, build files).
+    fn writes_source(&self) -> bool {
+        true
+    }
+
     fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
         let root = ctx.root.trim_end_matches('/');
         let src = format!("{root}/src");
@@ -456,6 +461,7 @@ mod tests {
             jobs: 1,
             test_timeout: None,
             tools: Default::default(),
+            places: Default::default(),
         }
     }
 

@@ -85,9 +85,20 @@ pub struct ShardCtx {
     /// How to invoke each of the suite's [`Tool`]s in this shard: absent means by name, from
     /// the image's PATH; present, the path of the copy shipped from this machine.
     pub tools: BTreeMap<String, String>,
+    /// Where each staged part of the payload is (`src`, `target`, `bin`…): its build-machine
+    /// path when it could be used there; absent means `<root>/<name>`.
+    pub places: BTreeMap<String, String>,
 }
 
 impl ShardCtx {
+    /// The absolute directory holding payload part `name` in this shard.
+    pub fn place(&self, name: &str) -> String {
+        self.places
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| format!("{}/{name}", self.root.trim_end_matches('/')))
+    }
+
     /// The command that runs tool `name` in this shard.
     pub fn tool<'a>(&'a self, name: &'a str) -> &'a str {
         self.tools.get(name).map(String::as_str).unwrap_or(name)
@@ -169,6 +180,11 @@ pub trait ShardRecipe: Send + Sync {
     /// Per-test results from what the shard left behind. Tests of `tests` without a
     /// result are the runner's to explain; the caller turns them into errors.
     fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult>;
+    /// Whether shards write into the uploaded source tree (a user's command may): then the
+    /// payload is copied into each container instead of mounted read-only from the cache.
+    fn writes_source(&self) -> bool {
+        false
+    }
     /// What a line of the shard's live output says about a test, if anything: started or
     /// finished, and whether the line came from a channel the tests' own output cannot write
     /// into (only such lines may stand in for the report when the shard ends without one).

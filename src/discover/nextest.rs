@@ -17,7 +17,7 @@ use super::{Suite, TestCase, TestId, Tool, Upload};
 use process::{one_line, run};
 
 pub use filter::{exact_filterset, quote_matcher};
-pub use recipe::{NextestRecipe, UserProfile};
+pub use recipe::{NextestRecipe, TARGET_PART, UserProfile};
 
 /// The archive's name in the shard root, and the source tree's.
 pub const ARCHIVE_DEST: &str = "archive.tar.zst";

@@ -25,8 +25,10 @@ use super::{EngineError, EngineInfo, Phases, Removed, ShardJob, ShardRun, tarbal
 use crate::config::{Endpoint, Host, RUN_LABEL};
 use crate::discover::Collected;
 
+mod cache;
 mod pull;
 mod services;
+pub use cache::{CachePart, INDEX_VOLUME, MARKER, StageStats, volume_name};
 pub use services::{service_container, service_network};
 mod tls;
 
@@ -264,6 +266,14 @@ impl DockerEngine {
             tty: Some(false),
             host_config: Some(HostConfig {
                 network_mode: Some(job.network.clone()),
+                // Staged payload parts: shared by every shard on the host, so never writable.
+                binds: (!job.extras.mounts.is_empty()).then(|| {
+                    job.extras
+                        .mounts
+                        .iter()
+                        .map(|(volume, target)| format!("{volume}:{target}:ro"))
+                        .collect()
+                }),
                 nano_cpus: job.extras.nano_cpus,
                 memory: job.extras.memory,
                 ..Default::default()
@@ -301,18 +311,23 @@ impl DockerEngine {
             host: self.name.clone(),
             reason: format!("{what}: {e}"),
         };
-        let dirs = tarball::dirs_tar(&job.root).map_err(|e| local_err("pack", e))?;
-        self.upload(id, "/", dirs.into()).await?;
-        // Shared, not copied: every shard of the run uploads the same payload.
-        let payload = bytes::Bytes::from_owner(SharedPayload(job.payload.clone()));
-        self.upload(id, &job.root, payload).await?;
-        if !job.spec.files.is_empty() {
-            let files = tarball::files_tar(&job.spec.files).map_err(|e| local_err("pack", e))?;
-            self.upload(id, &job.root, files.into()).await?;
-        }
-        if !job.extras.files.0.is_empty() {
-            let files = tarball::files_tar(&job.extras.files.0).map_err(|e| local_err("pack", e))?;
-            self.upload(id, "/", files.into()).await?;
+        // One request for the shard root, the generated files and the placed ones (secrets):
+        // with the payload staged, that is all a shard uploads.
+        let root = job.root.trim_matches('/');
+        let mut files: Vec<(String, Vec<u8>)> = job
+            .spec
+            .files
+            .iter()
+            .map(|(path, data)| (format!("{root}/{}", path.trim_start_matches('/')), data.clone()))
+            .collect();
+        files.extend(job.extras.files.0.iter().cloned());
+        let first = tarball::dir_and_files_tar(root, &files).map_err(|e| local_err("pack", e))?;
+        self.upload(id, "/", first.into()).await?;
+        // Shared, not copied: every shard of the run uploads the same payload (staged parts
+        // are mounted instead, so it is often empty).
+        if !job.payload.is_empty() {
+            let payload = bytes::Bytes::from_owner(SharedPayload(job.payload.clone()));
+            self.upload(id, &job.root, payload).await?;
         }
         phases.upload = t.elapsed();
 

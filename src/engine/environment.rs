@@ -63,4 +63,6 @@ pub struct ShardExtras {
     pub secrets: Secrets,
     /// Sees every output line as it arrives.
     pub on_line: super::lines::LineSink,
+    /// Staged cache volumes mounted read-only: (volume name, absolute path in the container).
+    pub mounts: Vec<(String, String)>,
 }

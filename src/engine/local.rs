@@ -200,9 +200,11 @@ impl LocalEngine {
 
 fn unpack(payload: &[u8], files: &[(String, Vec<u8>)], root: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(root)?;
-    let mut a = tar::Archive::new(payload);
-    a.set_preserve_permissions(true);
-    a.unpack(root)?;
+    if !payload.is_empty() {
+        let mut a = tar::Archive::new(payload);
+        a.set_preserve_permissions(true);
+        a.unpack(root)?;
+    }
     let extra = tarball::files_tar(files)?;
     tar::Archive::new(extra.as_slice()).unpack(root)
 }

@@ -190,6 +190,29 @@ impl Engine {
         }
     }
 
+    /// Makes `parts` present and verified in this host's cache (see `docker::cache`); the
+    /// local engine runs from this machine's files and stages nothing.
+    pub async fn stage(
+        &self,
+        parts: &[docker::CachePart],
+        image: &str,
+        run_id: &str,
+        limit: u64,
+    ) -> Result<docker::StageStats, EngineError> {
+        match self {
+            Engine::Docker(d) => d.stage(parts, image, run_id, limit).await,
+            Engine::Local(_) => Ok(docker::StageStats::default()),
+        }
+    }
+
+    /// Removes the host's cache volumes (`gc --cache`).
+    pub async fn remove_cache(&self) -> Result<Vec<String>, EngineError> {
+        match self {
+            Engine::Docker(d) => d.remove_cache().await,
+            Engine::Local(_) => Ok(Vec::new()),
+        }
+    }
+
     /// Removes containers, networks and volumes labelled [`crate::config::RUN_LABEL`] (any
     /// run, or only `run`).
     pub async fn remove_labelled(&self, run: Option<&str>) -> Result<Removed, EngineError> {

@@ -4,22 +4,22 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-/// A tar holding only the directories of `path` (absolute), to be extracted at `/`.
-pub fn dirs_tar(path: &str) -> std::io::Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut prefix = String::new();
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        prefix.push_str(part);
-        prefix.push('/');
-        append_dir(&mut b, &prefix)?;
-    }
-    b.into_inner()
-}
-
 /// A tar of generated files (paths relative to the shard root), with their parent directories.
 pub fn files_tar(files: &[(String, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
+    dir_and_files_tar("", files)
+}
+
+/// [`files_tar`] that also holds the directories of `dir` (relative to where it is extracted),
+/// whether or not a file lands there.
+pub fn dir_and_files_tar(dir: &str, files: &[(String, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
     let mut dirs = std::collections::BTreeSet::new();
+    let mut prefix = String::new();
+    for part in dir.split('/').filter(|p| !p.is_empty()) {
+        prefix.push_str(part);
+        prefix.push('/');
+        dirs.insert(prefix.clone());
+    }
     for (path, _) in files {
         let rel = path.trim_start_matches('/');
         let mut prefix = String::new();
@@ -102,8 +102,10 @@ mod tests {
     }
 
     #[test]
-    fn dirs_tar_lists_every_component() {
-        assert_eq!(names(&dirs_tar("/a/b/").unwrap()), ["a/", "a/b/"]);
+    fn root_dirs_are_listed_with_or_without_files() {
+        assert_eq!(names(&dir_and_files_tar("/a/b/", &[]).unwrap()), ["a/", "a/b/"]);
+        let with_file = dir_and_files_tar("a", &[("run/x".into(), b"1".to_vec())]).unwrap();
+        assert_eq!(names(&with_file), ["a/", "run/", "run/x"]);
     }
 
     #[test]

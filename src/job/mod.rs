@@ -201,6 +201,7 @@ impl RunJob {
             files,
             secrets: self.secrets.clone(),
             on_line: Default::default(),
+            mounts: Vec::new(),
         };
         (extras, artifacts)
     }
@@ -287,6 +288,7 @@ mod tests {
             jobs: 1,
             test_timeout: None,
             tools: Default::default(),
+            places: Default::default(),
         }
     }
 

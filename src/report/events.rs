@@ -167,6 +167,14 @@ pub fn to_json(event: &Event) -> Value {
             v
         }
         Event::HostLost { host, reason } => json!({"type": "host-lost", "host": host, "reason": reason}),
+        Event::Staged { host, stats } => json!({
+            "type": "host-staged",
+            "host": host,
+            "uploaded_bytes": stats.uploaded_bytes,
+            "cached_bytes": stats.cached_bytes,
+            "evicted": stats.evicted,
+            "seconds": secs(stats.time),
+        }),
     }
 }
 
@@ -239,6 +247,12 @@ pub fn run_finished_json(report: &RunReport, exit_code: u8) -> Value {
         "skipped": report.count(TestStatus::Skipped),
         "errors": report.count(TestStatus::Error),
         "wall": secs(report.wall),
+        "stage": secs(report.stage),
+        "staged": report.staged.iter().map(|(host, s)| json!({
+            "host": host,
+            "uploaded_bytes": s.uploaded_bytes,
+            "cached_bytes": s.cached_bytes,
+        })).collect::<Vec<_>>(),
         "interrupted": report.interrupted,
         "exit_code": exit_code,
         "tests": tests,

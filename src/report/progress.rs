@@ -423,6 +423,10 @@ fn on_event(s: &mut State, event: &Event) {
             );
             s.line(&text);
         }
+        Event::Staged { host, stats } => {
+            let text = format!("{} {host}: {}", s.mode.paint.dim("STAGE"), stats.describe());
+            s.line(&text);
+        }
     }
 }
 

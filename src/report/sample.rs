@@ -95,6 +95,8 @@ pub fn sample() -> (RunReport, Plan, Written) {
         kept: Vec::new(),
         cleanup_failed: Vec::new(),
         rejected: None,
+        stage: Duration::ZERO,
+        staged: Vec::new(),
     };
     let shard = |index, host: &str, ms| Shard {
         index,

@@ -101,6 +101,7 @@ pub(crate) async fn run(
         jobs: host.host.jobs,
         test_timeout: shared.opts.test_timeout,
         tools: shared.payloads.tools(&host.host.name, &root),
+        places: shared.payloads.places(&host.host.name, &root),
     };
     let mut spec = shared.suite.recipe.prepare(&job.tests, &ctx);
     let mut env: BTreeMap<String, String> = host.host.env.clone();
@@ -116,6 +117,7 @@ pub(crate) async fn run(
     let docker = !host.engine.is_local();
     let (mut extras, artifacts) = shared.opts.job.shard(&ctx, &mut spec, docker, &host.host.image);
     extras.on_line = live_tap(shared, job, &host.host.name, announced.clone());
+    extras.mounts = shared.payloads.mounts(&host.host.name);
     let mut labels = host.host.labels.clone();
     labels.insert(RUN_LABEL.to_string(), shared.opts.run_id.clone());
     labels.insert(SHARD_LABEL.to_string(), job.shard.to_string());

@@ -13,6 +13,7 @@ mod attempt;
 pub mod outcome;
 pub mod payload;
 mod schedule;
+pub mod stage;
 pub mod tools;
 
 pub use outcome::{AttemptEnd, Event, Kept, Outcome, RunReport, ShardAttempt};

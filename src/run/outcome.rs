@@ -85,6 +85,10 @@ pub struct RunReport {
     /// An engine refused a shard's container configuration (`HOST: the engine refused …`):
     /// bad input, the run stopped starting shards.
     pub rejected: Option<String>,
+    /// Per Docker host: what staging the payload uploaded and found cached.
+    pub staged: Vec<(String, crate::engine::docker::StageStats)>,
+    /// How long staging took on all hosts at once (the `stage` phase).
+    pub stage: Duration,
 }
 
 /// A container left in place by `--keep-containers`, and how to reach it.
@@ -151,6 +155,11 @@ pub enum Event {
     HostLost {
         host: String,
         reason: String,
+    },
+    /// A host's payload parts are staged: bytes uploaded and served from its cache.
+    Staged {
+        host: String,
+        stats: crate::engine::docker::StageStats,
     },
 }
 

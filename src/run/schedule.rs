@@ -3,7 +3,7 @@
 //! re-run at the end for `--retries`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -134,12 +134,9 @@ async fn execute_inner(
         run_id: opts.run_id.clone(),
         ..Default::default()
     };
-    // One payload for all shards, plus variants carrying tools some hosts' images lack.
-    let packed = match tokio::task::block_in_place(|| super::payload::pack(&suite.uploads)) {
-        Ok(p) => super::tools::prepare(suite, &hosts, opts, Arc::new(p)).await,
-        Err(e) => Err(e),
-    };
-    let payloads = match packed {
+    // Each payload part staged once per host (tools for hosts whose image lacks them).
+    let staged = Instant::now();
+    let payloads = match super::tools::prepare(suite, &hosts, opts).await {
         Ok(p) => p,
         Err(e) => {
             let reason = e.to_string();
@@ -152,6 +149,29 @@ async fn execute_inner(
             return report;
         }
     };
+    report.stage = staged.elapsed();
+    let mut dead = BTreeSet::new();
+    for (host, stage) in &payloads.hosts {
+        match &stage.stats {
+            Some(Ok(stats)) => {
+                observer(&Event::Staged {
+                    host: host.clone(),
+                    stats: stats.clone(),
+                });
+                report.staged.push((host.clone(), stats.clone()));
+            }
+            Some(Err(e)) => {
+                let reason = format!("staging failed: {e}");
+                observer(&Event::HostLost {
+                    host: host.clone(),
+                    reason: reason.clone(),
+                });
+                report.lost_hosts.push((host.clone(), reason));
+                dead.insert(host.clone());
+            }
+            None => {}
+        }
+    }
     // Cancelled by an interrupt (the caller's token) or when --max-fail is reached (only this).
     let stop = cancel.child_token();
     let shared = Shared {
@@ -177,7 +197,6 @@ async fn execute_inner(
         })
         .collect();
     let mut outcomes: BTreeMap<TestId, Outcome> = BTreeMap::new();
-    let mut dead = BTreeSet::new();
     let phase = run_phase(&shared, &hosts, jobs, &mut dead, &observer, t0).await;
     merge_phase(&mut outcomes, phase.results);
     report.attempts.extend(phase.attempts);

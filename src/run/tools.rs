@@ -1,6 +1,7 @@
-//! Programs a shard runs that an image may lack (`cargo-nextest`): each Docker host's image
-//! is checked once at the start of a run, and hosts whose image lacks a tool get a payload
-//! that also carries this machine's copy, under `tools/` in the shard root.
+//! What each host's shards receive: the payload's parts staged once per host (see
+//! [`super::stage`]), and programs a shard runs that an image may lack (`cargo-nextest`):
+//! each Docker host's image is checked once at the start of a run, and hosts whose image
+//! lacks a tool also get this machine's copy, under `tools/` in the shard root.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,33 +10,48 @@ use tokio_util::sync::CancellationToken;
 
 use super::{LiveHost, RunOptions};
 use crate::config::RUN_LABEL;
-use crate::discover::{ShardSpec, Suite, Upload};
+use crate::discover::{ShardSpec, Suite, Tool, Upload};
+use crate::engine::docker::CachePart;
 use crate::engine::{EngineError, ShardJob};
 
 /// Where shipped tools land, relative to the shard root.
 pub const TOOLS_DIR: &str = "tools";
 
-/// What each host's shards receive: the payload, and the tools shipped in it.
+/// What each host's shards receive: a per-container payload, the staged parts they mount,
+/// and the tools shipped to them.
 pub(crate) struct HostPayloads {
+    pub(crate) hosts: BTreeMap<String, HostStage>,
+    /// For hosts not in `hosts` (never staged): the whole payload per container.
     default: Arc<Vec<u8>>,
-    /// Hosts whose image lacks some tool: their payload and the shipped tools' names.
-    shipped: BTreeMap<String, (Arc<Vec<u8>>, Vec<String>)>,
+}
+
+/// One host's share.
+#[derive(Default)]
+pub(crate) struct HostStage {
+    /// Uploaded into each container under the shard root.
+    pub payload: Arc<Vec<u8>>,
+    /// Staged parts, placed per shard by [`super::stage::places`].
+    pub parts: Vec<super::stage::Part>,
+    pub local: bool,
+    pub tools: Vec<String>,
+    /// Staging outcome; an error leaves the host out of the run.
+    pub stats: Option<Result<crate::engine::docker::StageStats, EngineError>>,
 }
 
 impl HostPayloads {
     pub fn payload(&self, host: &str) -> Arc<Vec<u8>> {
-        self.shipped
+        self.hosts
             .get(host)
-            .map(|(p, _)| p.clone())
+            .map(|h| h.payload.clone())
             .unwrap_or_else(|| self.default.clone())
     }
 
     /// Tool name → how to invoke it in a shard rooted at `root` on `host`.
     pub fn tools(&self, host: &str, root: &str) -> BTreeMap<String, String> {
-        let Some((_, names)) = self.shipped.get(host) else {
+        let Some(h) = self.hosts.get(host) else {
             return BTreeMap::new();
         };
-        names
+        h.tools
             .iter()
             .map(|n| {
                 (
@@ -45,19 +61,36 @@ impl HostPayloads {
             })
             .collect()
     }
+
+    /// Part name → its directory in a shard rooted at `root` on `host`.
+    pub fn places(&self, host: &str, root: &str) -> BTreeMap<String, String> {
+        self.hosts
+            .get(host)
+            .map(|h| super::stage::places(&h.parts, root, h.local))
+            .unwrap_or_default()
+    }
+
+    /// (cache volume, container path) pairs each container on `host` mounts read-only.
+    pub fn mounts(&self, host: &str) -> Vec<(String, String)> {
+        let Some(h) = self.hosts.get(host).filter(|h| !h.local) else {
+            return Vec::new();
+        };
+        h.parts
+            .iter()
+            .map(|p| {
+                (
+                    crate::engine::docker::volume_name(&p.hash),
+                    p.place(crate::engine::CONTAINER_ROOT),
+                )
+            })
+            .collect()
+    }
 }
 
-/// Checks every Docker host's image for the suite's tools (all hosts at once) and packs a
-/// payload with the missing ones for the hosts that need it.
-pub(crate) async fn prepare(
-    suite: &Suite,
-    hosts: &[LiveHost],
-    opts: &RunOptions,
-    default: Arc<Vec<u8>>,
-) -> Result<HostPayloads, super::payload::PayloadError> {
-    let mut shipped = BTreeMap::new();
+/// Tools each Docker host's image lacks (all hosts checked at once), by host.
+async fn missing_tools(suite: &Suite, hosts: &[LiveHost], opts: &RunOptions) -> BTreeMap<String, Vec<Tool>> {
     if suite.tools.is_empty() {
-        return Ok(HostPayloads { default, shipped });
+        return BTreeMap::new();
     }
     let checks = hosts.iter().filter(|h| !h.engine.is_local()).map(|h| async move {
         let mut missing = Vec::new();
@@ -68,33 +101,151 @@ pub(crate) async fn prepare(
         }
         (h.host.name.clone(), missing)
     });
-    let mut packed: BTreeMap<Vec<String>, Arc<Vec<u8>>> = BTreeMap::new();
+    let mut out = BTreeMap::new();
     for (host, missing) in futures_util::future::join_all(checks).await {
         if missing.is_empty() {
             continue;
         }
-        let names: Vec<String> = missing.iter().map(|t| t.name.clone()).collect();
-        let payload = match packed.get(&names) {
-            Some(p) => p.clone(),
-            None => {
-                let mut uploads = suite.uploads.clone();
-                uploads.extend(missing.iter().map(|t| Upload::File {
-                    src: t.local.clone(),
-                    dest: format!("{TOOLS_DIR}/{}", t.name),
-                    mode: 0o755,
-                }));
-                let p = Arc::new(tokio::task::block_in_place(|| super::payload::pack(&uploads))?);
-                packed.insert(names.clone(), p.clone());
-                p
-            }
-        };
+        let names: Vec<&str> = missing.iter().map(|t| t.name.as_str()).collect();
         eprintln!(
-            "{host}: image has no {}: shipping this machine's copy with every shard",
+            "{host}: image has no {}: shipping this machine's copy",
             names.join(", ")
         );
-        shipped.insert(host, (payload, names));
+        out.insert(host, missing);
     }
-    Ok(HostPayloads { default, shipped })
+    out
+}
+
+fn tool_uploads(tools: &[Tool]) -> Vec<Upload> {
+    tools
+        .iter()
+        .map(|t| Upload::File {
+            src: t.local.clone(),
+            dest: format!("{TOOLS_DIR}/{}", t.name),
+            mode: 0o755,
+        })
+        .collect()
+}
+
+/// Splits the payload into parts and stages them on every Docker host at once; local hosts
+/// use this machine's files where they are. A runner that writes into its source tree gets
+/// the whole payload copied into each container instead, as before staging existed.
+pub(crate) async fn prepare(
+    suite: &Suite,
+    hosts: &[LiveHost],
+    opts: &RunOptions,
+) -> Result<HostPayloads, super::stage::StageError> {
+    let missing = missing_tools(suite, hosts, opts).await;
+    if suite.recipe.writes_source() {
+        return copied(suite, hosts, &missing);
+    }
+    let scratch = opts.out_dir.join("stage");
+    let (mut parts, rest) = tokio::task::block_in_place(|| super::stage::parts(&suite.uploads, &scratch))?;
+    // Job files (no secrets: those travel in each shard's extras) are copied per container.
+    let rest = if rest.is_empty() {
+        Vec::new()
+    } else {
+        tokio::task::block_in_place(|| super::payload::pack(&rest))?
+    };
+    for line in super::stage::fall_back_reserved(&mut parts) {
+        eprintln!("{line}");
+    }
+    let mut stages = BTreeMap::new();
+    for h in hosts {
+        let mut host_parts = parts.clone();
+        let tools = missing.get(&h.host.name).cloned().unwrap_or_default();
+        if !tools.is_empty() {
+            let uploads = tool_uploads(&tools);
+            host_parts.extend(tokio::task::block_in_place(|| super::stage::parts(&uploads, &scratch))?.0);
+        }
+        let local = h.engine.is_local();
+        let mut payload = rest.clone();
+        if local {
+            let unplaced: Vec<&super::stage::Part> =
+                host_parts.iter().filter(|p| p.local.is_none()).collect();
+            let copied = tokio::task::block_in_place(|| super::stage::under_root(&unplaced))?;
+            payload = concat_tars(&payload, &copied);
+        }
+        let payload = Arc::new(payload);
+        let stage = HostStage {
+            payload,
+            parts: host_parts,
+            local,
+            tools: tools.iter().map(|t| t.name.clone()).collect(),
+            stats: None,
+        };
+        stages.insert(h.host.name.clone(), stage);
+    }
+    let staging = hosts.iter().filter(|h| !h.engine.is_local()).map(|h| {
+        let cache: Vec<CachePart> = stages[&h.host.name]
+            .parts
+            .iter()
+            .map(|p| CachePart {
+                hash: p.hash.clone(),
+                tar: p.tar.clone(),
+            })
+            .collect();
+        async move {
+            let r = h
+                .engine
+                .stage(&cache, &h.host.image, &opts.run_id, h.host.cache_size)
+                .await;
+            (h.host.name.clone(), r)
+        }
+    });
+    for (host, r) in futures_util::future::join_all(staging).await {
+        if let Some(s) = stages.get_mut(&host) {
+            s.stats = Some(r);
+        }
+    }
+    Ok(HostPayloads {
+        hosts: stages,
+        default: Arc::new(Vec::new()),
+    })
+}
+
+/// One tar holding the entries of both (a tar ends with two zero blocks: drop the first's).
+fn concat_tars(a: &[u8], b: &[u8]) -> Vec<u8> {
+    if a.is_empty() {
+        return b.to_vec();
+    }
+    let mut out = a[..a.len().saturating_sub(1024)].to_vec();
+    out.extend_from_slice(b);
+    out
+}
+
+/// The whole payload (and the missing tools) uploaded into every container.
+fn copied(
+    suite: &Suite,
+    hosts: &[LiveHost],
+    missing: &BTreeMap<String, Vec<Tool>>,
+) -> Result<HostPayloads, super::stage::StageError> {
+    let default = Arc::new(tokio::task::block_in_place(|| {
+        super::payload::pack(&suite.uploads)
+    })?);
+    let mut stages = BTreeMap::new();
+    for h in hosts {
+        let tools = missing.get(&h.host.name).cloned().unwrap_or_default();
+        let payload = if tools.is_empty() {
+            default.clone()
+        } else {
+            let mut uploads = suite.uploads.clone();
+            uploads.extend(tool_uploads(&tools));
+            Arc::new(tokio::task::block_in_place(|| super::payload::pack(&uploads))?)
+        };
+        stages.insert(
+            h.host.name.clone(),
+            HostStage {
+                payload,
+                tools: tools.iter().map(|t| t.name.clone()).collect(),
+                ..Default::default()
+            },
+        );
+    }
+    Ok(HostPayloads {
+        hosts: stages,
+        default,
+    })
 }
 
 /// Runs `TOOL --version` in a throwaway container of the host's image. Only a clear "not

@@ -84,6 +84,9 @@ impl ShardRecipe for GoRecipe {
 
     fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
         let root = ctx.root.trim_end_matches('/');
+        // Sources at their build-machine path when staged there, so `runtime.Caller` paths
+        // compiled into the binaries name real files.
+        let (bin, src) = (ctx.place("bin"), ctx.place("src"));
         let jobs: Vec<DriverJob> = self
             .plan_jobs(tests)
             .into_iter()
@@ -92,7 +95,7 @@ impl ShardRecipe for GoRecipe {
                 // A test calling os.Exit(0) must not pass for a binary that finished: the binary
                 // panics instead, as under `go test`.
                 let mut argv = vec![
-                    format!("{root}/bin/{}.test", pkg.stem),
+                    format!("{bin}/{}.test", pkg.stem),
                     "-test.v".to_string(),
                     "-test.paniconexit0".to_string(),
                 ];
@@ -114,9 +117,9 @@ impl ShardRecipe for GoRecipe {
                     argv.push(format!("-test.timeout={}ms", total.as_millis()));
                 }
                 let dir = if pkg.rel_dir.is_empty() {
-                    format!("{root}/src")
+                    src.clone()
                 } else {
-                    format!("{root}/src/{}", pkg.rel_dir)
+                    format!("{src}/{}", pkg.rel_dir)
                 };
                 DriverJob {
                     name: job.stem,
@@ -320,6 +323,7 @@ mod tests {
             jobs: 2,
             test_timeout: Some(Duration::from_secs(2)),
             tools: Default::default(),
+            places: Default::default(),
         }
     }
 

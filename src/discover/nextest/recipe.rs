@@ -1,5 +1,6 @@
-//! The shard recipe: run an exact test list from the archive with the source remapped,
-//! then read nextest's JUnit back into per-test results.
+//! The shard recipe: run an exact test list from the archive's binaries, extracted once per
+//! host (nextest's reuse-build options), with the source remapped, then read nextest's JUnit
+//! back into per-test results.
 //!
 //! Live, nextest writes its libtest-json-plus events on stdout and its human output on
 //! stderr. A test's captured output reaches stdout only inside a JSON string (newlines
@@ -10,11 +11,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{ARCHIVE_DEST, SOURCE_DEST, TOOL_CONFIG_DEST, filter, junit};
+use super::{SOURCE_DEST, TOOL_CONFIG_DEST, filter, junit};
 use crate::discover::{
     Collected, Live, LiveEnd, LiveEvent, ShardCtx, ShardRecipe, ShardSpec, Stream, TestId, TestResult,
     TestStatus,
 };
+
+/// The payload part holding the archive's `target/` directory, extracted.
+pub const TARGET_PART: &str = "target";
 
 /// How a shard runs its tests from the archive and how its JUnit becomes results.
 #[derive(Debug, Clone, Default)]
@@ -31,10 +35,9 @@ pub struct UserProfile {
     pub repo_config: toml::Table,
 }
 
-/// The shard's copy of the workspace's nextest config, relative to the shard root.
-fn repo_config_dest() -> String {
-    format!("{SOURCE_DEST}/.config/nextest.toml")
-}
+/// The shard's copy of the workspace's nextest config, relative to the shard root: beside
+/// the source, which is mounted read-only, and handed to nextest with `--config-file`.
+const REPO_CONFIG_DEST: &str = "repo-nextest.toml";
 
 impl NextestRecipe {
     /// The profile shards run under: the user's, narrowed to the shard, or our own.
@@ -54,7 +57,7 @@ impl NextestRecipe {
                 let (tool, repo) =
                     filter::with_user_profile(root, tests, ctx.test_timeout, &p.name, &p.repo_config);
                 files.push((TOOL_CONFIG_DEST.to_owned(), tool.into_bytes()));
-                files.push((repo_config_dest(), repo.into_bytes()));
+                files.push((REPO_CONFIG_DEST.to_owned(), repo.into_bytes()));
             }
         }
         files
@@ -68,14 +71,19 @@ impl ShardRecipe for NextestRecipe {
 
     fn prepare(&self, tests: &[TestId], ctx: &ShardCtx) -> ShardSpec {
         let root = ctx.root.trim_end_matches('/');
+        let (src, target) = (ctx.place(SOURCE_DEST), ctx.place(TARGET_PART));
         let mut argv: Vec<String> = [
             ctx.tool(super::NEXTEST_BIN),
             "nextest",
             "run",
-            "--archive-file",
-            &format!("{root}/{ARCHIVE_DEST}"),
+            "--binaries-metadata",
+            &format!("{target}/nextest/binaries-metadata.json"),
+            "--cargo-metadata",
+            &format!("{target}/nextest/cargo-metadata.json"),
+            "--target-dir-remap",
+            &target,
             "--workspace-remap",
-            &format!("{root}/{SOURCE_DEST}"),
+            &src,
             "--tool-config-file",
             &format!("{}:{root}/{TOOL_CONFIG_DEST}", filter::TOOL),
             "--profile",
@@ -101,6 +109,9 @@ impl ShardRecipe for NextestRecipe {
         if !self.passthrough.iter().any(|a| a == "--max-fail") {
             argv.push("--no-fail-fast".into());
         }
+        if self.profile.is_some() {
+            argv.extend(["--config-file".into(), format!("{root}/{REPO_CONFIG_DEST}")]);
+        }
         argv.extend(self.passthrough.iter().cloned());
 
         let env = [
@@ -113,7 +124,7 @@ impl ShardRecipe for NextestRecipe {
             ("CARGO_TERM_COLOR", "never".into()),
             ("NEXTEST_EXPERIMENTAL_LIBTEST_JSON", "1".into()),
             ("HOME", root.to_owned()),
-            // The archive is extracted to a temporary directory; a minimal image may lack /tmp.
+            // Tests' temporary files; a minimal image may lack /tmp.
             ("TMPDIR", format!("{root}/tmp")),
         ]
         .into_iter()
@@ -123,7 +134,7 @@ impl ShardRecipe for NextestRecipe {
         ShardSpec {
             argv,
             env,
-            workdir: format!("{root}/{SOURCE_DEST}"),
+            workdir: src,
             files: self.config_files(root, tests, ctx),
             collect: vec![filter::junit_path(root, self.profile_name())],
         }
@@ -235,6 +246,7 @@ mod tests {
             jobs: 4,
             test_timeout: Some(Duration::from_secs(9)),
             tools: Default::default(),
+            places: Default::default(),
         }
     }
 
@@ -250,7 +262,11 @@ mod tests {
         assert!(spec.argv.iter().all(|a| !a.contains("unique_name_xyz")));
         let joined = spec.argv.join(" ");
         assert!(
-            joined.contains("--archive-file /shard/archive.tar.zst"),
+            joined.contains(
+                "--binaries-metadata /shard/target/nextest/binaries-metadata.json \
+                 --cargo-metadata /shard/target/nextest/cargo-metadata.json \
+                 --target-dir-remap /shard/target"
+            ),
             "{joined}"
         );
         assert!(joined.contains("--workspace-remap /shard/src"), "{joined}");
@@ -301,7 +317,7 @@ mod tests {
         let (_, repo) = spec
             .files
             .iter()
-            .find(|(p, _)| p == "src/.config/nextest.toml")
+            .find(|(p, _)| p == REPO_CONFIG_DEST)
             .expect("the workspace config is extended");
         let repo: toml::Table = String::from_utf8(repo.clone()).unwrap().parse().unwrap();
         assert_eq!(repo["profile"]["ci"]["retries"].as_integer(), Some(1));

@@ -1,0 +1,491 @@
+//! The payload split into content-addressed parts (source tree, extracted nextest target dir,
+//! Go test binaries, shipped tools), each staged once per host into a cache volume that every
+//! shard container on that host mounts read-only, at the part's build-machine path when it
+//! has one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::discover::Upload;
+
+/// The part every runner calls its source tree.
+const SOURCE: &str = "src";
+
+/// Paths a container's image owns or the kernel provides: a part built there is placed under
+/// the shard root instead.
+const RESERVED: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc", "/dev", "/sys", "/run",
+    "/tmp", "/var", "/boot",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(transparent)]
+    Pack(#[from] super::payload::PayloadError),
+    #[error("cannot extract the nextest archive {path}: {source}")]
+    Extract { path: String, source: std::io::Error },
+    #[error("the nextest archive {path} has no readable binaries-metadata: {reason}")]
+    Metadata { path: String, reason: String },
+}
+
+/// One content-addressed part of the payload.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// What recipes call it (`src`, `target`, `bin`, `tools`): [`crate::discover::ShardCtx::place`].
+    pub name: String,
+    /// sha256 of `tar`, hex.
+    pub hash: String,
+    /// The part's files, relative to where it is placed.
+    pub tar: Arc<Vec<u8>>,
+    /// Absolute build-machine path to place it at; `None` places it under the shard root.
+    pub build_path: Option<String>,
+    /// Where these very files already are on this machine (the local engine uses them there).
+    pub local: Option<PathBuf>,
+}
+
+impl Part {
+    /// Where the part sits inside a container rooted at `root`.
+    pub fn place(&self, root: &str) -> String {
+        match &self.build_path {
+            Some(p) => p.clone(),
+            None => format!("{}/{}", root.trim_end_matches('/'), self.name),
+        }
+    }
+}
+
+/// Splits `uploads` into parts: the source tree (`src`, placed at its build-machine path),
+/// the nextest archive (extracted into `scratch`), and files under `bin/` or `tools/`.
+/// Anything else (a job's `files`) is returned as is, to be copied into each container.
+pub fn parts(uploads: &[Upload], scratch: &Path) -> Result<(Vec<Part>, Vec<Upload>), StageError> {
+    let mut parts = Vec::new();
+    let mut rest = Vec::new();
+    let mut grouped: BTreeMap<String, Vec<Upload>> = BTreeMap::new();
+    for upload in uploads {
+        match upload {
+            Upload::File { src, dest, .. } if dest == crate::discover::nextest::ARCHIVE_DEST => {
+                // Per process: two runs sharing an output directory never share this.
+                let dir = scratch.join(format!("target-{}", std::process::id()));
+                parts.push(nextest_target(src, &dir)?);
+            }
+            Upload::File { dest, .. } => match dest.split_once('/') {
+                Some((dir @ ("bin" | "tools"), _)) => {
+                    grouped.entry(dir.to_string()).or_default().push(upload.clone())
+                }
+                _ => rest.push(upload.clone()),
+            },
+            Upload::Tree { src, dest, .. }
+                if dest == SOURCE && !parts.iter().any(|p: &Part| p.name == SOURCE) =>
+            {
+                let tar = super::payload::pack(&[relative(upload, "")])?;
+                parts.push(part(
+                    dest,
+                    tar,
+                    Some(src.display().to_string()),
+                    Some(src.clone()),
+                ));
+            }
+            Upload::Tree { .. } => rest.push(upload.clone()),
+        }
+    }
+    for (dir, files) in grouped {
+        let local = common_dir(&files);
+        let inner: Vec<Upload> = files.iter().map(|u| relative(u, &dir)).collect();
+        let tar = super::payload::pack(&inner)?;
+        parts.push(part(&dir, tar, None, local));
+    }
+    add_mountpoints(&mut parts)?;
+    Ok((parts, rest))
+}
+
+fn part(name: &str, tar: Vec<u8>, build_path: Option<String>, local: Option<PathBuf>) -> Part {
+    Part {
+        name: name.to_string(),
+        hash: Sha256::digest(&tar).iter().map(|b| format!("{b:02x}")).collect(),
+        tar: Arc::new(tar),
+        build_path,
+        local,
+    }
+}
+
+/// `upload` with `dir/` taken off its destination.
+fn relative(upload: &Upload, dir: &str) -> Upload {
+    let strip = |d: &str| {
+        d.strip_prefix(dir)
+            .unwrap_or(d)
+            .trim_start_matches('/')
+            .to_string()
+    };
+    match upload.clone() {
+        Upload::File { src, dest, mode } => Upload::File {
+            src,
+            dest: strip(&dest),
+            mode,
+        },
+        Upload::Tree { src, files, .. } => Upload::Tree {
+            src,
+            files,
+            dest: String::new(),
+        },
+    }
+}
+
+/// The directory holding all of `files` under their destination names, if there is one.
+fn common_dir(files: &[Upload]) -> Option<PathBuf> {
+    let mut dir = None;
+    for f in files {
+        let Upload::File { src, dest, .. } = f else {
+            return None;
+        };
+        let parent = src.parent()?.to_path_buf();
+        if src.file_name()? != Path::new(dest).file_name()? || dir.get_or_insert(parent.clone()) != &parent {
+            return None;
+        }
+    }
+    dir
+}
+
+/// Parts whose build-machine path cannot be used inside a container go under the shard root;
+/// one line each says so.
+pub fn fall_back_reserved(parts: &mut [Part]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for p in parts.iter_mut() {
+        let Some(path) = &p.build_path else { continue };
+        if let Some(why) = unusable(path) {
+            lines.push(format!(
+                "note: {} ({path}) {why}: placed under the shard root instead; compile-time paths into it (env!) will not resolve in shards",
+                p.name
+            ));
+            p.build_path = None;
+        }
+    }
+    lines
+}
+
+fn unusable(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') || path == "/" {
+        return Some("is not an absolute directory");
+    }
+    if path.starts_with(crate::engine::CONTAINER_ROOT) {
+        return Some("is where shards keep their own files");
+    }
+    RESERVED
+        .iter()
+        .any(|r| path == *r || path.starts_with(&format!("{r}/")))
+        .then_some("is under a directory the image or the kernel owns")
+}
+
+/// A part placed inside another's tree needs its mount point there already: a read-only
+/// volume cannot get a new directory when the container starts.
+fn add_mountpoints(parts: &mut [Part]) -> Result<(), StageError> {
+    let places: Vec<String> = parts.iter().filter_map(|p| p.build_path.clone()).collect();
+    for p in parts.iter_mut() {
+        let Some(outer) = p.build_path.clone() else {
+            continue;
+        };
+        let inner: Vec<&str> = places
+            .iter()
+            .filter_map(|q| q.strip_prefix(&format!("{}/", outer.trim_end_matches('/'))))
+            .collect();
+        if inner.is_empty() {
+            continue;
+        }
+        let mut bytes = std::mem::take(Arc::make_mut(&mut p.tar));
+        // Appended entries go before the end-of-archive marker (two zero blocks).
+        bytes.truncate(bytes.len().saturating_sub(1024));
+        let mut tar = tar::Builder::new(bytes);
+        for dir in inner {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
+            tar.append_data(&mut header, format!("{dir}/"), std::io::empty())
+                .map_err(|source| super::payload::PayloadError {
+                    path: "<tar>".into(),
+                    source,
+                })?;
+        }
+        let bytes = tar.into_inner().map_err(|source| super::payload::PayloadError {
+            path: "<tar>".into(),
+            source,
+        })?;
+        *p = part(&p.name, bytes, p.build_path.clone(), p.local.clone());
+    }
+    Ok(())
+}
+
+/// The nextest archive unpacked once, on this machine, into `dir` (its `target/` prefix
+/// taken off): shards run these binaries with nextest's reuse-build options, never unpacking
+/// the archive themselves. The part's tar is written from the archive's own entries (mtimes
+/// zeroed, so an identical rebuild hashes the same), never re-read from `dir`; the part is
+/// placed at the build machine's target directory.
+fn nextest_target(archive: &Path, dir: &Path) -> Result<Part, StageError> {
+    use std::io::Read;
+    let extract = |source| StageError::Extract {
+        path: archive.display().to_string(),
+        source,
+    };
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(extract)?;
+    }
+    std::fs::create_dir_all(dir).map_err(extract)?;
+    let file = std::fs::File::open(archive).map_err(extract)?;
+    let mut input = tar::Archive::new(zstd::Decoder::new(file).map_err(extract)?);
+    let mut output = tar::Builder::new(Vec::new());
+    for entry in input.entries().map_err(extract)? {
+        let mut entry = entry.map_err(extract)?;
+        let path = entry.path().map_err(extract)?.into_owned();
+        let Some(rel) = inside_target(&path) else { continue };
+        // nextest writes mostly-zero binaries as GNU sparse entries; reading expands them.
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_gnu_sparse()) {
+            continue;
+        }
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut data).map_err(extract)?;
+        let out = dir.join(&rel);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(extract)?;
+        }
+        let mode = entry.header().mode().map_err(extract)?;
+        std::fs::write(&out, &data).map_err(extract)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(mode & 0o7777)).map_err(extract)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode & 0o7777);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        output
+            .append_data(&mut header, &rel, data.as_slice())
+            .map_err(extract)?;
+    }
+    let tar = output.into_inner().map_err(extract)?;
+    let target_dir = build_target_dir(archive, dir)?;
+    Ok(part("target", tar, Some(target_dir), Some(dir.to_path_buf())))
+}
+
+/// `target/a/b` → `a/b`; nothing for paths outside `target/` or that climb out of it.
+fn inside_target(path: &Path) -> Option<PathBuf> {
+    let rel = path.strip_prefix("target").ok()?;
+    let plain = rel
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    (plain && !rel.as_os_str().is_empty()).then(|| rel.to_path_buf())
+}
+
+/// The target directory the archive was built in, as its binaries-metadata records it.
+fn build_target_dir(archive: &Path, dir: &Path) -> Result<String, StageError> {
+    let err = |reason: String| StageError::Metadata {
+        path: archive.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read(dir.join("nextest/binaries-metadata.json")).map_err(|e| err(e.to_string()))?;
+    let meta: serde_json::Value = serde_json::from_slice(&text).map_err(|e| err(e.to_string()))?;
+    meta["rust-build-meta"]["target-directory"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| err("no rust-build-meta.target-directory".into()))
+}
+
+/// Each part's place for shards rooted at `root` (what [`crate::discover::ShardCtx::places`]
+/// holds); `local` uses the files where they already are on this machine when it can.
+pub fn places(parts: &[Part], root: &str, local: bool) -> BTreeMap<String, String> {
+    parts
+        .iter()
+        .map(|p| {
+            let place = match (&p.local, local) {
+                (Some(dir), true) => dir.display().to_string(),
+                _ => p.place(root),
+            };
+            (p.name.clone(), place)
+        })
+        .collect()
+}
+
+/// One tar of `parts`, each under `<name>/`: for shards that get them copied into their root.
+pub fn under_root(parts: &[&Part]) -> Result<Vec<u8>, StageError> {
+    let err = |source| super::payload::PayloadError {
+        path: "<tar>".into(),
+        source,
+    };
+    let mut out = tar::Builder::new(Vec::new());
+    for p in parts {
+        let mut archive = tar::Archive::new(p.tar.as_slice());
+        for entry in archive.entries().map_err(err)? {
+            let mut entry = entry.map_err(err)?;
+            let mut header = entry.header().clone();
+            let path = format!("{}/{}", p.name, entry.path().map_err(err)?.display());
+            out.append_data(&mut header, path, &mut entry).map_err(err)?;
+        }
+    }
+    Ok(out.into_inner().map_err(err)?)
+}
+
+/// `6.6 MB`, `512 B`: decimal units, one decimal.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1000.0;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(tar: &[u8]) -> Vec<String> {
+        let mut archive = tar::Archive::new(tar);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn uploads_split_into_parts_by_place_with_stable_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("ws");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/a.rs"), "A").unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("bin/x.test"), "X").unwrap();
+        let uploads = vec![
+            Upload::File {
+                src: dir.path().join("bin/x.test"),
+                dest: "bin/x.test".into(),
+                mode: 0o755,
+            },
+            Upload::Tree {
+                src: src.clone(),
+                files: vec!["sub/a.rs".into()],
+                dest: "src".into(),
+            },
+        ];
+        let (parts, rest) = parts(&uploads, dir.path()).unwrap();
+        assert!(rest.is_empty());
+        let by_name: BTreeMap<_, _> = parts.iter().map(|p| (p.name.as_str(), p)).collect();
+        assert_eq!(names(&by_name["src"].tar), ["sub/a.rs"]);
+        assert_eq!(by_name["src"].build_path.as_deref(), Some(src.to_str().unwrap()));
+        assert_eq!(names(&by_name["bin"].tar), ["x.test"]);
+        assert_eq!(
+            by_name["bin"].local.as_deref(),
+            Some(dir.path().join("bin").as_path())
+        );
+        assert_eq!(by_name["bin"].place("/r/"), "/r/bin");
+
+        let (again, _) = super::parts(&uploads, dir.path()).unwrap();
+        assert_eq!(again[0].hash, parts[0].hash);
+        std::fs::write(src.join("sub/a.rs"), "B").unwrap();
+        let (edited, _) = super::parts(&uploads, dir.path()).unwrap();
+        let hash = |ps: &[Part], n: &str| ps.iter().find(|p| p.name == n).unwrap().hash.clone();
+        assert_ne!(hash(&edited, "src"), hash(&parts, "src"));
+        assert_eq!(hash(&edited, "bin"), hash(&parts, "bin"));
+    }
+
+    #[test]
+    fn parts_copied_into_a_root_sit_under_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t"), "T").unwrap();
+        let uploads = [Upload::File {
+            src: dir.path().join("t"),
+            dest: "tools/t".into(),
+            mode: 0o755,
+        }];
+        let (parts, _) = parts(&uploads, dir.path()).unwrap();
+        assert_eq!(
+            names(&under_root(&parts.iter().collect::<Vec<_>>()).unwrap()),
+            ["tools/t"]
+        );
+    }
+
+    #[test]
+    fn the_nextest_archive_becomes_the_target_part_at_the_build_target_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = br#"{"rust-build-meta":{"target-directory":"/w/ws/target"}}"#;
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data, mtime) in [
+            ("target/nextest/binaries-metadata.json", &meta[..], 7),
+            ("target/debug/deps/t-1", b"BIN", 9),
+            ("other/outside", b"X", 1),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            h.set_mtime(mtime);
+            h.set_cksum();
+            b.append_data(&mut h, path, data).unwrap();
+        }
+        let archive = dir.path().join("archive.tar.zst");
+        std::fs::write(
+            &archive,
+            zstd::encode_all(b.into_inner().unwrap().as_slice(), 0).unwrap(),
+        )
+        .unwrap();
+        let uploads = [Upload::File {
+            src: archive,
+            dest: crate::discover::nextest::ARCHIVE_DEST.into(),
+            mode: 0o644,
+        }];
+        let (parts, _) = parts(&uploads, &dir.path().join("stage")).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].name, "target");
+        assert_eq!(parts[0].build_path.as_deref(), Some("/w/ws/target"));
+        assert_eq!(
+            names(&parts[0].tar),
+            ["nextest/binaries-metadata.json", "debug/deps/t-1"]
+        );
+        let local = parts[0].local.clone().unwrap();
+        assert_eq!(std::fs::read(local.join("debug/deps/t-1")).unwrap(), b"BIN");
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(6_600_000), "6.6 MB");
+        assert_eq!(human_bytes(3_200_000_000), "3.2 GB");
+    }
+
+    #[test]
+    fn nested_places_get_their_mountpoint_in_the_outer_tree() {
+        let mut parts = vec![
+            part(
+                "src",
+                super::super::payload::pack(&[]).unwrap(),
+                Some("/w/ws".into()),
+                None,
+            ),
+            part("target", Vec::new(), Some("/w/ws/target".into()), None),
+        ];
+        add_mountpoints(&mut parts).unwrap();
+        assert_eq!(names(&parts[0].tar), ["target/"]);
+    }
+
+    #[test]
+    fn reserved_paths_fall_back_to_the_shard_root() {
+        let mut parts = vec![
+            part("src", Vec::new(), Some("/usr/src/app".into()), None),
+            part("target", Vec::new(), Some("/work/ws/target".into()), None),
+            part("x", Vec::new(), Some("/cargo-shard/x".into()), None),
+        ];
+        let lines = fall_back_reserved(&mut parts);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with("note: src (/usr/src/app) is under a directory"),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(parts[0].place("/cargo-shard"), "/cargo-shard/src");
+        assert_eq!(parts[1].place("/cargo-shard"), "/work/ws/target");
+    }
+}
