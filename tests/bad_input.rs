@@ -304,8 +304,8 @@ impl Drop for Tmpfs {
 #[test]
 fn disk_filling_up_while_results_come_in() {
     let dir = tempfile::tempdir().unwrap();
-    // Room for the archive; filled up once the run has started, before any result is back.
-    let out_dir = Tmpfs::mount(dir.path().join("out"), "64m");
+    // Room for the archive; filled up once shards run, before any result is back.
+    let out_dir = Tmpfs::mount(dir.path().join("out"), "256m");
     let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
         .env_remove("NEXTEST_PROFILE")
         .args(["shard", "--hosts", &hosts(), "--manifest-path", &fixture()])
@@ -323,6 +323,16 @@ fn disk_filling_up_while_results_come_in() {
     let started: serde_json::Value = serde_json::from_str(&first).unwrap();
     assert_eq!(started["type"], "run-started", "{first}");
     let run_id = started["run_id"].as_str().unwrap().to_string();
+    // Staging unpacks the archive under the out dir: fill the disk once the first shard runs.
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(n > 0, "the run ended before any shard started: {first}");
+        first.push_str(&line);
+        if line.contains("\"shard-started\"") {
+            break;
+        }
+    }
     let mut filler = std::fs::File::create(out_dir.0.join("filler")).unwrap();
     let chunk = vec![0u8; 1 << 20];
     while filler.write_all(&chunk).and_then(|_| filler.flush()).is_ok() {}

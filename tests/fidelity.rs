@@ -58,10 +58,14 @@ fn a_rust_failure_holds_the_whole_panic_with_left_and_right() {
             "{part:?} missing from the failure text:\n{text}"
         );
     }
-    assert!(
-        c.stderr.as_deref().unwrap_or_default().contains("left: 3"),
-        "the output stays in system-err"
+    // nextest captures a test's two streams together under libtest-json: the output stays in
+    // system-out, beside the failure text.
+    let output = format!(
+        "{}{}",
+        c.stdout.as_deref().unwrap_or_default(),
+        c.stderr.as_deref().unwrap_or_default()
     );
+    assert!(output.contains("left: 3"), "the output stays in system-out/err");
 }
 
 #[test]

@@ -423,10 +423,12 @@ fn on_event(s: &mut State, event: &Event) {
             );
             s.line(&text);
         }
-        Event::Staged { host, stats } => {
+        // `-q` prints nothing live but lost hosts; the bytes stay in the events and summary.
+        Event::Staged { host, stats } if !s.mode.quiet => {
             let text = format!("{} {host}: {}", s.mode.paint.dim("STAGE"), stats.describe());
             s.line(&text);
         }
+        Event::Staged { .. } => {}
     }
 }
 
