@@ -109,7 +109,7 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
 
     let mut build = cargo_nextest(&workspace_root, "archive");
     build.arg("--archive-file").arg(&archive);
-    selection_args(&mut build, opts);
+    selection_args(&mut build, opts, "--cargo-profile");
     if let Some(jobs) = opts.build_jobs {
         build.arg("--build-jobs").arg(jobs.to_string());
     }
@@ -251,7 +251,9 @@ fn cargo_nextest(workspace_root: &Path, subcommand: &str) -> Command {
     cmd
 }
 
-fn selection_args(cmd: &mut Command, opts: &NextestOptions) {
+/// The package and feature selection, as cargo takes it; `profile_flag` is cargo's
+/// `--profile` or nextest's `--cargo-profile`.
+fn selection_args(cmd: &mut Command, opts: &NextestOptions, profile_flag: &str) {
     if let Some(path) = &opts.manifest_path {
         cmd.arg("--manifest-path").arg(path);
     }
@@ -274,6 +276,6 @@ fn selection_args(cmd: &mut Command, opts: &NextestOptions) {
         cmd.arg("--release");
     }
     if let Some(profile) = &opts.cargo_profile {
-        cmd.arg("--cargo-profile").arg(profile);
+        cmd.arg(profile_flag).arg(profile);
     }
 }

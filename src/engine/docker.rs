@@ -287,20 +287,28 @@ impl DockerEngine {
         match self.docker.create_container(Some(opts), body).await {
             Ok(r) => Ok(r.id),
             Err(BollardError::DockerResponseServerError {
-                status_code: 404,
-                message,
-            }) if message.contains("No such image") => Err(EngineError::ImageMissing {
-                host: self.name.clone(),
-                image: job.image.clone(),
-            }),
-            Err(BollardError::DockerResponseServerError {
                 status_code: 400,
                 message,
             }) => Err(EngineError::Rejected {
                 host: self.name.clone(),
                 reason: message,
             }),
-            Err(e) => Err(self.failed("create container", e)),
+            Err(e) => Err(self.create_failed(e, &job.image, "create container")),
+        }
+    }
+
+    /// Why creating a container failed: a missing image is its own error (the host is left
+    /// out, nothing retried), anything else is the engine's own words.
+    pub(super) fn create_failed(&self, e: BollardError, image: &str, what: &str) -> EngineError {
+        match &e {
+            BollardError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } if message.contains("No such image") => EngineError::ImageMissing {
+                host: self.name.clone(),
+                image: image.to_string(),
+            },
+            _ => self.failed(what, e),
         }
     }
 

@@ -13,30 +13,7 @@ pub fn count(workspace_root: &Path, opts: &NextestOptions) -> Option<usize> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root)
         .args(["test", "--doc", "--color", "never"]);
-    if let Some(path) = &opts.manifest_path {
-        cmd.arg("--manifest-path").arg(path);
-    }
-    for p in &opts.packages {
-        cmd.arg("--package").arg(p);
-    }
-    if opts.workspace {
-        cmd.arg("--workspace");
-    }
-    for f in &opts.features {
-        cmd.arg("--features").arg(f);
-    }
-    if opts.all_features {
-        cmd.arg("--all-features");
-    }
-    if opts.no_default_features {
-        cmd.arg("--no-default-features");
-    }
-    if opts.release {
-        cmd.arg("--release");
-    }
-    if let Some(profile) = &opts.cargo_profile {
-        cmd.arg("--profile").arg(profile);
-    }
+    super::selection_args(&mut cmd, opts, "--profile");
     let out = cmd
         .args(["--", "--list", "--format", "terse"])
         .stdin(Stdio::null())

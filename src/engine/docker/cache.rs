@@ -255,17 +255,11 @@ impl DockerEngine {
             name: Some(format!("cargo-shard-{run_id}-stage")),
             ..Default::default()
         };
-        match self.docker.create_container(Some(opts), body).await {
-            Ok(r) => Ok(r.id),
-            Err(BollardError::DockerResponseServerError {
-                status_code: 404,
-                message,
-            }) if message.contains("No such image") => Err(EngineError::ImageMissing {
-                host: self.name.clone(),
-                image: image.to_string(),
-            }),
-            Err(e) => Err(self.failed("create the staging container", e)),
-        }
+        self.docker
+            .create_container(Some(opts), body)
+            .await
+            .map(|r| r.id)
+            .map_err(|e| self.create_failed(e, image, "create the staging container"))
     }
 
     /// Removes every cache volume (`gc --cache`) except those a running run still holds
