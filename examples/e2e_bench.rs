@@ -14,8 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use cargo_shard::discover::{gotest, nextest};
-
 struct Args {
     testbed: PathBuf,
     runs: usize,
@@ -70,7 +68,10 @@ struct Sample {
     /// Per-shard medians of the shard-finished phases.
     phases: BTreeMap<&'static str, f64>,
     shards: usize,
+    /// Payload bytes the hosts received (from `run-finished.staged`).
     bytes: u64,
+    /// Seconds staging took on all hosts at once (`run-finished.stage`).
+    stage: f64,
 }
 
 fn main() {
@@ -115,7 +116,6 @@ fn main() {
         let hosts_file = if kind == Kind::Go { &hosts_go } else { &hosts };
         eprintln!("== {label}: warming the build");
         kind.warm(&dir);
-        let bytes_per_shard = kind.payload_bytes(&dir, work.path());
         let history = work.path().join(format!("{suite}-history.json"));
         let mut one_box = Vec::new();
         let mut sharded = Vec::new();
@@ -124,9 +124,7 @@ fn main() {
             one_box.push(kind.one_box(&dir, slots));
             eprintln!("== {label}: cargo shard, run {run}");
             let out = work.path().join(format!("{suite}-out-{run}"));
-            let mut s = cargo_shard(&shard_bin, kind, &dir, hosts_file, &history, &out);
-            s.bytes = bytes_per_shard * s.shards as u64;
-            sharded.push(s);
+            sharded.push(cargo_shard(&shard_bin, kind, &dir, hosts_file, &history, &out));
         }
         load.push(uptime());
         rows.push((label, kind, one_box, sharded));
@@ -159,26 +157,6 @@ impl Kind {
         if !status.is_ok_and(|s| s.success()) {
             die(&format!("building {} failed", dir.display()));
         }
-    }
-
-    /// The bytes one shard receives today: the packed payload of the same discovery.
-    fn payload_bytes(self, dir: &Path, work: &Path) -> u64 {
-        let out = work.join(format!("payload-{}", std::process::id()));
-        let suite = match self {
-            Kind::Nextest => nextest::discover(&nextest::NextestOptions {
-                manifest_path: Some(dir.join("Cargo.toml")),
-                workspace: true,
-                out_dir: Some(out),
-                ..Default::default()
-            })
-            .unwrap_or_else(|e| die(&e.to_string())),
-            Kind::Go => {
-                gotest::discover(&gotest::GoOptions::new(dir, out)).unwrap_or_else(|e| die(&e.to_string()))
-            }
-        };
-        cargo_shard::run::payload::pack(&suite.uploads)
-            .unwrap_or_else(|e| die(&e.to_string()))
-            .len() as u64
     }
 
     fn one_box(self, dir: &Path, slots: usize) -> Sample {
@@ -345,6 +323,12 @@ fn cargo_shard(bin: &Path, kind: Kind, dir: &Path, hosts: &Path, history: &Path,
     sample.ran = count("passed") + count("failed") + count("flaky") + count("errors");
     sample.failed = count("failed") + count("errors");
     sample.phases = phases.into_iter().map(|(k, v)| (k, median(v))).collect();
+    // What the hosts received, as the run counted it (staging: only parts not yet cached).
+    sample.bytes = fin["staged"]
+        .as_array()
+        .map(|hosts| hosts.iter().filter_map(|h| h["uploaded_bytes"].as_u64()).sum())
+        .unwrap_or(0);
+    sample.stage = fin["stage"].as_f64().unwrap_or(0.0);
     sample
 }
 
@@ -448,9 +432,9 @@ fn print_report(args: &Args, slots: usize, rows: &[Row], load: &[String]) {
         load[1..].join(" → ")
     );
     println!(
-        "| suite | runner | run | wall | ratio | tests ran (failed) | build+list | upload | create+start | run | collect+remove | shards | bytes sent |"
+        "| suite | runner | run | wall | ratio | tests ran (failed) | build+list | stage | upload | create+start | run | collect+remove | shards | bytes uploaded |"
     );
-    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (label, kind, one_box, sharded) in rows {
         let base = median(one_box.iter().map(|s| s.wall).collect());
         let plain = match kind {
@@ -460,7 +444,7 @@ fn print_report(args: &Args, slots: usize, rows: &[Row], load: &[String]) {
         let walls: Vec<String> = one_box.iter().map(|s| format!("{:.2}", s.wall)).collect();
         let b = &one_box[0];
         println!(
-            "| {label} | {plain} | median of {} ({}) | {base:.2} | 1.00 | {} ({}) | | | | | | | |",
+            "| {label} | {plain} | median of {} ({}) | {base:.2} | 1.00 | {} ({}) | | | | | | | | |",
             one_box.len(),
             walls.join(", "),
             b.ran,
@@ -469,13 +453,14 @@ fn print_report(args: &Args, slots: usize, rows: &[Row], load: &[String]) {
         for (i, s) in sharded.iter().enumerate() {
             let p = |k: &str| s.phases.get(k).map_or("-".into(), |v| format!("{v:.2}"));
             println!(
-                "| {label} | `cargo shard` | {} | {:.2} | **{:.2}** | {} ({}) | {:.2} | {} | {} | {} | {} | {} | {} |",
+                "| {label} | `cargo shard` | {} | {:.2} | **{:.2}** | {} ({}) | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
                 i + 1,
                 s.wall,
                 s.wall / base,
                 s.ran,
                 s.failed,
                 s.build,
+                s.stage,
                 p("upload"),
                 p("create+start"),
                 p("run"),
@@ -487,7 +472,7 @@ fn print_report(args: &Args, slots: usize, rows: &[Row], load: &[String]) {
         let same = one_box.iter().chain(sharded).all(|s| s.ran == b.ran);
         if !same {
             println!(
-                "| {label} | **test counts differ between runs** | | | | {} | | | | | | | |",
+                "| {label} | **test counts differ between runs** | | | | {} | | | | | | | | |",
                 one_box
                     .iter()
                     .chain(sharded)
@@ -500,8 +485,10 @@ fn print_report(args: &Args, slots: usize, rows: &[Row], load: &[String]) {
     println!(
         "\nRuns 1–{} share one history file (run 1 plans from estimates). Phase columns are \
          medians over the run's shards (from its `shard-finished` events); build+list is the \
-         time to the `run-started` event (connect, build, archive, list, plan). Bytes sent = \
-         the packed payload of one shard × shards run.",
+         time to the `run-started` event (connect, build, archive, list, plan); stage is the \
+         run's staging on all hosts at once (`run-finished.stage`). Bytes uploaded = payload \
+         bytes the hosts received, summed over hosts (`run-finished.staged`): parts already in \
+         a host's cache cost nothing.",
         args.runs
     );
 }
