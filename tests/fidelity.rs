@@ -511,19 +511,21 @@ fn shards_see_rust_log_and_env_flags_and_nothing_else() {
     );
 }
 
+/// A printed `PASS`/`SKIP`/`FAIL`/`PANIC` word as the JUnit status it stands for.
+fn status_word(word: &str) -> &'static str {
+    match word {
+        "PASS" => "passed",
+        "SKIP" => "skipped",
+        _ => "failed",
+    }
+}
+
 /// gocheck's `PASS:`/`FAIL:` lines of a plain `make test-integration` → name → status.
 fn gocheck_lines(text: &str) -> std::collections::BTreeMap<String, &'static str> {
     let re = regex::Regex::new(r"(?m)^(PASS|FAIL|SKIP|PANIC): \S+: (\w+\.\w+)").unwrap();
     re.captures_iter(text)
         .filter(|c| !c[2].ends_with(".SetUpTest") && !c[2].ends_with(".SetUpSuite"))
-        .map(|c| {
-            let status = match &c[1] {
-                "PASS" => "passed",
-                "SKIP" => "skipped",
-                _ => "failed",
-            };
-            (c[2].to_string(), status)
-        })
+        .map(|c| (c[2].to_string(), status_word(&c[1])))
         .collect()
 }
 
@@ -660,14 +662,7 @@ fn go_test_flags_mean_what_they_mean_to_go_test() {
 fn gocheck_or_go_results(text: &str) -> std::collections::BTreeMap<String, &'static str> {
     let re = regex::Regex::new(r"(?m)^--- (PASS|FAIL|SKIP): (\S+) ").unwrap();
     re.captures_iter(text)
-        .map(|c| {
-            let status = match &c[1] {
-                "PASS" => "passed",
-                "SKIP" => "skipped",
-                _ => "failed",
-            };
-            (c[2].to_string(), status)
-        })
+        .map(|c| (c[2].to_string(), status_word(&c[1])))
         .collect()
 }
 

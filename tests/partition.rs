@@ -188,28 +188,6 @@ fn rust_sample_three_jobs_merge_to_every_test_once_and_a_foreign_history_is_refu
     assert!(err.contains("planned test(s) missing: "), "{err}");
 }
 
-/// `go test -json` run directly: (package, test) → pass/fail/skip.
-fn go_test_json(dir: &Path) -> BTreeMap<(String, String), String> {
-    let out = Command::new("go")
-        .args(["test", "-count=1", "-json", "./..."])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let mut actions = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if let (Some(pkg), Some(test), Some(action)) =
-            (v["Package"].as_str(), v["Test"].as_str(), v["Action"].as_str())
-            && matches!(action, "pass" | "fail" | "skip")
-        {
-            actions.insert((pkg.to_string(), test.to_string()), action.to_string());
-        }
-    }
-    actions
-}
-
 #[test]
 fn go_sample_three_jobs_merge_to_what_go_test_reports() {
     let out = tempfile::tempdir().unwrap();
@@ -230,7 +208,7 @@ fn go_sample_three_jobs_merge_to_what_go_test_reports() {
             (k, action.to_string())
         })
         .collect();
-    let direct = go_test_json(&dir);
+    let direct = common::go_test_json(&dir, &[]);
     assert_eq!(
         ours.keys().collect::<BTreeSet<_>>(),
         direct.keys().collect::<BTreeSet<_>>(),

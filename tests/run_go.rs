@@ -59,29 +59,6 @@ fn cargo_shard(dir: &Path, hosts: &Path, args: &[&str]) -> (i32, String, Vec<ser
     (out.status.code().unwrap_or(-1), run_id, events)
 }
 
-/// `go test -json`'s final action for every test of the module, subtests (`TestX/sub`) included.
-fn go_test_json(dir: &Path, env: &[(&str, &str)]) -> BTreeMap<(String, String), String> {
-    let out = Command::new("go")
-        .args(["test", "-count=1", "-json", "./..."])
-        .current_dir(dir)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let mut actions = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if let (Some(pkg), Some(test), Some(action)) =
-            (v["Package"].as_str(), v["Test"].as_str(), v["Action"].as_str())
-            && matches!(action, "pass" | "fail" | "skip")
-        {
-            actions.insert((pkg.to_string(), test.to_string()), action.to_string());
-        }
-    }
-    actions
-}
-
 #[test]
 fn go_module_across_three_engines_matches_go_test() {
     let out = tempfile::tempdir().unwrap();
@@ -92,7 +69,7 @@ fn go_module_across_three_engines_matches_go_test() {
     );
     assert_eq!(code, 100, "the module has a failing test");
     let ours = statuses(&out.path().join("junit.xml"));
-    let direct = go_test_json(&fixture(), &[]);
+    let direct = common::go_test_json(&fixture(), &[]);
     assert_eq!(
         ours.keys().collect::<BTreeSet<_>>(),
         direct.keys().collect::<BTreeSet<_>>(),

@@ -28,17 +28,6 @@ async fn leftovers(name: &str, run: &str) -> Vec<String> {
     common::leftovers_on(&host(name), run).await
 }
 
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files_under(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_steps_artifacts_and_secrets_across_the_three_engines() {
     let secret = unique("s3cr3t-token");
@@ -110,7 +99,7 @@ async fn services_steps_artifacts_and_secrets_across_the_three_engines() {
     assert!(log.contains("token is [redacted]"), "{log}");
     assert!(junit.contains("token=[redacted]"), "{junit}");
     let mut files = Vec::new();
-    files_under(out.path(), &mut files);
+    common::files_under(out.path(), &mut files);
     assert!(files.len() > 10, "{files:?}");
     for f in &files {
         let data = std::fs::read(f).unwrap();
@@ -398,7 +387,7 @@ command = ["sh", "-c", 'echo "exit $CARGO_SHARD_EXIT" > "$CARGO_SHARD_OUT/post.t
         "exit 100\n"
     );
     let mut files = Vec::new();
-    files_under(&out, &mut files);
+    common::files_under(&out, &mut files);
     for f in &files {
         let data = std::fs::read(f).unwrap();
         assert!(

@@ -10,17 +10,6 @@ use std::process::Command;
 
 use common::unique;
 
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files_under(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
-
 /// `cargo shard exec` with one key, the given hosts and job file, running `script` through
 /// `sh -c`; returns (code, stdout, stderr, out dir).
 fn exec(
@@ -129,7 +118,7 @@ exit 1
 
 fn assert_no_secret(values: &[&str], out: &Path, stdout: &str, stderr: &str) {
     let mut files = Vec::new();
-    files_under(out, &mut files);
+    common::files_under(out, &mut files);
     let escaped: Vec<String> = values
         .iter()
         .map(|v| {

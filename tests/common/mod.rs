@@ -242,3 +242,41 @@ pub fn gc_run(run_id: &str) -> (i32, String, String) {
     assert_eq!(gc.0, 0, "gc --run {run_id}: {gc:?}");
     gc
 }
+
+/// `go test -json`'s final action for every test of the module, subtests (`TestX/sub`) included.
+pub fn go_test_json(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> std::collections::BTreeMap<(String, String), String> {
+    let out = std::process::Command::new("go")
+        .args(["test", "-count=1", "-json", "./..."])
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let mut actions = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let (Some(pkg), Some(test), Some(action)) =
+            (v["Package"].as_str(), v["Test"].as_str(), v["Action"].as_str())
+            && matches!(action, "pass" | "fail" | "skip")
+        {
+            actions.insert((pkg.to_string(), test.to_string()), action.to_string());
+        }
+    }
+    actions
+}
+
+/// Every file below `dir`, recursively.
+pub fn files_under(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
