@@ -41,12 +41,8 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return fail(exit::BUILD_FAILED, e),
     };
-    let reports = match prepare(&a.run, &out_dir) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let (live, job) = match connect(&a.run, &reports).await {
-        Ok(c) => c,
+    let (reports, live, job) = match start(&a.run, &out_dir).await {
+        Ok(s) => s,
         Err(code) => return code,
     };
     let opts = super::discover_opts::nextest(&a, &checked, &out_dir, a.run.quiet);
@@ -67,6 +63,13 @@ fn prepare(o: &RunOpts, out_dir: &Path) -> Result<Reports, u8> {
         return Err(fail(exit::BAD_INPUT, e));
     }
     Ok(reports)
+}
+
+/// Reports prepared, then hosts and job: everything a runner needs before its build.
+async fn start(o: &RunOpts, out_dir: &Path) -> Result<(Reports, Vec<LiveHost>, Arc<RunJob>), u8> {
+    let reports = prepare(o, out_dir)?;
+    let (live, job) = connect(o, &reports).await?;
+    Ok((reports, live, job))
 }
 
 /// The hosts that answer and the job (limits, secrets, services), both before the build.
@@ -101,12 +104,8 @@ pub async fn go(a: GoArgs) -> u8 {
             format!("cannot create {}: {e}", out_dir.display()),
         );
     }
-    let reports = match prepare(&a.run, &out_dir) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let (live, job) = match connect(&a.run, &reports).await {
-        Ok(c) => c,
+    let (reports, live, job) = match start(&a.run, &out_dir).await {
+        Ok(s) => s,
         Err(code) => return code,
     };
     let mut opts = crate::discover::gotest::GoOptions::new(&dir, &out_dir);
