@@ -3,7 +3,7 @@
 //! `--- PASS:`); the shard is cut short (`--shard-timeout`, `--test-timeout`) and the hung
 //! test must still come out as an error, never as passed.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! the whole failure, gocheck suites list, nextest's and go's own run options behave as
 //! they do under the plain runner.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

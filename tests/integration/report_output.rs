@@ -2,7 +2,7 @@
 //! plain lines with no escape codes, GitHub Actions folds and annotations, `-v` per-test
 //! lines that agree with the JUnit report, and colour only when `--color always` asks.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

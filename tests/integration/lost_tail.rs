@@ -5,7 +5,7 @@
 //! nextest shards of `fixtures/rust-sample` over the same four engines: each shard's log must
 //! end with nextest's last words on both streams, and every test must have its result.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! `cargo shard gc --run ID` on the real test bed: removes what carries that run's label on
 //! every engine (e3 through the ssh tunnel) and nothing else.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -3,7 +3,7 @@
 //! shard containers see the part read-only at its place, eviction removes least recently
 //! used volumes that no run holds, and cache volumes never carry a run label.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

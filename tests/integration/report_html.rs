@@ -3,7 +3,7 @@
 //! events reported, its header names the start time, version, commit and command line, and a
 //! screenshot of it is a real PNG of the asked size.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! by this test on a loopback port) pulled through the test bed's engine e2 at the start of a
 //! run: with the docker CLI's credentials, with wrong ones, and for a tag that does not exist.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! An image without `cargo-nextest`: cargo-shard finds that out once per host and ships this
 //! machine's copy with every shard there, and the suite runs as on any other image.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

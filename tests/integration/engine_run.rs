@@ -2,7 +2,7 @@
 //! tunnel) and as a local process: payload in, output streamed, exit code, files collected,
 //! phases recorded, and nothing left behind — also when cancelled.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

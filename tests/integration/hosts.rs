@@ -1,7 +1,7 @@
 //! `cargo shard hosts` against the real test bed: every transport reachable, and each kind of
 //! breakage reported as one line naming the host.
 
-mod common;
+use crate::common;
 
 use common::{cargo_shard, hosts_file, testbed_file};
 

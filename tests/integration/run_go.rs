@@ -2,7 +2,7 @@
 //! gocheck suite) and `cargo shard exec … -- make test-integration`, against `go test` run
 //! directly.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! host or image at fault and a non-zero exit (or 0 with a message where nextest does the
 //! same), never a panic or a stack trace.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! `@cert-authority`, conflicts that must never be appended over, and an unwritable file.
 //! Every known_hosts here is our own copy: the test bed's is never touched.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! fixtures/go-sample, then `cargo shard merge` must give every planned test exactly once with
 //! the status the runner gave it; a job planned from another history is refused.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! and nothing labelled with the run left on any engine — also when a service never gets
 //! ready or the shard is cancelled.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! End to end on the live test bed: `cargo shard` over `fixtures/rust-sample` across three
 //! engines (one through the ssh tunnel) against a local `cargo nextest run` of the same suite.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! and engine rejections as bad input, interrupts during the build, bounded output in JUnit,
 //! report files that follow the umask, known_hosts checked the OpenSSH way.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! otherwise a host that cannot run is an error naming it; and the configuration found by
 //! itself (`CARGO_SHARD_HOSTS`, `.config/cargo-shard.toml`), named in the backend line.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! they must equal `run-finished`'s and the JUnit report's verdicts. Every event carries its
 //! wall-clock time, in order, and names tests by `group` and `name`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! A second run plans from the first run's measured durations, for Rust and Go alike.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

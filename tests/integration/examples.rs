@@ -2,7 +2,7 @@
 //! parses with this cargo-shard's command line, the example hosts file parses, and the shard
 //! image recipe builds on a real engine with the build machine's own cargo-nextest.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! The ssh tunnel's host key policies against the test bed's real sshd (e3): accept-new
 //! records an unknown key, strict refuses it, a changed key is a mismatch, off accepts all.
 
-mod common;
+use crate::common;
 
 use cargo_shard::config::{Host, SshHostKeyPolicy};
 use cargo_shard::engine::{Engine, EngineError};
