@@ -236,6 +236,29 @@ pub fn run_rust_sample(out_dir: &std::path::Path, extra: &[&str]) -> std::proces
     output
 }
 
+/// `gc --run ID` until no engine holds anything of the run, for an engine that was frozen: on
+/// resuming it still carries out the requests that were buffered in its socket while it was
+/// stopped (a create sent just before the freeze lands after the first gc). Fails after 30 s.
+pub fn gc_until_clean(run_id: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        gc_run(run_id);
+        let mut left = Vec::new();
+        for host in testbed_hosts().hosts {
+            left.extend(rt.block_on(leftovers_on(&host, run_id)));
+        }
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {run_id} still leaves {left:?} after gc for 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 /// `cargo shard gc --run RUN_ID` over the test bed; asserts it succeeded.
 pub fn gc_run(run_id: &str) -> (i32, String, String) {
     let gc = cargo_shard(&["gc", "--hosts", hosts_file().to_str().unwrap(), "--run", run_id]);

@@ -1,6 +1,7 @@
 //! Images from a real registry (Debian's `docker-registry`, TLS and htpasswd basic auth, started
 //! by this test on a loopback port) pulled through the test bed's engine e2 at the start of a
-//! run: with the docker CLI's credentials, with wrong ones, and for a tag that does not exist.
+//! run: with the docker CLI's credentials, with wrong ones, and for a tag that does not exist;
+//! and the registry `scripts/testbed up` runs for the whole test bed (`hosts-registry.toml`).
 
 use crate::common;
 
@@ -241,4 +242,25 @@ fn images_are_pulled_from_a_registry_with_its_reasons_when_it_refuses() {
         err.contains(&format!("image {missing} is missing and cannot be pulled: ")),
         "{err}"
     );
+}
+
+#[test]
+fn the_test_beds_registry_serves_its_base_image_to_a_pull_always_host() {
+    // scripts/testbed up runs a registry of its own (TLS from the bed's CA, basic auth) with the
+    // base image pushed; hosts-registry.toml pulls it on e2 at every run, password from a file.
+    let bed = common::testbed_dir();
+    let hosts = bed.join("hosts-registry.toml");
+    let text = std::fs::read_to_string(&hosts).expect("hosts-registry.toml (scripts/testbed up)");
+    let image = text
+        .lines()
+        .find_map(|l| l.strip_prefix("image = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("an image line")
+        .to_string();
+    let password = std::fs::read_to_string(bed.join("registry/password")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (code, err) = shard(work.path(), &hosts, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("pull: {image} on e2 done in ")), "{err}");
+    assert!(!err.contains(password.trim()), "{err}");
 }
