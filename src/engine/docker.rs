@@ -184,6 +184,15 @@ impl DockerEngine {
         })
     }
 
+    /// The id (content hash) of `image`, or `None` when the engine does not have it.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(i.id),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(self.failed("inspect image", e)),
+        }
+    }
+
     fn unreachable(&self, e: &BollardError) -> EngineError {
         EngineError::Unreachable {
             host: self.name.clone(),
