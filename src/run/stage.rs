@@ -303,11 +303,22 @@ fn extract_once(p: &Part, scratch: &Path) -> std::io::Result<PathBuf> {
     }
     for old in std::fs::read_dir(scratch)?.flatten() {
         let n = old.file_name().to_string_lossy().into_owned();
-        if n.starts_with("target-") && n != name && !n.contains(".tmp-") {
+        // Another run may still be unpacking into its temporary directory: only an old one
+        // (left by a run that died) goes.
+        let unpacking = n.contains(".tmp-") && !older_than(&old.path(), 3600);
+        if n.starts_with("target-") && n != name && !unpacking {
             let _ = std::fs::remove_dir_all(old.path());
         }
     }
     Ok(dir)
+}
+
+fn older_than(path: &Path, secs: u64) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age.as_secs() > secs)
 }
 
 /// `target/a/b` → `a/b`; nothing for paths outside `target/` or that climb out of it.
