@@ -109,6 +109,9 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
 
     let mut build = cargo_nextest(&workspace_root, "archive");
     build.arg("--archive-file").arg(&archive);
+    // The archive never leaves this machine (staging unpacks it here): compressing it
+    // harder only costs time (level 1 packs rust-sample in about half of the default's).
+    build.args(["--zstd-level", "1"]);
     selection_args(&mut build, opts, "--cargo-profile");
     if let Some(jobs) = opts.build_jobs {
         build.arg("--build-jobs").arg(jobs.to_string());

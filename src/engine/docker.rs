@@ -184,6 +184,15 @@ impl DockerEngine {
         })
     }
 
+    /// The id (content hash) of `image`, or `None` when the engine does not have it.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(i.id),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(self.failed("inspect image", e)),
+        }
+    }
+
     fn unreachable(&self, e: &BollardError) -> EngineError {
         EngineError::Unreachable {
             host: self.name.clone(),
@@ -330,31 +339,38 @@ impl DockerEngine {
             .collect();
         files.extend(job.extras.files.0.iter().cloned());
         let first = tarball::dir_and_files_tar(root, &files).map_err(|e| local_err("pack", e))?;
-        self.upload(id, "/", first.into()).await?;
-        // Shared, not copied: every shard of the run uploads the same payload (staged parts
-        // are mounted instead, so it is often empty).
-        if !job.payload.is_empty() {
-            let payload = bytes::Bytes::from_owner(SharedPayload(job.payload.clone()));
-            self.upload(id, &job.root, payload).await?;
-        }
-        phases.upload = t.elapsed();
-
-        let t = Instant::now();
+        let uploads = async {
+            self.upload(id, "/", first.into()).await?;
+            // Shared, not copied: every shard of the run uploads the same payload (staged
+            // parts are mounted instead, so it is often empty).
+            if !job.payload.is_empty() {
+                let payload = bytes::Bytes::from_owner(SharedPayload(job.payload.clone()));
+                self.upload(id, &job.root, payload).await?;
+            }
+            Ok::<(), EngineError>(())
+        };
         // Attached before start, as `docker run` does. Following the log file instead loses
         // the last lines now and then: Docker 20.10's json-file follower can see "container
         // gone" before it drains the final write, which under load left a shard's output
-        // empty.
+        // empty. Attaching needs nothing uploaded: the two go at once.
         let attach = AttachContainerOptions {
             stdout: true,
             stderr: true,
             stream: true,
             ..Default::default()
         };
-        let attached = self
-            .docker
-            .attach_container(id, Some(attach))
-            .await
-            .map_err(|e| self.failed("attach to container", e))?;
+        let attach = async {
+            self.docker
+                .attach_container(id, Some(attach))
+                .await
+                .map_err(|e| self.failed("attach to container", e))
+        };
+        let (uploaded, attached) = tokio::join!(uploads, attach);
+        uploaded?;
+        let attached = attached?;
+        phases.upload = t.elapsed();
+
+        let t = Instant::now();
         self.docker
             .start_container(id, None)
             .await

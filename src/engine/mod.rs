@@ -173,6 +173,15 @@ impl Engine {
         }
     }
 
+    /// The id of `image` on this engine (its content hash), if it is there; `None` for the
+    /// local engine, which has no images.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
+        match self {
+            Engine::Docker(d) => d.image_id(image).await,
+            Engine::Local(_) => Ok(None),
+        }
+    }
+
     /// A shard root for one attempt (see the module docs).
     pub fn make_root(&self) -> Result<String, EngineError> {
         match self {

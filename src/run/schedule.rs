@@ -149,29 +149,7 @@ async fn execute_inner(
             return report;
         }
     };
-    report.stage = staged.elapsed();
     let mut dead = BTreeSet::new();
-    for (host, stage) in &payloads.hosts {
-        match &stage.stats {
-            Some(Ok(stats)) => {
-                observer(&Event::Staged {
-                    host: host.clone(),
-                    stats: stats.clone(),
-                });
-                report.staged.push((host.clone(), stats.clone()));
-            }
-            Some(Err(e)) => {
-                let reason = format!("staging failed: {e}");
-                observer(&Event::HostLost {
-                    host: host.clone(),
-                    reason: reason.clone(),
-                });
-                report.lost_hosts.push((host.clone(), reason));
-                dead.insert(host.clone());
-            }
-            None => {}
-        }
-    }
     // Cancelled by an interrupt (the caller's token) or when --max-fail is reached (only this).
     let stop = cancel.child_token();
     let shared = Shared {
@@ -197,7 +175,15 @@ async fn execute_inner(
         })
         .collect();
     let mut outcomes: BTreeMap<TestId, Outcome> = BTreeMap::new();
-    let phase = run_phase(&shared, &hosts, jobs, &mut dead, &observer, t0).await;
+    // Each host's shards start as soon as that host is staged, not when all hosts are.
+    let (gates, opened) = gates(&shared, &hosts);
+    let staging = stage_hosts(&shared, &hosts, opened, staged);
+    let (phase, (staged, stage_time)) = tokio::join!(
+        run_phase(&shared, &hosts, jobs, &mut dead, &observer, t0, &gates),
+        staging
+    );
+    report.stage = stage_time;
+    report.staged = staged;
     merge_phase(&mut outcomes, phase.results);
     report.attempts.extend(phase.attempts);
     report.lost_hosts.extend(phase.lost);
@@ -248,7 +234,16 @@ async fn execute_inner(
             bin.predicted += o.result.duration;
         }
         next_index += bins;
-        let phase = run_phase(&shared, &hosts, rerun_jobs, &mut dead, &observer, t0).await;
+        let phase = run_phase(
+            &shared,
+            &hosts,
+            rerun_jobs,
+            &mut dead,
+            &observer,
+            t0,
+            &BTreeMap::new(),
+        )
+        .await;
         for (id, (result, shard, host, container)) in phase.results {
             if let Some(o) = outcomes.get_mut(&id) {
                 let previous = std::mem::replace(&mut o.result, result);
@@ -395,6 +390,7 @@ fn merge_phase(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_phase(
     shared: &Shared<'_>,
     hosts: &[LiveHost],
@@ -402,6 +398,7 @@ async fn run_phase(
     dead: &mut BTreeSet<String>,
     observer: &Observer,
     t0: Instant,
+    gates: &Gates,
 ) -> PhaseResult {
     let mut queue = Queue {
         dead: dead.clone(),
@@ -421,10 +418,18 @@ async fn run_phase(
     let gone: Vec<CancellationToken> = live.iter().map(|_| shared.cancel.child_token()).collect();
     let mut workers = Vec::new();
     for (host, gone) in live.iter().zip(&gone) {
+        let gate = gates.get(&host.host.name);
         for slot in 0..host.host.slots {
-            workers.push(worker(
-                shared, hosts, host, slot, gone, &queue, &wake, observer, t0,
-            ));
+            let queue = &queue;
+            let wake = &wake;
+            workers.push(async move {
+                if let Some(gate) = gate
+                    && !passed(gate.clone(), &host.host.name, gone, queue, wake, observer).await
+                {
+                    return;
+                }
+                worker(shared, hosts, host, slot, gone, queue, wake, observer, t0).await
+            });
         }
     }
     let finished = CancellationToken::new();
@@ -462,6 +467,100 @@ async fn run_phase(
         abandoned: q.abandoned,
         rejected: q.rejected,
     }
+}
+
+/// Per host that stages: `None` while staging, then `Ok` or why it failed.
+type Gates = BTreeMap<String, tokio::sync::watch::Receiver<Option<Result<(), String>>>>;
+type Opened = BTreeMap<String, tokio::sync::watch::Sender<Option<Result<(), String>>>>;
+
+/// A closed gate for every host whose parts are staged before its shards run.
+fn gates(shared: &Shared<'_>, hosts: &[LiveHost]) -> (Gates, Opened) {
+    let mut gates = BTreeMap::new();
+    let mut opened = BTreeMap::new();
+    for h in hosts {
+        if shared.payloads.hosts.get(&h.host.name).is_some_and(|s| s.staged) {
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            gates.insert(h.host.name.clone(), rx);
+            opened.insert(h.host.name.clone(), tx);
+        }
+    }
+    (gates, opened)
+}
+
+/// Stages every host at once, opening each host's gate as soon as its own staging ends.
+/// Returns what each staged host received and how long staging took from `since` until the
+/// last host was done. Cancelling the run abandons staging (the helper containers carry the
+/// run label: the final cleanup removes them).
+async fn stage_hosts(
+    shared: &Shared<'_>,
+    hosts: &[LiveHost],
+    opened: Opened,
+    since: Instant,
+) -> (Vec<(String, crate::engine::docker::StageStats)>, Duration) {
+    let tasks = hosts.iter().filter_map(|h| {
+        let tx = opened.get(&h.host.name)?;
+        Some(async move {
+            let r = tokio::select! {
+                r = super::tools::stage_host(&shared.payloads, h, shared.opts) => r,
+                _ = shared.cancel.cancelled() => None,
+            };
+            let stats = match r {
+                Some(Ok(stats)) => {
+                    (shared.observer)(&Event::Staged {
+                        host: h.host.name.clone(),
+                        stats: stats.clone(),
+                    });
+                    let _ = tx.send(Some(Ok(())));
+                    Some((h.host.name.clone(), stats))
+                }
+                Some(Err(e)) => {
+                    let _ = tx.send(Some(Err(format!("staging failed: {e}"))));
+                    None
+                }
+                // Interrupted: the gate closes unopened and the slots stop, no host lost.
+                None => None,
+            };
+            (stats, since.elapsed())
+        })
+    });
+    let done = futures_util::future::join_all(tasks).await;
+    let time = done
+        .iter()
+        .map(|(_, t)| *t)
+        .max()
+        .unwrap_or_else(|| since.elapsed());
+    (done.into_iter().filter_map(|(s, _)| s).collect(), time)
+}
+
+/// Waits for `host`'s staging; a failure marks the host lost (its queued shards go to the
+/// others). False when the slot has nothing more to do.
+async fn passed(
+    mut gate: tokio::sync::watch::Receiver<Option<Result<(), String>>>,
+    host: &str,
+    gone: &CancellationToken,
+    queue: &Mutex<Queue>,
+    wake: &tokio::sync::Notify,
+    observer: &Observer,
+) -> bool {
+    let result = tokio::select! {
+        r = gate.wait_for(Option::is_some) => r.ok().and_then(|v| v.clone()),
+        _ = gone.cancelled() => return false,
+    };
+    let Some(Err(reason)) = result else {
+        return result.is_some();
+    };
+    let newly = queue
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .kill_host(host, &reason);
+    if newly {
+        observer(&Event::HostLost {
+            host: host.to_string(),
+            reason,
+        });
+    }
+    wake.notify_waiters();
+    false
 }
 
 /// Pings `host` while the phase runs; when it stops answering, marks it lost (its queued

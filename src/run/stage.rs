@@ -60,15 +60,23 @@ impl Part {
 /// the nextest archive (extracted into `scratch`), and files under `bin/` or `tools/`.
 /// Anything else (a job's `files`) is returned as is, to be copied into each container.
 pub fn parts(uploads: &[Upload], scratch: &Path) -> Result<(Vec<Part>, Vec<Upload>), StageError> {
+    parts_in(uploads, scratch, true)
+}
+
+/// [`parts`], unpacking the nextest archive's files on this machine only with `extract` (a
+/// local host runs them from there; Docker hosts only need the part's tar).
+pub fn parts_in(
+    uploads: &[Upload],
+    scratch: &Path,
+    extract: bool,
+) -> Result<(Vec<Part>, Vec<Upload>), StageError> {
     let mut parts = Vec::new();
     let mut rest = Vec::new();
     let mut grouped: BTreeMap<String, Vec<Upload>> = BTreeMap::new();
     for upload in uploads {
         match upload {
             Upload::File { src, dest, .. } if dest == crate::discover::nextest::ARCHIVE_DEST => {
-                // Per process: two runs sharing an output directory never share this.
-                let dir = scratch.join(format!("target-{}", std::process::id()));
-                parts.push(nextest_target(src, &dir)?);
+                parts.push(nextest_target(src, scratch, extract)?);
             }
             Upload::File { dest, .. } => match dest.split_once('/') {
                 Some((dir @ ("bin" | "tools"), _)) => {
@@ -216,55 +224,101 @@ fn add_mountpoints(parts: &mut [Part]) -> Result<(), StageError> {
     Ok(())
 }
 
-/// The nextest archive unpacked once, on this machine, into `dir` (its `target/` prefix
-/// taken off): shards run these binaries with nextest's reuse-build options, never unpacking
-/// the archive themselves. The part's tar is written from the archive's own entries (mtimes
-/// zeroed, so an identical rebuild hashes the same), never re-read from `dir`; the part is
-/// placed at the build machine's target directory.
-fn nextest_target(archive: &Path, dir: &Path) -> Result<Part, StageError> {
-    use std::io::Read;
-    let extract = |source| StageError::Extract {
+/// The nextest archive's `target/` as a part (its `target/` prefix taken off): shards run
+/// these binaries with nextest's reuse-build options, never unpacking the archive themselves.
+/// The part's tar is written from the archive's own entries (mtimes zeroed, so an identical
+/// rebuild hashes the same); the part is placed at the build machine's target directory.
+/// With `extract`, its files are also unpacked under `scratch` for local hosts, once per
+/// content: an unchanged rebuild finds them there and writes nothing.
+fn nextest_target(archive: &Path, scratch: &Path, extract: bool) -> Result<Part, StageError> {
+    let extract_err = |source| StageError::Extract {
         path: archive.display().to_string(),
         source,
     };
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(extract)?;
+    let (tar, meta) = target_tar(archive).map_err(extract_err)?;
+    let target_dir = build_target_dir(archive, meta.as_deref())?;
+    let mut p = part("target", tar, Some(target_dir), None);
+    if extract {
+        p.local = Some(extract_once(&p, scratch).map_err(extract_err)?);
     }
-    std::fs::create_dir_all(dir).map_err(extract)?;
-    let file = std::fs::File::open(archive).map_err(extract)?;
-    let mut input = tar::Archive::new(zstd::Decoder::new(file).map_err(extract)?);
+    Ok(p)
+}
+
+/// The archive's files under `target/` as a tar of regular files with zeroed mtimes, and the
+/// bytes of its `nextest/binaries-metadata.json`.
+fn target_tar(archive: &Path) -> std::io::Result<(Vec<u8>, Option<Vec<u8>>)> {
+    use std::io::Read;
+    let file = std::fs::File::open(archive)?;
+    let mut input = tar::Archive::new(zstd::Decoder::new(file)?);
     let mut output = tar::Builder::new(Vec::new());
-    for entry in input.entries().map_err(extract)? {
-        let mut entry = entry.map_err(extract)?;
-        let path = entry.path().map_err(extract)?.into_owned();
-        let Some(rel) = inside_target(&path) else { continue };
+    let mut meta = None;
+    for entry in input.entries()? {
+        let mut entry = entry?;
+        let Some(rel) = inside_target(&entry.path()?) else {
+            continue;
+        };
         // nextest writes mostly-zero binaries as GNU sparse entries; reading expands them.
         let kind = entry.header().entry_type();
         if !(kind.is_file() || kind.is_gnu_sparse()) {
             continue;
         }
         let mut data = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut data).map_err(extract)?;
-        let out = dir.join(&rel);
-        if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).map_err(extract)?;
-        }
-        let mode = entry.header().mode().map_err(extract)?;
-        std::fs::write(&out, &data).map_err(extract)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(mode & 0o7777)).map_err(extract)?;
+        entry.read_to_end(&mut data)?;
+        let mode = entry.header().mode()? & 0o7777;
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
-        header.set_mode(mode & 0o7777);
+        header.set_mode(mode);
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
-        output
-            .append_data(&mut header, &rel, data.as_slice())
-            .map_err(extract)?;
+        output.append_data(&mut header, &rel, data.as_slice())?;
+        if rel == Path::new(METADATA) {
+            meta = Some(data);
+        }
     }
-    let tar = output.into_inner().map_err(extract)?;
-    let target_dir = build_target_dir(archive, dir)?;
-    Ok(part("target", tar, Some(target_dir), Some(dir.to_path_buf())))
+    Ok((output.into_inner()?, meta))
+}
+
+/// Where nextest's archive keeps the build's metadata, inside `target/`.
+const METADATA: &str = "nextest/binaries-metadata.json";
+
+/// `scratch/target-<hash>` holding the part's files, unpacked only when it is not there yet
+/// (into a temporary directory renamed into place, so a directory with that name is always
+/// complete). Older `target-*` directories go: they held other builds.
+fn extract_once(p: &Part, scratch: &Path) -> std::io::Result<PathBuf> {
+    let name = format!("target-{}", &p.hash[..16]);
+    let dir = scratch.join(&name);
+    std::fs::create_dir_all(scratch)?;
+    if !dir.is_dir() {
+        let tmp = scratch.join(format!("{name}.tmp-{}", std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        let mut archive = tar::Archive::new(p.tar.as_slice());
+        archive.set_preserve_mtime(false);
+        archive.unpack(&tmp)?;
+        if std::fs::rename(&tmp, &dir).is_err() {
+            // Another run put the same files there first.
+            std::fs::remove_dir_all(&tmp)?;
+        }
+    }
+    for old in std::fs::read_dir(scratch)?.flatten() {
+        let n = old.file_name().to_string_lossy().into_owned();
+        // Another run may still be unpacking into its temporary directory: only an old one
+        // (left by a run that died) goes.
+        let unpacking = n.contains(".tmp-") && !older_than(&old.path(), 3600);
+        if n.starts_with("target-") && n != name && !unpacking {
+            let _ = std::fs::remove_dir_all(old.path());
+        }
+    }
+    Ok(dir)
+}
+
+fn older_than(path: &Path, secs: u64) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age.as_secs() > secs)
 }
 
 /// `target/a/b` → `a/b`; nothing for paths outside `target/` or that climb out of it.
@@ -277,13 +331,13 @@ fn inside_target(path: &Path) -> Option<PathBuf> {
 }
 
 /// The target directory the archive was built in, as its binaries-metadata records it.
-fn build_target_dir(archive: &Path, dir: &Path) -> Result<String, StageError> {
+fn build_target_dir(archive: &Path, meta: Option<&[u8]>) -> Result<String, StageError> {
     let err = |reason: String| StageError::Metadata {
         path: archive.display().to_string(),
         reason,
     };
-    let text = std::fs::read(dir.join("nextest/binaries-metadata.json")).map_err(|e| err(e.to_string()))?;
-    let meta: serde_json::Value = serde_json::from_slice(&text).map_err(|e| err(e.to_string()))?;
+    let text = meta.ok_or_else(|| err(format!("no target/{METADATA} in it")))?;
+    let meta: serde_json::Value = serde_json::from_slice(text).map_err(|e| err(e.to_string()))?;
     meta["rust-build-meta"]["target-directory"]
         .as_str()
         .map(str::to_string)
@@ -409,15 +463,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_nextest_archive_becomes_the_target_part_at_the_build_target_dir() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A nextest-like archive whose test binary holds `bin`, and the upload naming it.
+    fn archive(dir: &Path, bin: &[u8], mtime: u64) -> Upload {
         let meta = br#"{"rust-build-meta":{"target-directory":"/w/ws/target"}}"#;
         let mut b = tar::Builder::new(Vec::new());
-        for (path, data, mtime) in [
-            ("target/nextest/binaries-metadata.json", &meta[..], 7),
-            ("target/debug/deps/t-1", b"BIN", 9),
-            ("other/outside", b"X", 1),
+        for (path, data) in [
+            ("target/nextest/binaries-metadata.json", &meta[..]),
+            ("target/debug/deps/t-1", bin),
+            ("other/outside", b"X"),
         ] {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
@@ -426,17 +479,20 @@ mod tests {
             h.set_cksum();
             b.append_data(&mut h, path, data).unwrap();
         }
-        let archive = dir.path().join("archive.tar.zst");
-        std::fs::write(
-            &archive,
-            zstd::encode_all(b.into_inner().unwrap().as_slice(), 0).unwrap(),
-        )
-        .unwrap();
-        let uploads = [Upload::File {
+        let archive = dir.join("archive.tar.zst");
+        let packed = zstd::encode_all(b.into_inner().unwrap().as_slice(), 0).unwrap();
+        std::fs::write(&archive, packed).unwrap();
+        Upload::File {
             src: archive,
             dest: crate::discover::nextest::ARCHIVE_DEST.into(),
             mode: 0o644,
-        }];
+        }
+    }
+
+    #[test]
+    fn the_nextest_archive_becomes_the_target_part_at_the_build_target_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let uploads = [archive(dir.path(), b"BIN", 9)];
         let (parts, _) = parts(&uploads, &dir.path().join("stage")).unwrap();
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].name, "target");
@@ -447,6 +503,66 @@ mod tests {
         );
         let local = parts[0].local.clone().unwrap();
         assert_eq!(std::fs::read(local.join("debug/deps/t-1")).unwrap(), b"BIN");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(local.join("debug/deps/t-1"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+    }
+
+    #[test]
+    fn an_unchanged_archive_is_unpacked_once_and_a_changed_one_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let stage = dir.path().join("stage");
+        let first = parts(&[archive(dir.path(), b"BIN", 9)], &stage).unwrap().0;
+        let local = first[0].local.clone().unwrap();
+        // Marks the unpacked file: only a second unpacking would undo this.
+        std::fs::write(local.join("debug/deps/t-1"), "MARK").unwrap();
+        // Rebuilt with the same bytes at another time: same part, nothing written.
+        let again = parts(&[archive(dir.path(), b"BIN", 99)], &stage).unwrap().0;
+        assert_eq!(again[0].hash, first[0].hash);
+        assert_eq!(again[0].local.as_deref(), Some(local.as_path()));
+        assert_eq!(std::fs::read(local.join("debug/deps/t-1")).unwrap(), b"MARK");
+
+        let changed = parts(&[archive(dir.path(), b"NEW", 99)], &stage).unwrap().0;
+        assert_ne!(changed[0].hash, first[0].hash);
+        let new_local = changed[0].local.clone().unwrap();
+        assert_eq!(std::fs::read(new_local.join("debug/deps/t-1")).unwrap(), b"NEW");
+        assert!(!local.exists(), "the other build's files are removed");
+    }
+
+    #[test]
+    fn without_a_local_host_the_archive_is_not_unpacked() {
+        let dir = tempfile::tempdir().unwrap();
+        let stage = dir.path().join("stage");
+        let (parts, _) = parts_in(&[archive(dir.path(), b"BIN", 9)], &stage, false).unwrap();
+        assert!(parts[0].local.is_none());
+        assert!(!stage.exists());
+        assert_eq!(names(&parts[0].tar)[1], "debug/deps/t-1");
+    }
+
+    #[test]
+    fn an_archive_without_build_metadata_is_one_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "target/debug/x", &b"X"[..]).unwrap();
+        let path = dir.path().join("a.tar.zst");
+        std::fs::write(
+            &path,
+            zstd::encode_all(b.into_inner().unwrap().as_slice(), 0).unwrap(),
+        )
+        .unwrap();
+        let uploads = [Upload::File {
+            src: path,
+            dest: crate::discover::nextest::ARCHIVE_DEST.into(),
+            mode: 0o644,
+        }];
+        let err = parts_in(&uploads, dir.path(), false).unwrap_err().to_string();
+        assert!(err.contains("no target/nextest/binaries-metadata.json"), "{err}");
     }
 
     #[test]

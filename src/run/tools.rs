@@ -34,8 +34,8 @@ pub(crate) struct HostStage {
     pub parts: Vec<super::stage::Part>,
     pub local: bool,
     pub tools: Vec<String>,
-    /// Staging outcome; an error leaves the host out of the run.
-    pub stats: Option<Result<crate::engine::docker::StageStats, EngineError>>,
+    /// Whether its parts go into the host's cache ([`stage_host`]) before its shards start.
+    pub staged: bool,
 }
 
 impl HostPayloads {
@@ -87,22 +87,48 @@ impl HostPayloads {
     }
 }
 
-/// Tools each Docker host's image lacks (all hosts checked at once), by host.
-async fn missing_tools(suite: &Suite, hosts: &[LiveHost], opts: &RunOptions) -> BTreeMap<String, Vec<Tool>> {
+/// Tools each Docker host's image lacks (all hosts checked at once), by host. An image's
+/// content never changes under its id, so each (image id, tool) is probed once and the answer
+/// kept in `probes` for later runs.
+async fn missing_tools(
+    suite: &Suite,
+    hosts: &[LiveHost],
+    opts: &RunOptions,
+    probes: &std::path::Path,
+) -> BTreeMap<String, Vec<Tool>> {
     if suite.tools.is_empty() {
         return BTreeMap::new();
     }
-    let checks = hosts.iter().filter(|h| !h.engine.is_local()).map(|h| async move {
-        let mut missing = Vec::new();
-        for tool in &suite.tools {
-            if !image_has(h, &tool.name, opts).await {
-                missing.push(tool.clone());
+    let known = ProbeCache::load(probes);
+    let checks = hosts.iter().filter(|h| !h.engine.is_local()).map(|h| {
+        let known = &known;
+        async move {
+            let id = h.engine.image_id(&h.host.image).await.ok().flatten();
+            let mut missing = Vec::new();
+            let mut learned = Vec::new();
+            for tool in &suite.tools {
+                let has = match id.as_deref().and_then(|id| known.get(id, &tool.name)) {
+                    Some(has) => has,
+                    None => match image_has(h, &tool.name, opts).await {
+                        Some(has) => {
+                            learned.extend(id.as_deref().map(|id| (ProbeCache::key(id, &tool.name), has)));
+                            has
+                        }
+                        // No clear answer: assume it is there, and ask again next run.
+                        None => true,
+                    },
+                };
+                if !has {
+                    missing.push(tool.clone());
+                }
             }
+            (h.host.name.clone(), missing, learned)
         }
-        (h.host.name.clone(), missing)
     });
     let mut out = BTreeMap::new();
-    for (host, missing) in futures_util::future::join_all(checks).await {
+    let mut learned = Vec::new();
+    for (host, missing, new) in futures_util::future::join_all(checks).await {
+        learned.extend(new);
         if missing.is_empty() {
             continue;
         }
@@ -113,7 +139,44 @@ async fn missing_tools(suite: &Suite, hosts: &[LiveHost], opts: &RunOptions) -> 
         );
         out.insert(host, missing);
     }
+    known.save(probes, learned);
     out
+}
+
+/// Probe answers by `<image id> <tool>`, kept on this machine between runs.
+#[derive(Default)]
+struct ProbeCache(BTreeMap<String, bool>);
+
+impl ProbeCache {
+    fn key(image_id: &str, tool: &str) -> String {
+        format!("{image_id} {tool}")
+    }
+
+    /// An unreadable or corrupt file is an empty cache: every image is probed again.
+    fn load(path: &std::path::Path) -> Self {
+        let known = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Self(known)
+    }
+
+    fn get(&self, image_id: &str, tool: &str) -> Option<bool> {
+        self.0.get(&Self::key(image_id, tool)).copied()
+    }
+
+    /// Adds `learned` and writes the file when that changed it; a failed write only costs
+    /// a probe next time.
+    fn save(mut self, path: &std::path::Path, learned: Vec<(String, bool)>) {
+        if learned.is_empty() {
+            return;
+        }
+        self.0.extend(learned);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = crate::atomic::write(path, &serde_json::to_vec(&self.0).unwrap_or_default());
+    }
 }
 
 fn tool_uploads(tools: &[Tool]) -> Vec<Upload> {
@@ -127,20 +190,30 @@ fn tool_uploads(tools: &[Tool]) -> Vec<Upload> {
         .collect()
 }
 
-/// Splits the payload into parts and stages them on every Docker host at once; local hosts
-/// use this machine's files where they are. A runner that writes into its source tree gets
-/// the whole payload copied into each container instead, as before staging existed.
+/// Where the probe answers are kept, under the run's scratch directory.
+const PROBES: &str = "probes.json";
+
+/// Splits the payload into parts (while the hosts' images are checked for tools) and decides
+/// each host's share; [`stage_host`] then stages a Docker host's parts. Local hosts use this
+/// machine's files where they are. A runner that writes into its source tree gets the whole
+/// payload copied into each container instead, as before staging existed.
 pub(crate) async fn prepare(
     suite: &Suite,
     hosts: &[LiveHost],
     opts: &RunOptions,
 ) -> Result<HostPayloads, super::stage::StageError> {
-    let missing = missing_tools(suite, hosts, opts).await;
+    let scratch = opts.out_dir.join("stage");
+    let probes = scratch.join(PROBES);
     if suite.recipe.writes_source() {
+        let missing = missing_tools(suite, hosts, opts, &probes).await;
         return copied(suite, hosts, &missing);
     }
-    let scratch = opts.out_dir.join("stage");
-    let (mut parts, rest) = tokio::task::block_in_place(|| super::stage::parts(&suite.uploads, &scratch))?;
+    // Only a local host runs the nextest archive's files from this machine's disk.
+    let extract = hosts.iter().any(|h| h.engine.is_local());
+    let (uploads, dir) = (suite.uploads.clone(), scratch.clone());
+    let split = tokio::task::spawn_blocking(move || super::stage::parts_in(&uploads, &dir, extract));
+    let (missing, split) = tokio::join!(missing_tools(suite, hosts, opts, &probes), split);
+    let (mut parts, rest) = split.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     // Job files (no secrets: those travel in each shard's extras) are copied per container.
     let rest = if rest.is_empty() {
         Vec::new()
@@ -152,56 +225,68 @@ pub(crate) async fn prepare(
     }
     let mut stages = BTreeMap::new();
     for h in hosts {
-        let mut host_parts = parts.clone();
         let tools = missing.get(&h.host.name).cloned().unwrap_or_default();
-        if !tools.is_empty() {
-            let uploads = tool_uploads(&tools);
-            host_parts.extend(tokio::task::block_in_place(|| super::stage::parts(&uploads, &scratch))?.0);
-        }
-        let local = h.engine.is_local();
-        let mut payload = rest.clone();
-        if local {
-            let unplaced: Vec<&super::stage::Part> =
-                host_parts.iter().filter(|p| p.local.is_none()).collect();
-            let copied = tokio::task::block_in_place(|| super::stage::under_root(&unplaced))?;
-            payload = concat_tars(&payload, &copied);
-        }
-        let payload = Arc::new(payload);
-        let stage = HostStage {
-            payload,
-            parts: host_parts,
-            local,
-            tools: tools.iter().map(|t| t.name.clone()).collect(),
-            stats: None,
-        };
+        let stage = host_stage(h, &parts, &rest, tools, &scratch)?;
         stages.insert(h.host.name.clone(), stage);
-    }
-    let staging = hosts.iter().filter(|h| !h.engine.is_local()).map(|h| {
-        let cache: Vec<CachePart> = stages[&h.host.name]
-            .parts
-            .iter()
-            .map(|p| CachePart {
-                hash: p.hash.clone(),
-                tar: p.tar.clone(),
-            })
-            .collect();
-        async move {
-            let r = h
-                .engine
-                .stage(&cache, &h.host.image, &opts.run_id, h.host.cache_size)
-                .await;
-            (h.host.name.clone(), r)
-        }
-    });
-    for (host, r) in futures_util::future::join_all(staging).await {
-        if let Some(s) = stages.get_mut(&host) {
-            s.stats = Some(r);
-        }
     }
     Ok(HostPayloads {
         hosts: stages,
         default: Arc::new(Vec::new()),
     })
+}
+
+/// One host's parts (plus the tools its image lacks) and what each of its containers gets
+/// copied: job files, and on a local host the parts that have no files on this machine.
+fn host_stage(
+    h: &LiveHost,
+    parts: &[super::stage::Part],
+    rest: &[u8],
+    tools: Vec<Tool>,
+    scratch: &std::path::Path,
+) -> Result<HostStage, super::stage::StageError> {
+    let mut host_parts = parts.to_vec();
+    if !tools.is_empty() {
+        let uploads = tool_uploads(&tools);
+        host_parts
+            .extend(tokio::task::block_in_place(|| super::stage::parts_in(&uploads, scratch, false))?.0);
+    }
+    let local = h.engine.is_local();
+    let mut payload = rest.to_vec();
+    if local {
+        let unplaced: Vec<&super::stage::Part> = host_parts.iter().filter(|p| p.local.is_none()).collect();
+        let copied = tokio::task::block_in_place(|| super::stage::under_root(&unplaced))?;
+        payload = concat_tars(&payload, &copied);
+    }
+    Ok(HostStage {
+        payload: Arc::new(payload),
+        parts: host_parts,
+        local,
+        tools: tools.iter().map(|t| t.name.clone()).collect(),
+        staged: !local,
+    })
+}
+
+/// Makes `h`'s parts present in its cache; `None` for a host that stages nothing (local, or
+/// a runner whose payload is copied into each container).
+pub(crate) async fn stage_host(
+    payloads: &HostPayloads,
+    h: &LiveHost,
+    opts: &RunOptions,
+) -> Option<Result<crate::engine::docker::StageStats, EngineError>> {
+    let stage = payloads.hosts.get(&h.host.name).filter(|s| s.staged)?;
+    let cache: Vec<CachePart> = stage
+        .parts
+        .iter()
+        .map(|p| CachePart {
+            hash: p.hash.clone(),
+            tar: p.tar.clone(),
+        })
+        .collect();
+    Some(
+        h.engine
+            .stage(&cache, &h.host.image, &opts.run_id, h.host.cache_size)
+            .await,
+    )
 }
 
 /// One tar holding the entries of both (a tar ends with two zero blocks: drop the first's).
@@ -249,12 +334,10 @@ fn copied(
 }
 
 /// Runs `TOOL --version` in a throwaway container of the host's image. Only a clear "not
-/// there" (non-zero exit, or the engine refusing to start it) counts as missing: an engine
-/// that fails otherwise is left for the run's own fault handling.
-async fn image_has(host: &LiveHost, tool: &str, opts: &RunOptions) -> bool {
-    let Ok(root) = host.engine.make_root() else {
-        return true;
-    };
+/// there" (non-zero exit, or the engine refusing to start it) counts as missing; `None` when
+/// the engine failed otherwise (left for the run's own fault handling).
+async fn image_has(host: &LiveHost, tool: &str, opts: &RunOptions) -> Option<bool> {
+    let root = host.engine.make_root().ok()?;
     let job = ShardJob {
         name: format!("cargo-shard-{}-probe-{}-{tool}", opts.run_id, host.host.name),
         image: host.host.image.clone(),
@@ -275,8 +358,34 @@ async fn image_has(host: &LiveHost, tool: &str, opts: &RunOptions) -> bool {
         extras: Default::default(),
     };
     match host.engine.run_shard(job, CancellationToken::new()).await {
-        Ok(run) => run.collected.exit_code == Some(0),
-        Err(EngineError::Shard { .. }) => false,
-        Err(_) => true,
+        Ok(run) => Some(run.collected.exit_code == Some(0)),
+        Err(EngineError::Shard { .. }) => Some(false),
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_answers_are_kept_by_image_id_and_a_corrupt_file_forgets_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stage").join(PROBES);
+        let empty = ProbeCache::load(&path);
+        assert_eq!(empty.get("sha256:a", "cargo-nextest"), None);
+        empty.save(
+            &path,
+            vec![
+                (ProbeCache::key("sha256:a", "cargo-nextest"), false),
+                (ProbeCache::key("sha256:b", "cargo-nextest"), true),
+            ],
+        );
+        let known = ProbeCache::load(&path);
+        assert_eq!(known.get("sha256:a", "cargo-nextest"), Some(false));
+        assert_eq!(known.get("sha256:b", "cargo-nextest"), Some(true));
+        assert_eq!(known.get("sha256:c", "cargo-nextest"), None);
+        std::fs::write(&path, "{not json").unwrap();
+        assert_eq!(ProbeCache::load(&path).get("sha256:a", "cargo-nextest"), None);
     }
 }

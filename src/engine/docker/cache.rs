@@ -4,9 +4,11 @@
 //! evicted least-recently-used beyond the host's `cache_size`.
 //!
 //! Volume labels cannot change after creation, so last use is kept in one small file
-//! (`lru.json`, hash → seconds since the epoch) in an index volume on the host: read and
-//! written once per run with the helper already there, it needs no container per volume and
-//! serves every build machine that uses the host. Concurrent runs may race on it; the worst
+//! (`lru.json`, hash → seconds since the epoch) in an index volume on the host: read once per
+//! run with the helper already there (beside the markers, in one round of requests), and
+//! written only when a time in it is more than [`USE_GRANULARITY`] old or something was
+//! evicted, it needs no container per volume and serves every build machine that uses the
+//! host. Concurrent runs may race on it; the worst
 //! case is an entry evicted early and uploaded again, never a wrong one used.
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +28,9 @@ pub const MARKER: &str = ".cargo-shard-complete";
 /// The volume holding `lru.json`.
 pub const INDEX_VOLUME: &str = "cargo-shard-cache-index";
 const INDEX_FILE: &str = "lru.json";
+/// How stale a part's recorded last use may get before a run rewrites the index: eviction
+/// order only needs coarse times, and an unchanged run then writes nothing.
+const USE_GRANULARITY: u64 = 600;
 
 /// A part to stage: its hash names the volume.
 #[derive(Debug, Clone)]
@@ -80,8 +85,15 @@ impl DockerEngine {
         limit: u64,
     ) -> Result<StageStats, EngineError> {
         let t = Instant::now();
-        let sizes = self.cache_volumes().await?;
-        let id = self.helper(parts, image, run_id).await?;
+        let (sizes, id) = tokio::join!(self.cache_volumes(), self.helper(parts, image, run_id));
+        let id = id?;
+        let sizes = match sizes {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tokio::time::timeout(CLEANUP, self.remove(&id)).await;
+                return Err(e);
+            }
+        };
         // The helper stays until the run's cleanup removes it (it carries the run label): while
         // it exists, Docker refuses to remove the volumes it mounts, so another run's eviction
         // cannot take a part from under this run's shards.
@@ -105,63 +117,81 @@ impl DockerEngine {
         for p in parts {
             sizes.insert(volume_name(&p.hash), p.tar.len() as u64);
         }
-        for (i, p) in parts.iter().enumerate() {
-            let dir = format!("/p/{i}");
+        // Every marker and the index at once: on a warm cache that is all staging reads.
+        let markers = parts
+            .iter()
+            .enumerate()
+            .map(|(i, _)| self.marker(id, format!("/p/{i}")));
+        let (markers, used) = tokio::join!(futures_util::future::try_join_all(markers), self.last_use(id));
+        let (markers, used) = (markers?, used?);
+        let mut fills = Vec::new();
+        for ((i, p), marker) in parts.iter().enumerate().zip(markers) {
             let size = p.tar.len() as u64;
-            if self.marker(id, &dir).await?.as_deref() == Some(p.hash.as_str()) {
+            if marker.as_deref() == Some(p.hash.as_str()) {
                 stats.cached_bytes += size;
-                continue;
+            } else {
+                stats.uploaded_bytes += size;
+                fills.push(self.fill_one(id, format!("/p/{i}"), p));
             }
-            // The marker goes last: a fill cut short leaves a volume without one, refilled
-            // (every file of the part overwritten) by the next run that needs it.
-            self.upload(
-                id,
-                &dir,
-                bytes::Bytes::from_owner(super::SharedPayload(p.tar.clone())),
-            )
-            .await?;
-            let marker = tarball::files_tar(&[(MARKER.to_string(), p.hash.clone().into_bytes())])
-                .map_err(|e| self.local(e))?;
-            self.upload(id, &dir, marker.into()).await?;
-            stats.uploaded_bytes += size;
         }
-        stats.evicted = self.record_use(id, parts, &sizes, limit).await?;
+        futures_util::future::try_join_all(fills).await?;
+        stats.evicted = self.record_use(id, parts, &sizes, used, limit).await?;
         Ok(stats)
     }
 
+    /// Uploads one part into its volume (mounted at `dir`), then its marker. The marker goes
+    /// last: a fill cut short leaves a volume without one, refilled (every file of the part
+    /// overwritten) by the next run that needs it.
+    async fn fill_one(&self, id: &str, dir: String, p: &CachePart) -> Result<(), EngineError> {
+        self.upload(
+            id,
+            &dir,
+            bytes::Bytes::from_owner(super::SharedPayload(p.tar.clone())),
+        )
+        .await?;
+        let marker = tarball::files_tar(&[(MARKER.to_string(), p.hash.clone().into_bytes())])
+            .map_err(|e| self.local(e))?;
+        self.upload(id, &dir, marker.into()).await
+    }
+
     /// The hash a part's volume (mounted at `dir` in the helper) says it completely holds.
-    async fn marker(&self, id: &str, dir: &str) -> Result<Option<String>, EngineError> {
+    async fn marker(&self, id: &str, dir: String) -> Result<Option<String>, EngineError> {
         let Some(tar) = self.download(id, &format!("{dir}/{MARKER}")).await? else {
             return Ok(None);
         };
         Ok(first_file(&tar).map(|b| String::from_utf8_lossy(&b).trim().to_string()))
     }
 
+    /// The index: volume name → last use, in seconds since the epoch.
+    async fn last_use(&self, id: &str) -> Result<BTreeMap<String, u64>, EngineError> {
+        let path = format!("/index/{INDEX_FILE}");
+        Ok(match self.download(id, &path).await? {
+            Some(tar) => first_file(&tar)
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
+            None => BTreeMap::new(),
+        })
+    }
+
     /// Updates last use of `parts` in the index and evicts the least recently used other
     /// volumes while the cache is over `limit`. A volume in use by a running shard of
-    /// another run cannot be removed: it is left for later.
+    /// another run cannot be removed: it is left for later. The index is written only when
+    /// that changes it by more than [`USE_GRANULARITY`].
     async fn record_use(
         &self,
         id: &str,
         parts: &[CachePart],
         sizes: &BTreeMap<String, u64>,
+        mut used: BTreeMap<String, u64>,
         limit: u64,
     ) -> Result<Vec<String>, EngineError> {
-        let path = format!("/index/{INDEX_FILE}");
-        let mut used: BTreeMap<String, u64> = match self.download(id, &path).await? {
-            Some(tar) => first_file(&tar)
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default(),
-            None => BTreeMap::new(),
-        };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        for p in parts {
-            used.insert(volume_name(&p.hash), now);
-        }
+        let before = used.clone();
         let keep: Vec<String> = parts.iter().map(|p| volume_name(&p.hash)).collect();
+        touch(&mut used, &keep, now);
         let mut evicted = Vec::new();
         for name in eviction_order(sizes, &used, &keep, limit) {
             match self
@@ -178,6 +208,9 @@ impl DockerEngine {
             }
         }
         used.retain(|name, _| sizes.contains_key(name));
+        if used == before {
+            return Ok(evicted);
+        }
         let json = serde_json::to_vec(&used).unwrap_or_default();
         let tar = tarball::files_tar(&[(INDEX_FILE.to_string(), json)]).map_err(|e| self.local(e))?;
         self.upload(id, "/index", tar.into()).await?;
@@ -316,6 +349,19 @@ pub fn eviction_order(
     out
 }
 
+/// Records `now` as the last use of `names`, except where the recorded time is less than
+/// [`USE_GRANULARITY`] old.
+fn touch(used: &mut BTreeMap<String, u64>, names: &[String], now: u64) {
+    for name in names {
+        if used
+            .get(name)
+            .is_none_or(|&t| now.saturating_sub(t) >= USE_GRANULARITY)
+        {
+            used.insert(name.clone(), now);
+        }
+    }
+}
+
 /// The contents of the first regular file in a tar Docker sent.
 fn first_file(tar: &[u8]) -> Option<Vec<u8>> {
     use std::io::Read;
@@ -349,6 +395,33 @@ mod tests {
         assert_eq!(eviction_order(&sizes, &used, &keep, 100), ["c", "b"]);
         assert!(eviction_order(&sizes, &used, &keep, 140).is_empty());
         assert_eq!(eviction_order(&sizes, &used, &keep, 0), ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn last_use_moves_only_past_the_granularity() {
+        let names = ["fresh".to_string(), "recent".to_string(), "stale".to_string()];
+        let now = 10_000;
+        let mut used = BTreeMap::from([
+            ("recent".to_string(), now - USE_GRANULARITY + 10),
+            ("stale".to_string(), now - USE_GRANULARITY),
+            ("other".to_string(), 5),
+        ]);
+        touch(&mut used, &names, now);
+        assert_eq!(
+            used,
+            BTreeMap::from([
+                ("fresh".to_string(), now),
+                ("recent".to_string(), now - USE_GRANULARITY + 10),
+                ("stale".to_string(), now),
+                ("other".to_string(), 5),
+            ])
+        );
+        let before = used.clone();
+        touch(&mut used, &names, now + 5);
+        assert_eq!(
+            used, before,
+            "a repeated run within the granularity changes nothing"
+        );
     }
 
     #[test]
