@@ -80,7 +80,7 @@ pub struct ShowArgs {
     #[arg(long)]
     pub failures: bool,
     /// Colour the status words: auto (a terminal without NO_COLOR), always or never.
-    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Color::Auto)]
     pub color: Color,
 }
 
@@ -98,6 +98,16 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
+/// Help headings, grouped as nextest groups its own: which tests, where, how they are split,
+/// how they run, what is reported.
+pub mod heading {
+    pub const SELECTION: &str = "Test selection";
+    pub const HOSTS: &str = "Hosts";
+    pub const PLANNING: &str = "Planning";
+    pub const RUNNING: &str = "Running";
+    pub const REPORTING: &str = "Reporting";
+}
+
 /// The fragment `cargo shard makefile` prints.
 pub const MAKEFILE_FRAGMENT: &str = include_str!("makefile.mk");
 
@@ -105,11 +115,11 @@ pub const MAKEFILE_FRAGMENT: &str = include_str!("makefile.mk");
 pub struct HostsOpt {
     /// Hosts file (hosts.toml). Default: CARGO_SHARD_HOSTS, .config/cargo-shard.toml,
     /// DOCKER_HOST, the local socket; local processes only when none is configured or answers.
-    #[arg(long, value_name = "FILE", global = false)]
+    #[arg(help_heading = heading::HOSTS, long, value_name = "FILE", global = false)]
     pub hosts: Option<PathBuf>,
     /// Where shards run: docker (the configured hosts, never local processes), local
     /// (child processes here), or auto.
-    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    #[arg(help_heading = heading::HOSTS, long, value_name = "BACKEND", value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
     /// Where the hosts come from, once the lookup order has been applied.
     #[arg(skip)]
@@ -119,10 +129,10 @@ pub struct HostsOpt {
     #[arg(skip)]
     pub project: Option<PathBuf>,
     /// Use only these hosts (repeatable, by name).
-    #[arg(long = "only-host", value_name = "NAME")]
+    #[arg(help_heading = heading::HOSTS, long = "only-host", value_name = "NAME")]
     pub only_host: Vec<String>,
     /// Image for every shard container, instead of the hosts file's.
-    #[arg(long, value_name = "IMAGE")]
+    #[arg(help_heading = heading::HOSTS, long, value_name = "IMAGE")]
     pub image: Option<String>,
 }
 
@@ -131,7 +141,7 @@ pub struct HostsArgs {
     #[command(flatten)]
     pub hosts: HostsOpt,
     /// Per-host check timeout.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 
@@ -152,25 +162,25 @@ pub struct GcArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct PlanOpts {
     /// Number of shards (default: total slots across hosts).
-    #[arg(long, visible_alias = "chunks", value_name = "N")]
+    #[arg(help_heading = heading::PLANNING, long, visible_alias = "chunks", value_name = "N")]
     pub shards: Option<usize>,
     /// History file: read before planning, updated after the run.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = heading::PLANNING, long, value_name = "FILE")]
     pub history: Option<PathBuf>,
     /// Seed the history from JUnit files (glob, repeatable).
-    #[arg(long = "timings-from", value_name = "GLOB")]
+    #[arg(help_heading = heading::PLANNING, long = "timings-from", value_name = "GLOB")]
     pub timings_from: Vec<String>,
     /// Duration assumed for a test with no history and no known neighbours.
-    #[arg(long = "default-duration", default_value = "1s", value_parser = parse_duration)]
+    #[arg(help_heading = heading::PLANNING, long = "default-duration", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub default_duration: Duration,
     /// Shuffle the tests before binning (reproducible with --seed).
-    #[arg(long)]
+    #[arg(help_heading = heading::PLANNING, long)]
     pub shuffle: bool,
     /// Seed for --shuffle: the same seed and inputs give the same plan.
-    #[arg(long, default_value_t = 0)]
+    #[arg(help_heading = heading::PLANNING, long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
     /// Run exactly the tests (or `-check.f` keys) listed in this file, one per line.
-    #[arg(long = "filters-file", value_name = "FILE")]
+    #[arg(help_heading = heading::SELECTION, long = "filters-file", value_name = "FILE")]
     pub filters_file: Option<PathBuf>,
 }
 
@@ -182,52 +192,52 @@ pub struct RunOpts {
     #[command(flatten)]
     pub plan: PlanOpts,
     /// Print the plan and stop.
-    #[arg(long = "dry-run")]
+    #[arg(help_heading = heading::PLANNING, long = "dry-run")]
     pub dry_run: bool,
-    /// Where to write the merged JUnit report.
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<PathBuf>,
-    /// Directory for logs, reports and history (default: <target dir>/shard).
-    #[arg(long = "out-dir", value_name = "DIR")]
-    pub out_dir: Option<PathBuf>,
     /// Retry a shard that failed without results (lost host, killed container) this many times.
-    #[arg(long = "shard-retries", default_value_t = 1, value_parser = clap::value_parser!(u32).range(..=100))]
+    #[arg(help_heading = heading::RUNNING, long = "shard-retries", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(..=100))]
     pub shard_retries: u32,
     /// Re-run failed tests up to N times; a test that then passes is flaky.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=100))]
+    #[arg(help_heading = heading::RUNNING, long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=100))]
     pub retries: u32,
     /// Whether a flaky test fails the run.
-    #[arg(long = "flaky-result", value_enum, default_value_t = FlakyResult::Pass)]
+    #[arg(help_heading = heading::RUNNING, long = "flaky-result", value_name = "RESULT", value_enum, default_value_t = FlakyResult::Pass)]
     pub flaky_result: FlakyResult,
     /// Kill a shard's container after this long; its unfinished tests become errors.
-    #[arg(long = "shard-timeout", value_parser = parse_timeout)]
+    #[arg(help_heading = heading::RUNNING, long = "shard-timeout", value_name = "DURATION", value_parser = parse_timeout)]
     pub shard_timeout: Option<Duration>,
     /// Per-test timeout handed to the runner.
-    #[arg(long = "test-timeout", value_parser = parse_timeout)]
+    #[arg(help_heading = heading::RUNNING, long = "test-timeout", value_name = "DURATION", value_parser = parse_timeout)]
     pub test_timeout: Option<Duration>,
     /// Keep containers afterwards for debugging, and print how to reach them.
-    #[arg(long = "keep-containers")]
+    #[arg(help_heading = heading::RUNNING, long = "keep-containers")]
     pub keep_containers: bool,
+    /// Where to write the merged JUnit report.
+    #[arg(help_heading = heading::REPORTING, long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Directory for logs, reports and history (default: <target dir>/shard).
+    #[arg(help_heading = heading::REPORTING, long = "out-dir", value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
     /// Output format on stdout: human, or one JSON event per line.
-    #[arg(long = "message-format", value_enum, default_value_t = MessageFormat::Human)]
+    #[arg(help_heading = heading::REPORTING, long = "message-format", value_name = "FORMAT", value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
     /// Plain timestamped lines instead of progress bars, even on a terminal.
-    #[arg(long = "no-progress")]
+    #[arg(help_heading = heading::REPORTING, long = "no-progress")]
     pub no_progress: bool,
     /// Print nothing live but lost hosts; only the summary at the end.
-    #[arg(long, short)]
+    #[arg(help_heading = heading::REPORTING, long, short)]
     pub quiet: bool,
     /// One PASS/SKIP line per test as well as the failures.
-    #[arg(long, short, action = clap::ArgAction::Count)]
+    #[arg(help_heading = heading::REPORTING, long, short, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Colour status words: auto (a terminal, TERM not dumb, NO_COLOR unset), always, never.
-    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    #[arg(help_heading = heading::REPORTING, long, value_name = "WHEN", value_enum, default_value_t = Color::Auto)]
     pub color: Color,
     #[command(flatten)]
     pub job: JobOpts,
     /// CI-matrix mode: run only job K's share of a plan for N jobs (`K/N`, 1-based), or
     /// `auto` (GitLab, CircleCI, Buildkite parallelism variables). Local unless --hosts.
-    #[arg(long, value_name = "K/N|auto", value_parser = partition::parse_arg)]
+    #[arg(help_heading = heading::PLANNING, long, value_name = "K/N|auto", value_parser = partition::parse_arg)]
     pub partition: Option<partition::PartitionArg>,
     /// Failures after which the whole run stops (nextest's `--fail-fast`/`--max-fail`).
     #[arg(skip)]
@@ -241,21 +251,21 @@ pub struct RunOpts {
 #[derive(Debug, Args, Clone, Default)]
 pub struct JobOpts {
     /// Job file with a `[job]` table (instead of the hosts file's `[job]`).
-    #[arg(long = "job", value_name = "FILE")]
+    #[arg(help_heading = heading::RUNNING, long = "job", value_name = "FILE")]
     pub job: Option<PathBuf>,
     /// Copy PATH (absolute, or relative to the shard's working directory) out of every shard
     /// into <out>/artifacts/<shard>/ (repeatable).
-    #[arg(long = "artifacts", value_name = "PATH")]
+    #[arg(help_heading = heading::RUNNING, long = "artifacts", value_name = "PATH")]
     pub artifacts: Vec<String>,
     /// CPUs per shard container, overriding the job's `cpus`.
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = heading::RUNNING, long, value_name = "N")]
     pub cpus: Option<f64>,
     /// Memory limit per shard container (e.g. 512m, 2g), overriding the job's `memory`.
-    #[arg(long, value_name = "SIZE")]
+    #[arg(help_heading = heading::RUNNING, long, value_name = "SIZE")]
     pub memory: Option<String>,
     /// A variable every shard sees: NAME takes this environment's value, NAME=VALUE sets it
     /// (repeatable; RUST_BACKTRACE and RUST_LOG pass by default, nothing else does).
-    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    #[arg(help_heading = heading::RUNNING, long = "env", value_name = "NAME[=VALUE]")]
     pub env: Vec<String>,
 }
 
@@ -321,34 +331,34 @@ pub enum Color {
 #[derive(Debug, Args, Clone, Default)]
 pub struct NextestSelect {
     /// Path to the workspace's Cargo.toml (default: found from the current directory).
-    #[arg(long = "manifest-path", value_name = "PATH")]
+    #[arg(help_heading = heading::SELECTION, long = "manifest-path", value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
     /// Test only this package (repeatable), like `cargo test -p`.
-    #[arg(long, short = 'p', value_name = "SPEC")]
+    #[arg(help_heading = heading::SELECTION, long, short = 'p', value_name = "SPEC")]
     pub package: Vec<String>,
     /// Test every package in the workspace.
-    #[arg(long)]
+    #[arg(help_heading = heading::SELECTION, long)]
     pub workspace: bool,
     /// Features to enable (space or comma separated, repeatable).
-    #[arg(long, short = 'F', value_name = "FEATURES")]
+    #[arg(help_heading = heading::SELECTION, long, short = 'F', value_name = "FEATURES")]
     pub features: Vec<String>,
     /// Enable every feature of the selected packages.
-    #[arg(long = "all-features")]
+    #[arg(help_heading = heading::SELECTION, long = "all-features")]
     pub all_features: bool,
     /// Do not enable the `default` feature.
-    #[arg(long = "no-default-features")]
+    #[arg(help_heading = heading::SELECTION, long = "no-default-features")]
     pub no_default_features: bool,
     /// Build the tests in release mode.
-    #[arg(long, short = 'r')]
+    #[arg(help_heading = heading::SELECTION, long, short = 'r')]
     pub release: bool,
     /// Build the tests with this cargo profile.
-    #[arg(long = "cargo-profile", value_name = "NAME")]
+    #[arg(help_heading = heading::SELECTION, long = "cargo-profile", value_name = "NAME")]
     pub cargo_profile: Option<String>,
     /// Filterset expression (nextest's `-E`), repeatable.
-    #[arg(long = "filterset", short = 'E', value_name = "EXPR")]
+    #[arg(help_heading = heading::SELECTION, long = "filterset", short = 'E', value_name = "EXPR")]
     pub filterset: Vec<String>,
-    /// default, only, all (like nextest).
-    #[arg(long = "run-ignored", value_enum, default_value_t = RunIgnored::Default)]
+    /// Which ignored tests run: default (none), only (only them) or all, as in nextest.
+    #[arg(help_heading = heading::SELECTION, long = "run-ignored", value_name = "WHICH", value_enum, default_value_t = RunIgnored::Default)]
     pub run_ignored: RunIgnored,
 }
 
@@ -364,14 +374,14 @@ pub enum RunIgnored {
 pub struct NextestRunArgs {
     /// Which runner: nextest, go, or auto (go when the directory has `go.mod` and no
     /// `Cargo.toml`, else nextest).
-    #[arg(long, value_enum, default_value_t = Runner::Auto)]
+    #[arg(help_heading = heading::SELECTION, long, value_enum, default_value_t = Runner::Auto)]
     pub runner: Runner,
     #[command(flatten)]
     pub select: NextestSelect,
     #[command(flatten)]
-    pub nextest: nextest_flags::NextestRunFlags,
-    #[command(flatten)]
     pub run: RunOpts,
+    #[command(flatten)]
+    pub nextest: nextest_flags::NextestRunFlags,
     /// As after `cargo nextest run --`: test-name filters, `--exact`, `--skip NAME`,
     /// `--ignored`, `--include-ignored` (for `--runner go`: flags for every test binary).
     #[arg(last = true)]
@@ -395,7 +405,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub plan: PlanOpts,
     /// Output: a human table (with per-shard overhead) or stable JSON.
-    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    #[arg(help_heading = heading::REPORTING, long, value_enum, default_value_t = PlanFormat::Human)]
     pub format: PlanFormat,
 }
 
@@ -411,13 +421,13 @@ pub struct GoArgs {
     /// Packages (default ./...).
     pub packages: Vec<String>,
     /// Module directory (default: the current directory).
-    #[arg(long = "dir", value_name = "DIR")]
+    #[arg(help_heading = heading::SELECTION, long = "dir", value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Build with cgo (test binaries then need the image's libc).
-    #[arg(long)]
+    #[arg(help_heading = heading::SELECTION, long)]
     pub cgo: bool,
     /// Build in GOPATH mode with this GOPATH (for gocheck suites outside modules).
-    #[arg(long, value_name = "PATH")]
+    #[arg(help_heading = heading::SELECTION, long, value_name = "PATH")]
     pub gopath: Option<String>,
     #[command(flatten)]
     pub run: RunOpts,
@@ -430,16 +440,17 @@ pub struct GoArgs {
 #[derive(Debug, Args, Clone)]
 pub struct ExecArgs {
     /// Command that lists the keys, one per line (run through `sh -c` locally).
-    #[arg(long, value_name = "COMMAND")]
+    #[arg(help_heading = heading::SELECTION, long, value_name = "COMMAND")]
     pub list: Option<String>,
     /// Keep only listed keys matching this regex.
-    #[arg(long = "list-filter", value_name = "REGEX")]
+    #[arg(help_heading = heading::SELECTION, long = "list-filter", value_name = "REGEX")]
     pub list_filter: Option<String>,
     /// Pass a shard's keys joined into one filter in this environment variable.
-    #[arg(long = "filter-env", value_name = "NAME")]
+    #[arg(help_heading = heading::SELECTION, long = "filter-env", value_name = "NAME")]
     pub filter_env: Option<String>,
     /// How to write the filter: `{regex}` becomes `^(k1|k2)$` with keys regex-escaped.
     #[arg(
+        help_heading = heading::SELECTION,
         long = "filter-format",
         value_name = "FMT",
         default_value = "{regex}",
@@ -447,13 +458,13 @@ pub struct ExecArgs {
     )]
     pub filter_format: String,
     /// One container per key, the key in this environment variable.
-    #[arg(long = "key-env", value_name = "NAME")]
+    #[arg(help_heading = heading::SELECTION, long = "key-env", value_name = "NAME")]
     pub key_env: Option<String>,
     /// JUnit files the command writes, relative to the working directory.
-    #[arg(long, value_name = "GLOB")]
+    #[arg(help_heading = heading::SELECTION, long, value_name = "GLOB")]
     pub results: Vec<String>,
     /// Source tree to upload as the working directory (default: the current directory).
-    #[arg(long = "dir", value_name = "DIR")]
+    #[arg(help_heading = heading::SELECTION, long = "dir", value_name = "DIR")]
     pub dir: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunOpts,

@@ -14,24 +14,24 @@ use clap::Args;
 pub struct NextestRunFlags {
     /// Stop the whole run after the first failing test: other shards are cancelled and their
     /// unrun tests reported as skipped.
-    #[arg(long = "fail-fast", visible_alias = "ff", conflicts_with_all = ["no_fail_fast", "max_fail"])]
+    #[arg(help_heading = super::heading::RUNNING, long = "fail-fast", visible_alias = "ff", conflicts_with_all = ["no_fail_fast", "max_fail"])]
     pub fail_fast: bool,
     /// Run every test whatever fails (the default).
-    #[arg(long = "no-fail-fast", visible_alias = "nff", conflicts_with = "max_fail")]
+    #[arg(help_heading = super::heading::RUNNING, long = "no-fail-fast", visible_alias = "nff", conflicts_with = "max_fail")]
     pub no_fail_fast: bool,
     /// Stop the whole run after N failing tests (`all`: never).
-    #[arg(long = "max-fail", value_name = "N")]
+    #[arg(help_heading = super::heading::RUNNING, long = "max-fail", value_name = "N")]
     pub max_fail: Option<String>,
     /// Tests to run at once inside each shard (integer, or `num-cpus` for each host's own
     /// `jobs`).
-    #[arg(long = "test-threads", short = 'j', value_name = "N")]
+    #[arg(help_heading = super::heading::RUNNING, long = "test-threads", short = 'j', value_name = "N")]
     pub test_threads: Option<String>,
     /// The nextest profile (from the workspace's `.config/nextest.toml`) every shard runs
     /// under: its timeouts, retries, test groups, overrides and default filter apply.
-    #[arg(long = "profile", short = 'P', value_name = "NAME")]
+    #[arg(help_heading = super::heading::RUNNING, long = "profile", short = 'P', value_name = "NAME")]
     pub profile: Option<String>,
     /// Refused: output is captured per test so that each shard's report holds it.
-    #[arg(long = "no-capture", visible_alias = "nocapture")]
+    #[arg(help_heading = super::heading::RUNNING, long = "no-capture", visible_alias = "nocapture")]
     pub no_capture: bool,
 }
 

@@ -110,11 +110,21 @@ mod tests {
         assert!(missing.is_empty(), "arguments without help: {missing:#?}");
     }
 
+    /// What `cargo shard [COMMAND] --help` prints, pinned for every command, so a flag
+    /// without a description or under the wrong heading shows in review.
     #[test]
-    fn show_help_is_pinned() {
+    fn every_commands_help_is_pinned() {
         let mut cmd = Cli::command();
         cmd.build();
-        let show = cmd.find_subcommand_mut("show").expect("show");
-        insta::assert_snapshot!(show.render_help().to_string());
+        insta::assert_snapshot!("help", cmd.render_long_help().to_string());
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .filter(|n| n != "help")
+            .collect();
+        for name in names {
+            let sub = cmd.find_subcommand_mut(&name).expect("listed");
+            insta::assert_snapshot!(format!("help-{name}"), sub.render_long_help().to_string());
+        }
     }
 }

@@ -388,17 +388,19 @@ impl Summary {
         let c = &self.counts;
         let _ = writeln!(
             out,
-            "{}, {}, {}, {}, {} in {} ({} tests, {} shards on {} host{}{})",
+            "{}, {}, {}, {}, {} in {} ({} {}, {} {} on {} {}{})",
             paint.count(c.passed, "passed", Paint::pass),
             paint.count(c.failed, "failed", Paint::fail),
             paint.count(c.flaky, "flaky", Paint::warn),
             c.skipped.to_string() + " skipped",
-            paint.count(c.errors, "errors", Paint::fail),
+            paint.count(c.errors, &plural(c.errors, "error"), Paint::fail),
             secs(Duration::from_secs_f64(c.wall)),
             c.tests,
+            plural(c.tests, "test"),
             c.shards,
+            plural(c.shards, "shard"),
             c.hosts_used,
-            if c.hosts_used == 1 { "" } else { "s" },
+            plural(c.hosts_used, "host"),
             if c.interrupted { ", interrupted" } else { "" },
         );
     }
@@ -479,6 +481,15 @@ fn one_line(s: &str) -> String {
         line.push('…');
     }
     line
+}
+
+/// `word`, with an `s` unless there is exactly one: "1 error", "2 errors", "0 tests".
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
 }
 
 #[cfg(test)]
