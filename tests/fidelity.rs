@@ -760,3 +760,41 @@ fn local_doctests_join_the_report_and_fail_the_run() {
     let statuses = common::junit_statuses(&dir.path().join("fail/junit.xml"));
     assert_eq!(statuses[&(group, PASSING.to_string())], "passed");
 }
+
+/// A local-process shard sees what a container would (variables passed with `--env`, and
+/// `RUST_BACKTRACE`), plus PATH and HOME, but not the rest of the caller's environment.
+#[test]
+fn local_shards_see_only_passed_variables_of_the_callers_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+    let check = "test -z \"$LEAK_CANARY\" && test \"$PASSED_CANARY\" = yes \
+                 && test \"$RUST_BACKTRACE\" = 1 && test -n \"$HOME\" && test \"$K\" = a";
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "exec",
+            "--backend",
+            "local",
+            "--no-progress",
+            "--list",
+            "echo a",
+            "--key-env",
+            "K",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["--", "sh", "-c", check]);
+        shard_with(
+            dir.path(),
+            &args,
+            &[
+                ("LEAK_CANARY", "leaked"),
+                ("PASSED_CANARY", "yes"),
+                ("RUST_BACKTRACE", "1"),
+            ],
+        )
+    };
+    let (code, _, stderr) = run(&["--env", "PASSED_CANARY"]);
+    assert_eq!(code, 0, "{stderr}");
+    // Not passed: the same check fails, so the run above saw the variable because of --env.
+    let (code, _, stderr) = run(&[]);
+    assert_eq!(code, 100, "{stderr}");
+}
