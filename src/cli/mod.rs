@@ -12,6 +12,7 @@ use crate::exit;
 mod backend;
 mod defaults;
 mod discover_opts;
+mod doctests;
 mod gc;
 mod go_flags;
 mod hosts;

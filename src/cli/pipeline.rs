@@ -46,12 +46,20 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Err(code) => return code,
     };
     let opts = super::discover_opts::nextest(&a, &checked, &out_dir, a.run.quiet);
+    let doctests = match super::doctests::list(&opts).await {
+        Ok(d) => d,
+        Err(e) => return reports.fail(exit::BUILD_FAILED, e),
+    };
     let suite = match tokio::task::spawn_blocking(move || crate::discover::nextest::discover(&opts)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return reports.fail(exit::BUILD_FAILED, e),
         Err(e) => return reports.fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
     };
-    run_suite(suite, &a.run, (live, job), out_dir, "nextest", &reports).await
+    let run = Runner {
+        name: "nextest",
+        doctests,
+    };
+    run_suite(suite, &a.run, (live, job), out_dir, run, &reports).await
 }
 
 /// The report paths, checked and cleared before anything is built (`--dry-run` writes none).
@@ -119,7 +127,7 @@ pub async fn go(a: GoArgs) -> u8 {
         Ok(Err(e)) => return reports.fail(exit::BUILD_FAILED, e),
         Err(e) => return reports.fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
     };
-    run_suite(suite, &a.run, (live, job), out_dir, "go", &reports).await
+    run_suite(suite, &a.run, (live, job), out_dir, "go".into(), &reports).await
 }
 
 pub async fn exec(a: ExecArgs) -> u8 {
@@ -192,7 +200,7 @@ pub async fn exec(a: ExecArgs) -> u8 {
         // kubetest: one container per key.
         run.plan.shards = Some(suite.tests.len().max(1));
     }
-    run_suite(suite, &run, (live, job), out_dir, "exec", &reports).await
+    run_suite(suite, &run, (live, job), out_dir, "exec".into(), &reports).await
 }
 
 /// Whether `name` is an executable on this machine's PATH (or a path to one).
@@ -228,15 +236,31 @@ fn nextest_target_dir(manifest: Option<&Path>) -> Result<PathBuf, String> {
     Ok(meta.target_directory.into_std_path_buf())
 }
 
+/// Which runner a run serves, and the doctests it runs on this machine (`--doctests local`).
+pub(super) struct Runner {
+    name: &'static str,
+    doctests: Option<crate::discover::nextest::doctests::local::LocalDoctests>,
+}
+
+impl From<&'static str> for Runner {
+    fn from(name: &'static str) -> Self {
+        Runner { name, doctests: None }
+    }
+}
+
 /// Everything after discovery, the same for every runner.
 pub(super) async fn run_suite(
     suite: Suite,
     o: &RunOpts,
     (live, job): (Vec<LiveHost>, Arc<RunJob>),
     out_dir: PathBuf,
-    runner: &str,
+    runner: Runner,
     reports: &Reports,
 ) -> u8 {
+    let Runner {
+        name: runner,
+        doctests,
+    } = runner;
     let fail = |code, msg: String| reports.fail(code, msg);
     let json = o.message_format == MessageFormat::Json;
     let history_path = o
@@ -342,8 +366,9 @@ pub(super) async fn run_suite(
         progress.observer()
     };
     let meta = crate::report::meta::RunMeta::capture(Path::new("."));
+    let doctests = super::doctests::start(doctests, &out_dir, &cancel);
     let run = run::execute(&plan, &suite, live, &opts, observer, cancel.clone());
-    let report = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await {
+    let mut report = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await {
         Ok(r) => r,
         Err(panic) => {
             // run::execute has already removed the run's containers before unwinding.
@@ -358,6 +383,7 @@ pub(super) async fn run_suite(
         }
     };
     progress.finish();
+    super::doctests::merge(doctests, &mut report).await;
 
     // Reports: written atomically so an interrupted run never leaves half a file.
     let junit_path = reports.junit.clone();

@@ -1,7 +1,7 @@
 //! cargo-nextest discovery: build the workspace's tests once into a nextest archive, list
 //! them from that archive, and run a shard's exact subset from it with the source remapped.
 
-mod doctests;
+pub mod doctests;
 mod filter;
 mod junit;
 mod process;
@@ -63,6 +63,8 @@ pub struct NextestOptions {
     pub build_jobs: Option<usize>,
     /// Copy cargo's build output to our stderr as it arrives (it is always kept for errors).
     pub echo_build_output: bool,
+    /// Doctests: counted and left out (the default), or run on this machine by the caller.
+    pub doctests: doctests::DoctestMode,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +140,9 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
     let summary: TestListSummary =
         serde_json::from_slice(&listing).map_err(|e| NextestError::ListOutput(e.to_string()))?;
 
-    if let Some(line) = doctests::count(&workspace_root, opts).and_then(doctests::notice) {
+    if opts.doctests == doctests::DoctestMode::Skip
+        && let Some(line) = doctests::count(&workspace_root, opts).and_then(doctests::notice)
+    {
         eprintln!("warning: {line}");
     }
     let profile = match &opts.profile {

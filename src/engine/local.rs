@@ -129,14 +129,12 @@ impl LocalEngine {
             Path::new(argv0).to_path_buf()
         };
         let mut cmd = tokio::process::Command::new(program);
-        // An outer nextest's settings (NEXTEST_PROFILE, NEXTEST_RETRIES…) would override the
-        // shard's own runner configuration; a container never sees them either.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("NEXTEST_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.args(args)
+        // What a container gets (the spec's variables: RUST_BACKTRACE, RUST_LOG, pass_env,
+        // --env, CARGO_SHARD_*) on top of what a process needs here; nothing else of the
+        // caller's, e.g. an outer nextest's NEXTEST_PROFILE or a token in the CI job.
+        cmd.env_clear()
+            .envs(baseline_env(|k| std::env::var_os(k)))
+            .args(args)
             .current_dir(&job.spec.workdir)
             .envs(job.spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -196,6 +194,30 @@ impl LocalEngine {
             finished: Instant::now(),
         })
     }
+}
+
+/// The caller's variables a local shard keeps, as an image's own environment would give them:
+/// where programs are (`PATH`), whose home and temp dir, and which cargo and toolchain (a
+/// test that runs `cargo` uses the caller's, as under `cargo nextest run`).
+const BASELINE: [&str; 9] = [
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "USER",
+    "LOGNAME",
+    "CARGO",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+];
+
+fn baseline_env(
+    lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<(&'static str, std::ffi::OsString)> {
+    BASELINE
+        .iter()
+        .filter_map(|k| lookup(k).map(|v| (*k, v)))
+        .collect()
 }
 
 fn unpack(payload: &[u8], files: &[(String, Vec<u8>)], root: &Path) -> std::io::Result<()> {
@@ -274,6 +296,21 @@ fn collect(path: &Path, into: &mut BTreeMap<String, Vec<u8>>) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_baseline_of_the_callers_environment_is_kept() {
+        let caller = |k: &str| match k {
+            "PATH" | "HOME" | "CARGO_HOME" => Some(format!("/{k}").into()),
+            _ => None,
+        };
+        let kept: Vec<&str> = baseline_env(caller).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(kept, ["PATH", "HOME", "CARGO_HOME"]);
+        assert!(
+            !BASELINE
+                .iter()
+                .any(|k| k.starts_with("NEXTEST_") || k.starts_with("RUST_"))
+        );
+    }
 
     #[test]
     fn mem_total_reads_kib() {

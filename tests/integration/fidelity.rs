@@ -701,3 +701,100 @@ fn left_out_doctests_are_counted() {
         "{stderr}"
     );
 }
+
+/// `--doctests local` runs the sample's doctests on this machine beside the shards: their
+/// results join the same JUnit and events, an ignored one is skipped, and a failing one fails
+/// the run with its whole panic, although it prints the lines a pass would leave.
+#[test]
+fn local_doctests_join_the_report_and_fail_the_run() {
+    const PASSING: &str = "alpha/src/lib.rs - add (line 6)";
+    const FAILING: &str = "alpha/src/lib.rs - add (line 13)";
+    const IGNORED: &str = "alpha/src/lib.rs - sleep_ms (line 26)";
+    let group = "alpha (doctests)".to_string();
+    let run = |out: &Path, envs: &[(&str, &str)]| {
+        shard_with(
+            Path::new("."),
+            &[
+                "shard",
+                "--hosts",
+                common::hosts_file().to_str().unwrap(),
+                "--manifest-path",
+                common::fixture("rust-sample/Cargo.toml").to_str().unwrap(),
+                "--out-dir",
+                out.to_str().unwrap(),
+                "--message-format",
+                "json",
+                "--doctests",
+                "local",
+                "-E",
+                "binary_id(alpha::integration) & test(adds_0)",
+            ],
+            envs,
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(&dir.path().join("pass"), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stderr.contains("doctests of the selected crates will not run"),
+        "{stderr}"
+    );
+    let statuses = common::junit_statuses(&dir.path().join("pass/junit.xml"));
+    assert_eq!(statuses[&(group.clone(), PASSING.to_string())], "passed");
+    assert_eq!(statuses[&(group.clone(), FAILING.to_string())], "passed");
+    assert_eq!(statuses[&(group.clone(), IGNORED.to_string())], "skipped");
+    assert!(statuses.keys().any(|(g, _)| g == "alpha::integration"));
+    let finished = stdout
+        .lines()
+        .filter(|l| l.contains(r#""type":"test-finished""#) && l.contains(r#""group":"alpha (doctests)""#))
+        .count();
+    assert_eq!(finished, 3, "{stdout}");
+    common::assert_nothing_left(&common::run_id_of(&stdout));
+
+    let (code, _, stderr) = run(&dir.path().join("fail"), &[("ALPHA_DOCTEST_FAIL", "1")]);
+    assert_eq!(code, 100, "{stderr}");
+    let c = case(&dir.path().join("fail/junit.xml"), FAILING);
+    let (message, text) = failure(&c);
+    assert!(message.contains("deliberate doctest failure"), "{message}");
+    assert!(text.contains("left: 2") && text.contains("right: 3"), "{text}");
+    let statuses = common::junit_statuses(&dir.path().join("fail/junit.xml"));
+    assert_eq!(statuses[&(group, PASSING.to_string())], "passed");
+}
+
+/// A local-process shard sees what a container would (variables passed with `--env`, and
+/// `RUST_BACKTRACE`), plus PATH and HOME, but not the rest of the caller's environment.
+#[test]
+fn local_shards_see_only_passed_variables_of_the_callers_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+    let check = "test -z \"$LEAK_CANARY\" && test \"$PASSED_CANARY\" = yes \
+                 && test \"$RUST_BACKTRACE\" = 1 && test -n \"$HOME\" && test \"$K\" = a";
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "exec",
+            "--backend",
+            "local",
+            "--no-progress",
+            "--list",
+            "echo a",
+            "--key-env",
+            "K",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["--", "sh", "-c", check]);
+        shard_with(
+            dir.path(),
+            &args,
+            &[
+                ("LEAK_CANARY", "leaked"),
+                ("PASSED_CANARY", "yes"),
+                ("RUST_BACKTRACE", "1"),
+            ],
+        )
+    };
+    let (code, _, stderr) = run(&["--env", "PASSED_CANARY"]);
+    assert_eq!(code, 0, "{stderr}");
+    // Not passed: the same check fails, so the run above saw the variable because of --env.
+    let (code, _, stderr) = run(&[]);
+    assert_eq!(code, 100, "{stderr}");
+}

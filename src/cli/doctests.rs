@@ -1,0 +1,64 @@
+//! `--doctests local` in the run pipeline: the doctests run on this machine while the shards
+//! run, and their results join the shards' before any report is written.
+
+use std::path::Path;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::discover::nextest::doctests::local::{HOST, LocalDoctests};
+use crate::discover::nextest::{NextestOptions, doctests::DoctestMode};
+use crate::run::{Outcome, RunReport};
+
+/// The doctests to run, listed before the run when the options ask for them.
+pub async fn list(opts: &NextestOptions) -> Result<Option<LocalDoctests>, String> {
+    if opts.doctests != DoctestMode::Local {
+        return Ok(None);
+    }
+    let opts = opts.clone();
+    match tokio::task::spawn_blocking(move || LocalDoctests::list(&opts)).await {
+        Ok(Ok(d)) if d.count() == 0 => Ok(None),
+        Ok(Ok(d)) => Ok(Some(d)),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("--doctests local: listing panicked: {e}")),
+    }
+}
+
+/// A running doctest job.
+pub struct Running(tokio::task::JoinHandle<Vec<crate::discover::TestResult>>);
+
+/// Starts the doctests beside the shards; `cancel` (the run's) stops them too.
+pub fn start(doctests: Option<LocalDoctests>, out_dir: &Path, cancel: &CancellationToken) -> Option<Running> {
+    let d = doctests?;
+    let logs = out_dir.join("logs");
+    let cancel = cancel.clone();
+    Some(Running(tokio::task::spawn_blocking(move || {
+        d.run(&logs, &cancel)
+    })))
+}
+
+/// Waits for the doctests and adds their results to the run's.
+pub async fn merge(running: Option<Running>, report: &mut RunReport) {
+    let Some(Running(task)) = running else {
+        return;
+    };
+    // Never a silent pass: a doctest job that died is an error in the report.
+    let results = task.await.unwrap_or_else(|e| {
+        vec![crate::discover::TestResult {
+            id: crate::discover::TestId::new("doctests", "cargo test --doc"),
+            status: crate::discover::TestStatus::Error,
+            duration: std::time::Duration::ZERO,
+            message: Some(format!("the doctest run panicked: {e}")),
+            detail: String::new(),
+            stdout: String::new(),
+            stderr: String::new(),
+            subtests: Vec::new(),
+        }]
+    });
+    report.outcomes.extend(results.into_iter().map(|result| Outcome {
+        result,
+        earlier: Vec::new(),
+        shard: None,
+        host: HOST.to_string(),
+        container: String::new(),
+    }));
+}
