@@ -35,7 +35,7 @@ pub struct NextestRunFlags {
     pub no_capture: bool,
     /// Doctests, which nextest does not run: `skip` counts them and warns; `local` runs
     /// `cargo test --doc` on this machine beside the shards, its results in the same reports.
-    #[arg(long = "doctests", value_enum, value_name = "WHERE", default_value_t)]
+    #[arg(help_heading = super::heading::RUNNING, long = "doctests", value_enum, value_name = "WHERE", default_value_t)]
     pub doctests: crate::discover::nextest::doctests::DoctestMode,
 }
 
