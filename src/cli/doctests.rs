@@ -23,22 +23,24 @@ pub async fn list(opts: &NextestOptions) -> Result<Option<LocalDoctests>, String
     }
 }
 
-/// A running doctest job.
-pub struct Running(tokio::task::JoinHandle<Vec<crate::discover::TestResult>>);
+/// A running doctest job, and when it started.
+pub struct Running(
+    tokio::task::JoinHandle<Vec<crate::discover::TestResult>>,
+    std::time::Instant,
+);
 
 /// Starts the doctests beside the shards; `cancel` (the run's) stops them too.
 pub fn start(doctests: Option<LocalDoctests>, out_dir: &Path, cancel: &CancellationToken) -> Option<Running> {
     let d = doctests?;
     let logs = out_dir.join("logs");
     let cancel = cancel.clone();
-    Some(Running(tokio::task::spawn_blocking(move || {
-        d.run(&logs, &cancel)
-    })))
+    let task = tokio::task::spawn_blocking(move || d.run(&logs, &cancel));
+    Some(Running(task, std::time::Instant::now()))
 }
 
 /// Waits for the doctests and adds their results to the run's.
 pub async fn merge(running: Option<Running>, report: &mut RunReport) {
-    let Some(Running(task)) = running else {
+    let Some(Running(task, started)) = running else {
         return;
     };
     // Never a silent pass: a doctest job that died is an error in the report.
@@ -54,6 +56,8 @@ pub async fn merge(running: Option<Running>, report: &mut RunReport) {
             subtests: Vec::new(),
         }]
     });
+    // The run lasted until its doctests were done too.
+    report.wall = report.wall.max(started.elapsed());
     report.outcomes.extend(results.into_iter().map(|result| Outcome {
         result,
         earlier: Vec::new(),

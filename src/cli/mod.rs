@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::exit;
 
 mod backend;
+mod cgo_check;
 mod defaults;
 mod discover_opts;
 mod doctests;

@@ -127,6 +127,18 @@ pub async fn go(a: GoArgs) -> u8 {
         Ok(Err(e)) => return reports.fail(exit::BUILD_FAILED, e),
         Err(e) => return reports.fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
     };
+    if (a.cgo || flags.race)
+        && let Some(loader) = super::cgo_check::loader(&suite)
+        && let Err(e) = super::cgo_check::check(
+            &live,
+            &loader,
+            if flags.race { "-race" } else { "--cgo" },
+            &out_dir,
+        )
+        .await
+    {
+        return reports.fail(exit::BAD_INPUT, e);
+    }
     run_suite(suite, &a.run, (live, job), out_dir, "go".into(), &reports).await
 }
 

@@ -14,11 +14,51 @@ use crate::discover::Upload;
 /// The part every runner calls its source tree.
 const SOURCE: &str = "src";
 
-/// Paths a container's image owns or the kernel provides: a part built there is placed under
-/// the shard root instead.
+/// Trees holding what a container needs to run (programs, libraries, configuration) or what
+/// the kernel provides: no part is mounted at or inside them.
 const RESERVED: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/proc", "/dev", "/sys", "/run",
-    "/tmp", "/var", "/boot",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/lib",
+    "/usr/lib32",
+    "/usr/lib64",
+    "/usr/libx32",
+    "/usr/libexec",
+    "/usr/local/bin",
+    "/usr/local/sbin",
+    "/usr/local/lib",
+    "/etc",
+    "/proc",
+    "/dev",
+    "/sys",
+    "/run",
+    "/var/run",
+    "/var/lock",
+    "/tmp",
+    "/boot",
+];
+/// Directories whose other contents an image needs: a part may sit below them (Debian's Go
+/// sources in `/usr/share/gocode/src/PKG`, a CI workspace in `/var/lib/jenkins/workspace/X`),
+/// where it hides only its own directory, but never at one of them or above (`/usr`).
+const SHARED: &[&str] = &[
+    "/usr/share",
+    "/usr/local",
+    "/usr/include",
+    "/usr/src",
+    "/var",
+    "/var/lib",
+    "/opt",
+    "/home",
+    "/root",
+    "/srv",
+    "/mnt",
+    "/media",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -179,10 +219,13 @@ fn unusable(path: &str) -> Option<&'static str> {
     if path.starts_with(crate::engine::CONTAINER_ROOT) {
         return Some("is where shards keep their own files");
     }
-    RESERVED
-        .iter()
-        .any(|r| path == *r || path.starts_with(&format!("{r}/")))
-        .then_some("is under a directory the image or the kernel owns")
+    let path = path.trim_end_matches('/');
+    let inside = |r: &str| path == r || path.starts_with(&format!("{r}/"));
+    let above = |r: &str| r.starts_with(&format!("{path}/"));
+    if RESERVED.iter().any(|r| inside(r) || above(r)) || SHARED.iter().any(|r| path == *r || above(r)) {
+        return Some("is under a directory the image or the kernel owns");
+    }
+    None
 }
 
 /// A part placed inside another's tree needs its mount point there already: a read-only
@@ -590,18 +633,47 @@ mod tests {
     #[test]
     fn reserved_paths_fall_back_to_the_shard_root() {
         let mut parts = vec![
-            part("src", Vec::new(), Some("/usr/src/app".into()), None),
+            part("src", Vec::new(), Some("/usr/lib/app".into()), None),
             part("target", Vec::new(), Some("/work/ws/target".into()), None),
             part("x", Vec::new(), Some("/cargo-shard/x".into()), None),
         ];
         let lines = fall_back_reserved(&mut parts);
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(
-            lines[0].starts_with("note: src (/usr/src/app) is under a directory"),
+            lines[0].starts_with("note: src (/usr/lib/app) is under a directory"),
             "{}",
             lines[0]
         );
         assert_eq!(parts[0].place("/cargo-shard"), "/cargo-shard/src");
         assert_eq!(parts[1].place("/cargo-shard"), "/work/ws/target");
+    }
+
+    #[test]
+    fn below_shared_directories_a_part_keeps_its_path_but_never_at_or_above_them() {
+        for usable in [
+            "/usr/share/gocode/src/gopkg.in/check.v1",
+            "/usr/src/app",
+            "/var/lib/jenkins/workspace/proj",
+            "/home/ci/proj",
+            "/work/ws",
+        ] {
+            assert_eq!(unusable(usable), None, "{usable}");
+        }
+        for refused in [
+            "/usr",
+            "/usr/share",
+            "/usr/local",
+            "/var",
+            "/var/lib",
+            "/home/",
+            "/usr/bin/x",
+            "/usr/local/lib/x",
+            "/etc/app",
+            "/tmp/ws",
+            "/var/run/x",
+            "/lib64",
+        ] {
+            assert!(unusable(refused).is_some(), "{refused}");
+        }
     }
 }

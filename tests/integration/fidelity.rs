@@ -798,3 +798,138 @@ fn local_shards_see_only_passed_variables_of_the_callers_environment() {
     let (code, _, stderr) = run(&[]);
     assert_eq!(code, 100, "{stderr}");
 }
+
+/// A Go module whose `TestRace` has a data race that only `-race` reports.
+fn racy_module() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("go.mod"), "module example.com/racy\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        dir.path().join("racy_test.go"),
+        "package racy\n\nimport (\n\t\"sync\"\n\t\"testing\"\n)\n\nfunc TestFine(t *testing.T) {}\n\n\
+         func TestRace(t *testing.T) {\n\tx := 0\n\tvar wg sync.WaitGroup\n\twg.Add(2)\n\
+         \tfor i := 0; i < 2; i++ {\n\t\tgo func() { x++; wg.Done() }()\n\t}\n\twg.Wait()\n\t_ = x\n}\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// `-race` builds with cgo here (gcc is on this machine) and means what it means to `go
+/// test`: as local processes and on the Go image (glibc, no compiler) the race is reported
+/// as `go test -race` reports it; without it the same test passes.
+#[test]
+fn race_finds_the_race_locally_and_in_containers() {
+    let module = racy_module();
+    let plain = Command::new("go")
+        .args(["test", "-race", "-v", "."])
+        .current_dir(module.path())
+        .output()
+        .unwrap();
+    let plain = gocheck_or_go_results(&String::from_utf8_lossy(&plain.stdout));
+    assert_eq!(plain.get("TestRace"), Some(&"failed"), "{plain:?}");
+    let hosts = common::testbed_file("hosts-go.toml");
+    let dir = module.path().to_str().unwrap();
+    for (where_, race) in [
+        ("--backend=local", true),
+        ("--only-host=e1", true),
+        ("--only-host=e1", false),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = vec!["go", "--hosts", hosts.to_str().unwrap(), where_, "--dir", dir];
+        args.extend(["--out-dir", out.path().to_str().unwrap(), "--no-progress"]);
+        if race {
+            args.extend(["--", "-race"]);
+        }
+        let (code, _, stderr) = shard_with(module.path(), &args, &[]);
+        let statuses = common::junit_statuses(&out.path().join("junit.xml"));
+        let race_status = statuses[&("example.com/racy".to_string(), "TestRace".to_string())];
+        assert_eq!(
+            statuses[&("example.com/racy".to_string(), "TestFine".to_string())],
+            "passed"
+        );
+        if race {
+            assert_eq!((code, race_status), (100, "failed"), "{where_}: {stderr}");
+        } else {
+            assert_eq!((code, race_status), (0, "passed"), "{where_}: {stderr}");
+        }
+    }
+}
+
+/// `-race` binaries need the C library's loader in the image: on an image without one
+/// (static busybox only) the run stops before any shard with one line naming host and image.
+#[test]
+fn race_on_an_image_without_a_c_library_is_one_line_naming_host_and_image() {
+    let module = racy_module();
+    let e1 = common::host("e1");
+    let rootfs = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(rootfs.path().join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.path().join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.path().join("bin/sh")).unwrap();
+    let tar = rootfs.path().join("rootfs.tar");
+    let packed = Command::new("tar")
+        .args([
+            "-C",
+            rootfs.path().to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            "bin",
+        ])
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    let image = format!("cargo-shard-test/nolibc:{}", common::unique("t").to_lowercase());
+    let docker = |args: &[&str]| {
+        Command::new("docker")
+            .args(["-H", &e1.endpoint.to_string()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let imported = docker(&["import", tar.to_str().unwrap(), &image]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    // Removed however the test ends.
+    struct Remove<F: Fn()>(F);
+    impl<F: Fn()> Drop for Remove<F> {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+    let _remove = Remove(|| {
+        docker(&["rmi", "-f", &image]);
+    });
+    let hosts = rootfs.path().join("hosts.toml");
+    std::fs::write(
+        &hosts,
+        format!(
+            "[[host]]\nname = \"e1\"\ndocker_host = \"{}\"\nimage = \"{image}\"\nnetwork = \"none\"\nslots = 1\n",
+            e1.endpoint
+        ),
+    )
+    .unwrap();
+    let out = rootfs.path().join("out");
+    let (code, _, stderr) = shard_with(
+        module.path(),
+        &[
+            "go",
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--no-progress",
+            "--",
+            "-race",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("-race") && errors[0].contains(&format!("e1 (image {image})")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("no such file"), "{stderr}");
+}
