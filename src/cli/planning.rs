@@ -98,8 +98,9 @@ fn queued_shards_warning(
     let fewer = plan::plan(weighted, caps, &per_slot);
     (fewer.makespan < plan.makespan).then(|| {
         format!(
-            "{} shards on {slots} slots queue behind each other, each paying {:.1}s overhead: predicted makespan {:.1}s, against {:.1}s with --shards {}",
+            "{} shards on {slots} {} queue behind each other, each paying {:.1}s overhead: predicted makespan {:.1}s, against {:.1}s with --shards {}",
             plan.shards.len(),
+            crate::report::style::plural(slots, "slot"),
             opts.per_shard_overhead.as_secs_f64(),
             plan.makespan.as_secs_f64(),
             fewer.makespan.as_secs_f64(),

@@ -37,9 +37,11 @@ pub fn human(plan: &Plan, overhead: Duration) -> String {
     }
     let _ = writeln!(
         out,
-        "{} tests in {} shards, {:.1}s of work, {:.1}s overhead per shard",
+        "{} test{} in {} shard{}, {:.1}s of work, {:.1}s overhead per shard",
         plan.test_count(),
+        if plan.test_count() == 1 { "" } else { "s" },
         plan.shards.len(),
+        if plan.shards.len() == 1 { "" } else { "s" },
         secs(plan.total),
         secs(overhead)
     );

@@ -159,10 +159,11 @@ impl State {
             "over the plan".into()
         };
         format!(
-            "{}/{} tests, {}; {running} shards running, {}/{} done; elapsed {}, {eta} (plan {})",
+            "{}/{} tests, {}; {running} {} running, {}/{} done; elapsed {}, {eta} (plan {})",
             self.done_tests,
             self.total_tests,
             p.count(self.failed, "failed", Paint::fail),
+            super::style::plural(running, "shard"),
             self.finished.len(),
             self.predicted.len(),
             clock(self.t0.elapsed()),

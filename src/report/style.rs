@@ -78,6 +78,15 @@ impl Paint {
     }
 }
 
+/// `word`, with an `s` unless there is exactly one: "1 error", "2 errors", "0 tests".
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{self, SLOWEST};
-use super::style::Paint;
+use super::style::{Paint, plural};
 use crate::discover::TestStatus;
 use crate::plan::Plan;
 use crate::run::RunReport;
@@ -481,15 +481,6 @@ fn one_line(s: &str) -> String {
         line.push('…');
     }
     line
-}
-
-/// `word`, with an `s` unless there is exactly one: "1 error", "2 errors", "0 tests".
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        word.to_string()
-    } else {
-        format!("{word}s")
-    }
 }
 
 #[cfg(test)]

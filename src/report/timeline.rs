@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::meta::RunMeta;
 use super::stats::{self, SLOWEST, strip_control};
+use super::style::plural;
 use crate::discover::TestStatus;
 use crate::plan::Plan;
 use crate::run::{AttemptEnd, RunReport, ShardAttempt};
@@ -166,13 +167,14 @@ fn bar(a: &ShardAttempt, row: usize, scale: f64, class: &str) -> String {
     let w = (span.as_secs_f64() * scale).max(2.0);
     let p = &a.phases;
     let title = format!(
-        "shard {} attempt {}{} on {} slot {}: {} tests in {:.2}s (predicted {:.2}s); create {:.2}s, upload {:.2}s, start {:.2}s, run {:.2}s, collect {:.2}s, remove {:.2}s; {}",
+        "shard {} attempt {}{} on {} slot {}: {} {} in {:.2}s (predicted {:.2}s); create {:.2}s, upload {:.2}s, start {:.2}s, run {:.2}s, collect {:.2}s, remove {:.2}s; {}",
         a.shard,
         a.attempt,
         if a.rerun { " (re-run of failed tests)" } else { "" },
         a.host,
         a.slot,
         a.tests,
+        plural(a.tests, "test"),
         span.as_secs_f64(),
         a.predicted.as_secs_f64(),
         p.create.as_secs_f64(),
@@ -443,7 +445,7 @@ a {{ color: #2563eb; }}
 <h1>cargo-shard run <code>{run}</code></h1>
 {meta}
 <p class="counts">{passed}{failed}{flaky}{skipped}{errors}{interrupted}</p>
-<p class="facts dim"><span>{tests} tests in {shards} shards on {hosts} hosts</span><span>wall {wall:.2}s</span><span>makespan {actual:.2}s, predicted {pred:.2}s, lower bound {lb:.2}s</span><span>balance (slowest / mean shard) {balance}</span></p>
+<p class="facts dim"><span>{tests} {tests_word} in {shards} {shards_word} on {hosts} {hosts_word}</span><span>wall {wall:.2}s</span><span>makespan {actual:.2}s, predicted {pred:.2}s, lower bound {lb:.2}s</span><span>balance (slowest / mean shard) {balance}</span></p>
 <h2>Timeline</h2>
 <p class="legend"><span class="chip pass">passed</span><span class="chip fail">failed</span><span class="chip infra">infrastructure</span><span class="chip timeout">timed out</span><span class="chip cancel">cancelled</span>
 <span class="dim">phases:</span> <span class="chip phase create">create / start / remove</span><span class="chip phase upload">upload</span><span class="chip phase collect">collect</span><span class="dim">run in the result's colour; dashed line: predicted makespan; hover a bar for its times</span></p>
@@ -464,15 +466,22 @@ a {{ color: #2563eb; }}
         failed = count(report.count(TestStatus::Failed), "failed", "fail"),
         flaky = count(report.flaky(), "flaky", "flaky"),
         skipped = count(report.count(TestStatus::Skipped), "skipped", "skip"),
-        errors = count(report.count(TestStatus::Error), "errors", "fail"),
+        errors = count(
+            report.count(TestStatus::Error),
+            &plural(report.count(TestStatus::Error), "error"),
+            "fail"
+        ),
         interrupted = if report.interrupted {
             "<span class=\"chip cancel\">interrupted</span>"
         } else {
             ""
         },
         tests = report.outcomes.len(),
+        tests_word = plural(report.outcomes.len(), "test"),
         shards = plan.shards.len(),
+        shards_word = plural(plan.shards.len(), "shard"),
         hosts = stats::host_loads(report).len(),
+        hosts_word = plural(stats::host_loads(report).len(), "host"),
         wall = report.wall.as_secs_f64(),
         actual = stats::makespan(report).as_secs_f64(),
         pred = plan.makespan.as_secs_f64(),
