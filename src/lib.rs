@@ -11,6 +11,7 @@ pub mod config;
 pub mod discover;
 pub mod engine;
 pub mod exit;
+pub mod hash;
 pub mod history;
 pub mod interrupt;
 pub mod job;

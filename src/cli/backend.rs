@@ -9,9 +9,50 @@ use super::{Backend, HostsOpt};
 use crate::config::locate::HostsSource;
 use crate::config::registry::credentials;
 use crate::config::{ConfigError, Host, HostsConfig, PullPolicy};
-use crate::engine::Engine;
-use crate::exit;
+use crate::engine::{Engine, EngineError};
 use crate::run::LiveHost;
+
+/// Why the run has no hosts to work with.
+#[derive(Debug, thiserror::Error)]
+pub enum HostsError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("--only-host {name}: no such host in {file} (known: {known})")]
+    UnknownHost {
+        name: String,
+        file: String,
+        known: String,
+    },
+    /// Every configured host failed; `why` says how each did.
+    #[error("no usable host in {origin}: {why}")]
+    NoneUsable { origin: String, why: String },
+    /// The local-processes backend itself could not start.
+    #[error(transparent)]
+    Local(EngineError),
+}
+
+/// Why one host was left out at start.
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{host}: timeout after {secs}s")]
+    Timeout { host: String, secs: u64 },
+    #[error("{host}: {reason}")]
+    Credentials { host: String, reason: String },
+    #[error("{host}: pulling {image} failed: {reason}")]
+    Pull {
+        host: String,
+        image: String,
+        reason: String,
+    },
+    #[error("{host}: image {image} is not present and pulling it failed: {reason}")]
+    PullMissing {
+        host: String,
+        image: String,
+        reason: String,
+    },
+}
 
 /// How long one host may take to answer at start.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -26,14 +67,14 @@ pub fn source(opt: &HostsOpt) -> HostsSource {
 
 /// Loads the configured hosts (without connecting), applying `--only-host`; the flag says
 /// whether they were configured (so a failure is an error, not a reason to fall back).
-pub fn load_hosts(opt: &HostsOpt) -> Result<(HostsConfig, bool), (u8, String)> {
+pub fn load_hosts(opt: &HostsOpt) -> Result<(HostsConfig, bool), HostsError> {
     let source = source(opt);
     let mut config = if opt.backend == Backend::Local {
         HostsConfig::local_processes()
     } else {
         match source.hosts_file() {
-            Some(path) => HostsConfig::load(path).map_err(bad)?,
-            None => HostsConfig::from_env().map_err(bad)?,
+            Some(path) => HostsConfig::load(path)?,
+            None => HostsConfig::from_env()?,
         }
     };
     let explicit = source.configured() || opt.backend != Backend::Auto;
@@ -41,14 +82,11 @@ pub fn load_hosts(opt: &HostsOpt) -> Result<(HostsConfig, bool), (u8, String)> {
         for name in &opt.only_host {
             if !config.hosts.iter().any(|h| &h.name == name) {
                 let known: Vec<&str> = config.hosts.iter().map(|h| h.name.as_str()).collect();
-                return Err((
-                    exit::BAD_INPUT,
-                    format!(
-                        "--only-host {name}: no such host in {} (known: {})",
-                        config.source,
-                        known.join(", ")
-                    ),
-                ));
+                return Err(HostsError::UnknownHost {
+                    name: name.clone(),
+                    file: config.source.clone(),
+                    known: known.join(", "),
+                });
             }
         }
         config.hosts.retain(|h| opt.only_host.contains(&h.name));
@@ -61,14 +99,10 @@ pub fn load_hosts(opt: &HostsOpt) -> Result<(HostsConfig, bool), (u8, String)> {
     Ok((config, explicit))
 }
 
-fn bad(e: ConfigError) -> (u8, String) {
-    (exit::BAD_INPUT, e.to_string())
-}
-
 /// Connects to every host concurrently. Unreachable hosts are reported on stderr and left
 /// out. Falls back to local processes only when nothing was configured and no engine answers,
 /// and says so even with `-q`.
-pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, String)> {
+pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, HostsError> {
     let (config, explicit) = load_hosts(opt)?;
     if opt.backend == Backend::Local {
         if !quiet {
@@ -83,11 +117,10 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
     let attempts = config.hosts.iter().cloned().map(|mut host| async move {
         let r = match tokio::time::timeout(CONNECT_TIMEOUT, usable(&mut host)).await {
             Ok(r) => r,
-            Err(_) => Err(format!(
-                "{}: timeout after {}s",
-                host.name,
-                CONNECT_TIMEOUT.as_secs()
-            )),
+            Err(_) => Err(Unusable::Timeout {
+                host: host.name.clone(),
+                secs: CONNECT_TIMEOUT.as_secs(),
+            }),
         };
         (host, r)
     });
@@ -104,7 +137,7 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
     }
     if !explicit && live.is_empty() {
         let host: Host = HostsConfig::local_processes().hosts[0].clone();
-        let why = failures.first().map(|(_, r)| r.clone()).unwrap_or_default();
+        let why = failures.first().map(|(_, r)| r.to_string()).unwrap_or_default();
         // Printed even with -q: a run that silently left Docker would mislead.
         eprintln!(
             "backend: local processes, {} slots (nothing configured: no --hosts, CARGO_SHARD_HOSTS, {} or DOCKER_HOST; the local socket: {why})",
@@ -115,13 +148,16 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, (u8, 
     }
     if live.is_empty() {
         // One line saying why each host failed: nothing else will be printed.
-        let why: Vec<String> = failures.iter().map(|(_, r)| r.clone()).collect();
+        let why: Vec<String> = failures.iter().map(|(_, r)| r.to_string()).collect();
         let why = if why.is_empty() {
             "it names no host".to_string()
         } else {
             why.join("; ")
         };
-        return Err((exit::INFRA_FAILED, format!("no usable host in {source}: {why}")));
+        return Err(HostsError::NoneUsable {
+            origin: source.to_string(),
+            why,
+        });
     }
     for (host, reason) in &failures {
         eprintln!(
@@ -177,11 +213,9 @@ pub async fn derive_jobs(hosts: &mut [Host]) -> Vec<String> {
 }
 
 /// The one local-processes host.
-async fn local(mut host: Host) -> Result<Vec<LiveHost>, (u8, String)> {
+async fn local(mut host: Host) -> Result<Vec<LiveHost>, HostsError> {
     host.derive_jobs(crate::engine::local::info().cpus);
-    let engine = Engine::connect(&host)
-        .await
-        .map_err(|e| (exit::INFRA_FAILED, e.to_string()))?;
+    let engine = Engine::connect(&host).await.map_err(HostsError::Local)?;
     Ok(vec![LiveHost {
         host,
         engine: Arc::new(engine),
@@ -192,9 +226,9 @@ async fn local(mut host: Host) -> Result<Vec<LiveHost>, (u8, String)> {
 /// says: a host without it would fail every shard sent to it, so it is left out at start with
 /// the reason (the image missing, or the registry's answer). A host without `jobs` gets it
 /// from the engine's CPUs.
-async fn usable(host: &mut Host) -> Result<Engine, String> {
-    let engine = Engine::connect(host).await.map_err(|e| e.to_string())?;
-    let info = engine.info(&host.image).await.map_err(|e| e.to_string())?;
+async fn usable(host: &mut Host) -> Result<Engine, Unusable> {
+    let engine = Engine::connect(host).await?;
+    let info = engine.info(&host.image).await?;
     host.derive_jobs(info.cpus);
     let Engine::Docker(docker) = &engine else {
         return Ok(engine);
@@ -205,18 +239,21 @@ async fn usable(host: &mut Host) -> Result<Engine, String> {
         PullPolicy::Never => false,
     };
     if pull {
-        let creds = credentials(&host.image, &host.registries).map_err(|e| format!("{}: {e}", host.name))?;
+        let creds = credentials(&host.image, &host.registries).map_err(|reason| Unusable::Credentials {
+            host: host.name.clone(),
+            reason,
+        })?;
         let started = std::time::Instant::now();
         let progress = |line: &str| eprintln!("pull: {} on {}: {line}", host.image, host.name);
         docker
             .pull(&host.image, creds.as_ref(), &progress)
             .await
-            .map_err(|reason| match info.image_present {
-                true => format!("{}: pulling {} failed: {reason}", host.name, host.image),
-                false => format!(
-                    "{}: image {} is not present and pulling it failed: {reason}",
-                    host.name, host.image
-                ),
+            .map_err(|reason| {
+                let (host, image) = (host.name.clone(), host.image.clone());
+                match info.image_present {
+                    true => Unusable::Pull { host, image, reason },
+                    false => Unusable::PullMissing { host, image, reason },
+                }
             })?;
         eprintln!(
             "pull: {} on {} done in {:.1}s",
@@ -225,11 +262,11 @@ async fn usable(host: &mut Host) -> Result<Engine, String> {
             started.elapsed().as_secs_f64()
         );
     } else if !info.image_present {
-        return Err(crate::engine::EngineError::ImageMissing {
+        return Err(EngineError::ImageMissing {
             host: host.name.clone(),
             image: host.image.clone(),
         }
-        .to_string());
+        .into());
     }
     Ok(engine)
 }

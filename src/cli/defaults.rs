@@ -7,26 +7,26 @@ use std::path::{Path, PathBuf};
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 
-use super::{Backend, Cli, Command, FlakyResult, HostsOpt, PlanOpts, RunOpts, parse_duration};
+use super::error::Error;
+use super::{
+    Backend, Cli, Command, FlakyResult, HostsOpt, PlanArgs, PlanOpts, PlanRunner, RunOpts, parse_duration,
+};
 use crate::config::locate::{self, Options, ProjectFile};
-use crate::exit;
-
-type Fail = (u8, String);
 
 /// Finds the project file for the command's root, applies its options and resolves the hosts.
-pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), Fail> {
+pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), Error> {
     let (m, start) = match (&cli.command, matches.subcommand()) {
         (None, _) => (matches, manifest_dir(cli.run.select.manifest_path.as_deref())),
         (Some(Command::Run(a)), Some((_, m))) => (m, manifest_dir(a.select.manifest_path.as_deref())),
-        (Some(Command::Plan(a)), Some((_, m))) => (m, manifest_dir(a.select.manifest_path.as_deref())),
-        (Some(Command::Go(a)), Some((_, m))) => (m, a.dir.clone().unwrap_or_else(|| PathBuf::from("."))),
-        (Some(Command::Exec(a)), Some((_, m))) => (m, a.dir.clone().unwrap_or_else(|| PathBuf::from("."))),
+        (Some(Command::Plan(a)), Some((_, m))) => plan_root(a, m),
+        (Some(Command::Go(a)), Some((_, m))) => (m, dir_or_here(a.select.dir.as_ref())),
+        (Some(Command::Exec(a)), Some((_, m))) => (m, dir_or_here(a.select.dir.as_ref())),
         (Some(Command::Merge(_)), _) => return Ok(()),
         (Some(_), Some((_, m))) => (m, PathBuf::from(".")),
         (Some(_), None) => return Ok(()),
     };
     let project = match locate::find_project_file(&start) {
-        Some(p) => Some(ProjectFile::load(&p).map_err(bad)?),
+        Some(p) => Some(ProjectFile::load(&p)?),
         None => None,
     };
     let options = project.as_ref().map(|p| p.options.clone()).unwrap_or_default();
@@ -45,7 +45,7 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), Fail> {
         Some(Command::Run(a)) => &mut a.run.hosts,
         Some(Command::Go(a)) => &mut a.run.hosts,
         Some(Command::Exec(a)) => &mut a.run.hosts,
-        Some(Command::Plan(a)) => &mut a.hosts,
+        Some(Command::Plan(a)) => plan_parts(a).0,
         Some(Command::Hosts(a)) => &mut a.hosts,
         Some(Command::Gc(a)) => &mut a.hosts,
         Some(
@@ -59,18 +59,42 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches) -> Result<(), Fail> {
         }
     };
     set.hosts(hosts)?;
-    hosts.source =
-        Some(locate::hosts_source_from_env(hosts.hosts.as_deref(), project_path.as_deref()).map_err(bad)?);
+    hosts.source = Some(locate::hosts_source_from_env(
+        hosts.hosts.as_deref(),
+        project_path.as_deref(),
+    )?);
     hosts.project = project_path;
     match &mut cli.command {
         None => set.run(&mut cli.run.run)?,
         Some(Command::Run(a)) => set.run(&mut a.run)?,
         Some(Command::Go(a)) => set.run(&mut a.run)?,
         Some(Command::Exec(a)) => set.run(&mut a.run)?,
-        Some(Command::Plan(a)) => set.plan(&mut a.plan)?,
+        Some(Command::Plan(a)) => set.plan(plan_parts(a).1)?,
         Some(_) => {}
     }
     Ok(())
+}
+
+/// `cargo shard plan`'s own matches and root, or its runner's (`plan go`, `plan exec`).
+fn plan_root<'m>(a: &PlanArgs, m: &'m ArgMatches) -> (&'m ArgMatches, PathBuf) {
+    match (&a.runner, m.subcommand()) {
+        (Some(PlanRunner::Go(g)), Some((_, sub))) => (sub, dir_or_here(g.select.dir.as_ref())),
+        (Some(PlanRunner::Exec(e)), Some((_, sub))) => (sub, dir_or_here(e.select.dir.as_ref())),
+        _ => (m, manifest_dir(a.select.manifest_path.as_deref())),
+    }
+}
+
+/// The hosts and plan options of `cargo shard plan`, or of its runner's.
+fn plan_parts(a: &mut PlanArgs) -> (&mut HostsOpt, &mut PlanOpts) {
+    match &mut a.runner {
+        None => (&mut a.hosts, &mut a.plan),
+        Some(PlanRunner::Go(g)) => (&mut g.hosts, &mut g.plan),
+        Some(PlanRunner::Exec(e)) => (&mut e.hosts, &mut e.plan),
+    }
+}
+
+fn dir_or_here(dir: Option<&PathBuf>) -> PathBuf {
+    dir.cloned().unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// The directory the lookup starts from: the manifest's, else the current one.
@@ -80,10 +104,6 @@ fn manifest_dir(manifest: Option<&Path>) -> PathBuf {
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
-}
-
-fn bad(e: crate::config::ConfigError) -> Fail {
-    (exit::BAD_INPUT, e.to_string())
 }
 
 /// Applies one command's options where its command line left the default.
@@ -98,16 +118,19 @@ impl Setter<'_> {
         matches!(self.m.value_source(id), None | Some(ValueSource::DefaultValue))
     }
 
-    fn duration(&self, key: &str, v: &Option<String>) -> Result<Option<std::time::Duration>, Fail> {
+    fn duration(&self, key: &str, v: &Option<String>) -> Result<Option<std::time::Duration>, Error> {
         v.as_deref()
             .map(|s| {
-                parse_duration(s)
-                    .map_err(|e| (exit::BAD_INPUT, format!("{}: [options] {key}: {e}", self.origin)))
+                parse_duration(s).map_err(|e| Error::ProjectOption {
+                    origin: self.origin.to_string(),
+                    key: key.to_string(),
+                    reason: e.to_string(),
+                })
             })
             .transpose()
     }
 
-    fn hosts(&self, h: &mut HostsOpt) -> Result<(), Fail> {
+    fn hosts(&self, h: &mut HostsOpt) -> Result<(), Error> {
         if self.unset("backend")
             && let Some(b) = &self.options.backend
         {
@@ -120,7 +143,7 @@ impl Setter<'_> {
         Ok(())
     }
 
-    fn plan(&self, p: &mut PlanOpts) -> Result<(), Fail> {
+    fn plan(&self, p: &mut PlanOpts) -> Result<(), Error> {
         let o = self.options;
         if self.unset("shards") && o.shards.is_some() {
             p.shards = o.shards;
@@ -136,7 +159,7 @@ impl Setter<'_> {
         Ok(())
     }
 
-    fn run(&self, r: &mut RunOpts) -> Result<(), Fail> {
+    fn run(&self, r: &mut RunOpts) -> Result<(), Error> {
         self.plan(&mut r.plan)?;
         let o = self.options;
         if self.unset("retries")
@@ -176,7 +199,7 @@ mod tests {
     use clap::{CommandFactory, FromArgMatches};
 
     /// Parses `args` with the current directory at `dir` (so the project file there is found).
-    fn parse_in(dir: &Path, args: &[&str]) -> Result<Cli, Fail> {
+    fn parse_in(dir: &Path, args: &[&str]) -> Result<Cli, Error> {
         let manifest = dir.join("Cargo.toml");
         let mut full: Vec<String> = vec!["cargo-shard".into()];
         full.extend(args.iter().map(|s| s.to_string()));
@@ -220,8 +243,9 @@ mod tests {
         std::fs::create_dir_all(dir.path().join(".git")).unwrap();
         let file = dir.path().join(locate::PROJECT_FILE);
         std::fs::write(&file, "[options]\ntest_timeout = \"soon\"\n").unwrap();
-        let (code, msg) = parse_in(dir.path(), &[]).unwrap_err();
-        assert_eq!(code, exit::BAD_INPUT);
+        let e = parse_in(dir.path(), &[]).unwrap_err();
+        assert_eq!(e.exit_code(), crate::exit::BAD_INPUT);
+        let msg = e.to_string();
         assert!(
             msg.starts_with(&format!(
                 "{}: [options] test_timeout: invalid duration \"soon\"",

@@ -3,17 +3,16 @@
 
 use futures_util::future::join_all;
 
+use super::GcArgs;
+use super::error::Error;
 use super::hosts::select_hosts;
-use super::{GcArgs, fail};
 use crate::config::Host;
 use crate::engine::{CONNECT_TIMEOUT, Engine, EngineError, Removed};
 use crate::exit;
 
-pub async fn run(a: GcArgs) -> u8 {
-    let hosts = match select_hosts(&a.hosts) {
-        Ok(h) => h,
-        Err((code, msg)) => return fail(code, msg),
-    };
+/// Cleans every host at once; exit 102 when one could not be reached or cleaned.
+pub async fn run(a: GcArgs) -> Result<u8, Error> {
+    let hosts = select_hosts(&a.hosts)?;
     let run = a.run.as_deref();
     let results = join_all(hosts.iter().map(|h| gc_host(h, run, a.cache))).await;
     let mut code = exit::OK;
@@ -30,7 +29,7 @@ pub async fn run(a: GcArgs) -> u8 {
             }
         }
     }
-    code
+    Ok(code)
 }
 
 /// Per-run objects, or with `--cache` only the payload caches (which carry no run label):

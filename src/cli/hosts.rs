@@ -5,15 +5,17 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::{HostsArgs, HostsOpt, fail};
+use super::backend::HostsError;
+use super::error::Error;
+use super::{HostsArgs, HostsOpt};
 use crate::config::registry::credentials;
 use crate::config::{Host, PullPolicy};
 use crate::engine::{Engine, EngineError, EngineInfo};
 use crate::exit;
 
 /// The hosts a subcommand works on: the hosts file (or the environment's default) narrowed
-/// by `--only-host`. The error is an exit code and its one line.
-pub(super) fn select_hosts(opt: &HostsOpt) -> Result<Vec<Host>, (u8, String)> {
+/// by `--only-host`.
+pub(super) fn select_hosts(opt: &HostsOpt) -> Result<Vec<Host>, HostsError> {
     super::backend::load_hosts(opt).map(|(config, _)| config.hosts)
 }
 
@@ -28,11 +30,9 @@ pub struct HostRow {
     pub pullable: Option<Result<(), String>>,
 }
 
-pub async fn run(a: HostsArgs) -> u8 {
-    let hosts = match select_hosts(&a.hosts) {
-        Ok(h) => h,
-        Err((code, msg)) => return fail(code, msg),
-    };
+/// Checks every host; exit 102 when one cannot take a shard.
+pub async fn run(a: HostsArgs) -> Result<u8, Error> {
+    let hosts = select_hosts(&a.hosts)?;
     let rows = join_all(hosts.iter().map(|h| check(h, a.timeout))).await;
     print!("{}", render_table(&rows));
     let mut code = exit::OK;
@@ -55,7 +55,7 @@ pub async fn run(a: HostsArgs) -> u8 {
         }
         code = exit::INFRA_FAILED;
     }
-    code
+    Ok(code)
 }
 
 /// Connects to one host and asks for its info, all within `timeout`.
@@ -210,10 +210,10 @@ mod tests {
             only_host: vec!["b".into(), "zz".into()],
             ..Default::default()
         };
-        let (code, msg) = select_hosts(&opt).unwrap_err();
-        assert_eq!(code, exit::BAD_INPUT);
+        let e = Error::from(select_hosts(&opt).unwrap_err());
+        assert_eq!(e.exit_code(), exit::BAD_INPUT);
         assert_eq!(
-            msg,
+            e.to_string(),
             format!("--only-host zz: no such host in {} (known: a, b)", path.display())
         );
         let opt = HostsOpt {

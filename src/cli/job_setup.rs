@@ -7,47 +7,72 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::RunOpts;
-use crate::config::job::{JobConfig, parse_bytes};
+use super::pass_env::PassEnvError;
+use crate::config::ConfigError;
+use crate::config::job::{JobConfig, MemoryError, parse_bytes};
 use crate::discover::Suite;
 use crate::exit;
-use crate::job::RunJob;
 use crate::job::steps::{self, PreStepOutput, StepRun};
+use crate::job::{JobError, RunJob};
 use crate::run::LiveHost;
 
-/// Loads the job and applies it to the hosts (image, env). Errors are one line with an exit code.
-pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, (u8, String)> {
-    let bad = |e: String| (exit::BAD_INPUT, e);
+/// Why the job cannot be set up, or its pre-steps failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobSetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("--cpus must be positive, got {0}")]
+    Cpus(f64),
+    #[error("--memory: {0}")]
+    Memory(#[source] MemoryError),
+    #[error(
+        "{file}: the job declares services ({names}) but host {host} runs local processes: services need a Docker engine"
+    )]
+    ServicesOnLocal {
+        file: String,
+        names: String,
+        host: String,
+    },
+    #[error(transparent)]
+    PassEnv(#[from] PassEnvError),
+    /// Secrets or files the job names that cannot be read.
+    #[error(transparent)]
+    Job(#[from] JobError),
+    /// A pre-step that failed: one line naming it, with its output's tail.
+    #[error("{0}")]
+    PreStep(String),
+}
+
+/// Loads the job and applies it to the hosts (image, env).
+pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, JobSetupError> {
     let source = super::backend::source(&o.hosts);
     // `--job`, else the hosts file's `[job]`, else the project file's.
     let hosts_file = source.hosts_file().or(o.hosts.project.as_deref());
     let mut config = match (&o.job.job, hosts_file) {
-        (Some(file), _) => JobConfig::load(file).map_err(|e| bad(e.to_string()))?,
-        (None, Some(hosts)) => JobConfig::from_hosts_file(hosts)
-            .map_err(|e| bad(e.to_string()))?
-            .unwrap_or_default(),
+        (Some(file), _) => JobConfig::load(file)?,
+        (None, Some(hosts)) => JobConfig::from_hosts_file(hosts)?.unwrap_or_default(),
         (None, None) => JobConfig::default(),
     };
     if let Some(c) = o.job.cpus {
         if !(c.is_finite() && c > 0.0) {
-            return Err(bad(format!("--cpus must be positive, got {c}")));
+            return Err(JobSetupError::Cpus(c));
         }
         config.cpus = Some(c);
     }
     if let Some(m) = &o.job.memory {
-        config.memory = Some(parse_bytes(m).map_err(|e| bad(format!("--memory: {e}")))?);
+        config.memory = Some(parse_bytes(m).map_err(JobSetupError::Memory)?);
     }
     if config.has_services()
         && let Some(local) = live.iter().find(|h| h.engine.is_local())
     {
         let names: Vec<&str> = config.service.iter().map(|s| s.name.as_str()).collect();
-        return Err(bad(format!(
-            "{}: the job declares services ({}) but host {} runs local processes: services need a Docker engine",
-            config.source,
-            names.join(", "),
-            local.host.name
-        )));
+        return Err(JobSetupError::ServicesOnLocal {
+            file: config.source.clone(),
+            names: names.join(", "),
+            host: local.host.name.clone(),
+        });
     }
-    let passed = super::pass_env::resolve(&config, &o.job.env, |n| std::env::var(n).ok()).map_err(bad)?;
+    let passed = super::pass_env::resolve(&config, &o.job.env, |n| std::env::var(n).ok())?;
     for h in live.iter_mut() {
         // `--image` wins over the job, which wins over the hosts file.
         if o.hosts.image.is_none()
@@ -61,7 +86,7 @@ pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, (u8, Stri
         }
         h.host.env.extend(passed.clone());
     }
-    let job = RunJob::prepare(config, &o.job.artifacts).map_err(|e| bad(e.to_string()))?;
+    let job = RunJob::prepare(config, &o.job.artifacts)?;
     Ok(Arc::new(job))
 }
 
@@ -93,10 +118,8 @@ pub async fn pre_steps(
     shards: usize,
     cancel: CancellationToken,
     suite: &mut Suite,
-) -> Result<PreStepOutput, (u8, String)> {
-    suite
-        .uploads
-        .extend(job.uploads().map_err(|e| (exit::BAD_INPUT, e.to_string()))?);
+) -> Result<PreStepOutput, JobSetupError> {
+    suite.uploads.extend(job.uploads()?);
     if job.config.pre_step.is_empty() {
         return Ok(PreStepOutput::default());
     }
@@ -106,9 +129,7 @@ pub async fn pre_steps(
         ("CARGO_SHARD_OUT".to_string(), out_dir.display().to_string()),
     ];
     let run = step_run(job, live, run_id, out_dir, env, cancel);
-    let out = steps::pre_steps(&run)
-        .await
-        .map_err(|e| (exit::BUILD_FAILED, e))?;
+    let out = steps::pre_steps(&run).await.map_err(JobSetupError::PreStep)?;
     suite.uploads.extend(out.uploads.iter().cloned());
     Ok(out)
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::fail;
+use super::error::Error;
 use crate::discover::TestStatus;
 use crate::exit;
 use crate::partition::merge::{self, Job, MergeError};
@@ -27,20 +27,11 @@ pub struct MergeArgs {
     pub history: Option<PathBuf>,
 }
 
-pub fn run(a: MergeArgs) -> u8 {
-    let jobs = match read_jobs(&a.inputs) {
-        Ok(j) => j,
-        Err(e) => return fail(exit::BAD_INPUT, e),
-    };
-    match merge::check(&jobs) {
-        Ok(()) => {}
-        Err(e @ MergeError::Input(_)) => return fail(exit::BAD_INPUT, e),
-        Err(e @ MergeError::Incomplete(_)) => return fail(exit::INFRA_FAILED, e),
-    }
-    let report = match merge::junit(&jobs) {
-        Ok(r) => r,
-        Err(e) => return fail(exit::BAD_INPUT, e),
-    };
+/// Merges the jobs' outputs; exit 100 when a test failed, as a run would.
+pub fn run(a: MergeArgs) -> Result<u8, Error> {
+    let jobs = read_jobs(&a.inputs)?;
+    merge::check(&jobs)?;
+    let report = merge::junit(&jobs)?;
     let junit = a.junit.clone().unwrap_or_else(|| a.out_dir.join("junit.xml"));
     let history = a
         .history
@@ -58,10 +49,8 @@ pub fn run(a: MergeArgs) -> u8 {
             crate::atomic::write(&html, crate::report::jobs::render(&jobs).as_bytes())
                 .map_err(|e| format!("{}: {e}", html.display()))
         });
-    if let Err(e) = written {
-        return fail(exit::INFRA_FAILED, format!("merge: cannot write: {e}"));
-    }
-    summarize(&jobs, &[&junit, &history, &html])
+    written.map_err(Error::MergeWrite)?;
+    Ok(summarize(&jobs, &[&junit, &history, &html]))
 }
 
 /// Prints the counts and where the files are; exits 100 when a test failed, as a run would.
@@ -94,7 +83,7 @@ fn summarize(jobs: &[Job], files: &[&PathBuf]) -> u8 {
 }
 
 /// Each input as a directory or manifest, or a glob of them; jobs in partition order.
-fn read_jobs(inputs: &[String]) -> Result<Vec<Job>, String> {
+fn read_jobs(inputs: &[String]) -> Result<Vec<Job>, MergeError> {
     let mut paths: Vec<PathBuf> = Vec::new();
     for input in inputs {
         let p = PathBuf::from(input);
@@ -103,19 +92,19 @@ fn read_jobs(inputs: &[String]) -> Result<Vec<Job>, String> {
             continue;
         }
         let matched: Vec<PathBuf> = glob::glob(input)
-            .map_err(|e| format!("merge: {input:?}: bad glob: {e}"))?
+            .map_err(|e| MergeError::Input(format!("{input:?}: bad glob: {e}")))?
             .filter_map(Result::ok)
             .collect();
         if matched.is_empty() {
-            return Err(format!(
-                "merge: {input}: no such directory or file, and no glob match"
-            ));
+            return Err(MergeError::Input(format!(
+                "{input}: no such directory or file, and no glob match"
+            )));
         }
         paths.extend(matched);
     }
     let mut jobs = paths
         .iter()
-        .map(|p| Job::read(p).map_err(|e| e.to_string()))
+        .map(|p| Job::read(p))
         .collect::<Result<Vec<_>, _>>()?;
     jobs.sort_by_key(|j| j.manifest.partition.index);
     Ok(jobs)

@@ -12,8 +12,9 @@ use crate::exit;
 mod backend;
 mod cgo_check;
 mod defaults;
-mod discover_opts;
+mod discovery;
 mod doctests;
+pub mod error;
 mod gc;
 mod go_flags;
 mod hosts;
@@ -399,7 +400,11 @@ pub enum Runner {
 }
 
 #[derive(Debug, Args, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct PlanArgs {
+    /// Without one: a cargo workspace's tests, as `cargo shard run` finds them.
+    #[command(subcommand)]
+    pub runner: Option<PlanRunner>,
     #[command(flatten)]
     pub select: NextestSelect,
     #[command(flatten)]
@@ -411,6 +416,47 @@ pub struct PlanArgs {
     pub format: PlanFormat,
 }
 
+/// The suites `cargo shard plan` can plan besides nextest's.
+#[derive(Debug, Subcommand, Clone)]
+pub enum PlanRunner {
+    /// Plan a Go module's tests: build and list them as `cargo shard go` would, run none.
+    Go(PlanGoArgs),
+    /// Plan a command's keys: list them as `cargo shard exec` would, run nothing else.
+    Exec(PlanExecArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PlanGoArgs {
+    #[command(flatten)]
+    pub select: GoSelect,
+    #[command(flatten)]
+    pub hosts: HostsOpt,
+    #[command(flatten)]
+    pub plan: PlanOpts,
+    /// Output: a human table (with per-shard overhead) or stable JSON.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    pub format: PlanFormat,
+    /// `go test` flags, as for `cargo shard go` (build flags change what is listed).
+    #[arg(last = true)]
+    pub passthrough: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PlanExecArgs {
+    #[command(flatten)]
+    pub select: ExecSelect,
+    #[command(flatten)]
+    pub hosts: HostsOpt,
+    #[command(flatten)]
+    pub plan: PlanOpts,
+    /// Output: a human table (with per-shard overhead) or stable JSON.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    pub format: PlanFormat,
+    /// The command each shard would run (checked as `exec` checks it, never run).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum PlanFormat {
     #[default]
@@ -418,8 +464,9 @@ pub enum PlanFormat {
     Json,
 }
 
-#[derive(Debug, Args, Clone)]
-pub struct GoArgs {
+/// Which Go tests to build and list: shared by `go` and `plan go`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GoSelect {
     /// Packages (default ./...).
     pub packages: Vec<String>,
     /// Module directory (default: the current directory).
@@ -431,6 +478,12 @@ pub struct GoArgs {
     /// Build in GOPATH mode with this GOPATH (for gocheck suites outside modules).
     #[arg(help_heading = heading::SELECTION, long, value_name = "PATH")]
     pub gopath: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GoArgs {
+    #[command(flatten)]
+    pub select: GoSelect,
     #[command(flatten)]
     pub run: RunOpts,
     /// `go test` flags: -tags, -race (build), -short, -count, -timeout, -cpu, -failfast (run),
@@ -439,8 +492,10 @@ pub struct GoArgs {
     pub passthrough: Vec<String>,
 }
 
+/// Where `exec`'s keys come from and how a shard receives them: shared by `exec` and
+/// `plan exec`.
 #[derive(Debug, Args, Clone)]
-pub struct ExecArgs {
+pub struct ExecSelect {
     /// Command that lists the keys, one per line (run through `sh -c` locally).
     #[arg(help_heading = heading::SELECTION, long, value_name = "COMMAND")]
     pub list: Option<String>,
@@ -468,6 +523,12 @@ pub struct ExecArgs {
     /// Source tree to upload as the working directory (default: the current directory).
     #[arg(help_heading = heading::SELECTION, long = "dir", value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub select: ExecSelect,
     #[command(flatten)]
     pub run: RunOpts,
     /// The command each shard runs, e.g. `make test-integration`.
@@ -475,28 +536,40 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// A duration or timeout on the command line or in the project file that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DurationError {
+    #[error("invalid duration {given:?}: {reason}")]
+    Invalid { given: String, reason: String },
+    #[error("a timeout must be above 0, got {0:?}")]
+    Zero(String),
+    #[error("a timeout must be at most {max}s (a week), got {0:?}", max = crate::limits::MAX_SECS)]
+    TooLong(String),
+}
+
 /// Parses `2s`, `1m30s`, `500ms`, or plain seconds (`2.5`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let invalid = |reason: String| DurationError::Invalid {
+        given: s.to_string(),
+        reason,
+    };
     if let Ok(secs) = s.parse::<f64>()
         && secs.is_finite()
         && secs >= 0.0
     {
-        return Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"));
+        return Duration::try_from_secs_f64(secs).map_err(|e| invalid(e.to_string()));
     }
-    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+    humantime::parse_duration(s).map_err(|e| invalid(e.to_string()))
 }
 
 /// A timeout: a duration above zero and at most a week (`0s` would end every shard at once).
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+pub fn parse_timeout(s: &str) -> Result<Duration, DurationError> {
     let d = parse_duration(s)?;
     if d.is_zero() {
-        return Err(format!("a timeout must be above 0, got {s:?}"));
+        return Err(DurationError::Zero(s.to_string()));
     }
     if d.as_secs_f64() > crate::limits::MAX_SECS {
-        return Err(format!(
-            "a timeout must be at most {}s (a week), got {s:?}",
-            crate::limits::MAX_SECS
-        ));
+        return Err(DurationError::TooLong(s.to_string()));
     }
     Ok(d)
 }
@@ -513,48 +586,50 @@ pub fn main() -> ExitCode {
             let _ = e.print();
             return exit::code(if e.use_stderr() { exit::USAGE } else { exit::OK });
         }
-        Err(Err((code, msg))) => return exit::code(fail(code, msg)),
+        Err(Err(e)) => return exit::code(fail(e)),
     };
-    if let Err((code, msg)) = partition::resolve_auto(&mut cli) {
-        return exit::code(fail(code, msg));
+    if let Err(e) = partition::resolve_auto(&mut cli) {
+        return exit::code(fail(e));
     }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::code(exit::INFRA_FAILED);
-        }
+        Err(e) => return exit::code(fail(error::Error::Runtime(e))),
     };
     let code = rt.block_on(async move {
         crate::interrupt::install();
-        match cli.command {
-            None => pipeline::nextest(cli.run).await,
-            Some(Command::Run(a)) => pipeline::nextest(a).await,
-            Some(Command::Plan(a)) => plan_cmd::run(a).await,
-            Some(Command::Hosts(a)) => hosts::run(a).await,
-            Some(Command::Gc(a)) => gc::run(a).await,
-            Some(Command::Go(a)) => pipeline::go(a).await,
-            Some(Command::Exec(a)) => pipeline::exec(a).await,
-            Some(Command::Show(a)) => show::run(a),
-            Some(Command::Completions(a)) => self_doc::completions(a),
-            Some(Command::Man(a)) => self_doc::man(a),
-            Some(Command::Merge(a)) => merge::run(a),
-            Some(Command::Makefile) => {
-                print!("{MAKEFILE_FRAGMENT}");
-                exit::OK
-            }
-        }
+        dispatch(cli).await.unwrap_or_else(fail)
     });
     // Shards may leave blocking tasks (ssh tunnels) behind; do not wait for them.
     rt.shutdown_timeout(Duration::from_secs(1));
     exit::code(code)
 }
 
+/// Runs the subcommand: its exit code, or the error that ended it.
+async fn dispatch(cli: Cli) -> Result<u8, error::Error> {
+    match cli.command {
+        None => Ok(pipeline::nextest(cli.run).await),
+        Some(Command::Run(a)) => Ok(pipeline::nextest(a).await),
+        Some(Command::Plan(a)) => plan_cmd::run(a).await,
+        Some(Command::Hosts(a)) => hosts::run(a).await,
+        Some(Command::Gc(a)) => gc::run(a).await,
+        Some(Command::Go(a)) => Ok(pipeline::go(a).await),
+        Some(Command::Exec(a)) => Ok(pipeline::exec(a).await),
+        Some(Command::Show(a)) => show::run(a),
+        Some(Command::Completions(a)) => Ok(self_doc::completions(a)),
+        Some(Command::Man(a)) => self_doc::man(a),
+        Some(Command::Merge(a)) => merge::run(a),
+        Some(Command::Makefile) => {
+            print!("{MAKEFILE_FRAGMENT}");
+            Ok(exit::OK)
+        }
+    }
+}
+
 /// Parses the command line, then fills what it left at its defaults from the project file
 /// and resolves where the hosts come from.
 fn parse_with_project_defaults(
     args: Vec<std::ffi::OsString>,
-) -> Result<Cli, Result<clap::Error, (u8, String)>> {
+) -> Result<Cli, Result<clap::Error, error::Error>> {
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().try_get_matches_from(args).map_err(Ok)?;
     let mut cli = Cli::from_arg_matches(&matches).map_err(Ok)?;
@@ -562,11 +637,7 @@ fn parse_with_project_defaults(
     Ok(cli)
 }
 
-/// Prints a one-line error and returns its exit code.
-pub fn fail(code: u8, msg: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {msg}");
-    code
-}
+pub use error::fail;
 
 #[cfg(test)]
 mod tests {
@@ -618,7 +689,7 @@ mod tests {
         let Some(Command::Exec(a)) = cli.command else {
             panic!("exec")
         };
-        assert_eq!(a.filter_format, "-check.f {regex}");
+        assert_eq!(a.select.filter_format, "-check.f {regex}");
         assert_eq!(a.command, ["make", "test-integration"]);
     }
 
@@ -627,19 +698,29 @@ mod tests {
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("soon").unwrap_err().contains("invalid duration"));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .to_string()
+                .contains("invalid duration")
+        );
     }
 
     #[test]
     fn timeouts_must_be_above_zero_and_sane() {
         assert_eq!(parse_timeout("20s").unwrap(), Duration::from_secs(20));
         assert_eq!(
-            parse_timeout("0s").unwrap_err(),
+            parse_timeout("0s").unwrap_err().to_string(),
             "a timeout must be above 0, got \"0s\""
         );
         assert!(parse_timeout("0").is_err());
         assert!(parse_timeout("1e300").is_err());
-        assert!(parse_timeout("1000000000s").unwrap_err().contains("at most"));
+        assert!(
+            parse_timeout("1000000000s")
+                .unwrap_err()
+                .to_string()
+                .contains("at most")
+        );
         let cli = Cli::try_parse_from(["cargo-shard", "--shard-timeout", "0s"]);
         assert!(cli.is_err(), "--shard-timeout 0s must be refused");
         assert!(Cli::try_parse_from(["cargo-shard", "--test-timeout", "0"]).is_err());

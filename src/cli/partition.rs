@@ -1,15 +1,33 @@
 //! `--partition K/N|auto` glue: settle `auto` from the CI's variables, plan for N jobs and
 //! narrow the suite to this job's share, and record the job's manifest before and after it runs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::planning::PlanError;
 use super::{Backend, Cli, Command, HostsOpt, PlanOpts, RunOpts};
 use crate::discover::Suite;
-use crate::exit;
 use crate::partition::{self, Manifest, Partition};
 use crate::run::RunReport;
 
-type Fail = (u8, String);
+/// A partition that cannot be settled, planned or recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    /// `--partition` as given.
+    #[error("{0}")]
+    Arg(String),
+    /// `--partition auto` without the CI's variables.
+    #[error("{0}")]
+    Auto(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The job's manifest or history beside it.
+    #[error("{}: cannot write: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// As given on the command line; `auto` is settled before anything runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,15 +36,18 @@ pub enum PartitionArg {
     Auto,
 }
 
-pub fn parse_arg(s: &str) -> Result<PartitionArg, String> {
+/// `--partition`'s value parser.
+pub fn parse_arg(s: &str) -> Result<PartitionArg, PartitionError> {
     if s == "auto" {
         return Ok(PartitionArg::Auto);
     }
-    Partition::parse(s).map(PartitionArg::Job)
+    Partition::parse(s)
+        .map(PartitionArg::Job)
+        .map_err(PartitionError::Arg)
 }
 
 /// Replaces `--partition auto` with the job the CI's variables name.
-pub fn resolve_auto(cli: &mut Cli) -> Result<(), Fail> {
+pub fn resolve_auto(cli: &mut Cli) -> Result<(), PartitionError> {
     let run = match &mut cli.command {
         None => &mut cli.run.run,
         Some(Command::Run(a)) => &mut a.run,
@@ -35,7 +56,7 @@ pub fn resolve_auto(cli: &mut Cli) -> Result<(), Fail> {
         Some(_) => return Ok(()),
     };
     if run.partition == Some(PartitionArg::Auto) {
-        let p = Partition::from_ci(|v| std::env::var(v).ok()).map_err(|e| (exit::BAD_INPUT, e))?;
+        let p = Partition::from_ci(|v| std::env::var(v).ok()).map_err(PartitionError::Auto)?;
         run.partition = Some(PartitionArg::Job(p));
     }
     Ok(())
@@ -69,7 +90,7 @@ pub fn narrow(
     history_path: &Path,
     out_dir: &Path,
     runner: &str,
-) -> Result<(Suite, Manifest), Fail> {
+) -> Result<(Suite, Manifest), PartitionError> {
     let caps = partition::job_capacities(p.total);
     let mut opts = plan_opts.clone();
     opts.shards = Some(p.total);
@@ -90,14 +111,9 @@ pub fn narrow(
     );
     std::fs::create_dir_all(out_dir)
         .and_then(|()| manifest.write(out_dir))
-        .map_err(|e| {
-            (
-                exit::INFRA_FAILED,
-                format!(
-                    "{}: cannot write: {e}",
-                    out_dir.join(partition::MANIFEST).display()
-                ),
-            )
+        .map_err(|source| PartitionError::Write {
+            path: out_dir.join(partition::MANIFEST),
+            source,
         })?;
     Ok((suite, manifest))
 }
@@ -111,7 +127,7 @@ pub fn finish(
     junit: Option<&Path>,
     history_path: &Path,
     out_dir: &Path,
-) -> Result<(), String> {
+) -> Result<(), PartitionError> {
     manifest.results = report
         .outcomes
         .iter()
@@ -129,12 +145,10 @@ pub fn finish(
     });
     let here = out_dir.join("history.json");
     if history_path != here && history_path.exists() {
-        std::fs::copy(history_path, &here).map_err(|e| format!("{}: cannot write: {e}", here.display()))?;
+        std::fs::copy(history_path, &here).map_err(|source| PartitionError::Write { path: here, source })?;
     }
-    manifest.write(out_dir).map_err(|e| {
-        format!(
-            "{}: cannot write: {e}",
-            out_dir.join(partition::MANIFEST).display()
-        )
+    manifest.write(out_dir).map_err(|source| PartitionError::Write {
+        path: out_dir.join(partition::MANIFEST),
+        source,
     })
 }

@@ -10,13 +10,30 @@ use crate::config::job::{JobConfig, SecretSource};
 /// Passed whenever the caller has them set, as nextest does.
 const DEFAULT_PASSED: [&str; 2] = ["RUST_BACKTRACE", "RUST_LOG"];
 
+/// A variable the shards cannot be given.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PassEnvError {
+    #[error("{what} {name:?}: not an environment variable name")]
+    NotAName { what: String, name: String },
+    #[error(
+        "{what} {name}: it is the source of secret \"{secret}\", which reaches only what names it in `secrets`"
+    )]
+    SecretSource {
+        what: String,
+        name: String,
+        secret: String,
+    },
+    #[error("--env {0}: not set in this environment (give --env {0}=VALUE)")]
+    Unset(String),
+}
+
 /// The variables to add to every shard's environment, in order of precedence (later wins):
 /// the defaults, `[job] pass_env`, `--env`. `lookup` reads the caller's environment.
 pub fn resolve(
     config: &JobConfig,
     cli: &[String],
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, PassEnvError> {
     let mut out = BTreeMap::new();
     for name in DEFAULT_PASSED {
         if let Some(v) = lookup(name) {
@@ -37,33 +54,33 @@ pub fn resolve(
         check_name(config, name, "--env")?;
         let value = match value.or_else(|| lookup(name)) {
             Some(v) => v,
-            None => {
-                return Err(format!(
-                    "--env {name}: not set in this environment (give --env {name}=VALUE)"
-                ));
-            }
+            None => return Err(PassEnvError::Unset(name.to_string())),
         };
         out.insert(name.to_string(), value);
     }
     Ok(out)
 }
 
-fn check_name(config: &JobConfig, name: &str, what: &str) -> Result<(), String> {
+fn check_name(config: &JobConfig, name: &str, what: &str) -> Result<(), PassEnvError> {
     let valid = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
-        return Err(format!("{what} {name:?}: not an environment variable name"));
+        return Err(PassEnvError::NotAName {
+            what: what.to_string(),
+            name: name.to_string(),
+        });
     }
     let secret = config
-        .secret
+        .secret_defs
         .iter()
         .find(|s| matches!(&s.from, SecretSource::Env(var) if var == name));
     match secret {
-        Some(s) => Err(format!(
-            "{what} {name}: it is the source of secret \"{}\", which reaches only what names it in `secrets`",
-            s.name
-        )),
+        Some(s) => Err(PassEnvError::SecretSource {
+            what: what.to_string(),
+            name: name.to_string(),
+            secret: s.name.clone(),
+        }),
         None => Ok(()),
     }
 }
@@ -87,7 +104,7 @@ mod tests {
         JobConfig {
             source: "hosts.toml".into(),
             pass_env: vec!["FROM_LIST".into(), "UNSET_IN_LIST".into()],
-            secret: vec![SecretSpec {
+            secret_defs: vec![SecretSpec {
                 name: "token".into(),
                 from: SecretSource::Env("API_TOKEN".into()),
                 as_env: None,
@@ -113,15 +130,19 @@ mod tests {
 
     #[test]
     fn secrets_unset_and_malformed_names_are_refused() {
-        let err = resolve(&config(), &["API_TOKEN".into()], caller).unwrap_err();
+        let refused = |c: &JobConfig, args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            resolve(c, &args, caller).unwrap_err().to_string()
+        };
+        let err = refused(&config(), &["API_TOKEN"]);
         assert!(err.contains("secret \"token\""), "{err}");
-        let err = resolve(&config(), &["NOPE".into()], caller).unwrap_err();
+        let err = refused(&config(), &["NOPE"]);
         assert!(err.contains("--env NOPE: not set"), "{err}");
-        let err = resolve(&config(), &["A-B=1".into()], caller).unwrap_err();
+        let err = refused(&config(), &["A-B=1"]);
         assert!(err.contains("not an environment variable name"), "{err}");
         let mut listed = config();
         listed.pass_env.push("API_TOKEN".into());
-        let err = resolve(&listed, &[], caller).unwrap_err();
+        let err = refused(&listed, &[]);
         assert!(err.starts_with("hosts.toml: pass_env API_TOKEN"), "{err}");
     }
 }

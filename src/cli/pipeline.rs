@@ -6,8 +6,10 @@ use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
+use super::discovery::{self, Discovery};
+use super::error::{Error, fail};
 use super::reports::Reports;
-use super::{ExecArgs, GoArgs, MessageFormat, NextestRunArgs, RunOpts, backend, fail};
+use super::{ExecArgs, GoArgs, MessageFormat, NextestRunArgs, RunOpts, backend};
 use crate::discover::{Suite, TestStatus};
 use crate::exit;
 use crate::job::RunJob;
@@ -20,10 +22,7 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         a.select.manifest_path.is_none() && !Path::new("Cargo.toml").exists() && Path::new("go.mod").exists();
     if a.runner == super::Runner::Go || (a.runner == super::Runner::Auto && go_module) {
         let go = GoArgs {
-            packages: Vec::new(),
-            dir: None,
-            cgo: false,
-            gopath: None,
+            select: super::GoSelect::default(),
             run: a.run,
             passthrough: a.passthrough,
         };
@@ -32,28 +31,27 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
     // Before anything is built or started: a wrong flag after `--` costs nothing.
     let checked = match a.nextest.check(&a.passthrough) {
         Ok(c) => c,
-        Err(e) => return fail(exit::USAGE, e),
+        Err(e) => return fail(e),
     };
     let mut a = a;
     a.run.max_fail = checked.max_fail;
     a.run.test_threads = checked.test_threads;
     let out_dir = match nextest_out_dir(a.run.out_dir.as_deref(), a.select.manifest_path.as_deref()) {
         Ok(d) => d,
-        Err(e) => return fail(exit::BUILD_FAILED, e),
+        Err(e) => return fail(e),
     };
     let (reports, live, job) = match start(&a.run, &out_dir).await {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let opts = super::discover_opts::nextest(&a, &checked, &out_dir, a.run.quiet);
+    let opts = discovery::nextest(&a, &checked, &out_dir, a.run.quiet);
     let doctests = match super::doctests::list(&opts).await {
         Ok(d) => d,
-        Err(e) => return reports.fail(exit::BUILD_FAILED, e),
+        Err(e) => return reports.fail(Error::Doctests(e)),
     };
-    let suite = match tokio::task::spawn_blocking(move || crate::discover::nextest::discover(&opts)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return reports.fail(exit::BUILD_FAILED, e),
-        Err(e) => return reports.fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
+    let suite = match Discovery::Nextest(opts).suite(&mut a.run.plan).await {
+        Ok(s) => s,
+        Err(e) => return reports.fail(e),
     };
     let run = Runner {
         name: "nextest",
@@ -68,7 +66,7 @@ fn prepare(o: &RunOpts, out_dir: &Path) -> Result<Reports, u8> {
     if !o.dry_run
         && let Err(e) = reports.prepare()
     {
-        return Err(fail(exit::BAD_INPUT, e));
+        return Err(fail(e));
     }
     Ok(reports)
 }
@@ -84,7 +82,7 @@ async fn start(o: &RunOpts, out_dir: &Path) -> Result<(Reports, Vec<LiveHost>, A
 async fn connect(o: &RunOpts, reports: &Reports) -> Result<(Vec<LiveHost>, Arc<RunJob>), u8> {
     let mut live = backend::connect(&super::partition::hosts(o), o.quiet)
         .await
-        .map_err(|(code, msg)| reports.fail(code, msg))?;
+        .map_err(|e| reports.fail(e))?;
     // nextest's `-j`: the user's number, not one derived from CPUs.
     if let Some(threads) = o.test_threads {
         for l in &mut live {
@@ -92,151 +90,77 @@ async fn connect(o: &RunOpts, reports: &Reports) -> Result<(Vec<LiveHost>, Arc<R
             l.host.jobs_auto = false;
         }
     }
-    let job = super::job_setup::load(o, &mut live).map_err(|(code, msg)| reports.fail(code, msg))?;
+    let job = super::job_setup::load(o, &mut live).map_err(|e| reports.fail(e))?;
     Ok((live, job))
 }
 
 pub async fn go(a: GoArgs) -> u8 {
-    let flags = match super::go_flags::parse(&a.passthrough)
-        .and_then(|f| super::go_flags::check_compiler(&f, on_path).map(|()| f))
-    {
+    let flags = match discovery::go_flags(&a.passthrough) {
         Ok(f) => f,
-        Err(e) => return fail(exit::USAGE, e),
+        Err(e) => return fail(e),
     };
-    let dir = a.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let dir = discovery::source_dir(a.select.dir.as_deref());
     let out_dir = a.run.out_dir.clone().unwrap_or_else(|| dir.join("target/shard"));
-    if let Err(e) = std::fs::create_dir_all(&out_dir) {
-        return fail(
-            exit::BAD_INPUT,
-            format!("cannot create {}: {e}", out_dir.display()),
-        );
+    if let Err(source) = std::fs::create_dir_all(&out_dir) {
+        return fail(Error::OutDir {
+            path: out_dir,
+            source,
+        });
     }
     let (reports, live, job) = match start(&a.run, &out_dir).await {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let mut opts = crate::discover::gotest::GoOptions::new(&dir, &out_dir);
-    opts.packages = a.packages.clone();
-    opts.cgo = a.cgo || flags.race;
-    opts.gopath = a.gopath.clone();
-    opts.passthrough = flags.run;
-    opts.build_flags = flags.build;
-    let suite = match tokio::task::spawn_blocking(move || crate::discover::gotest::discover(&opts)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return reports.fail(exit::BUILD_FAILED, e),
-        Err(e) => return reports.fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
+    let mut run = a.run.clone();
+    let race = flags.race;
+    let opts = discovery::go(&a.select, flags, &out_dir);
+    let suite = match Discovery::Go(opts).suite(&mut run.plan).await {
+        Ok(s) => s,
+        Err(e) => return reports.fail(e),
     };
-    if (a.cgo || flags.race)
+    if (a.select.cgo || race)
         && let Some(loader) = super::cgo_check::loader(&suite)
-        && let Err(e) = super::cgo_check::check(
-            &live,
-            &loader,
-            if flags.race { "-race" } else { "--cgo" },
-            &out_dir,
-        )
-        .await
+        && let Err(e) =
+            super::cgo_check::check(&live, &loader, if race { "-race" } else { "--cgo" }, &out_dir).await
     {
-        return reports.fail(exit::BAD_INPUT, e);
+        return reports.fail(Error::Cgo(e));
     }
-    run_suite(suite, &a.run, (live, job), out_dir, "go".into(), &reports).await
+    run_suite(suite, &run, (live, job), out_dir, "go".into(), &reports).await
 }
 
 pub async fn exec(a: ExecArgs) -> u8 {
-    use crate::discover::command::{ExecOptions, KeyPassing, KeySource};
-    let dir = a.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let dir = discovery::source_dir(a.select.dir.as_deref());
     let out_dir = a.run.out_dir.clone().unwrap_or_else(|| dir.join("target/shard"));
     let reports = match prepare(&a.run, &out_dir) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let keys = match (&a.list, &a.run.plan.filters_file) {
-        (Some(cmd), None) => KeySource::List(cmd.clone()),
-        (None, Some(file)) => KeySource::File(file.clone()),
-        (Some(_), Some(_)) => {
-            return reports.fail(
-                exit::BAD_INPUT,
-                "exec: give either --list or --filters-file, not both",
-            );
-        }
-        (None, None) => {
-            return reports.fail(
-                exit::BAD_INPUT,
-                "exec: keys come from --list 'COMMAND' or --filters-file FILE",
-            );
-        }
-    };
-    let passing = match (&a.filter_env, &a.key_env) {
-        (Some(name), None) => KeyPassing::FilterEnv {
-            name: name.clone(),
-            format: a.filter_format.clone(),
-        },
-        (None, Some(name)) => KeyPassing::KeyEnv { name: name.clone() },
-        (Some(_), Some(_)) => {
-            return reports.fail(
-                exit::BAD_INPUT,
-                "exec: give either --filter-env or --key-env, not both",
-            );
-        }
-        (None, None) => {
-            return reports.fail(
-                exit::BAD_INPUT,
-                "exec: say how a shard gets its keys: --filter-env NAME or --key-env NAME",
-            );
-        }
-    };
-    let opts = ExecOptions {
-        keys,
-        list_filter: a.list_filter.clone(),
-        passing,
-        results: a.results.clone(),
-        dir,
-        command: a.command.clone(),
-        exclude: vec![out_dir.clone()],
+    let filters_file = a.run.plan.filters_file.as_deref();
+    let opts = match discovery::exec(&a.select, &a.command, filters_file, &out_dir) {
+        Ok(o) => o,
+        Err(e) => return reports.fail(e),
     };
     let (live, job) = match connect(&a.run, &reports).await {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let one_per_shard = opts.one_key_per_shard();
-    let suite = match tokio::task::spawn_blocking(move || crate::discover::command::discover(&opts)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return reports.fail(exit::BAD_INPUT, e),
-        Err(e) => return reports.fail(exit::BUILD_FAILED, format!("listing panicked: {e}")),
-    };
     let mut run = a.run.clone();
-    // The filters file was the key source: every key is already selected.
-    run.plan.filters_file = None;
-    if one_per_shard {
-        // kubetest: one container per key.
-        run.plan.shards = Some(suite.tests.len().max(1));
-    }
+    let suite = match Discovery::Exec(opts).suite(&mut run.plan).await {
+        Ok(s) => s,
+        Err(e) => return reports.fail(e),
+    };
     run_suite(suite, &run, (live, job), out_dir, "exec".into(), &reports).await
 }
 
-/// Whether `name` is an executable on this machine's PATH (or a path to one).
-fn on_path(name: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let exec = |p: &Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if name.contains('/') {
-        return exec(Path::new(name));
-    }
-    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| exec(&d.join(name))))
-}
-
 /// `--out-dir`, else `<cargo target dir>/shard`.
-pub(super) fn nextest_out_dir(out_dir: Option<&Path>, manifest: Option<&Path>) -> Result<PathBuf, String> {
+pub(super) fn nextest_out_dir(out_dir: Option<&Path>, manifest: Option<&Path>) -> Result<PathBuf, Error> {
     if let Some(d) = out_dir {
         return Ok(d.to_path_buf());
     }
     Ok(nextest_target_dir(manifest)?.join("shard"))
 }
 
-fn nextest_target_dir(manifest: Option<&Path>) -> Result<PathBuf, String> {
+fn nextest_target_dir(manifest: Option<&Path>) -> Result<PathBuf, Error> {
     let mut cmd = cargo_metadata::MetadataCommand::new();
     cmd.no_deps();
     if let Some(m) = manifest {
@@ -244,7 +168,7 @@ fn nextest_target_dir(manifest: Option<&Path>) -> Result<PathBuf, String> {
     }
     let meta = cmd
         .exec()
-        .map_err(|e| format!("cargo metadata: {}", e.to_string().lines().next().unwrap_or("")))?;
+        .map_err(|e| Error::Metadata(e.to_string().lines().next().unwrap_or("").to_string()))?;
     Ok(meta.target_directory.into_std_path_buf())
 }
 
@@ -273,7 +197,6 @@ pub(super) async fn run_suite(
         name: runner,
         doctests,
     } = runner;
-    let fail = |code, msg: String| reports.fail(code, msg);
     let json = o.message_format == MessageFormat::Json;
     let history_path = o
         .plan
@@ -283,12 +206,12 @@ pub(super) async fn run_suite(
     let started = std::time::Instant::now();
     let (suite, inner_plan, manifest) = match partition_share(suite, o, &history_path, &out_dir, runner) {
         Ok(v) => v,
-        Err((code, msg)) => return fail(code, msg),
+        Err(e) => return reports.fail(e),
     };
     let caps = crate::plan::capacities(live.iter().map(|l| &l.host));
     let planned = match super::planning::plan(suite, &inner_plan, &caps, &history_path) {
         Ok(p) => p,
-        Err((code, msg)) => return fail(code, msg),
+        Err(e) => return reports.fail(e),
     };
     let plan_text = super::planning::render(&planned, live.iter().map(|l| &l.host));
     let super::planning::Planned {
@@ -320,11 +243,11 @@ pub(super) async fn run_suite(
         }
         return exit::OK;
     }
-    if let Err(e) = std::fs::create_dir_all(out_dir.join("logs")) {
-        return fail(
-            exit::BAD_INPUT,
-            format!("cannot create {}: {e}", out_dir.join("logs").display()),
-        );
+    if let Err(source) = std::fs::create_dir_all(out_dir.join("logs")) {
+        return reports.fail(Error::OutDir {
+            path: out_dir.join("logs"),
+            source,
+        });
     }
 
     let run_id = run::new_run_id();
@@ -342,7 +265,7 @@ pub(super) async fn run_suite(
     );
     let _pre_steps = match pre.await {
         Ok(p) => p,
-        Err((code, msg)) => return fail(code, msg),
+        Err(e) => return reports.fail(e),
     };
     let opts = RunOptions {
         run_id: run_id.clone(),
@@ -385,13 +308,10 @@ pub(super) async fn run_suite(
         Err(panic) => {
             // run::execute has already removed the run's containers before unwinding.
             progress.finish();
-            return fail(
-                exit::INFRA_FAILED,
-                format!(
-                    "internal error (a bug in cargo-shard, please report it): {}; run {run_id} was cleaned up",
-                    panic_message(&panic)
-                ),
-            );
+            return reports.fail(Error::Internal {
+                message: panic_message(&panic),
+                run_id,
+            });
         }
     };
     progress.finish();
@@ -438,7 +358,10 @@ pub(super) async fn run_suite(
             &out_dir,
         )
     {
-        unwritten.push((out_dir.join(crate::partition::MANIFEST).display().to_string(), e));
+        unwritten.push((
+            out_dir.join(crate::partition::MANIFEST).display().to_string(),
+            e.to_string(),
+        ));
     }
     if let Some((path, first)) = unwritten.first() {
         let first = first.strip_prefix(&format!("{path}: ")).unwrap_or(first);
@@ -498,7 +421,7 @@ fn partition_share(
     history_path: &Path,
     out_dir: &Path,
     runner: &str,
-) -> Result<(Suite, super::PlanOpts, Option<crate::partition::Manifest>), (u8, String)> {
+) -> Result<(Suite, super::PlanOpts, Option<crate::partition::Manifest>), super::partition::PartitionError> {
     let Some(p) = super::partition::of(o) else {
         return Ok((suite, o.plan.clone(), None));
     };

@@ -1,34 +1,35 @@
-//! `cargo shard plan`: discover and plan exactly as a run would, print the plan, run nothing.
+//! `cargo shard plan`: discover and plan exactly as a run would (the same discovery entry,
+//! for nextest, Go and exec suites), print the plan, run nothing.
 
-use super::{NextestRunArgs, PlanArgs, PlanFormat, RunOpts, backend, fail};
+use std::path::PathBuf;
+
+use super::discovery::{self, Discovery};
+use super::error::Error;
+use super::{HostsOpt, NextestRunArgs, PlanArgs, PlanFormat, PlanOpts, PlanRunner, RunOpts, backend};
 use crate::exit;
 
-pub async fn run(a: PlanArgs) -> u8 {
+/// What planning one suite needs, whichever runner lists it.
+struct PlanJob {
+    hosts: HostsOpt,
+    plan: PlanOpts,
+    format: PlanFormat,
+    out_dir: PathBuf,
+    discovery: Discovery,
+}
+
+/// Prints the plan a run would follow.
+pub async fn run(a: PlanArgs) -> Result<u8, Error> {
+    let PlanJob {
+        hosts,
+        mut plan,
+        format,
+        out_dir,
+        discovery,
+    } = plan_job(a)?;
     // Capacities come from the hosts file: planning needs no engine to answer…
-    let mut config = match backend::load_hosts(&a.hosts) {
-        Ok((config, _)) => config,
-        Err((code, msg)) => return fail(code, msg),
-    };
-    let out_dir = match super::pipeline::nextest_out_dir(None, a.select.manifest_path.as_deref()) {
-        Ok(d) => d,
-        Err(msg) => return fail(exit::BUILD_FAILED, msg),
-    };
-    let args = NextestRunArgs {
-        runner: super::Runner::Nextest,
-        select: a.select.clone(),
-        nextest: Default::default(),
-        run: RunOpts::for_plan(a.hosts.clone(), a.plan.clone()),
-        passthrough: Vec::new(),
-    };
-    let opts =
-        super::discover_opts::nextest(&args, &Default::default(), &out_dir, a.format == PlanFormat::Json);
-    let suite = match tokio::task::spawn_blocking(move || crate::discover::nextest::discover(&opts)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return fail(exit::BUILD_FAILED, e),
-        Err(e) => return fail(exit::BUILD_FAILED, format!("discovery panicked: {e}")),
-    };
-    let history = a
-        .plan
+    let (mut config, _) = backend::load_hosts(&hosts)?;
+    let suite = discovery.suite(&mut plan).await?;
+    let history = plan
         .history
         .clone()
         .unwrap_or_else(|| out_dir.join("history.json"));
@@ -37,17 +38,66 @@ pub async fn run(a: PlanArgs) -> u8 {
         eprintln!("warning: {w}");
     }
     let caps = crate::plan::capacities(&config.hosts);
-    match super::planning::plan(suite, &a.plan, &caps, &history) {
-        Ok(p) => {
-            for w in &p.warnings {
-                eprintln!("warning: {w}");
-            }
-            match a.format {
-                PlanFormat::Human => print!("{}", super::planning::render(&p, &config.hosts)),
-                PlanFormat::Json => print!("{}", crate::plan::render::json(&p.plan)),
-            }
-            exit::OK
+    let p = super::planning::plan(suite, &plan, &caps, &history)?;
+    for w in &p.warnings {
+        eprintln!("warning: {w}");
+    }
+    match format {
+        PlanFormat::Human => print!("{}", super::planning::render(&p, &config.hosts)),
+        PlanFormat::Json => print!("{}", crate::plan::render::json(&p.plan)),
+    }
+    Ok(exit::OK)
+}
+
+/// The runner's discovery, with the output directory its run would use (where the history
+/// is found by default).
+fn plan_job(a: PlanArgs) -> Result<PlanJob, Error> {
+    match a.runner {
+        None => {
+            let out_dir = super::pipeline::nextest_out_dir(None, a.select.manifest_path.as_deref())?;
+            let args = NextestRunArgs {
+                runner: super::Runner::Nextest,
+                select: a.select.clone(),
+                nextest: Default::default(),
+                run: RunOpts::for_plan(a.hosts.clone(), a.plan.clone()),
+                passthrough: Vec::new(),
+            };
+            let quiet = a.format == PlanFormat::Json;
+            let opts = discovery::nextest(&args, &Default::default(), &out_dir, quiet);
+            Ok(PlanJob {
+                hosts: a.hosts,
+                plan: a.plan,
+                format: a.format,
+                out_dir,
+                discovery: Discovery::Nextest(opts),
+            })
         }
-        Err((code, msg)) => fail(code, msg),
+        Some(PlanRunner::Go(g)) => {
+            let flags = discovery::go_flags(&g.passthrough)?;
+            let out_dir = discovery::source_dir(g.select.dir.as_deref()).join("target/shard");
+            std::fs::create_dir_all(&out_dir).map_err(|source| Error::OutDir {
+                path: out_dir.clone(),
+                source,
+            })?;
+            Ok(PlanJob {
+                discovery: Discovery::Go(discovery::go(&g.select, flags, &out_dir)),
+                hosts: g.hosts,
+                plan: g.plan,
+                format: g.format,
+                out_dir,
+            })
+        }
+        Some(PlanRunner::Exec(e)) => {
+            let out_dir = discovery::source_dir(e.select.dir.as_deref()).join("target/shard");
+            let filters = e.plan.filters_file.as_deref();
+            let opts = discovery::exec(&e.select, &e.command, filters, &out_dir)?;
+            Ok(PlanJob {
+                discovery: Discovery::Exec(opts),
+                hosts: e.hosts,
+                plan: e.plan,
+                format: e.format,
+                out_dir,
+            })
+        }
     }
 }

@@ -8,11 +8,22 @@ use std::time::Duration;
 use super::PlanOpts;
 use crate::config::Host;
 use crate::discover::{Suite, TestStatus};
-use crate::exit;
-use crate::history::{self, History};
-use crate::plan::{self, Capacity, Filters, Plan, PlanOptions};
+use crate::history::{self, History, HistoryError};
+use crate::plan::{self, Capacity, FilterError, Filters, Plan, PlanOptions};
 use crate::run::{AttemptEnd, RunReport};
 
+/// Why a suite cannot be planned: its inputs (shard count, filters file, history).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("--shards {0}: must be between 1 and {max}", max = crate::limits::MAX_SHARDS)]
+    Shards(usize),
+    #[error(transparent)]
+    Filters(#[from] FilterError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+/// A plan and what it was made from.
 pub struct Planned {
     pub plan: Plan,
     /// The suite, narrowed to what the filters file selected.
@@ -28,15 +39,13 @@ pub fn plan(
     p: &PlanOpts,
     caps: &[Capacity],
     history_path: &Path,
-) -> Result<Planned, (u8, String)> {
-    check_shards(p.shards).map_err(|e| (exit::BAD_INPUT, e))?;
+) -> Result<Planned, PlanError> {
+    check_shards(p.shards)?;
     if let Some(path) = &p.filters_file {
-        let filters = Filters::read(path).map_err(|e| (exit::BAD_INPUT, e.to_string()))?;
+        let filters = Filters::read(path)?;
         let ids: Vec<_> = suite.tests.iter().map(|t| t.id.clone()).collect();
         let selected = filters.select(&ids);
-        selected
-            .check(path)
-            .map_err(|e| (exit::BAD_INPUT, e.to_string()))?;
+        selected.check(path)?;
         let keep: std::collections::BTreeSet<usize> = selected.indices.into_iter().collect();
         let mut i = 0;
         suite.tests.retain(|_| {
@@ -48,8 +57,7 @@ pub fn plan(
             t.ignored = false;
         }
     }
-    let (history, warnings) = History::prepare(Some(history_path), &p.timings_from)
-        .map_err(|e| (exit::BAD_INPUT, e.to_string()))?;
+    let (history, warnings) = History::prepare(Some(history_path), &p.timings_from)?;
     let mut warnings: Vec<String> = warnings.into_iter().map(|w| w.0).collect();
     let runnable: Vec<_> = suite
         .tests
@@ -199,12 +207,9 @@ fn shard_overhead(report: &RunReport, jobs: &BTreeMap<String, usize>) -> Option<
 }
 
 /// `--shards` within what the planner holds (one bin per shard).
-fn check_shards(shards: Option<usize>) -> Result<(), String> {
+fn check_shards(shards: Option<usize>) -> Result<(), PlanError> {
     match shards {
-        Some(n) if n == 0 || n > crate::limits::MAX_SHARDS => Err(format!(
-            "--shards {n}: must be between 1 and {}",
-            crate::limits::MAX_SHARDS
-        )),
+        Some(n) if n == 0 || n > crate::limits::MAX_SHARDS => Err(PlanError::Shards(n)),
         _ => Ok(()),
     }
 }
@@ -279,7 +284,7 @@ mod tests {
     #[test]
     fn shard_counts_the_planner_cannot_hold_are_refused() {
         assert_eq!(
-            super::check_shards(Some(99_999_999_999)).unwrap_err(),
+            super::check_shards(Some(99_999_999_999)).unwrap_err().to_string(),
             "--shards 99999999999: must be between 1 and 100000"
         );
         assert!(super::check_shards(Some(0)).is_err());

@@ -4,9 +4,38 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{RunOpts, fail};
+use super::RunOpts;
+use super::error::{Error, fail};
 use crate::exit;
 
+/// A report file that could not be written where it goes.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{}: is a directory, not a report file", .0.display())]
+    IsDirectory(PathBuf),
+    #[error("{}: cannot create {}: {source}", .path.display(), .dir.display())]
+    CreateDir {
+        path: PathBuf,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: cannot write in {}: {source}", .path.display(), .dir.display())]
+    NotWritable {
+        path: PathBuf,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot remove the previous {}: {source}", .path.display())]
+    RemovePrevious {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where the run's JUnit and HTML reports go.
 pub struct Reports {
     pub junit: PathBuf,
     pub html: PathBuf,
@@ -21,8 +50,8 @@ impl Reports {
     }
 
     /// Checks that each report can be written where it goes and removes the previous run's;
-    /// from here an early end leaves a JUnit saying why. The error is one line for exit 1.
-    pub fn prepare(&self) -> Result<(), String> {
+    /// from here an early end leaves a JUnit saying why.
+    pub fn prepare(&self) -> Result<(), ReportError> {
         for path in [&self.junit, &self.html] {
             check_writable(path)?;
         }
@@ -30,7 +59,12 @@ impl Reports {
             match std::fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("cannot remove the previous {}: {e}", path.display())),
+                Err(source) => {
+                    return Err(ReportError::RemovePrevious {
+                        path: path.clone(),
+                        source,
+                    });
+                }
             }
         }
         crate::interrupt::set_junit(self.junit.clone());
@@ -38,17 +72,17 @@ impl Reports {
     }
 
     /// Ends the run before any result: the one-case JUnit, then the one-line error.
-    pub fn fail(&self, code: u8, msg: impl std::fmt::Display) -> u8 {
+    pub fn fail(&self, e: impl Into<Error>) -> u8 {
         crate::interrupt::settle();
-        let msg = msg.to_string();
-        let why = match code {
-            exit::BAD_INPUT => format!("bad input: {msg}"),
-            exit::BUILD_FAILED => format!("building or listing the tests failed: {msg}"),
-            _ => msg.clone(),
+        let e = e.into();
+        let why = match e.exit_code() {
+            exit::BAD_INPUT => format!("bad input: {e}"),
+            exit::BUILD_FAILED => format!("building or listing the tests failed: {e}"),
+            _ => e.to_string(),
         };
         let _ = crate::report::junit::write_early_end(&self.junit, &why);
         crate::interrupt::report_written();
-        fail(code, msg)
+        fail(e)
     }
 
     /// A run that selected nothing: an empty report, not the previous one.
@@ -60,19 +94,26 @@ impl Reports {
 
 /// `path` can be created or replaced: its directory exists (or is created) and takes a new
 /// file, and `path` is not a directory.
-fn check_writable(path: &Path) -> Result<(), String> {
+fn check_writable(path: &Path) -> Result<(), ReportError> {
     if path.is_dir() {
-        return Err(format!("{}: is a directory, not a report file", path.display()));
+        return Err(ReportError::IsDirectory(path.to_path_buf()));
     }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("{}: cannot create {}: {e}", path.display(), dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::CreateDir {
+        path: path.to_path_buf(),
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     tempfile::NamedTempFile::new_in(dir)
         .map(drop)
-        .map_err(|e| format!("{}: cannot write in {}: {e}", path.display(), dir.display()))
+        .map_err(|source| ReportError::NotWritable {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -84,12 +125,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, "").unwrap();
-        let e = check_writable(&file.join("junit.xml")).unwrap_err();
+        let e = check_writable(&file.join("junit.xml")).unwrap_err().to_string();
         assert!(
             e.starts_with(&format!("{}/junit.xml: cannot create", file.display())),
             "{e}"
         );
-        let e = check_writable(dir.path()).unwrap_err();
+        let e = check_writable(dir.path()).unwrap_err().to_string();
         assert!(e.ends_with("is a directory, not a report file"), "{e}");
         check_writable(&dir.path().join("new/sub/junit.xml")).unwrap();
     }

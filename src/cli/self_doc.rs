@@ -5,7 +5,8 @@ use std::path::Path;
 
 use clap::CommandFactory;
 
-use super::{Cli, CompletionsArgs, ManArgs, fail};
+use super::error::Error;
+use super::{Cli, CompletionsArgs, ManArgs};
 use crate::exit;
 
 pub fn completions(a: CompletionsArgs) -> u8 {
@@ -14,21 +15,17 @@ pub fn completions(a: CompletionsArgs) -> u8 {
     exit::OK
 }
 
-pub fn man(a: ManArgs) -> u8 {
+/// The man page on stdout, or one page per command in `--dir`.
+pub fn man(a: ManArgs) -> Result<u8, Error> {
     let result = match &a.dir {
         Some(dir) => write_pages(dir),
         None => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock()),
     };
-    match result {
-        Ok(()) => exit::OK,
-        Err(e) => fail(
-            exit::BAD_INPUT,
-            format!(
-                "cannot write man pages to {}: {e}",
-                a.dir.unwrap_or_default().display()
-            ),
-        ),
-    }
+    result.map_err(|source| Error::Man {
+        path: a.dir.unwrap_or_default(),
+        source,
+    })?;
+    Ok(exit::OK)
 }
 
 /// `cargo-shard.1` and `cargo-shard-COMMAND.1` per subcommand.

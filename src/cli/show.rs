@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Color, ShowArgs, fail};
+use super::error::Error;
+use super::{Color, ShowArgs};
 use crate::exit;
 use crate::report::style::{ColorWhen, Paint};
 use crate::report::summary::{SUMMARY_VERSION, Summary};
@@ -29,12 +30,10 @@ pub enum ShowError {
     Version(String, u32),
 }
 
-pub fn run(a: ShowArgs) -> u8 {
+/// Reprints the last run's summary.
+pub fn run(a: ShowArgs) -> Result<u8, Error> {
     let dir = a.out_dir.clone().unwrap_or_else(default_out_dir);
-    let summary = match read(&dir.join(SUMMARY_FILE)) {
-        Ok(s) => s,
-        Err(e) => return fail(exit::BAD_INPUT, e),
-    };
+    let summary = read(&dir.join(SUMMARY_FILE))?;
     let paint = Paint::detect(match a.color {
         Color::Auto => ColorWhen::Auto,
         Color::Always => ColorWhen::Always,
@@ -46,7 +45,7 @@ pub fn run(a: ShowArgs) -> u8 {
         summary.render(paint)
     };
     print!("{text}");
-    exit::OK
+    Ok(exit::OK)
 }
 
 /// Where a run with no `--out-dir` writes: the cargo target dir's `shard`, else `target/shard`

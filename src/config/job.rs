@@ -39,9 +39,10 @@ pub struct JobConfig {
     /// Paths (absolute, or relative to the shard's working directory) copied out of every
     /// shard into `<out>/artifacts/<shard>/`.
     pub artifacts: Vec<String>,
-    /// Secrets the shard container itself receives.
-    pub secrets: Vec<String>,
-    pub secret: Vec<SecretSpec>,
+    /// Names of the secrets the shard container itself receives (`secrets = [...]`).
+    pub shard_secrets: Vec<String>,
+    /// Every secret the job declares (`[[job.secret]]`), and where its value is read.
+    pub secret_defs: Vec<SecretSpec>,
     pub service: Vec<ServiceConfig>,
     pub pre_step: Vec<StepConfig>,
     pub post_step: Vec<StepConfig>,
@@ -244,25 +245,68 @@ struct RawStep {
     artifacts: Option<Spanned<Vec<String>>>,
 }
 
+/// Turns the table's spans into `file:line:col` errors.
+struct At<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl At<'_> {
+    fn err(&self, span: std::ops::Range<usize>, msg: String) -> ConfigError {
+        ConfigError::at(self.text, self.origin, span, msg)
+    }
+}
+
+/// `[job]` resolved: each part checked where it is written, secrets first because every
+/// other part names them.
 fn resolve(raw: RawJob, text: &str, origin: &str, base: &Path) -> Result<JobConfig, ConfigError> {
-    let at = |span: std::ops::Range<usize>, msg: String| ConfigError::at(text, origin, span, msg);
-    let mut secrets: Vec<SecretSpec> = Vec::new();
-    for s in &raw.secret {
+    let at = At { text, origin };
+    let secret_defs = secret_defs(&raw.secret, &at, base)?;
+    let refs = SecretRefs {
+        defs: &secret_defs,
+        at: &at,
+    };
+    Ok(JobConfig {
+        source: origin.to_string(),
+        base: base.to_path_buf(),
+        cpus: cpus(raw.cpus.as_ref(), &at)?,
+        memory: match &raw.memory {
+            None => None,
+            Some(m) => Some(parse_bytes(m.get_ref()).map_err(|e| at.err(m.span(), e.to_string()))?),
+        },
+        files: files(&raw.files, &at, base)?,
+        shard_secrets: refs.names(&raw.secrets)?,
+        service: services(&raw.service, &refs)?,
+        pre_step: steps(&raw.pre_step, false, &refs)?,
+        post_step: steps(&raw.post_step, true, &refs)?,
+        image: raw.image,
+        workdir: raw.workdir,
+        env: raw.env,
+        pass_env: raw.pass_env,
+        artifacts: raw.artifacts,
+        secret_defs,
+    })
+}
+
+/// `[[job.secret]]`: each name once, one source each.
+fn secret_defs(raw: &[RawSecret], at: &At, base: &Path) -> Result<Vec<SecretSpec>, ConfigError> {
+    let mut defs: Vec<SecretSpec> = Vec::new();
+    for s in raw {
         let name = s.name.get_ref().clone();
         if !is_plain_name(&name) {
-            return Err(at(
+            return Err(at.err(
                 s.name.span(),
                 format!("secret name {name:?} must be letters, digits, `-`, `_` or `.`"),
             ));
         }
-        if secrets.iter().any(|o| o.name == name) {
-            return Err(at(s.name.span(), format!("duplicate secret \"{name}\"")));
+        if defs.iter().any(|o| o.name == name) {
+            return Err(at.err(s.name.span(), format!("duplicate secret \"{name}\"")));
         }
         let from = match (&s.from_env, &s.from_file) {
             (Some(var), None) => SecretSource::Env(var.clone()),
             (None, Some(path)) => SecretSource::File(absolute(base, path)),
             _ => {
-                return Err(at(
+                return Err(at.err(
                     s.name.span(),
                     format!("secret \"{name}\" needs exactly one of `from_env` or `from_file`"),
                 ));
@@ -271,24 +315,34 @@ fn resolve(raw: RawJob, text: &str, origin: &str, base: &Path) -> Result<JobConf
         if let Some(v) = &s.as_env
             && !is_env_name(v.get_ref())
         {
-            return Err(at(
+            return Err(at.err(
                 v.span(),
                 format!("`as_env` {:?} is not an environment variable name", v.get_ref()),
             ));
         }
-        secrets.push(SecretSpec {
+        defs.push(SecretSpec {
             name,
             from,
             as_env: s.as_env.as_ref().map(|v| v.get_ref().clone()),
         });
     }
-    let refs = |list: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
+    Ok(defs)
+}
+
+/// Checks a `secrets = [...]` list against the declared secrets.
+struct SecretRefs<'a> {
+    defs: &'a [SecretSpec],
+    at: &'a At<'a>,
+}
+
+impl SecretRefs<'_> {
+    fn names(&self, list: &[Spanned<String>]) -> Result<Vec<String>, ConfigError> {
         list.iter()
             .map(|r| {
-                if secrets.iter().any(|s| &s.name == r.get_ref()) {
+                if self.defs.iter().any(|s| &s.name == r.get_ref()) {
                     Ok(r.get_ref().clone())
                 } else {
-                    Err(at(
+                    Err(self.at.err(
                         r.span(),
                         format!(
                             "unknown secret \"{}\" (declare it in [[job.secret]])",
@@ -298,114 +352,117 @@ fn resolve(raw: RawJob, text: &str, origin: &str, base: &Path) -> Result<JobConf
                 }
             })
             .collect()
-    };
+    }
+}
 
+/// `[[job.service]]`: host names, once each, and at most one readiness check.
+fn services(raw: &[RawService], refs: &SecretRefs) -> Result<Vec<ServiceConfig>, ConfigError> {
+    let at = refs.at;
     let mut services: Vec<ServiceConfig> = Vec::new();
-    for s in &raw.service {
+    for s in raw {
         let name = s.name.get_ref().clone();
         if !is_dns_label(&name) {
-            return Err(at(
+            return Err(at.err(
                 s.name.span(),
                 format!("service name {name:?} must be a host name: lowercase letters, digits and `-`"),
             ));
         }
         if services.iter().any(|o| o.name == name) {
-            return Err(at(s.name.span(), format!("duplicate service \"{name}\"")));
+            return Err(at.err(s.name.span(), format!("duplicate service \"{name}\"")));
         }
-        let ready = match (&s.ready_cmd, &s.ready_tcp) {
-            (Some(_), Some(p)) => {
-                return Err(at(
-                    p.span(),
-                    "give `ready_cmd` or `ready_tcp`, not both".to_string(),
-                ));
-            }
-            (Some(c), None) if c.get_ref().is_empty() => {
-                return Err(at(c.span(), "`ready_cmd` is an empty command".to_string()));
-            }
-            (Some(c), None) => ReadyCheck::Command(c.get_ref().clone()),
-            (None, Some(p)) => match u16::try_from(*p.get_ref()) {
-                Ok(port) if port > 0 => ReadyCheck::Tcp(port),
-                _ => return Err(at(p.span(), format!("`ready_tcp` {} is not a port", p.get_ref()))),
-            },
-            (None, None) => ReadyCheck::None,
-        };
         services.push(ServiceConfig {
             name,
             image: s.image.clone(),
             env: s.env.clone(),
             command: s.command.clone(),
-            ready,
+            ready: ready_check(s, at)?,
             ready_timeout: match &s.ready_timeout {
                 None => DEFAULT_READY_TIMEOUT,
                 Some(t) => humantime::parse_duration(t.get_ref())
-                    .map_err(|e| at(t.span(), format!("`ready_timeout` {:?}: {e}", t.get_ref())))?,
+                    .map_err(|e| at.err(t.span(), format!("`ready_timeout` {:?}: {e}", t.get_ref())))?,
             },
-            secrets: refs(&s.secrets)?,
+            secrets: refs.names(&s.secrets)?,
         });
     }
+    Ok(services)
+}
 
-    let steps = |list: &[RawStep], post: bool| -> Result<Vec<StepConfig>, ConfigError> {
-        let mut out: Vec<StepConfig> = Vec::new();
-        for s in list {
-            let name = s.name.get_ref().clone();
-            if !is_plain_name(&name) {
-                return Err(at(
-                    s.name.span(),
-                    format!("step name {name:?} must be letters, digits, `-`, `_` or `.`"),
-                ));
-            }
-            if out.iter().any(|o| o.name == name) {
-                return Err(at(s.name.span(), format!("duplicate step \"{name}\"")));
-            }
-            if s.command.get_ref().is_empty() {
-                return Err(at(s.command.span(), "`command` is an empty command".to_string()));
-            }
-            let artifacts = s
-                .artifacts
-                .as_ref()
-                .map(|a| a.get_ref().clone())
-                .unwrap_or_default();
-            if let Some(a) = &s.artifacts
-                && post
-                && !artifacts.is_empty()
-            {
-                return Err(at(
-                    a.span(),
-                    "post-steps have no `artifacts` (nothing runs after them)".to_string(),
-                ));
-            }
-            out.push(StepConfig {
-                name,
-                command: s.command.get_ref().clone(),
-                image: s.image.clone(),
-                workdir: s.workdir.clone(),
-                env: s.env.clone(),
-                secrets: refs(&s.secrets)?,
-                artifacts,
-            });
+fn ready_check(s: &RawService, at: &At) -> Result<ReadyCheck, ConfigError> {
+    match (&s.ready_cmd, &s.ready_tcp) {
+        (Some(_), Some(p)) => Err(at.err(p.span(), "give `ready_cmd` or `ready_tcp`, not both".to_string())),
+        (Some(c), None) if c.get_ref().is_empty() => {
+            Err(at.err(c.span(), "`ready_cmd` is an empty command".to_string()))
         }
-        Ok(out)
-    };
+        (Some(c), None) => Ok(ReadyCheck::Command(c.get_ref().clone())),
+        (None, Some(p)) => match u16::try_from(*p.get_ref()) {
+            Ok(port) if port > 0 => Ok(ReadyCheck::Tcp(port)),
+            _ => Err(at.err(p.span(), format!("`ready_tcp` {} is not a port", p.get_ref()))),
+        },
+        (None, None) => Ok(ReadyCheck::None),
+    }
+}
 
-    let cpus = match &raw.cpus {
-        None => None,
-        Some(c) if c.get_ref().is_finite() && *c.get_ref() > 0.0 => Some(*c.get_ref()),
-        Some(c) => {
-            return Err(at(
-                c.span(),
-                format!("`cpus` must be positive, got {}", c.get_ref()),
+/// `[[job.pre_step]]` or `[[job.post_step]]`: names once each, a command, and artifacts
+/// only before the shards (nothing runs after a post-step to receive them).
+fn steps(list: &[RawStep], post: bool, refs: &SecretRefs) -> Result<Vec<StepConfig>, ConfigError> {
+    let at = refs.at;
+    let mut out: Vec<StepConfig> = Vec::new();
+    for s in list {
+        let name = s.name.get_ref().clone();
+        if !is_plain_name(&name) {
+            return Err(at.err(
+                s.name.span(),
+                format!("step name {name:?} must be letters, digits, `-`, `_` or `.`"),
             ));
         }
-    };
-    let memory = match &raw.memory {
-        None => None,
-        Some(m) => Some(parse_bytes(m.get_ref()).map_err(|e| at(m.span(), e))?),
-    };
+        if out.iter().any(|o| o.name == name) {
+            return Err(at.err(s.name.span(), format!("duplicate step \"{name}\"")));
+        }
+        if s.command.get_ref().is_empty() {
+            return Err(at.err(s.command.span(), "`command` is an empty command".to_string()));
+        }
+        let artifacts = s
+            .artifacts
+            .as_ref()
+            .map(|a| a.get_ref().clone())
+            .unwrap_or_default();
+        if let Some(a) = &s.artifacts
+            && post
+            && !artifacts.is_empty()
+        {
+            return Err(at.err(
+                a.span(),
+                "post-steps have no `artifacts` (nothing runs after them)".to_string(),
+            ));
+        }
+        out.push(StepConfig {
+            name,
+            command: s.command.get_ref().clone(),
+            image: s.image.clone(),
+            workdir: s.workdir.clone(),
+            env: s.env.clone(),
+            secrets: refs.names(&s.secrets)?,
+            artifacts,
+        });
+    }
+    Ok(out)
+}
+
+fn cpus(raw: Option<&Spanned<f64>>, at: &At) -> Result<Option<f64>, ConfigError> {
+    match raw {
+        None => Ok(None),
+        Some(c) if c.get_ref().is_finite() && *c.get_ref() > 0.0 => Ok(Some(*c.get_ref())),
+        Some(c) => Err(at.err(c.span(), format!("`cpus` must be positive, got {}", c.get_ref()))),
+    }
+}
+
+/// `files = [...]`: each `dest` a relative path that stays inside the shard root.
+fn files(raw: &[RawFileSpec], at: &At, base: &Path) -> Result<Vec<FileSpec>, ConfigError> {
     let mut files = Vec::new();
-    for f in &raw.files {
+    for f in raw {
         let dest = f.dest.get_ref().trim_start_matches("./");
         if dest.is_empty() || dest.starts_with('/') || dest.split('/').any(|c| c == "..") {
-            return Err(at(
+            return Err(at.err(
                 f.dest.span(),
                 format!(
                     "`dest` {:?} must be a relative path inside the shard root",
@@ -418,27 +475,24 @@ fn resolve(raw: RawJob, text: &str, origin: &str, base: &Path) -> Result<JobConf
             dest: dest.to_string(),
         });
     }
-    Ok(JobConfig {
-        source: origin.to_string(),
-        base: base.to_path_buf(),
-        image: raw.image,
-        workdir: raw.workdir,
-        env: raw.env,
-        pass_env: raw.pass_env,
-        cpus,
-        memory,
-        files,
-        artifacts: raw.artifacts,
-        secrets: refs(&raw.secrets)?,
-        service: services,
-        pre_step: steps(&raw.pre_step, false)?,
-        post_step: steps(&raw.post_step, true)?,
-        secret: secrets,
-    })
+    Ok(files)
+}
+
+/// A memory limit Docker would not take.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MemoryError {
+    #[error("`memory` {0:?}: unknown unit (use k, m, g or t)")]
+    Unit(String),
+    #[error("`memory` {0:?} is not a size like \"512m\"")]
+    NotASize(String),
+    #[error("`memory` {0:?} is too large (Docker takes at most 8191p)")]
+    TooLarge(String),
+    #[error("`memory` {0:?} is below Docker's minimum of 6m")]
+    TooSmall(String),
 }
 
 /// `512m`, `2g`, `1.5GiB`, `1048576` → bytes (binary units, as Docker reads them).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
+pub fn parse_bytes(s: &str) -> Result<u64, MemoryError> {
     let t = s.trim().to_ascii_lowercase();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -451,20 +505,16 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "m" => 1 << 20,
         "g" => 1 << 30,
         "t" => 1 << 40,
-        _ => return Err(format!("`memory` {s:?}: unknown unit (use k, m, g or t)")),
+        _ => return Err(MemoryError::Unit(s.to_string())),
     };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`memory` {s:?} is not a size like \"512m\""))?;
+    let n: f64 = num.parse().map_err(|_| MemoryError::NotASize(s.to_string()))?;
     let bytes = (n * mult as f64).round();
     if !bytes.is_finite() || bytes > crate::limits::MAX_MEMORY as f64 {
-        return Err(format!(
-            "`memory` {s:?} is too large (Docker takes at most 8191p)"
-        ));
+        return Err(MemoryError::TooLarge(s.to_string()));
     }
     // Docker refuses limits under 6 MiB; say so here rather than at container start.
     if bytes < (6 << 20) as f64 {
-        return Err(format!("`memory` {s:?} is below Docker's minimum of 6m"));
+        return Err(MemoryError::TooSmall(s.to_string()));
     }
     Ok(bytes as u64)
 }
@@ -501,7 +551,7 @@ mod tests {
     #[test]
     fn memory_sizes_that_overflow_are_refused() {
         assert_eq!(
-            parse_bytes("99999999999g").unwrap_err(),
+            parse_bytes("99999999999g").unwrap_err().to_string(),
             "`memory` \"99999999999g\" is too large (Docker takes at most 8191p)"
         );
         assert!(parse_bytes("1e400").is_err());
@@ -552,7 +602,7 @@ image = "img"
         assert_eq!(j.cpus, Some(1.5));
         assert_eq!(j.files[0].src, PathBuf::from("/base/data"));
         assert_eq!(
-            j.secret[1].from,
+            j.secret_defs[1].from,
             SecretSource::File(PathBuf::from("/base/pw.txt"))
         );
         assert_eq!(j.service[0].ready, ReadyCheck::Tcp(7000));
@@ -630,7 +680,7 @@ image = "img"
             .unwrap()
             .unwrap();
         assert_eq!(j.service[0].name, "postgres");
-        assert_eq!(j.secret[1].as_env.as_deref(), Some("POSTGRES_PASSWORD"));
+        assert_eq!(j.secret_defs[1].as_env.as_deref(), Some("POSTGRES_PASSWORD"));
         assert_eq!(j.pre_step.len(), 2);
         assert_eq!(j.post_step.len(), 1);
     }

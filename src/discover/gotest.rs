@@ -336,10 +336,7 @@ pub(crate) fn stem(import_path: &str) -> String {
             }
         })
         .collect();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in import_path.bytes() {
-        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = crate::hash::fnv1a(&[import_path.as_bytes()]);
     format!("{safe}-{:08x}", hash as u32)
 }
 

@@ -68,7 +68,7 @@ impl RunJob {
     /// Reads every declared secret (from the environment or a file on this machine).
     pub fn prepare(config: JobConfig, cli_artifacts: &[String]) -> Result<Self, JobError> {
         let mut values = BTreeMap::new();
-        for s in &config.secret {
+        for s in &config.secret_defs {
             let value = match &s.from {
                 SecretSource::Env(var) => std::env::var(var).map_err(|_| JobError::SecretEnvMissing {
                     source_file: config.source.clone(),
@@ -111,7 +111,7 @@ impl RunJob {
         let mut files = Vec::new();
         for name in names {
             let (Some(spec), Some(value)) = (
-                self.config.secret.iter().find(|s| &s.name == name),
+                self.config.secret_defs.iter().find(|s| &s.name == name),
                 self.values.get(name),
             ) else {
                 continue;
@@ -161,7 +161,7 @@ impl RunJob {
         } else {
             format!("{root}{SECRETS_DIR}")
         };
-        let files = self.deliver(&self.config.secrets, SECRETS_DIR, &mut spec.env);
+        let files = self.deliver(&self.config.shard_secrets, SECRETS_DIR, &mut spec.env);
         if !docker && !files.0.is_empty() {
             for (k, v) in spec.env.iter_mut() {
                 if k == "CARGO_SHARD_SECRETS" {

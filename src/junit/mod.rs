@@ -11,7 +11,7 @@ mod sanitize;
 pub(crate) mod write;
 
 pub use read::{read_bytes, read_file, read_str};
-pub(crate) use sanitize::escape_attr;
+pub(crate) use sanitize::{escape_attr, skip_escape_sequence};
 pub use sanitize::{sanitize_text, text_from_bytes};
 pub use write::{to_string, write, write_atomic};
 

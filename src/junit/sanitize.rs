@@ -44,9 +44,9 @@ fn is_illegal(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
 }
 
-/// Consumes the rest of an escape sequence after ESC; false when what follows is not one
-/// (the ESC is then shown, not dropped).
-fn skip_escape_sequence(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> bool {
+/// Consumes the rest of an escape sequence after ESC; false when what follows is not one.
+/// The one ANSI scanner: the JUnit writer and the plain-text reports both use it.
+pub(crate) fn skip_escape_sequence(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> bool {
     match chars.peek().copied() {
         // CSI: parameters, intermediates, one final byte (`ESC[1;31m`, `ESC[2K`).
         Some('[') => {

@@ -49,7 +49,10 @@ pub fn partition(tests: &[Weighted], m: usize, how: Baseline) -> Vec<usize> {
         Baseline::Contiguous => (0..n).map(|i| i * m / n.max(1)).collect(),
         Baseline::Hash => tests
             .iter()
-            .map(|t| (fnv1a(&[t.id.group.as_bytes(), b"\0", t.id.name.as_bytes()]) % m as u64) as usize)
+            .map(|t| {
+                (crate::hash::fnv1a(&[t.id.group.as_bytes(), b"\0", t.id.name.as_bytes()]) % m as u64)
+                    as usize
+            })
             .collect(),
         Baseline::Count => {
             let mut pos: std::collections::HashMap<&str, usize> = Default::default();
@@ -87,15 +90,4 @@ pub fn plan_with(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions, how:
         overhead.as_secs_f64(),
         lower_bound(tests, caps, overhead),
     )
-}
-
-fn fnv1a(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for &b in *p {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
 }

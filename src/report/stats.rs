@@ -144,34 +144,8 @@ pub fn strip_control(s: &str) -> String {
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\x1b' {
-            match chars.peek() {
-                // CSI: parameters and intermediates, then one final byte in @..~.
-                Some('[') => {
-                    chars.next();
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                // OSC (titles, hyperlinks): up to BEL or ESC \.
-                Some(']') => {
-                    chars.next();
-                    while let Some(c) = chars.next() {
-                        if c == '\x07' {
-                            break;
-                        }
-                        if c == '\x1b' {
-                            chars.next_if_eq(&'\\');
-                            break;
-                        }
-                    }
-                }
-                _ => {}
-            }
-            continue;
-        }
-        if c == '\t' || !c.is_control() {
+            crate::junit::skip_escape_sequence(&mut chars);
+        } else if c == '\t' || !c.is_control() {
             out.push(c);
         }
     }
@@ -189,6 +163,7 @@ mod tests {
             strip_control("\x1b]8;;http://x\x07link\x1b]8;;\x1b\\ end"),
             "link end"
         );
+        assert_eq!(strip_control("\x1b(Bcharset\x1b7 saved\x1b"), "charset saved");
     }
 
     #[test]

@@ -636,3 +636,93 @@ fn build_and_list_failures_are_one_line_errors_naming_the_package() {
     assert!(err.starts_with("`go list ./nosuchdir` failed in "), "{err}");
     assert!(!err.contains('\n'), "{err}");
 }
+
+/// `cargo shard plan …` with a host no engine answers for: planning needs none, so a plan
+/// printed proves nothing was started. Returns the plan's JSON.
+fn plan_json(args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts.toml");
+    std::fs::write(
+        &hosts,
+        "[[host]]\nname = \"nowhere\"\ndocker_host = \"tcp://127.0.0.1:9\"\nslots = 2\njobs = 1\n",
+    )
+    .unwrap();
+    // The runner first, then ours: anything after the runner's `--` is its command.
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .args([
+            "plan",
+            args[0],
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .args(&args[1..])
+        .env_remove("CARGO_SHARD_HOSTS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
+fn planned_names(plan: &serde_json::Value) -> BTreeSet<String> {
+    plan["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["tests"].as_array().unwrap())
+        .map(|t| format!("{} {}", t["group"].as_str().unwrap(), t["name"].as_str().unwrap()))
+        .collect()
+}
+
+#[test]
+fn plan_go_lists_the_module_as_a_run_would_and_runs_nothing() {
+    let copy = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(fixture())
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dir = copy.path().join("go-sample");
+    let plan = plan_json(&["go", "--dir", dir.to_str().unwrap(), "--shards", "2"]);
+    assert_eq!(plan["shards"].as_array().unwrap().len(), 2);
+    let planned = planned_names(&plan);
+    let listed: BTreeSet<String> = go_test_list()
+        .into_iter()
+        .flat_map(|(pkg, names)| names.into_iter().map(move |n| format!("{pkg} {n}")))
+        .collect();
+    assert_eq!(
+        planned, listed,
+        "the plan holds exactly what `go test -list` shows"
+    );
+}
+
+#[test]
+fn plan_exec_plans_the_listed_keys_without_running_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_json(&[
+        "exec",
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--list",
+        "printf 'k1\\nk2\\nk3\\n'",
+        "--key-env",
+        "KEY",
+        "--",
+        "sh",
+        "-c",
+        "touch ran",
+    ]);
+    assert_eq!(
+        planned_names(&plan),
+        [" k1", " k2", " k3"].map(String::from).into(),
+        "{plan}"
+    );
+    assert!(
+        !dir.path().join("ran").exists(),
+        "planning never runs the command"
+    );
+}

@@ -1,157 +1,54 @@
-//! Reads the JUnit XML nextest writes for one shard into per-test results.
-//!
-//! Private to the nextest runner: nextest's layout is fixed (classname = binary id, name =
-//! test name), so this reader needs only testcases, their outcome and their output.
-
-use std::time::Duration;
-
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::{Reader, XmlVersion};
+//! nextest's JUnit for one shard as per-test results. The XML is read by [`crate::junit`],
+//! the one tolerant reader; this file maps nextest's layout onto [`TestResult`]: classname =
+//! binary id, name = test name, only the final outcome and its own output (a retry's, inside
+//! `<flakyFailure>`/`<rerunFailure>`, stays out), one-line messages.
 
 use crate::discover::{TestId, TestResult, TestStatus};
-
-#[derive(Debug, thiserror::Error)]
-#[error("nextest JUnit: {0}")]
-pub struct JunitError(String);
+use crate::junit::{Case, CaseStatus, JunitError};
 
 /// What nextest puts in `<system-err>` when it captured a test's two streams as one.
 const COMBINED: &str = "(stdout and stderr are combined)";
 
-/// Which text a testcase's child element holds.
-#[derive(Clone, Copy, PartialEq)]
-enum Slot {
-    None,
-    Outcome,
-    Stdout,
-    Stderr,
-}
-
 /// Every `<testcase>` in `xml`, in document order.
 pub fn parse(xml: &[u8]) -> Result<Vec<TestResult>, JunitError> {
-    let text = String::from_utf8_lossy(xml);
-    let mut reader = Reader::from_str(&text);
-    let mut out = Vec::new();
-    let mut current: Option<TestResult> = None;
-    let mut outcome_body = String::new();
-    let mut slot = Slot::None;
-    // Elements open inside the current testcase: only its direct children count, so the
-    // output nested in a retry's <rerunFailure>/<flakyFailure> does not mix into the final one.
-    let mut depth = 0usize;
-    loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| JunitError(format!("at byte {}: {e}", reader.buffer_position())))?;
-        match event {
-            Event::Start(e) => match (current.as_mut(), e.local_name().as_ref()) {
-                (None, "testcase") => current = Some(testcase(&e)?),
-                (Some(case), name) => {
-                    depth += 1;
-                    slot = if depth == 1 {
-                        child(case, name, &e)?
-                    } else {
-                        Slot::None
-                    };
-                }
-                _ => {}
-            },
-            Event::Empty(e) => match (current.as_mut(), e.local_name().as_ref()) {
-                (None, "testcase") => out.push(testcase(&e)?),
-                (Some(case), name) if depth == 0 => {
-                    child(case, name, &e)?;
-                }
-                _ => {}
-            },
-            Event::End(_) if depth > 0 => {
-                depth -= 1;
-                slot = Slot::None;
-            }
-            Event::End(e) => {
-                if e.local_name().as_ref() == "testcase" {
-                    if let Some(mut case) = current.take() {
-                        finish_message(&mut case, &outcome_body);
-                        // nextest captures both streams as one with structured output on: the
-                        // output is all in <system-out>, and <system-err> only says so.
-                        if case.stderr.trim() == COMBINED {
-                            case.stderr.clear();
-                        }
-                        out.push(case);
-                    }
-                    outcome_body.clear();
-                }
-                slot = Slot::None;
-            }
-            Event::Text(t) => push_text(&mut current, slot, &mut outcome_body, &t.xml10_content()),
-            Event::CData(t) => push_text(&mut current, slot, &mut outcome_body, &t.xml10_content()),
-            Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref() {
-                    Ok(Some(c)) => c.to_string(),
-                    _ => quick_xml::escape::resolve_predefined_entity(&r)
-                        .unwrap_or_default()
-                        .to_owned(),
-                };
-                push_text(&mut current, slot, &mut outcome_body, &resolved);
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    Ok(out)
+    let report = crate::junit::read_bytes(xml, "nextest JUnit")?;
+    Ok(report
+        .suites
+        .into_iter()
+        .flat_map(|s| s.cases)
+        .map(result)
+        .collect())
 }
 
-fn push_text(current: &mut Option<TestResult>, slot: Slot, outcome_body: &mut String, text: &str) {
-    let Some(case) = current.as_mut() else { return };
-    match slot {
-        Slot::Outcome => outcome_body.push_str(text),
-        Slot::Stdout => case.stdout.push_str(text),
-        Slot::Stderr => case.stderr.push_str(text),
-        Slot::None => {}
-    }
-}
-
-fn attr(e: &BytesStart<'_>, key: &str) -> Result<Option<String>, JunitError> {
-    match e.try_get_attribute(key) {
-        Ok(Some(a)) => a
-            .normalized_value(XmlVersion::Implicit1_0)
-            .map(|v| Some(v.into_owned()))
-            .map_err(|err| JunitError(format!("attribute {}: {err}", key))),
-        Ok(None) => Ok(None),
-        Err(err) => Err(JunitError(format!("attribute {}: {err}", key))),
-    }
-}
-
-fn testcase(e: &BytesStart<'_>) -> Result<TestResult, JunitError> {
-    let name = attr(e, "name")?.ok_or_else(|| JunitError("a <testcase> without a name".into()))?;
-    let group = attr(e, "classname")?.unwrap_or_default();
-    let secs = attr(e, "time")?
-        .and_then(|t| t.trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
-    Ok(TestResult {
-        id: TestId::new(group, name),
-        status: TestStatus::Passed,
-        duration: Duration::try_from_secs_f64(secs).unwrap_or_default(),
-        message: None,
-        detail: String::new(),
-        stdout: String::new(),
-        stderr: String::new(),
-        subtests: Vec::new(),
-    })
-}
-
-/// Applies a testcase's child element; returns where its text goes.
-fn child(case: &mut TestResult, name: &str, e: &BytesStart<'_>) -> Result<Slot, JunitError> {
-    let status = match name {
-        "failure" => TestStatus::Failed,
+fn result(case: Case) -> TestResult {
+    let (status, message, body) = match case.status {
+        CaseStatus::Passed => (TestStatus::Passed, None, String::new()),
+        CaseStatus::Failure { message, kind, text } => (TestStatus::Failed, message.or(kind), text),
         // nextest uses <error> when the test could not be run at all.
-        "error" => TestStatus::Error,
-        "skipped" => TestStatus::Skipped,
-        "system-out" => return Ok(Slot::Stdout),
-        "system-err" => return Ok(Slot::Stderr),
-        // flakyFailure, rerunFailure and the like: the final outcome is what counts.
-        _ => return Ok(Slot::None),
+        CaseStatus::Error { message, kind, text } => (TestStatus::Error, message.or(kind), text),
+        CaseStatus::Skipped { message } => (TestStatus::Skipped, message, String::new()),
     };
-    case.status = status;
-    case.message = attr(e, "message")?.or(attr(e, "type")?);
-    Ok(Slot::Outcome)
+    let mut stderr = case.stderr.unwrap_or_default();
+    // nextest captures both streams as one with structured output on: the output is all in
+    // <system-out>, and <system-err> only says so.
+    if stderr.trim() == COMBINED {
+        stderr.clear();
+    }
+    let mut r = TestResult {
+        id: TestId::new(case.classname, case.name),
+        status,
+        duration: case
+            .time
+            .and_then(|t| std::time::Duration::try_from_secs_f64(t).ok())
+            .unwrap_or_default(),
+        message,
+        detail: String::new(),
+        stdout: case.stdout.unwrap_or_default(),
+        stderr,
+        subtests: Vec::new(),
+    };
+    finish_message(&mut r, &body);
+    r
 }
 
 /// Makes the message one line: nextest's `message` is only the panic location, so the first
@@ -176,6 +73,7 @@ fn finish_message(case: &mut TestResult, body: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const SAMPLE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <testsuites name="nextest-run" tests="3" failures="1" errors="0">

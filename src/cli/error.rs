@@ -1,0 +1,364 @@
+//! The one error a command ends with: each stage's own error kept whole (its `#[source]` chain
+//! intact), and one match from it to the exit code in the README's table, so two similar
+//! failures can never end with two different codes.
+
+use std::path::PathBuf;
+
+use super::backend::HostsError;
+use super::discovery::ExecArgsError;
+use super::go_flags::GoFlagError;
+use super::job_setup::JobSetupError;
+use super::nextest_flags::FlagError;
+use super::partition::PartitionError;
+use super::planning::PlanError;
+use super::reports::ReportError;
+use super::show::ShowError;
+use crate::config::ConfigError;
+use crate::discover::command::ExecError;
+use crate::discover::gotest::GoError;
+use crate::discover::nextest::NextestError;
+use crate::exit;
+use crate::partition::merge::MergeError;
+
+/// Everything that ends a command before (or instead of) a verdict on the tests.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A runner's flag after `--` that cargo shard cannot pass on.
+    #[error(transparent)]
+    NextestFlags(#[from] FlagError),
+    #[error(transparent)]
+    GoFlags(#[from] GoFlagError),
+    /// The hosts file, the project file or `DOCKER_HOST`.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A project file's `[options]` value that does not parse.
+    #[error("{origin}: [options] {key}: {reason}")]
+    ProjectOption {
+        origin: String,
+        key: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Hosts(#[from] HostsError),
+    #[error(transparent)]
+    JobSetup(#[from] JobSetupError),
+    #[error(transparent)]
+    Reports(#[from] ReportError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
+    #[error(transparent)]
+    ExecArgs(#[from] ExecArgsError),
+    #[error("cannot create {path}: {source}")]
+    OutDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Show(#[from] ShowError),
+    #[error("cannot write man pages to {path}: {source}")]
+    Man {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Merge(#[from] MergeError),
+    #[error("merge: cannot write: {0}")]
+    MergeWrite(String),
+    /// Finding the cargo target directory.
+    #[error("cargo metadata: {0}")]
+    Metadata(String),
+    #[error(transparent)]
+    Nextest(#[from] NextestError),
+    #[error(transparent)]
+    Go(#[from] GoError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// `--doctests local` could not list the doctests (their build failed).
+    #[error("{0}")]
+    Doctests(String),
+    /// `-race`/`--cgo` on an image without the C library loader the test binaries need.
+    #[error("{0}")]
+    Cgo(String),
+    /// A discovery thread that panicked (a bug, but the run still ends with one line).
+    #[error("{what} panicked: {message}")]
+    Panicked { what: &'static str, message: String },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// A panic inside the run; its containers were removed before it unwound.
+    #[error(
+        "internal error (a bug in cargo-shard, please report it): {message}; run {run_id} was cleaned up"
+    )]
+    Internal { message: String, run_id: String },
+}
+
+impl Error {
+    /// The README's exit-code table, in one place.
+    pub fn exit_code(&self) -> u8 {
+        use JobSetupError as J;
+        match self {
+            Error::NextestFlags(_) | Error::GoFlags(_) => exit::USAGE,
+            Error::Config(_)
+            | Error::ProjectOption { .. }
+            | Error::Hosts(HostsError::Config(_) | HostsError::UnknownHost { .. })
+            | Error::JobSetup(
+                J::Config(_)
+                | J::Cpus(_)
+                | J::Memory(_)
+                | J::ServicesOnLocal { .. }
+                | J::PassEnv(_)
+                | J::Job(_),
+            )
+            | Error::Reports(_)
+            | Error::Plan(_)
+            | Error::Partition(PartitionError::Arg(_) | PartitionError::Auto(_) | PartitionError::Plan(_))
+            | Error::ExecArgs(_)
+            | Error::OutDir { .. }
+            | Error::Show(_)
+            | Error::Man { .. }
+            | Error::Merge(MergeError::Input(_))
+            | Error::Cgo(_) => exit::BAD_INPUT,
+            Error::Exec(ExecError::List { .. }) => exit::BUILD_FAILED,
+            Error::Exec(_) => exit::BAD_INPUT,
+            Error::Metadata(_)
+            | Error::Nextest(_)
+            | Error::Go(_)
+            | Error::Panicked { .. }
+            | Error::Doctests(_)
+            | Error::JobSetup(J::PreStep(_)) => exit::BUILD_FAILED,
+            Error::Hosts(HostsError::NoneUsable { .. } | HostsError::Local(_))
+            | Error::Partition(PartitionError::Write { .. })
+            | Error::Merge(MergeError::Incomplete(_))
+            | Error::MergeWrite(_)
+            | Error::Runtime(_)
+            | Error::Internal { .. } => exit::INFRA_FAILED,
+        }
+    }
+}
+
+/// Prints the one-line error and returns its exit code.
+pub fn fail(e: impl Into<Error>) -> u8 {
+    let e = e.into();
+    eprintln!("error: {e}");
+    e.exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::job::MemoryError;
+    use crate::discover::command::ExecError;
+    use crate::engine::EngineError;
+    use crate::history::HistoryError;
+    use crate::job::JobError;
+    use crate::plan::FilterError;
+
+    fn io() -> std::io::Error {
+        std::io::Error::other("disk full")
+    }
+
+    /// The words of the README row each error belongs to. Exhaustive on purpose: a new
+    /// variant does not compile until someone says which row of the table it falls in.
+    fn readme_row(e: &Error) -> &'static str {
+        use JobSetupError as J;
+        match e {
+            Error::NextestFlags(_) | Error::GoFlags(_) => "usage error",
+            Error::Config(_)
+            | Error::ProjectOption { .. }
+            | Error::Hosts(HostsError::Config(_) | HostsError::UnknownHost { .. })
+            | Error::JobSetup(
+                J::Config(_)
+                | J::Cpus(_)
+                | J::Memory(_)
+                | J::ServicesOnLocal { .. }
+                | J::PassEnv(_)
+                | J::Job(_),
+            )
+            | Error::Reports(_)
+            | Error::Plan(_)
+            | Error::Partition(PartitionError::Arg(_) | PartitionError::Auto(_) | PartitionError::Plan(_))
+            | Error::ExecArgs(_)
+            | Error::OutDir { .. }
+            | Error::Show(_)
+            | Error::Man { .. }
+            | Error::Merge(MergeError::Input(_))
+            | Error::Cgo(_) => "bad input",
+            Error::Exec(ExecError::List { .. }) => "listing the tests failed",
+            Error::Exec(_) => "bad input",
+            Error::Metadata(_)
+            | Error::Nextest(_)
+            | Error::Go(_)
+            | Error::Panicked { .. }
+            | Error::Doctests(_) => "building or listing the tests failed",
+            Error::JobSetup(J::PreStep(_)) => "a pre-step failed",
+            Error::Hosts(HostsError::NoneUsable { .. } | HostsError::Local(_)) => "no host usable",
+            Error::Internal { .. } => "an internal error",
+            Error::Partition(PartitionError::Write { .. })
+            | Error::Merge(MergeError::Incomplete(_))
+            | Error::MergeWrite(_)
+            | Error::Runtime(_) => "the run could not complete",
+        }
+    }
+
+    /// One of every variant (and of every sub-variant whose code differs).
+    fn every_error() -> Vec<Error> {
+        let s = || "x".to_string();
+        vec![
+            FlagError::NoCapture.into(),
+            GoFlagError::Unknown(s()).into(),
+            ConfigError::File { path: s(), msg: s() }.into(),
+            Error::ProjectOption {
+                origin: s(),
+                key: s(),
+                reason: s(),
+            },
+            HostsError::Config(ConfigError::File { path: s(), msg: s() }).into(),
+            HostsError::UnknownHost {
+                name: s(),
+                file: s(),
+                known: s(),
+            }
+            .into(),
+            HostsError::NoneUsable {
+                origin: s(),
+                why: s(),
+            }
+            .into(),
+            HostsError::Local(EngineError::Cancelled).into(),
+            JobSetupError::Config(ConfigError::File { path: s(), msg: s() }).into(),
+            JobSetupError::Cpus(0.0).into(),
+            JobSetupError::Memory(MemoryError::Unit(s())).into(),
+            JobSetupError::ServicesOnLocal {
+                file: s(),
+                names: s(),
+                host: s(),
+            }
+            .into(),
+            JobSetupError::PassEnv(super::super::pass_env::PassEnvError::Unset(s())).into(),
+            JobSetupError::Job(JobError::SecretEmpty {
+                source_file: s(),
+                name: s(),
+            })
+            .into(),
+            JobSetupError::PreStep(s()).into(),
+            ReportError::IsDirectory("d".into()).into(),
+            PlanError::Shards(0).into(),
+            PlanError::Filters(FilterError::Read {
+                path: s(),
+                source: io(),
+            })
+            .into(),
+            PlanError::History(HistoryError::Glob {
+                pattern: s(),
+                msg: s(),
+            })
+            .into(),
+            PartitionError::Arg(s()).into(),
+            PartitionError::Auto(s()).into(),
+            PartitionError::Plan(PlanError::Shards(0)).into(),
+            PartitionError::Write {
+                path: "p".into(),
+                source: io(),
+            }
+            .into(),
+            ExecArgsError::NoKeys.into(),
+            Error::Doctests(s()),
+            Error::Cgo(s()),
+            Error::OutDir {
+                path: "d".into(),
+                source: io(),
+            },
+            ShowError::Missing(s()).into(),
+            Error::Man {
+                path: "d".into(),
+                source: io(),
+            },
+            MergeError::Input(s()).into(),
+            MergeError::Incomplete(s()).into(),
+            Error::MergeWrite(s()),
+            Error::Metadata(s()),
+            NextestError::Metadata(s()).into(),
+            GoError::NoGo(s()).into(),
+            ExecError::List {
+                command: s(),
+                status: s(),
+                stderr: s(),
+            }
+            .into(),
+            ExecError::EmptyCommand.into(),
+            Error::Panicked {
+                what: "discovery",
+                message: s(),
+            },
+            Error::Runtime(io()),
+            Error::Internal {
+                message: s(),
+                run_id: s(),
+            },
+        ]
+    }
+
+    /// `| code | meaning |` rows of the README's exit-code table.
+    fn readme_table() -> Vec<(u8, String)> {
+        let readme = include_str!("../../README.md");
+        let table = readme
+            .split("### Exit codes")
+            .nth(1)
+            .expect("README has an exit-code table");
+        table
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|l| {
+                let mut cells = l.split('|').map(str::trim).filter(|c| !c.is_empty());
+                let code = cells.next()?.parse().ok()?;
+                Some((code, cells.next()?.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_error_ends_with_the_code_the_readme_gives_its_kind() {
+        let table = readme_table();
+        assert_eq!(
+            table.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+            [
+                exit::OK,
+                exit::BAD_INPUT,
+                exit::USAGE,
+                exit::TESTS_FAILED,
+                exit::BUILD_FAILED,
+                exit::INFRA_FAILED,
+                exit::INTERRUPTED
+            ],
+            "the README's table and src/exit.rs list the same codes"
+        );
+        for e in every_error() {
+            let code = e.exit_code();
+            let (_, meaning) = table
+                .iter()
+                .find(|(c, _)| *c == code)
+                .unwrap_or_else(|| panic!("{e:?}: exit {code} is not in the README's table"));
+            let words = readme_row(&e);
+            assert!(
+                meaning.contains(words),
+                "{e:?} ends with {code} ({meaning}), but it is a case of \"{words}\""
+            );
+        }
+    }
+
+    #[test]
+    fn a_stage_error_keeps_its_cause() {
+        use std::error::Error as _;
+        let e = Error::from(ReportError::NotWritable {
+            path: "r/junit.xml".into(),
+            dir: "r".into(),
+            source: io(),
+        });
+        assert_eq!(e.to_string(), "r/junit.xml: cannot write in r: disk full");
+        assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("disk full"));
+    }
+}
