@@ -46,7 +46,8 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Err(code) => return code,
     };
     let opts = super::discover_opts::nextest(&a, &checked, &out_dir, a.run.quiet);
-    let doctests = match super::doctests::list(&opts).await {
+    let quiet = a.run.quiet || a.run.message_format == MessageFormat::Json;
+    let doctests = match super::doctests::list(&opts, quiet).await {
         Ok(d) => d,
         Err(e) => return reports.fail(exit::BUILD_FAILED, e),
     };
@@ -305,6 +306,9 @@ pub(super) async fn run_suite(
         eprintln!("warning: {w}");
     }
     if plan.test_count() == 0 {
+        if let Some(w) = super::doctests::not_run(&doctests) {
+            eprintln!("warning: {w}");
+        }
         if !o.dry_run {
             reports.write_empty();
         }
