@@ -795,6 +795,7 @@ fn panic_in_our_code_still_removes_every_container() {
     let run_id = common::unique("panic");
     let ids = [TestId::new("g", "sleeper"), TestId::new("g", "quick")];
     let suite = Suite {
+        notices: Vec::new(),
         tests: ids
             .iter()
             .map(|id| TestCase {

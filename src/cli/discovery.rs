@@ -170,6 +170,6 @@ pub fn nextest(a: &NextestRunArgs, checked: &NextestRun, out_dir: &Path, quiet: 
         out_dir: Some(out_dir.to_path_buf()),
         build_jobs: None,
         echo_build_output: !quiet,
-        doctests: a.nextest.doctests,
+        doctests: a.nextest.doctests.unwrap_or_default(),
     }
 }

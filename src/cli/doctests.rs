@@ -10,14 +10,22 @@ use crate::discover::nextest::{NextestOptions, doctests::DoctestMode};
 use crate::run::{Outcome, RunReport};
 
 /// The doctests to run, listed before the run when the options ask for them.
-pub async fn list(opts: &NextestOptions) -> Result<Option<LocalDoctests>, String> {
+pub async fn list(opts: &NextestOptions, quiet: bool) -> Result<Option<LocalDoctests>, String> {
     if opts.doctests != DoctestMode::Local {
         return Ok(None);
     }
     let opts = opts.clone();
     match tokio::task::spawn_blocking(move || LocalDoctests::list(&opts)).await {
         Ok(Ok(d)) if d.count() == 0 => Ok(None),
-        Ok(Ok(d)) => Ok(Some(d)),
+        Ok(Ok(d)) => {
+            if !quiet {
+                eprintln!(
+                    "doctests: {} will run on this machine beside the shards (--doctests local)",
+                    d.count()
+                );
+            }
+            Ok(Some(d))
+        }
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(format!("--doctests local: listing panicked: {e}")),
     }
@@ -28,6 +36,17 @@ pub struct Running(
     tokio::task::JoinHandle<Vec<crate::discover::TestResult>>,
     std::time::Instant,
 );
+
+/// What becomes of doctests when no test is left for the shards (the run then ends before
+/// anything starts): said, never dropped silently.
+pub fn not_run(doctests: &Option<LocalDoctests>) -> Option<String> {
+    doctests.as_ref().map(|d| {
+        format!(
+            "{} doctests did not run: no test was left for the shards (run `cargo test --doc`)",
+            d.count()
+        )
+    })
+}
 
 /// Starts the doctests beside the shards; `cancel` (the run's) stops them too.
 pub fn start(doctests: Option<LocalDoctests>, out_dir: &Path, cancel: &CancellationToken) -> Option<Running> {

@@ -33,10 +33,11 @@ pub struct NextestRunFlags {
     /// Refused: output is captured per test so that each shard's report holds it.
     #[arg(help_heading = super::heading::RUNNING, long = "no-capture", visible_alias = "nocapture")]
     pub no_capture: bool,
-    /// Doctests, which nextest does not run: `skip` counts them and warns; `local` runs
-    /// `cargo test --doc` on this machine beside the shards, its results in the same reports.
-    #[arg(help_heading = super::heading::RUNNING, long = "doctests", value_enum, value_name = "WHERE", default_value_t)]
-    pub doctests: crate::discover::nextest::doctests::DoctestMode,
+    /// Doctests, which nextest does not run: unset, they are counted and a warning says how
+    /// many will not run; `skip` leaves them out silently; `local` runs `cargo test --doc` on
+    /// this machine beside the shards, its results in the same reports.
+    #[arg(help_heading = super::heading::RUNNING, long = "doctests", value_enum, value_name = "WHERE")]
+    pub doctests: Option<crate::discover::nextest::doctests::DoctestMode>,
 }
 
 /// What the command line asks of nextest, checked.

@@ -45,7 +45,8 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Err(code) => return code,
     };
     let opts = discovery::nextest(&a, &checked, &out_dir, a.run.quiet);
-    let doctests = match super::doctests::list(&opts).await {
+    let quiet = a.run.quiet || a.run.message_format == MessageFormat::Json;
+    let doctests = match super::doctests::list(&opts, quiet).await {
         Ok(d) => d,
         Err(e) => return reports.fail(Error::Doctests(e)),
     };
@@ -227,7 +228,13 @@ pub(super) async fn run_suite(
     if let Some(w) = big_source_warning(&suite) {
         eprintln!("warning: {w}");
     }
+    for w in &suite.notices {
+        eprintln!("warning: {w}");
+    }
     if plan.test_count() == 0 {
+        if let Some(w) = super::doctests::not_run(&doctests) {
+            eprintln!("warning: {w}");
+        }
         if !o.dry_run {
             reports.write_empty();
         }

@@ -124,6 +124,7 @@ pub fn discover(opts: &ExecOptions) -> Result<Suite, ExecError> {
         results,
     };
     Ok(Suite {
+        notices: Vec::new(),
         tools: Vec::new(),
         tests,
         uploads: vec![Upload::Tree {

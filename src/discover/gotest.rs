@@ -162,6 +162,7 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
         passthrough: opts.passthrough.clone(),
     };
     Ok(Suite {
+        notices: Vec::new(),
         tools: Vec::new(),
         tests,
         uploads,

@@ -253,6 +253,9 @@ pub struct Suite {
     /// Programs the shards run that an image may lack.
     pub tools: Vec<Tool>,
     pub recipe: Arc<dyn ShardRecipe>,
+    /// Warnings about the suite itself (doctests left out), printed once the run is planned,
+    /// so a run that stops on bad input prints its one error line and nothing else.
+    pub notices: Vec<String>,
 }
 
 impl std::fmt::Debug for Suite {

@@ -140,11 +140,13 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
     let summary: TestListSummary =
         serde_json::from_slice(&listing).map_err(|e| NextestError::ListOutput(e.to_string()))?;
 
-    if opts.doctests == doctests::DoctestMode::Skip
-        && let Some(line) = doctests::count(&workspace_root, opts).and_then(doctests::notice)
-    {
-        eprintln!("warning: {line}");
-    }
+    let notices: Vec<String> = match opts.doctests {
+        doctests::DoctestMode::Warn => doctests::count(&workspace_root, opts)
+            .and_then(doctests::notice)
+            .into_iter()
+            .collect(),
+        doctests::DoctestMode::Skip | doctests::DoctestMode::Local => Vec::new(),
+    };
     let profile = match &opts.profile {
         Some(name) => Some(user_profile(&workspace_root, name)?),
         None => None,
@@ -158,6 +160,7 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
         }
     })?;
     Ok(Suite {
+        notices,
         tests: test_cases(&summary, opts.run_ignored),
         // The binary `cargo nextest` just ran here: shipped to images that have none.
         tools: on_path(NEXTEST_BIN)

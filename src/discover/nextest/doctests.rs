@@ -12,8 +12,11 @@ use super::NextestOptions;
 /// What to do with the selected crates' doctests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum DoctestMode {
-    /// Count them and warn that they will not run (nextest runs no doctests).
+    /// Not asked: count them and warn that they will not run (nextest runs no doctests).
     #[default]
+    #[value(skip)]
+    Warn,
+    /// Leave them out, neither counted nor warned about.
     Skip,
     /// Run `cargo test --doc` on this machine beside the shards, results merged.
     Local,
@@ -83,7 +86,7 @@ fn crates_listed(text: &str) -> Vec<(String, Vec<String>)> {
 pub fn notice(count: usize) -> Option<String> {
     (count > 0).then(|| {
         format!(
-            "{count} doctest{} of the selected crates will not run: nextest, and so every shard, runs no doctests (run them beside the shards with `--doctests local`)",
+            "{count} doctest{} of the selected crates will not run: nextest, and so every shard, runs no doctests (run them beside the shards with `--doctests local`, or leave them out silently with `--doctests skip`)",
             if count == 1 { "" } else { "s" }
         )
     })

@@ -455,6 +455,29 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_run_starts_nothing_and_reports_its_doctests_skipped() {
+        let logs = tempfile::tempdir().unwrap();
+        let d = LocalDoctests {
+            workspace_root: "/nonexistent".into(),
+            opts: NextestOptions::default(),
+            crates: vec![(
+                "alpha".into(),
+                "alpha".into(),
+                names(&["src/lib.rs - a (line 1)"]),
+            )],
+        };
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let r = d.run(logs.path(), &cancel);
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].status, r[0].id.group.as_str()),
+            (TestStatus::Skipped, "alpha (doctests)")
+        );
+        assert!(r[0].message.as_deref().unwrap().contains("interrupted"));
+    }
+
+    #[test]
     fn the_fifo_keeps_lines_of_writers_that_open_it_one_after_another() {
         let fifo = LogFifo::open().unwrap();
         for line in ["ok first\n", "ok second\n"] {
