@@ -13,7 +13,7 @@ mod endpoint;
 pub mod job;
 pub mod locate;
 pub mod registry;
-pub use endpoint::{Endpoint, SshHostKeyPolicy};
+pub use endpoint::{AddressError, ChoiceError, Endpoint, EndpointError, SshHostKeyPolicy};
 pub use registry::{PullPolicy, RegistryAuth};
 
 /// The image every host uses unless told otherwise; made by `scripts/testbed`.
@@ -21,16 +21,30 @@ pub const DEFAULT_IMAGE: &str = "cargo-shard/base:latest";
 /// Staged payload each host keeps across runs unless `cache_size` says otherwise: 10 GiB.
 pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
 
+/// A `cache_size` that is not a size.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SizeError {
+    /// No number where one was expected.
+    #[error("{0:?} is not a size like \"10GiB\" or \"500MB\"")]
+    NotASize(String),
+    /// A unit this parser does not know.
+    #[error("unknown unit {unit:?} in {text:?} (use B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)")]
+    Unit {
+        /// The unit as written.
+        unit: String,
+        /// The whole value.
+        text: String,
+    },
+}
+
 /// `"10GiB"`, `"500 MB"`, `"0"` → bytes (binary units with `i`, decimal without).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like \"10GiB\" or \"500MB\""))?;
+    let value: f64 = num.parse().map_err(|_| SizeError::NotASize(text.to_string()))?;
     let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" | "k" => 1_000,
@@ -42,9 +56,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "tb" | "t" => 1_000_000_000_000,
         "tib" => 1 << 40,
         other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?} (use B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)"
-            ));
+            return Err(SizeError::Unit {
+                unit: other.to_string(),
+                text: text.to_string(),
+            });
         }
     };
     Ok((value * scale as f64) as u64)
@@ -263,7 +278,7 @@ impl HostsConfig {
         let d = &raw.defaults;
         let pull = |v: &Option<Spanned<String>>| -> Result<Option<PullPolicy>, ConfigError> {
             v.as_ref()
-                .map(|s| PullPolicy::parse(s.get_ref()).map_err(|m| at(s.span(), m)))
+                .map(|s| PullPolicy::parse(s.get_ref()).map_err(|e| at(s.span(), e.to_string())))
                 .transpose()
         };
         let default_pull = pull(&d.pull)?.unwrap_or_default();
@@ -313,8 +328,8 @@ impl HostsConfig {
             if hosts.iter().any(|o| o.name == name) {
                 return Err(at(h.name.span(), format!("duplicate host name \"{name}\"")));
             }
-            let endpoint =
-                Endpoint::parse(h.docker_host.get_ref()).map_err(|msg| at(h.docker_host.span(), msg))?;
+            let endpoint = Endpoint::parse(h.docker_host.get_ref())
+                .map_err(|e| at(h.docker_host.span(), e.to_string()))?;
             let weight = match &h.weight {
                 None => 1.0,
                 Some(w) if w.get_ref().is_finite() && *w.get_ref() > 0.0 => *w.get_ref(),
@@ -327,7 +342,7 @@ impl HostsConfig {
             };
             let host_key_check = match &h.host_key_check {
                 None => SshHostKeyPolicy::AcceptNew,
-                Some(s) => SshHostKeyPolicy::parse(s.get_ref()).map_err(|msg| at(s.span(), msg))?,
+                Some(s) => SshHostKeyPolicy::parse(s.get_ref()).map_err(|e| at(s.span(), e.to_string()))?,
             };
             let insecure = h.insecure.unwrap_or(false);
             let tls = resolve_tls(h, base).map_err(|msg| at(h.docker_host.span(), msg))?;

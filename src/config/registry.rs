@@ -17,14 +17,17 @@ pub enum PullPolicy {
 }
 
 impl PullPolicy {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    /// `pull` as written in the hosts file.
+    pub fn parse(s: &str) -> Result<Self, super::ChoiceError> {
         match s {
             "missing" => Ok(Self::Missing),
             "always" => Ok(Self::Always),
             "never" => Ok(Self::Never),
-            other => Err(format!(
-                "pull must be \"missing\", \"always\" or \"never\", got {other:?}"
-            )),
+            other => Err(super::ChoiceError {
+                key: "pull",
+                allowed: "\"missing\", \"always\" or \"never\"",
+                got: other.to_string(),
+            }),
         }
     }
 }
