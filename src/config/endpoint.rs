@@ -4,16 +4,25 @@
 /// Where an engine listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
+    /// `unix:///path/to/docker.sock`.
     Unix {
+        /// The socket, absolute.
         path: String,
     },
+    /// `tcp://host[:port]` (2375 unless given), plain or TLS.
     Tcp {
+        /// Name or address.
         host: String,
+        /// The engine's port.
         port: u16,
     },
+    /// `ssh://[user@]host[:port]`: the engine's socket through an ssh tunnel.
     Ssh {
+        /// Login name (`$USER` unless given).
         user: String,
+        /// Name or address.
         host: String,
+        /// sshd's port (22 unless given).
         port: u16,
     },
     /// No engine: shards run as child processes of `cargo shard`.
@@ -33,24 +42,34 @@ pub struct EndpointError {
 /// What is wrong with an engine address.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AddressError {
+    /// No `scheme://`.
     #[error("expected unix://, tcp://, ssh:// or local://")]
     NoScheme,
+    /// A scheme other than unix, tcp, ssh or local.
     #[error("unknown scheme {0:?}")]
     UnknownScheme(String),
+    /// `unix://` with a relative path.
     #[error("unix socket path must be absolute")]
     RelativeSocket,
+    /// `ssh://@host`.
     #[error("empty user before '@'")]
     EmptyUser,
+    /// No host before the port.
     #[error("missing host")]
     MissingHost,
+    /// `tcp://host/path`.
     #[error("unexpected path after host")]
     PathAfterHost,
+    /// `[v6` without `]`.
     #[error("unclosed '['")]
     UnclosedBracket,
+    /// Text after `[v6]` that is not `:port`.
     #[error("junk after ']'")]
     JunkAfterBracket,
+    /// A port that is not a number up to 65535.
     #[error("bad port {0:?}")]
     BadPort(String),
+    /// Port 0.
     #[error("port 0")]
     PortZero,
 }

@@ -5,8 +5,6 @@
 //! It lives in `[job]` of the hosts file or in its own file (`--job shard.toml`, also a
 //! `[job]` table). Errors name file:line:col like the rest of the hosts file.
 
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

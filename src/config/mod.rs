@@ -3,6 +3,8 @@
 //! Every error names the file, line and column (`hosts.toml:7:11: …`) so a typo is found
 //! without reading a stack trace. See `hosts.example.toml` for the documented schema.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -76,18 +78,36 @@ pub const CACHE_LABEL: &str = "dev.cargo-shard.cache";
 pub const CACHE_SIZE_LABEL: &str = "dev.cargo-shard.cache-size";
 
 #[derive(Debug, thiserror::Error)]
+/// Why a hosts, job or project file cannot be used: one line naming where.
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("{path}: cannot read: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The file.
+        path: String,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// A value or key that is wrong where it is.
     #[error("{path}:{line}:{col}: {msg}")]
     At {
+        /// The file.
         path: String,
+        /// 1-based.
         line: usize,
+        /// 1-based.
         col: usize,
+        /// What is wrong there.
         msg: String,
     },
+    /// The file as a whole (no host in it, …).
     #[error("{path}: {msg}")]
-    File { path: String, msg: String },
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        msg: String,
+    },
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -163,26 +183,35 @@ struct RawHost {
 /// TLS material for a `tcp://` engine, as `DOCKER_TLS_VERIFY` / `DOCKER_CERT_PATH` give it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tls {
+    /// Check the engine's certificate against `ca`.
     pub verify: bool,
     /// Needed only to verify the engine's certificate.
     pub ca: Option<PathBuf>,
+    /// Our client certificate.
     pub cert: PathBuf,
+    /// Its private key.
     pub key: PathBuf,
 }
 
 /// How to reach an engine over ssh.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SshOptions {
+    /// The private key to log in with (else the usual `~/.ssh` ones).
     pub identity: Option<PathBuf>,
+    /// The known_hosts file (else `~/.ssh/known_hosts`).
     pub known_hosts: Option<PathBuf>,
+    /// What to do with the server's host key.
     pub host_key_check: SshHostKeyPolicy,
+    /// The Docker socket on the remote machine.
     pub remote_socket: String,
 }
 
 /// One engine, fully resolved: defaults applied, paths absolute.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Host {
+    /// Its name in messages, `--only-host` and reports.
     pub name: String,
+    /// Where its engine listens.
     pub endpoint: Endpoint,
     /// Containers (shards) at once.
     pub slots: usize,
@@ -194,15 +223,21 @@ pub struct Host {
     pub jobs_auto: bool,
     /// Relative speed: a host of weight 2 finishes the same work in half the time.
     pub weight: f64,
+    /// The shards' image.
     pub image: String,
     /// Network mode for shard containers: `none` unless configured.
     pub network: String,
     /// Bytes of staged payload parts the host keeps across runs (`cache_size`).
     pub cache_size: u64,
+    /// Variables set in every shard on this host.
     pub env: BTreeMap<String, String>,
+    /// Labels every container gets, besides ours.
     pub labels: BTreeMap<String, String>,
+    /// Plain `tcp://` allowed to a non-loopback address.
     pub insecure: bool,
+    /// TLS for a `tcp://` engine.
     pub tls: Option<Tls>,
+    /// ssh for an `ssh://` engine.
     pub ssh: SshOptions,
     /// When to pull `image` at the start of a run.
     pub pull: PullPolicy,
@@ -238,10 +273,12 @@ pub fn jobs_from_cpus(cpus: u64, slots: usize) -> usize {
 pub struct HostsConfig {
     /// Where it came from, for messages (`<default>` when built in).
     pub source: String,
+    /// Every host, in file order.
     pub hosts: Vec<Host>,
 }
 
 impl HostsConfig {
+    /// Reads and checks a hosts file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
@@ -429,6 +466,7 @@ impl HostsConfig {
         Self::parse(&text, "<built-in>", Path::new(".")).expect("built-in config parses")
     }
 
+    /// Shards at once across every host.
     pub fn total_slots(&self) -> usize {
         self.hosts.iter().map(|h| h.slots).sum()
     }
