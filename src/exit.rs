@@ -1,5 +1,7 @@
 //! Process exit codes: documented in the README and stable across releases.
 
+#![warn(missing_docs)]
+
 use std::process::ExitCode;
 
 /// Every test passed (or nothing was selected).
@@ -17,6 +19,7 @@ pub const INFRA_FAILED: u8 = 102;
 /// Interrupted by SIGINT/SIGTERM; whatever ran was reported.
 pub const INTERRUPTED: u8 = 130;
 
+/// One of the codes above as the process's exit status.
 pub fn code(c: u8) -> ExitCode {
     ExitCode::from(c)
 }

@@ -86,11 +86,12 @@ fn plan_root<'m>(a: &PlanArgs, m: &'m ArgMatches) -> (&'m ArgMatches, PathBuf) {
 
 /// The hosts and plan options of `cargo shard plan`, or of its runner's.
 fn plan_parts(a: &mut PlanArgs) -> (&mut HostsOpt, &mut PlanOpts) {
-    match &mut a.runner {
-        None => (&mut a.hosts, &mut a.plan),
-        Some(PlanRunner::Go(g)) => (&mut g.hosts, &mut g.plan),
-        Some(PlanRunner::Exec(e)) => (&mut e.hosts, &mut e.plan),
-    }
+    let common = match &mut a.runner {
+        None => &mut a.common,
+        Some(PlanRunner::Go(g)) => &mut g.common,
+        Some(PlanRunner::Exec(e)) => &mut e.common,
+    };
+    (&mut common.hosts, &mut common.plan)
 }
 
 fn dir_or_here(dir: Option<&PathBuf>) -> PathBuf {

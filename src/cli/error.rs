@@ -2,6 +2,8 @@
 //! intact), and one match from it to the exit code in the README's table, so two similar
 //! failures can never end with two different codes.
 
+#![warn(missing_docs)]
+
 use std::path::PathBuf;
 
 use super::backend::HostsError;
@@ -26,6 +28,7 @@ pub enum Error {
     /// A runner's flag after `--` that cargo shard cannot pass on.
     #[error(transparent)]
     NextestFlags(#[from] FlagError),
+    /// A `go test` flag after `--` that cargo shard cannot pass on.
     #[error(transparent)]
     GoFlags(#[from] GoFlagError),
     /// The hosts file, the project file or `DOCKER_HOST`.
@@ -34,47 +37,68 @@ pub enum Error {
     /// A project file's `[options]` value that does not parse.
     #[error("{origin}: [options] {key}: {reason}")]
     ProjectOption {
+        /// The project file.
         origin: String,
+        /// The option's key.
         key: String,
+        /// Why its value does not parse.
         reason: String,
     },
+    /// No hosts to work with: a bad hosts file, an unknown `--only-host`, none reachable.
     #[error(transparent)]
     Hosts(#[from] HostsError),
+    /// The `[job]` and its command-line overrides, or a pre-step.
     #[error(transparent)]
     JobSetup(#[from] JobSetupError),
+    /// A report file that cannot be written where it goes.
     #[error(transparent)]
     Reports(#[from] ReportError),
+    /// The plan's inputs: shard count, filters file, history.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// `--partition`: its value, the CI's variables, or the job's manifest.
     #[error(transparent)]
     Partition(#[from] PartitionError),
+    /// `cargo shard exec` options that contradict each other or are missing.
     #[error(transparent)]
     ExecArgs(#[from] ExecArgsError),
+    /// The output directory cannot be created.
     #[error("cannot create {path}: {source}")]
     OutDir {
+        /// The directory.
         path: PathBuf,
+        /// What the file system said.
         #[source]
         source: std::io::Error,
     },
+    /// `cargo shard show` found no summary it can read.
     #[error(transparent)]
     Show(#[from] ShowError),
+    /// `cargo shard man --dir` could not write its pages.
     #[error("cannot write man pages to {path}: {source}")]
     Man {
+        /// The directory given.
         path: PathBuf,
+        /// What the file system said.
         #[source]
         source: std::io::Error,
     },
+    /// `cargo shard merge`: jobs that cannot be merged, or tests missing.
     #[error(transparent)]
     Merge(#[from] MergeError),
+    /// `cargo shard merge` could not write its outputs.
     #[error("merge: cannot write: {0}")]
     MergeWrite(String),
     /// Finding the cargo target directory.
     #[error("cargo metadata: {0}")]
     Metadata(String),
+    /// Building or listing a cargo workspace's tests.
     #[error(transparent)]
     Nextest(#[from] NextestError),
+    /// Building or listing a Go module's tests.
     #[error(transparent)]
     Go(#[from] GoError),
+    /// Listing exec's keys, or its options.
     #[error(transparent)]
     Exec(#[from] ExecError),
     /// `--doctests local` could not list the doctests (their build failed).
@@ -85,22 +109,77 @@ pub enum Error {
     Cgo(String),
     /// A discovery thread that panicked (a bug, but the run still ends with one line).
     #[error("{what} panicked: {message}")]
-    Panicked { what: &'static str, message: String },
+    Panicked {
+        /// `discovery` or `listing`.
+        what: &'static str,
+        /// The panic's message.
+        message: String,
+    },
+    /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     /// A panic inside the run; its containers were removed before it unwound.
     #[error(
         "internal error (a bug in cargo-shard, please report it): {message}; run {run_id} was cleaned up"
     )]
-    Internal { message: String, run_id: String },
+    Internal {
+        /// The panic's message.
+        message: String,
+        /// The run it ended.
+        run_id: String,
+    },
+}
+
+/// A row of the README's exit-code table: what kind of failure ended the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Row {
+    /// 2: the command line.
+    Usage,
+    /// 1: a file, a value or an option.
+    BadInput,
+    /// 101: the tests could not be built or listed.
+    Listing,
+    /// 101: a pre-step failed.
+    PreStep,
+    /// 102: no host to run on.
+    NoHost,
+    /// 102: a bug in cargo-shard.
+    Internal,
+    /// 102: the run or its outputs could not be completed.
+    Incomplete,
+}
+
+impl Row {
+    /// The code the README gives this row.
+    pub fn code(self) -> u8 {
+        match self {
+            Row::Usage => exit::USAGE,
+            Row::BadInput => exit::BAD_INPUT,
+            Row::Listing | Row::PreStep => exit::BUILD_FAILED,
+            Row::NoHost | Row::Internal | Row::Incomplete => exit::INFRA_FAILED,
+        }
+    }
+
+    /// Words of the README's row that say this kind of failure belongs there.
+    pub fn words(self) -> &'static str {
+        match self {
+            Row::Usage => "usage error",
+            Row::BadInput => "bad input",
+            Row::Listing => "building or listing the tests failed",
+            Row::PreStep => "a pre-step failed",
+            Row::NoHost => "no host usable",
+            Row::Internal => "an internal error",
+            Row::Incomplete => "the run could not complete",
+        }
+    }
 }
 
 impl Error {
-    /// The README's exit-code table, in one place.
-    pub fn exit_code(&self) -> u8 {
+    /// Which row of the README's exit-code table this error falls in: the one match.
+    pub fn row(&self) -> Row {
         use JobSetupError as J;
         match self {
-            Error::NextestFlags(_) | Error::GoFlags(_) => exit::USAGE,
+            Error::NextestFlags(_) | Error::GoFlags(_) => Row::Usage,
             Error::Config(_)
             | Error::ProjectOption { .. }
             | Error::Hosts(HostsError::Config(_) | HostsError::UnknownHost { .. })
@@ -120,22 +199,28 @@ impl Error {
             | Error::Show(_)
             | Error::Man { .. }
             | Error::Merge(MergeError::Input(_))
-            | Error::Cgo(_) => exit::BAD_INPUT,
-            Error::Exec(ExecError::List { .. }) => exit::BUILD_FAILED,
-            Error::Exec(_) => exit::BAD_INPUT,
+            | Error::Cgo(_) => Row::BadInput,
+            // The user's listing command failed; a bad option or file around it is bad input.
+            Error::Exec(ExecError::List { .. }) => Row::Listing,
+            Error::Exec(_) => Row::BadInput,
             Error::Metadata(_)
             | Error::Nextest(_)
             | Error::Go(_)
             | Error::Panicked { .. }
-            | Error::Doctests(_)
-            | Error::JobSetup(J::PreStep(_)) => exit::BUILD_FAILED,
-            Error::Hosts(HostsError::NoneUsable { .. } | HostsError::Local(_))
-            | Error::Partition(PartitionError::Write { .. })
+            | Error::Doctests(_) => Row::Listing,
+            Error::JobSetup(J::PreStep(_)) => Row::PreStep,
+            Error::Hosts(HostsError::NoneUsable { .. } | HostsError::Local(_)) => Row::NoHost,
+            Error::Internal { .. } => Row::Internal,
+            Error::Partition(PartitionError::Write { .. })
             | Error::Merge(MergeError::Incomplete(_))
             | Error::MergeWrite(_)
-            | Error::Runtime(_)
-            | Error::Internal { .. } => exit::INFRA_FAILED,
+            | Error::Runtime(_) => Row::Incomplete,
         }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        self.row().code()
     }
 }
 
@@ -158,49 +243,6 @@ mod tests {
 
     fn io() -> std::io::Error {
         std::io::Error::other("disk full")
-    }
-
-    /// The words of the README row each error belongs to. Exhaustive on purpose: a new
-    /// variant does not compile until someone says which row of the table it falls in.
-    fn readme_row(e: &Error) -> &'static str {
-        use JobSetupError as J;
-        match e {
-            Error::NextestFlags(_) | Error::GoFlags(_) => "usage error",
-            Error::Config(_)
-            | Error::ProjectOption { .. }
-            | Error::Hosts(HostsError::Config(_) | HostsError::UnknownHost { .. })
-            | Error::JobSetup(
-                J::Config(_)
-                | J::Cpus(_)
-                | J::Memory(_)
-                | J::ServicesOnLocal { .. }
-                | J::PassEnv(_)
-                | J::Job(_),
-            )
-            | Error::Reports(_)
-            | Error::Plan(_)
-            | Error::Partition(PartitionError::Arg(_) | PartitionError::Auto(_) | PartitionError::Plan(_))
-            | Error::ExecArgs(_)
-            | Error::OutDir { .. }
-            | Error::Show(_)
-            | Error::Man { .. }
-            | Error::Merge(MergeError::Input(_))
-            | Error::Cgo(_) => "bad input",
-            Error::Exec(ExecError::List { .. }) => "listing the tests failed",
-            Error::Exec(_) => "bad input",
-            Error::Metadata(_)
-            | Error::Nextest(_)
-            | Error::Go(_)
-            | Error::Panicked { .. }
-            | Error::Doctests(_) => "building or listing the tests failed",
-            Error::JobSetup(J::PreStep(_)) => "a pre-step failed",
-            Error::Hosts(HostsError::NoneUsable { .. } | HostsError::Local(_)) => "no host usable",
-            Error::Internal { .. } => "an internal error",
-            Error::Partition(PartitionError::Write { .. })
-            | Error::Merge(MergeError::Incomplete(_))
-            | Error::MergeWrite(_)
-            | Error::Runtime(_) => "the run could not complete",
-        }
     }
 
     /// One of every variant (and of every sub-variant whose code differs).
@@ -342,7 +384,7 @@ mod tests {
                 .iter()
                 .find(|(c, _)| *c == code)
                 .unwrap_or_else(|| panic!("{e:?}: exit {code} is not in the README's table"));
-            let words = readme_row(&e);
+            let words = e.row().words();
             assert!(
                 meaning.contains(words),
                 "{e:?} ends with {code} ({meaning}), but it is a case of \"{words}\""

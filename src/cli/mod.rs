@@ -408,6 +408,13 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub select: NextestSelect,
     #[command(flatten)]
+    pub common: PlanCommon,
+}
+
+/// What every `plan` takes, whichever runner lists the suite.
+#[derive(Debug, Args, Clone)]
+pub struct PlanCommon {
+    #[command(flatten)]
     pub hosts: HostsOpt,
     #[command(flatten)]
     pub plan: PlanOpts,
@@ -430,12 +437,7 @@ pub struct PlanGoArgs {
     #[command(flatten)]
     pub select: GoSelect,
     #[command(flatten)]
-    pub hosts: HostsOpt,
-    #[command(flatten)]
-    pub plan: PlanOpts,
-    /// Output: a human table (with per-shard overhead) or stable JSON.
-    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
-    pub format: PlanFormat,
+    pub common: PlanCommon,
     /// `go test` flags, as for `cargo shard go` (build flags change what is listed).
     #[arg(last = true)]
     pub passthrough: Vec<String>,
@@ -446,12 +448,7 @@ pub struct PlanExecArgs {
     #[command(flatten)]
     pub select: ExecSelect,
     #[command(flatten)]
-    pub hosts: HostsOpt,
-    #[command(flatten)]
-    pub plan: PlanOpts,
-    /// Output: a human table (with per-shard overhead) or stable JSON.
-    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
-    pub format: PlanFormat,
+    pub common: PlanCommon,
     /// The command each shard would run (checked as `exec` checks it, never run).
     #[arg(last = true, required = true)]
     pub command: Vec<String>,

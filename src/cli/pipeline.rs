@@ -185,7 +185,8 @@ impl From<&'static str> for Runner {
     }
 }
 
-/// Everything after discovery, the same for every runner.
+/// Everything after discovery, the same for every runner: prepare, run, write the reports,
+/// finish.
 pub(super) async fn run_suite(
     suite: Suite,
     o: &RunOpts,
@@ -194,41 +195,89 @@ pub(super) async fn run_suite(
     runner: Runner,
     reports: &Reports,
 ) -> u8 {
-    let Runner {
-        name: runner,
-        doctests,
-    } = runner;
-    let json = o.message_format == MessageFormat::Json;
+    let ctx = RunCtx {
+        o,
+        out_dir: &out_dir,
+        runner: runner.name,
+        reports,
+        json: o.message_format == MessageFormat::Json,
+    };
+    let prepared = match prepare_run(&ctx, suite, &live, runner.doctests) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let step_hosts = live.clone();
+    let mut prepared = prepared;
+    let ran = match run_planned(&ctx, &mut prepared, live, &job).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let (summary_data, junit_failed) = write_reports(&ctx, prepared, &ran);
+    finish(&ctx, &ran, &summary_data, junit_failed, (&job, &step_hosts)).await
+}
+
+/// What every stage of a run reads.
+struct RunCtx<'a> {
+    o: &'a RunOpts,
+    out_dir: &'a Path,
+    runner: &'a str,
+    reports: &'a Reports,
+    json: bool,
+}
+
+/// A planned run, ready to start.
+struct Prepared {
+    plan: crate::plan::Plan,
+    suite: Suite,
+    history: crate::history::History,
+    history_path: PathBuf,
+    manifest: Option<crate::partition::Manifest>,
+    started: std::time::Instant,
+    /// `--doctests local`: run on this machine beside the shards.
+    doctests: Option<crate::discover::nextest::doctests::local::LocalDoctests>,
+}
+
+/// A finished run and how it was watched.
+struct Ran {
+    report: RunReport,
+    run_id: String,
+    /// Tests at once per container, per host: what the history's overhead model divides by.
+    host_jobs: std::collections::BTreeMap<String, usize>,
+    meta: crate::report::meta::RunMeta,
+    mode: progress::ProgressMode,
+    paint: style::Paint,
+    stream: events::Stream,
+}
+
+/// Partition share, plan, warnings and the plan's table; `Err` ends the run with that code
+/// (nothing to run, `--dry-run`, or an error already reported).
+fn prepare_run(
+    ctx: &RunCtx<'_>,
+    suite: Suite,
+    live: &[LiveHost],
+    doctests: Option<crate::discover::nextest::doctests::local::LocalDoctests>,
+) -> Result<Prepared, u8> {
+    let (o, out_dir) = (ctx.o, ctx.out_dir);
     let history_path = o
         .plan
         .history
         .clone()
         .unwrap_or_else(|| out_dir.join("history.json"));
     let started = std::time::Instant::now();
-    let (suite, inner_plan, manifest) = match partition_share(suite, o, &history_path, &out_dir, runner) {
-        Ok(v) => v,
-        Err(e) => return reports.fail(e),
-    };
+    let (suite, inner_plan, manifest) =
+        partition_share(suite, o, &history_path, out_dir, ctx.runner).map_err(|e| ctx.reports.fail(e))?;
     let caps = crate::plan::capacities(live.iter().map(|l| &l.host));
-    let planned = match super::planning::plan(suite, &inner_plan, &caps, &history_path) {
-        Ok(p) => p,
-        Err(e) => return reports.fail(e),
-    };
+    let planned =
+        super::planning::plan(suite, &inner_plan, &caps, &history_path).map_err(|e| ctx.reports.fail(e))?;
     let plan_text = super::planning::render(&planned, live.iter().map(|l| &l.host));
     let super::planning::Planned {
         plan,
-        mut suite,
+        suite,
         history,
         warnings,
         ..
     } = planned;
-    for w in &warnings {
-        eprintln!("warning: {w}");
-    }
-    if let Some(w) = big_source_warning(&suite) {
-        eprintln!("warning: {w}");
-    }
-    for w in &suite.notices {
+    for w in warnings.iter().chain(&big_source_warning(&suite)) {
         eprintln!("warning: {w}");
     }
     if plan.test_count() == 0 {
@@ -236,47 +285,74 @@ pub(super) async fn run_suite(
             eprintln!("warning: {w}");
         }
         if !o.dry_run {
-            reports.write_empty();
+            ctx.reports.write_empty();
         }
         eprintln!("no tests to run (nothing left after filtering)");
-        return exit::OK;
+        return Err(exit::OK);
     }
-    if !json && !o.quiet {
+    // Notices about the suite (doctests left out) only once there is a run to speak of.
+    for w in &suite.notices {
+        eprintln!("warning: {w}");
+    }
+    if !ctx.json && !o.quiet {
         eprint!("{plan_text}");
     }
     if o.dry_run {
-        if json {
-            events::run_started("dry-run", runner, &plan);
+        if ctx.json {
+            events::run_started("dry-run", ctx.runner, &plan);
         }
-        return exit::OK;
+        return Err(exit::OK);
     }
     if let Err(source) = std::fs::create_dir_all(out_dir.join("logs")) {
-        return reports.fail(Error::OutDir {
+        return Err(ctx.reports.fail(Error::OutDir {
             path: out_dir.join("logs"),
             source,
-        });
+        }));
     }
+    Ok(Prepared {
+        plan,
+        suite,
+        history,
+        history_path,
+        manifest,
+        started,
+        doctests,
+    })
+}
 
+/// Pre-steps, then the shards with live progress; a panic inside the run ends it with
+/// one line (its containers already removed).
+async fn run_planned(
+    ctx: &RunCtx<'_>,
+    prepared: &mut Prepared,
+    live: Vec<LiveHost>,
+    job: &Arc<RunJob>,
+) -> Result<Ran, u8> {
+    let (o, out_dir) = (ctx.o, ctx.out_dir);
+    let Prepared {
+        plan,
+        suite,
+        doctests,
+        ..
+    } = prepared;
+    let plan = &*plan;
     let run_id = run::new_run_id();
     let cancel = CancellationToken::new();
     crate::interrupt::running(cancel.clone(), run_id.clone());
-    let step_hosts = live.clone();
     let pre = super::job_setup::pre_steps(
-        &job,
+        job,
         &live,
         &run_id,
-        &out_dir,
+        out_dir,
         plan.shards.len(),
         cancel.clone(),
-        &mut suite,
+        suite,
     );
-    let _pre_steps = match pre.await {
-        Ok(p) => p,
-        Err(e) => return reports.fail(e),
-    };
+    // Kept until the run ends: it holds the pre-steps' artifacts.
+    let _pre_steps = pre.await.map_err(|e| ctx.reports.fail(e))?;
     let opts = RunOptions {
         run_id: run_id.clone(),
-        out_dir: out_dir.clone(),
+        out_dir: out_dir.to_path_buf(),
         shard_retries: o.shard_retries,
         retries: o.retries,
         shard_timeout: o.shard_timeout,
@@ -286,21 +362,21 @@ pub(super) async fn run_suite(
         max_fail: o.max_fail,
     };
     let host_slots: Vec<(String, usize)> = live.iter().map(|h| (h.host.name.clone(), h.host.slots)).collect();
-    let host_jobs: std::collections::BTreeMap<String, usize> =
-        live.iter().map(|h| (h.host.name.clone(), h.host.jobs)).collect();
+    let host_jobs = live.iter().map(|h| (h.host.name.clone(), h.host.jobs)).collect();
     let paint = style::Paint::detect(match o.color {
         super::Color::Auto => style::ColorWhen::Auto,
         super::Color::Always => style::ColorWhen::Always,
         super::Color::Never => style::ColorWhen::Never,
     });
+    let json = ctx.json;
     let mode = progress::ProgressMode::detect(o.no_progress || json, o.quiet || json, o.verbose > 0, paint);
     if json {
-        events::run_started(&run_id, runner, &plan);
+        events::run_started(&run_id, ctx.runner, plan);
     } else if !o.quiet {
-        eprintln!("run {run_id}: {}", summary::header(&plan));
+        eprintln!("run {run_id}: {}", summary::header(plan));
     }
     // Started after the last direct write to stderr: the bars own the screen from here.
-    let progress = progress::start(mode, &host_slots, &plan);
+    let progress = progress::start(mode, &host_slots, plan);
     let stream = events::Stream::default();
     let observer = if json {
         stream.observer()
@@ -308,27 +384,38 @@ pub(super) async fn run_suite(
         progress.observer()
     };
     let meta = crate::report::meta::RunMeta::capture(Path::new("."));
-    let doctests = super::doctests::start(doctests, &out_dir, &cancel);
-    let run = run::execute(&plan, &suite, live, &opts, observer, cancel.clone());
-    let mut report = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await {
-        Ok(r) => r,
-        Err(panic) => {
-            // run::execute has already removed the run's containers before unwinding.
-            progress.finish();
-            return reports.fail(Error::Internal {
-                message: panic_message(&panic),
-                run_id,
-            });
-        }
-    };
+    let doctests = super::doctests::start(doctests.take(), out_dir, &cancel);
+    let run = run::execute(plan, suite, live, &opts, observer, cancel.clone());
+    let report = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await;
     progress.finish();
+    let mut report = report.map_err(|panic| {
+        // run::execute has already removed the run's containers before unwinding.
+        ctx.reports.fail(Error::Internal {
+            message: panic_message(&panic),
+            run_id: run_id.clone(),
+        })
+    })?;
     super::doctests::merge(doctests, &mut report).await;
+    Ok(Ran {
+        report,
+        run_id,
+        host_jobs,
+        meta,
+        mode,
+        paint,
+        stream,
+    })
+}
 
-    // Reports: written atomically so an interrupted run never leaves half a file.
-    let junit_path = reports.junit.clone();
-    let html_path = reports.html.clone();
+/// The JUnit report, HTML, history, summary and partition manifest, each written
+/// atomically so an interrupted run never leaves half a file. Returns the summary and
+/// whether the JUnit report is missing.
+fn write_reports(ctx: &RunCtx<'_>, prepared: Prepared, ran: &Ran) -> (summary::Summary, bool) {
+    let (report, plan, out_dir) = (&ran.report, &prepared.plan, ctx.out_dir);
+    let junit_path = ctx.reports.junit.clone();
+    let html_path = ctx.reports.html.clone();
     let mut written = summary::Written::default();
-    let junit_doc = crate::report::junit::build(&report, &meta);
+    let junit_doc = crate::report::junit::build(report, &ran.meta);
     // A full disk fails every write alike: say it once, naming what was not written.
     let mut unwritten: Vec<(String, String)> = Vec::new();
     match crate::junit::write_atomic(&junit_path, &junit_doc) {
@@ -337,32 +424,33 @@ pub(super) async fn run_suite(
     }
     let junit_failed = written.junit.is_none();
     crate::interrupt::report_written();
-    match crate::atomic::write(&html_path, timeline::render(&report, &plan, &meta).as_bytes()) {
+    match crate::atomic::write(&html_path, timeline::render(report, plan, &ran.meta).as_bytes()) {
         Ok(()) => written.html = Some(html_path.display().to_string()),
         Err(e) => unwritten.push((html_path.display().to_string(), e.to_string())),
     }
     written.logs = Some(out_dir.join("logs").display().to_string());
-    if !report.interrupted && history.writable() {
-        match super::planning::record(history, &report, &host_jobs, &history_path) {
+    let history_path = &prepared.history_path;
+    if !report.interrupted && prepared.history.writable() {
+        match super::planning::record(prepared.history, report, &ran.host_jobs, history_path) {
             Ok(()) => written.history = Some(history_path.display().to_string()),
             Err(e) => unwritten.push((history_path.display().to_string(), e.to_string())),
         }
     }
     // What `cargo shard show` reprints: the summary's figures, beside the JUnit report.
     let summary_path = out_dir.join(super::show::SUMMARY_FILE);
-    let summary_data = summary::Summary::of(&report, &plan, &written);
+    let summary_data = summary::Summary::of(report, plan, &written);
     let summary_json = serde_json::to_vec_pretty(&summary_data).unwrap_or_default();
     if let Err(e) = crate::atomic::write(&summary_path, &summary_json) {
         unwritten.push((summary_path.display().to_string(), e.to_string()));
     }
-    if let Some(m) = manifest
+    if let Some(m) = prepared.manifest
         && let Err(e) = super::partition::finish(
             m,
-            &report,
-            started.elapsed(),
+            report,
+            prepared.started.elapsed(),
             written.junit.as_ref().map(|_| junit_path.as_path()),
-            &history_path,
-            &out_dir,
+            history_path,
+            out_dir,
         )
     {
         unwritten.push((
@@ -370,6 +458,13 @@ pub(super) async fn run_suite(
             e.to_string(),
         ));
     }
+    say_unwritten(&unwritten, junit_failed);
+    (summary_data, junit_failed)
+}
+
+/// One line for every report file that could not be written: an error when the JUnit
+/// report is among them (the run's verdict is lost), else a warning.
+fn say_unwritten(unwritten: &[(String, String)], junit_failed: bool) {
     if let Some((path, first)) = unwritten.first() {
         let first = first.strip_prefix(&format!("{path}: ")).unwrap_or(first);
         let names: Vec<&str> = unwritten.iter().map(|(p, _)| p.as_str()).collect();
@@ -379,7 +474,19 @@ pub(super) async fn run_suite(
             names.join(", ")
         );
     }
-    let mut code = exit_code(&report, o.flaky_result == super::FlakyResult::Fail);
+}
+
+/// The exit code, the post-steps, the CI's job summary and the summary on screen (or the
+/// last JSON event).
+async fn finish(
+    ctx: &RunCtx<'_>,
+    ran: &Ran,
+    summary_data: &summary::Summary,
+    junit_failed: bool,
+    (job, step_hosts): (&RunJob, &[LiveHost]),
+) -> u8 {
+    let (report, run_id) = (&ran.report, &ran.run_id);
+    let mut code = exit_code(report, ctx.o.flaky_result == super::FlakyResult::Fail);
     if junit_failed && code != exit::INTERRUPTED {
         // Without its report a run's verdict is lost: never let that pass as success.
         code = exit::INFRA_FAILED;
@@ -387,25 +494,25 @@ pub(super) async fn run_suite(
     if report.rejected.is_some() && code != exit::INTERRUPTED {
         code = exit::BAD_INPUT;
     }
-    let code = super::job_setup::post_steps(&job, &step_hosts, &run_id, &out_dir, code).await;
-    if mode.ci == crate::report::ci::Ci::GitHub
+    let code = super::job_setup::post_steps(job, step_hosts, run_id, ctx.out_dir, code).await;
+    if ran.mode.ci == crate::report::ci::Ci::GitHub
         && let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY")
-        && let Err(e) = crate::report::ci::write_step_summary(Path::new(&path), &report)
+        && let Err(e) = crate::report::ci::write_step_summary(Path::new(&path), report)
     {
         eprintln!(
             "warning: cannot write the job summary to {}: {e}",
             Path::new(&path).display()
         );
     }
-    if json {
+    if ctx.json {
         for (host, reason) in &report.cleanup_failed {
             eprintln!(
                 "warning: not cleaned up on {host} ({reason}): run `cargo shard gc --run {run_id}` once it is back"
             );
         }
-        stream.run_finished(&report, code);
+        ran.stream.run_finished(report, code);
     } else {
-        eprint!("\n{}", summary_data.render(paint));
+        eprint!("\n{}", summary_data.render(ran.paint));
     }
     if let Some(reason) = &report.rejected {
         eprintln!("error: {reason}");

@@ -5,14 +5,12 @@ use std::path::PathBuf;
 
 use super::discovery::{self, Discovery};
 use super::error::Error;
-use super::{HostsOpt, NextestRunArgs, PlanArgs, PlanFormat, PlanOpts, PlanRunner, RunOpts, backend};
+use super::{NextestRunArgs, PlanArgs, PlanCommon, PlanFormat, PlanRunner, RunOpts, backend};
 use crate::exit;
 
 /// What planning one suite needs, whichever runner lists it.
 struct PlanJob {
-    hosts: HostsOpt,
-    plan: PlanOpts,
-    format: PlanFormat,
+    common: PlanCommon,
     out_dir: PathBuf,
     discovery: Discovery,
 }
@@ -20,9 +18,11 @@ struct PlanJob {
 /// Prints the plan a run would follow.
 pub async fn run(a: PlanArgs) -> Result<u8, Error> {
     let PlanJob {
-        hosts,
-        mut plan,
-        format,
+        common: PlanCommon {
+            hosts,
+            mut plan,
+            format,
+        },
         out_dir,
         discovery,
     } = plan_job(a)?;
@@ -59,15 +59,13 @@ fn plan_job(a: PlanArgs) -> Result<PlanJob, Error> {
                 runner: super::Runner::Nextest,
                 select: a.select.clone(),
                 nextest: Default::default(),
-                run: RunOpts::for_plan(a.hosts.clone(), a.plan.clone()),
+                run: RunOpts::for_plan(a.common.hosts.clone(), a.common.plan.clone()),
                 passthrough: Vec::new(),
             };
-            let quiet = a.format == PlanFormat::Json;
+            let quiet = a.common.format == PlanFormat::Json;
             let opts = discovery::nextest(&args, &Default::default(), &out_dir, quiet);
             Ok(PlanJob {
-                hosts: a.hosts,
-                plan: a.plan,
-                format: a.format,
+                common: a.common,
                 out_dir,
                 discovery: Discovery::Nextest(opts),
             })
@@ -81,21 +79,17 @@ fn plan_job(a: PlanArgs) -> Result<PlanJob, Error> {
             })?;
             Ok(PlanJob {
                 discovery: Discovery::Go(discovery::go(&g.select, flags, &out_dir)),
-                hosts: g.hosts,
-                plan: g.plan,
-                format: g.format,
+                common: g.common,
                 out_dir,
             })
         }
         Some(PlanRunner::Exec(e)) => {
             let out_dir = discovery::source_dir(e.select.dir.as_deref()).join("target/shard");
-            let filters = e.plan.filters_file.as_deref();
+            let filters = e.common.plan.filters_file.as_deref();
             let opts = discovery::exec(&e.select, &e.command, filters, &out_dir)?;
             Ok(PlanJob {
                 discovery: Discovery::Exec(opts),
-                hosts: e.hosts,
-                plan: e.plan,
-                format: e.format,
+                common: e.common,
                 out_dir,
             })
         }

@@ -25,9 +25,11 @@ pub struct JobConfig {
     pub source: String,
     /// The directory relative paths in the file are resolved against.
     pub base: PathBuf,
+    /// The shards' image, instead of the hosts file's (`--image` wins over both).
     pub image: Option<String>,
     /// The shards' working directory: absolute, or relative to the shard root.
     pub workdir: Option<String>,
+    /// Variables set in every shard.
     pub env: BTreeMap<String, String>,
     /// Variables of the caller's environment the shards see (`pass_env = [...]`).
     pub pass_env: Vec<String>,
@@ -35,6 +37,7 @@ pub struct JobConfig {
     pub cpus: Option<f64>,
     /// Memory limit per shard container, bytes.
     pub memory: Option<u64>,
+    /// Local files and directories placed in every shard.
     pub files: Vec<FileSpec>,
     /// Paths (absolute, or relative to the shard's working directory) copied out of every
     /// shard into `<out>/artifacts/<shard>/`.
@@ -43,34 +46,44 @@ pub struct JobConfig {
     pub shard_secrets: Vec<String>,
     /// Every secret the job declares (`[[job.secret]]`), and where its value is read.
     pub secret_defs: Vec<SecretSpec>,
+    /// `[[job.service]]`: containers started next to every shard.
     pub service: Vec<ServiceConfig>,
+    /// `[[job.pre_step]]`: run once before the shards, in order.
     pub pre_step: Vec<StepConfig>,
+    /// `[[job.post_step]]`: run once after the shards, whatever happened.
     pub post_step: Vec<StepConfig>,
 }
 
 /// A local file or directory placed in every shard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileSpec {
+    /// On this machine, absolute.
     pub src: PathBuf,
     /// Relative to the shard root.
     pub dest: String,
 }
 
+/// Where a secret's value is read, on the machine running cargo-shard.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SecretSource {
+    /// `from_env`: this environment variable.
     Env(String),
+    /// `from_file`: this file, absolute.
     File(PathBuf),
 }
 
 /// A secret read on the machine running cargo-shard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecretSpec {
+    /// What `secrets = [...]` lists name it by.
     pub name: String,
+    /// Where its value is read.
     pub from: SecretSource,
     /// Delivered as this environment variable instead of the file `/run/secrets/NAME`.
     pub as_env: Option<String>,
 }
 
+/// How a service says it is ready.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReadyCheck {
     /// Started is ready.
@@ -84,20 +97,26 @@ pub enum ReadyCheck {
 /// A container started next to every shard, reachable by its name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
+    /// Its host name, as the shards reach it.
     pub name: String,
     /// Default: the shards' image.
     pub image: Option<String>,
+    /// Variables set in the service.
     pub env: BTreeMap<String, String>,
     /// Exec array; empty means the image's own command.
     pub command: Vec<String>,
+    /// When it counts as started.
     pub ready: ReadyCheck,
+    /// How long it may take to be ready.
     pub ready_timeout: Duration,
+    /// Names of the secrets it receives.
     pub secrets: Vec<String>,
 }
 
 /// A command run once before (or after) all shards.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepConfig {
+    /// Its name in messages and logs.
     pub name: String,
     /// Exec array.
     pub command: Vec<String>,
@@ -106,7 +125,9 @@ pub struct StepConfig {
     /// Local steps: relative to the job file's directory (default: the current directory).
     /// Container steps: absolute inside the container.
     pub workdir: Option<String>,
+    /// Variables set for the step.
     pub env: BTreeMap<String, String>,
+    /// Names of the secrets it receives.
     pub secrets: Vec<String>,
     /// Pre-steps only: paths (relative to the step's working directory) uploaded into every
     /// shard under `artifacts/<file name>`.
@@ -114,6 +135,7 @@ pub struct StepConfig {
 }
 
 impl JobConfig {
+    /// The job starts containers next to every shard (so it needs a Docker engine).
     pub fn has_services(&self) -> bool {
         !self.service.is_empty()
     }
@@ -255,7 +277,44 @@ impl At<'_> {
     fn err(&self, span: std::ops::Range<usize>, msg: String) -> ConfigError {
         ConfigError::at(self.text, self.origin, span, msg)
     }
+
+    /// A table's `name`: it follows `rule` and no earlier table of its `kind` took it.
+    fn unique_name<'n>(
+        &self,
+        name: &Spanned<String>,
+        kind: &str,
+        rule: NameRule,
+        taken: impl IntoIterator<Item = &'n String>,
+    ) -> Result<String, ConfigError> {
+        let n = name.get_ref();
+        if !(rule.valid)(n) {
+            return Err(self.err(name.span(), format!("{kind} name {n:?} must be {}", rule.says)));
+        }
+        if taken.into_iter().any(|t| t == n) {
+            return Err(self.err(name.span(), format!("duplicate {kind} \"{n}\"")));
+        }
+        Ok(n.clone())
+    }
 }
+
+/// What a name may hold, and how the error says it.
+#[derive(Clone, Copy)]
+struct NameRule {
+    valid: fn(&str) -> bool,
+    says: &'static str,
+}
+
+/// Secrets and steps: names that are safe as file names.
+const PLAIN: NameRule = NameRule {
+    valid: is_plain_name,
+    says: "letters, digits, `-`, `_` or `.`",
+};
+
+/// Services: reachable by their name, so a DNS label.
+const HOST_NAME: NameRule = NameRule {
+    valid: is_dns_label,
+    says: "a host name: lowercase letters, digits and `-`",
+};
 
 /// `[job]` resolved: each part checked where it is written, secrets first because every
 /// other part names them.
@@ -292,16 +351,7 @@ fn resolve(raw: RawJob, text: &str, origin: &str, base: &Path) -> Result<JobConf
 fn secret_defs(raw: &[RawSecret], at: &At, base: &Path) -> Result<Vec<SecretSpec>, ConfigError> {
     let mut defs: Vec<SecretSpec> = Vec::new();
     for s in raw {
-        let name = s.name.get_ref().clone();
-        if !is_plain_name(&name) {
-            return Err(at.err(
-                s.name.span(),
-                format!("secret name {name:?} must be letters, digits, `-`, `_` or `.`"),
-            ));
-        }
-        if defs.iter().any(|o| o.name == name) {
-            return Err(at.err(s.name.span(), format!("duplicate secret \"{name}\"")));
-        }
+        let name = at.unique_name(&s.name, "secret", PLAIN, defs.iter().map(|d| &d.name))?;
         let from = match (&s.from_env, &s.from_file) {
             (Some(var), None) => SecretSource::Env(var.clone()),
             (None, Some(path)) => SecretSource::File(absolute(base, path)),
@@ -360,16 +410,7 @@ fn services(raw: &[RawService], refs: &SecretRefs) -> Result<Vec<ServiceConfig>,
     let at = refs.at;
     let mut services: Vec<ServiceConfig> = Vec::new();
     for s in raw {
-        let name = s.name.get_ref().clone();
-        if !is_dns_label(&name) {
-            return Err(at.err(
-                s.name.span(),
-                format!("service name {name:?} must be a host name: lowercase letters, digits and `-`"),
-            ));
-        }
-        if services.iter().any(|o| o.name == name) {
-            return Err(at.err(s.name.span(), format!("duplicate service \"{name}\"")));
-        }
+        let name = at.unique_name(&s.name, "service", HOST_NAME, services.iter().map(|o| &o.name))?;
         services.push(ServiceConfig {
             name,
             image: s.image.clone(),
@@ -408,16 +449,7 @@ fn steps(list: &[RawStep], post: bool, refs: &SecretRefs) -> Result<Vec<StepConf
     let at = refs.at;
     let mut out: Vec<StepConfig> = Vec::new();
     for s in list {
-        let name = s.name.get_ref().clone();
-        if !is_plain_name(&name) {
-            return Err(at.err(
-                s.name.span(),
-                format!("step name {name:?} must be letters, digits, `-`, `_` or `.`"),
-            ));
-        }
-        if out.iter().any(|o| o.name == name) {
-            return Err(at.err(s.name.span(), format!("duplicate step \"{name}\"")));
-        }
+        let name = at.unique_name(&s.name, "step", PLAIN, out.iter().map(|o| &o.name))?;
         if s.command.get_ref().is_empty() {
             return Err(at.err(s.command.span(), "`command` is an empty command".to_string()));
         }
@@ -481,12 +513,16 @@ fn files(raw: &[RawFileSpec], at: &At, base: &Path) -> Result<Vec<FileSpec>, Con
 /// A memory limit Docker would not take.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MemoryError {
+    /// A unit Docker does not know.
     #[error("`memory` {0:?}: unknown unit (use k, m, g or t)")]
     Unit(String),
+    /// No number before the unit.
     #[error("`memory` {0:?} is not a size like \"512m\"")]
     NotASize(String),
+    /// More than Docker takes.
     #[error("`memory` {0:?} is too large (Docker takes at most 8191p)")]
     TooLarge(String),
+    /// Less than Docker takes.
     #[error("`memory` {0:?} is below Docker's minimum of 6m")]
     TooSmall(String),
 }

@@ -15,6 +15,7 @@ pub const PROJECT_FILE: &str = ".config/cargo-shard.toml";
 /// Where the hosts came from; printed with the backend line so a run says what it used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostsSource {
+    /// `--hosts FILE`.
     Flag(PathBuf),
     /// `CARGO_SHARD_HOSTS`.
     Env(PathBuf),
@@ -109,23 +110,34 @@ pub fn find_project_file(start: &Path) -> Option<PathBuf> {
 /// Durations are kept as text; the command line's own parser reads them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
+    /// `--shards`.
     pub shards: Option<usize>,
+    /// `--retries`.
     pub retries: Option<u32>,
+    /// `--shard-retries`.
     pub shard_retries: Option<u32>,
+    /// `--flaky-result` (`pass` or `fail`).
     pub flaky_result: Option<String>,
+    /// `--shard-timeout`.
     pub shard_timeout: Option<String>,
+    /// `--test-timeout`.
     pub test_timeout: Option<String>,
+    /// `--default-duration`.
     pub default_duration: Option<String>,
     /// Absolute (relative paths resolve against the project root).
     pub history: Option<PathBuf>,
+    /// `--backend` (`auto`, `docker` or `local`).
     pub backend: Option<String>,
 }
 
 /// What the project file holds besides the hosts and the job.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProjectFile {
+    /// The file found.
     pub path: PathBuf,
+    /// It has `[[host]]` tables, so it is the hosts file unless another is named.
     pub has_hosts: bool,
+    /// Its `[options]`.
     pub options: Options,
 }
 
@@ -156,6 +168,7 @@ struct RawOptions {
 }
 
 impl ProjectFile {
+    /// Reads and checks the project file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),

@@ -3,6 +3,8 @@
 //! Every error names the file, line and column (`hosts.toml:7:11: …`) so a typo is found
 //! without reading a stack trace. See `hosts.example.toml` for the documented schema.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,7 @@ mod endpoint;
 pub mod job;
 pub mod locate;
 pub mod registry;
-pub use endpoint::{Endpoint, SshHostKeyPolicy};
+pub use endpoint::{AddressError, ChoiceError, Endpoint, EndpointError, SshHostKeyPolicy};
 pub use registry::{PullPolicy, RegistryAuth};
 
 /// The image every host uses unless told otherwise; made by `scripts/testbed`.
@@ -21,16 +23,30 @@ pub const DEFAULT_IMAGE: &str = "cargo-shard/base:latest";
 /// Staged payload each host keeps across runs unless `cache_size` says otherwise: 10 GiB.
 pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
 
+/// A `cache_size` that is not a size.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SizeError {
+    /// No number where one was expected.
+    #[error("{0:?} is not a size like \"10GiB\" or \"500MB\"")]
+    NotASize(String),
+    /// A unit this parser does not know.
+    #[error("unknown unit {unit:?} in {text:?} (use B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)")]
+    Unit {
+        /// The unit as written.
+        unit: String,
+        /// The whole value.
+        text: String,
+    },
+}
+
 /// `"10GiB"`, `"500 MB"`, `"0"` → bytes (binary units with `i`, decimal without).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like \"10GiB\" or \"500MB\""))?;
+    let value: f64 = num.parse().map_err(|_| SizeError::NotASize(text.to_string()))?;
     let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" | "k" => 1_000,
@@ -42,9 +58,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "tb" | "t" => 1_000_000_000_000,
         "tib" => 1 << 40,
         other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?} (use B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)"
-            ));
+            return Err(SizeError::Unit {
+                unit: other.to_string(),
+                text: text.to_string(),
+            });
         }
     };
     Ok((value * scale as f64) as u64)
@@ -61,18 +78,36 @@ pub const CACHE_LABEL: &str = "dev.cargo-shard.cache";
 pub const CACHE_SIZE_LABEL: &str = "dev.cargo-shard.cache-size";
 
 #[derive(Debug, thiserror::Error)]
+/// Why a hosts, job or project file cannot be used: one line naming where.
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("{path}: cannot read: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The file.
+        path: String,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// A value or key that is wrong where it is.
     #[error("{path}:{line}:{col}: {msg}")]
     At {
+        /// The file.
         path: String,
+        /// 1-based.
         line: usize,
+        /// 1-based.
         col: usize,
+        /// What is wrong there.
         msg: String,
     },
+    /// The file as a whole (no host in it, …).
     #[error("{path}: {msg}")]
-    File { path: String, msg: String },
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        msg: String,
+    },
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -148,26 +183,35 @@ struct RawHost {
 /// TLS material for a `tcp://` engine, as `DOCKER_TLS_VERIFY` / `DOCKER_CERT_PATH` give it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tls {
+    /// Check the engine's certificate against `ca`.
     pub verify: bool,
     /// Needed only to verify the engine's certificate.
     pub ca: Option<PathBuf>,
+    /// Our client certificate.
     pub cert: PathBuf,
+    /// Its private key.
     pub key: PathBuf,
 }
 
 /// How to reach an engine over ssh.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SshOptions {
+    /// The private key to log in with (else the usual `~/.ssh` ones).
     pub identity: Option<PathBuf>,
+    /// The known_hosts file (else `~/.ssh/known_hosts`).
     pub known_hosts: Option<PathBuf>,
+    /// What to do with the server's host key.
     pub host_key_check: SshHostKeyPolicy,
+    /// The Docker socket on the remote machine.
     pub remote_socket: String,
 }
 
 /// One engine, fully resolved: defaults applied, paths absolute.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Host {
+    /// Its name in messages, `--only-host` and reports.
     pub name: String,
+    /// Where its engine listens.
     pub endpoint: Endpoint,
     /// Containers (shards) at once.
     pub slots: usize,
@@ -179,15 +223,21 @@ pub struct Host {
     pub jobs_auto: bool,
     /// Relative speed: a host of weight 2 finishes the same work in half the time.
     pub weight: f64,
+    /// The shards' image.
     pub image: String,
     /// Network mode for shard containers: `none` unless configured.
     pub network: String,
     /// Bytes of staged payload parts the host keeps across runs (`cache_size`).
     pub cache_size: u64,
+    /// Variables set in every shard on this host.
     pub env: BTreeMap<String, String>,
+    /// Labels every container gets, besides ours.
     pub labels: BTreeMap<String, String>,
+    /// Plain `tcp://` allowed to a non-loopback address.
     pub insecure: bool,
+    /// TLS for a `tcp://` engine.
     pub tls: Option<Tls>,
+    /// ssh for an `ssh://` engine.
     pub ssh: SshOptions,
     /// When to pull `image` at the start of a run.
     pub pull: PullPolicy,
@@ -223,10 +273,12 @@ pub fn jobs_from_cpus(cpus: u64, slots: usize) -> usize {
 pub struct HostsConfig {
     /// Where it came from, for messages (`<default>` when built in).
     pub source: String,
+    /// Every host, in file order.
     pub hosts: Vec<Host>,
 }
 
 impl HostsConfig {
+    /// Reads and checks a hosts file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
@@ -263,7 +315,7 @@ impl HostsConfig {
         let d = &raw.defaults;
         let pull = |v: &Option<Spanned<String>>| -> Result<Option<PullPolicy>, ConfigError> {
             v.as_ref()
-                .map(|s| PullPolicy::parse(s.get_ref()).map_err(|m| at(s.span(), m)))
+                .map(|s| PullPolicy::parse(s.get_ref()).map_err(|e| at(s.span(), e.to_string())))
                 .transpose()
         };
         let default_pull = pull(&d.pull)?.unwrap_or_default();
@@ -313,8 +365,8 @@ impl HostsConfig {
             if hosts.iter().any(|o| o.name == name) {
                 return Err(at(h.name.span(), format!("duplicate host name \"{name}\"")));
             }
-            let endpoint =
-                Endpoint::parse(h.docker_host.get_ref()).map_err(|msg| at(h.docker_host.span(), msg))?;
+            let endpoint = Endpoint::parse(h.docker_host.get_ref())
+                .map_err(|e| at(h.docker_host.span(), e.to_string()))?;
             let weight = match &h.weight {
                 None => 1.0,
                 Some(w) if w.get_ref().is_finite() && *w.get_ref() > 0.0 => *w.get_ref(),
@@ -327,7 +379,7 @@ impl HostsConfig {
             };
             let host_key_check = match &h.host_key_check {
                 None => SshHostKeyPolicy::AcceptNew,
-                Some(s) => SshHostKeyPolicy::parse(s.get_ref()).map_err(|msg| at(s.span(), msg))?,
+                Some(s) => SshHostKeyPolicy::parse(s.get_ref()).map_err(|e| at(s.span(), e.to_string()))?,
             };
             let insecure = h.insecure.unwrap_or(false);
             let tls = resolve_tls(h, base).map_err(|msg| at(h.docker_host.span(), msg))?;
@@ -414,6 +466,7 @@ impl HostsConfig {
         Self::parse(&text, "<built-in>", Path::new(".")).expect("built-in config parses")
     }
 
+    /// Shards at once across every host.
     pub fn total_slots(&self) -> usize {
         self.hosts.iter().map(|h| h.slots).sum()
     }

@@ -17,14 +17,17 @@ pub enum PullPolicy {
 }
 
 impl PullPolicy {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    /// `pull` as written in the hosts file.
+    pub fn parse(s: &str) -> Result<Self, super::ChoiceError> {
         match s {
             "missing" => Ok(Self::Missing),
             "always" => Ok(Self::Always),
             "never" => Ok(Self::Never),
-            other => Err(format!(
-                "pull must be \"missing\", \"always\" or \"never\", got {other:?}"
-            )),
+            other => Err(super::ChoiceError {
+                key: "pull",
+                allowed: "\"missing\", \"always\" or \"never\"",
+                got: other.to_string(),
+            }),
         }
     }
 }
@@ -32,7 +35,9 @@ impl PullPolicy {
 /// Where a registry's password is read, on the machine running cargo-shard.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PasswordSource {
+    /// `password_env`: this environment variable.
     Env(String),
+    /// `password_file`: this file, absolute.
     File(PathBuf),
 }
 
@@ -41,15 +46,20 @@ pub enum PasswordSource {
 pub struct RegistryAuth {
     /// `host[:port]`, as the image reference names it.
     pub server: String,
+    /// The login.
     pub username: String,
+    /// Where the password is read.
     pub password: PasswordSource,
 }
 
 /// Credentials for one pull. The password never reaches a message: `Debug` masks it.
 #[derive(Clone, PartialEq)]
 pub struct Credentials {
+    /// `host[:port]` of the registry.
     pub server: String,
+    /// The login.
     pub username: String,
+    /// The password, read just now; never printed.
     pub password: String,
 }
 

@@ -7,6 +7,8 @@
 //! of five ignores up to two such runs entirely, where an EMA carries part of every outlier
 //! for several runs. It still follows a real change after three runs.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -32,12 +34,25 @@ impl std::fmt::Display for Warning {
     }
 }
 
+/// Why the history could not be saved, or seeded from JUnit files.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
+    /// The history file could not be written.
     #[error("{path}: cannot write history: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        /// The history file.
+        path: String,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// A `--timings-from` pattern that is not a glob.
     #[error("--timings-from {pattern:?}: bad glob: {msg}")]
-    Glob { pattern: String, msg: String },
+    Glob {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong with it.
+        msg: String,
+    },
 }
 
 /// Durations of earlier runs, per test.
@@ -65,12 +80,16 @@ struct FileFormat {
 /// What seeding from JUnit files found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SeedSummary {
+    /// JUnit files read.
     pub files: usize,
+    /// Test cases whose times were recorded.
     pub cases: usize,
+    /// Files that could not be read, one line each.
     pub warnings: Vec<Warning>,
 }
 
 impl History {
+    /// An empty history: every test's duration is estimated.
     pub fn new() -> Self {
         Self::default()
     }
@@ -232,10 +251,12 @@ impl History {
         !self.foreign
     }
 
+    /// How many tests have a recorded duration.
     pub fn len(&self) -> usize {
         self.tests.len()
     }
 
+    /// No test has a recorded duration.
     pub fn is_empty(&self) -> bool {
         self.tests.is_empty()
     }

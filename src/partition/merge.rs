@@ -14,10 +14,13 @@ const NAMED: usize = 10;
 /// One job's output directory and its manifest.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// Where its outputs are.
     pub dir: PathBuf,
+    /// Its `partition.json`.
     pub manifest: Manifest,
 }
 
+/// Why jobs cannot be merged into one report.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MergeError {
     /// The inputs cannot be merged at all: unreadable, or jobs of different plans.

@@ -2,6 +2,8 @@
 //! history, runs its own share, and records what it ran in a manifest (`partition.json`) that
 //! `cargo shard merge` checks against the other jobs' manifests.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -21,7 +23,9 @@ pub const MANIFEST_VERSION: u32 = 1;
 /// Job `index` (1-based) of `total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Partition {
+    /// This job, 1-based.
     pub index: usize,
+    /// Jobs in the matrix.
     pub total: usize,
 }
 
@@ -111,9 +115,13 @@ pub fn fingerprint(tests: &[TestCase], history: &History) -> String {
 /// One job's record: the plan it computed, its share, and what became of each test.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
+    /// [`MANIFEST_VERSION`] when written.
     pub version: u32,
+    /// Of the listing and history the plan came from: every job of one plan has the same.
     pub fingerprint: String,
+    /// Which job wrote it.
     pub partition: Partition,
+    /// `nextest`, `go` or `exec`.
     pub runner: String,
     /// Every job's tests, as this job planned them.
     pub shares: Vec<Vec<TestId>>,
@@ -129,10 +137,14 @@ pub struct Manifest {
     pub junit: Option<String>,
 }
 
+/// What a job reported for one of its tests.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JobResult {
+    /// The test.
     pub id: TestId,
+    /// Its final status.
     pub status: TestStatus,
+    /// How long it took.
     pub seconds: f64,
 }
 
@@ -166,12 +178,14 @@ impl Manifest {
         &self.shares[self.partition.index - 1]
     }
 
+    /// Writes `dir/partition.json` atomically.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let mut text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         text.push('\n');
         crate::atomic::write(&dir.join(MANIFEST), text.as_bytes())
     }
 
+    /// Reads a manifest; the error is one line naming the file.
     pub fn read(path: &Path) -> Result<Self, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
         let m: Manifest = serde_json::from_slice(&bytes)

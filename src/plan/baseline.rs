@@ -23,6 +23,7 @@ pub enum Baseline {
 }
 
 impl Baseline {
+    /// Every baseline, in the order the benchmark table shows them.
     pub const ALL: [Baseline; 4] = [
         Baseline::Count,
         Baseline::Hash,
@@ -30,6 +31,7 @@ impl Baseline {
         Baseline::Contiguous,
     ];
 
+    /// nextest's word for it (`count`, `hash`, `slice`), or `contiguous`.
     pub fn name(self) -> &'static str {
         match self {
             Baseline::Count => "count",

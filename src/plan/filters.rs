@@ -6,14 +6,25 @@ use std::path::Path;
 
 use crate::discover::TestId;
 
+/// Why a filters file cannot select the tests.
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
+    /// The file cannot be read.
     #[error("{path}: cannot read filters file: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        /// The filters file.
+        path: String,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// Names that match no listed test: a typo would otherwise run nothing silently.
     #[error("{path}: {count} name(s) match no test: {names}")]
     Unmatched {
+        /// The filters file.
         path: String,
+        /// How many names matched nothing.
         count: usize,
+        /// The first ten of them, quoted, and how many more.
         names: String,
     },
 }
@@ -22,6 +33,7 @@ pub enum FilterError {
 /// surrounding whitespace is trimmed. A name matches a test's `name` or `group name`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filters {
+    /// The names, deduplicated.
     pub names: BTreeSet<String>,
 }
 
@@ -29,11 +41,14 @@ pub struct Filters {
 /// names that matched no test (sorted).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selected {
+    /// Indexes of the selected tests in the input.
     pub indices: Vec<usize>,
+    /// Names that matched no test, sorted.
     pub unmatched: Vec<String>,
 }
 
 impl Filters {
+    /// The names in a filters file's text.
     pub fn parse(text: &str) -> Self {
         let names = text
             .lines()
@@ -44,6 +59,7 @@ impl Filters {
         Self { names }
     }
 
+    /// Reads a filters file (invalid UTF-8 replaced).
     pub fn read(path: &Path) -> Result<Self, FilterError> {
         let bytes = std::fs::read(path).map_err(|source| FilterError::Read {
             path: path.display().to_string(),
@@ -52,6 +68,7 @@ impl Filters {
         Ok(Self::parse(&String::from_utf8_lossy(&bytes)))
     }
 
+    /// The tests the names select, and the names that select nothing.
     pub fn select(&self, tests: &[TestId]) -> Selected {
         let mut used: BTreeSet<&str> = BTreeSet::new();
         let mut indices = Vec::new();

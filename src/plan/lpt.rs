@@ -22,6 +22,7 @@ pub struct PlanOptions {
     pub shards: Option<usize>,
     /// Randomise which of equally long tests go together, and each shard's test order.
     pub shuffle: bool,
+    /// The shuffle's seed: the same seed and inputs give the same plan.
     pub seed: u64,
     /// Fixed cost of a shard (container create, upload, start, collect).
     pub per_shard_overhead: Duration,

@@ -3,6 +3,8 @@
 //! The plan is a plain value: the runner only reads [`Plan::shards`], so how the bins are
 //! made can change without touching the runner.
 
+#![warn(missing_docs)]
+
 use std::time::Duration;
 
 use crate::discover::TestId;
@@ -19,7 +21,9 @@ pub use lpt::{PlanOptions, lower_bound, plan};
 /// A test as the planner sees it: identity and expected duration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Weighted {
+    /// The test.
     pub id: TestId,
+    /// How long it is expected to take.
     pub expected: Duration,
     /// True when `expected` is an estimate, not a measured history.
     pub estimated: bool,
@@ -28,9 +32,13 @@ pub struct Weighted {
 /// Where shards can run: one entry per host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Capacity {
+    /// The host's name.
     pub host: String,
+    /// Shards it runs at once.
     pub slots: usize,
+    /// Tests at once inside one shard.
     pub jobs: usize,
+    /// Relative speed (2 finishes the same work in half the time).
     pub weight: f64,
 }
 
@@ -53,9 +61,11 @@ pub fn capacities<'a>(hosts: impl IntoIterator<Item = &'a crate::config::Host>) 
 /// One container's worth of tests.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Shard {
+    /// 0 for the longest predicted, then in order.
     pub index: usize,
     /// The host the planner meant it for; the runner may move it if that host is lost.
     pub host: Option<String>,
+    /// Its tests, in the order they run.
     pub tests: Vec<TestId>,
     /// Predicted wall time on its planned host.
     #[serde(with = "secs")]
@@ -81,6 +91,7 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Tests across every shard.
     pub fn test_count(&self) -> usize {
         self.shards.iter().map(|s| s.tests.len()).sum()
     }

@@ -23,7 +23,14 @@ fn shard(args: &[&str]) -> (i32, String) {
     all.extend_from_slice(args);
     let fixture = fixture();
     // The fixture has doctests: `skip` keeps their notice out of the one line checked here.
-    all.extend(["--manifest-path", &fixture, "--quiet", "--no-progress", "--doctests", "skip"]);
+    all.extend([
+        "--manifest-path",
+        &fixture,
+        "--quiet",
+        "--no-progress",
+        "--doctests",
+        "skip",
+    ]);
     let (code, _, err) = common::cargo_shard(&all);
     (code, err)
 }
