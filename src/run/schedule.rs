@@ -177,11 +177,16 @@ async fn execute_inner(
     let mut outcomes: BTreeMap<TestId, Outcome> = BTreeMap::new();
     // Each host's shards start as soon as that host is staged, not when all hosts are.
     let (gates, opened) = gates(&shared, &hosts);
-    let staging = stage_hosts(&shared, &hosts, opened, staged);
-    let (phase, (staged, stage_time)) = tokio::join!(
-        run_phase(&shared, &hosts, jobs, &mut dead, &observer, t0, &gates),
-        staging
-    );
+    // Once every slot is done (a host that hangs while staging is lost by its heartbeat and
+    // its shards run elsewhere), its staging has no one left to serve: it is given up.
+    let phase_done = CancellationToken::new();
+    let staging = stage_hosts(&shared, &hosts, opened, staged, &phase_done);
+    let phase = async {
+        let r = run_phase(&shared, &hosts, jobs, &mut dead, &observer, t0, &gates).await;
+        phase_done.cancel();
+        r
+    };
+    let (phase, (staged, stage_time)) = tokio::join!(phase, staging);
     report.stage = stage_time;
     report.staged = staged;
     merge_phase(&mut outcomes, phase.results);
@@ -489,13 +494,14 @@ fn gates(shared: &Shared<'_>, hosts: &[LiveHost]) -> (Gates, Opened) {
 
 /// Stages every host at once, opening each host's gate as soon as its own staging ends.
 /// Returns what each staged host received and how long staging took from `since` until the
-/// last host was done. Cancelling the run abandons staging (the helper containers carry the
-/// run label: the final cleanup removes them).
+/// last host was done. Cancelling the run, or the phase ending first, abandons staging (the
+/// helper containers carry the run label: the final cleanup removes them).
 async fn stage_hosts(
     shared: &Shared<'_>,
     hosts: &[LiveHost],
     opened: Opened,
     since: Instant,
+    phase_done: &CancellationToken,
 ) -> (Vec<(String, crate::engine::docker::StageStats)>, Duration) {
     let tasks = hosts.iter().filter_map(|h| {
         let tx = opened.get(&h.host.name)?;
@@ -503,6 +509,7 @@ async fn stage_hosts(
             let r = tokio::select! {
                 r = super::tools::stage_host(&shared.payloads, h, shared.opts) => r,
                 _ = shared.cancel.cancelled() => None,
+                _ = phase_done.cancelled() => None,
             };
             let stats = match r {
                 Some(Ok(stats)) => {
