@@ -177,11 +177,16 @@ async fn execute_inner(
     let mut outcomes: BTreeMap<TestId, Outcome> = BTreeMap::new();
     // Each host's shards start as soon as that host is staged, not when all hosts are.
     let (gates, opened) = gates(&shared, &hosts);
-    let staging = stage_hosts(&shared, &hosts, opened, staged);
-    let (phase, (staged, stage_time)) = tokio::join!(
-        run_phase(&shared, &hosts, jobs, &mut dead, &observer, t0, &gates),
-        staging
-    );
+    // Once every slot is done (a host that hangs while staging is lost by its heartbeat and
+    // its shards run elsewhere), its staging has no one left to serve: it is given up.
+    let phase_done = CancellationToken::new();
+    let staging = stage_hosts(&shared, &hosts, opened, staged, &phase_done);
+    let phase = async {
+        let r = run_phase(&shared, &hosts, jobs, &mut dead, &observer, t0, &gates).await;
+        phase_done.cancel();
+        r
+    };
+    let (phase, (staged, stage_time)) = tokio::join!(phase, staging);
     report.stage = stage_time;
     report.staged = staged;
     merge_phase(&mut outcomes, phase.results);
@@ -489,13 +494,14 @@ fn gates(shared: &Shared<'_>, hosts: &[LiveHost]) -> (Gates, Opened) {
 
 /// Stages every host at once, opening each host's gate as soon as its own staging ends.
 /// Returns what each staged host received and how long staging took from `since` until the
-/// last host was done. Cancelling the run abandons staging (the helper containers carry the
-/// run label: the final cleanup removes them).
+/// last host was done. Cancelling the run, or the phase ending first, abandons staging (the
+/// helper containers carry the run label: the final cleanup removes them).
 async fn stage_hosts(
     shared: &Shared<'_>,
     hosts: &[LiveHost],
     opened: Opened,
     since: Instant,
+    phase_done: &CancellationToken,
 ) -> (Vec<(String, crate::engine::docker::StageStats)>, Duration) {
     let tasks = hosts.iter().filter_map(|h| {
         let tx = opened.get(&h.host.name)?;
@@ -503,6 +509,7 @@ async fn stage_hosts(
             let r = tokio::select! {
                 r = super::tools::stage_host(&shared.payloads, h, shared.opts) => r,
                 _ = shared.cancel.cancelled() => None,
+                _ = phase_done.cancelled() => None,
             };
             let stats = match r {
                 Some(Ok(stats)) => {
@@ -955,5 +962,62 @@ mod tests {
         // Any other host takes it whenever it has a slot.
         q.orphans.push_back(job(9, "e1"));
         assert_eq!(q.pick("e2", &slots).map(|j| j.shard), Some(9));
+    }
+
+    fn events() -> (Observer, std::sync::Arc<Mutex<Vec<String>>>) {
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let observer: Observer = std::sync::Arc::new(move |e: &Event| {
+            if let Event::HostLost { host, reason } = e {
+                sink.lock().unwrap().push(format!("{host}: {reason}"));
+            }
+        });
+        (observer, seen)
+    }
+
+    #[tokio::test]
+    async fn a_host_whose_staging_fails_is_lost_once_and_its_shards_go_to_the_others() {
+        let mut queue = Queue::default();
+        queue
+            .planned
+            .insert("e3".into(), VecDeque::from([job(4, "x"), job(5, "x")]));
+        let queue = Mutex::new(queue);
+        let wake = tokio::sync::Notify::new();
+        let (observer, seen) = events();
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let gone = CancellationToken::new();
+        tx.send(Some(Err("staging failed: disk full".to_string())))
+            .unwrap();
+        // Both of the host's slots see the failure; the host is lost once.
+        for _ in 0..2 {
+            assert!(!passed(rx.clone(), "e3", &gone, &queue, &wake, &observer).await);
+        }
+        assert_eq!(*seen.lock().unwrap(), ["e3: staging failed: disk full"]);
+        let q = queue.into_inner().unwrap();
+        assert!(q.dead.contains("e3"));
+        assert_eq!(q.orphans.iter().map(|j| j.shard).collect::<Vec<_>>(), [4, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_slot_waits_for_its_hosts_staging_and_stops_when_the_host_is_gone() {
+        let queue = Mutex::new(Queue::default());
+        let wake = tokio::sync::Notify::new();
+        let (observer, seen) = events();
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let gone = CancellationToken::new();
+        let waiting = passed(rx.clone(), "e1", &gone, &queue, &wake, &observer);
+        tokio::pin!(waiting);
+        assert!(
+            futures_util::poll!(waiting.as_mut()).is_pending(),
+            "no shard starts before its host is staged"
+        );
+        tx.send(Some(Ok(()))).unwrap();
+        assert!(waiting.await);
+
+        let (_tx, rx) = tokio::sync::watch::channel(None);
+        gone.cancel();
+        assert!(!passed(rx, "e2", &gone, &queue, &wake, &observer).await);
+        assert!(seen.lock().unwrap().is_empty(), "an interrupt loses no host");
+        assert!(queue.lock().unwrap().dead.is_empty());
     }
 }

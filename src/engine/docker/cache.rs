@@ -3,13 +3,14 @@
 //! until the run's cleanup removes it), verified by a completion marker written last, and
 //! evicted least-recently-used beyond the host's `cache_size`.
 //!
-//! Volume labels cannot change after creation, so last use is kept in one small file
-//! (`lru.json`, hash → seconds since the epoch) in an index volume on the host: read once per
-//! run with the helper already there (beside the markers, in one round of requests), and
-//! written only when a time in it is more than [`USE_GRANULARITY`] old or something was
-//! evicted, it needs no container per volume and serves every build machine that uses the
-//! host. Concurrent runs may race on it; the worst
-//! case is an entry evicted early and uploaded again, never a wrong one used.
+//! Everything a warm run asks is a stat (`HEAD` on the archive API): Docker answers it
+//! without the process it spawns to pack an archive, which under load cost more than the
+//! rest of staging. So the marker is a symlink whose target is the part's hash, and last use
+//! is one empty stamp file per volume (`used/<volume>` in an index volume; volume labels
+//! cannot change after creation), its mtime the last use, rewritten only when more than
+//! [`USE_GRANULARITY`] old. The stamps are read as a whole only to evict. They serve every
+//! build machine that uses the host; concurrent runs may race on them, and the worst case is
+//! an entry evicted early and uploaded again, never a wrong one used.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,17 +18,21 @@ use std::time::Instant;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions};
-use bollard::query_parameters::{CreateContainerOptions, ListVolumesOptions, RemoveVolumeOptions};
+use bollard::query_parameters::{
+    ContainerArchiveInfoOptions, CreateContainerOptions, ListVolumesOptions, RemoveVolumeOptions,
+};
 
-use super::{CLEANUP, DockerEngine, tarball};
+use super::{CLEANUP, DockerEngine};
 use crate::config::{CACHE_LABEL, CACHE_SIZE_LABEL, RUN_LABEL};
 use crate::engine::EngineError;
 
 /// Written into a part's volume after all its files, holding the part's hash.
 pub const MARKER: &str = ".cargo-shard-complete";
-/// The volume holding `lru.json`.
+/// The volume holding the last-use stamps.
 pub const INDEX_VOLUME: &str = "cargo-shard-cache-index";
-const INDEX_FILE: &str = "lru.json";
+/// The index volume's directory of stamps: one empty file per cache volume, its mtime the
+/// volume's last use.
+const USED_DIR: &str = "used";
 /// How stale a part's recorded last use may get before a run rewrites the index: eviction
 /// order only needs coarse times, and an unchanged run then writes nothing.
 const USE_GRANULARITY: u64 = 600;
@@ -117,13 +122,19 @@ impl DockerEngine {
         for p in parts {
             sizes.insert(volume_name(&p.hash), p.tar.len() as u64);
         }
-        // Every marker and the index at once: on a warm cache that is all staging reads.
+        let names: Vec<String> = parts.iter().map(|p| volume_name(&p.hash)).collect();
+        // Every marker and every last-use stamp at once, as stats: no archive is read (Docker
+        // spawns a process for each archive it packs), so a warm cache costs a few requests.
         let markers = parts
             .iter()
             .enumerate()
             .map(|(i, _)| self.marker(id, format!("/p/{i}")));
-        let (markers, used) = tokio::join!(futures_util::future::try_join_all(markers), self.last_use(id));
-        let (markers, used) = (markers?, used?);
+        let stamps = names.iter().map(|n| self.stamp(id, n));
+        let (markers, stamps) = tokio::join!(
+            futures_util::future::try_join_all(markers),
+            futures_util::future::try_join_all(stamps)
+        );
+        let (markers, stamps) = (markers?, stamps?);
         let mut fills = Vec::new();
         for ((i, p), marker) in parts.iter().enumerate().zip(markers) {
             let size = p.tar.len() as u64;
@@ -135,13 +146,16 @@ impl DockerEngine {
             }
         }
         futures_util::future::try_join_all(fills).await?;
-        stats.evicted = self.record_use(id, parts, &sizes, used, limit).await?;
+        let now = now_secs();
+        let stale = stale(&names, &stamps, now);
+        stats.evicted = self.record_use(id, &names, &stale, &sizes, limit, now).await?;
         Ok(stats)
     }
 
-    /// Uploads one part into its volume (mounted at `dir`), then its marker. The marker goes
-    /// last: a fill cut short leaves a volume without one, refilled (every file of the part
-    /// overwritten) by the next run that needs it.
+    /// Uploads one part into its volume (mounted at `dir`), then its marker: a symlink whose
+    /// target is the part's hash, so that a stat reads it. The marker goes last: a fill cut
+    /// short leaves a volume without one, refilled (every file of the part overwritten) by
+    /// the next run that needs it.
     async fn fill_one(&self, id: &str, dir: String, p: &CachePart) -> Result<(), EngineError> {
         self.upload(
             id,
@@ -149,71 +163,86 @@ impl DockerEngine {
             bytes::Bytes::from_owner(super::SharedPayload(p.tar.clone())),
         )
         .await?;
-        let marker = tarball::files_tar(&[(MARKER.to_string(), p.hash.clone().into_bytes())])
-            .map_err(|e| self.local(e))?;
+        let marker = marker_tar(&p.hash).map_err(|e| self.local(e))?;
         self.upload(id, &dir, marker.into()).await
     }
 
     /// The hash a part's volume (mounted at `dir` in the helper) says it completely holds.
     async fn marker(&self, id: &str, dir: String) -> Result<Option<String>, EngineError> {
-        let Some(tar) = self.download(id, &format!("{dir}/{MARKER}")).await? else {
-            return Ok(None);
+        let stat = self.stat(id, &format!("{dir}/{MARKER}")).await?;
+        Ok(stat.and_then(|s| marker_hash(&s.link_target)))
+    }
+
+    /// When volume `name` was last used, from its stamp's mtime in the index volume.
+    async fn stamp(&self, id: &str, name: &str) -> Result<Option<u64>, EngineError> {
+        let stat = self.stat(id, &format!("/index/{USED_DIR}/{name}")).await?;
+        Ok(stat
+            .and_then(|s| s.modification_time)
+            .and_then(|t| rfc3339_secs(&t)))
+    }
+
+    /// What Docker says of `path` in container `id` (a HEAD request), `None` if it is absent.
+    async fn stat(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<Option<bollard::container::PathStatResponse>, EngineError> {
+        let opts = ContainerArchiveInfoOptions {
+            path: path.to_string(),
         };
-        Ok(first_file(&tar).map(|b| String::from_utf8_lossy(&b).trim().to_string()))
+        match self.docker.get_container_archive_info(id, Some(opts)).await {
+            Ok(s) => Ok(Some(s)),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(self.failed(&format!("stat {path}"), e)),
+        }
     }
 
-    /// The index: volume name → last use, in seconds since the epoch.
-    async fn last_use(&self, id: &str) -> Result<BTreeMap<String, u64>, EngineError> {
-        let path = format!("/index/{INDEX_FILE}");
-        Ok(match self.download(id, &path).await? {
-            Some(tar) => first_file(&tar)
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default(),
-            None => BTreeMap::new(),
-        })
+    /// Every stamp in the index volume: volume name → last use (read only to evict).
+    async fn all_stamps(&self, id: &str) -> Result<BTreeMap<String, u64>, EngineError> {
+        let Some(tar) = self.download(id, &format!("/index/{USED_DIR}")).await? else {
+            return Ok(BTreeMap::new());
+        };
+        Ok(stamps_in(&tar))
     }
 
-    /// Updates last use of `parts` in the index and evicts the least recently used other
-    /// volumes while the cache is over `limit`. A volume in use by a running shard of
-    /// another run cannot be removed: it is left for later. The index is written only when
-    /// that changes it by more than [`USE_GRANULARITY`].
+    /// Stamps `stale` (this run's volumes whose last use is older than [`USE_GRANULARITY`]),
+    /// and evicts the least recently used other volumes while the cache is over `limit`. A
+    /// volume in use by a running shard of another run cannot be removed: it is left for
+    /// later.
     async fn record_use(
         &self,
         id: &str,
-        parts: &[CachePart],
+        names: &[String],
+        stale: &[String],
         sizes: &BTreeMap<String, u64>,
-        mut used: BTreeMap<String, u64>,
         limit: u64,
+        now: u64,
     ) -> Result<Vec<String>, EngineError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let before = used.clone();
-        let keep: Vec<String> = parts.iter().map(|p| volume_name(&p.hash)).collect();
-        touch(&mut used, &keep, now);
+        if !stale.is_empty() {
+            let tar = stamps_tar(stale, now).map_err(|e| self.local(e))?;
+            self.upload(id, "/index", tar.into()).await?;
+        }
+        if sizes.values().sum::<u64>() <= limit {
+            return Ok(Vec::new());
+        }
+        let mut used = self.all_stamps(id).await?;
+        for name in names {
+            used.insert(name.clone(), now);
+        }
         let mut evicted = Vec::new();
-        for name in eviction_order(sizes, &used, &keep, limit) {
+        for name in eviction_order(sizes, &used, names, limit) {
             match self
                 .docker
                 .remove_volume(&name, Some(RemoveVolumeOptions { force: false }))
                 .await
             {
                 Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
-                    used.remove(&name);
                     evicted.push(name);
                 }
                 Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {}
                 Err(e) => return Err(self.failed(&format!("remove cache volume {name}"), e)),
             }
         }
-        used.retain(|name, _| sizes.contains_key(name));
-        if used == before {
-            return Ok(evicted);
-        }
-        let json = serde_json::to_vec(&used).unwrap_or_default();
-        let tar = tarball::files_tar(&[(INDEX_FILE.to_string(), json)]).map_err(|e| self.local(e))?;
-        self.upload(id, "/index", tar.into()).await?;
         Ok(evicted)
     }
 
@@ -349,31 +378,78 @@ pub fn eviction_order(
     out
 }
 
-/// Records `now` as the last use of `names`, except where the recorded time is less than
+/// Those of `names` whose last use (`stamps`, in the same order) is unknown or at least
 /// [`USE_GRANULARITY`] old.
-fn touch(used: &mut BTreeMap<String, u64>, names: &[String], now: u64) {
-    for name in names {
-        if used
-            .get(name)
-            .is_none_or(|&t| now.saturating_sub(t) >= USE_GRANULARITY)
-        {
-            used.insert(name.clone(), now);
-        }
-    }
+fn stale(names: &[String], stamps: &[Option<u64>], now: u64) -> Vec<String> {
+    names
+        .iter()
+        .zip(stamps)
+        .filter(|(_, t)| t.is_none_or(|t| now.saturating_sub(t) >= USE_GRANULARITY))
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
-/// The contents of the first regular file in a tar Docker sent.
-fn first_file(tar: &[u8]) -> Option<Vec<u8>> {
-    use std::io::Read;
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// Seconds since the epoch of Docker's `2026-12-01T23:15:02.123456789Z`; `None` for anything
+/// else (a stamp that cannot be read counts as stale and is rewritten).
+fn rfc3339_secs(text: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339_weak(text).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs())
+}
+
+/// The marker: a symlink `MARKER -> <hash>`.
+fn marker_tar(hash: &str) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    b.append_link(&mut h, MARKER, hash)?;
+    b.into_inner()
+}
+
+/// The hash a marker's target names: Docker reports it resolved inside the container
+/// (`/p/0/<hash>`).
+fn marker_hash(link_target: &str) -> Option<String> {
+    let last = link_target.rsplit('/').next()?;
+    (!last.is_empty()).then(|| last.to_string())
+}
+
+/// Empty files `used/<name>` dated `now`, for the index volume.
+fn stamps_tar(names: &[String], now: u64) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for name in names {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_mtime(now);
+        b.append_data(&mut h, format!("{USED_DIR}/{name}"), std::io::empty())?;
+    }
+    b.into_inner()
+}
+
+/// Volume name → mtime of each stamp in a tar of the `used` directory.
+fn stamps_in(tar: &[u8]) -> BTreeMap<String, u64> {
     let mut archive = tar::Archive::new(tar);
-    let mut entry = archive
-        .entries()
-        .ok()?
+    let Ok(entries) = archive.entries() else {
+        return BTreeMap::new();
+    };
+    entries
         .filter_map(Result::ok)
-        .find(|e| e.header().entry_type().is_file())?;
-    let mut data = Vec::new();
-    entry.read_to_end(&mut data).ok()?;
-    Some(data)
+        .filter(|e| e.header().entry_type().is_file())
+        .filter_map(|e| {
+            let path = e.path().ok()?;
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            Some((name, e.header().mtime().ok()?))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -398,30 +474,46 @@ mod tests {
     }
 
     #[test]
-    fn last_use_moves_only_past_the_granularity() {
-        let names = ["fresh".to_string(), "recent".to_string(), "stale".to_string()];
+    fn last_use_is_rewritten_only_past_the_granularity() {
+        let names = ["fresh", "recent", "stale"].map(String::from);
         let now = 10_000;
-        let mut used = BTreeMap::from([
-            ("recent".to_string(), now - USE_GRANULARITY + 10),
-            ("stale".to_string(), now - USE_GRANULARITY),
-            ("other".to_string(), 5),
-        ]);
-        touch(&mut used, &names, now);
-        assert_eq!(
-            used,
-            BTreeMap::from([
-                ("fresh".to_string(), now),
-                ("recent".to_string(), now - USE_GRANULARITY + 10),
-                ("stale".to_string(), now),
-                ("other".to_string(), 5),
-            ])
+        let stamps = [
+            None,
+            Some(now - USE_GRANULARITY + 10),
+            Some(now - USE_GRANULARITY),
+        ];
+        assert_eq!(stale(&names, &stamps, now), ["fresh", "stale"]);
+        let stamped = [Some(now), Some(now - USE_GRANULARITY + 10), Some(now)];
+        assert!(
+            stale(&names, &stamped, now + 5).is_empty(),
+            "a repeated run within the granularity writes nothing"
         );
-        let before = used.clone();
-        touch(&mut used, &names, now + 5);
+    }
+
+    #[test]
+    fn stamps_read_back_as_last_use() {
+        let names = ["cargo-shard-cache-aa", "cargo-shard-cache-bb"].map(String::from);
+        let tar = stamps_tar(&names, 1_700_000_000).unwrap();
+        let used = stamps_in(&tar);
+        assert_eq!(used.len(), 2);
+        assert_eq!(used["cargo-shard-cache-bb"], 1_700_000_000);
         assert_eq!(
-            used, before,
-            "a repeated run within the granularity changes nothing"
+            rfc3339_secs("2023-11-14T22:13:20.123456789Z"),
+            Some(1_700_000_000)
         );
+        assert_eq!(rfc3339_secs("not a time"), None);
+    }
+
+    #[test]
+    fn the_marker_is_a_link_to_the_hash() {
+        let tar = marker_tar("abc123").unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let entry = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(entry.path().unwrap().to_str(), Some(MARKER));
+        assert_eq!(entry.link_name().unwrap().unwrap().to_str(), Some("abc123"));
+        assert_eq!(marker_hash("/p/0/abc123").as_deref(), Some("abc123"));
+        assert_eq!(marker_hash("abc123").as_deref(), Some("abc123"));
+        assert_eq!(marker_hash(""), None);
     }
 
     #[test]
