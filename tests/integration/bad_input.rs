@@ -319,7 +319,15 @@ fn disk_filling_up_while_results_come_in() {
         .args(["shard", "--hosts", &hosts(), "--manifest-path", &fixture()])
         .arg("--out-dir")
         .arg(&out_dir.0)
-        .args(["--quiet", "--message-format", "json", "--shards", "3"])
+        .args([
+            "--quiet",
+            "--message-format",
+            "json",
+            "--shards",
+            "3",
+            "--doctests",
+            "skip",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
