@@ -89,16 +89,19 @@ pub enum NextestError {
     Source { root: PathBuf, message: String },
 }
 
-/// Builds the archive, lists its tests and returns the suite with its uploads and recipe.
-pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
+/// The workspace's `cargo metadata` (no dependencies); an error is cargo's message on one line.
+pub(crate) fn workspace_metadata(manifest: Option<&Path>) -> Result<cargo_metadata::Metadata, String> {
     let mut meta = cargo_metadata::MetadataCommand::new();
     meta.no_deps();
-    if let Some(path) = &opts.manifest_path {
+    if let Some(path) = manifest {
         meta.manifest_path(path);
     }
-    let meta = meta
-        .exec()
-        .map_err(|e| NextestError::Metadata(one_line(&e.to_string())))?;
+    meta.exec().map_err(|e| one_line(&e.to_string()))
+}
+
+/// Builds the archive, lists its tests and returns the suite with its uploads and recipe.
+pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
+    let meta = workspace_metadata(opts.manifest_path.as_deref()).map_err(NextestError::Metadata)?;
     let workspace_root = meta.workspace_root.clone().into_std_path_buf();
     let target_dir = meta.target_directory.clone().into_std_path_buf();
 

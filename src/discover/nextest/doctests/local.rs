@@ -47,14 +47,8 @@ pub struct LocalDoctests {
 impl LocalDoctests {
     /// Lists the selection's doctests (building its libraries as `cargo test --doc` does).
     pub fn list(opts: &NextestOptions) -> Result<Self, DoctestError> {
-        let mut meta = cargo_metadata::MetadataCommand::new();
-        meta.no_deps();
-        if let Some(path) = &opts.manifest_path {
-            meta.manifest_path(path);
-        }
-        let meta = meta
-            .exec()
-            .map_err(|e| DoctestError::Metadata(super::last_lines(&e.to_string(), 1)))?;
+        let meta = crate::discover::nextest::workspace_metadata(opts.manifest_path.as_deref())
+            .map_err(DoctestError::Metadata)?;
         let workspace_root = meta.workspace_root.clone().into_std_path_buf();
         // cargo names a crate's doctests by its library's crate name: back to the package.
         let package_of: BTreeMap<String, String> = meta
