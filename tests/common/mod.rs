@@ -147,14 +147,19 @@ pub fn assert_nothing_left(run_id: &str) {
 /// As [`assert_nothing_left`], skipping the named hosts (one a test took down). Whatever is
 /// found is removed, so a failing check leaves the engines clean too.
 pub fn assert_nothing_left_except(run_id: &str, except: &[&str]) {
+    let leaked = leftovers(run_id, except);
+    assert!(leaked.is_empty(), "run {run_id} leaked {leaked:?}");
+}
+
+/// [`leftovers_on`] every test-bed engine but the named ones (removed as they are found).
+fn leftovers(run_id: &str, except: &[&str]) -> Vec<String> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    for host in testbed_hosts().hosts {
-        if except.contains(&host.name.as_str()) {
-            continue;
-        }
-        let leaked = rt.block_on(leftovers_on(&host, run_id));
-        assert!(leaked.is_empty(), "run {run_id} leaked {leaked:?}");
-    }
+    testbed_hosts()
+        .hosts
+        .iter()
+        .filter(|host| !except.contains(&host.name.as_str()))
+        .flat_map(|host| rt.block_on(leftovers_on(host, run_id)))
+        .collect()
 }
 
 /// The containers, networks and volumes labelled with `run_id` on `host`, removed as they
@@ -240,14 +245,10 @@ pub fn run_rust_sample(out_dir: &std::path::Path, extra: &[&str]) -> std::proces
 /// resuming it still carries out the requests that were buffered in its socket while it was
 /// stopped (a create sent just before the freeze lands after the first gc). Fails after 30 s.
 pub fn gc_until_clean(run_id: &str) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         gc_run(run_id);
-        let mut left = Vec::new();
-        for host in testbed_hosts().hosts {
-            left.extend(rt.block_on(leftovers_on(&host, run_id)));
-        }
+        let left = leftovers(run_id, &[]);
         if left.is_empty() {
             return;
         }
