@@ -127,6 +127,9 @@ fn the_test_count_moves_on_a_terminal_before_the_shard_ends() {
             }
         }
         if let Some(code) = tmux.exited() {
+            // The screen read above may predate the run's last lines (the summary): read the
+            // dead pane once more.
+            last = tmux.screen();
             break code;
         }
         std::thread::sleep(Duration::from_millis(50));
