@@ -106,7 +106,7 @@ fn caps(slots: usize) -> Vec<Capacity> {
     vec![Capacity {
         host: "h".into(),
         slots,
-        jobs: 1,
+        test_threads: 1,
         weight: 1.0,
     }]
 }
@@ -119,7 +119,7 @@ fn mixed_caps(slots: usize) -> Vec<Capacity> {
     let host = |name: &str, weight| Capacity {
         host: name.into(),
         slots: slots / 2,
-        jobs: 2,
+        test_threads: 2,
         weight,
     };
     vec![host("slow", 1.0), host("fast", 2.0)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use cargo_shard::config::{HostsConfig, RUN_LABEL};
 use cargo_shard::discover::{ShardSpec, Upload};
-use cargo_shard::engine::{Engine, Phases, ShardJob};
+use cargo_shard::engine::{ContainerSpec, Engine, Phases};
 use tokio_util::sync::CancellationToken;
 
 const PAYLOAD_BYTES: usize = 30 * 1024 * 1024;
@@ -104,7 +104,7 @@ async fn main() {
         }
         for i in 0..runs {
             let root = engine.make_root().unwrap();
-            let job = ShardJob {
+            let job = ContainerSpec {
                 name: format!("cargo-shard-{run_id}-{i}"),
                 image: host.image.clone(),
                 network: host.network.clone(),

@@ -184,27 +184,30 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, Hosts
 
 /// For `cargo shard plan`, which runs nothing: asks the engines of hosts without `jobs` for
 /// their CPUs (at once, briefly). A host that does not answer keeps `jobs` = 1, with a warning.
-pub async fn derive_jobs(hosts: &mut [Host]) -> Vec<String> {
-    let asks = hosts.iter_mut().filter(|h| h.jobs_auto).map(|host| async move {
-        let info = async {
-            let engine = Engine::connect(host).await.map_err(|e| e.to_string())?;
-            engine.info(&host.image).await.map_err(|e| e.to_string())
-        };
-        match tokio::time::timeout(Duration::from_secs(5), info).await {
-            Ok(Ok(info)) => {
-                host.derive_jobs(info.cpus);
-                None
+pub async fn derive_test_threads(hosts: &mut [Host]) -> Vec<String> {
+    let asks = hosts
+        .iter_mut()
+        .filter(|h| h.test_threads_auto)
+        .map(|host| async move {
+            let info = async {
+                let engine = Engine::connect(host).await.map_err(|e| e.to_string())?;
+                engine.info(&host.image).await.map_err(|e| e.to_string())
+            };
+            match tokio::time::timeout(Duration::from_secs(5), info).await {
+                Ok(Ok(info)) => {
+                    host.derive_test_threads(info.cpus);
+                    None
+                }
+                Ok(Err(why)) => Some(format!(
+                    "{}: planned with jobs = 1 (CPUs unknown: {why})",
+                    host.name
+                )),
+                Err(_) => Some(format!(
+                    "{}: planned with jobs = 1 (CPUs unknown: no answer in 5s)",
+                    host.name
+                )),
             }
-            Ok(Err(why)) => Some(format!(
-                "{}: planned with jobs = 1 (CPUs unknown: {why})",
-                host.name
-            )),
-            Err(_) => Some(format!(
-                "{}: planned with jobs = 1 (CPUs unknown: no answer in 5s)",
-                host.name
-            )),
-        }
-    });
+        });
     futures_util::future::join_all(asks)
         .await
         .into_iter()
@@ -214,7 +217,7 @@ pub async fn derive_jobs(hosts: &mut [Host]) -> Vec<String> {
 
 /// The one local-processes host.
 async fn local(mut host: Host) -> Result<Vec<LiveHost>, HostsError> {
-    host.derive_jobs(crate::engine::local::info().cpus);
+    host.derive_test_threads(crate::engine::local::info().cpus);
     let engine = Engine::connect(&host).await.map_err(HostsError::Local)?;
     Ok(vec![LiveHost {
         host,
@@ -229,7 +232,7 @@ async fn local(mut host: Host) -> Result<Vec<LiveHost>, HostsError> {
 async fn usable(host: &mut Host) -> Result<Engine, Unusable> {
     let engine = Engine::connect(host).await?;
     let info = engine.info(&host.image).await?;
-    host.derive_jobs(info.cpus);
+    host.derive_test_threads(info.cpus);
     let Engine::Docker(docker) = &engine else {
         return Ok(engine);
     };

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::discover::{ShardSpec, Suite, Upload};
-use crate::engine::{EngineError, ShardJob};
+use crate::engine::{ContainerSpec, EngineError};
 use crate::run::LiveHost;
 
 /// The dynamic loader (ELF `PT_INTERP`) the suite's first test binary names; `None` for
@@ -78,7 +78,7 @@ async fn image_runs(host: &LiveHost, loader: &str, out_dir: &Path) -> bool {
         return true;
     };
     let probe = crate::run::new_run_id();
-    let job = ShardJob {
+    let job = ContainerSpec {
         name: format!("cargo-shard-{probe}-probe-loader-{}", host.host.name),
         image: host.host.image.clone(),
         network: "none".into(),

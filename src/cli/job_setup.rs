@@ -82,7 +82,7 @@ pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, JobSetupE
         }
         h.host.env.extend(config.env.clone());
         if let Some(cpus) = config.cpus {
-            h.host.limit_jobs_to(cpus);
+            h.host.limit_test_threads_to(cpus);
         }
         h.host.env.extend(passed.clone());
     }

@@ -87,8 +87,8 @@ async fn connect(o: &RunOpts, reports: &Reports) -> Result<(Vec<LiveHost>, Arc<R
     // nextest's `-j`: the user's number, not one derived from CPUs.
     if let Some(threads) = o.test_threads {
         for l in &mut live {
-            l.host.jobs = threads;
-            l.host.jobs_auto = false;
+            l.host.test_threads = threads;
+            l.host.test_threads_auto = false;
         }
     }
     let job = super::job_setup::load(o, &mut live).map_err(|e| reports.fail(e))?;
@@ -362,7 +362,10 @@ async fn run_planned(
         max_fail: o.max_fail,
     };
     let host_slots: Vec<(String, usize)> = live.iter().map(|h| (h.host.name.clone(), h.host.slots)).collect();
-    let host_jobs = live.iter().map(|h| (h.host.name.clone(), h.host.jobs)).collect();
+    let host_jobs = live
+        .iter()
+        .map(|h| (h.host.name.clone(), h.host.test_threads))
+        .collect();
     let paint = style::Paint::detect(match o.color {
         super::Color::Auto => style::ColorWhen::Auto,
         super::Color::Always => style::ColorWhen::Always,

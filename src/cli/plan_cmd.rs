@@ -34,7 +34,7 @@ pub async fn run(a: PlanArgs) -> Result<u8, Error> {
         .clone()
         .unwrap_or_else(|| out_dir.join("history.json"));
     // Except for a host without `jobs`: the cost model needs what the run would use.
-    for w in backend::derive_jobs(&mut config.hosts).await {
+    for w in backend::derive_test_threads(&mut config.hosts).await {
         eprintln!("warning: {w}");
     }
     let caps = crate::plan::capacities(&config.hosts);

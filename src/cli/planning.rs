@@ -143,8 +143,8 @@ pub fn capacity(h: &Host) -> String {
     format!(
         "{} × {} at once{}",
         plural(h.slots, "slot"),
-        plural(h.jobs, "test"),
-        if h.jobs_auto { " (from CPUs)" } else { "" }
+        plural(h.test_threads, "test"),
+        if h.test_threads_auto { " (from CPUs)" } else { "" }
     )
 }
 
@@ -230,7 +230,7 @@ mod tests {
         let caps = vec![Capacity {
             host: "e1".into(),
             slots: 2,
-            jobs: 1,
+            test_threads: 1,
             weight: 1.0,
         }];
         let opts = PlanOptions {
@@ -276,7 +276,7 @@ mod tests {
         let text = "[[host]]\nname = \"e1\"\ndocker_host = \"unix:///s\"\nslots = 2\n\
             [[host]]\nname = \"big\"\ndocker_host = \"unix:///t\"\nslots = 1\njobs = 4\n";
         let mut c = crate::config::HostsConfig::parse(text, "hosts.toml", Path::new("/")).unwrap();
-        c.hosts[0].derive_jobs(8);
+        c.hosts[0].derive_test_threads(8);
         let plan = plan::plan(&[], &plan::capacities(&c.hosts), &PlanOptions::default());
         insta::assert_snapshot!(plan::render::human(&plan, Duration::ZERO) + &hosts_line(&c.hosts));
     }

@@ -217,10 +217,10 @@ pub struct Host {
     pub slots: usize,
     /// Tests at once inside one container (nextest `-j`, parallel go binaries): the value
     /// the run uses, so the planner's cost model and the shards agree.
-    pub jobs: usize,
+    pub test_threads: usize,
     /// `jobs` was set by neither the host nor `[defaults]`: once connected, it becomes the
-    /// engine's CPUs over the host's slots ([`Host::derive_jobs`]); 1 until then.
-    pub jobs_auto: bool,
+    /// engine's CPUs over the host's slots ([`Host::derive_test_threads`]); 1 until then.
+    pub test_threads_auto: bool,
     /// Relative speed: a host of weight 2 finishes the same work in half the time.
     pub weight: f64,
     /// The shards' image.
@@ -247,17 +247,17 @@ pub struct Host {
 
 impl Host {
     /// Sets `jobs` from the engine's CPU count when the hosts file left it unset.
-    pub fn derive_jobs(&mut self, cpus: u64) {
-        if self.jobs_auto {
-            self.jobs = jobs_from_cpus(cpus, self.slots);
+    pub fn derive_test_threads(&mut self, cpus: u64) {
+        if self.test_threads_auto {
+            self.test_threads = jobs_from_cpus(cpus, self.slots);
         }
     }
 
     /// A derived `jobs` never exceeds the CPUs each shard container is limited to (`cpus`
     /// of the job, rounded up): more would only queue CPU-bound tests inside it.
-    pub fn limit_jobs_to(&mut self, container_cpus: f64) {
-        if self.jobs_auto && container_cpus.is_finite() && container_cpus > 0.0 {
-            self.jobs = self.jobs.min((container_cpus.ceil() as usize).max(1));
+    pub fn limit_test_threads_to(&mut self, container_cpus: f64) {
+        if self.test_threads_auto && container_cpus.is_finite() && container_cpus > 0.0 {
+            self.test_threads = self.test_threads.min((container_cpus.ceil() as usize).max(1));
         }
     }
 }
@@ -406,8 +406,8 @@ impl HostsConfig {
                 name,
                 endpoint,
                 slots: positive(&h.slots, "slots")?.unwrap_or(default_slots),
-                jobs: positive(&h.jobs, "jobs")?.or(default_jobs).unwrap_or(1),
-                jobs_auto: h.jobs.is_none() && default_jobs.is_none(),
+                test_threads: positive(&h.jobs, "jobs")?.or(default_jobs).unwrap_or(1),
+                test_threads_auto: h.jobs.is_none() && default_jobs.is_none(),
                 weight,
                 image: h
                     .image

@@ -116,7 +116,7 @@ fn defaults_apply_and_hosts_override() {
     let c = parse(text).unwrap();
     let (a, b) = (&c.hosts[0], &c.hosts[1]);
     assert_eq!(
-        (a.slots, a.jobs, a.image.as_str(), a.network.as_str()),
+        (a.slots, a.test_threads, a.image.as_str(), a.network.as_str()),
         (3, 1, "img", "none")
     );
     assert_eq!(
@@ -165,19 +165,22 @@ fn jobs_unset_anywhere_is_derived_from_cpus_per_slot() {
     let text = "[[host]]\nname = \"a\"\ndocker_host = \"unix:///s\"\nslots = 3\n\
         [[host]]\nname = \"b\"\ndocker_host = \"unix:///t\"\njobs = 2\n";
     let mut c = parse(text).unwrap();
-    assert!(c.hosts[0].jobs_auto && !c.hosts[1].jobs_auto);
-    assert_eq!(c.hosts[0].jobs, 1, "1 until the engine says how many CPUs it has");
+    assert!(c.hosts[0].test_threads_auto && !c.hosts[1].test_threads_auto);
+    assert_eq!(
+        c.hosts[0].test_threads, 1,
+        "1 until the engine says how many CPUs it has"
+    );
     for h in &mut c.hosts {
-        h.derive_jobs(16);
+        h.derive_test_threads(16);
     }
     assert_eq!(
-        (c.hosts[0].jobs, c.hosts[1].jobs),
+        (c.hosts[0].test_threads, c.hosts[1].test_threads),
         (5, 2),
         "16 CPUs / 3 slots; set stays set"
     );
     let mut d = parse("[defaults]\njobs = 3\n[[host]]\nname = \"a\"\ndocker_host = \"unix:///s\"\n").unwrap();
-    d.hosts[0].derive_jobs(64);
-    assert_eq!(d.hosts[0].jobs, 3, "[defaults] jobs counts as set");
+    d.hosts[0].derive_test_threads(64);
+    assert_eq!(d.hosts[0].test_threads, 3, "[defaults] jobs counts as set");
 }
 
 #[test]
@@ -185,11 +188,11 @@ fn derived_jobs_stay_within_the_containers_cpu_limit() {
     let text = "[[host]]\nname = \"a\"\ndocker_host = \"unix:///s\"\n[[host]]\nname = \"b\"\ndocker_host = \"unix:///t\"\njobs = 8\n";
     let mut c = parse(text).unwrap();
     for h in &mut c.hosts {
-        h.derive_jobs(16);
-        h.limit_jobs_to(1.5);
+        h.derive_test_threads(16);
+        h.limit_test_threads_to(1.5);
     }
     assert_eq!(
-        (c.hosts[0].jobs, c.hosts[1].jobs),
+        (c.hosts[0].test_threads, c.hosts[1].test_threads),
         (2, 8),
         "a set value is the user's choice"
     );

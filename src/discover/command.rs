@@ -459,7 +459,7 @@ mod tests {
             run_id: "r".into(),
             host: "h".into(),
             attempt: 1,
-            jobs: 1,
+            test_threads: 1,
             test_timeout: None,
             tools: Default::default(),
             places: Default::default(),

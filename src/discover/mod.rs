@@ -79,7 +79,7 @@ pub struct ShardCtx {
     /// 1 for the first attempt; retries count up.
     pub attempt: u32,
     /// Tests to run at once inside the shard (nextest `-j`, parallel go binaries).
-    pub jobs: usize,
+    pub test_threads: usize,
     /// Per-test timeout to hand to the runner.
     pub test_timeout: Option<Duration>,
     /// How to invoke each of the suite's [`Tool`]s in this shard: absent means by name, from

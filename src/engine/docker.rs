@@ -21,7 +21,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::ssh::{SshTarget, Tunnel};
-use super::{EngineError, EngineInfo, Phases, Removed, ShardJob, ShardRun, tarball};
+use super::{ContainerSpec, EngineError, EngineInfo, Phases, Removed, ShardRun, tarball};
 use crate::config::{Endpoint, Host, RUN_LABEL};
 use crate::discover::Collected;
 
@@ -215,7 +215,11 @@ impl DockerEngine {
         }
     }
 
-    pub async fn run_shard(&self, job: ShardJob, cancel: CancellationToken) -> Result<ShardRun, EngineError> {
+    pub async fn run_shard(
+        &self,
+        job: ContainerSpec,
+        cancel: CancellationToken,
+    ) -> Result<ShardRun, EngineError> {
         if !job.extras.services.is_empty() {
             return self.run_with_services(job, cancel).await;
         }
@@ -223,7 +227,11 @@ impl DockerEngine {
     }
 
     /// One shard's container from create to remove, on the network `job.network`.
-    async fn run_container(&self, job: ShardJob, cancel: CancellationToken) -> Result<ShardRun, EngineError> {
+    async fn run_container(
+        &self,
+        job: ContainerSpec,
+        cancel: CancellationToken,
+    ) -> Result<ShardRun, EngineError> {
         let started = Instant::now();
         let mut phases = Phases::default();
         let t = Instant::now();
@@ -257,7 +265,7 @@ impl DockerEngine {
         })
     }
 
-    async fn create(&self, job: &ShardJob) -> Result<String, EngineError> {
+    async fn create(&self, job: &ContainerSpec) -> Result<String, EngineError> {
         let (entry, args) = job.spec.argv.split_first().ok_or_else(|| EngineError::Shard {
             host: self.name.clone(),
             reason: "shard has an empty command".to_string(),
@@ -322,7 +330,12 @@ impl DockerEngine {
     }
 
     /// Upload, start, stream output until exit, collect. Cleanup is the caller's.
-    async fn drive(&self, id: &str, job: &ShardJob, phases: &mut Phases) -> Result<Collected, EngineError> {
+    async fn drive(
+        &self,
+        id: &str,
+        job: &ContainerSpec,
+        phases: &mut Phases,
+    ) -> Result<Collected, EngineError> {
         let t = Instant::now();
         let local_err = |what: &str, e: std::io::Error| EngineError::Shard {
             host: self.name.clone(),

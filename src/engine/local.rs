@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{EngineError, EngineInfo, Phases, ShardJob, ShardRun, tarball};
+use super::{ContainerSpec, EngineError, EngineInfo, Phases, ShardRun, tarball};
 use crate::discover::Collected;
 
 pub struct LocalEngine {
@@ -68,7 +68,11 @@ impl LocalEngine {
         Ok(dir.keep().display().to_string())
     }
 
-    pub async fn run_shard(&self, job: ShardJob, cancel: CancellationToken) -> Result<ShardRun, EngineError> {
+    pub async fn run_shard(
+        &self,
+        job: ContainerSpec,
+        cancel: CancellationToken,
+    ) -> Result<ShardRun, EngineError> {
         let started = Instant::now();
         let root = job.root.clone();
         let result = self.run_in(&job, cancel, started).await;
@@ -80,7 +84,7 @@ impl LocalEngine {
 
     async fn run_in(
         &self,
-        job: &ShardJob,
+        job: &ContainerSpec,
         cancel: CancellationToken,
         started: Instant,
     ) -> Result<ShardRun, EngineError> {

@@ -7,7 +7,7 @@
 //!    temp dir for the local engine (so shards running side by side never share files);
 //! 2. `recipe.prepare(tests, &ShardCtx { root: root.clone(), .. })` — every path in the spec is
 //!    under that root;
-//! 3. `engine.run_shard(ShardJob { root, spec, .. }, cancel)` — places the payload and the
+//! 3. `engine.run_shard(ContainerSpec { root, spec, .. }, cancel)` — places the payload and the
 //!    spec's files under the root, runs `spec.argv` (an exec array, never a shell), streams the
 //!    combined output to `log_path`, downloads `spec.collect`, and removes the container (or the
 //!    local root) unless `keep`. It cleans up on every error path, and on `cancel` too.
@@ -69,7 +69,7 @@ pub struct EngineInfo {
 
 /// One shard's container, fully described.
 #[derive(Debug, Clone)]
-pub struct ShardJob {
+pub struct ContainerSpec {
     /// Container name, unique per run, shard and attempt.
     pub name: String,
     pub image: String,
@@ -192,7 +192,11 @@ impl Engine {
 
     /// Runs one shard to completion (see the module docs). A non-zero exit is not an error:
     /// it is in `collected.exit_code` for the runner to judge.
-    pub async fn run_shard(&self, job: ShardJob, cancel: CancellationToken) -> Result<ShardRun, EngineError> {
+    pub async fn run_shard(
+        &self,
+        job: ContainerSpec,
+        cancel: CancellationToken,
+    ) -> Result<ShardRun, EngineError> {
         match self {
             Engine::Docker(d) => d.run_shard(job, cancel).await,
             Engine::Local(l) => l.run_shard(job, cancel).await,

@@ -285,7 +285,7 @@ mod tests {
             run_id: "r1".into(),
             host: "e1".into(),
             attempt: 1,
-            jobs: 1,
+            test_threads: 1,
             test_timeout: None,
             tools: Default::default(),
             places: Default::default(),

@@ -14,7 +14,7 @@ use crate::config::job::StepConfig;
 use crate::config::{Host, RUN_LABEL};
 use crate::discover::{ShardSpec, Upload};
 use crate::engine::environment::{SECRETS_DIR, ShardExtras};
-use crate::engine::{Engine, ShardJob};
+use crate::engine::{ContainerSpec, Engine};
 
 /// The label naming a step's container.
 pub const STEP_LABEL: &str = "dev.cargo-shard.step";
@@ -162,7 +162,7 @@ async fn run_container(
     let mut labels = host.labels.clone();
     labels.insert(RUN_LABEL.to_string(), run.run_id.to_string());
     labels.insert(STEP_LABEL.to_string(), step.name.clone());
-    let job = ShardJob {
+    let job = ContainerSpec {
         name: format!("cargo-shard-{}-{kind}-{}", run.run_id, step.name),
         image: image.to_string(),
         network: host.network.clone(),

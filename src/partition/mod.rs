@@ -83,7 +83,7 @@ pub fn job_capacities(total: usize) -> Vec<Capacity> {
         .map(|k| Capacity {
             host: format!("job{k}"),
             slots: 1,
-            jobs: 1,
+            test_threads: 1,
             weight: 1.0,
         })
         .collect()

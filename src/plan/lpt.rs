@@ -71,7 +71,7 @@ pub(crate) fn slots(caps: &[Capacity]) -> Vec<Slot> {
         for _ in 0..c.slots {
             out.push(Slot {
                 host: Some(c.host.clone()),
-                jobs: c.jobs.max(1) as f64,
+                jobs: c.test_threads.max(1) as f64,
                 weight,
             });
         }

@@ -37,7 +37,7 @@ pub struct Capacity {
     /// Shards it runs at once.
     pub slots: usize,
     /// Tests at once inside one shard.
-    pub jobs: usize,
+    pub test_threads: usize,
     /// Relative speed (2 finishes the same work in half the time).
     pub weight: f64,
 }
@@ -47,7 +47,7 @@ impl From<&crate::config::Host> for Capacity {
         Self {
             host: h.name.clone(),
             slots: h.slots,
-            jobs: h.jobs,
+            test_threads: h.test_threads,
             weight: h.weight,
         }
     }

@@ -19,7 +19,7 @@ fn cap(host: &str, slots: usize, jobs: usize, weight: f64) -> Capacity {
     Capacity {
         host: host.into(),
         slots,
-        jobs,
+        test_threads: jobs,
         weight,
     }
 }

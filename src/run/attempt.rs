@@ -10,11 +10,11 @@ use tokio_util::sync::CancellationToken;
 use super::{LiveHost, RunOptions, shard_env};
 use crate::config::{RUN_LABEL, SHARD_LABEL};
 use crate::discover::{LiveEvent, ShardCtx, Suite, TestId, TestResult, TestStatus};
-use crate::engine::{EngineError, Phases, ShardJob};
+use crate::engine::{ContainerSpec, EngineError, Phases};
 
 /// A unit of work in the queue.
 #[derive(Debug, Clone)]
-pub(crate) struct Job {
+pub(crate) struct QueuedShard {
     pub shard: usize,
     pub tests: Vec<TestId>,
     pub predicted: Duration,
@@ -73,7 +73,7 @@ const TIMEOUT_GRACE: Duration = Duration::from_secs(30);
 pub(crate) async fn run(
     shared: &Shared<'_>,
     host: &LiveHost,
-    job: &Job,
+    job: &QueuedShard,
     host_gone: &CancellationToken,
 ) -> AttemptRun {
     let started = Instant::now();
@@ -98,7 +98,7 @@ pub(crate) async fn run(
         run_id: shared.opts.run_id.clone(),
         host: host.host.name.clone(),
         attempt: job.attempt,
-        jobs: host.host.jobs,
+        test_threads: host.host.test_threads,
         test_timeout: shared.opts.test_timeout,
         tools: shared.payloads.tools(&host.host.name, &root),
         places: shared.payloads.places(&host.host.name, &root),
@@ -121,7 +121,7 @@ pub(crate) async fn run(
     let mut labels = host.host.labels.clone();
     labels.insert(RUN_LABEL.to_string(), shared.opts.run_id.clone());
     labels.insert(SHARD_LABEL.to_string(), job.shard.to_string());
-    let shard_job = ShardJob {
+    let container_spec = ContainerSpec {
         name: name.clone(),
         image: host.host.image.clone(),
         network: host.host.network.clone(),
@@ -134,7 +134,7 @@ pub(crate) async fn run(
         extras,
     };
     let token = host_gone.child_token();
-    let fut = host.engine.run_shard(shard_job, token.clone());
+    let fut = host.engine.run_shard(container_spec, token.clone());
     tokio::pin!(fut);
     // `None` waits forever: a pending sleep stands in for "no --shard-timeout".
     let limit = shared.opts.shard_timeout;
@@ -241,7 +241,7 @@ fn take(announced: &Announced) -> BTreeMap<TestId, TestResult> {
 /// the runner's trusted channel in `announced`, where it may stand in for the report.
 fn live_tap(
     shared: &Shared<'_>,
-    job: &Job,
+    job: &QueuedShard,
     host: &str,
     announced: Announced,
 ) -> crate::engine::lines::LineSink {
@@ -330,7 +330,7 @@ fn live_names(tests: &[TestId]) -> HashMap<String, TestId> {
 }
 
 /// `<out>/logs/<shard>.log`, or `<shard>.attempt<N>.log` for later attempts.
-pub(crate) fn log_path(opts: &RunOptions, job: &Job) -> std::path::PathBuf {
+pub(crate) fn log_path(opts: &RunOptions, job: &QueuedShard) -> std::path::PathBuf {
     let name = if job.attempt == 1 {
         format!("{}.log", job.shard)
     } else {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::attempt::{self, AttemptRun, Ended, Job, Shared};
+use super::attempt::{self, AttemptRun, Ended, QueuedShard, Shared};
 use super::outcome::{AttemptEnd, Event, Kept, Outcome, RunReport, ShardAttempt};
 use super::{LiveHost, Observer, RunOptions};
 use crate::discover::{Suite, TestId, TestResult, TestStatus};
@@ -17,8 +17,8 @@ use crate::plan::Plan;
 
 #[derive(Default)]
 struct Queue {
-    planned: BTreeMap<String, VecDeque<Job>>,
-    orphans: VecDeque<Job>,
+    planned: BTreeMap<String, VecDeque<QueuedShard>>,
+    orphans: VecDeque<QueuedShard>,
     dead: BTreeSet<String>,
     running: usize,
     /// Results of this phase, by test.
@@ -26,7 +26,7 @@ struct Queue {
     attempts: Vec<ShardAttempt>,
     lost: Vec<(String, String)>,
     /// Jobs that can no longer run (no host left, out of retries): tests become errors.
-    abandoned: Vec<(Job, String)>,
+    abandoned: Vec<(QueuedShard, String)>,
     /// The first refusal of a container's configuration: nothing more is started.
     rejected: Option<String>,
     /// Shards running per host.
@@ -44,7 +44,7 @@ impl Queue {
     /// The next job for a free slot of `host` (`slots`: every host's slot count). A retry
     /// prefers a host other than the one that failed it, but only one idle now: it never waits
     /// for another host while this one has a free slot.
-    fn pick(&mut self, host: &str, slots: &BTreeMap<String, usize>) -> Option<Job> {
+    fn pick(&mut self, host: &str, slots: &BTreeMap<String, usize>) -> Option<QueuedShard> {
         if let Some(job) = self.planned.get_mut(host).and_then(|q| q.pop_front()) {
             return Some(job);
         }
@@ -160,11 +160,11 @@ async fn execute_inner(
         shard_count: plan.shards.len(),
         cancel: stop.clone(),
     };
-    let jobs: Vec<Job> = plan
+    let jobs: Vec<QueuedShard> = plan
         .shards
         .iter()
         .filter(|s| !s.tests.is_empty())
-        .map(|s| Job {
+        .map(|s| QueuedShard {
             shard: s.index,
             tests: s.tests.clone(),
             predicted: s.predicted,
@@ -217,8 +217,8 @@ async fn execute_inner(
         }
         let slots: usize = live.iter().map(|h| h.host.slots).sum();
         let bins = failed.len().min(slots).max(1);
-        let mut rerun_jobs: Vec<Job> = (0..bins)
-            .map(|i| Job {
+        let mut rerun_jobs: Vec<QueuedShard> = (0..bins)
+            .map(|i| QueuedShard {
                 shard: next_index + i,
                 tests: Vec::new(),
                 predicted: Duration::ZERO,
@@ -373,7 +373,7 @@ struct PhaseResult {
     results: BTreeMap<TestId, (TestResult, usize, String, String)>,
     attempts: Vec<ShardAttempt>,
     lost: Vec<(String, String)>,
-    abandoned: Vec<(Job, String)>,
+    abandoned: Vec<(QueuedShard, String)>,
     rejected: Option<String>,
 }
 
@@ -399,7 +399,7 @@ fn merge_phase(
 async fn run_phase(
     shared: &Shared<'_>,
     hosts: &[LiveHost],
-    jobs: Vec<Job>,
+    jobs: Vec<QueuedShard>,
     dead: &mut BTreeSet<String>,
     observer: &Observer,
     t0: Instant,
@@ -455,7 +455,7 @@ async fn run_phase(
         let lost: Vec<String> = q.lost.iter().map(|(h, r)| format!("{h}: {r}")).collect();
         Some(format!("no host left to run this shard ({})", lost.join("; ")))
     };
-    let leftovers: Vec<Job> = q
+    let leftovers: Vec<QueuedShard> = q
         .orphans
         .drain(..)
         .chain(q.planned.values_mut().flat_map(|v| v.drain(..)))
@@ -693,7 +693,7 @@ fn settle(
     hosts: &[LiveHost],
     host: &str,
     slot: usize,
-    job: Job,
+    job: QueuedShard,
     run: AttemptRun,
     queue: &Mutex<Queue>,
     observer: &Observer,
@@ -723,7 +723,7 @@ fn settle(
         );
     };
     // Ended without a report: what the runner announced stands; only the rest goes on.
-    let mut keep_announced = |q: &mut Queue, why: &str| -> Job {
+    let mut keep_announced = |q: &mut Queue, why: &str| -> QueuedShard {
         for (_, mut r) in std::mem::take(&mut announced) {
             if r.status == TestStatus::Failed {
                 r.message = Some(format!(
@@ -740,7 +740,7 @@ fn settle(
             .cloned()
             .collect();
         let share = rest.len() as u32;
-        Job {
+        QueuedShard {
             predicted: job.predicted * share / (job.tests.len().max(1) as u32),
             tests: rest,
             ..job.clone()
@@ -791,7 +791,7 @@ fn settle(
             if rest.tests.is_empty() {
                 // Every test was announced before the shard broke: nothing to run again.
             } else if job.attempt < max_attempts {
-                q.orphans.push_back(Job {
+                q.orphans.push_back(QueuedShard {
                     attempt: job.attempt + 1,
                     avoid: Some(host.to_string()),
                     ..rest
@@ -815,7 +815,7 @@ fn settle(
             if rest.tests.is_empty() {
                 // Every test was announced before the host went: nothing to run again.
             } else if (job.attempt as usize) < max_attempts as usize + hosts.len() {
-                q.orphans.push_back(Job {
+                q.orphans.push_back(QueuedShard {
                     attempt: job.attempt + 1,
                     avoid: Some(host.to_string()),
                     ..rest
@@ -846,7 +846,7 @@ fn settle(
             // The same configuration goes to every shard: start nothing more.
             let not_run = format!("not run: {reason}");
             let queue: &mut Queue = &mut q;
-            let leftovers: Vec<Job> = queue
+            let leftovers: Vec<QueuedShard> = queue
                 .orphans
                 .drain(..)
                 .chain(queue.planned.values_mut().flat_map(|v| v.drain(..)))
@@ -932,8 +932,8 @@ fn error_outcome(id: TestId, reason: &str, shard: Option<usize>) -> Outcome {
 mod tests {
     use super::*;
 
-    fn job(shard: usize, avoid: &str) -> Job {
-        Job {
+    fn job(shard: usize, avoid: &str) -> QueuedShard {
+        QueuedShard {
             shard,
             tests: Vec::new(),
             predicted: Duration::ZERO,

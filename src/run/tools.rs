@@ -12,7 +12,7 @@ use super::{LiveHost, RunOptions};
 use crate::config::RUN_LABEL;
 use crate::discover::{ShardSpec, Suite, Tool, Upload};
 use crate::engine::docker::CachePart;
-use crate::engine::{EngineError, ShardJob};
+use crate::engine::{ContainerSpec, EngineError};
 
 /// Where shipped tools land, relative to the shard root.
 pub const TOOLS_DIR: &str = "tools";
@@ -338,7 +338,7 @@ fn copied(
 /// the engine failed otherwise (left for the run's own fault handling).
 async fn image_has(host: &LiveHost, tool: &str, opts: &RunOptions) -> Option<bool> {
     let root = host.engine.make_root().ok()?;
-    let job = ShardJob {
+    let job = ContainerSpec {
         name: format!("cargo-shard-{}-probe-{}-{tool}", opts.run_id, host.host.name),
         image: host.host.image.clone(),
         network: "none".into(),

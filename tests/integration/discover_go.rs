@@ -115,7 +115,7 @@ fn run_shard(suite: &Suite, tests: &[TestId], jobs: usize, extra_env: &[(&str, &
         run_id: "test".into(),
         host: "local".into(),
         attempt: 1,
-        jobs,
+        test_threads: jobs,
         test_timeout: None,
         tools: Default::default(),
         places: Default::default(),

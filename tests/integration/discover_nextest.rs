@@ -47,7 +47,7 @@ fn ctx(root: &Path, attempt: u32, jobs: usize) -> ShardCtx {
         run_id: "test-run".into(),
         host: "local".into(),
         attempt,
-        jobs,
+        test_threads: jobs,
         test_timeout: Some(Duration::from_secs(60)),
         tools: Default::default(),
         places: Default::default(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bollard::errors::Error as BollardError;
 use cargo_shard::config::{HostsConfig, RUN_LABEL};
 use cargo_shard::discover::ShardSpec;
-use cargo_shard::engine::{CONTAINER_ROOT, Engine, EngineError, ShardJob};
+use cargo_shard::engine::{CONTAINER_ROOT, ContainerSpec, Engine, EngineError};
 use common::{host, unique};
 use tokio_util::sync::CancellationToken;
 
@@ -29,10 +29,10 @@ fn payload() -> Arc<Vec<u8>> {
 
 /// A shard that reads the payload and a generated file, writes to both streams, leaves a
 /// result file and exits 3. (`sh -c` only here, to make output; cargo-shard never uses a shell.)
-fn job(root: &str, image: &str, run: &str, log_dir: &std::path::Path) -> ShardJob {
+fn job(root: &str, image: &str, run: &str, log_dir: &std::path::Path) -> ContainerSpec {
     let script = "cat data/in.txt; cat gen/args.txt; echo to-stderr >&2; mkdir -p out/sub; \
         echo '<ok/>' > out/result.xml; echo deep > out/sub/x; exit 3";
-    ShardJob {
+    ContainerSpec {
         name: unique("engine-run"),
         image: image.to_string(),
         network: "none".to_string(),

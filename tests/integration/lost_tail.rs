@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use cargo_shard::config::{HostsConfig, RUN_LABEL};
 use cargo_shard::discover::{ShardSpec, Stream};
 use cargo_shard::engine::lines::LineSink;
-use cargo_shard::engine::{CONTAINER_ROOT, Engine, ShardJob};
+use cargo_shard::engine::{CONTAINER_ROOT, ContainerSpec, Engine};
 use tokio_util::sync::CancellationToken;
 
 /// Shards per engine in the exec part: 4 × 52 = 208.
@@ -52,13 +52,13 @@ fn script(i: usize) -> (String, Vec<String>, Vec<String>) {
 
 type Seen = Arc<Mutex<Vec<(Stream, String)>>>;
 
-fn job(image: &str, run: &str, i: usize, log: std::path::PathBuf, seen: Seen) -> ShardJob {
+fn job(image: &str, run: &str, i: usize, log: std::path::PathBuf, seen: Seen) -> ContainerSpec {
     let (script, _, _) = script(i);
     let extras = cargo_shard::engine::environment::ShardExtras {
         on_line: LineSink::new(move |stream, line| seen.lock().unwrap().push((stream, line.to_string()))),
         ..Default::default()
     };
-    ShardJob {
+    ContainerSpec {
         name: common::unique("tail"),
         image: image.to_string(),
         network: "none".to_string(),

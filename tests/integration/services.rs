@@ -15,7 +15,7 @@ use cargo_shard::config::RUN_LABEL;
 use cargo_shard::config::job::ReadyCheck;
 use cargo_shard::discover::ShardSpec;
 use cargo_shard::engine::environment::{Secrets, ServiceSpec, ShardExtras};
-use cargo_shard::engine::{CONTAINER_ROOT, Engine, EngineError, ShardJob};
+use cargo_shard::engine::{CONTAINER_ROOT, ContainerSpec, Engine, EngineError};
 use common::{cargo_shard, host, hosts_file, unique};
 use tokio_util::sync::CancellationToken;
 
@@ -230,9 +230,9 @@ fn a_bad_job_file_names_file_line_and_column() {
 }
 
 /// A shard job with one kv service, straight on the engine (no runner, so no safety-net gc).
-fn engine_job(run: &str, argv: &[&str], ready: ReadyCheck, log_dir: &Path) -> ShardJob {
+fn engine_job(run: &str, argv: &[&str], ready: ReadyCheck, log_dir: &Path) -> ContainerSpec {
     let image = host("e1").image;
-    ShardJob {
+    ContainerSpec {
         name: unique("svc-engine"),
         image: image.clone(),
         network: "none".to_string(),

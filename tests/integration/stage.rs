@@ -13,7 +13,7 @@ use bollard::query_parameters::{CreateContainerOptions, UploadToContainerOptions
 use cargo_shard::config::RUN_LABEL;
 use cargo_shard::discover::ShardSpec;
 use cargo_shard::engine::docker::{CachePart, MARKER, volume_name};
-use cargo_shard::engine::{CONTAINER_ROOT, Engine, ShardJob};
+use cargo_shard::engine::{CONTAINER_ROOT, ContainerSpec, Engine};
 use common::{host, leftovers_on, unique};
 use tokio_util::sync::CancellationToken;
 
@@ -159,7 +159,7 @@ async fn uploaded_once_then_cached_and_refilled_when_spoiled(engine: &Engine) {
         mounts: vec![(volume.clone(), "/staged".into())],
         ..Default::default()
     };
-    let job = ShardJob {
+    let job = ContainerSpec {
         name: unique("stage-shard"),
         image: host("e1").image,
         network: "none".into(),

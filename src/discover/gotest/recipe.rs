@@ -129,7 +129,7 @@ impl ShardRecipe for GoRecipe {
             })
             .collect();
         ShardSpec {
-            argv: driver_argv(&format!("{root}/out"), ctx.jobs, &jobs),
+            argv: driver_argv(&format!("{root}/out"), ctx.test_threads, &jobs),
             env: vec![("TMPDIR".into(), format!("{root}/tmp"))],
             workdir: root.to_string(),
             files: Vec::new(),
@@ -320,7 +320,7 @@ mod tests {
             run_id: "r".into(),
             host: "h".into(),
             attempt: 1,
-            jobs: 2,
+            test_threads: 2,
             test_timeout: Some(Duration::from_secs(2)),
             tools: Default::default(),
             places: Default::default(),

@@ -89,7 +89,7 @@ impl ShardRecipe for NextestRecipe {
             "--profile",
             self.profile_name(),
             "--test-threads",
-            &ctx.jobs.max(1).to_string(),
+            &ctx.test_threads.max(1).to_string(),
             // The exact filter decides; ignored tests in it were selected on purpose.
             "--run-ignored",
             "all",
@@ -243,7 +243,7 @@ mod tests {
             run_id: "run-1".into(),
             host: "e1".into(),
             attempt: 3,
-            jobs: 4,
+            test_threads: 4,
             test_timeout: Some(Duration::from_secs(9)),
             tools: Default::default(),
             places: Default::default(),

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CLEANUP, DockerEngine};
 use crate::engine::environment::{ReadyCheck, ServiceSpec};
-use crate::engine::{EngineError, ShardJob, ShardRun, tarball};
+use crate::engine::{ContainerSpec, EngineError, ShardRun, tarball};
 
 /// The label naming a service container's service.
 pub const SERVICE_LABEL: &str = "dev.cargo-shard.service";
@@ -48,7 +48,7 @@ struct Created {
 impl DockerEngine {
     pub(super) async fn run_with_services(
         &self,
-        job: ShardJob,
+        job: ContainerSpec,
         cancel: CancellationToken,
     ) -> Result<ShardRun, EngineError> {
         let t = Instant::now();
@@ -84,7 +84,7 @@ impl DockerEngine {
 
     async fn start_services(
         &self,
-        job: &ShardJob,
+        job: &ContainerSpec,
         network: &str,
         created: &mut Created,
     ) -> Result<(), EngineError> {
@@ -120,7 +120,7 @@ impl DockerEngine {
 
     async fn start_service(
         &self,
-        job: &ShardJob,
+        job: &ContainerSpec,
         svc: &ServiceSpec,
         network: &str,
         labels: &HashMap<String, String>,
@@ -186,7 +186,7 @@ impl DockerEngine {
 
     /// Polls the service's readiness check until it passes, the service exits, or its
     /// timeout passes.
-    async fn wait_ready(&self, svc: &ServiceSpec, id: &str, job: &ShardJob) -> Result<(), EngineError> {
+    async fn wait_ready(&self, svc: &ServiceSpec, id: &str, job: &ContainerSpec) -> Result<(), EngineError> {
         let argv: Vec<String> = match &svc.ready {
             ReadyCheck::None => return Ok(()),
             ReadyCheck::Command(argv) => argv.clone(),
