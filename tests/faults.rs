@@ -812,6 +812,7 @@ fn panic_in_our_code_still_removes_every_container() {
         host: Some("e1".into()),
         tests: vec![id.clone()],
         predicted: Duration::from_secs(1),
+        expected: Vec::new(),
     };
     let plan = Plan {
         shards: vec![shard(0, &ids[0]), shard(1, &ids[1])],
@@ -830,6 +831,7 @@ fn panic_in_our_code_still_removes_every_container() {
         keep_containers: false,
         job: Default::default(),
         max_fail: None,
+        steal: true,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
