@@ -1006,6 +1006,37 @@ mod tests {
         assert_eq!(q.pick("e2", &slots).map(|j| j.shard), Some(9));
     }
 
+    #[test]
+    fn an_idle_slot_takes_the_smallest_batch_of_the_host_with_the_most_work_left() {
+        let slots = BTreeMap::from([
+            ("e1".to_string(), 1),
+            ("e2".to_string(), 1),
+            ("e3".to_string(), 1),
+        ]);
+        let batch = |shard: usize, ms: u64| QueuedShard {
+            predicted: Duration::from_millis(ms),
+            avoid: None,
+            attempt: 1,
+            ..job(shard, "")
+        };
+        let mut q = Queue::default();
+        q.planned.insert(
+            "e1".into(),
+            VecDeque::from([batch(0, 4000), batch(3, 2000), batch(4, 1000)]),
+        );
+        q.planned.insert("e2".into(), VecDeque::from([batch(1, 3000)]));
+        // e3 has nothing of its own: e1 has the most left (7 s), its smallest batch goes.
+        assert_eq!(q.pick("e3", &slots).map(|j| j.shard), Some(4));
+        // e1 6 s, e2 3 s: e1's tail again.
+        assert_eq!(q.pick("e3", &slots).map(|j| j.shard), Some(3));
+        // A host's own slot takes from the front: its largest.
+        assert_eq!(q.pick("e1", &slots).map(|j| j.shard), Some(0));
+        // e1 has nothing queued now: e2's only batch is next for anyone idle.
+        assert_eq!(q.pick("e1", &slots).map(|j| j.shard), Some(1));
+        assert!(q.pick("e3", &slots).is_none());
+        assert!(q.planned.values().all(|b| b.is_empty()));
+    }
+
     fn events() -> (Observer, std::sync::Arc<Mutex<Vec<String>>>) {
         let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
