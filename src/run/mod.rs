@@ -13,7 +13,10 @@ mod attempt;
 mod batch;
 pub mod outcome;
 pub mod payload;
+mod phase;
+mod queue;
 mod schedule;
+mod settle;
 pub mod stage;
 pub mod tools;
 
