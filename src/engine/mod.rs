@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Endpoint, Host};
-use crate::discover::{Collected, ShardSpec};
+use crate::shard::{Collected, ShardSpec};
 
 pub mod docker;
 pub mod environment;

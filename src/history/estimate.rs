@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{History, median};
-use crate::discover::TestId;
 use crate::plan::Weighted;
+use crate::test_result::TestId;
 
 /// Weighs `tests` by history. A test never seen is assumed to take the median of the
 /// known tests of its group (tests of one binary or package tend to be alike), else the

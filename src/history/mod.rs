@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::discover::TestId;
 use crate::junit;
+use crate::test_result::TestId;
 
 mod estimate;
 pub use estimate::estimate;

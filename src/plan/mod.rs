@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::discover::TestId;
+use crate::test_result::TestId;
 
 pub mod baseline;
 mod filters;

@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 use super::attempt::{self, AttemptRun, Ended, QueuedShard, Shared};
 use super::outcome::{AttemptEnd, Event, Kept, Outcome, RunReport, ShardAttempt};
 use super::{LiveHost, Observer, RunOptions};
-use crate::discover::{Suite, TestId, TestResult, TestStatus};
+use crate::discover::Suite;
 use crate::engine::docker::{service_container, service_network};
 use crate::plan::Plan;
+use crate::test_result::{TestId, TestResult, TestStatus};
 
 #[derive(Default)]
 struct Queue {

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use cargo_shard::config::RUN_LABEL;
 use cargo_shard::config::job::ReadyCheck;
-use cargo_shard::discover::ShardSpec;
 use cargo_shard::engine::environment::{Secrets, ServiceSpec, ShardExtras};
 use cargo_shard::engine::{CONTAINER_ROOT, ContainerSpec, Engine, EngineError};
+use cargo_shard::shard::ShardSpec;
 use common::{cargo_shard, host, hosts_file, unique};
 use tokio_util::sync::CancellationToken;
 
