@@ -29,7 +29,7 @@ mod cache;
 mod pull;
 mod services;
 pub use cache::{CachePart, INDEX_VOLUME, MARKER, StageStats, volume_name};
-pub use services::{service_container, service_network};
+pub(super) use services::shard_objects;
 mod tls;
 
 /// Bollard's per-request limit (until response headers). Generous: it also bounds uploads of
