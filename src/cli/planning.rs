@@ -66,7 +66,10 @@ pub fn plan(
         .filter(|t| !t.ignored)
         .map(|t| t.id.clone())
         .collect();
-    let weighted = history::estimate(&runnable, &history, p.default_duration);
+    let weighted: Vec<plan::Weighted> = history::estimate(&runnable, &history, p.default_duration)
+        .into_iter()
+        .map(plan::Weighted::from)
+        .collect();
     let mut opts = PlanOptions {
         shards: p.shards,
         shuffle: p.shuffle,

@@ -17,7 +17,7 @@ use crate::junit;
 use crate::test_result::TestId;
 
 mod estimate;
-pub use estimate::estimate;
+pub use estimate::{Estimate, estimate};
 
 /// Durations kept per test.
 pub const SAMPLES: usize = 5;

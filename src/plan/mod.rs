@@ -29,6 +29,17 @@ pub struct Weighted {
     pub estimated: bool,
 }
 
+/// History's estimate, as the planner weighs it.
+impl From<crate::history::Estimate> for Weighted {
+    fn from(e: crate::history::Estimate) -> Self {
+        Weighted {
+            id: e.id,
+            expected: e.expected,
+            estimated: !e.known,
+        }
+    }
+}
+
 /// Where shards can run: one entry per host.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Capacity {
