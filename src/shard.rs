@@ -2,6 +2,8 @@
 //! before it starts, how it runs, and what came back. `discover` produces these and `engine`
 //! consumes them; neither imports the other.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -9,11 +11,21 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub enum Upload {
     /// A local file, copied to `dest` (a path relative to the shard root).
-    File { src: PathBuf, dest: String, mode: u32 },
+    File {
+        /// The file on this machine.
+        src: PathBuf,
+        /// Where it goes, relative to the shard root.
+        dest: String,
+        /// Its Unix permission bits in the shard.
+        mode: u32,
+    },
     /// A local directory tree limited to `files` (paths relative to `src`), placed under `dest`.
     Tree {
+        /// The directory on this machine.
         src: PathBuf,
+        /// The files of it that ship, relative to `src`.
         files: Vec<PathBuf>,
+        /// Where the tree goes, relative to the shard root.
         dest: String,
     },
 }
@@ -22,7 +34,9 @@ pub enum Upload {
 /// generated for this shard only, and the paths to download once it exits.
 #[derive(Debug, Clone, Default)]
 pub struct ShardSpec {
+    /// The program and its arguments, passed as they are.
     pub argv: Vec<String>,
+    /// Environment variables set for the program.
     pub env: Vec<(String, String)>,
     /// Working directory, absolute (under the shard root).
     pub workdir: String,
@@ -39,8 +53,11 @@ pub struct ShardSpec {
 /// they are saved.
 #[derive(Debug, Clone, Default)]
 pub struct Collected {
+    /// The program's exit code, when there is one (a signal counts as 128 + its number).
     pub exit_code: Option<i64>,
+    /// Its stdout and stderr interleaved, secrets masked.
     pub output: Vec<u8>,
+    /// The collected files, by absolute path in the shard.
     pub files: BTreeMap<String, Vec<u8>>,
     /// The kernel killed a process of the shard for memory: maybe a test binary (its
     /// runner reports it as a crash), maybe the runner itself (then no report is left).
@@ -51,6 +68,8 @@ pub struct Collected {
 /// kept apart; the log file interleaves them for humans).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
+    /// Standard output.
     Out,
+    /// Standard error.
     Err,
 }
