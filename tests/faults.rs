@@ -813,6 +813,7 @@ fn panic_in_our_code_still_removes_every_container() {
         host: Some("e1".into()),
         tests: vec![id.clone()],
         predicted: Duration::from_secs(1),
+        expected: Vec::new(),
     };
     let plan = Plan {
         shards: vec![shard(0, &ids[0]), shard(1, &ids[1])],
@@ -831,6 +832,7 @@ fn panic_in_our_code_still_removes_every_container() {
         keep_containers: false,
         job: Default::default(),
         max_fail: None,
+        steal: true,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -1118,5 +1120,67 @@ fn engine_hanging_mid_run_is_given_up_and_its_shards_finish_elsewhere() {
     common::assert_nothing_left_except(&run_id, &["e2"]);
     // e2 answers again: what it still holds of the run goes with gc (again, for what it
     // carries out of the requests buffered while it was frozen).
+    common::gc_until_clean(&run_id);
+}
+
+/// Test-level stealing under a lost host: a first run (no history) cuts its shards into
+/// batches that run in one long-lived container per slot; e2 dies after one of its batches
+/// ended there. Its running and queued batches finish elsewhere, each test reported once.
+#[test]
+fn engine_killed_while_batches_run_its_batches_finish_elsewhere() {
+    let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let _restart = Restart("e2");
+    let mut run = Running::start(&out_dir, &["--doctests", "skip"]);
+    let started = run.wait_for("run-started", |v| v["type"] == "run-started");
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    let planned_on_e2: Vec<String> = started["plan"]["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["host"] == "e2")
+        .flat_map(|s| s["tests"].as_array().unwrap().clone())
+        .map(|t| format!("{} {}", t["group"].as_str().unwrap(), t["name"].as_str().unwrap()))
+        .collect();
+    assert!(!planned_on_e2.is_empty());
+    run.wait_for("a batch finished in a slot container on e2", |v| {
+        v["type"] == "shard-finished"
+            && v["host"] == "e2"
+            && v["end"]["kind"] == "exited"
+            && v["container"].as_str().unwrap().contains("-slot-e2-")
+    });
+    kill_e2();
+    let done = run.finish();
+    assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
+
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    assert_every_test_once(&cases, &expected);
+    let errors: Vec<_> = cases.iter().filter(|(_, c)| status(c) == "error").collect();
+    assert!(errors.is_empty(), "e2's batches were re-run: {errors:#?}");
+    let finished = done.of_type("test-finished");
+    let moved = finished
+        .iter()
+        .filter(|v| v["host"] != "e2")
+        .filter(|v| {
+            planned_on_e2.contains(&format!(
+                "{} {}",
+                v["group"].as_str().unwrap(),
+                v["name"].as_str().unwrap()
+            ))
+        })
+        .count();
+    assert!(moved > 0, "tests planned for e2 ran elsewhere: {finished:#?}");
+    let twice: BTreeMap<String, usize> = finished.iter().fold(BTreeMap::new(), |mut m, v| {
+        *m.entry(format!("{} {}", v["group"], v["name"])).or_default() += 1;
+        m
+    });
+    assert!(
+        twice.values().all(|&n| n == 1),
+        "each test finished once in the events: {twice:?}"
+    );
+
+    common::assert_nothing_left_except(&run_id, &["e2"]);
+    drop(_restart);
     common::gc_until_clean(&run_id);
 }

@@ -215,6 +215,11 @@ pub struct RunOpts {
     /// Keep containers afterwards for debugging, and print how to reach them.
     #[arg(help_heading = heading::RUNNING, long = "keep-containers")]
     pub keep_containers: bool,
+    /// Run every planned shard whole, in a container of its own: no batches, so no slot takes
+    /// tests from another (by default a shard whose time is mostly estimated is cut into
+    /// batches that idle slots take over).
+    #[arg(help_heading = heading::RUNNING, long = "no-steal")]
+    pub no_steal: bool,
     /// Where to write the merged JUnit report.
     #[arg(help_heading = heading::REPORTING, long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
@@ -287,6 +292,7 @@ impl RunOpts {
             shard_timeout: None,
             test_timeout: None,
             keep_containers: false,
+            no_steal: false,
             message_format: MessageFormat::Human,
             no_progress: true,
             quiet: true,

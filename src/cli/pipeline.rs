@@ -361,6 +361,7 @@ async fn run_planned(
         keep_containers: o.keep_containers,
         job: job.clone(),
         max_fail: o.max_fail,
+        steal: !o.no_steal,
     };
     let host_slots: Vec<(String, usize)> = live.iter().map(|h| (h.host.name.clone(), h.host.slots)).collect();
     let host_jobs = live

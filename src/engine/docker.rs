@@ -28,8 +28,10 @@ use crate::shard::Collected;
 mod cache;
 mod pull;
 mod services;
+mod slot;
 pub use cache::{CachePart, INDEX_VOLUME, MARKER, StageStats, volume_name};
 pub(super) use services::shard_objects;
+pub use slot::{Slot, SlotSpec, idle_program};
 mod tls;
 
 /// Bollard's per-request limit (until response headers). Generous: it also bounds uploads of

@@ -232,6 +232,37 @@ impl Engine {
         }
     }
 
+    /// Starts a slot container that runs batches one after another (`None`: this engine runs
+    /// every batch in a container of its own — local processes, or an engine that is not
+    /// x86-64). The first failure is the engine's own error.
+    pub async fn open_slot(&self, spec: &docker::SlotSpec) -> Option<Result<docker::Slot, EngineError>> {
+        match self {
+            Engine::Docker(d) if d.slots_supported().await => Some(d.open_slot(spec).await),
+            _ => None,
+        }
+    }
+
+    /// Runs one batch in a slot container from [`Engine::open_slot`]; like
+    /// [`Engine::run_shard`] otherwise.
+    pub async fn run_in_slot(
+        &self,
+        slot: &docker::Slot,
+        job: ContainerSpec,
+        cancel: CancellationToken,
+    ) -> Result<ShardRun, EngineError> {
+        match self {
+            Engine::Docker(d) => d.run_in_slot(slot, job, cancel).await,
+            Engine::Local(l) => l.run_shard(job, cancel).await,
+        }
+    }
+
+    /// Removes a slot container.
+    pub async fn close_slot(&self, slot: docker::Slot) {
+        if let Engine::Docker(d) = self {
+            d.close_slot(slot).await;
+        }
+    }
+
     /// Makes `parts` present and verified in this host's cache (see `docker::cache`); the
     /// local engine runs from this machine's files and stages nothing.
     pub async fn stage(

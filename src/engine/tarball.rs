@@ -44,9 +44,9 @@ pub fn dir_and_files_tar(dir: &str, files: &[(String, Vec<u8>)]) -> std::io::Res
     b.into_inner()
 }
 
-/// Generated files starting with `#!` are meant to be run.
+/// Generated files starting with `#!`, and programs (ELF), are meant to be run.
 fn is_script(data: &[u8]) -> bool {
-    data.starts_with(b"#!")
+    data.starts_with(b"#!") || data.starts_with(b"\x7fELF")
 }
 
 fn append_dir(b: &mut tar::Builder<Vec<u8>>, path: &str) -> std::io::Result<()> {

@@ -245,6 +245,14 @@ pub(crate) fn assemble(
             host: slot.host.clone(),
             tests: b.tests.iter().map(|&t| tests[t].id.clone()).collect(),
             predicted: secs(cost),
+            expected: b
+                .tests
+                .iter()
+                .map(|&t| super::Expected {
+                    time: tests[t].expected,
+                    estimated: tests[t].estimated,
+                })
+                .collect(),
         };
         shards.push((cost, i, shard));
     }

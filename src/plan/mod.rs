@@ -81,6 +81,19 @@ pub struct Shard {
     /// Predicted wall time on its planned host.
     #[serde(with = "secs")]
     pub predicted: Duration,
+    /// What the planner expected of each test, in the order of `tests` (empty when the shard
+    /// was not made by the planner): the runner cuts a shard into batches by it.
+    #[serde(skip)]
+    pub expected: Vec<Expected>,
+}
+
+/// One test's expected duration, as the planner weighed it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Expected {
+    /// How long it is expected to take.
+    pub time: Duration,
+    /// True when `time` is an estimate, not a measured history.
+    pub estimated: bool,
 }
 
 /// The whole plan.

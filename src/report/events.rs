@@ -167,6 +167,7 @@ pub fn to_json(event: &Event) -> Value {
             v
         }
         Event::HostLost { host, reason } => json!({"type": "host-lost", "host": host, "reason": reason}),
+        Event::Warning(message) => json!({"type": "warning", "message": message}),
         Event::Staged { host, stats } => json!({
             "type": "host-staged",
             "host": host,
@@ -301,6 +302,7 @@ mod tests {
                 host: Some("e1".into()),
                 tests: vec![TestId::new("alpha::it", "a")],
                 predicted: ms(1500),
+                expected: Vec::new(),
             }],
             total: ms(1500),
             makespan: ms(1500),

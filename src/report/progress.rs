@@ -430,6 +430,7 @@ fn on_event(s: &mut State, event: &Event) {
             s.line(&text);
         }
         Event::Staged { .. } => {}
+        Event::Warning(text) => s.line(text),
     }
 }
 
@@ -807,6 +808,7 @@ mod tests {
                 host: Some("e1".into()),
                 tests: vec![],
                 predicted: Duration::from_secs(1),
+                expected: Vec::new(),
             }],
             total: Duration::from_secs(1),
             makespan: Duration::from_secs(1),

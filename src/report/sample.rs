@@ -103,6 +103,7 @@ pub fn sample() -> (RunReport, Plan, Written) {
         host: Some(host.into()),
         tests: vec![],
         predicted: Duration::from_millis(ms),
+        expected: Vec::new(),
     };
     let plan = Plan {
         shards: vec![shard(0, "e1", 1800), shard(1, "e2", 1600), shard(2, "e3", 1000)],

@@ -11,6 +11,7 @@ use super::{LiveHost, RunOptions, shard_env};
 use crate::config::{RUN_LABEL, SHARD_LABEL};
 use crate::discover::{LiveEvent, ShardCtx, Suite};
 use crate::engine::{ContainerSpec, EngineError, Phases};
+use crate::shard::Collected;
 use crate::test_result::{TestId, TestResult, TestStatus};
 
 /// A unit of work in the queue.
@@ -25,6 +26,9 @@ pub(crate) struct QueuedShard {
     /// The host that last failed this job: prefer another.
     pub avoid: Option<String>,
     pub rerun: bool,
+    /// Cut from a planned shard (see [`super::batch`]): it may run in its slot's long-lived
+    /// container.
+    pub batched: bool,
 }
 
 /// How an attempt ended.
@@ -62,6 +66,9 @@ pub(crate) struct Shared<'a> {
     pub observer: super::Observer,
     pub shard_count: usize,
     pub cancel: CancellationToken,
+    /// Batches may share their slot's container (no services, artifacts or `--keep-containers`,
+    /// and a runner that leaves its source alone).
+    pub pooling: bool,
 }
 
 /// How long an interrupted shard may take to kill and remove its container.
@@ -69,13 +76,47 @@ const CANCEL_GRACE: Duration = Duration::from_secs(3);
 /// How long a timed-out shard may take to kill and remove its container.
 const TIMEOUT_GRACE: Duration = Duration::from_secs(30);
 
+/// The long-lived container of one runner slot, for batches cut from a shard (see
+/// [`super::batch`]): opened on the first batch, replaced when a batch leaves it broken,
+/// removed when the slot's work is done.
+pub(crate) struct SlotHolder {
+    /// Which of the host's slots holds it, for unique names.
+    index: usize,
+    slot: Option<crate::engine::docker::Slot>,
+    /// Containers opened so far, for unique names.
+    opened: usize,
+    /// The engine cannot hold slot containers: every batch gets its own.
+    unsupported: bool,
+}
+
+impl SlotHolder {
+    /// An empty holder for slot `index` of its host.
+    pub fn new(index: usize) -> Self {
+        Self {
+            index,
+            slot: None,
+            opened: 0,
+            unsupported: false,
+        }
+    }
+
+    /// Removes the slot's container, if one is open.
+    pub async fn close(&mut self, host: &LiveHost) {
+        if let Some(slot) = self.slot.take() {
+            host.engine.close_slot(slot).await;
+        }
+    }
+}
+
 /// Runs `job` on `host`. `host_gone` is cancelled with the run (interrupt) or when the host
-/// stops answering its heartbeat: either way the shard is abandoned there.
+/// stops answering its heartbeat: either way the shard is abandoned there. A batch runs in
+/// `holder`'s slot container when `pooled`; anything else in a container of its own.
 pub(crate) async fn run(
     shared: &Shared<'_>,
     host: &LiveHost,
     job: &QueuedShard,
     host_gone: &CancellationToken,
+    holder: &mut SlotHolder,
 ) -> AttemptRun {
     let started = Instant::now();
     let announced = Announced::default();
@@ -87,10 +128,76 @@ pub(crate) async fn run(
         started,
         finished: Instant::now(),
     };
-    let name = format!("cargo-shard-{}-{}-{}", shared.opts.run_id, job.shard, job.attempt);
+    let name = container_name(shared, job);
+    let pooled = job.batched
+        && shared.pooling
+        && !host.engine.is_local()
+        && shared.payloads.payload(&host.host.name).is_empty();
     let root = match host.engine.make_root() {
+        Ok(r) if pooled && !holder.unsupported => format!("{r}/batch/{}-{}", job.shard, job.attempt),
         Ok(r) => r,
         Err(e) => return done(classify(e), name, Phases::default()),
+    };
+    let (container_spec, artifacts) = container_spec(shared, host, job, root, name.clone(), &announced);
+    if pooled && let Err(e) = open_slot(shared, host, &container_spec, holder).await {
+        return done(classify(e), name, Phases::default());
+    }
+    let token = host_gone.child_token();
+    let fut = async {
+        match &holder.slot {
+            Some(slot) if pooled => host.engine.run_in_slot(slot, container_spec, token.clone()).await,
+            _ => host.engine.run_shard(container_spec, token.clone()).await,
+        }
+    };
+    let outcome = match bounded(shared, fut, &token, host_gone).await {
+        Bounded::Ended(r) => r,
+        Bounded::TimedOut(limit) => return done(Ended::TimedOut(limit), name, Phases::default()),
+        Bounded::HostLost => {
+            return done(
+                Ended::HostLost(super::UNRESPONSIVE.to_string()),
+                name,
+                Phases::default(),
+            );
+        }
+    };
+    if holder.slot.as_ref().is_some_and(|s| s.is_broken()) {
+        holder.close(host).await;
+    }
+    match outcome {
+        Err(e) => done(classify(e), name, Phases::default()),
+        Ok(run) => {
+            save_artifacts(shared, job, &artifacts, &run.collected);
+            AttemptRun {
+                ended: ended(shared, job, &run.collected),
+                announced: take(&announced),
+                container: run.container,
+                phases: run.phases,
+                started,
+                finished: Instant::now(),
+            }
+        }
+    }
+}
+
+/// `cargo-shard-<run>-<shard>-<attempt>`: unique per run, shard and attempt.
+fn container_name(shared: &Shared<'_>, job: &QueuedShard) -> String {
+    format!("cargo-shard-{}-{}-{}", shared.opts.run_id, job.shard, job.attempt)
+}
+
+/// The container for `job` on `host`, its files under `root`, and the artifacts to save.
+fn container_spec(
+    shared: &Shared<'_>,
+    host: &LiveHost,
+    job: &QueuedShard,
+    root: String,
+    name: String,
+    announced: &Announced,
+) -> (ContainerSpec, Vec<String>) {
+    // Staged parts are mounted where the container root says, whatever the batch's root.
+    let staged_root = if host.engine.is_local() {
+        root.clone()
+    } else {
+        crate::engine::CONTAINER_ROOT.to_string()
     };
     let ctx = ShardCtx {
         root: root.clone(),
@@ -101,8 +208,8 @@ pub(crate) async fn run(
         attempt: job.attempt,
         test_threads: host.host.test_threads,
         test_timeout: shared.opts.test_timeout,
-        tools: shared.payloads.tools(&host.host.name, &root),
-        places: shared.payloads.places(&host.host.name, &root),
+        tools: shared.payloads.tools(&host.host.name, &staged_root),
+        places: shared.payloads.places(&host.host.name, &staged_root),
     };
     let mut spec = shared.suite.recipe.prepare(&job.tests, &ctx);
     let mut env: BTreeMap<String, String> = host.host.env.clone();
@@ -122,8 +229,8 @@ pub(crate) async fn run(
     let mut labels = host.host.labels.clone();
     labels.insert(RUN_LABEL.to_string(), shared.opts.run_id.clone());
     labels.insert(SHARD_LABEL.to_string(), job.shard.to_string());
-    let container_spec = ContainerSpec {
-        name: name.clone(),
+    let spec = ContainerSpec {
+        name,
         image: host.host.image.clone(),
         network: host.host.network.clone(),
         labels,
@@ -134,78 +241,133 @@ pub(crate) async fn run(
         root,
         extras,
     };
-    let token = host_gone.child_token();
-    let fut = host.engine.run_shard(container_spec, token.clone());
+    (spec, artifacts)
+}
+
+/// Makes sure `holder` has a slot container for `spec`'s host; an engine that cannot hold
+/// one leaves the holder empty (the batch then gets a container of its own).
+async fn open_slot(
+    shared: &Shared<'_>,
+    host: &LiveHost,
+    spec: &ContainerSpec,
+    holder: &mut SlotHolder,
+) -> Result<(), EngineError> {
+    if holder.slot.is_some() || holder.unsupported {
+        return Ok(());
+    }
+    holder.opened += 1;
+    let mut labels = spec.labels.clone();
+    labels.remove(SHARD_LABEL);
+    let slot = crate::engine::docker::SlotSpec {
+        name: format!(
+            "cargo-shard-{}-slot-{}-{}-{}",
+            shared.opts.run_id,
+            sanitize(&host.host.name),
+            holder.index,
+            holder.opened
+        ),
+        image: spec.image.clone(),
+        network: spec.network.clone(),
+        labels,
+        mounts: spec.extras.mounts.clone(),
+        nano_cpus: spec.extras.nano_cpus,
+        memory: spec.extras.memory,
+    };
+    match host.engine.open_slot(&slot).await {
+        Some(opened) => holder.slot = Some(opened?),
+        None => holder.unsupported = true,
+    }
+    Ok(())
+}
+
+/// A host name as a container name may hold it.
+fn sanitize(host: &str) -> String {
+    host.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// How waiting for an engine's shard ended.
+enum Bounded<T> {
+    Ended(T),
+    TimedOut(Duration),
+    HostLost,
+}
+
+/// Waits for `fut` under the shard timeout, giving it up when the host goes.
+async fn bounded<T>(
+    shared: &Shared<'_>,
+    fut: impl std::future::Future<Output = Result<T, EngineError>>,
+    token: &CancellationToken,
+    host_gone: &CancellationToken,
+) -> Bounded<Result<T, EngineError>> {
     tokio::pin!(fut);
     // `None` waits forever: a pending sleep stands in for "no --shard-timeout".
     let limit = shared.opts.shard_timeout;
     let sleep = tokio::time::sleep(limit.unwrap_or(Duration::from_secs(u32::MAX as u64)));
-    let outcome = tokio::select! {
-        r = &mut fut => Ok(r),
+    tokio::select! {
+        r = &mut fut => Bounded::Ended(r),
         _ = sleep, if limit.is_some() => {
             token.cancel();
             // Let the engine kill and remove the container before going on, within reason:
             // a hung engine's leftovers are for the run's final cleanup.
             let _ = tokio::time::timeout(TIMEOUT_GRACE, &mut fut).await;
-            Err(limit.unwrap_or_default())
+            Bounded::TimedOut(limit.unwrap_or_default())
         }
         _ = host_gone.cancelled() => {
             // Interrupted, or the host stopped answering: the engine sees the same cancellation
             // and kills the container. An engine that does not answer must not hold us up.
             let r = tokio::time::timeout(CANCEL_GRACE, &mut fut).await;
             if !shared.cancel.is_cancelled() {
-                return done(Ended::HostLost(super::UNRESPONSIVE.to_string()), name, Phases::default());
+                return Bounded::HostLost;
             }
             match r {
-                Ok(r) => Ok(r),
-                Err(_) => Ok(Err(EngineError::Cancelled)),
-            }
-        }
-    };
-    match outcome {
-        Err(limit) => done(Ended::TimedOut(limit), name, Phases::default()),
-        Ok(Err(e)) => done(classify(e), name, Phases::default()),
-        Ok(Ok(run)) => {
-            if !artifacts.is_empty() {
-                let dir = crate::job::artifacts::shard_dir(&shared.opts.out_dir, job.shard);
-                let masked = run
-                    .collected
-                    .files
-                    .iter()
-                    .map(|(p, data)| (p.clone(), shared.opts.job.secrets.redact(data)))
-                    .collect();
-                if let Err(e) = crate::job::artifacts::save(&dir, &artifacts, &masked) {
-                    eprintln!(
-                        "warning: shard {}: cannot write artifacts to {}: {e}",
-                        job.shard,
-                        dir.display()
-                    );
-                }
-            }
-            let exit_code = run.collected.exit_code;
-            let results = shared.suite.recipe.results(&job.tests, &run.collected);
-            let ended = if results.is_empty() && !job.tests.is_empty() {
-                let code = exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
-                Ended::NoResults(if run.collected.oom_killed {
-                    format!(
-                        "container ran out of memory (OOM-killed, exit code {code}) before reporting any result"
-                    )
-                } else {
-                    format!("shard exited with code {code} before reporting any result")
-                })
-            } else {
-                Ended::Results { results, exit_code }
-            };
-            AttemptRun {
-                ended,
-                announced: take(&announced),
-                container: run.container,
-                phases: run.phases,
-                started,
-                finished: Instant::now(),
+                Ok(r) => Bounded::Ended(r),
+                Err(_) => Bounded::Ended(Err(EngineError::Cancelled)),
             }
         }
     }
+}
+
+/// Writes the files the job asked to keep, secrets masked; a failure is a warning only.
+fn save_artifacts(shared: &Shared<'_>, job: &QueuedShard, artifacts: &[String], collected: &Collected) {
+    if artifacts.is_empty() {
+        return;
+    }
+    let dir = crate::job::artifacts::shard_dir(&shared.opts.out_dir, job.shard);
+    let masked = collected
+        .files
+        .iter()
+        .map(|(p, data)| (p.clone(), shared.opts.job.secrets.redact(data)))
+        .collect();
+    if let Err(e) = crate::job::artifacts::save(&dir, artifacts, &masked) {
+        (shared.observer)(&super::Event::Warning(format!(
+            "shard {}: cannot write artifacts to {}: {e}",
+            job.shard,
+            dir.display()
+        )));
+    }
+}
+
+/// How a shard that ran to its end ended: its results, or why there are none.
+fn ended(shared: &Shared<'_>, job: &QueuedShard, collected: &Collected) -> Ended {
+    let exit_code = collected.exit_code;
+    let results = shared.suite.recipe.results(&job.tests, collected);
+    if !results.is_empty() || job.tests.is_empty() {
+        return Ended::Results { results, exit_code };
+    }
+    let code = exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
+    Ended::NoResults(if collected.oom_killed {
+        format!("container ran out of memory (OOM-killed, exit code {code}) before reporting any result")
+    } else {
+        format!("shard exited with code {code} before reporting any result")
+    })
 }
 
 /// `run` with every secret masked in its decoded results and reasons: raw masking cannot see

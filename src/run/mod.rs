@@ -10,6 +10,7 @@ use crate::config::Host;
 use crate::engine::Engine;
 
 mod attempt;
+mod batch;
 pub mod outcome;
 pub mod payload;
 mod schedule;
@@ -46,6 +47,9 @@ pub struct RunOptions {
     /// Failing tests after which the whole run stops (`--fail-fast`, `--max-fail`): running
     /// shards are cancelled and what did not run is reported as skipped.
     pub max_fail: Option<usize>,
+    /// Cut shards whose time is mostly estimated into batches that idle slots take over
+    /// (test-level stealing); off with `--no-steal`.
+    pub steal: bool,
 }
 
 /// A host that answered, with its engine.

@@ -156,6 +156,9 @@ pub enum Event {
         host: String,
         reason: String,
     },
+    /// Something the user should know that fails nothing (an artifact not written, a tool
+    /// shipped because an image lacks it): one line, printed even by `-q`.
+    Warning(String),
     /// A host's payload parts are staged: bytes uploaded and served from its cache.
     Staged {
         host: String,

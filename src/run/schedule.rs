@@ -137,7 +137,7 @@ async fn execute_inner(
     };
     // Each payload part staged once per host (tools for hosts whose image lacks them).
     let staged = Instant::now();
-    let payloads = match super::tools::prepare(suite, &hosts, opts).await {
+    let payloads = match super::tools::prepare(suite, &hosts, opts, &observer).await {
         Ok(p) => p,
         Err(e) => {
             let reason = e.to_string();
@@ -153,28 +153,30 @@ async fn execute_inner(
     let mut dead = BTreeSet::new();
     // Cancelled by an interrupt (the caller's token) or when --max-fail is reached (only this).
     let stop = cancel.child_token();
+    // Batches share their slot's container only where nothing else lives in a container's
+    // life: services, artifacts and kept containers belong to one shard each.
+    let job = &opts.job;
+    let pooling = !opts.keep_containers
+        && job.config.service.is_empty()
+        && job.artifacts.is_empty()
+        && !job.has_step_artifacts
+        && !suite.recipe.writes_source();
+    let jobs = super::batch::queue(plan, pooling && opts.steal);
+    let shard_count = jobs
+        .iter()
+        .map(|j| j.shard + 1)
+        .max()
+        .unwrap_or(0)
+        .max(plan.shards.len());
     let shared = Shared {
         suite,
         opts,
         payloads,
         observer: observer.clone(),
-        shard_count: plan.shards.len(),
+        shard_count,
         cancel: stop.clone(),
+        pooling,
     };
-    let jobs: Vec<QueuedShard> = plan
-        .shards
-        .iter()
-        .filter(|s| !s.tests.is_empty())
-        .map(|s| QueuedShard {
-            shard: s.index,
-            tests: s.tests.clone(),
-            predicted: s.predicted,
-            attempt: 1,
-            planned: s.host.clone(),
-            avoid: None,
-            rerun: false,
-        })
-        .collect();
     let mut outcomes: BTreeMap<TestId, Outcome> = BTreeMap::new();
     // Each host's shards start as soon as that host is staged, not when all hosts are.
     let (gates, opened) = gates(&shared, &hosts);
@@ -203,7 +205,7 @@ async fn execute_inner(
     }
 
     // Re-run failed tests; a pass on a later attempt makes the test flaky.
-    let mut next_index = plan.shards.iter().map(|s| s.index + 1).max().unwrap_or(0);
+    let mut next_index = shard_count;
     for round in 1..=opts.retries {
         if stop.is_cancelled() || report.rejected.is_some() {
             break;
@@ -227,6 +229,7 @@ async fn execute_inner(
                 planned: None,
                 avoid: None,
                 rerun: true,
+                batched: false,
             })
             .collect();
         let mut sorted = failed;
@@ -620,6 +623,44 @@ async fn worker(
     observer: &Observer,
     t0: Instant,
 ) {
+    let mut holder = attempt::SlotHolder::new(slot);
+    let slot_ctx = SlotCtx {
+        slot,
+        gone,
+        queue,
+        wake,
+    };
+    work(shared, hosts, host, &slot_ctx, &mut holder, observer, t0).await;
+    // A lost host's engine may not answer: its containers are for the run's final cleanup.
+    if !gone.is_cancelled() {
+        holder.close(host).await;
+    }
+}
+
+/// What one slot's loop shares with the rest of the phase.
+struct SlotCtx<'a> {
+    slot: usize,
+    gone: &'a CancellationToken,
+    queue: &'a Mutex<Queue>,
+    wake: &'a tokio::sync::Notify,
+}
+
+/// Takes work for one slot until the phase has none left for it.
+async fn work(
+    shared: &Shared<'_>,
+    hosts: &[LiveHost],
+    host: &LiveHost,
+    ctx: &SlotCtx<'_>,
+    holder: &mut attempt::SlotHolder,
+    observer: &Observer,
+    t0: Instant,
+) {
+    let SlotCtx {
+        slot,
+        gone,
+        queue,
+        wake,
+    } = *ctx;
     let name = host.host.name.as_str();
     let slots: BTreeMap<String, usize> = hosts
         .iter()
@@ -664,7 +705,7 @@ async fn worker(
             tests: job.tests.len(),
         });
         let run = attempt::scrubbed(
-            attempt::run(shared, host, &job, gone).await,
+            attempt::run(shared, host, &job, gone, holder).await,
             &shared.opts.job.secrets,
         );
         let record = settle(shared, hosts, name, slot, job, run, queue, observer, t0);
@@ -933,6 +974,7 @@ mod tests {
             planned: None,
             avoid: Some(avoid.to_string()),
             rerun: false,
+            batched: false,
         }
     }
 
@@ -954,6 +996,37 @@ mod tests {
         // Any other host takes it whenever it has a slot.
         q.orphans.push_back(job(9, "e1"));
         assert_eq!(q.pick("e2", &slots).map(|j| j.shard), Some(9));
+    }
+
+    #[test]
+    fn an_idle_slot_takes_the_smallest_batch_of_the_host_with_the_most_work_left() {
+        let slots = BTreeMap::from([
+            ("e1".to_string(), 1),
+            ("e2".to_string(), 1),
+            ("e3".to_string(), 1),
+        ]);
+        let batch = |shard: usize, ms: u64| QueuedShard {
+            predicted: Duration::from_millis(ms),
+            avoid: None,
+            attempt: 1,
+            ..job(shard, "")
+        };
+        let mut q = Queue::default();
+        q.planned.insert(
+            "e1".into(),
+            VecDeque::from([batch(0, 4000), batch(3, 2000), batch(4, 1000)]),
+        );
+        q.planned.insert("e2".into(), VecDeque::from([batch(1, 3000)]));
+        // e3 has nothing of its own: e1 has the most left (7 s), its smallest batch goes.
+        assert_eq!(q.pick("e3", &slots).map(|j| j.shard), Some(4));
+        // e1 6 s, e2 3 s: e1's tail again.
+        assert_eq!(q.pick("e3", &slots).map(|j| j.shard), Some(3));
+        // A host's own slot takes from the front: its largest.
+        assert_eq!(q.pick("e1", &slots).map(|j| j.shard), Some(0));
+        // e1 has nothing queued now: e2's only batch is next for anyone idle.
+        assert_eq!(q.pick("e1", &slots).map(|j| j.shard), Some(1));
+        assert!(q.pick("e3", &slots).is_none());
+        assert!(q.planned.values().all(|b| b.is_empty()));
     }
 
     fn events() -> (Observer, std::sync::Arc<Mutex<Vec<String>>>) {

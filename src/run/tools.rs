@@ -96,6 +96,7 @@ async fn missing_tools(
     hosts: &[LiveHost],
     opts: &RunOptions,
     probes: &std::path::Path,
+    observer: &super::Observer,
 ) -> BTreeMap<String, Vec<Tool>> {
     if suite.tools.is_empty() {
         return BTreeMap::new();
@@ -134,10 +135,10 @@ async fn missing_tools(
             continue;
         }
         let names: Vec<&str> = missing.iter().map(|t| t.name.as_str()).collect();
-        eprintln!(
+        observer(&super::Event::Warning(format!(
             "{host}: image has no {}: shipping this machine's copy",
             names.join(", ")
-        );
+        )));
         out.insert(host, missing);
     }
     known.save(probes, learned);
@@ -202,18 +203,19 @@ pub(crate) async fn prepare(
     suite: &Suite,
     hosts: &[LiveHost],
     opts: &RunOptions,
+    observer: &super::Observer,
 ) -> Result<HostPayloads, super::stage::StageError> {
     let scratch = opts.out_dir.join("stage");
     let probes = scratch.join(PROBES);
     if suite.recipe.writes_source() {
-        let missing = missing_tools(suite, hosts, opts, &probes).await;
+        let missing = missing_tools(suite, hosts, opts, &probes, observer).await;
         return copied(suite, hosts, &missing);
     }
     // Only a local host runs the nextest archive's files from this machine's disk.
     let extract = hosts.iter().any(|h| h.engine.is_local());
     let (uploads, dir) = (suite.uploads.clone(), scratch.clone());
     let split = tokio::task::spawn_blocking(move || super::stage::parts_in(&uploads, &dir, extract));
-    let (missing, split) = tokio::join!(missing_tools(suite, hosts, opts, &probes), split);
+    let (missing, split) = tokio::join!(missing_tools(suite, hosts, opts, &probes, observer), split);
     let (mut parts, rest) = split.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     // Job files (no secrets: those travel in each shard's extras) are copied per container.
     let rest = if rest.is_empty() {
@@ -222,7 +224,7 @@ pub(crate) async fn prepare(
         tokio::task::block_in_place(|| super::payload::pack(&rest))?
     };
     for line in super::stage::fall_back_reserved(&mut parts) {
-        eprintln!("{line}");
+        observer(&super::Event::Warning(line));
     }
     let mut stages = BTreeMap::new();
     for h in hosts {

@@ -30,5 +30,6 @@ mod run_go;
 mod run_nextest;
 mod services;
 mod stage;
+mod steal;
 mod tool_shipping;
 mod trust;

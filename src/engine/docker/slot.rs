@@ -1,0 +1,347 @@
+//! Slot containers: one long-lived container per runner slot that runs batches of tests one
+//! after another with `docker exec`. A batch then costs an exec instead of a container's
+//! create and start, which is what makes test-level stealing cheap enough to use.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{CreateContainerOptions, KillContainerOptions};
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use super::{CLEANUP, DockerEngine};
+use crate::engine::{ContainerSpec, EngineError, Phases, ShardRun, tarball};
+use crate::shard::Collected;
+
+/// Where the idle process lives in a slot container: outside the shard root, so no batch's
+/// files can land on it.
+const IDLE_PATH: &str = "/.cargo-shard-idle";
+
+/// How long an exec's exit code may take to show once its output has ended.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// What a slot container is made of: the parts of a [`ContainerSpec`] that do not change from
+/// one batch to the next.
+#[derive(Debug, Clone)]
+pub struct SlotSpec {
+    /// Container name, unique per run, host and slot.
+    pub name: String,
+    /// The host's image.
+    pub image: String,
+    /// The host's network mode.
+    pub network: String,
+    /// Labels, with the run label so `gc` and the run's cleanup find it.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Staged cache volumes and where they are mounted (read-only).
+    pub mounts: Vec<(String, String)>,
+    /// CPU limit of the job, in billionths of a CPU.
+    pub nano_cpus: Option<i64>,
+    /// Memory limit of the job, in bytes.
+    pub memory: Option<i64>,
+}
+
+/// A running slot container. Marked broken when a batch ended in a way that may have left it
+/// unusable (an engine error, a kill, a timeout, the container gone): the runner then replaces
+/// it rather than exec into a container it cannot trust.
+#[derive(Debug)]
+pub struct Slot {
+    id: String,
+    name: String,
+    broken: AtomicBool,
+}
+
+impl Slot {
+    /// The container's name, as reports show it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// True once the container must not run another batch.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
+    }
+
+    fn break_it(&self) {
+        self.broken.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A static x86-64 Linux program that only sleeps: `pause()` in a loop. Images need not have a
+/// shell or `sleep` (the test bed's have neither), so the slot container brings its own idle
+/// process; 129 bytes, assembled here rather than shipped as an opaque blob.
+pub fn idle_program() -> Vec<u8> {
+    const BASE: u64 = 0x40_0000;
+    const HEADERS: u64 = 64 + 56;
+    // mov eax, 34 (pause); syscall; jmp back to the mov.
+    const CODE: [u8; 9] = [0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7];
+    let size = HEADERS + CODE.len() as u64;
+    let mut elf = Vec::with_capacity(size as usize);
+    // ELF header: 64-bit, little-endian, executable, x86-64, one program header.
+    elf.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    elf.extend_from_slice(&2u16.to_le_bytes());
+    elf.extend_from_slice(&0x3eu16.to_le_bytes());
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.extend_from_slice(&(BASE + HEADERS).to_le_bytes());
+    elf.extend_from_slice(&64u64.to_le_bytes());
+    elf.extend_from_slice(&0u64.to_le_bytes());
+    elf.extend_from_slice(&0u32.to_le_bytes());
+    for half in [64u16, 56, 1, 0, 0, 0] {
+        elf.extend_from_slice(&half.to_le_bytes());
+    }
+    // One loadable, readable and executable segment: the whole file.
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.extend_from_slice(&5u32.to_le_bytes());
+    for word in [0, BASE, BASE, size, size, 0x1000] {
+        elf.extend_from_slice(&word.to_le_bytes());
+    }
+    elf.extend_from_slice(&CODE);
+    elf
+}
+
+impl DockerEngine {
+    /// Whether this engine can hold slot containers: the idle program is x86-64 only.
+    pub async fn slots_supported(&self) -> bool {
+        matches!(self.docker.version().await, Ok(v) if v.arch.as_deref() == Some("amd64"))
+    }
+
+    /// Creates and starts a slot container. Nothing is left behind when it fails.
+    pub async fn open_slot(&self, spec: &SlotSpec) -> Result<Slot, EngineError> {
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: Some(vec![IDLE_PATH.to_string()]),
+            cmd: Some(Vec::new()),
+            labels: Some(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            host_config: Some(HostConfig {
+                network_mode: Some(spec.network.clone()),
+                binds: (!spec.mounts.is_empty()).then(|| {
+                    spec.mounts
+                        .iter()
+                        .map(|(volume, target)| format!("{volume}:{target}:ro"))
+                        .collect()
+                }),
+                nano_cpus: spec.nano_cpus,
+                memory: spec.memory,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let id = match self.docker.create_container(Some(opts), body).await {
+            Ok(r) => r.id,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 400,
+                message,
+            }) => {
+                return Err(EngineError::Rejected {
+                    host: self.name.clone(),
+                    reason: message,
+                });
+            }
+            Err(e) => return Err(self.create_failed(e, &spec.image, "create slot container")),
+        };
+        let started = async {
+            let idle = [(IDLE_PATH.to_string(), idle_program())];
+            let tar = tarball::files_tar(&idle).map_err(|e| EngineError::Shard {
+                host: self.name.clone(),
+                reason: format!("pack: {e}"),
+            })?;
+            self.upload(&id, "/", tar.into()).await?;
+            self.docker
+                .start_container(&id, None)
+                .await
+                .map_err(|e| self.failed("start slot container", e))
+        };
+        match started.await {
+            Ok(()) => Ok(Slot {
+                id,
+                name: spec.name.clone(),
+                broken: AtomicBool::new(false),
+            }),
+            Err(e) => {
+                let _ = tokio::time::timeout(CLEANUP, self.remove(&id)).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs one batch in `slot`: places its files under its own root, execs its command,
+    /// streams the output, collects its files. A batch that does not end on its own (an
+    /// error, `cancel`) kills the slot container and marks it broken.
+    pub async fn run_in_slot(
+        &self,
+        slot: &Slot,
+        job: ContainerSpec,
+        cancel: CancellationToken,
+    ) -> Result<ShardRun, EngineError> {
+        let started = Instant::now();
+        let mut phases = Phases::default();
+        let result = if cancel.is_cancelled() {
+            Err(EngineError::Cancelled)
+        } else {
+            tokio::select! {
+                r = self.exec_batch(slot, &job, &mut phases) => r,
+                _ = cancel.cancelled() => Err(EngineError::Cancelled),
+            }
+        };
+        if result.is_err() {
+            slot.break_it();
+            let kill = self.docker.kill_container(&slot.id, None::<KillContainerOptions>);
+            let _ = tokio::time::timeout(CLEANUP, kill).await;
+        }
+        Ok(ShardRun {
+            container: slot.name.clone(),
+            collected: result?,
+            phases,
+            started,
+            finished: Instant::now(),
+        })
+    }
+
+    /// Removes a slot container (bounded: a lost engine's leftovers are for the run's cleanup).
+    pub async fn close_slot(&self, slot: Slot) {
+        let _ = tokio::time::timeout(CLEANUP, self.remove(&slot.id)).await;
+    }
+
+    async fn exec_batch(
+        &self,
+        slot: &Slot,
+        job: &ContainerSpec,
+        phases: &mut Phases,
+    ) -> Result<Collected, EngineError> {
+        let t = Instant::now();
+        let root = job.root.trim_matches('/');
+        let mut files: Vec<(String, Vec<u8>)> = job
+            .spec
+            .files
+            .iter()
+            .map(|(path, data)| (format!("{root}/{}", path.trim_start_matches('/')), data.clone()))
+            .collect();
+        files.extend(job.extras.files.0.iter().cloned());
+        let tar = tarball::dir_and_files_tar(root, &files).map_err(|e| EngineError::Shard {
+            host: self.name.clone(),
+            reason: format!("pack: {e}"),
+        })?;
+        self.upload(&slot.id, "/", tar.into()).await?;
+        phases.upload = t.elapsed();
+
+        let t = Instant::now();
+        let exec = CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            env: Some(job.spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            cmd: Some(job.spec.argv.clone()),
+            working_dir: Some(job.spec.workdir.clone()),
+            ..Default::default()
+        };
+        let exec = self
+            .docker
+            .create_exec(&slot.id, exec)
+            .await
+            .map_err(|e| self.failed("create exec", e))?
+            .id;
+        phases.create = t.elapsed();
+        let t = Instant::now();
+        let start = StartExecOptions {
+            detach: false,
+            tty: false,
+            output_capacity: None,
+        };
+        let output = match self
+            .docker
+            .start_exec(&exec, Some(start))
+            .await
+            .map_err(|e| self.failed("start exec", e))?
+        {
+            StartExecResults::Attached { output, .. } => output,
+            StartExecResults::Detached => {
+                return Err(EngineError::Shard {
+                    host: self.name.clone(),
+                    reason: "start exec: not attached".to_string(),
+                });
+            }
+        };
+        phases.start = t.elapsed();
+
+        let t = Instant::now();
+        if let Some(dir) = job.log_path.parent() {
+            let _ = tokio::fs::create_dir_all(dir).await;
+        }
+        let mut log = tokio::fs::File::create(&job.log_path).await.ok();
+        let output = self
+            .stream_output(output, log.as_mut(), &job.extras.secrets, &job.extras.on_line)
+            .await?;
+        if let Some(log) = log.as_mut() {
+            let _ = log.flush().await;
+        }
+        let exit_code = self.exec_exit(&exec).await?;
+        let state = self
+            .docker
+            .inspect_container(&slot.id, None)
+            .await
+            .map_err(|e| self.failed("inspect container", e))?
+            .state;
+        let oom_killed = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
+        // The batch may still have written its report before its container died; it is read,
+        // but nothing more runs there.
+        if !state.and_then(|s| s.running).unwrap_or(false) || exit_code.is_none() {
+            slot.break_it();
+        }
+        phases.run = t.elapsed();
+
+        let t = Instant::now();
+        let mut files = std::collections::BTreeMap::new();
+        for path in &job.spec.collect {
+            if let Some(tar) = self.download(&slot.id, path).await? {
+                tarball::unpack_collected(&tar, path, &mut files).map_err(|e| EngineError::Shard {
+                    host: self.name.clone(),
+                    reason: format!("unpack {path}: {e}"),
+                })?;
+            }
+        }
+        phases.collect = t.elapsed();
+        Ok(Collected {
+            exit_code,
+            output,
+            files,
+            oom_killed,
+        })
+    }
+
+    /// The exec's exit code once Docker has it; `None` when it never says (the container died
+    /// under it).
+    async fn exec_exit(&self, exec: &str) -> Result<Option<i64>, EngineError> {
+        let deadline = Instant::now() + EXIT_WAIT;
+        loop {
+            let inspect = self
+                .docker
+                .inspect_exec(exec)
+                .await
+                .map_err(|e| self.failed("inspect exec", e))?;
+            if inspect.running != Some(true) || Instant::now() >= deadline {
+                return Ok(inspect.exit_code.filter(|_| inspect.running != Some(true)));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_idle_program_is_one_loadable_segment_whose_entry_is_its_code() {
+        let elf = super::idle_program();
+        assert_eq!(elf.len(), 129);
+        assert_eq!(&elf[..4], b"\x7fELF");
+        let entry = u64::from_le_bytes(elf[24..32].try_into().unwrap());
+        assert_eq!(entry, 0x40_0000 + 120);
+        let filesz = u64::from_le_bytes(elf[96..104].try_into().unwrap());
+        assert_eq!(filesz, elf.len() as u64);
+        assert_eq!(&elf[120..], &[0xb8, 0x22, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7]);
+    }
+}
