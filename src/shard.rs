@@ -14,18 +14,18 @@ pub enum Upload {
     File {
         /// The file on this machine.
         src: PathBuf,
-        /// Where it goes, relative to the shard root.
+        /// Where it lands, relative to the shard root.
         dest: String,
-        /// Its Unix permission bits in the shard.
+        /// Its Unix permission bits (0o755 for a binary).
         mode: u32,
     },
     /// A local directory tree limited to `files` (paths relative to `src`), placed under `dest`.
     Tree {
-        /// The directory on this machine.
+        /// The directory on this machine the paths in `files` are relative to.
         src: PathBuf,
-        /// The files of it that ship, relative to `src`.
+        /// The files to ship: never everything under `src`, only what the suite needs.
         files: Vec<PathBuf>,
-        /// Where the tree goes, relative to the shard root.
+        /// Where the tree lands, relative to the shard root.
         dest: String,
     },
 }
@@ -34,9 +34,9 @@ pub enum Upload {
 /// generated for this shard only, and the paths to download once it exits.
 #[derive(Debug, Clone, Default)]
 pub struct ShardSpec {
-    /// The program and its arguments, passed as they are.
+    /// The command, program first.
     pub argv: Vec<String>,
-    /// Environment variables set for the program.
+    /// The command's environment; the job adds its variables and secrets here.
     pub env: Vec<(String, String)>,
     /// Working directory, absolute (under the shard root).
     pub workdir: String,
@@ -53,11 +53,11 @@ pub struct ShardSpec {
 /// they are saved.
 #[derive(Debug, Clone, Default)]
 pub struct Collected {
-    /// The program's exit code, when there is one (a signal counts as 128 + its number).
+    /// The exit code of the shard's command; `None` if it never exited (killed, lost).
     pub exit_code: Option<i64>,
-    /// Its stdout and stderr interleaved, secrets masked.
+    /// Its stdout and stderr as one log, secrets masked.
     pub output: Vec<u8>,
-    /// The collected files, by absolute path in the shard.
+    /// The files the [`ShardSpec`] asked to collect, by absolute path.
     pub files: BTreeMap<String, Vec<u8>>,
     /// The kernel killed a process of the shard for memory: maybe a test binary (its
     /// runner reports it as a crash), maybe the runner itself (then no report is left).
@@ -68,8 +68,8 @@ pub struct Collected {
 /// kept apart; the log file interleaves them for humans).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
-    /// Standard output.
+    /// The shard's stdout.
     Out,
-    /// Standard error.
+    /// The shard's stderr.
     Err,
 }

@@ -12,14 +12,14 @@ use std::time::Duration;
 /// a user's listing command; `name` is the test's name inside that group.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TestId {
-    /// The binary id, import path, or empty (see above).
+    /// The binary id, Go import path or empty; tests of different groups may share a name.
     pub group: String,
-    /// The test's name inside its group.
+    /// The test's name inside its group, as the runner selects it.
     pub name: String,
 }
 
 impl TestId {
-    /// The test `name` of `group`.
+    /// A test id from its group and name.
     pub fn new(group: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             group: group.into(),
@@ -41,11 +41,11 @@ impl std::fmt::Display for TestId {
 /// The result a runner reported for one test in one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestResult {
-    /// Which test.
+    /// The test this result is for, matched against the tests the shard was given.
     pub id: TestId,
-    /// Its verdict in this attempt.
+    /// Its verdict in this attempt; retries and flakiness are decided above it.
     pub status: TestStatus,
-    /// How long the runner says it took.
+    /// How long it took, as the runner measured it; the history learns from it.
     pub duration: Duration,
     /// Failure or skip message (one line when the runner gives one).
     pub message: Option<String>,
@@ -53,24 +53,24 @@ pub struct TestResult {
     /// `--- FAIL` block, gocheck's `... obtained/expected`), for the JUnit `<failure>` text;
     /// empty when the runner gave nothing beyond `message`.
     pub detail: String,
-    /// What the test wrote to stdout, as the runner captured it.
+    /// What the test printed on stdout, for the JUnit `<system-out>`.
     pub stdout: String,
-    /// What the test wrote to stderr, as the runner captured it.
+    /// What the test printed on stderr, for the JUnit `<system-err>`.
     pub stderr: String,
     /// Results of the test's subtests (Go's `TestX/sub`), for the report: the planner, the
     /// counts and the history deal in whole tests.
     pub subtests: Vec<TestResult>,
 }
 
-/// A test's verdict, as runners and reports name it.
+/// How a test ended: the four verdicts every runner's results and every report share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TestStatus {
     /// It ran and passed.
     Passed,
-    /// It ran and failed (an assertion, a panic, a timeout).
+    /// It ran and failed.
     Failed,
-    /// It was not run: ignored, skipped by the test itself, or cut by `--max-fail`.
+    /// It was not run (ignored, filtered, or skipped by the test itself).
     Skipped,
     /// Infrastructure or harness error: the test did not get to report a result.
     Error,
