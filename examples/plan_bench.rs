@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cargo_shard::discover::TestId;
 use cargo_shard::junit::{self, Case, CaseStatus, Report, Suite};
 use cargo_shard::plan::baseline::{Baseline, plan_with};
 use cargo_shard::plan::{Capacity, Plan, PlanOptions, Weighted, plan};
+use cargo_shard::test_result::TestId;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

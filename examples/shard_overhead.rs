@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cargo_shard::config::{HostsConfig, RUN_LABEL};
-use cargo_shard::discover::{ShardSpec, Upload};
 use cargo_shard::engine::{ContainerSpec, Engine, Phases};
+use cargo_shard::shard::{ShardSpec, Upload};
 use tokio_util::sync::CancellationToken;
 
 const PAYLOAD_BYTES: usize = 30 * 1024 * 1024;

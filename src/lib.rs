@@ -3,7 +3,9 @@
 //!
 //! The pipeline, one module per stage, data flowing one way:
 //! `cli` → `config` → `discover` → `history` → `plan` → `engine` → `run` → `report`.
-//! `junit` is a format library shared by the stages that read or write JUnit XML.
+//! `junit` is a format library shared by the stages that read or write JUnit XML; `shard` and
+//! `test_result` hold the plain types that cross stages (what a shard runs and returns, a test's
+//! identity and result), so no stage imports another for them.
 
 pub mod atomic;
 pub mod cli;
@@ -21,3 +23,5 @@ pub mod partition;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod shard;
+pub mod test_result;

@@ -745,11 +745,11 @@ impl cargo_shard::discover::ShardRecipe for Sleepy {
     }
     fn prepare(
         &self,
-        tests: &[cargo_shard::discover::TestId],
+        tests: &[cargo_shard::test_result::TestId],
         ctx: &cargo_shard::discover::ShardCtx,
-    ) -> cargo_shard::discover::ShardSpec {
+    ) -> cargo_shard::shard::ShardSpec {
         let sleeps = tests.iter().any(|t| t.name == "sleeper");
-        cargo_shard::discover::ShardSpec {
+        cargo_shard::shard::ShardSpec {
             argv: if sleeps {
                 vec!["sleep".into(), "60".into()]
             } else {
@@ -761,17 +761,17 @@ impl cargo_shard::discover::ShardRecipe for Sleepy {
     }
     fn results(
         &self,
-        tests: &[cargo_shard::discover::TestId],
-        collected: &cargo_shard::discover::Collected,
-    ) -> Vec<cargo_shard::discover::TestResult> {
+        tests: &[cargo_shard::test_result::TestId],
+        collected: &cargo_shard::shard::Collected,
+    ) -> Vec<cargo_shard::test_result::TestResult> {
         if collected.exit_code != Some(0) {
             return Vec::new();
         }
         tests
             .iter()
-            .map(|id| cargo_shard::discover::TestResult {
+            .map(|id| cargo_shard::test_result::TestResult {
                 id: id.clone(),
-                status: cargo_shard::discover::TestStatus::Passed,
+                status: cargo_shard::test_result::TestStatus::Passed,
                 duration: Duration::ZERO,
                 message: None,
                 detail: String::new(),
@@ -785,9 +785,10 @@ impl cargo_shard::discover::ShardRecipe for Sleepy {
 
 #[test]
 fn panic_in_our_code_still_removes_every_container() {
-    use cargo_shard::discover::{Suite, TestCase, TestId};
+    use cargo_shard::discover::{Suite, TestCase};
     use cargo_shard::plan::{Plan, Shard};
     use cargo_shard::run::{self, Event, LiveHost, RunOptions};
+    use cargo_shard::test_result::TestId;
     use futures_util::FutureExt;
     use std::sync::Arc;
 

@@ -11,9 +11,11 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::discover::{ShardSpec, Suite, Upload};
+use crate::discover::Suite;
+
 use crate::engine::{ContainerSpec, EngineError};
 use crate::run::LiveHost;
+use crate::shard::{ShardSpec, Upload};
 
 /// The dynamic loader (ELF `PT_INTERP`) the suite's first test binary names; `None` for
 /// static binaries or when none can be read.

@@ -33,7 +33,7 @@ pub async fn list(opts: &NextestOptions, quiet: bool) -> Result<Option<LocalDoct
 
 /// A running doctest job, and when it started.
 pub struct Running(
-    tokio::task::JoinHandle<Vec<crate::discover::TestResult>>,
+    tokio::task::JoinHandle<Vec<crate::test_result::TestResult>>,
     std::time::Instant,
 );
 
@@ -64,9 +64,9 @@ pub async fn merge(running: Option<Running>, report: &mut RunReport) {
     };
     // Never a silent pass: a doctest job that died is an error in the report.
     let results = task.await.unwrap_or_else(|e| {
-        vec![crate::discover::TestResult {
-            id: crate::discover::TestId::new("doctests", "cargo test --doc"),
-            status: crate::discover::TestStatus::Error,
+        vec![crate::test_result::TestResult {
+            id: crate::test_result::TestId::new("doctests", "cargo test --doc"),
+            status: crate::test_result::TestStatus::Error,
             duration: std::time::Duration::ZERO,
             message: Some(format!("the doctest run panicked: {e}")),
             detail: String::new(),

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::error::Error;
-use crate::discover::TestStatus;
 use crate::exit;
 use crate::partition::merge::{self, Job, MergeError};
+use crate::test_result::TestStatus;
 
 #[derive(Debug, Args, Clone)]
 pub struct MergeArgs {

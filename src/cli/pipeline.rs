@@ -10,11 +10,12 @@ use super::discovery::{self, Discovery};
 use super::error::{Error, fail};
 use super::reports::Reports;
 use super::{ExecArgs, GoArgs, MessageFormat, NextestRunArgs, RunOpts, backend};
-use crate::discover::{Suite, TestStatus};
+use crate::discover::Suite;
 use crate::exit;
 use crate::job::RunJob;
 use crate::report::{events, progress, style, summary, timeline};
 use crate::run::{self, LiveHost, RunOptions, RunReport};
+use crate::test_result::TestStatus;
 
 pub async fn nextest(a: NextestRunArgs) -> u8 {
     // A Go module with no cargo manifest: `cargo shard` means `cargo shard go`.

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use super::PlanOpts;
 use crate::config::Host;
-use crate::discover::{Suite, TestStatus};
+use crate::discover::Suite;
 use crate::history::{self, History, HistoryError};
 use crate::plan::{self, Capacity, FilterError, Filters, Plan, PlanOptions};
 use crate::run::{AttemptEnd, RunReport};
+use crate::test_result::TestStatus;
 
 /// Why a suite cannot be planned: its inputs (shard count, filters file, history).
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +66,10 @@ pub fn plan(
         .filter(|t| !t.ignored)
         .map(|t| t.id.clone())
         .collect();
-    let weighted = history::estimate(&runnable, &history, p.default_duration);
+    let weighted: Vec<plan::Weighted> = history::estimate(&runnable, &history, p.default_duration)
+        .into_iter()
+        .map(plan::Weighted::from)
+        .collect();
     let mut opts = PlanOptions {
         shards: p.shards,
         shuffle: p.shuffle,
@@ -217,7 +221,7 @@ fn check_shards(shards: Option<usize>) -> Result<(), PlanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::TestId;
+    use crate::test_result::TestId;
 
     fn setup() -> (Vec<plan::Weighted>, Vec<Capacity>, PlanOptions) {
         let tests = (0..4)

@@ -16,9 +16,12 @@ use crate::discover::gocheck::parse_gocheck;
 use crate::discover::gotest::driver::{DriverJob, anchored_alternation, driver_argv};
 use crate::discover::gotest::outcomes_to_results;
 use crate::discover::gotest::parse::{ParsedRun, ParsedTest, parse_go_v};
-use crate::discover::{Collected, ShardCtx, ShardRecipe, ShardSpec, Suite, TestCase, TestId, TestResult};
-use crate::discover::{TestStatus, Upload};
+use crate::discover::{ShardCtx, ShardRecipe, Suite, TestCase};
 use crate::junit::CaseStatus;
+use crate::shard::Upload;
+use crate::shard::{Collected, ShardSpec};
+use crate::test_result::TestStatus;
+use crate::test_result::{TestId, TestResult};
 
 /// The placeholder in `--filter-format` replaced by the shard's anchored key regex.
 pub const REGEX_PLACEHOLDER: &str = "{regex}";
@@ -362,7 +365,7 @@ impl ShardRecipe for ExecRecipe {
         "exec"
     }
 
-    fn live(&self, _stream: super::Stream, line: &str) -> Option<super::Live> {
+    fn live(&self, _stream: crate::shard::Stream, line: &str) -> Option<super::Live> {
         super::gocheck::live(line)
     }
 

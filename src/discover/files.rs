@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::Upload;
+use crate::shard::Upload;
 
 /// The first bytes of a `CACHEDIR.TAG` (<https://bford.info/cachedir/>), which cargo writes
 /// into every target directory it creates (and other tools into their caches).

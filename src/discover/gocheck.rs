@@ -14,7 +14,8 @@ use std::time::Duration;
 use regex::Regex;
 
 use crate::discover::gotest::parse::{ParsedRun, ParsedTest};
-use crate::discover::{Live, LiveEvent, TestStatus};
+use crate::discover::{Live, LiveEvent};
+use crate::test_result::TestStatus;
 
 /// Import paths of gocheck.
 pub const GOCHECK_IMPORTS: [&str; 2] = ["gopkg.in/check.v1", "github.com/go-check/check"];

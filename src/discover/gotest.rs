@@ -13,7 +13,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::discover::gocheck;
-use crate::discover::{Suite, TestCase, TestId, Upload};
+use crate::discover::{Suite, TestCase};
+use crate::shard::Upload;
+use crate::test_result::TestId;
 
 pub mod driver;
 pub mod parse;

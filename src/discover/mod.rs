@@ -9,40 +9,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::shard::{Collected, ShardSpec, Stream, Upload};
+use crate::test_result::{TestId, TestResult, TestStatus};
+
 pub mod command;
 pub mod files;
 pub mod gocheck;
 pub mod gotest;
 pub mod nextest;
-
-/// A test's identity, stable across runs and across report formats.
-///
-/// `group` is the Rust binary id (`crate::bin`), the Go import path, or empty for keys of
-/// a user's listing command; `name` is the test's name inside that group.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-pub struct TestId {
-    pub group: String,
-    pub name: String,
-}
-
-impl TestId {
-    pub fn new(group: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            group: group.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for TestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.group.is_empty() {
-            f.write_str(&self.name)
-        } else {
-            write!(f, "{} {}", self.group, self.name)
-        }
-    }
-}
 
 /// One listed test.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,19 +25,6 @@ pub struct TestCase {
     /// Listed but not selected to run (e.g. `#[ignore]` without `--run-ignored`): reported
     /// as skipped without being shipped to a shard.
     pub ignored: bool,
-}
-
-/// Files to place in every shard's container before it starts.
-#[derive(Debug, Clone)]
-pub enum Upload {
-    /// A local file, copied to `dest` (a path relative to the shard root).
-    File { src: PathBuf, dest: String, mode: u32 },
-    /// A local directory tree limited to `files` (paths relative to `src`), placed under `dest`.
-    Tree {
-        src: PathBuf,
-        files: Vec<PathBuf>,
-        dest: String,
-    },
 }
 
 /// What a shard needs to know about where and as what it runs.
@@ -113,64 +74,6 @@ pub struct Tool {
     pub local: PathBuf,
 }
 
-/// How to run one shard: an exec array (never a shell string), its environment, files
-/// generated for this shard only, and the paths to download once it exits.
-#[derive(Debug, Clone, Default)]
-pub struct ShardSpec {
-    pub argv: Vec<String>,
-    pub env: Vec<(String, String)>,
-    /// Working directory, absolute (under the shard root).
-    pub workdir: String,
-    /// Generated files: path relative to the shard root → contents.
-    pub files: Vec<(String, Vec<u8>)>,
-    /// Absolute paths (files or directories) to bring back after the shard exits.
-    pub collect: Vec<String>,
-}
-
-/// What came back from a shard: its exit code, its combined output (secrets masked) and the
-/// collected files (absolute container path → contents; directories are flattened into their
-/// files), as the shard wrote them: masking raw bytes before a JUnit or JSON file is decoded
-/// can cut an escaped value in half, so results are masked once decoded and artifacts when
-/// they are saved.
-#[derive(Debug, Clone, Default)]
-pub struct Collected {
-    pub exit_code: Option<i64>,
-    pub output: Vec<u8>,
-    pub files: BTreeMap<String, Vec<u8>>,
-    /// The kernel killed a process of the shard for memory: maybe a test binary (its
-    /// runner reports it as a crash), maybe the runner itself (then no report is left).
-    pub oom_killed: bool,
-}
-
-/// The result a runner reported for one test in one attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TestResult {
-    pub id: TestId,
-    pub status: TestStatus,
-    pub duration: Duration,
-    /// Failure or skip message (one line when the runner gives one).
-    pub message: Option<String>,
-    /// The whole failure as the runner reported it (a panic with its `left`/`right`, Go's
-    /// `--- FAIL` block, gocheck's `... obtained/expected`), for the JUnit `<failure>` text;
-    /// empty when the runner gave nothing beyond `message`.
-    pub detail: String,
-    pub stdout: String,
-    pub stderr: String,
-    /// Results of the test's subtests (Go's `TestX/sub`), for the report: the planner, the
-    /// counts and the history deal in whole tests.
-    pub subtests: Vec<TestResult>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TestStatus {
-    Passed,
-    Failed,
-    Skipped,
-    /// Infrastructure or harness error: the test did not get to report a result.
-    Error,
-}
-
 /// Runner-specific behaviour a shard needs at run time. Implemented by each discoverer.
 pub trait ShardRecipe: Send + Sync {
     /// Short name for messages ("nextest", "go", "gocheck", "exec").
@@ -191,14 +94,6 @@ pub trait ShardRecipe: Send + Sync {
     fn live(&self, _stream: Stream, _line: &str) -> Option<Live> {
         None
     }
-}
-
-/// Which of a shard's output streams a line came from (a container's stdout and stderr are
-/// kept apart; the log file interleaves them for humans).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stream {
-    Out,
-    Err,
 }
 
 /// A test's start or end as the runner announced it in its live output.

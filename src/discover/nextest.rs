@@ -13,7 +13,11 @@ use std::sync::Arc;
 
 use nextest_metadata::{FilterMatch, TestListSummary};
 
-use super::{Suite, TestCase, TestId, Tool, Upload};
+use super::{Suite, TestCase, Tool};
+
+use crate::shard::Upload;
+
+use crate::test_result::TestId;
 use process::{one_line, run};
 
 pub use filter::{exact_filterset, quote_matcher};

@@ -23,14 +23,14 @@ use tokio_util::sync::CancellationToken;
 use super::ssh::{SshTarget, Tunnel};
 use super::{ContainerSpec, EngineError, EngineInfo, Phases, Removed, ShardRun, tarball};
 use crate::config::{Endpoint, Host, RUN_LABEL};
-use crate::discover::Collected;
+use crate::shard::Collected;
 
 mod cache;
 mod pull;
 mod services;
 mod slot;
 pub use cache::{CachePart, INDEX_VOLUME, MARKER, StageStats, volume_name};
-pub use services::{service_container, service_network};
+pub(super) use services::shard_objects;
 pub use slot::{Slot, SlotSpec, idle_program};
 mod tls;
 
@@ -482,7 +482,7 @@ impl DockerEngine {
         secrets: &super::redact::Secrets,
         on_line: &super::lines::LineSink,
     ) -> Result<Vec<u8>, EngineError> {
-        use super::lines::Stream;
+        use crate::shard::Stream;
         use bollard::container::LogOutput;
         let mut tap = super::lines::OutputTap::new(secrets, on_line);
         let mut output = Vec::new();

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::redact::{Secrets, StreamRedactor};
-pub use crate::discover::Stream;
+use crate::shard::Stream;
 
 type LineFn = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{ContainerSpec, EngineError, EngineInfo, Phases, ShardRun, tarball};
-use crate::discover::Collected;
+use crate::shard::Collected;
 
 pub struct LocalEngine {
     name: String,
@@ -243,7 +243,7 @@ fn tee(
     secrets: &super::redact::Secrets,
     on_line: &super::lines::LineSink,
 ) -> Vec<u8> {
-    use super::lines::Stream;
+    use crate::shard::Stream;
     use std::io::Write;
     let (tx, chunks) = std::sync::mpsc::channel::<(Stream, Vec<u8>)>();
     let [out, err] = readers;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Endpoint, Host};
-use crate::discover::{Collected, ShardSpec};
+use crate::shard::{Collected, ShardSpec};
 
 pub mod docker;
 pub mod environment;
@@ -112,6 +112,26 @@ pub struct ShardRun {
     pub finished: Instant,
 }
 
+/// What the engine made for one shard attempt: its container and, on Docker when the job has
+/// services, the services' containers and their private network. `--keep-containers` leaves
+/// them all, so the engine names them rather than its callers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardObjects {
+    pub container: String,
+    pub services: Vec<String>,
+    pub network: Option<String>,
+}
+
+impl ShardObjects {
+    /// A container with nothing beside it.
+    pub fn only(container: &str) -> Self {
+        Self {
+            container: container.to_string(),
+            ..Self::default()
+        }
+    }
+}
+
 /// What `gc` removed from one engine.
 #[derive(Debug, Clone, Default)]
 pub struct Removed {
@@ -179,6 +199,15 @@ impl Engine {
         match self {
             Engine::Docker(d) => d.image_id(image).await,
             Engine::Local(_) => Ok(None),
+        }
+    }
+
+    /// What a shard attempt whose container is `container` makes here when its job has
+    /// `services` (names as the job gives them). Local processes get no services.
+    pub fn shard_objects(&self, container: &str, services: &[&str]) -> ShardObjects {
+        match self {
+            Engine::Docker(_) => docker::shard_objects(container, services),
+            Engine::Local(_) => ShardObjects::only(container),
         }
     }
 

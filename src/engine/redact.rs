@@ -40,7 +40,7 @@ impl Secrets {
 
     /// Masks a result's decoded text (message, output, subtests): what a runner's report held
     /// escaped is plain here.
-    pub fn scrub_result(&self, r: &mut crate::discover::TestResult) {
+    pub fn scrub_result(&self, r: &mut crate::test_result::TestResult) {
         if self.is_empty() {
             return;
         }
@@ -216,9 +216,9 @@ mod tests {
             s.redact_str(raw),
             "a [redacted] b [redacted] c [redacted] d [redacted] e [redacted] f [redacted]"
         );
-        let mut r = crate::discover::TestResult {
-            id: crate::discover::TestId::new("g", "t"),
-            status: crate::discover::TestStatus::Failed,
+        let mut r = crate::test_result::TestResult {
+            id: crate::test_result::TestId::new("g", "t"),
+            status: crate::test_result::TestStatus::Failed,
             duration: std::time::Duration::ZERO,
             message: Some("bad Tk&9<Zq>\"x'é!".into()),
             stdout: "üTk&9<Zq>\"x'éü".into(),

@@ -5,13 +5,23 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{History, median};
-use crate::discover::TestId;
-use crate::plan::Weighted;
+use crate::test_result::TestId;
+
+/// A test's expected duration, as history measured it or guessed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// The test.
+    pub id: TestId,
+    /// How long it is expected to take.
+    pub expected: Duration,
+    /// Measured by earlier runs; false when guessed from other tests or the default.
+    pub known: bool,
+}
 
 /// Weighs `tests` by history. A test never seen is assumed to take the median of the
 /// known tests of its group (tests of one binary or package tend to be alike), else the
-/// median of all known tests, else `default`; such tests carry `estimated: true`.
-pub fn estimate(tests: &[TestId], history: &History, default: Duration) -> Vec<Weighted> {
+/// median of all known tests, else `default`; such tests carry `known: false`.
+pub fn estimate(tests: &[TestId], history: &History, default: Duration) -> Vec<Estimate> {
     let mut by_group: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut all = Vec::with_capacity(history.len());
     for (id, d) in history.iter() {
@@ -33,15 +43,15 @@ pub fn estimate(tests: &[TestId], history: &History, default: Duration) -> Vec<W
     tests
         .iter()
         .map(|id| match history.expected(id) {
-            Some(expected) => Weighted {
+            Some(expected) => Estimate {
                 id: id.clone(),
                 expected,
-                estimated: false,
+                known: true,
             },
-            None => Weighted {
+            None => Estimate {
                 id: id.clone(),
                 expected: group_median.get(id.group.as_str()).copied().unwrap_or(global),
-                estimated: true,
+                known: false,
             },
         })
         .collect()

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::discover::TestId;
 use crate::junit;
+use crate::test_result::TestId;
 
 mod estimate;
-pub use estimate::estimate;
+pub use estimate::{Estimate, estimate};
 
 /// Durations kept per test.
 pub const SAMPLES: usize = 5;

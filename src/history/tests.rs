@@ -179,18 +179,18 @@ fn estimates_use_group_median_then_global_median_then_default() {
     h.record(&id("b", "2"), secs(30.0));
     let tests = [id("a", "2"), id("a", "new"), id("b", "new"), id("c", "new")];
     let w = estimate(&tests, &h, secs(1.0));
-    let got: Vec<_> = w.iter().map(|w| (w.expected, w.estimated)).collect();
+    let got: Vec<_> = w.iter().map(|w| (w.expected, w.known)).collect();
     assert_eq!(
         got,
         [
-            (secs(2.0), false),
-            (secs(2.0), true),  // median of a: 1, 2, 9
-            (secs(25.0), true), // median of b: 20, 30
-            (secs(9.0), true),  // median of all: 1, 2, 9, 20, 30
+            (secs(2.0), true),
+            (secs(2.0), false),  // median of a: 1, 2, 9
+            (secs(25.0), false), // median of b: 20, 30
+            (secs(9.0), false),  // median of all: 1, 2, 9, 20, 30
         ]
     );
     let w = estimate(&tests, &History::new(), secs(1.5));
-    assert!(w.iter().all(|w| w.estimated && w.expected == secs(1.5)));
+    assert!(w.iter().all(|w| !w.known && w.expected == secs(1.5)));
 }
 
 #[test]

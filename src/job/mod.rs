@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::job::{JobConfig, SecretSource};
-use crate::discover::{ShardCtx, ShardSpec, Upload};
+use crate::discover::ShardCtx;
 use crate::engine::environment::{PlacedFiles, SECRETS_DIR, Secrets, ServiceSpec, ShardExtras};
+use crate::shard::{ShardSpec, Upload};
 
 pub mod artifacts;
 pub mod steps;

@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::{ARTIFACTS_DIR, RunJob};
 use crate::config::job::StepConfig;
 use crate::config::{Host, RUN_LABEL};
-use crate::discover::{ShardSpec, Upload};
 use crate::engine::environment::{SECRETS_DIR, ShardExtras};
 use crate::engine::{ContainerSpec, Engine};
+use crate::shard::{ShardSpec, Upload};
 
 /// The label naming a step's container.
 pub const STEP_LABEL: &str = "dev.cargo-shard.step";

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::{MANIFEST, Manifest};
-use crate::discover::TestId;
 use crate::history::History;
+use crate::test_result::TestId;
 
 /// How many test names an error lists before saying how many more there are.
 const NAMED: usize = 10;

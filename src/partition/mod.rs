@@ -9,9 +9,11 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::discover::{TestCase, TestId, TestStatus};
+use crate::discover::TestCase;
+
 use crate::history::History;
 use crate::plan::{Capacity, Plan};
+use crate::test_result::{TestId, TestStatus};
 
 pub mod merge;
 

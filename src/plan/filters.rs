@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::discover::TestId;
+use crate::test_result::TestId;
 
 /// Why a filters file cannot select the tests.
 #[derive(Debug, thiserror::Error)]

@@ -134,7 +134,7 @@ fn bound_over(tests: &[Weighted], slots: &[Slot], overhead: Duration) -> Duratio
 }
 
 /// Bins `tests` into shards (see the module doc for the model). Deterministic: the same
-/// inputs give the same plan, ties broken by [`crate::discover::TestId`] and shard index;
+/// inputs give the same plan, ties broken by [`crate::test_result::TestId`] and shard index;
 /// with `shuffle` the order comes from a PRNG seeded by `seed` alone.
 pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
     let slots = slots(caps);

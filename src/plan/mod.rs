@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::discover::TestId;
+use crate::test_result::TestId;
 
 pub mod baseline;
 mod filters;
@@ -27,6 +27,17 @@ pub struct Weighted {
     pub expected: Duration,
     /// True when `expected` is an estimate, not a measured history.
     pub estimated: bool,
+}
+
+/// History's estimate, as the planner weighs it.
+impl From<crate::history::Estimate> for Weighted {
+    fn from(e: crate::history::Estimate) -> Self {
+        Weighted {
+            id: e.id,
+            expected: e.expected,
+            estimated: !e.known,
+        }
+    }
 }
 
 /// Where shards can run: one entry per host.

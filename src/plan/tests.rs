@@ -363,3 +363,20 @@ fn fewer_shards_than_slots_bound_over_the_slots_that_work() {
     assert_eq!(plan.lower_bound, Duration::from_secs(3));
     assert_eq!(plan.makespan, Duration::from_secs(3));
 }
+
+#[test]
+fn history_estimates_become_weights_with_the_guessed_ones_flagged() {
+    let mut h = crate::history::History::new();
+    h.record(&TestId::new("g", "seen"), Duration::from_secs(3));
+    let ids = [TestId::new("g", "seen"), TestId::new("g", "new")];
+    let weights: Vec<Weighted> = crate::history::estimate(&ids, &h, Duration::from_secs(1))
+        .into_iter()
+        .map(Weighted::from)
+        .collect();
+    let got: Vec<_> = weights
+        .iter()
+        .map(|w| (w.id.name.as_str(), w.expected, w.estimated))
+        .collect();
+    let three = Duration::from_secs(3);
+    assert_eq!(got, [("seen", three, false), ("new", three, true)]);
+}

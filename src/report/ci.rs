@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use regex::Regex;
 
 use super::stats::{self, SLOWEST, strip_control};
-use crate::discover::{TestResult, TestStatus};
 use crate::run::RunReport;
+use crate::test_result::{TestResult, TestStatus};
 
 /// The CI system whose log conventions the live output follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -284,8 +284,8 @@ fn secs(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::TestId;
     use crate::report::sample::sample;
+    use crate::test_result::TestId;
 
     fn failed(message: &str, stdout: &str, stderr: &str) -> TestResult {
         TestResult {

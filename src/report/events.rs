@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use super::meta::timestamp_millis;
 use super::stats::strip_control;
-use crate::discover::{TestId, TestResult, TestStatus};
 use crate::plan::Plan;
 use crate::run::{Event, Observer, RunReport};
+use crate::test_result::{TestId, TestResult, TestStatus};
 
 /// 2: wall-clock `time` on every event, `test-failing` names a test by `group` and `name`
 /// like every other event, `test-finished` carries `message` and `output`.
@@ -272,10 +272,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::discover::{TestId, TestResult};
     use crate::engine::Phases;
     use crate::plan::Shard;
     use crate::run::{AttemptEnd, Outcome, ShardAttempt};
+    use crate::test_result::{TestId, TestResult};
 
     fn result(name: &str, status: TestStatus, ms: u64) -> TestResult {
         TestResult {
@@ -400,7 +400,7 @@ mod tests {
             })
         );
         let started = Event::TestStarted {
-            id: crate::discover::TestId::new("alpha::it", "x"),
+            id: crate::test_result::TestId::new("alpha::it", "x"),
             shard: 2,
             host: "e1".into(),
             attempt: 1,

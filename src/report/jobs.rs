@@ -3,9 +3,9 @@
 
 use std::fmt::Write;
 
-use crate::discover::TestStatus;
 use crate::junit::escape_attr;
 use crate::partition::merge::Job;
+use crate::test_result::TestStatus;
 
 /// Renders the merged jobs' report.
 pub fn render(jobs: &[Job]) -> String {

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::meta::RunMeta;
-use crate::discover::{TestResult, TestStatus};
 use crate::junit::{Case, CaseStatus, Report, Rerun, RerunKind, Suite};
 use crate::run::{Outcome, RunReport};
+use crate::test_result::{TestResult, TestStatus};
 
 /// The suite name used for tests with no group (keys of `cargo shard exec`).
 const UNGROUPED: &str = "cargo-shard";

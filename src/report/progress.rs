@@ -18,9 +18,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::ci::{self, Ci};
 use super::stats::{output_tail, strip_control};
 use super::style::Paint;
-use crate::discover::{TestId, TestResult, TestStatus};
 use crate::plan::Plan;
 use crate::run::{AttemptEnd, Event, Observer, ShardAttempt};
+use crate::test_result::{TestId, TestResult, TestStatus};
 
 /// How often the bars' ETA is recomputed.
 const TICK: Duration = Duration::from_millis(500);

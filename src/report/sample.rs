@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use super::summary::Written;
-use crate::discover::{TestId, TestResult, TestStatus};
 use crate::engine::Phases;
 use crate::plan::{Plan, Shard};
 use crate::run::{AttemptEnd, Outcome, RunReport, ShardAttempt};
+use crate::test_result::{TestId, TestResult, TestStatus};
 
 pub fn outcome(name: &str, status: TestStatus, ms: u64, shard: usize, host: &str) -> Outcome {
     let bad = matches!(status, TestStatus::Failed | TestStatus::Error);

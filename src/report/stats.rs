@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::discover::TestStatus;
 use crate::plan::render::BalanceRow;
 use crate::run::{AttemptEnd, Outcome, RunReport};
+use crate::test_result::TestStatus;
 
 /// How many of the slowest tests the reports list.
 pub const SLOWEST: usize = 10;

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::{self, SLOWEST};
 use super::style::{Paint, plural};
-use crate::discover::TestStatus;
 use crate::plan::Plan;
 use crate::run::RunReport;
+use crate::test_result::TestStatus;
 
 /// Lines of a failure's output shown in the summary.
 const TAIL_LINES: usize = 12;
@@ -456,7 +456,7 @@ impl Summary {
 
 /// A test as the summary names it: `group name`, or the bare name when it has no group.
 fn id(group: &str, name: &str) -> String {
-    crate::discover::TestId::new(group, name).to_string()
+    crate::test_result::TestId::new(group, name).to_string()
 }
 
 fn secs(d: Duration) -> String {

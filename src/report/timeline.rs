@@ -9,9 +9,9 @@ use std::time::Duration;
 use super::meta::RunMeta;
 use super::stats::{self, SLOWEST, strip_control};
 use super::style::plural;
-use crate::discover::TestStatus;
 use crate::plan::Plan;
 use crate::run::{AttemptEnd, RunReport, ShardAttempt};
+use crate::test_result::TestStatus;
 
 const ROW_HEIGHT: f64 = 30.0;
 const BAR_HEIGHT: f64 = 22.0;

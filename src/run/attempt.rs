@@ -9,8 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{LiveHost, RunOptions, shard_env};
 use crate::config::{RUN_LABEL, SHARD_LABEL};
-use crate::discover::{Collected, LiveEvent, ShardCtx, Suite, TestId, TestResult, TestStatus};
+use crate::discover::{LiveEvent, ShardCtx, Suite};
 use crate::engine::{ContainerSpec, EngineError, Phases};
+use crate::shard::Collected;
+use crate::test_result::{TestId, TestResult, TestStatus};
 
 /// A unit of work in the queue.
 #[derive(Debug, Clone)]

@@ -49,7 +49,7 @@ pub(crate) fn queue(plan: &Plan, cut: bool) -> Vec<QueuedShard> {
     jobs
 }
 
-type Batch = (Vec<crate::discover::TestId>, Duration);
+type Batch = (Vec<crate::test_result::TestId>, Duration);
 
 fn whole(shard: &Shard) -> Batch {
     (shard.tests.clone(), shard.predicted)
@@ -96,8 +96,8 @@ fn batches(shard: &Shard) -> Vec<Batch> {
 mod tests {
     use std::time::Duration;
 
-    use crate::discover::TestId;
     use crate::plan::{Expected, Plan, Shard};
+    use crate::test_result::TestId;
 
     fn shard(index: usize, times_ms: &[u64], estimated: bool) -> Shard {
         let tests: Vec<TestId> = (0..times_ms.len())

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::discover::{TestId, TestResult, TestStatus};
 use crate::engine::Phases;
+use crate::test_result::{TestId, TestResult, TestStatus};
 
 /// The final word on one test.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::discover::Upload;
+use crate::shard::Upload;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot pack {path} for upload: {source}")]

@@ -12,7 +12,7 @@ use super::outcome::{Event, ShardAttempt};
 use super::queue::Queue;
 use super::settle::{Ran, Recorded, settle};
 use super::{LiveHost, Observer};
-use crate::discover::TestId;
+use crate::test_result::TestId;
 
 /// What a phase leaves: its results, attempts, lost hosts, work that could not run.
 pub(super) struct PhaseResult {

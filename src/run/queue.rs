@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::attempt::QueuedShard;
 use super::outcome::ShardAttempt;
 use super::settle::Recorded;
-use crate::discover::TestId;
+use crate::test_result::TestId;
 
 #[derive(Default)]
 pub(super) struct Queue {

@@ -11,9 +11,10 @@ use super::attempt::{QueuedShard, Shared};
 use super::outcome::{Kept, Outcome, RunReport};
 use super::phase::{gates, run_phase, stage_hosts};
 use super::{LiveHost, Observer, RunOptions};
-use crate::discover::{Suite, TestId, TestResult, TestStatus};
-use crate::engine::docker::{service_container, service_network};
+use crate::discover::Suite;
+use crate::engine::ShardObjects;
 use crate::plan::Plan;
+use crate::test_result::{TestId, TestResult, TestStatus};
 
 /// Runs the plan on `hosts` and returns every test's outcome.
 ///
@@ -286,34 +287,25 @@ async fn keep_or_remove(
         report.cleanup_failed = cleanup(hosts, &opts.run_id, limit).await;
         return;
     }
-    let docker_host = |name: &str| {
-        hosts
-            .iter()
-            .find(|h| h.host.name == name && !h.engine.is_local())
-            .map(|h| h.host.endpoint.to_string())
-    };
+    let services: Vec<&str> = opts.job.config.service.iter().map(|s| s.name.as_str()).collect();
     report.kept = report
         .attempts
         .iter()
         .filter(|a| !a.container.is_empty() && !dead.contains(&a.host))
         .map(|a| {
-            let docker_host = docker_host(&a.host);
-            let with_services = docker_host.is_some() && !opts.job.config.service.is_empty();
+            let live = hosts.iter().find(|h| h.host.name == a.host);
+            let made = live.map_or_else(
+                || ShardObjects::only(&a.container),
+                |h| h.engine.shard_objects(&a.container, &services),
+            );
             Kept {
                 host: a.host.clone(),
-                container: a.container.clone(),
-                services: if with_services {
-                    opts.job
-                        .config
-                        .service
-                        .iter()
-                        .map(|s| service_container(&a.container, &s.name))
-                        .collect()
-                } else {
-                    Vec::new()
-                },
-                network: with_services.then(|| service_network(&a.container)),
-                docker_host,
+                container: made.container,
+                services: made.services,
+                network: made.network,
+                docker_host: live
+                    .filter(|h| !h.engine.is_local())
+                    .map(|h| h.host.endpoint.to_string()),
             }
         })
         .collect();

@@ -9,7 +9,7 @@ use super::attempt::{self, AttemptRun, Ended, QueuedShard, Shared};
 use super::outcome::{AttemptEnd, Event, Outcome, ShardAttempt};
 use super::queue::Queue;
 use super::{LiveHost, Observer};
-use crate::discover::{TestId, TestResult, TestStatus};
+use crate::test_result::{TestId, TestResult, TestStatus};
 
 /// A test's result as a phase recorded it: which shard, host and container gave it.
 pub(super) struct Recorded {

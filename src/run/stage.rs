@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::discover::Upload;
+use crate::shard::Upload;
 
 /// The part every runner calls its source tree.
 const SOURCE: &str = "src";

@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{LiveHost, RunOptions};
 use crate::config::RUN_LABEL;
-use crate::discover::{ShardSpec, Suite, Tool, Upload};
+use crate::discover::{Suite, Tool};
 use crate::engine::docker::CachePart;
 use crate::engine::{ContainerSpec, EngineError};
+use crate::shard::{ShardSpec, Upload};
 
 /// Where shipped tools land, relative to the shard root.
 pub const TOOLS_DIR: &str = "tools";

@@ -9,7 +9,9 @@ use std::process::Command;
 
 use cargo_shard::discover::command::{self, ExecOptions, KeyPassing, KeySource};
 use cargo_shard::discover::gotest::{self, GoOptions};
-use cargo_shard::discover::{Collected, ShardCtx, Suite, TestId, TestResult, TestStatus, Upload};
+use cargo_shard::discover::{ShardCtx, Suite};
+use cargo_shard::shard::{Collected, Upload};
+use cargo_shard::test_result::{TestId, TestResult, TestStatus};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/go-sample")

@@ -7,7 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cargo_shard::discover::nextest::{NextestError, NextestOptions, RunIgnored, discover};
-use cargo_shard::discover::{Collected, ShardCtx, Suite, TestCase, TestId, TestResult, TestStatus, Upload};
+use cargo_shard::discover::{ShardCtx, Suite, TestCase};
+use cargo_shard::shard::{Collected, Upload};
+use cargo_shard::test_result::{TestId, TestResult, TestStatus};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rust-sample")

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use cargo_shard::config::{HostsConfig, RUN_LABEL};
-use cargo_shard::discover::ShardSpec;
 use cargo_shard::engine::{CONTAINER_ROOT, ContainerSpec, Engine, EngineError};
+use cargo_shard::shard::ShardSpec;
 use common::{host, unique};
 use tokio_util::sync::CancellationToken;
 

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use cargo_shard::config::{HostsConfig, RUN_LABEL};
-use cargo_shard::discover::{ShardSpec, Stream};
 use cargo_shard::engine::lines::LineSink;
 use cargo_shard::engine::{CONTAINER_ROOT, ContainerSpec, Engine};
+use cargo_shard::shard::{ShardSpec, Stream};
 use tokio_util::sync::CancellationToken;
 
 /// Shards per engine in the exec part: 4 × 52 = 208.

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use cargo_shard::config::RUN_LABEL;
 use cargo_shard::config::job::ReadyCheck;
-use cargo_shard::discover::ShardSpec;
 use cargo_shard::engine::environment::{Secrets, ServiceSpec, ShardExtras};
 use cargo_shard::engine::{CONTAINER_ROOT, ContainerSpec, Engine, EngineError};
+use cargo_shard::shard::ShardSpec;
 use common::{cargo_shard, host, hosts_file, unique};
 use tokio_util::sync::CancellationToken;
 
@@ -312,6 +312,40 @@ async fn the_engine_removes_services_and_network_after_every_outcome() {
     let r = engine.run_shard(job, cancel).await;
     assert!(matches!(r, Err(EngineError::Cancelled)), "{:?}", r.err());
     assert_eq!(leftovers("e3", &run).await, Vec::<String>::new());
+}
+
+/// `--keep-containers` lists what the engine reports it made for a shard: that must be exactly
+/// what the run left on the engine, with services and without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_shard_leaves_exactly_what_the_engine_reports() {
+    let engine = Engine::connect(&host("e1")).await.unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    for with_services in [true, false] {
+        let run = unique("svc-keep");
+        let mut job = engine_job(&run, &["true"], ReadyCheck::Tcp(7000), logs.path());
+        job.keep = true;
+        if !with_services {
+            job.extras.services.clear();
+        }
+        let names: Vec<String> = job.extras.services.iter().map(|s| s.name.clone()).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let done = engine.run_shard(job, CancellationToken::new()).await.unwrap();
+        assert_eq!(done.collected.exit_code, Some(0));
+        let made = engine.shard_objects(&done.container, &names);
+        assert_eq!(made.container, done.container);
+        assert_eq!(made.services.len(), names.len(), "{made:?}");
+        assert_eq!(made.network.is_some(), with_services, "{made:?}");
+        let mut reported: Vec<String> = std::iter::once(&made.container)
+            .chain(&made.services)
+            .map(|c| format!("e1 container {c}"))
+            .chain(made.network.iter().map(|n| format!("e1 network {n}")))
+            .collect();
+        reported.sort();
+        // Listing what the run left also removes it.
+        let mut left = leftovers("e1", &run).await;
+        left.sort();
+        assert_eq!(left, reported);
+    }
 }
 
 /// `cargo shard exec` on a local:// host with a job file; returns (code, stdout, stderr, out dir).

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptions, UploadToContainerOptions};
 use cargo_shard::config::RUN_LABEL;
-use cargo_shard::discover::ShardSpec;
 use cargo_shard::engine::docker::{CachePart, MARKER, volume_name};
 use cargo_shard::engine::{CONTAINER_ROOT, ContainerSpec, Engine};
+use cargo_shard::shard::ShardSpec;
 use common::{host, leftovers_on, unique};
 use tokio_util::sync::CancellationToken;
 

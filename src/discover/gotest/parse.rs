@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::discover::TestStatus;
+use crate::test_result::TestStatus;
 
 /// What one top-level test left in the output.
 #[derive(Debug, Clone, PartialEq, Default)]

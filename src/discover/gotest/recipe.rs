@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use crate::discover::gocheck;
-use crate::discover::{Collected, ShardCtx, ShardRecipe, ShardSpec, TestId, TestResult, TestStatus};
+use crate::discover::{ShardCtx, ShardRecipe};
+use crate::shard::{Collected, ShardSpec};
+use crate::test_result::{TestId, TestResult, TestStatus};
 
 use super::driver::{DriverJob, anchored_alternation, chunk_for_pattern, driver_argv};
 use super::parse::{self, ParsedRun, parse_go_v};
@@ -78,7 +80,7 @@ impl ShardRecipe for GoRecipe {
 
     /// `-test.v` and gocheck lines, streamed by the driver as each binary prints them: display
     /// only, since a test can print them too.
-    fn live(&self, _stream: crate::discover::Stream, line: &str) -> Option<crate::discover::Live> {
+    fn live(&self, _stream: crate::shard::Stream, line: &str) -> Option<crate::discover::Live> {
         crate::discover::gocheck::live(line)
     }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::discover::TestId;
+use crate::test_result::TestId;
 
 /// The profile the shard's tool-config file defines and the run selects with `-P`.
 pub const PROFILE: &str = "cargo-shard";

@@ -3,8 +3,8 @@
 //! binary id, name = test name, only the final outcome and its own output (a retry's, inside
 //! `<flakyFailure>`/`<rerunFailure>`, stays out), one-line messages.
 
-use crate::discover::{TestId, TestResult, TestStatus};
 use crate::junit::{Case, CaseStatus, JunitError};
+use crate::test_result::{TestId, TestResult, TestStatus};
 
 /// What nextest puts in `<system-err>` when it captured a test's two streams as one.
 const COMBINED: &str = "(stdout and stderr are combined)";

@@ -12,10 +12,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{SOURCE_DEST, TOOL_CONFIG_DEST, filter, junit};
-use crate::discover::{
-    Collected, Live, LiveEnd, LiveEvent, ShardCtx, ShardRecipe, ShardSpec, Stream, TestId, TestResult,
-    TestStatus,
-};
+use crate::discover::{Live, LiveEnd, LiveEvent, ShardCtx, ShardRecipe};
+use crate::shard::{Collected, ShardSpec, Stream};
+use crate::test_result::{TestId, TestResult, TestStatus};
 
 /// The payload part holding the archive's `target/` directory, extracted.
 pub const TARGET_PART: &str = "target";

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CLEANUP, DockerEngine};
 use crate::engine::environment::{ReadyCheck, ServiceSpec};
-use crate::engine::{ContainerSpec, EngineError, ShardRun, tarball};
+use crate::engine::{ContainerSpec, EngineError, ShardObjects, ShardRun, tarball};
 
 /// The label naming a service container's service.
 pub const SERVICE_LABEL: &str = "dev.cargo-shard.service";
@@ -29,13 +29,24 @@ const POLL: Duration = Duration::from_millis(200);
 const CHECK_LIMIT: Duration = Duration::from_secs(10);
 
 /// The container of service `service` beside the shard container `shard`.
-pub fn service_container(shard: &str, service: &str) -> String {
+fn service_container(shard: &str, service: &str) -> String {
     format!("{shard}-{service}")
 }
 
 /// The private network of the shard container `shard` and its services.
-pub fn service_network(shard: &str) -> String {
+fn service_network(shard: &str) -> String {
     format!("{shard}-net")
+}
+
+/// What a shard attempt named `container` makes on a Docker engine: the services, when there
+/// are any, sit beside it on a network of their own.
+pub(in crate::engine) fn shard_objects(container: &str, services: &[&str]) -> ShardObjects {
+    let with = !services.is_empty();
+    ShardObjects {
+        container: container.to_string(),
+        services: services.iter().map(|s| service_container(container, s)).collect(),
+        network: with.then(|| service_network(container)),
+    }
 }
 
 /// What was created for one shard, to remove afterwards.

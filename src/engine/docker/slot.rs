@@ -12,8 +12,8 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::{CLEANUP, DockerEngine};
-use crate::discover::Collected;
 use crate::engine::{ContainerSpec, EngineError, Phases, ShardRun, tarball};
+use crate::shard::Collected;
 
 /// Where the idle process lives in a slot container: outside the shard root, so no batch's
 /// files can land on it.

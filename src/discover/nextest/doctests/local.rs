@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::super::NextestOptions;
-use crate::discover::{TestId, TestResult, TestStatus};
+use crate::test_result::{TestId, TestResult, TestStatus};
 
 /// The host name doctest results carry in the reports.
 pub const HOST: &str = "build machine";
