@@ -53,9 +53,14 @@ impl Stream {
     pub fn observer(&self) -> Observer {
         let reported = self.reported.clone();
         Arc::new(move |event: &Event| {
-            if let Event::TestFinished { result, .. } = event {
-                let mut seen = reported.lock().unwrap_or_else(|p| p.into_inner());
-                seen.insert(result.id.clone(), result.status);
+            match event {
+                Event::TestFinished { result, .. } => {
+                    let mut seen = reported.lock().unwrap_or_else(|p| p.into_inner());
+                    seen.insert(result.id.clone(), result.status);
+                }
+                // Stdout is for machines; a person watching reads stderr, as without JSON.
+                Event::Warning(text) => eprintln!("{text}"),
+                _ => {}
             }
             emit(to_json(event));
         })

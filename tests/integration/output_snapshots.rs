@@ -48,6 +48,8 @@ fn cargo_shard(hosts: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
         .arg("--manifest-path")
         .arg(common::fixture("rust-sample/Cargo.toml"))
         .args(["-E", SAMPLE])
+        // Whole shards: which slot takes a batch is timing, and these pin the words only.
+        .arg("--no-steal")
         .args(args);
     for var in [
         "CI",
