@@ -3,7 +3,7 @@
 //! suite with skewed durations and fixtures/go-sample; runs 1..N share one history file.
 //! Prints one Markdown table (BENCHMARKS.md, "End to end"); progress goes to stderr.
 //!
-//! `cargo run --release --example e2e_bench -- [--testbed DIR] [--runs 3] [--tests 600] [--seed 7]`
+//! `cargo run --release --example e2e_bench -- [--testbed DIR] [--runs 3] [--tests 600] [--seed 7] [--variants steal,no-steal]`
 //! (`--testbed` defaults to `$CARGO_SHARD_TESTBED`, else `target/testbed`; it needs
 //! `hosts.toml` and `hosts-go.toml` there). `--only rust-sample,generated,go` picks suites;
 //! `--bin PATH` uses that cargo-shard instead of building the release binary.
@@ -22,6 +22,9 @@ struct Args {
     only: Vec<String>,
     /// A cargo-shard binary to use instead of building the release one.
     bin: Option<PathBuf>,
+    /// cargo-shard variants, each with its own history and row: `steal` (the default
+    /// behaviour) and `no-steal` (`--no-steal`).
+    variants: Vec<String>,
 }
 
 fn parse_args() -> Args {
@@ -34,6 +37,7 @@ fn parse_args() -> Args {
         seed: 7,
         only: vec!["rust-sample".into(), "generated".into(), "go".into()],
         bin: None,
+        variants: vec!["steal".into()],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -45,6 +49,7 @@ fn parse_args() -> Args {
             "--seed" => a.seed = value.parse().unwrap_or_else(|_| die("--seed: a number")),
             "--bin" => a.bin = Some(PathBuf::from(value)),
             "--only" => a.only = value.split(',').map(String::from).collect(),
+            "--variants" => a.variants = value.split(',').map(String::from).collect(),
             _ => die(&format!("unknown argument {flag}")),
         }
     }
@@ -116,18 +121,39 @@ fn main() {
         let hosts_file = if kind == Kind::Go { &hosts_go } else { &hosts };
         eprintln!("== {label}: warming the build");
         kind.warm(&dir);
-        let history = work.path().join(format!("{suite}-history.json"));
         let mut one_box = Vec::new();
-        let mut sharded = Vec::new();
+        let mut sharded: Vec<Vec<Sample>> = vec![Vec::new(); args.variants.len()];
         for run in 1..=args.runs {
             eprintln!("== {label}: one box, run {run}");
             one_box.push(kind.one_box(&dir, slots));
-            eprintln!("== {label}: cargo shard, run {run}");
-            let out = work.path().join(format!("{suite}-out-{run}"));
-            sharded.push(cargo_shard(&shard_bin, kind, &dir, hosts_file, &history, &out));
+            for (variant, samples) in args.variants.iter().zip(&mut sharded) {
+                eprintln!("== {label}: cargo shard ({variant}), run {run}");
+                let history = work.path().join(format!("{suite}-{variant}-history.json"));
+                let out = work.path().join(format!("{suite}-{variant}-out-{run}"));
+                let extra: &[&str] = match variant.as_str() {
+                    "steal" => &[],
+                    "no-steal" => &["--no-steal"],
+                    other => die(&format!("unknown variant {other}")),
+                };
+                let hosts = hosts_file;
+                samples.push(cargo_shard(
+                    &shard_bin,
+                    kind,
+                    &dir,
+                    (hosts, &history, &out),
+                    extra,
+                ));
+            }
         }
         load.push(uptime());
-        rows.push((label, kind, one_box, sharded));
+        for (variant, samples) in args.variants.iter().zip(sharded) {
+            let label = if args.variants.len() > 1 {
+                format!("{label} ({variant})")
+            } else {
+                label.clone()
+            };
+            rows.push((label, kind, one_box.clone(), samples));
+        }
     }
     print_report(&args, slots, &rows, &load);
 }
@@ -264,9 +290,17 @@ fn go_counts(stdout: &str) -> (usize, usize) {
 }
 
 /// One `cargo shard` run with JSON events; phases are per-shard medians.
-fn cargo_shard(bin: &Path, kind: Kind, dir: &Path, hosts: &Path, history: &Path, out: &Path) -> Sample {
+/// One `cargo shard` run over `hosts`, its history in `history` and its output in `out`.
+fn cargo_shard(
+    bin: &Path,
+    kind: Kind,
+    dir: &Path,
+    (hosts, history, out): (&Path, &Path, &Path),
+    extra: &[&str],
+) -> Sample {
     let mut cmd = Command::new(bin);
     cmd.args(kind.shard_args(dir))
+        .args(extra)
         .arg("--hosts")
         .arg(hosts)
         .arg("--history")
