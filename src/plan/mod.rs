@@ -79,7 +79,7 @@ pub struct Shard {
     /// Its tests, in the order they run.
     pub tests: Vec<TestId>,
     /// Predicted wall time on its planned host.
-    #[serde(with = "secs")]
+    #[serde(serialize_with = "crate::units::serialize_secs")]
     pub predicted: Duration,
     /// What the planner expected of each test, in the order of `tests` (empty when the shard
     /// was not made by the planner): the runner cuts a shard into batches by it.
@@ -102,13 +102,13 @@ pub struct Plan {
     /// Shards, longest predicted first, so a queue starts the big ones early.
     pub shards: Vec<Shard>,
     /// Sum of all expected durations.
-    #[serde(with = "secs")]
+    #[serde(serialize_with = "crate::units::serialize_secs")]
     pub total: Duration,
     /// Predicted wall time of the whole run.
-    #[serde(with = "secs")]
+    #[serde(serialize_with = "crate::units::serialize_secs")]
     pub makespan: Duration,
     /// `max(total / capacity, longest test)`: no plan can beat it.
-    #[serde(with = "secs")]
+    #[serde(serialize_with = "crate::units::serialize_secs")]
     pub lower_bound: Duration,
     /// Tests whose duration was estimated (never seen before).
     pub estimated: usize,
@@ -118,12 +118,6 @@ impl Plan {
     /// Tests across every shard.
     pub fn test_count(&self) -> usize {
         self.shards.iter().map(|s| s.tests.len()).sum()
-    }
-}
-
-mod secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
     }
 }
 

@@ -93,9 +93,7 @@ impl Stream {
     }
 }
 
-fn secs(d: std::time::Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0).round() / 1000.0
-}
+use crate::units::secs;
 
 pub fn run_started(run_id: &str, runner: &str, plan: &Plan) {
     emit(run_started_json(run_id, runner, plan));

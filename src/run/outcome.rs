@@ -52,12 +52,12 @@ pub struct ShardAttempt {
     pub slot: usize,
     pub container: String,
     pub tests: usize,
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "crate::units::serialize_secs")]
     pub predicted: Duration,
     /// Offsets from the start of the run.
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "crate::units::serialize_secs")]
     pub started: Duration,
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "crate::units::serialize_secs")]
     pub finished: Duration,
     pub phases: Phases,
     pub end: AttemptEnd,
@@ -164,8 +164,4 @@ pub enum Event {
         host: String,
         stats: crate::engine::docker::StageStats,
     },
-}
-
-pub(crate) fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
 }

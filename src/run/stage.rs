@@ -421,20 +421,7 @@ pub fn under_root(parts: &[&Part]) -> Result<Vec<u8>, StageError> {
     Ok(out.into_inner().map_err(err)?)
 }
 
-/// `6.6 MB`, `512 B`: decimal units, one decimal.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    if n < 1000 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1000.0;
-    let mut unit = 0;
-    while v >= 1000.0 && unit + 1 < UNITS.len() {
-        v /= 1000.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
+pub use crate::units::human_bytes;
 
 #[cfg(test)]
 mod tests {

@@ -53,14 +53,14 @@ pub struct StageStats {
     pub cached_bytes: u64,
     /// Cache volumes removed to stay within the size limit.
     pub evicted: Vec<String>,
-    #[serde(serialize_with = "crate::run::outcome::secs")]
+    #[serde(serialize_with = "crate::units::serialize_secs")]
     pub time: std::time::Duration,
 }
 
 impl StageStats {
     /// `73.2 MB uploaded, 0 B from cache in 1.23s` (plus what was evicted, if anything).
     pub fn describe(&self) -> String {
-        let bytes = crate::run::stage::human_bytes;
+        let bytes = crate::units::human_bytes;
         let mut line = format!(
             "{} uploaded, {} from cache in {:.2}s",
             bytes(self.uploaded_bytes),
