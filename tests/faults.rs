@@ -1347,3 +1347,212 @@ fn engine_frozen_mid_upload_is_given_up_and_its_shards_finish_elsewhere() {
         );
     }
 }
+
+/// A Docker engine of the test's own, named `tiny`, whose data root is a tmpfs sized so that
+/// the test bed's base image fits and the sample's payload does not. It is stopped and the
+/// tmpfs unmounted when it goes.
+struct SmallDisk {
+    data: PathBuf,
+    socket: String,
+    dockerd: Child,
+}
+
+impl SmallDisk {
+    fn start() -> SmallDisk {
+        let root = common::testbed_dir().join("small-disk");
+        let data = root.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let base = common::testbed_file("cache/base.tar");
+        // The image takes about the size of its tar; 32 MiB more holds the source part, not
+        // the target part (about 70 MB).
+        let size = std::fs::metadata(&base).unwrap().len() + (32 << 20);
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}")])
+                .arg("cargo-shard-small-disk")
+                .arg(&data),
+        );
+        let name = format!("cargo-shard-s{}-tiny", testbed_slot());
+        let socket = format!("/run/{name}.sock");
+        let log = std::fs::File::create(root.join("dockerd.log")).unwrap();
+        let dockerd = Command::new("/usr/sbin/dockerd")
+            .arg("--data-root")
+            .arg(&data)
+            .args([
+                "--exec-root",
+                &format!("/run/{name}"),
+                "-H",
+                &format!("unix://{socket}"),
+            ])
+            .arg("--pidfile")
+            .arg(root.join("dockerd.pid"))
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--shutdown-timeout",
+                "2",
+            ])
+            .args([
+                "--containerd-namespace",
+                &name,
+                "--containerd-plugins-namespace",
+                &format!("{name}-plugins"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd");
+        let mut disk = SmallDisk {
+            data,
+            socket,
+            dockerd,
+        };
+        disk.wait_answering();
+        run_ok(
+            disk.docker(&["import", "--change", "ENV PATH=/usr/local/bin:/usr/bin:/bin"])
+                .arg(&base)
+                .arg("cargo-shard/base:latest"),
+        );
+        disk
+    }
+
+    fn docker(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        c.args(["-H", &format!("unix://{}", self.socket)]).args(args);
+        c
+    }
+
+    /// Waits (up to a minute) until the engine answers.
+    fn wait_answering(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.docker(&["version"]).output().unwrap().status.success() {
+            let exited = self.dockerd.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "dockerd on the small disk: {exited:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn host(&self) -> cargo_shard::config::Host {
+        let mut host = common::host("e1");
+        host.name = "tiny".into();
+        host.endpoint = cargo_shard::config::Endpoint::parse(&format!("unix://{}", self.socket)).unwrap();
+        host
+    }
+
+    /// e1 and this engine.
+    fn hosts_file(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("hosts-tiny.toml");
+        let text = format!(
+            "[defaults]\nimage = \"cargo-shard/base:latest\"\nslots = 2\njobs = 1\nnetwork = \"none\"\n\n\
+             [[host]]\nname = \"e1\"\ndocker_host = \"{}\"\n\n[[host]]\nname = \"tiny\"\ndocker_host = \"unix://{}\"\n",
+            common::host("e1").endpoint,
+            self.socket
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Bytes free on the small disk.
+    fn free(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&self.data)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.dockerd.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.dockerd.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.dockerd.kill();
+        let _ = self.dockerd.wait();
+        let unmounted = Command::new("umount").arg(&self.data).status();
+        if !unmounted.is_ok_and(|s| s.success()) {
+            // A process of the engine still holds it: detach it now, it goes with them.
+            let _ = Command::new("umount").arg("-l").arg(&self.data).status();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_dir_all(self.socket.trim_end_matches(".sock"));
+    }
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn full_disk_on_a_host_leaves_it_out_with_one_line_and_frees_the_space() {
+    let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
+    let disk = SmallDisk::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let free_before = disk.free();
+    let out = common::cargo_shard(&[
+        "shard",
+        "--hosts",
+        disk.hosts_file(dir.path()).to_str().unwrap(),
+        "--manifest-path",
+        fixture().to_str().unwrap(),
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert_eq!(out.0, 100, "the run goes on on e1:\n{}", out.2);
+    let lost: Vec<&str> = out.2.lines().filter(|l| l.contains("HOST tiny lost: ")).collect();
+    assert_eq!(lost.len(), 1, "{}", out.2);
+    assert!(lost[0].contains("no space left on device"), "{}", lost[0]);
+    let run_id = out
+        .2
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split(':').next())
+        .unwrap_or_else(|| panic!("no run id in:\n{}", out.2))
+        .to_string();
+
+    let junit = out_dir.join("junit.xml");
+    common::assert_valid_junit(&junit);
+    let cases = junit_cases(&junit);
+    assert_every_test_once(&cases, &expected);
+    let errors: Vec<_> = cases.iter().filter(|(_, c)| status(c) == "error").collect();
+    assert!(errors.is_empty(), "every test ran on e1: {errors:#?}");
+    let half_written: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp"))
+        .collect();
+    assert!(half_written.is_empty(), "{half_written:?}");
+
+    common::assert_nothing_left(&run_id);
+    let left = rt().block_on(common::leftovers_on(&disk.host(), &run_id));
+    assert!(left.is_empty(), "{left:?}");
+    // The part that did not fit is not kept: the disk is as free as before but for the
+    // source part and the last-use index.
+    let free_after = disk.free();
+    assert!(
+        free_after + (1 << 20) >= free_before,
+        "{free_before} bytes free before the run, {free_after} after"
+    );
+}
