@@ -1275,6 +1275,12 @@ fn engine_killed_mid_upload_is_left_out_and_its_half_written_entry_is_refilled()
             .starts_with("staging failed: e2: "),
         "{lost}"
     );
+    // Its staging container could not be removed while e2 was down: the run said how to.
+    assert!(
+        done.stderr.contains(&format!("cargo shard gc --run {run_id}")),
+        "{}",
+        done.stderr
+    );
     drop(restart);
     common::gc_until_clean(&run_id);
 
