@@ -1510,40 +1510,50 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-#[test]
-fn full_disk_on_a_host_leaves_it_out_with_one_line_and_frees_the_space() {
+/// The sample on e1 and `disk` (only `disk` with `alone`) in `dir/out`: the exit code, stderr
+/// and run id. Checks the one line naming the full host, a valid report with every test once,
+/// no report file half-written, nothing of the run left on any engine, and the space the
+/// failed upload took given back (but for the source part and the last-use index).
+fn run_beside_full_disk(
+    disk: &SmallDisk,
+    dir: &Path,
+    alone: bool,
+) -> (i32, String, BTreeMap<(String, String), Case>) {
     let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
-    let disk = SmallDisk::start();
-    let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("out");
+    let out_dir = dir.join(if alone { "alone" } else { "beside" });
     let free_before = disk.free();
-    let out = common::cargo_shard(&[
+    let hosts = disk.hosts_file(dir);
+    let manifest = fixture();
+    let mut args = vec![
         "shard",
         "--hosts",
-        disk.hosts_file(dir.path()).to_str().unwrap(),
+        hosts.to_str().unwrap(),
         "--manifest-path",
-        fixture().to_str().unwrap(),
+        manifest.to_str().unwrap(),
         "--out-dir",
         out_dir.to_str().unwrap(),
         "--no-progress",
-    ]);
-    assert_eq!(out.0, 100, "the run goes on on e1:\n{}", out.2);
-    let lost: Vec<&str> = out.2.lines().filter(|l| l.contains("HOST tiny lost: ")).collect();
-    assert_eq!(lost.len(), 1, "{}", out.2);
+    ];
+    if alone {
+        args.extend(["--only-host", "tiny"]);
+    }
+    let (code, _, stderr) = common::cargo_shard(&args);
+    let lost: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("HOST tiny lost: "))
+        .collect();
+    assert_eq!(lost.len(), 1, "{stderr}");
     assert!(lost[0].contains("no space left on device"), "{}", lost[0]);
-    let run_id = out
-        .2
+    let run_id = stderr
         .lines()
         .find_map(|l| l.strip_prefix("run ")?.split(':').next())
-        .unwrap_or_else(|| panic!("no run id in:\n{}", out.2))
+        .unwrap_or_else(|| panic!("no run id in:\n{stderr}"))
         .to_string();
 
     let junit = out_dir.join("junit.xml");
     common::assert_valid_junit(&junit);
     let cases = junit_cases(&junit);
     assert_every_test_once(&cases, &expected);
-    let errors: Vec<_> = cases.iter().filter(|(_, c)| status(c) == "error").collect();
-    assert!(errors.is_empty(), "every test ran on e1: {errors:#?}");
     let half_written: Vec<String> = std::fs::read_dir(&out_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -1554,11 +1564,36 @@ fn full_disk_on_a_host_leaves_it_out_with_one_line_and_frees_the_space() {
     common::assert_nothing_left(&run_id);
     let left = rt().block_on(common::leftovers_on(&disk.host(), &run_id));
     assert!(left.is_empty(), "{left:?}");
-    // The part that did not fit is not kept: the disk is as free as before but for the
-    // source part and the last-use index.
     let free_after = disk.free();
     assert!(
         free_after + (1 << 20) >= free_before,
         "{free_before} bytes free before the run, {free_after} after"
     );
+    (code, stderr, cases)
+}
+
+#[test]
+fn full_disk_on_a_host_leaves_it_out_with_one_line_and_frees_the_space() {
+    let disk = SmallDisk::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr, cases) = run_beside_full_disk(&disk, dir.path(), false);
+    assert_eq!(code, 100, "the run goes on on e1:\n{stderr}");
+    let errors: Vec<_> = cases.iter().filter(|(_, c)| status(c) == "error").collect();
+    assert!(errors.is_empty(), "every test ran on e1: {errors:#?}");
+
+    // With no other host, the run ends with the README's exit code for it, every test that
+    // would have run an error saying why.
+    let (code, stderr, cases) = run_beside_full_disk(&disk, dir.path(), true);
+    assert_eq!(code, 102, "{stderr}");
+    for (key, case) in &cases {
+        if status(case) == "skipped" {
+            continue;
+        }
+        assert_eq!(status(case), "error", "{key:?}");
+        let m = message(case);
+        assert!(
+            m.contains("no host left") && m.contains("no space left on device"),
+            "{key:?}: {m}"
+        );
+    }
 }
