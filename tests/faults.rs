@@ -1189,11 +1189,11 @@ impl CacheVolume {
 }
 
 /// Every payload-cache volume on `host` but the last-use index.
-fn cache_volumes(host: &str) -> Vec<CacheVolume> {
+fn cache_volumes(host: &cargo_shard::config::Host) -> Vec<CacheVolume> {
     rt().block_on(async {
-        let engine = Engine::connect(&common::host(host)).await.unwrap();
+        let engine = Engine::connect(host).await.unwrap();
         let Engine::Docker(docker) = &engine else {
-            panic!("{host} is a Docker engine")
+            panic!("{} is a Docker engine", host.name)
         };
         let filters = std::collections::HashMap::from([(
             "label".to_string(),
@@ -1287,7 +1287,7 @@ fn engine_killed_mid_upload_is_left_out_and_its_half_written_entry_is_refilled()
     // What e2 received of the target part is there without a marker (and maybe the source
     // part, held on the wire with it). Spoil the large one further: a file the part holds,
     // rewritten with other bytes.
-    let half: Vec<CacheVolume> = cache_volumes("e2")
+    let half: Vec<CacheVolume> = cache_volumes(&common::host("e2"))
         .into_iter()
         .filter(|v| v.marker().is_none())
         .collect();
@@ -1344,7 +1344,7 @@ fn engine_frozen_mid_upload_is_given_up_and_its_shards_finish_elsewhere() {
     // Thawed, e2 carries out what it had received: the upload breaks off where the run left
     // it, and gc removes the staging container.
     common::gc_until_clean(&run_id);
-    for v in cache_volumes("e2") {
+    for v in cache_volumes(&common::host("e2")) {
         let marker = v.marker();
         assert!(
             marker.is_none() || marker.as_deref() == Some(v.hash.as_str()),
@@ -1569,6 +1569,17 @@ fn run_beside_full_disk(
         free_after + (1 << 20) >= free_before,
         "{free_before} bytes free before the run, {free_after} after"
     );
+    // What did fit stays cached, complete.
+    let kept = cache_volumes(&disk.host());
+    assert!(!kept.is_empty(), "the source part stays cached");
+    for v in &kept {
+        assert_eq!(
+            v.marker().as_deref(),
+            Some(v.hash.as_str()),
+            "{} is complete",
+            v.name
+        );
+    }
     (code, stderr, cases)
 }
 

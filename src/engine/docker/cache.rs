@@ -113,8 +113,8 @@ impl DockerEngine {
         Ok(stats)
     }
 
-    /// Fills the parts whose marker is not theirs; `filling` names their volumes until every
-    /// fill is through.
+    /// Fills the parts whose marker is not theirs; on an error `filling` names the volumes
+    /// whose fill did not complete.
     async fn fill(
         &self,
         id: &str,
@@ -151,8 +151,23 @@ impl DockerEngine {
                 fills.push(self.fill_one(id, format!("/p/{i}"), p));
             }
         }
-        futures_util::future::try_join_all(fills).await?;
-        filling.clear();
+        // Every fill runs to its end, so that `filling` keeps only those that failed.
+        let mut failed = None;
+        for (name, r) in filling
+            .clone()
+            .iter()
+            .zip(futures_util::future::join_all(fills).await)
+        {
+            match r {
+                Ok(()) => filling.retain(|n| n != name),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let now = now_secs();
         let stale = stale(&names, &stamps, now);
         stats.evicted = self.record_use(id, &names, &stale, &sizes, limit, now).await?;
