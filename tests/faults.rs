@@ -1,6 +1,8 @@
-//! Faults on the live test bed: an engine dying mid-run, a container killed, a flaky test, an
-//! interrupt, a shard timeout and a panic in our own code. Each run must account for every
-//! planned test exactly once and leave no labelled container on any engine.
+//! Faults on the live test bed: an engine dying mid-run or mid-upload, a host's disk filling
+//! while staging, a half-written cache entry, a container killed, a flaky test, an interrupt,
+//! a shard timeout and a panic in our own code. Each run must account for every planned test
+//! exactly once and leave no labelled container on any engine. A test waits for what it
+//! needs (an event, bytes on the wire, a container, an answering engine), never a fixed time.
 //!
 //! These tests stop engines that every other test shares, so `scripts/test` runs this binary
 //! alone, after the main phase, one test at a time.
@@ -42,10 +44,15 @@ struct Finished {
 
 impl Running {
     fn start(out_dir: &Path, extra: &[&str]) -> Running {
+        Running::start_on(&common::hosts_file(), out_dir, extra)
+    }
+
+    /// [`Running::start`] on the hosts of `hosts` instead of the test bed's.
+    fn start_on(hosts: &Path, out_dir: &Path, extra: &[&str]) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
             .env_remove("NEXTEST_PROFILE")
             .args(["shard", "--hosts"])
-            .arg(common::hosts_file())
+            .arg(hosts)
             .arg("--manifest-path")
             .arg(fixture())
             .arg("--out-dir")
@@ -125,6 +132,14 @@ impl Running {
                 }
             }
         }
+    }
+
+    /// Stops the run and fails the test, saying why and what the run printed.
+    fn abort(mut self, why: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = self.stderr.join().unwrap_or_default();
+        panic!("{why}; events so far: {:#?}\nstderr:\n{stderr}", self.seen);
     }
 
     fn run_id(&mut self) -> String {
@@ -604,7 +619,8 @@ fn stops_within_ten_seconds_and_leaves_nothing(signal: &str) {
     for _ in 0..3 {
         run.wait_for("shard-started", |v| v["type"] == "shard-started");
     }
-    std::thread::sleep(Duration::from_secs(2));
+    // A container runs tests: the signal cuts shards short rather than stopping their start.
+    run.wait_for("test-started", |v| v["type"] == "test-started");
     let sent = Instant::now();
     send_signal(run.pid(), signal);
     let done = run.finish();
@@ -649,11 +665,9 @@ fn second_interrupt_exits_at_once_saying_how_to_clean_up() {
         "{}",
         done.stderr
     );
-    // What the message says to run cleans up what the hurried exit left, once requests the
-    // engines had already received (a container being created) are through.
-    std::thread::sleep(Duration::from_secs(3));
-    common::gc_run(&run_id);
-    common::assert_nothing_left_except(&run_id, &[]);
+    // What the message says to run cleans up what the hurried exit left, repeated until the
+    // requests the engines had already received (a container being created) are through.
+    common::gc_until_clean(&run_id);
 }
 
 #[test]
@@ -1042,10 +1056,10 @@ fn ssh_tunnel_cut_mid_run_its_shards_finish_elsewhere() {
     let _restart = Restart("sshd");
     let mut run = Running::start(&out_dir, &["--shards", "9"]);
     let run_id = run.run_id();
-    run.wait_for("shard-started on e3", |v| {
-        v["type"] == "shard-started" && v["host"] == "e3"
+    // A test runs on e3: its container is up and streams through the tunnel being cut.
+    run.wait_for("test-started on e3", |v| {
+        v["type"] == "test-started" && v["host"] == "e3"
     });
-    std::thread::sleep(Duration::from_secs(3));
     cut_ssh();
     let done = run.finish();
     assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
@@ -1183,4 +1197,479 @@ fn engine_killed_while_batches_run_its_batches_finish_elsewhere() {
     common::assert_nothing_left_except(&run_id, &["e2"]);
     drop(_restart);
     common::gc_until_clean(&run_id);
+}
+
+/// How much of the payload must have reached e2 before it is frozen or killed: well into the
+/// nextest target part (about 70 MB for the sample), past the source part (a few kB).
+const MID_UPLOAD: u64 = 16 << 20;
+
+/// e2's engine address (the test bed reaches it over tcp).
+fn e2_addr() -> std::net::SocketAddr {
+    let endpoint = common::host("e2").endpoint.to_string();
+    let addr = endpoint
+        .strip_prefix("tcp://")
+        .unwrap_or_else(|| panic!("the test bed reaches e2 over tcp, not {endpoint}"));
+    addr.parse().unwrap()
+}
+
+/// The test bed's hosts file with e2 reached through `tap`.
+fn hosts_through(tap: &common::tap::Tap, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(common::hosts_file()).unwrap();
+    let from = format!("docker_host = \"tcp://{}\"", e2_addr());
+    assert!(text.contains(&from), "{from:?} in the test bed's hosts file");
+    let path = dir.join("hosts-tap.toml");
+    std::fs::write(
+        &path,
+        text.replace(&from, &format!("docker_host = \"tcp://{}\"", tap.addr)),
+    )
+    .unwrap();
+    path
+}
+
+/// Empties `host`'s payload cache, so the run uploads every part there.
+fn empty_cache(host: &str) {
+    rt().block_on(async {
+        let engine = Engine::connect(&common::host(host)).await.unwrap();
+        let Engine::Docker(docker) = &engine else {
+            panic!("{host} is a Docker engine")
+        };
+        docker.remove_cache().await.unwrap();
+    });
+}
+
+/// A cache volume as the engine holds it on this machine.
+struct CacheVolume {
+    name: String,
+    hash: String,
+    size: u64,
+    dir: PathBuf,
+}
+
+impl CacheVolume {
+    /// The part's hash its marker names, if it has one.
+    fn marker(&self) -> Option<String> {
+        let link = std::fs::read_link(self.dir.join(cargo_shard::engine::docker::MARKER)).ok()?;
+        Some(link.file_name()?.to_string_lossy().into_owned())
+    }
+}
+
+/// Every payload-cache volume on `host` but the last-use index.
+fn cache_volumes(host: &cargo_shard::config::Host) -> Vec<CacheVolume> {
+    rt().block_on(async {
+        let engine = Engine::connect(host).await.unwrap();
+        let Engine::Docker(docker) = &engine else {
+            panic!("{} is a Docker engine", host.name)
+        };
+        let filters = std::collections::HashMap::from([(
+            "label".to_string(),
+            vec![cargo_shard::config::CACHE_LABEL.to_string()],
+        )]);
+        let opts = bollard::query_parameters::ListVolumesOptions {
+            filters: Some(filters),
+        };
+        let list = docker.client().list_volumes(Some(opts)).await.unwrap();
+        list.volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| v.name != cargo_shard::engine::docker::INDEX_VOLUME)
+            .map(|v| CacheVolume {
+                hash: v.labels[cargo_shard::config::CACHE_LABEL].clone(),
+                size: v.labels[cargo_shard::config::CACHE_SIZE_LABEL].parse().unwrap(),
+                dir: PathBuf::from(&v.mountpoint),
+                name: v.name,
+            })
+            .collect()
+    })
+}
+
+/// Runs the sample with e2 behind a tap and, once [`MID_UPLOAD`] bytes of its payload have
+/// gone through, sends e2's dockerd `signal`. Checks what every host loss must give (every
+/// test once, none an error, a valid report, e2 named, its shards run elsewhere, nothing
+/// left) and returns the run's id, its JUnit cases and events. e2 is down or frozen after it.
+fn lose_e2_mid_upload(signal: &str, dir: &Path) -> (String, BTreeMap<(String, String), Case>, Finished) {
+    let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
+    empty_cache("e2");
+    let tap = common::tap::Tap::start(e2_addr(), MID_UPLOAD);
+    let hosts = hosts_through(&tap, dir);
+    let out_dir = dir.join("out");
+    let pid = testbed_pid("e2", "dockerd");
+    let mut run = Running::start_on(&hosts, &out_dir, &["--shards", "9"]);
+    let run_id = run.run_id();
+    if !tap.wait_held(Duration::from_secs(180)) {
+        run.abort(&format!(
+            "{MID_UPLOAD} bytes never went to e2 (sent {})",
+            tap.sent()
+        ));
+    }
+    send_signal(pid, signal);
+    tap.release();
+    let done = run.finish();
+    assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
+
+    let junit = out_dir.join("junit.xml");
+    common::assert_valid_junit(&junit);
+    let cases = junit_cases(&junit);
+    assert_every_test_once(&cases, &expected);
+    let errors: Vec<_> = cases.iter().filter(|(_, c)| status(c) == "error").collect();
+    assert!(errors.is_empty(), "e2's shards ran elsewhere: {errors:#?}");
+    let lost = done.of_type("host-lost");
+    assert_eq!(lost.len(), 1, "{lost:#?}");
+    assert_eq!(lost[0]["host"], "e2");
+    let on_e2 = |t: &str| done.of_type(t).into_iter().filter(|v| v["host"] == "e2").count();
+    assert_eq!(on_e2("host-staged"), 0, "e2 never held the whole payload");
+    assert_eq!(on_e2("shard-started"), 0, "nothing ran on e2");
+    common::assert_nothing_left_except(&run_id, &["e2"]);
+    (run_id, cases, done)
+}
+
+/// Statuses by test, to compare two runs of the sample.
+fn statuses(cases: &BTreeMap<(String, String), Case>) -> BTreeMap<(String, String), &'static str> {
+    cases.iter().map(|(k, c)| (k.clone(), status(c))).collect()
+}
+
+#[test]
+fn engine_killed_mid_upload_is_left_out_and_its_half_written_entry_is_refilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let restart = Restart("e2");
+    let (run_id, first, done) = lose_e2_mid_upload("-KILL", dir.path());
+    let lost = &done.of_type("host-lost")[0];
+    assert!(
+        lost["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("staging failed: e2: "),
+        "{lost}"
+    );
+    // Its staging container could not be removed while e2 was down: the run said how to.
+    assert!(
+        done.stderr.contains(&format!("cargo shard gc --run {run_id}")),
+        "{}",
+        done.stderr
+    );
+    drop(restart);
+    common::gc_until_clean(&run_id);
+
+    // What e2 received of the target part is there without a marker (and maybe the source
+    // part, held on the wire with it). Spoil the large one further: a file the part holds,
+    // rewritten with other bytes.
+    let half: Vec<CacheVolume> = cache_volumes(&common::host("e2"))
+        .into_iter()
+        .filter(|v| v.marker().is_none())
+        .collect();
+    let large = half.iter().find(|v| v.size > MID_UPLOAD).unwrap_or_else(|| {
+        panic!(
+            "the large part is half-written: {:?}",
+            half.iter().map(|v| &v.name).collect::<Vec<_>>()
+        )
+    });
+    let meta = large.dir.join("nextest/binaries-metadata.json");
+    std::fs::create_dir_all(meta.parent().unwrap()).unwrap();
+    std::fs::write(&meta, "corrupt").unwrap();
+
+    // e2 alone: its part is uploaded again, and the tests give what they gave before.
+    let out_dir = dir.path().join("again");
+    let mut run = Running::start(&out_dir, &["--only-host", "e2", "--shards", "2"]);
+    let again_id = run.run_id();
+    let again = run.finish();
+    assert_eq!(again.code, Some(100), "stderr:\n{}", again.stderr);
+    let staged = again.of_type("host-staged");
+    assert_eq!(staged.len(), 1, "{staged:#?}");
+    let uploaded = staged[0]["uploaded_bytes"].as_u64().unwrap();
+    let unfinished: u64 = half.iter().map(|v| v.size).sum();
+    assert_eq!(
+        uploaded, unfinished,
+        "the half-written parts are uploaded again: {}",
+        staged[0]
+    );
+    for v in &half {
+        assert_eq!(
+            v.marker().as_deref(),
+            Some(v.hash.as_str()),
+            "{} refilled and marked",
+            v.name
+        );
+    }
+    assert_ne!(std::fs::read(&meta).unwrap(), b"corrupt", "every file rewritten");
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    assert_eq!(statuses(&cases), statuses(&first), "the spoiled part never ran");
+    common::assert_nothing_left(&again_id);
+}
+
+#[test]
+fn engine_frozen_mid_upload_is_given_up_and_its_shards_finish_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let resume = Resume(testbed_pid("e2", "dockerd"));
+    let (run_id, _, done) = lose_e2_mid_upload("-STOP", dir.path());
+    let lost = &done.of_type("host-lost")[0];
+    assert!(
+        lost["reason"].as_str().unwrap().contains("stopped answering"),
+        "{lost}"
+    );
+    drop(resume);
+    // Thawed, e2 carries out what it had received: the upload breaks off where the run left
+    // it, and gc removes the staging container.
+    common::gc_until_clean(&run_id);
+    for v in cache_volumes(&common::host("e2")) {
+        let marker = v.marker();
+        assert!(
+            marker.is_none() || marker.as_deref() == Some(v.hash.as_str()),
+            "{}: a marker only on a complete part, naming its hash: {marker:?}",
+            v.name
+        );
+    }
+}
+
+/// A Docker engine of the test's own, named `tiny`, whose data root is a tmpfs sized so that
+/// the test bed's base image fits and the sample's payload does not. It is stopped and the
+/// tmpfs unmounted when it goes.
+struct SmallDisk {
+    data: PathBuf,
+    socket: String,
+    dockerd: Child,
+}
+
+impl SmallDisk {
+    fn start() -> SmallDisk {
+        let root = common::testbed_dir().join("small-disk");
+        let data = root.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let base = common::testbed_file("cache/base.tar");
+        // The image takes about the size of its tar; 32 MiB more holds the source part, not
+        // the target part (about 70 MB).
+        let size = std::fs::metadata(&base).unwrap().len() + (32 << 20);
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}")])
+                .arg("cargo-shard-small-disk")
+                .arg(&data),
+        );
+        let name = format!("cargo-shard-s{}-tiny", testbed_slot());
+        let socket = format!("/run/{name}.sock");
+        let log = std::fs::File::create(root.join("dockerd.log")).unwrap();
+        let dockerd = Command::new("/usr/sbin/dockerd")
+            .arg("--data-root")
+            .arg(&data)
+            .args([
+                "--exec-root",
+                &format!("/run/{name}"),
+                "-H",
+                &format!("unix://{socket}"),
+            ])
+            .arg("--pidfile")
+            .arg(root.join("dockerd.pid"))
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--shutdown-timeout",
+                "2",
+            ])
+            .args([
+                "--containerd-namespace",
+                &name,
+                "--containerd-plugins-namespace",
+                &format!("{name}-plugins"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd");
+        let mut disk = SmallDisk {
+            data,
+            socket,
+            dockerd,
+        };
+        disk.wait_answering();
+        run_ok(
+            disk.docker(&["import", "--change", "ENV PATH=/usr/local/bin:/usr/bin:/bin"])
+                .arg(&base)
+                .arg("cargo-shard/base:latest"),
+        );
+        disk
+    }
+
+    fn docker(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        c.args(["-H", &format!("unix://{}", self.socket)]).args(args);
+        c
+    }
+
+    /// Waits (up to a minute) until the engine answers.
+    fn wait_answering(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.docker(&["version"]).output().unwrap().status.success() {
+            let exited = self.dockerd.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "dockerd on the small disk: {exited:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn host(&self) -> cargo_shard::config::Host {
+        let mut host = common::host("e1");
+        host.name = "tiny".into();
+        host.endpoint = cargo_shard::config::Endpoint::parse(&format!("unix://{}", self.socket)).unwrap();
+        host
+    }
+
+    /// e1 and this engine.
+    fn hosts_file(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("hosts-tiny.toml");
+        let text = format!(
+            "[defaults]\nimage = \"cargo-shard/base:latest\"\nslots = 2\njobs = 1\nnetwork = \"none\"\n\n\
+             [[host]]\nname = \"e1\"\ndocker_host = \"{}\"\n\n[[host]]\nname = \"tiny\"\ndocker_host = \"unix://{}\"\n",
+            common::host("e1").endpoint,
+            self.socket
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Bytes free on the small disk.
+    fn free(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&self.data)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.dockerd.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.dockerd.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.dockerd.kill();
+        let _ = self.dockerd.wait();
+        let unmounted = Command::new("umount").arg(&self.data).status();
+        if !unmounted.is_ok_and(|s| s.success()) {
+            // A process of the engine still holds it: detach it now, it goes with them.
+            let _ = Command::new("umount").arg("-l").arg(&self.data).status();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_dir_all(self.socket.trim_end_matches(".sock"));
+    }
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The sample on e1 and `disk` (only `disk` with `alone`) in `dir/out`: the exit code, stderr
+/// and run id. Checks the one line naming the full host, a valid report with every test once,
+/// no report file half-written, nothing of the run left on any engine, and the space the
+/// failed upload took given back (but for the source part and the last-use index).
+fn run_beside_full_disk(
+    disk: &SmallDisk,
+    dir: &Path,
+    alone: bool,
+) -> (i32, String, BTreeMap<(String, String), Case>) {
+    let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
+    let out_dir = dir.join(if alone { "alone" } else { "beside" });
+    let free_before = disk.free();
+    let hosts = disk.hosts_file(dir);
+    let manifest = fixture();
+    let mut args = vec![
+        "shard",
+        "--hosts",
+        hosts.to_str().unwrap(),
+        "--manifest-path",
+        manifest.to_str().unwrap(),
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+        "--no-progress",
+    ];
+    if alone {
+        args.extend(["--only-host", "tiny"]);
+    }
+    let (code, _, stderr) = common::cargo_shard(&args);
+    let lost: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("HOST tiny lost: "))
+        .collect();
+    assert_eq!(lost.len(), 1, "{stderr}");
+    assert!(lost[0].contains("no space left on device"), "{}", lost[0]);
+    let run_id = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split(':').next())
+        .unwrap_or_else(|| panic!("no run id in:\n{stderr}"))
+        .to_string();
+
+    let junit = out_dir.join("junit.xml");
+    common::assert_valid_junit(&junit);
+    let cases = junit_cases(&junit);
+    assert_every_test_once(&cases, &expected);
+    let half_written: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp"))
+        .collect();
+    assert!(half_written.is_empty(), "{half_written:?}");
+
+    common::assert_nothing_left(&run_id);
+    let left = rt().block_on(common::leftovers_on(&disk.host(), &run_id));
+    assert!(left.is_empty(), "{left:?}");
+    let free_after = disk.free();
+    assert!(
+        free_after + (1 << 20) >= free_before,
+        "{free_before} bytes free before the run, {free_after} after"
+    );
+    // What did fit stays cached, complete.
+    let kept = cache_volumes(&disk.host());
+    assert!(!kept.is_empty(), "the source part stays cached");
+    for v in &kept {
+        assert_eq!(
+            v.marker().as_deref(),
+            Some(v.hash.as_str()),
+            "{} is complete",
+            v.name
+        );
+    }
+    (code, stderr, cases)
+}
+
+#[test]
+fn full_disk_on_a_host_leaves_it_out_with_one_line_and_frees_the_space() {
+    let disk = SmallDisk::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr, cases) = run_beside_full_disk(&disk, dir.path(), false);
+    assert_eq!(code, 100, "the run goes on on e1:\n{stderr}");
+    let errors: Vec<_> = cases.iter().filter(|(_, c)| status(c) == "error").collect();
+    assert!(errors.is_empty(), "every test ran on e1: {errors:#?}");
+
+    // With no other host, the run ends with the README's exit code for it, every test that
+    // would have run an error saying why.
+    let (code, stderr, cases) = run_beside_full_disk(&disk, dir.path(), true);
+    assert_eq!(code, 102, "{stderr}");
+    for (key, case) in &cases {
+        if status(case) == "skipped" {
+            continue;
+        }
+        assert_eq!(status(case), "error", "{key:?}");
+        let m = message(case);
+        assert!(
+            m.contains("no host left") && m.contains("no space left on device"),
+            "{key:?}: {m}"
+        );
+    }
 }

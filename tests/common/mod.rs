@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use cargo_shard::config::{Host, HostsConfig};
 
+pub mod tap;
+
 /// The test bed's state dir: `CARGO_SHARD_TESTBED`, else `<repo>/target/testbed`.
 pub fn testbed_dir() -> PathBuf {
     match std::env::var_os("CARGO_SHARD_TESTBED") {

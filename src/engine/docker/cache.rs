@@ -102,21 +102,26 @@ impl DockerEngine {
         // The helper stays until the run's cleanup removes it (it carries the run label): while
         // it exists, Docker refuses to remove the volumes it mounts, so another run's eviction
         // cannot take a part from under this run's shards.
-        let result = self.fill(&id, parts, sizes, limit).await;
+        let mut filling = Vec::new();
+        let result = self.fill(&id, parts, sizes, limit, &mut filling).await;
         if result.is_err() {
             let _ = tokio::time::timeout(CLEANUP, self.remove(&id)).await;
+            let _ = tokio::time::timeout(CLEANUP, self.drop_unfinished(&filling)).await;
         }
         let mut stats = result?;
         stats.time = t.elapsed();
         Ok(stats)
     }
 
+    /// Fills the parts whose marker is not theirs; on an error `filling` names the volumes
+    /// whose fill did not complete.
     async fn fill(
         &self,
         id: &str,
         parts: &[CachePart],
         mut sizes: BTreeMap<String, u64>,
         limit: u64,
+        filling: &mut Vec<String>,
     ) -> Result<StageStats, EngineError> {
         let mut stats = StageStats::default();
         for p in parts {
@@ -142,10 +147,27 @@ impl DockerEngine {
                 stats.cached_bytes += size;
             } else {
                 stats.uploaded_bytes += size;
+                filling.push(volume_name(&p.hash));
                 fills.push(self.fill_one(id, format!("/p/{i}"), p));
             }
         }
-        futures_util::future::try_join_all(fills).await?;
+        // Every fill runs to its end, so that `filling` keeps only those that failed.
+        let mut failed = None;
+        for (name, r) in filling
+            .clone()
+            .iter()
+            .zip(futures_util::future::join_all(fills).await)
+        {
+            match r {
+                Ok(()) => filling.retain(|n| n != name),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let now = now_secs();
         let stale = stale(&names, &stamps, now);
         stats.evicted = self.record_use(id, &names, &stale, &sizes, limit, now).await?;
@@ -165,6 +187,18 @@ impl DockerEngine {
         .await?;
         let marker = marker_tar(&p.hash).map_err(|e| self.local(e))?;
         self.upload(id, &dir, marker.into()).await
+    }
+
+    /// Removes the volumes of fills that failed: a half-filled volume is never used, but it
+    /// keeps its bytes, and on a host whose disk filled up it would keep the disk full for
+    /// every later run and container. One another run still holds (409) is that run's.
+    async fn drop_unfinished(&self, volumes: &[String]) {
+        for name in volumes {
+            let _ = self
+                .docker
+                .remove_volume(name, Some(RemoveVolumeOptions { force: false }))
+                .await;
+        }
     }
 
     /// The hash a part's volume (mounted at `dir` in the helper) says it completely holds.
