@@ -373,13 +373,14 @@ fn killed_container_is_retried_on_another_host() {
     let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let mut run = Running::start(&out_dir, &["--shards", "6"]);
+    // Whole shards, each in a container of its own: the killed one is a shard's.
+    let mut run = Running::start(&out_dir, &["--shards", "6", "--no-steal"]);
     let run_id = run.run_id();
     run.wait_for("shard-started on e1", |v| {
         v["type"] == "shard-started" && v["host"] == "e1"
     });
 
-    let killed = kill_a_running_container("e1", &run_id);
+    let killed = kill_a_running_container("e1", &run_id).expect("a shard's container");
     let done = run.finish();
     assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
 
@@ -408,7 +409,9 @@ fn killed_container_is_retried_on_another_host() {
 
 /// Kills one of the run's running containers on `host`, as `docker kill` would; returns the
 /// shard it ran.
-fn kill_a_running_container(host: &str, run_id: &str) -> String {
+/// Kills a running container of the run on `host`; returns its shard label (a slot container,
+/// which runs batch after batch, has none).
+fn kill_a_running_container(host: &str, run_id: &str) -> Option<String> {
     let rt = rt();
     rt.block_on(async {
         let engine = Engine::connect(&common::host(host)).await.unwrap();
@@ -438,7 +441,11 @@ fn kill_a_running_container(host: &str, run_id: &str) -> String {
                     )
                     .await
                     .unwrap();
-                break c.labels.unwrap_or_default()[cargo_shard::config::SHARD_LABEL].clone();
+                break c
+                    .labels
+                    .unwrap_or_default()
+                    .get(cargo_shard::config::SHARD_LABEL)
+                    .cloned();
             }
             assert!(
                 Instant::now() < deadline,
@@ -454,12 +461,15 @@ fn killed_container_out_of_retries_reports_its_tests_as_errors() {
     let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let mut run = Running::start(&out_dir, &["--shards", "6", "--shard-retries", "0"]);
+    let mut run = Running::start(&out_dir, &["--shards", "6", "--shard-retries", "0", "--no-steal"]);
     let run_id = run.run_id();
     run.wait_for("shard-started on e1", |v| {
         v["type"] == "shard-started" && v["host"] == "e1"
     });
-    let killed: u64 = kill_a_running_container("e1", &run_id).parse().unwrap();
+    let killed: u64 = kill_a_running_container("e1", &run_id)
+        .expect("a shard's container")
+        .parse()
+        .unwrap();
     let done = run.finish();
     assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
 
@@ -679,7 +689,9 @@ fn shard_timeout_keeps_finished_tests_and_turns_the_rest_into_errors() {
         dir.path(),
         &["assertion_fails", "counts_words", "ignored_slow"],
         "[job]\nenv = { SAMPLE_SLEEP_MS = \"300000\" }\n",
-        &["--shard-timeout", "20s", "--shards", "1"],
+        // One shard whole: what is cut short is the point (batches would report the quick
+        // tests on their own).
+        &["--shard-timeout", "20s", "--shards", "1", "--no-steal"],
     );
     let run_id = run.run_id();
     let done = run.finish();
@@ -1672,4 +1684,40 @@ fn full_disk_on_a_host_leaves_it_out_with_one_line_and_frees_the_space() {
             "{key:?}: {m}"
         );
     }
+}
+
+/// A slot container killed under a batch (a first run: shards cut into batches): the batch is
+/// retried, every test reported once, no error, and nothing left behind.
+#[test]
+fn killed_slot_container_its_batch_is_retried() {
+    let expected: Vec<(String, String)> = common::rust_sample_listed().into_keys().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let mut run = Running::start(&out_dir, &["--doctests", "skip"]);
+    let run_id = run.run_id();
+    run.wait_for("a test started on e1", |v| {
+        v["type"] == "test-started" && v["host"] == "e1"
+    });
+    assert_eq!(kill_a_running_container("e1", &run_id), None, "a slot container");
+    let done = run.finish();
+    assert_eq!(done.code, Some(100), "stderr:\n{}", done.stderr);
+
+    let cases = junit_cases(&out_dir.join("junit.xml"));
+    assert_every_test_once(&cases, &expected);
+    let errors: Vec<_> = cases.iter().filter(|(_, c)| status(c) == "error").collect();
+    assert!(errors.is_empty(), "the killed batch was retried: {errors:#?}");
+    let finished = done.of_type("shard-finished");
+    let broken = finished
+        .iter()
+        .find(|v| v["host"] == "e1" && v["end"]["kind"] == "failed")
+        .unwrap_or_else(|| panic!("a batch failed on e1: {finished:#?}"));
+    assert!(
+        broken["container"].as_str().unwrap().contains("-slot-e1-"),
+        "{broken}"
+    );
+    let retried = finished
+        .iter()
+        .any(|v| v["shard"] == broken["shard"] && v["attempt"] == 2 && v["end"]["kind"] == "exited");
+    assert!(retried, "batch {} retried: {finished:#?}", broken["shard"]);
+    common::assert_nothing_left_except(&run_id, &[]);
 }
