@@ -1,6 +1,8 @@
 //! Running a plan: queue shards onto hosts' free slots, retry what infrastructure broke,
 //! re-run failed tests for flakiness, enforce timeouts, and always remove what was created.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,6 +37,7 @@ pub(crate) const UNRESPONSIVE: &str = "engine stopped answering (2 pings without
 /// How to run, as the user asked.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Labels and names every container of the run.
     pub run_id: String,
     /// `<out>/logs/<shard>.log` receives each shard's output.
     pub out_dir: PathBuf,
@@ -42,8 +45,12 @@ pub struct RunOptions {
     pub shard_retries: u32,
     /// Re-runs of failed tests.
     pub retries: u32,
+    /// `--shard-timeout`: a shard (or batch) running longer is killed, its unreported tests
+    /// become errors.
     pub shard_timeout: Option<Duration>,
+    /// `--test-timeout`, handed to the runner.
     pub test_timeout: Option<Duration>,
+    /// `--keep-containers`: leave every container in place and say how to reach it.
     pub keep_containers: bool,
     /// The job: services, limits, secrets, artifacts (the default is none).
     pub job: Arc<crate::job::RunJob>,
@@ -58,7 +65,9 @@ pub struct RunOptions {
 /// A host that answered, with its engine.
 #[derive(Clone)]
 pub struct LiveHost {
+    /// The host as configured (with `jobs` derived from its CPUs where unset).
     pub host: Host,
+    /// Its connected engine, shared by every slot.
     pub engine: Arc<Engine>,
 }
 

@@ -5,10 +5,13 @@ use std::path::Path;
 
 use crate::shard::Upload;
 
+/// A file of the payload could not be read into it.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot pack {path} for upload: {source}")]
 pub struct PayloadError {
+    /// The file.
     pub path: String,
+    /// Why.
     pub source: std::io::Error,
 }
 

@@ -61,14 +61,28 @@ const SHARED: &[&str] = &[
     "/media",
 ];
 
+/// Why the payload could not be split into parts before any host was staged.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
+    /// A file could not be packed.
     #[error(transparent)]
     Pack(#[from] super::payload::PayloadError),
+    /// The nextest archive could not be extracted on this machine.
     #[error("cannot extract the nextest archive {path}: {source}")]
-    Extract { path: String, source: std::io::Error },
+    Extract {
+        /// The archive.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The nextest archive's metadata is missing or broken.
     #[error("the nextest archive {path} has no readable binaries-metadata: {reason}")]
-    Metadata { path: String, reason: String },
+    Metadata {
+        /// The archive.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// One content-addressed part of the payload.
