@@ -261,14 +261,6 @@ mod tests {
     }
 
     #[test]
-    fn human_bytes_picks_a_readable_unit() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(12_345), "12.3 kB");
-        assert_eq!(human_bytes(383_000_000), "383.0 MB");
-        assert_eq!(human_bytes(1_430_000_000), "1.4 GB");
-    }
-
-    #[test]
     fn normalize_resolves_dots_and_refuses_to_climb_out() {
         assert_eq!(normalize(Path::new("a/b/../c/./d")), Some(PathBuf::from("a/c/d")));
         assert_eq!(normalize(Path::new("a/../../x")), None);

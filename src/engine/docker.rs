@@ -345,15 +345,7 @@ impl DockerEngine {
         };
         // One request for the shard root, the generated files and the placed ones (secrets):
         // with the payload staged, that is all a shard uploads.
-        let root = job.root.trim_matches('/');
-        let mut files: Vec<(String, Vec<u8>)> = job
-            .spec
-            .files
-            .iter()
-            .map(|(path, data)| (format!("{root}/{}", path.trim_start_matches('/')), data.clone()))
-            .collect();
-        files.extend(job.extras.files.0.iter().cloned());
-        let first = tarball::dir_and_files_tar(root, &files).map_err(|e| local_err("pack", e))?;
+        let first = self.root_and_files(job)?;
         let uploads = async {
             self.upload(id, "/", first.into()).await?;
             // Shared, not copied: every shard of the run uploads the same payload (staged
@@ -439,6 +431,23 @@ impl DockerEngine {
             output,
             files,
             oom_killed,
+        })
+    }
+
+    /// A tar of the shard root with the spec's generated files under it and the job's placed
+    /// files (secrets) where they go, to extract at `/`.
+    fn root_and_files(&self, job: &ContainerSpec) -> Result<Vec<u8>, EngineError> {
+        let root = job.root.trim_matches('/');
+        let mut files: Vec<(String, Vec<u8>)> = job
+            .spec
+            .files
+            .iter()
+            .map(|(path, data)| (format!("{root}/{}", path.trim_start_matches('/')), data.clone()))
+            .collect();
+        files.extend(job.extras.files.0.iter().cloned());
+        tarball::dir_and_files_tar(root, &files).map_err(|e| EngineError::Shard {
+            host: self.name.clone(),
+            reason: format!("pack: {e}"),
         })
     }
 

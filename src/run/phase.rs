@@ -355,18 +355,7 @@ mod tests {
 
     use super::*;
 
-    fn job(shard: usize, avoid: &str) -> QueuedShard {
-        QueuedShard {
-            shard,
-            tests: Vec::new(),
-            predicted: Duration::ZERO,
-            attempt: 2,
-            planned: None,
-            avoid: Some(avoid.to_string()),
-            rerun: false,
-            batched: false,
-        }
-    }
+    use crate::run::queue::tests::job;
 
     fn events() -> (Observer, std::sync::Arc<Mutex<Vec<String>>>) {
         let seen = std::sync::Arc::new(Mutex::new(Vec::new()));

@@ -83,10 +83,11 @@ impl Queue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn job(shard: usize, avoid: &str) -> QueuedShard {
+    /// A second attempt of shard `shard`, no tests, avoiding host `avoid`.
+    pub(in crate::run) fn job(shard: usize, avoid: &str) -> QueuedShard {
         QueuedShard {
             shard,
             tests: Vec::new(),

@@ -37,23 +37,31 @@ fn two_single_slot_hosts(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-#[test]
-fn an_idle_slot_takes_the_batches_planned_for_a_slow_host_and_each_test_runs_once() {
+/// `cargo shard go ./...` in a fresh copy of the module, on e1 and e2 with one slot each, JSON
+/// events on stdout, with `extra` arguments; the scratch directory goes with the result.
+fn run_slow_on_e1(extra: &[&str]) -> (std::process::Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("module");
     std::fs::create_dir(&module).unwrap();
     slow_on_e1(&module);
     let hosts = two_single_slot_hosts(dir.path());
-    let out = dir.path().join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
         .args(["go", "--hosts"])
         .arg(&hosts)
         .args(["--message-format", "json", "--out-dir"])
-        .arg(&out)
+        .arg(dir.path().join("out"))
+        .args(extra)
         .arg("./...")
         .current_dir(&module)
         .output()
         .unwrap();
+    (out, dir)
+}
+
+#[test]
+fn an_idle_slot_takes_the_batches_planned_for_a_slow_host_and_each_test_runs_once() {
+    let (run, dir) = run_slow_on_e1(&[]);
+    let out = dir.path().join("out");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(0), "{stderr}");
     let events: Vec<serde_json::Value> = String::from_utf8_lossy(&run.stdout)
@@ -109,21 +117,7 @@ fn an_idle_slot_takes_the_batches_planned_for_a_slow_host_and_each_test_runs_onc
 
 #[test]
 fn with_no_steal_every_planned_shard_runs_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let module = dir.path().join("module");
-    std::fs::create_dir(&module).unwrap();
-    slow_on_e1(&module);
-    let hosts = two_single_slot_hosts(dir.path());
-    let out = dir.path().join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
-        .args(["go", "--hosts"])
-        .arg(&hosts)
-        .args(["--message-format", "json", "--no-steal", "--out-dir"])
-        .arg(&out)
-        .arg("./...")
-        .current_dir(&module)
-        .output()
-        .unwrap();
+    let (run, _dir) = run_slow_on_e1(&["--no-steal"]);
     assert_eq!(
         run.status.code(),
         Some(0),

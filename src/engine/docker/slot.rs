@@ -214,18 +214,7 @@ impl DockerEngine {
         phases: &mut Phases,
     ) -> Result<Collected, EngineError> {
         let t = Instant::now();
-        let root = job.root.trim_matches('/');
-        let mut files: Vec<(String, Vec<u8>)> = job
-            .spec
-            .files
-            .iter()
-            .map(|(path, data)| (format!("{root}/{}", path.trim_start_matches('/')), data.clone()))
-            .collect();
-        files.extend(job.extras.files.0.iter().cloned());
-        let tar = tarball::dir_and_files_tar(root, &files).map_err(|e| EngineError::Shard {
-            host: self.name.clone(),
-            reason: format!("pack: {e}"),
-        })?;
+        let tar = self.root_and_files(job)?;
         self.upload(&slot.id, "/", tar.into()).await?;
         phases.upload = t.elapsed();
 
