@@ -3,7 +3,7 @@
 //! suite with skewed durations and fixtures/go-sample; runs 1..N share one history file.
 //! Prints one Markdown table (BENCHMARKS.md, "End to end"); progress goes to stderr.
 //!
-//! `cargo run --release --example e2e_bench -- [--testbed DIR] [--runs 3] [--tests 600] [--seed 7] [--variants steal,no-steal]`
+//! `cargo run --release --example e2e_bench -- [--testbed DIR] [--runs 3] [--tests 600] [--seed 7] [--variants steal,no-steal] [--warm-cache]`
 //! (`--testbed` defaults to `$CARGO_SHARD_TESTBED`, else `target/testbed`; it needs
 //! `hosts.toml` and `hosts-go.toml` there). `--only rust-sample,generated,go` picks suites;
 //! `--bin PATH` uses that cargo-shard instead of building the release binary.
@@ -25,6 +25,9 @@ struct Args {
     /// cargo-shard variants, each with its own history and row: `steal` (the default
     /// behaviour) and `no-steal` (`--no-steal`).
     variants: Vec<String>,
+    /// Fill the hosts' caches with one untimed run first, so run 1 measures a plan made
+    /// without history, not the first upload as well.
+    warm_cache: bool,
 }
 
 fn parse_args() -> Args {
@@ -38,9 +41,14 @@ fn parse_args() -> Args {
         only: vec!["rust-sample".into(), "generated".into(), "go".into()],
         bin: None,
         variants: vec!["steal".into()],
+        warm_cache: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--warm-cache" {
+            a.warm_cache = true;
+            continue;
+        }
         let value = it.next().unwrap_or_else(|| die(&format!("{flag} needs a value")));
         match flag.as_str() {
             "--testbed" => a.testbed = PathBuf::from(value),
@@ -121,6 +129,22 @@ fn main() {
         let hosts_file = if kind == Kind::Go { &hosts_go } else { &hosts };
         eprintln!("== {label}: warming the build");
         kind.warm(&dir);
+        if args.warm_cache {
+            eprintln!("== {label}: filling the hosts' caches (untimed)");
+            let scratch = work.path().join(format!("{suite}-warm"));
+            let paths = (
+                hosts_file.as_path(),
+                &scratch.join("history.json"),
+                &scratch.join("out"),
+            );
+            cargo_shard(
+                &shard_bin,
+                kind,
+                &dir,
+                (paths.0, paths.1.as_path(), paths.2.as_path()),
+                &[],
+            );
+        }
         let mut one_box = Vec::new();
         let mut sharded: Vec<Vec<Sample>> = vec![Vec::new(); args.variants.len()];
         for run in 1..=args.runs {
