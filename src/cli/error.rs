@@ -246,6 +246,7 @@ mod tests {
     }
 
     /// One of every variant (and of every sub-variant whose code differs).
+    // Long on purpose: one list entry per variant, so a new variant is one added line here.
     fn every_error() -> Vec<Error> {
         let s = || "x".to_string();
         vec![
