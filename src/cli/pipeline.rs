@@ -48,7 +48,7 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
     let quiet = a.run.quiet || a.run.message_format == MessageFormat::Json;
     let doctests = match super::doctests::list(&opts, quiet).await {
         Ok(d) => d,
-        Err(e) => return reports.fail(Error::Doctests(e)),
+        Err(e) => return reports.fail(e),
     };
     let suite = match Discovery::Nextest(opts).suite(&mut a.run.plan).await {
         Ok(s) => s,
@@ -124,7 +124,7 @@ pub async fn go(a: GoArgs) -> u8 {
         && let Err(e) =
             super::cgo_check::check(&live, &loader, if race { "-race" } else { "--cgo" }, &out_dir).await
     {
-        return reports.fail(Error::Cgo(e));
+        return reports.fail(e);
     }
     run_suite(suite, &run, (live, job), out_dir, "go".into(), &reports).await
 }
