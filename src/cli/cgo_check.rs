@@ -49,8 +49,29 @@ fn interpreter(elf: &[u8]) -> Option<String> {
     })
 }
 
+/// `-race`/`--cgo` with hosts whose image lacks the loader the test binaries name (exit 1:
+/// the hosts file's image is the input to change).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{why} builds test binaries that need the C library's loader {loader}, which the image of {} lacks: use an image with glibc there, or leave out {why}",
+    .missing.join(", ")
+)]
+pub struct CgoError {
+    /// The flag that asked for cgo: `-race` or `--cgo`.
+    pub why: &'static str,
+    /// The loader's path, as the binaries name it.
+    pub loader: String,
+    /// Each host without it: `NAME (image IMAGE)`.
+    pub missing: Vec<String>,
+}
+
 /// Every Docker host whose image has no `loader`, as one line; local hosts are this machine.
-pub async fn check(live: &[LiveHost], loader: &str, why: &str, out_dir: &Path) -> Result<(), String> {
+pub async fn check(
+    live: &[LiveHost],
+    loader: &str,
+    why: &'static str,
+    out_dir: &Path,
+) -> Result<(), CgoError> {
     // The probes' logs go where the shards' will; a failure to make it shows in the run.
     let _ = std::fs::create_dir_all(out_dir.join("logs"));
     let checks = live
@@ -66,10 +87,11 @@ pub async fn check(live: &[LiveHost], loader: &str, why: &str, out_dir: &Path) -
     if missing.is_empty() {
         return Ok(());
     }
-    Err(format!(
-        "{why} builds test binaries that need the C library's loader {loader}, which the image of {} lacks: use an image with glibc there, or leave out {why}",
-        missing.join(", ")
-    ))
+    Err(CgoError {
+        why,
+        loader: loader.to_string(),
+        missing,
+    })
 }
 
 /// Runs `LOADER --version` in a throwaway container of the host's image. Only a clear "not

@@ -5,12 +5,24 @@ use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::discover::nextest::doctests::local::{HOST, LocalDoctests};
+use crate::discover::nextest::doctests::local::{DoctestError, HOST, LocalDoctests};
 use crate::discover::nextest::{NextestOptions, doctests::DoctestMode};
 use crate::run::{Outcome, RunReport};
 
+/// Why `--doctests local` could not list the doctests before the run (exit 101, as a failed
+/// build).
+#[derive(Debug, thiserror::Error)]
+pub enum DoctestsError {
+    /// cargo metadata or `cargo test --doc -- --list` failed.
+    #[error(transparent)]
+    List(#[from] DoctestError),
+    /// The listing thread panicked.
+    #[error("--doctests local: listing panicked: {0}")]
+    Panicked(#[source] tokio::task::JoinError),
+}
+
 /// The doctests to run, listed before the run when the options ask for them.
-pub async fn list(opts: &NextestOptions, quiet: bool) -> Result<Option<LocalDoctests>, String> {
+pub async fn list(opts: &NextestOptions, quiet: bool) -> Result<Option<LocalDoctests>, DoctestsError> {
     if opts.doctests != DoctestMode::Local {
         return Ok(None);
     }
@@ -26,8 +38,8 @@ pub async fn list(opts: &NextestOptions, quiet: bool) -> Result<Option<LocalDoct
             }
             Ok(Some(d))
         }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(format!("--doctests local: listing panicked: {e}")),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(DoctestsError::Panicked(e)),
     }
 }
 

@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 
 use super::backend::HostsError;
+use super::cgo_check::CgoError;
 use super::discovery::ExecArgsError;
+use super::doctests::DoctestsError;
 use super::go_flags::GoFlagError;
 use super::job_setup::JobSetupError;
 use super::nextest_flags::FlagError;
@@ -102,11 +104,11 @@ pub enum Error {
     #[error(transparent)]
     Exec(#[from] ExecError),
     /// `--doctests local` could not list the doctests (their build failed).
-    #[error("{0}")]
-    Doctests(String),
+    #[error(transparent)]
+    Doctests(#[from] DoctestsError),
     /// `-race`/`--cgo` on an image without the C library loader the test binaries need.
-    #[error("{0}")]
-    Cgo(String),
+    #[error(transparent)]
+    Cgo(#[from] CgoError),
     /// A discovery thread that panicked (a bug, but the run still ends with one line).
     #[error("{what} panicked: {message}")]
     Panicked {
@@ -236,6 +238,7 @@ mod tests {
     use super::*;
     use crate::config::job::MemoryError;
     use crate::discover::command::ExecError;
+    use crate::discover::nextest::doctests::local::DoctestError;
     use crate::engine::EngineError;
     use crate::history::HistoryError;
     use crate::job::JobError;
@@ -246,6 +249,7 @@ mod tests {
     }
 
     /// One of every variant (and of every sub-variant whose code differs).
+    // Long on purpose: one list entry per variant, so a new variant is one added line here.
     fn every_error() -> Vec<Error> {
         let s = || "x".to_string();
         vec![
@@ -307,8 +311,13 @@ mod tests {
             }
             .into(),
             ExecArgsError::NoKeys.into(),
-            Error::Doctests(s()),
-            Error::Cgo(s()),
+            DoctestsError::List(DoctestError::List(s())).into(),
+            CgoError {
+                why: "-race",
+                loader: s(),
+                missing: vec![s()],
+            }
+            .into(),
             Error::OutDir {
                 path: "d".into(),
                 source: io(),
@@ -390,6 +399,38 @@ mod tests {
                 "{e:?} ends with {code} ({meaning}), but it is a case of \"{words}\""
             );
         }
+    }
+
+    #[tokio::test]
+    async fn doctest_and_cgo_errors_keep_their_words_codes_and_causes() {
+        use std::error::Error as _;
+        let listing = Error::from(DoctestsError::List(DoctestError::List("exit status: 101".into())));
+        assert_eq!(
+            listing.to_string(),
+            "--doctests local: `cargo test --doc -- --list` failed (exit status: 101)"
+        );
+        assert_eq!(listing.exit_code(), exit::BUILD_FAILED);
+        let died = tokio::task::spawn_blocking(|| panic!("boom")).await.unwrap_err();
+        let panicked = Error::from(DoctestsError::Panicked(died));
+        let cause = panicked
+            .source()
+            .expect("the join error is kept as the cause")
+            .to_string();
+        assert!(cause.contains("boom"), "{cause}");
+        assert_eq!(
+            panicked.to_string(),
+            format!("--doctests local: listing panicked: {cause}")
+        );
+        let cgo = Error::from(CgoError {
+            why: "-race",
+            loader: "/lib64/ld-linux-x86-64.so.2".into(),
+            missing: vec!["e1 (image busybox)".into(), "e2 (image scratch)".into()],
+        });
+        assert_eq!(
+            cgo.to_string(),
+            "-race builds test binaries that need the C library's loader /lib64/ld-linux-x86-64.so.2, which the image of e1 (image busybox), e2 (image scratch) lacks: use an image with glibc there, or leave out -race"
+        );
+        assert_eq!(cgo.exit_code(), exit::BAD_INPUT);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use clap::Args;
 use super::error::Error;
 use crate::exit;
 use crate::partition::merge::{self, Job, MergeError};
+use crate::report::style::plural;
 use crate::test_result::TestStatus;
 
 #[derive(Debug, Args, Clone)]
@@ -60,25 +61,50 @@ fn summarize(jobs: &[Job], files: &[&PathBuf]) -> u8 {
             .map(|j| j.manifest.counts().get(&s).copied().unwrap_or(0))
             .sum()
     };
-    let (passed, failed, skipped, errors) = (
-        count(TestStatus::Passed),
-        count(TestStatus::Failed),
-        count(TestStatus::Skipped),
-        count(TestStatus::Error),
-    );
-    eprintln!(
-        "merged {} jobs (plan fingerprint {}): {} tests: {passed} passed, {failed} failed, {skipped} skipped, {errors} errors",
-        jobs.len(),
-        jobs[0].manifest.fingerprint,
-        passed + failed + skipped + errors
-    );
+    let counts = Merged {
+        jobs: jobs.len(),
+        passed: count(TestStatus::Passed),
+        failed: count(TestStatus::Failed),
+        skipped: count(TestStatus::Skipped),
+        errors: count(TestStatus::Error),
+    };
+    eprintln!("{}", counts.line(&jobs[0].manifest.fingerprint));
     for f in files {
         eprintln!("  wrote {}", f.display());
     }
-    if failed + errors > 0 {
+    if counts.failed + counts.errors > 0 {
         exit::TESTS_FAILED
     } else {
         exit::OK
+    }
+}
+
+/// What a merge joined: its jobs and their tests by result.
+struct Merged {
+    jobs: usize,
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+    errors: usize,
+}
+
+impl Merged {
+    /// The one line `merge` ends with, counted words in the singular for one.
+    fn line(&self, fingerprint: &str) -> String {
+        let Merged {
+            jobs,
+            passed,
+            failed,
+            skipped,
+            errors,
+        } = *self;
+        let tests = passed + failed + skipped + errors;
+        format!(
+            "merged {jobs} {} (plan fingerprint {fingerprint}): {tests} {}: {passed} passed, {failed} failed, {skipped} skipped, {errors} {}",
+            plural(jobs, "job"),
+            plural(tests, "test"),
+            plural(errors, "error"),
+        )
     }
 }
 
@@ -108,4 +134,35 @@ fn read_jobs(inputs: &[String]) -> Result<Vec<Job>, MergeError> {
         .collect::<Result<Vec<_>, _>>()?;
     jobs.sort_by_key(|j| j.manifest.partition.index);
     Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merged(jobs: usize, passed: usize, errors: usize) -> Merged {
+        Merged {
+            jobs,
+            passed,
+            failed: 0,
+            skipped: 0,
+            errors,
+        }
+    }
+
+    #[test]
+    fn the_merge_line_counts_one_in_the_singular() {
+        insta::assert_snapshot!(
+            merged(1, 0, 1).line("abc123"),
+            @"merged 1 job (plan fingerprint abc123): 1 test: 0 passed, 0 failed, 0 skipped, 1 error"
+        );
+        insta::assert_snapshot!(
+            merged(3, 4, 2).line("abc123"),
+            @"merged 3 jobs (plan fingerprint abc123): 6 tests: 4 passed, 0 failed, 0 skipped, 2 errors"
+        );
+        insta::assert_snapshot!(
+            merged(2, 0, 0).line("abc123"),
+            @"merged 2 jobs (plan fingerprint abc123): 0 tests: 0 passed, 0 failed, 0 skipped, 0 errors"
+        );
+    }
 }

@@ -49,7 +49,7 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
     let quiet = a.run.quiet || a.run.message_format == MessageFormat::Json;
     let doctests = match super::doctests::list(&opts, quiet).await {
         Ok(d) => d,
-        Err(e) => return reports.fail(Error::Doctests(e)),
+        Err(e) => return reports.fail(e),
     };
     let suite = match Discovery::Nextest(opts).suite(&mut a.run.plan).await {
         Ok(s) => s,
@@ -125,7 +125,7 @@ pub async fn go(a: GoArgs) -> u8 {
         && let Err(e) =
             super::cgo_check::check(&live, &loader, if race { "-race" } else { "--cgo" }, &out_dir).await
     {
-        return reports.fail(Error::Cgo(e));
+        return reports.fail(e);
     }
     run_suite(suite, &run, (live, job), out_dir, "go".into(), &reports).await
 }
@@ -351,35 +351,16 @@ async fn run_planned(
     );
     // Kept until the run ends: it holds the pre-steps' artifacts.
     let _pre_steps = pre.await.map_err(|e| ctx.reports.fail(e))?;
-    let opts = RunOptions {
-        run_id: run_id.clone(),
-        out_dir: out_dir.to_path_buf(),
-        shard_retries: o.shard_retries,
-        retries: o.retries,
-        shard_timeout: o.shard_timeout,
-        test_timeout: o.test_timeout,
-        keep_containers: o.keep_containers,
-        job: job.clone(),
-        max_fail: o.max_fail,
-        steal: !o.no_steal,
-    };
+    let opts = run_options(o, &run_id, out_dir, job);
     let host_slots: Vec<(String, usize)> = live.iter().map(|h| (h.host.name.clone(), h.host.slots)).collect();
     let host_jobs = live
         .iter()
         .map(|h| (h.host.name.clone(), h.host.test_threads))
         .collect();
-    let paint = style::Paint::detect(match o.color {
-        super::Color::Auto => style::ColorWhen::Auto,
-        super::Color::Always => style::ColorWhen::Always,
-        super::Color::Never => style::ColorWhen::Never,
-    });
+    let paint = style::Paint::detect(color_when(o.color));
     let json = ctx.json;
     let mode = progress::ProgressMode::detect(o.no_progress || json, o.quiet || json, o.verbose > 0, paint);
-    if json {
-        events::run_started(&run_id, ctx.runner, plan);
-    } else if !o.quiet {
-        eprintln!("run {run_id}: {}", summary::header(plan));
-    }
+    announce(ctx, &run_id, plan);
     // Started after the last direct write to stderr: the bars own the screen from here.
     let progress = progress::start(mode, &host_slots, plan);
     let stream = events::Stream::default();
@@ -410,6 +391,40 @@ async fn run_planned(
         paint,
         stream,
     })
+}
+
+/// The scheduler's options from the command line.
+fn run_options(o: &RunOpts, run_id: &str, out_dir: &Path, job: &Arc<RunJob>) -> RunOptions {
+    RunOptions {
+        run_id: run_id.to_string(),
+        out_dir: out_dir.to_path_buf(),
+        shard_retries: o.shard_retries,
+        retries: o.retries,
+        shard_timeout: o.shard_timeout,
+        test_timeout: o.test_timeout,
+        keep_containers: o.keep_containers,
+        job: job.clone(),
+        max_fail: o.max_fail,
+        steal: !o.no_steal,
+    }
+}
+
+/// `--color` as the painter takes it.
+pub(super) fn color_when(color: super::Color) -> style::ColorWhen {
+    match color {
+        super::Color::Auto => style::ColorWhen::Auto,
+        super::Color::Always => style::ColorWhen::Always,
+        super::Color::Never => style::ColorWhen::Never,
+    }
+}
+
+/// The run's first line: a `run-started` event, or the run id and its shards on stderr.
+fn announce(ctx: &RunCtx<'_>, run_id: &str, plan: &crate::plan::Plan) {
+    if ctx.json {
+        events::run_started(run_id, ctx.runner, plan);
+    } else if !ctx.o.quiet {
+        eprintln!("run {run_id}: {}", summary::header(plan));
+    }
 }
 
 /// The JUnit report, HTML, history, summary and partition manifest, each written

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::ShowArgs;
 use super::error::Error;
-use super::{Color, ShowArgs};
 use crate::exit;
-use crate::report::style::{ColorWhen, Paint};
+use crate::report::style::Paint;
 use crate::report::summary::{SUMMARY_VERSION, Summary};
 
 /// The file a run writes beside its JUnit report.
@@ -34,11 +34,7 @@ pub enum ShowError {
 pub fn run(a: ShowArgs) -> Result<u8, Error> {
     let dir = a.out_dir.clone().unwrap_or_else(default_out_dir);
     let summary = read(&dir.join(SUMMARY_FILE))?;
-    let paint = Paint::detect(match a.color {
-        Color::Auto => ColorWhen::Auto,
-        Color::Always => ColorWhen::Always,
-        Color::Never => ColorWhen::Never,
-    });
+    let paint = Paint::detect(super::pipeline::color_when(a.color));
     let text = if a.failures {
         summary.render_failures_only(paint)
     } else {

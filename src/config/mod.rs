@@ -15,6 +15,7 @@ mod endpoint;
 pub mod job;
 pub mod locate;
 pub mod registry;
+mod resolve;
 pub use endpoint::{AddressError, ChoiceError, Endpoint, EndpointError, SshHostKeyPolicy};
 pub use registry::{PullPolicy, RegistryAuth};
 
@@ -290,7 +291,6 @@ impl HostsConfig {
 
     /// Parses `text`; `origin` names it in errors and relative paths resolve against `base`.
     pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Self, ConfigError> {
-        let at = |span: std::ops::Range<usize>, msg: String| ConfigError::at(text, origin, span, msg);
         let raw: RawFile = from_toml(text, origin)?;
         if raw.host.is_empty() {
             return Err(ConfigError::File {
@@ -298,144 +298,12 @@ impl HostsConfig {
                 msg: "no [[host]] entries".to_string(),
             });
         }
-        let positive = |v: &Option<Spanned<i64>>, what: &str| -> Result<Option<usize>, ConfigError> {
-            match v {
-                None => Ok(None),
-                Some(s) if *s.get_ref() > MAX_PER_HOST as i64 => Err(at(
-                    s.span(),
-                    format!("`{what}` must be at most {MAX_PER_HOST}, got {}", s.get_ref()),
-                )),
-                Some(s) if *s.get_ref() >= 1 => Ok(Some(*s.get_ref() as usize)),
-                Some(s) => Err(at(
-                    s.span(),
-                    format!("`{what}` must be at least 1, got {}", s.get_ref()),
-                )),
-            }
-        };
-        let d = &raw.defaults;
-        let pull = |v: &Option<Spanned<String>>| -> Result<Option<PullPolicy>, ConfigError> {
-            v.as_ref()
-                .map(|s| PullPolicy::parse(s.get_ref()).map_err(|e| at(s.span(), e.to_string())))
-                .transpose()
-        };
-        let default_pull = pull(&d.pull)?.unwrap_or_default();
-        let registries = raw
-            .registry
-            .iter()
-            .map(|r| {
-                let password = match (&r.password_env, &r.password_file) {
-                    (Some(v), None) => Ok(registry::PasswordSource::Env(v.clone())),
-                    (None, Some(p)) => Ok(registry::PasswordSource::File(absolute(base, p))),
-                    _ => Err(at(
-                        r.server.span(),
-                        "a [[registry]] needs exactly one of `password_env` or `password_file`".to_string(),
-                    )),
-                }?;
-                Ok(RegistryAuth {
-                    server: r.server.get_ref().clone(),
-                    username: r.username.clone(),
-                    password,
-                })
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()?;
-        const MAX_PER_HOST: usize = {
-            assert!(crate::limits::MAX_SLOTS == crate::limits::MAX_JOBS);
-            crate::limits::MAX_SLOTS
-        };
-        let default_slots = positive(&d.slots, "slots")?.unwrap_or(1);
-        let default_jobs = positive(&d.jobs, "jobs")?;
-        let size = |v: &Option<Spanned<String>>| -> Result<Option<u64>, ConfigError> {
-            v.as_ref()
-                .map(|s| parse_size(s.get_ref()).map_err(|msg| at(s.span(), format!("`cache_size`: {msg}"))))
-                .transpose()
-        };
-        let default_cache = size(&d.cache_size)?.unwrap_or(DEFAULT_CACHE_SIZE);
+        let resolver = resolve::Resolver { text, origin, base };
+        let defaults = resolver.defaults(&raw)?;
         let mut hosts: Vec<Host> = Vec::new();
         for h in &raw.host {
-            let name = h.name.get_ref().trim().to_string();
-            if name.is_empty() || name.contains(char::is_whitespace) {
-                return Err(at(
-                    h.name.span(),
-                    format!(
-                        "host name {:?} must be non-empty and without spaces",
-                        h.name.get_ref()
-                    ),
-                ));
-            }
-            if hosts.iter().any(|o| o.name == name) {
-                return Err(at(h.name.span(), format!("duplicate host name \"{name}\"")));
-            }
-            let endpoint = Endpoint::parse(h.docker_host.get_ref())
-                .map_err(|e| at(h.docker_host.span(), e.to_string()))?;
-            let weight = match &h.weight {
-                None => 1.0,
-                Some(w) if w.get_ref().is_finite() && *w.get_ref() > 0.0 => *w.get_ref(),
-                Some(w) => {
-                    return Err(at(
-                        w.span(),
-                        format!("`weight` must be a positive number, got {}", w.get_ref()),
-                    ));
-                }
-            };
-            let host_key_check = match &h.host_key_check {
-                None => SshHostKeyPolicy::AcceptNew,
-                Some(s) => SshHostKeyPolicy::parse(s.get_ref()).map_err(|e| at(s.span(), e.to_string()))?,
-            };
-            let insecure = h.insecure.unwrap_or(false);
-            let tls = resolve_tls(h, base).map_err(|msg| at(h.docker_host.span(), msg))?;
-            if let Endpoint::Tcp { host, .. } = &endpoint {
-                let loopback = host == "localhost"
-                    || host
-                        .parse::<std::net::IpAddr>()
-                        .map(|ip| ip.is_loopback())
-                        .unwrap_or(false);
-                if tls.is_none() && !loopback && !insecure {
-                    return Err(at(
-                        h.docker_host.span(),
-                        format!(
-                            "plain tcp to non-loopback {host} without TLS: set tls_verify/cert_path, or `insecure = true`"
-                        ),
-                    ));
-                }
-            }
-            let mut env = d.env.clone();
-            env.extend(h.env.clone());
-            let mut labels = d.labels.clone();
-            labels.extend(h.labels.clone());
-            hosts.push(Host {
-                name,
-                endpoint,
-                slots: positive(&h.slots, "slots")?.unwrap_or(default_slots),
-                test_threads: positive(&h.jobs, "jobs")?.or(default_jobs).unwrap_or(1),
-                test_threads_auto: h.jobs.is_none() && default_jobs.is_none(),
-                weight,
-                image: h
-                    .image
-                    .clone()
-                    .or_else(|| d.image.clone())
-                    .unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
-                network: h
-                    .network
-                    .clone()
-                    .or_else(|| d.network.clone())
-                    .unwrap_or_else(|| "none".to_string()),
-                cache_size: size(&h.cache_size)?.unwrap_or(default_cache),
-                env,
-                labels,
-                insecure,
-                tls,
-                ssh: SshOptions {
-                    identity: h.identity.as_ref().map(|p| absolute(base, p)),
-                    known_hosts: h.known_hosts.as_ref().map(|p| absolute(base, p)),
-                    host_key_check,
-                    remote_socket: h
-                        .remote_socket
-                        .clone()
-                        .unwrap_or_else(|| "/var/run/docker.sock".to_string()),
-                },
-                pull: pull(&h.pull)?.unwrap_or(default_pull),
-                registries: registries.clone(),
-            });
+            let host = resolver.host(h, &defaults, &hosts)?;
+            hosts.push(host);
         }
         Ok(Self {
             source: origin.to_string(),

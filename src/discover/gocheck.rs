@@ -131,94 +131,140 @@ pub fn live(line: &str) -> Option<Live> {
             trusted: false,
         });
     }
-    match crate::discover::gotest::parse::result_line(line)? {
-        (0, status, name, duration) if !name.is_empty() => Some(Live::printed_end(name, status, duration)),
-        _ => None,
-    }
+    let r = crate::discover::gotest::parse::result_line(line)?;
+    (r.depth == 0 && !r.name.is_empty()).then(|| Live::printed_end(r.name, r.status, r.duration))
 }
 
 /// Parses gocheck `-check.vv` (streamed) or `-check.v` output into per-test outcomes, named
 /// `Suite.TestX`. A `MISS` (a fixture failed first) is a failure naming the fixture.
 pub fn parse_gocheck(text: &str) -> ParsedRun {
-    let mut run = ParsedRun::default();
-    let mut current: Option<usize> = None;
-    // After a FAIL/PANIC header, `-check.v` prints the test's log; `-check.vv` printed it before.
-    let mut trailing: Option<usize> = None;
-    let mut fixture_problem: Option<String> = None;
+    let mut p = GoCheck::default();
     for raw in text.lines() {
         let line = raw.trim_end_matches('\r');
-        let Some(cap) = HEADER.captures(line) else {
-            if line.starts_with("-----------------") || line.starts_with("OOPS:") || line.starts_with("OK:") {
-                trailing = None;
-                continue;
-            }
-            if let Some(i) = trailing.or(current) {
-                run.tests[i].output.push_str(line);
-                run.tests[i].output.push('\n');
-            }
-            continue;
-        };
-        let label = cap.get(1).map_or("", |m| m.as_str());
-        let name = cap.get(2).map_or("", |m| m.as_str());
-        let reason = cap.get(3).map(|m| m.as_str().to_string());
-        let secs = cap.get(4).and_then(|m| m.as_str().parse::<f64>().ok());
-        if is_fixture(name) {
-            if matches!(label, "FAIL" | "PANIC") {
-                fixture_problem = Some(format!("{label}: {name}"));
-                trailing = current;
-            }
-            continue;
+        match HEADER.captures(line) {
+            Some(cap) => p.header(line, &Header::of(&cap)),
+            None => p.plain(line),
         }
-        let i = match run.tests.iter().position(|t| t.name == name) {
-            Some(i) => i,
-            None => {
-                run.tests.push(ParsedTest {
-                    name: name.to_string(),
-                    ..Default::default()
-                });
-                run.tests.len() - 1
+    }
+    p.finish()
+}
+
+/// A `LABEL: file.go:12: Suite.TestX (reason)\t0.01s` line's parts.
+struct Header<'l> {
+    label: &'l str,
+    name: &'l str,
+    reason: Option<String>,
+    secs: Option<f64>,
+}
+
+impl<'l> Header<'l> {
+    fn of(cap: &regex::Captures<'l>) -> Self {
+        Header {
+            label: cap.get(1).map_or("", |m| m.as_str()),
+            name: cap.get(2).map_or("", |m| m.as_str()),
+            reason: cap.get(3).map(|m| m.as_str().to_string()),
+            secs: cap.get(4).and_then(|m| m.as_str().parse::<f64>().ok()),
+        }
+    }
+}
+
+/// `parse_gocheck`'s state: the tests so far and whose output the next line is.
+#[derive(Default)]
+struct GoCheck {
+    run: ParsedRun,
+    current: Option<usize>,
+    /// After a FAIL/PANIC header, `-check.v` prints the test's log; `-check.vv` printed it before.
+    trailing: Option<usize>,
+    fixture_problem: Option<String>,
+}
+
+impl GoCheck {
+    /// A line that is no header: the running (or just failed) test's output.
+    fn plain(&mut self, line: &str) {
+        if line.starts_with("-----------------") || line.starts_with("OOPS:") || line.starts_with("OK:") {
+            self.trailing = None;
+            return;
+        }
+        if let Some(i) = self.trailing.or(self.current) {
+            self.run.tests[i].output.push_str(line);
+            self.run.tests[i].output.push('\n');
+        }
+    }
+
+    fn header(&mut self, line: &str, h: &Header) {
+        if is_fixture(h.name) {
+            if matches!(h.label, "FAIL" | "PANIC") {
+                self.fixture_problem = Some(format!("{}: {}", h.label, h.name));
+                self.trailing = self.current;
             }
-        };
-        let test = &mut run.tests[i];
+            return;
+        }
+        let i = self.index(h.name);
+        let test = &mut self.run.tests[i];
         test.output.push_str(line);
         test.output.push('\n');
-        trailing = None;
-        if label == "START" {
+        self.trailing = None;
+        if h.label == "START" {
             test.started = true;
-            current = Some(i);
-            continue;
+            self.current = Some(i);
+        } else {
+            self.ended(i, h);
+            self.current = None;
         }
-        test.duration = secs
-            .and_then(|s| Duration::try_from_secs_f64(s).ok())
-            .unwrap_or_default();
-        let (status, message) = match label {
+    }
+
+    /// The index of test `name`, added on first mention.
+    fn index(&mut self, name: &str) -> usize {
+        if let Some(i) = self.run.tests.iter().position(|t| t.name == name) {
+            return i;
+        }
+        self.run.tests.push(ParsedTest {
+            name: name.to_string(),
+            ..Default::default()
+        });
+        self.run.tests.len() - 1
+    }
+
+    /// A result header for test `i`: its status, time and (for a `MISS`) the fixture to blame.
+    fn ended(&mut self, i: usize, h: &Header) {
+        let (status, message) = match h.label {
             "PASS" | "FAIL EXPECTED" => (TestStatus::Passed, None),
-            "SKIP" => (TestStatus::Skipped, reason),
+            "SKIP" => (TestStatus::Skipped, h.reason.clone()),
             "MISS" => (
                 TestStatus::Failed,
                 Some(format!(
                     "missed: a fixture failed first ({})",
-                    fixture_problem.as_deref().unwrap_or("see the suite's output")
+                    self.fixture_problem
+                        .as_deref()
+                        .unwrap_or("see the suite's output")
                 )),
             ),
             _ => {
-                trailing = Some(i);
+                self.trailing = Some(i);
                 (TestStatus::Failed, None)
             }
         };
+        let test = &mut self.run.tests[i];
+        test.duration = h
+            .secs
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .unwrap_or_default();
         test.status = Some(status);
         test.message = message;
-        if label == "PANIC" {
+        if h.label == "PANIC" {
             test.message = Some("PANIC".to_string());
         }
-        current = None;
     }
-    for t in &mut run.tests {
-        if t.status == Some(TestStatus::Failed) && t.message.as_deref().is_none_or(|m| m == "PANIC") {
-            t.message = failure_message(&t.output).or(t.message.take());
+
+    /// A failure's message from its output when the header gave none.
+    fn finish(mut self) -> ParsedRun {
+        for t in &mut self.run.tests {
+            if t.status == Some(TestStatus::Failed) && t.message.as_deref().is_none_or(|m| m == "PANIC") {
+                t.message = failure_message(&t.output).or(t.message.take());
+            }
         }
+        self.run
     }
-    run
 }
 
 /// `check_test.go:28:` + the next line (the failing assertion), or a `... Panic:` line.

@@ -115,45 +115,9 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
         source,
     })?;
     let archive = out_dir.join(ARCHIVE_DEST);
-
-    let mut build = cargo_nextest(&workspace_root, "archive");
-    build.arg("--archive-file").arg(&archive);
-    // The archive never leaves this machine (staging unpacks it here): compressing it
-    // harder only costs time (level 1 packs rust-sample in about half of the default's).
-    build.args(["--zstd-level", "1"]);
-    selection_args(&mut build, opts, "--cargo-profile");
-    if let Some(jobs) = opts.build_jobs {
-        build.arg("--build-jobs").arg(jobs.to_string());
-    }
-    run(build, opts.echo_build_output)?;
-
-    let mut list = cargo_nextest(&workspace_root, "list");
-    list.arg("--archive-file")
-        .arg(&archive)
-        .arg("--workspace-remap")
-        .arg(&workspace_root)
-        .args(["--message-format", "json", "--run-ignored", "all"]);
-    for expr in &opts.filtersets {
-        list.arg("-E").arg(expr);
-    }
-    // The profile's default-filter narrows the listing as it narrows `cargo nextest run`.
-    if let Some(profile) = &opts.profile {
-        list.arg("--profile").arg(profile);
-    }
-    if !opts.list_filters.is_empty() {
-        list.arg("--").args(&opts.list_filters);
-    }
-    let listing = run(list, false)?;
-    let summary: TestListSummary =
-        serde_json::from_slice(&listing).map_err(|e| NextestError::ListOutput(e.to_string()))?;
-
-    let notices: Vec<String> = match opts.doctests {
-        doctests::DoctestMode::Warn => doctests::count(&workspace_root, opts)
-            .and_then(doctests::notice)
-            .into_iter()
-            .collect(),
-        doctests::DoctestMode::Skip | doctests::DoctestMode::Local => Vec::new(),
-    };
+    build_archive(&workspace_root, &archive, opts)?;
+    let summary = list_archive(&workspace_root, &archive, opts)?;
+    let notices = doctest_notices(&workspace_root, opts);
     let profile = match &opts.profile {
         Some(name) => Some(user_profile(&workspace_root, name)?),
         None => None,
@@ -169,14 +133,7 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
     Ok(Suite {
         notices,
         tests: test_cases(&summary, opts.run_ignored),
-        // The binary `cargo nextest` just ran here: shipped to images that have none.
-        tools: on_path(NEXTEST_BIN)
-            .map(|local| Tool {
-                name: NEXTEST_BIN.into(),
-                local,
-            })
-            .into_iter()
-            .collect(),
+        tools: shipped_nextest(),
         uploads: vec![
             Upload::File {
                 src: archive,
@@ -194,6 +151,69 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
             profile,
         }),
     })
+}
+
+/// `cargo nextest archive`: the one build of the selected tests.
+fn build_archive(workspace_root: &Path, archive: &Path, opts: &NextestOptions) -> Result<(), NextestError> {
+    let mut build = cargo_nextest(workspace_root, "archive");
+    build.arg("--archive-file").arg(archive);
+    // The archive never leaves this machine (staging unpacks it here): compressing it
+    // harder only costs time (level 1 packs rust-sample in about half of the default's).
+    build.args(["--zstd-level", "1"]);
+    selection_args(&mut build, opts, "--cargo-profile");
+    if let Some(jobs) = opts.build_jobs {
+        build.arg("--build-jobs").arg(jobs.to_string());
+    }
+    run(build, opts.echo_build_output)?;
+    Ok(())
+}
+
+/// `cargo nextest list` of the archive, narrowed as `cargo nextest run` would narrow it.
+fn list_archive(
+    workspace_root: &Path,
+    archive: &Path,
+    opts: &NextestOptions,
+) -> Result<TestListSummary, NextestError> {
+    let mut list = cargo_nextest(workspace_root, "list");
+    list.arg("--archive-file")
+        .arg(archive)
+        .arg("--workspace-remap")
+        .arg(workspace_root)
+        .args(["--message-format", "json", "--run-ignored", "all"]);
+    for expr in &opts.filtersets {
+        list.arg("-E").arg(expr);
+    }
+    // The profile's default-filter narrows the listing as it narrows `cargo nextest run`.
+    if let Some(profile) = &opts.profile {
+        list.arg("--profile").arg(profile);
+    }
+    if !opts.list_filters.is_empty() {
+        list.arg("--").args(&opts.list_filters);
+    }
+    let listing = run(list, false)?;
+    serde_json::from_slice(&listing).map_err(|e| NextestError::ListOutput(e.to_string()))
+}
+
+/// The "doctests are left out" notice, unless `--doctests` chose what to do with them.
+fn doctest_notices(workspace_root: &Path, opts: &NextestOptions) -> Vec<String> {
+    match opts.doctests {
+        doctests::DoctestMode::Warn => doctests::count(workspace_root, opts)
+            .and_then(doctests::notice)
+            .into_iter()
+            .collect(),
+        doctests::DoctestMode::Skip | doctests::DoctestMode::Local => Vec::new(),
+    }
+}
+
+/// The binary `cargo nextest` just ran here: shipped to images that have none.
+fn shipped_nextest() -> Vec<Tool> {
+    on_path(NEXTEST_BIN)
+        .map(|local| Tool {
+            name: NEXTEST_BIN.into(),
+            local,
+        })
+        .into_iter()
+        .collect()
 }
 
 /// The listed tests (from a listing with `--run-ignored all`) as `run_ignored` selects them.

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bollard::container::AttachContainerResults;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
@@ -53,89 +54,8 @@ impl DockerEngine {
             host: host.name.clone(),
             reason,
         };
-        let secs = timeout.as_secs_f64();
-        let mut tunnel = None;
-        let docker = match &host.endpoint {
-            Endpoint::Unix { path } => {
-                check_socket(Path::new(path)).map_err(unreachable)?;
-                Docker::connect_with_unix(path, REQUEST_SECS, API_DEFAULT_VERSION)
-            }
-            Endpoint::Tcp { host: h, port } => match &host.tls {
-                Some(tls) => {
-                    let ca = tls.ca.as_ref().filter(|_| tls.verify);
-                    for f in ca.into_iter().chain([&tls.cert, &tls.key]) {
-                        if !f.exists() {
-                            return Err(unreachable(format!("TLS error: {} missing", f.display())));
-                        }
-                    }
-                    if let Some(ca) = ca {
-                        Docker::connect_with_ssl(
-                            &format!("{h}:{port}"),
-                            &tls.key,
-                            &tls.cert,
-                            ca,
-                            REQUEST_SECS,
-                            API_DEFAULT_VERSION,
-                        )
-                    } else {
-                        Ok(
-                            tls::unverified(&format!("{h}:{port}"), &tls.cert, &tls.key, REQUEST_SECS)
-                                .map_err(unreachable)?,
-                        )
-                    }
-                }
-                None => Docker::connect_with_http(
-                    &format!("http://{h}:{port}"),
-                    REQUEST_SECS,
-                    API_DEFAULT_VERSION,
-                ),
-            },
-            Endpoint::Ssh { user, host: h, port } => {
-                let target = SshTarget {
-                    user: user.clone(),
-                    host: h.clone(),
-                    port: *port,
-                    identity: host
-                        .ssh
-                        .identity
-                        .clone()
-                        .unwrap_or_else(super::ssh::default_identity),
-                    known_hosts: host
-                        .ssh
-                        .known_hosts
-                        .clone()
-                        .unwrap_or_else(super::ssh::default_known_hosts),
-                    policy: host.ssh.host_key_check,
-                    remote_socket: host.ssh.remote_socket.clone(),
-                    timeout,
-                };
-                let t = tokio::task::spawn_blocking(move || Tunnel::start(target))
-                    .await
-                    .map_err(|e| unreachable(format!("ssh tunnel: {e}")))?
-                    .map_err(unreachable)?;
-                let socket = t.socket().display().to_string();
-                tunnel = Some(t);
-                Docker::connect_with_unix(&socket, REQUEST_SECS, API_DEFAULT_VERSION)
-            }
-            Endpoint::Local => unreachable!("local engines are not Docker engines"),
-        }
-        .map_err(|e| unreachable(reason(&e)))?;
-        let tls = matches!(host.endpoint, Endpoint::Tcp { .. }) && host.tls.is_some();
-        let docker = match tokio::time::timeout(timeout, docker.negotiate_version()).await {
-            Err(_) => return Err(unreachable(format!("timeout after {secs}s"))),
-            Ok(Err(e)) => {
-                let r = reason(&e);
-                // Past connecting, a TLS client's failures are TLS failures (rustls words them
-                // as "received corrupt message …", which alone does not say so).
-                let plain = ["connection refused", "timeout", "permission denied", "TLS error"];
-                return Err(unreachable(if tls && !plain.iter().any(|p| r.starts_with(p)) {
-                    format!("TLS error: {r}")
-                } else {
-                    r
-                }));
-            }
-            Ok(Ok(d)) => d,
-        };
+        let Transport { docker, tunnel } = open(host, timeout).await.map_err(unreachable)?;
+        let docker = negotiate(docker, host, timeout).await.map_err(unreachable)?;
         Ok(Self {
             name: host.name.clone(),
             docker,
@@ -339,10 +259,37 @@ impl DockerEngine {
         phases: &mut Phases,
     ) -> Result<Collected, EngineError> {
         let t = Instant::now();
-        let local_err = |what: &str, e: std::io::Error| EngineError::Shard {
-            host: self.name.clone(),
-            reason: format!("{what}: {e}"),
-        };
+        let attached = self.upload_and_attach(id, job).await?;
+        phases.upload = t.elapsed();
+
+        let t = Instant::now();
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| self.failed("start container", e))?;
+        phases.start = t.elapsed();
+
+        let t = Instant::now();
+        let exited = self.run_to_exit(id, job, attached).await?;
+        phases.run = t.elapsed();
+
+        let t = Instant::now();
+        let files = self.collect_files(id, job).await?;
+        phases.collect = t.elapsed();
+        Ok(Collected {
+            exit_code: Some(exited.exit_code),
+            output: exited.output,
+            files,
+            oom_killed: exited.oom_killed,
+        })
+    }
+
+    /// Uploads the shard's files and payload while attaching to its output.
+    async fn upload_and_attach(
+        &self,
+        id: &str,
+        job: &ContainerSpec,
+    ) -> Result<AttachContainerResults, EngineError> {
         // One request for the shard root, the generated files and the placed ones (secrets):
         // with the payload staged, that is all a shard uploads.
         let first = self.root_and_files(job)?;
@@ -374,37 +321,19 @@ impl DockerEngine {
         };
         let (uploaded, attached) = tokio::join!(uploads, attach);
         uploaded?;
-        let attached = attached?;
-        phases.upload = t.elapsed();
+        attached
+    }
 
-        let t = Instant::now();
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(|e| self.failed("start container", e))?;
-        phases.start = t.elapsed();
-
-        let t = Instant::now();
-        if let Some(dir) = job.log_path.parent() {
-            let _ = tokio::fs::create_dir_all(dir).await;
-        }
-        // A log that cannot be written (full disk) must not fail the shard: its output is
-        // kept in memory for the results regardless.
-        let mut log = tokio::fs::File::create(&job.log_path).await.ok();
-        let (output, exit_code) = tokio::join!(
-            self.stream_output(
-                attached.output,
-                log.as_mut(),
-                &job.extras.secrets,
-                &job.extras.on_line
-            ),
-            self.wait_exit(id)
-        );
+    /// Streams the started container's output into its log until it exits.
+    async fn run_to_exit(
+        &self,
+        id: &str,
+        job: &ContainerSpec,
+        attached: AttachContainerResults,
+    ) -> Result<Exited, EngineError> {
+        let (output, exit_code) = tokio::join!(self.stream_to_log(attached.output, job), self.wait_exit(id));
         let output = output?;
         let exit_code = exit_code?;
-        if let Some(log) = log.as_mut() {
-            let _ = log.flush().await;
-        }
         // Not an error by itself: when only a test binary was killed, the runner's report
         // says so and is still collected; the caller decides when nothing was left.
         let oom_killed = self
@@ -415,23 +344,52 @@ impl DockerEngine {
             .state
             .and_then(|s| s.oom_killed)
             .unwrap_or(false);
-        phases.run = t.elapsed();
+        Ok(Exited {
+            output,
+            exit_code,
+            oom_killed,
+        })
+    }
 
-        let t = Instant::now();
+    /// Reads a shard's output into its log until the stream ends, keeping a copy. A log that
+    /// cannot be written (full disk) must not fail the shard: the output is kept in memory for
+    /// the results regardless.
+    async fn stream_to_log(&self, output: OutputStream, job: &ContainerSpec) -> Result<Vec<u8>, EngineError> {
+        if let Some(dir) = job.log_path.parent() {
+            let _ = tokio::fs::create_dir_all(dir).await;
+        }
+        let mut log = tokio::fs::File::create(&job.log_path).await.ok();
+        let output = self
+            .stream_output(output, log.as_mut(), &job.extras.secrets, &job.extras.on_line)
+            .await?;
+        if let Some(log) = log.as_mut() {
+            let _ = log.flush().await;
+        }
+        Ok(output)
+    }
+
+    /// Downloads and unpacks every path the shard's runner reads its results from.
+    async fn collect_files(
+        &self,
+        id: &str,
+        job: &ContainerSpec,
+    ) -> Result<BTreeMap<String, Vec<u8>>, EngineError> {
         let mut files = BTreeMap::new();
         for path in &job.spec.collect {
             if let Some(tar) = self.download(id, path).await? {
                 tarball::unpack_collected(&tar, path, &mut files)
-                    .map_err(|e| local_err(&format!("unpack {path}"), e))?;
+                    .map_err(|e| self.local_failure(&format!("unpack {path}"), e))?;
             }
         }
-        phases.collect = t.elapsed();
-        Ok(Collected {
-            exit_code: Some(exit_code),
-            output,
-            files,
-            oom_killed,
-        })
+        Ok(files)
+    }
+
+    /// A failure on our side of a shard (packing, unpacking), not the engine's.
+    fn local_failure(&self, what: &str, e: std::io::Error) -> EngineError {
+        EngineError::Shard {
+            host: self.name.clone(),
+            reason: format!("{what}: {e}"),
+        }
     }
 
     /// A tar of the shard root with the spec's generated files under it and the job's placed
@@ -445,10 +403,7 @@ impl DockerEngine {
             .map(|(path, data)| (format!("{root}/{}", path.trim_start_matches('/')), data.clone()))
             .collect();
         files.extend(job.extras.files.0.iter().cloned());
-        tarball::dir_and_files_tar(root, &files).map_err(|e| EngineError::Shard {
-            host: self.name.clone(),
-            reason: format!("pack: {e}"),
-        })
+        tarball::dir_and_files_tar(root, &files).map_err(|e| self.local_failure("pack", e))
     }
 
     async fn upload(&self, id: &str, path: &str, tar: bytes::Bytes) -> Result<(), EngineError> {
@@ -484,9 +439,7 @@ impl DockerEngine {
     /// attach say which is which) and secret values are masked before anything sees them.
     async fn stream_output(
         &self,
-        mut stream: std::pin::Pin<
-            Box<dyn futures_util::Stream<Item = Result<bollard::container::LogOutput, BollardError>> + Send>,
-        >,
+        mut stream: OutputStream,
         mut log: Option<&mut tokio::fs::File>,
         secrets: &super::redact::Secrets,
         on_line: &super::lines::LineSink,
@@ -610,6 +563,124 @@ impl DockerEngine {
         Ok(removed)
     }
 }
+
+/// How a shard's container ended: its output, exit code and whether the kernel killed it.
+struct Exited {
+    output: Vec<u8>,
+    exit_code: i64,
+    oom_killed: bool,
+}
+
+/// A client and, for `ssh://`, the tunnel it talks through (kept alive as long as the client).
+struct Transport {
+    docker: Docker,
+    tunnel: Option<Tunnel>,
+}
+
+/// Opens the client for `host`'s endpoint; nothing is sent yet. Errors are the reason line.
+async fn open(host: &Host, timeout: Duration) -> Result<Transport, String> {
+    let docker = match &host.endpoint {
+        Endpoint::Unix { path } => {
+            check_socket(Path::new(path))?;
+            Docker::connect_with_unix(path, REQUEST_SECS, API_DEFAULT_VERSION)
+        }
+        Endpoint::Tcp { host: h, port } => match &host.tls {
+            Some(tls) => return open_tls(&format!("{h}:{port}"), tls),
+            None => {
+                Docker::connect_with_http(&format!("http://{h}:{port}"), REQUEST_SECS, API_DEFAULT_VERSION)
+            }
+        },
+        Endpoint::Ssh { user, host: h, port } => {
+            let target = ssh_target(host, user, h, *port, timeout);
+            return open_ssh(target).await;
+        }
+        Endpoint::Local => unreachable!("local engines are not Docker engines"),
+    }
+    .map_err(|e| reason(&e))?;
+    Ok(Transport { docker, tunnel: None })
+}
+
+/// A `tcp://` client over TLS: checked against the CA when `verify` is on, else unverified.
+fn open_tls(addr: &str, tls: &crate::config::Tls) -> Result<Transport, String> {
+    let ca = tls.ca.as_ref().filter(|_| tls.verify);
+    for f in ca.into_iter().chain([&tls.cert, &tls.key]) {
+        if !f.exists() {
+            return Err(format!("TLS error: {} missing", f.display()));
+        }
+    }
+    let docker = match ca {
+        Some(ca) => {
+            Docker::connect_with_ssl(addr, &tls.key, &tls.cert, ca, REQUEST_SECS, API_DEFAULT_VERSION)
+                .map_err(|e| reason(&e))?
+        }
+        None => tls::unverified(addr, &tls.cert, &tls.key, REQUEST_SECS)?,
+    };
+    Ok(Transport { docker, tunnel: None })
+}
+
+/// Where the ssh tunnel goes, with the hosts file's options or the usual `~/.ssh` defaults.
+fn ssh_target(host: &Host, user: &str, h: &str, port: u16, timeout: Duration) -> SshTarget {
+    SshTarget {
+        user: user.to_string(),
+        host: h.to_string(),
+        port,
+        identity: host
+            .ssh
+            .identity
+            .clone()
+            .unwrap_or_else(super::ssh::default_identity),
+        known_hosts: host
+            .ssh
+            .known_hosts
+            .clone()
+            .unwrap_or_else(super::ssh::default_known_hosts),
+        policy: host.ssh.host_key_check,
+        remote_socket: host.ssh.remote_socket.clone(),
+        timeout,
+    }
+}
+
+/// Starts the tunnel (blocking ssh2 work, off the runtime) and a client on its local socket.
+async fn open_ssh(target: SshTarget) -> Result<Transport, String> {
+    let t = tokio::task::spawn_blocking(move || Tunnel::start(target))
+        .await
+        .map_err(|e| format!("ssh tunnel: {e}"))??;
+    let socket = t.socket().display().to_string();
+    let docker =
+        Docker::connect_with_unix(&socket, REQUEST_SECS, API_DEFAULT_VERSION).map_err(|e| reason(&e))?;
+    Ok(Transport {
+        docker,
+        tunnel: Some(t),
+    })
+}
+
+/// The first request: agrees on the API version within `timeout`.
+async fn negotiate(docker: Docker, host: &Host, timeout: Duration) -> Result<Docker, String> {
+    match tokio::time::timeout(timeout, docker.negotiate_version()).await {
+        Err(_) => Err(format!("timeout after {}s", timeout.as_secs_f64())),
+        Ok(Err(e)) => {
+            let tls = matches!(host.endpoint, Endpoint::Tcp { .. }) && host.tls.is_some();
+            Err(tls_worded(reason(&e), tls))
+        }
+        Ok(Ok(d)) => Ok(d),
+    }
+}
+
+/// Past connecting, a TLS client's failures are TLS failures (rustls words them as "received
+/// corrupt message …", which alone does not say so).
+fn tls_worded(r: String, tls: bool) -> String {
+    let plain = ["connection refused", "timeout", "permission denied", "TLS error"];
+    if tls && !plain.iter().any(|p| r.starts_with(p)) {
+        format!("TLS error: {r}")
+    } else {
+        r
+    }
+}
+
+/// A container's or an exec's attached output, frame by frame.
+type OutputStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<bollard::container::LogOutput, BollardError>> + Send>,
+>;
 
 /// The run's payload as bytes without a copy.
 struct SharedPayload(std::sync::Arc<Vec<u8>>);

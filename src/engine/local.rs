@@ -89,33 +89,73 @@ impl LocalEngine {
         started: Instant,
     ) -> Result<ShardRun, EngineError> {
         let mut phases = Phases::default();
+        let argv = self.check(job)?;
+
+        let t = Instant::now();
+        self.place_files(job).await?;
+        phases.upload = t.elapsed();
+
+        let t = Instant::now();
+        let running = self.spawn(job, &argv)?;
+        phases.start = t.elapsed();
+
+        let t = Instant::now();
+        let ended = self.wait(running, cancel, argv.program).await?;
+        phases.run = t.elapsed();
+
+        let t = Instant::now();
+        let mut files = BTreeMap::new();
+        for path in &job.spec.collect {
+            collect(Path::new(path.trim_end_matches('/')), &mut files)
+                .map_err(|e| self.err(format!("collect {path}: {e}")))?;
+        }
+        phases.collect = t.elapsed();
+        Ok(ShardRun {
+            container: job.root.clone(),
+            collected: Collected {
+                exit_code: ended.exit_code,
+                output: ended.output,
+                files,
+                oom_killed: false,
+            },
+            phases,
+            started,
+            finished: Instant::now(),
+        })
+    }
+
+    /// What a local shard cannot be: one with services, a relative root or no command.
+    fn check<'j>(&self, job: &'j ContainerSpec) -> Result<Argv<'j>, EngineError> {
         if !job.extras.services.is_empty() {
             return Err(
                 self.err("services need a Docker engine: the local engine cannot run them".to_string())
             );
         }
-        let root = Path::new(&job.root);
-        if job.root.is_empty() || !root.is_absolute() {
+        if job.root.is_empty() || !Path::new(&job.root).is_absolute() {
             return Err(self.err(format!("shard root {:?} is not an absolute path", job.root)));
         }
-        let (argv0, args) = job
+        let (program, args) = job
             .spec
             .argv
             .split_first()
             .ok_or_else(|| self.err("shard has an empty command".to_string()))?;
+        Ok(Argv { program, args })
+    }
 
-        let t = Instant::now();
+    /// The payload and the shard's files under its root, off the runtime.
+    async fn place_files(&self, job: &ContainerSpec) -> Result<(), EngineError> {
         let mut files = job.spec.files.clone();
         // Absolute container paths (secrets) land under the shard root here.
         files.extend(job.extras.files.0.iter().cloned());
-        let (payload, dir) = (job.payload.clone(), root.to_path_buf());
+        let (payload, dir) = (job.payload.clone(), Path::new(&job.root).to_path_buf());
         tokio::task::spawn_blocking(move || unpack(&payload, &files, &dir))
             .await
             .map_err(|e| self.err(format!("unpack: {e}")))?
-            .map_err(|e| self.err(format!("unpack into {}: {e}", job.root)))?;
-        phases.upload = t.elapsed();
+            .map_err(|e| self.err(format!("unpack into {}: {e}", job.root)))
+    }
 
-        let t = Instant::now();
+    /// Starts the command in its own process group, its output teed into the shard log.
+    fn spawn(&self, job: &ContainerSpec, argv: &Argv) -> Result<Running, EngineError> {
         if let Some(dir) = job.log_path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -126,78 +166,98 @@ impl LocalEngine {
         let (reader, writer) = std::io::pipe().map_err(|e| self.err(format!("pipe: {e}")))?;
         let (reader2, writer2) = std::io::pipe().map_err(|e| self.err(format!("pipe: {e}")))?;
         let _ = std::fs::create_dir_all(&job.spec.workdir); // as Docker does for WorkingDir
-        // A relative program path means one under the workdir, as inside a container.
-        let program = if argv0.contains('/') && !argv0.starts_with('/') {
-            Path::new(&job.spec.workdir).join(argv0)
-        } else {
-            Path::new(argv0).to_path_buf()
-        };
-        let mut cmd = tokio::process::Command::new(program);
-        // What a container gets (the spec's variables: RUST_BACKTRACE, RUST_LOG, pass_env,
-        // --env, CARGO_SHARD_*) on top of what a process needs here; nothing else of the
-        // caller's, e.g. an outer nextest's NEXTEST_PROFILE or a token in the CI job.
-        cmd.env_clear()
-            .envs(baseline_env(|k| std::env::var_os(k)))
-            .args(args)
-            .current_dir(&job.spec.workdir)
-            .envs(job.spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(writer)
-            .stderr(writer2)
-            .process_group(0)
-            .kill_on_drop(true);
+        let mut cmd = command(job, argv);
+        cmd.stdout(writer).stderr(writer2);
         let spawned = cmd.spawn();
         // Our copies of the write end must go, or the reader never sees EOF.
         drop(cmd);
-        let mut child = spawned.map_err(|e| self.err(format!("cannot run {argv0}: {e}")))?;
-        let pgid = child.id().map(|p| p as i32);
+        let child = spawned.map_err(|e| self.err(format!("cannot run {}: {e}", argv.program)))?;
         let secrets = job.extras.secrets.clone();
         let on_line = job.extras.on_line.clone();
         let tee = tokio::task::spawn_blocking(move || tee([reader, reader2], log, &secrets, &on_line));
-        phases.start = t.elapsed();
+        Ok(Running {
+            pgid: child.id().map(|p| p as i32),
+            child,
+            tee,
+        })
+    }
 
-        let t = Instant::now();
+    /// Waits for the command (or the cancel), then ends whatever it left in its group.
+    async fn wait(
+        &self,
+        mut running: Running,
+        cancel: CancellationToken,
+        program: &str,
+    ) -> Result<Ended, EngineError> {
         let status = tokio::select! {
-            s = child.wait() => Some(s),
+            s = running.child.wait() => Some(s),
             _ = cancel.cancelled() => None,
         };
         // Whatever the child left running in its group goes with it.
-        if let Some(pgid) = pgid {
+        if let Some(pgid) = running.pgid {
             kill_group(pgid);
         }
         let status = match status {
-            Some(s) => s.map_err(|e| self.err(format!("wait for {argv0}: {e}")))?,
+            Some(s) => s.map_err(|e| self.err(format!("wait for {program}: {e}")))?,
             None => {
-                let _ = child.wait().await;
-                let _ = tee.await;
+                let _ = running.child.wait().await;
+                let _ = running.tee.await;
                 return Err(EngineError::Cancelled);
             }
         };
-        let output = tee.await.map_err(|e| self.err(format!("read output: {e}")))?;
-        phases.run = t.elapsed();
-
-        let t = Instant::now();
-        let mut collected = BTreeMap::new();
-        for path in &job.spec.collect {
-            collect(Path::new(path.trim_end_matches('/')), &mut collected)
-                .map_err(|e| self.err(format!("collect {path}: {e}")))?;
-        }
-        phases.collect = t.elapsed();
+        let output = running
+            .tee
+            .await
+            .map_err(|e| self.err(format!("read output: {e}")))?;
         use std::os::unix::process::ExitStatusExt;
         let exit_code = status.code().or_else(|| status.signal().map(|s| 128 + s));
-        Ok(ShardRun {
-            container: job.root.clone(),
-            collected: Collected {
-                exit_code: exit_code.map(i64::from),
-                output,
-                files: collected,
-                oom_killed: false,
-            },
-            phases,
-            started,
-            finished: Instant::now(),
+        Ok(Ended {
+            exit_code: exit_code.map(i64::from),
+            output,
         })
     }
+}
+
+/// A checked shard command: the program and its arguments.
+struct Argv<'j> {
+    program: &'j str,
+    args: &'j [String],
+}
+
+/// A started shard: the child, its process group and the thread teeing its output.
+struct Running {
+    child: tokio::process::Child,
+    pgid: Option<i32>,
+    tee: tokio::task::JoinHandle<Vec<u8>>,
+}
+
+/// How the command ended: its exit code (128 + signal when killed) and its output.
+struct Ended {
+    exit_code: Option<i64>,
+    output: Vec<u8>,
+}
+
+/// The shard's command as a container would run it, output not yet wired.
+fn command(job: &ContainerSpec, argv: &Argv) -> tokio::process::Command {
+    // A relative program path means one under the workdir, as inside a container.
+    let program = if argv.program.contains('/') && !argv.program.starts_with('/') {
+        Path::new(&job.spec.workdir).join(argv.program)
+    } else {
+        Path::new(argv.program).to_path_buf()
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    // What a container gets (the spec's variables: RUST_BACKTRACE, RUST_LOG, pass_env,
+    // --env, CARGO_SHARD_*) on top of what a process needs here; nothing else of the
+    // caller's, e.g. an outer nextest's NEXTEST_PROFILE or a token in the CI job.
+    cmd.env_clear()
+        .envs(baseline_env(|k| std::env::var_os(k)))
+        .args(argv.args)
+        .current_dir(&job.spec.workdir)
+        .envs(job.spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    cmd
 }
 
 /// The caller's variables a local shard keeps, as an image's own environment would give them:

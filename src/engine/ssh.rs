@@ -356,8 +356,10 @@ fn session_with_channel(shared: &Shared) -> Option<(Session, RawFd, ssh2::Channe
     Some((sess, fd, ch))
 }
 
+/// Moves bytes both ways between the client and the channel until both sides have ended,
+/// `stop` is set, or the ssh connection drops.
 fn pump(
-    mut local: UnixStream,
+    local: UnixStream,
     sess: &Session,
     channel: &mut ssh2::Channel,
     tcp_fd: RawFd,
@@ -365,122 +367,196 @@ fn pump(
 ) -> std::io::Result<()> {
     local.set_nonblocking(true)?;
     sess.set_blocking(false);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut up: Vec<u8> = Vec::new(); // local → remote, not yet accepted by the channel
-    let mut down: Vec<u8> = Vec::new(); // remote → local, not yet written
-    let (mut local_eof, mut eof_sent, mut remote_eof) = (false, false, false);
+    let mut pump = Pump::new(local);
     while !stop.load(Ordering::Relaxed) {
-        let mut progress = false;
-        if up.is_empty() && !local_eof {
-            match local.read(&mut buf) {
-                Ok(0) => {
-                    local_eof = true;
-                    progress = true;
-                }
-                Ok(n) => {
-                    up.extend_from_slice(&buf[..n]);
-                    progress = true;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if !up.is_empty() {
-            match channel.write(&up) {
-                Ok(n) => {
-                    up.drain(..n);
-                    progress |= n > 0;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if local_eof && up.is_empty() && !eof_sent {
-            match channel.send_eof() {
-                Ok(()) => eof_sent = true,
-                Err(e) if e.code() == ssh2::ErrorCode::Session(EAGAIN) => {}
-                Err(_) => eof_sent = true,
-            }
-        }
-        if down.is_empty() && !remote_eof {
-            match channel.read(&mut buf) {
-                Ok(0) => {
-                    if channel.eof() {
-                        remote_eof = true;
-                        progress = true;
-                    }
-                }
-                Ok(n) => {
-                    down.extend_from_slice(&buf[..n]);
-                    progress = true;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if !down.is_empty() {
-            match local.write(&down) {
-                Ok(n) => {
-                    down.drain(..n);
-                    progress |= n > 0;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if remote_eof && down.is_empty() {
-            // The engine has said everything; hyper needs no more from us once it reads EOF.
-            let _ = local.shutdown(std::net::Shutdown::Write);
-            if local_eof || eof_sent {
-                break;
-            }
-            // Keep reading the client until it closes (or stop), but there is nothing to pump.
-            if !local_eof {
-                let mut fds = [pollfd(local.as_raw_fd(), libc::POLLIN)];
-                poll(&mut fds, POLL_MS);
-                match local.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(_) => break,
-                }
-                continue;
-            }
+        let progress = pump.step(channel)?;
+        match pump.after_remote_eof() {
+            AfterEof::Done => break,
+            AfterEof::Again => continue,
+            AfterEof::NotYet => {}
         }
         if !progress {
-            let mut local_events = 0;
-            if up.is_empty() && !local_eof {
-                local_events |= libc::POLLIN;
-            }
-            if !down.is_empty() {
-                local_events |= libc::POLLOUT;
-            }
-            // Wait for the ssh socket only in the directions that can make progress, or a
-            // slow local reader would turn this into a busy loop on readable ssh data.
-            let dirs = sess.block_directions();
-            let mut remote_events = 0;
-            if (down.is_empty() && !remote_eof)
-                || matches!(dirs, ssh2::BlockDirections::Inbound | ssh2::BlockDirections::Both)
-            {
-                remote_events |= libc::POLLIN;
-            }
-            if matches!(
-                dirs,
-                ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
-            ) {
-                remote_events |= libc::POLLOUT;
-            }
-            let mut fds = [
-                pollfd(local.as_raw_fd(), local_events),
-                pollfd(tcp_fd, remote_events),
-            ];
-            poll(&mut fds, POLL_MS);
-            if fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 && fds[1].revents & libc::POLLIN == 0 {
-                return Err(std::io::Error::new(ErrorKind::BrokenPipe, "ssh connection lost"));
-            }
+            pump.wait(sess, tcp_fd)?;
         }
     }
     Ok(())
+}
+
+/// One proxied connection's bytes in flight between the local client and the ssh channel.
+struct Pump {
+    local: UnixStream,
+    buf: Vec<u8>,
+    /// local → remote, not yet accepted by the channel.
+    up: Vec<u8>,
+    /// remote → local, not yet written.
+    down: Vec<u8>,
+    local_eof: bool,
+    eof_sent: bool,
+    remote_eof: bool,
+}
+
+/// What the loop does once the engine may have said everything.
+enum AfterEof {
+    /// The engine has not finished: pump on.
+    NotYet,
+    /// Both sides are done.
+    Done,
+    /// Only the client is still open: look again.
+    Again,
+}
+
+impl Pump {
+    fn new(local: UnixStream) -> Self {
+        Self {
+            local,
+            buf: vec![0u8; 64 * 1024],
+            up: Vec::new(),
+            down: Vec::new(),
+            local_eof: false,
+            eof_sent: false,
+            remote_eof: false,
+        }
+    }
+
+    /// One pass moving bytes both ways without blocking; true when anything moved.
+    fn step(&mut self, channel: &mut ssh2::Channel) -> std::io::Result<bool> {
+        let mut progress = self.read_local()?;
+        progress |= self.write_channel(channel)?;
+        self.send_eof(channel);
+        progress |= self.read_channel(channel)?;
+        progress |= self.write_local()?;
+        Ok(progress)
+    }
+
+    fn read_local(&mut self) -> std::io::Result<bool> {
+        if !self.up.is_empty() || self.local_eof {
+            return Ok(false);
+        }
+        match unless_would_block(self.local.read(&mut self.buf))? {
+            None => Ok(false),
+            Some(0) => {
+                self.local_eof = true;
+                Ok(true)
+            }
+            Some(n) => {
+                self.up.extend_from_slice(&self.buf[..n]);
+                Ok(true)
+            }
+        }
+    }
+
+    fn write_channel(&mut self, channel: &mut ssh2::Channel) -> std::io::Result<bool> {
+        if self.up.is_empty() {
+            return Ok(false);
+        }
+        let n = unless_would_block(channel.write(&self.up))?.unwrap_or(0);
+        self.up.drain(..n);
+        Ok(n > 0)
+    }
+
+    /// Passes the client's EOF on once everything it sent is in the channel.
+    fn send_eof(&mut self, channel: &mut ssh2::Channel) {
+        if self.local_eof && self.up.is_empty() && !self.eof_sent {
+            match channel.send_eof() {
+                Ok(()) => self.eof_sent = true,
+                Err(e) if e.code() == ssh2::ErrorCode::Session(EAGAIN) => {}
+                Err(_) => self.eof_sent = true,
+            }
+        }
+    }
+
+    fn read_channel(&mut self, channel: &mut ssh2::Channel) -> std::io::Result<bool> {
+        if !self.down.is_empty() || self.remote_eof {
+            return Ok(false);
+        }
+        match unless_would_block(channel.read(&mut self.buf))? {
+            None => Ok(false),
+            Some(0) => {
+                self.remote_eof = channel.eof();
+                Ok(self.remote_eof)
+            }
+            Some(n) => {
+                self.down.extend_from_slice(&self.buf[..n]);
+                Ok(true)
+            }
+        }
+    }
+
+    fn write_local(&mut self) -> std::io::Result<bool> {
+        if self.down.is_empty() {
+            return Ok(false);
+        }
+        let n = unless_would_block(self.local.write(&self.down))?.unwrap_or(0);
+        self.down.drain(..n);
+        Ok(n > 0)
+    }
+
+    fn after_remote_eof(&mut self) -> AfterEof {
+        if !self.remote_eof || !self.down.is_empty() {
+            return AfterEof::NotYet;
+        }
+        // The engine has said everything; hyper needs no more from us once it reads EOF.
+        let _ = self.local.shutdown(std::net::Shutdown::Write);
+        if self.local_eof || self.eof_sent {
+            return AfterEof::Done;
+        }
+        // Keep reading the client until it closes (or stop), but there is nothing to pump.
+        let mut fds = [pollfd(self.local.as_raw_fd(), libc::POLLIN)];
+        poll(&mut fds, POLL_MS);
+        match self.local.read(&mut self.buf) {
+            Ok(0) => AfterEof::Done,
+            Ok(_) => AfterEof::Again,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => AfterEof::Again,
+            Err(_) => AfterEof::Done,
+        }
+    }
+
+    /// Sleeps until either side can move bytes, or a poll interval passes.
+    fn wait(&self, sess: &Session, tcp_fd: RawFd) -> std::io::Result<()> {
+        let mut local_events = 0;
+        if self.up.is_empty() && !self.local_eof {
+            local_events |= libc::POLLIN;
+        }
+        if !self.down.is_empty() {
+            local_events |= libc::POLLOUT;
+        }
+        let mut fds = [
+            pollfd(self.local.as_raw_fd(), local_events),
+            pollfd(tcp_fd, self.remote_events(sess.block_directions())),
+        ];
+        poll(&mut fds, POLL_MS);
+        if fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 && fds[1].revents & libc::POLLIN == 0 {
+            return Err(std::io::Error::new(ErrorKind::BrokenPipe, "ssh connection lost"));
+        }
+        Ok(())
+    }
+
+    /// Waits for the ssh socket only in the directions that can make progress, or a slow
+    /// local reader would turn the loop into a busy one on readable ssh data.
+    fn remote_events(&self, dirs: ssh2::BlockDirections) -> libc::c_short {
+        let mut events = 0;
+        if (self.down.is_empty() && !self.remote_eof)
+            || matches!(dirs, ssh2::BlockDirections::Inbound | ssh2::BlockDirections::Both)
+        {
+            events |= libc::POLLIN;
+        }
+        if matches!(
+            dirs,
+            ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+        ) {
+            events |= libc::POLLOUT;
+        }
+        events
+    }
+}
+
+/// `None` for "would block", so callers handle only bytes moved and real errors.
+fn unless_would_block(r: std::io::Result<usize>) -> std::io::Result<Option<usize>> {
+    match r {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {

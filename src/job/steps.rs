@@ -154,36 +154,8 @@ async fn run_container(
         return Err(format!("{what}: no host to run its container on"));
     };
     let root = engine.make_root().map_err(|e| format!("{what}: {e}"))?;
-    let workdir = step.workdir.clone().unwrap_or_else(|| root.clone());
-    let mut env = run.env.clone();
-    env.extend(step.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let files = run.job.deliver(&step.secrets, SECRETS_DIR, &mut env);
-    let requested: Vec<String> = step.artifacts.iter().map(|a| super::under(&workdir, a)).collect();
-    let mut labels = host.labels.clone();
-    labels.insert(RUN_LABEL.to_string(), run.run_id.to_string());
-    labels.insert(STEP_LABEL.to_string(), step.name.clone());
-    let job = ContainerSpec {
-        name: format!("cargo-shard-{}-{kind}-{}", run.run_id, step.name),
-        image: image.to_string(),
-        network: host.network.clone(),
-        labels,
-        payload: Arc::new(Vec::new()),
-        root,
-        spec: ShardSpec {
-            argv: step.command.clone(),
-            env,
-            workdir,
-            files: Vec::new(),
-            collect: requested.clone(),
-        },
-        log_path: log_path.to_path_buf(),
-        keep: false,
-        extras: ShardExtras {
-            files,
-            secrets: run.job.secrets.clone(),
-            ..Default::default()
-        },
-    };
+    let job = step_job(run, step, host, image, kind, root, log_path);
+    let requested = job.spec.collect.clone();
     let done = engine
         .run_shard(job, run.cancel.clone())
         .await
@@ -200,25 +172,79 @@ async fn run_container(
     if requested.is_empty() {
         return Ok(Vec::new());
     }
-    let dir = match &out._dir {
-        Some(d) => d.path().to_path_buf(),
-        None => {
-            let d = tempfile::Builder::new()
-                .prefix("cargo-shard-artifacts-")
-                .tempdir()
-                .map_err(|e| format!("{what}: temp dir: {e}"))?;
-            let p = d.path().to_path_buf();
-            out._dir = Some(d);
-            p
-        }
-    };
-    let dir = dir.join(&step.name);
+    let dir = artifacts_dir(out, what)?.join(&step.name);
+    save_artifacts(step, &requested, &done.collected.files, &dir, what)
+}
+
+/// The step's container: its command, variables and secrets, collecting its artifacts.
+fn step_job(
+    run: &StepRun<'_>,
+    step: &StepConfig,
+    host: &Host,
+    image: &str,
+    kind: &str,
+    root: String,
+    log_path: &Path,
+) -> ContainerSpec {
+    let workdir = step.workdir.clone().unwrap_or_else(|| root.clone());
+    let mut env = run.env.clone();
+    env.extend(step.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let files = run.job.deliver(&step.secrets, SECRETS_DIR, &mut env);
+    let requested: Vec<String> = step.artifacts.iter().map(|a| super::under(&workdir, a)).collect();
+    let mut labels = host.labels.clone();
+    labels.insert(RUN_LABEL.to_string(), run.run_id.to_string());
+    labels.insert(STEP_LABEL.to_string(), step.name.clone());
+    ContainerSpec {
+        name: format!("cargo-shard-{}-{kind}-{}", run.run_id, step.name),
+        image: image.to_string(),
+        network: host.network.clone(),
+        labels,
+        payload: Arc::new(Vec::new()),
+        root,
+        spec: ShardSpec {
+            argv: step.command.clone(),
+            env,
+            workdir,
+            files: Vec::new(),
+            collect: requested,
+        },
+        log_path: log_path.to_path_buf(),
+        keep: false,
+        extras: ShardExtras {
+            files,
+            secrets: run.job.secrets.clone(),
+            ..Default::default()
+        },
+    }
+}
+
+/// The temp dir container steps' artifacts go to, made on first use and kept in `out`.
+fn artifacts_dir(out: &mut PreStepOutput, what: &str) -> Result<PathBuf, String> {
+    if let Some(d) = &out._dir {
+        return Ok(d.path().to_path_buf());
+    }
+    let d = tempfile::Builder::new()
+        .prefix("cargo-shard-artifacts-")
+        .tempdir()
+        .map_err(|e| format!("{what}: temp dir: {e}"))?;
+    let p = d.path().to_path_buf();
+    out._dir = Some(d);
+    Ok(p)
+}
+
+/// Saves each requested artifact (a file or a directory) from what the container left into
+/// `dir`, as an upload for the shards; one not produced is the step's failure.
+fn save_artifacts(
+    step: &StepConfig,
+    requested: &[String],
+    collected: &BTreeMap<String, Vec<u8>>,
+    dir: &Path,
+    what: &str,
+) -> Result<Vec<Upload>, String> {
     let mut uploads = Vec::new();
-    for (a, req) in step.artifacts.iter().zip(&requested) {
+    for (a, req) in step.artifacts.iter().zip(requested) {
         let one = std::slice::from_ref(req);
-        let found: BTreeMap<String, Vec<u8>> = done
-            .collected
-            .files
+        let found: BTreeMap<String, Vec<u8>> = collected
             .iter()
             .filter(|(p, _)| *p == req || p.starts_with(&format!("{req}/")))
             .map(|(p, d)| (p.clone(), d.clone()))
@@ -226,7 +252,7 @@ async fn run_container(
         if found.is_empty() {
             return Err(format!("{what}: artifact {a} ({req}) was not produced"));
         }
-        super::artifacts::save(&dir, one, &found).map_err(|e| format!("{what}: artifact {a}: {e}"))?;
+        super::artifacts::save(dir, one, &found).map_err(|e| format!("{what}: artifact {a}: {e}"))?;
         let name = req.rsplit('/').next().unwrap_or(req);
         let up = super::upload(&dir.join(name), &artifact_dest(a))
             .map_err(|e| format!("{what}: artifact {a}: {e}"))?;

@@ -106,6 +106,15 @@ enum Owner {
     Rerun,
 }
 
+/// An element's attributes by local name, values unescaped.
+struct Attrs(Vec<(String, String)>);
+
+impl Attrs {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.iter().find(|(n, _)| n == key).map(|(_, v)| v.clone())
+    }
+}
+
 struct State<'s> {
     src: &'s str,
     origin: &'s str,
@@ -149,111 +158,132 @@ impl State<'_> {
         }
         self.seen_root = true;
         let attrs = self.attrs(e, pos)?;
-        let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let elem = match name {
+        let elem = self.element(name, &attrs, pos, empty)?;
+        self.open.push(elem);
+        Ok(())
+    }
+
+    /// What the element `name` means, with what its attributes say recorded.
+    fn element(&mut self, name: &str, a: &Attrs, pos: usize, empty: bool) -> Result<Elem, JunitError> {
+        let in_case = self.case.is_some() && self.rerun.is_none();
+        Ok(match name {
             "testsuites" => {
                 if self.report.name.is_empty() {
-                    self.report.name = get("name").unwrap_or_default();
+                    self.report.name = a.get("name").unwrap_or_default();
                 }
                 Elem::Suites
             }
-            "testsuite" => {
-                let time = self.time(get("time"), pos)?;
-                self.suites.push(self.report.suites.len());
-                self.report.suites.push(Suite {
-                    name: get("name").unwrap_or_default(),
-                    time,
-                    timestamp: get("timestamp"),
-                    hostname: get("hostname"),
-                    ..Suite::default()
-                });
-                Elem::Suite
-            }
+            "testsuite" => self.open_suite(a, pos)?,
             "property" => {
                 if let (None, Some(&i)) = (&self.case, self.suites.last()) {
-                    let kv = (get("name").unwrap_or_default(), get("value").unwrap_or_default());
+                    let kv = (
+                        a.get("name").unwrap_or_default(),
+                        a.get("value").unwrap_or_default(),
+                    );
                     self.report.suites[i].properties.push(kv);
                 }
                 Elem::Other
             }
             "properties" => Elem::Other,
-            "testcase" => {
-                if self.suites.is_empty() {
-                    return Err(self.err(pos, "<testcase> outside any <testsuite>".into()));
-                }
-                if self.case.is_some() {
-                    return Err(self.err(pos, "<testcase> inside another <testcase>".into()));
-                }
-                self.case = Some(Case {
-                    name: get("name").unwrap_or_default(),
-                    classname: get("classname").unwrap_or_default(),
-                    time: self.time(get("time"), pos)?,
-                    group: get("group"),
-                    ..Case::default()
-                });
-                Elem::Case
-            }
-            "failure" | "error" | "skipped" if self.case.is_some() && self.rerun.is_none() => {
-                let (message, kind) = (get("message"), get("type"));
-                let case = self.case.as_mut().expect("checked above");
-                case.status = match name {
-                    "failure" => CaseStatus::Failure {
-                        message,
-                        kind,
-                        text: String::new(),
-                    },
-                    "error" => CaseStatus::Error {
-                        message,
-                        kind,
-                        text: String::new(),
-                    },
-                    _ => CaseStatus::Skipped { message },
-                };
-                self.skip_text.clear();
-                Elem::Status
-            }
-            "flakyFailure" | "flakyError" | "rerunFailure" | "rerunError"
-                if self.case.is_some() && self.rerun.is_none() =>
-            {
-                self.rerun = Some(Rerun {
-                    kind: if name.ends_with("Error") {
-                        RerunKind::Error
-                    } else {
-                        RerunKind::Failure
-                    },
-                    error_type: get("type"),
-                    message: get("message"),
-                    time: self.time(get("time"), pos)?,
-                    ..Rerun::default()
-                });
-                Elem::Rerun {
-                    flaky: name.starts_with("flaky"),
-                }
+            "testcase" => self.open_case(a, pos)?,
+            "failure" | "error" | "skipped" if in_case => self.open_status(name, a),
+            "flakyFailure" | "flakyError" | "rerunFailure" | "rerunError" if in_case => {
+                self.open_rerun(name, a, pos)?
             }
             "stackTrace" if self.rerun.is_some() => Elem::StackTrace,
-            "system-out" | "system-err" => {
-                let owner = if self.rerun.is_some() {
-                    Owner::Rerun
-                } else if self.case.is_some() {
-                    Owner::Case
-                } else {
-                    Owner::Suite
-                };
-                if name == "system-out" {
-                    Elem::Out(owner)
-                } else {
-                    Elem::Err(owner)
-                }
-            }
+            "system-out" | "system-err" => self.open_output(name),
             _ => {
                 if !empty {
                     self.skip_depth = 1;
                 }
                 Elem::Other
             }
+        })
+    }
+
+    fn open_suite(&mut self, a: &Attrs, pos: usize) -> Result<Elem, JunitError> {
+        let time = self.time(a.get("time"), pos)?;
+        self.suites.push(self.report.suites.len());
+        self.report.suites.push(Suite {
+            name: a.get("name").unwrap_or_default(),
+            time,
+            timestamp: a.get("timestamp"),
+            hostname: a.get("hostname"),
+            ..Suite::default()
+        });
+        Ok(Elem::Suite)
+    }
+
+    fn open_case(&mut self, a: &Attrs, pos: usize) -> Result<Elem, JunitError> {
+        if self.suites.is_empty() {
+            return Err(self.err(pos, "<testcase> outside any <testsuite>".into()));
+        }
+        if self.case.is_some() {
+            return Err(self.err(pos, "<testcase> inside another <testcase>".into()));
+        }
+        self.case = Some(Case {
+            name: a.get("name").unwrap_or_default(),
+            classname: a.get("classname").unwrap_or_default(),
+            time: self.time(a.get("time"), pos)?,
+            group: a.get("group"),
+            ..Case::default()
+        });
+        Ok(Elem::Case)
+    }
+
+    /// `<failure>`, `<error>` or `<skipped>` of the open case (its text comes later).
+    fn open_status(&mut self, name: &str, a: &Attrs) -> Elem {
+        let (message, kind) = (a.get("message"), a.get("type"));
+        let case = self.case.as_mut().expect("only inside a case");
+        case.status = match name {
+            "failure" => CaseStatus::Failure {
+                message,
+                kind,
+                text: String::new(),
+            },
+            "error" => CaseStatus::Error {
+                message,
+                kind,
+                text: String::new(),
+            },
+            _ => CaseStatus::Skipped { message },
         };
-        self.open.push(elem);
-        Ok(())
+        self.skip_text.clear();
+        Elem::Status
+    }
+
+    /// Surefire's `flaky…`/`rerun…` attempts of the open case.
+    fn open_rerun(&mut self, name: &str, a: &Attrs, pos: usize) -> Result<Elem, JunitError> {
+        self.rerun = Some(Rerun {
+            kind: if name.ends_with("Error") {
+                RerunKind::Error
+            } else {
+                RerunKind::Failure
+            },
+            error_type: a.get("type"),
+            message: a.get("message"),
+            time: self.time(a.get("time"), pos)?,
+            ..Rerun::default()
+        });
+        Ok(Elem::Rerun {
+            flaky: name.starts_with("flaky"),
+        })
+    }
+
+    /// `<system-out>`/`<system-err>` of the innermost open rerun, case or suite.
+    fn open_output(&self, name: &str) -> Elem {
+        let owner = if self.rerun.is_some() {
+            Owner::Rerun
+        } else if self.case.is_some() {
+            Owner::Case
+        } else {
+            Owner::Suite
+        };
+        if name == "system-out" {
+            Elem::Out(owner)
+        } else {
+            Elem::Err(owner)
+        }
     }
 
     fn end(&mut self, pos: usize) -> Result<(), JunitError> {
@@ -352,7 +382,7 @@ impl State<'_> {
         target.push_str(t);
     }
 
-    fn attrs(&self, e: &BytesStart<'_>, pos: usize) -> Result<Vec<(String, String)>, JunitError> {
+    fn attrs(&self, e: &BytesStart<'_>, pos: usize) -> Result<Attrs, JunitError> {
         let mut out = Vec::new();
         for a in e.attributes() {
             let a = a.map_err(|err| self.err(pos, err.to_string()))?;
@@ -363,7 +393,7 @@ impl State<'_> {
                 .map_err(|err| self.err(pos, format!("attribute {key}: {err}")))?;
             out.push((key, value.into_owned()));
         }
-        Ok(out)
+        Ok(Attrs(out))
     }
 
     fn time(&self, raw: Option<String>, pos: usize) -> Result<Option<f64>, JunitError> {

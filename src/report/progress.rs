@@ -727,21 +727,10 @@ mod tests {
                 attempt: 1,
             },
         );
-        assert!(
-            s.running_now("e1", Instant::now()).starts_with("; now: g a ("),
-            "{}",
-            s.running_now("e1", Instant::now())
-        );
+        let now = s.running_now("e1", Instant::now());
+        assert!(now.starts_with("; now: g a ("), "{now}");
         for r in [&a, &b, &b] {
-            ev(
-                &mut s,
-                Event::TestEnded {
-                    result: r.clone(),
-                    shard: 0,
-                    host: "e1".into(),
-                    attempt: 1,
-                },
-            );
+            ev(&mut s, ended_on_e1(r.clone()));
         }
         assert_eq!(s.running_now("e1", Instant::now()), "");
         assert_eq!(counts(&s), (2, 1, 1, 1), "counted once each, as they ended");
@@ -763,30 +752,34 @@ mod tests {
         let mut b_passed = b.clone();
         b_passed.status = TestStatus::Passed;
         for r in [a.clone(), b_passed] {
-            ev(
-                &mut s,
-                Event::TestFinished {
-                    result: r,
-                    shard: 0,
-                    host: "e1".into(),
-                    attempt: 1,
-                },
-            );
+            ev(&mut s, finished_on_e1(r));
         }
         assert_eq!(counts(&s), (2, 0, 2, 0));
         // c ended live but the shard ended without confirming it: uncounted with the shard.
-        ev(
-            &mut s,
-            Event::TestEnded {
-                result: c,
-                shard: 0,
-                host: "e1".into(),
-                attempt: 1,
-            },
-        );
+        ev(&mut s, ended_on_e1(c));
         assert_eq!(counts(&s).0, 3);
         ev(&mut s, Event::ShardFinished(attempt(0, "e1")));
         assert_eq!(counts(&s), (2, 0, 2, 0));
+    }
+
+    /// A live end on shard 0's first attempt on e1.
+    fn ended_on_e1(result: TestResult) -> Event {
+        Event::TestEnded {
+            result,
+            shard: 0,
+            host: "e1".into(),
+            attempt: 1,
+        }
+    }
+
+    /// The shard's report confirming a result, on shard 0's first attempt on e1.
+    fn finished_on_e1(result: TestResult) -> Event {
+        Event::TestFinished {
+            result,
+            shard: 0,
+            host: "e1".into(),
+            attempt: 1,
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::stats::{self, SLOWEST};
 use super::style::{Paint, plural};
 use crate::plan::Plan;
-use crate::run::RunReport;
+use crate::run::{Kept, Outcome, RunReport};
 use crate::test_result::TestStatus;
 
 /// Lines of a failure's output shown in the summary.
@@ -118,6 +118,89 @@ pub struct KeptRow {
     pub network: Option<String>,
 }
 
+impl Failure {
+    fn of(o: &Outcome) -> Self {
+        Failure {
+            kind: if o.result.status == TestStatus::Failed {
+                "FAIL"
+            } else {
+                "ERROR"
+            }
+            .into(),
+            group: o.id().group.clone(),
+            name: o.id().name.clone(),
+            shard: o.shard,
+            host: o.host.clone(),
+            message: o.result.message.clone(),
+            tail: stats::output_tail(&o.result.stdout, &o.result.stderr, TAIL_LINES),
+        }
+    }
+}
+
+impl Flaky {
+    fn of(o: &Outcome) -> Self {
+        Flaky {
+            group: o.id().group.clone(),
+            name: o.id().name.clone(),
+            attempts: o.earlier.len() + 1,
+            shard: o.shard,
+            host: o.host.clone(),
+        }
+    }
+}
+
+impl Slow {
+    fn of(o: &Outcome) -> Self {
+        Slow {
+            group: o.id().group.clone(),
+            name: o.id().name.clone(),
+            duration: o.result.duration.as_secs_f64(),
+            host: o.host.clone(),
+        }
+    }
+}
+
+impl HostRow {
+    fn of(l: stats::HostLoad) -> Self {
+        HostRow {
+            host: l.host,
+            slots: l.slots,
+            shards: l.shards,
+            busy: l.busy.as_secs_f64(),
+            utilisation: l.utilisation,
+        }
+    }
+}
+
+impl Counts {
+    fn of(report: &RunReport, plan: &Plan, hosts_used: usize) -> Self {
+        Counts {
+            passed: report.count(TestStatus::Passed),
+            failed: report.count(TestStatus::Failed),
+            flaky: report.flaky(),
+            skipped: report.count(TestStatus::Skipped),
+            errors: report.count(TestStatus::Error),
+            tests: report.outcomes.len(),
+            shards: plan.shards.len(),
+            hosts_used,
+            wall: report.wall.as_secs_f64(),
+            interrupted: report.interrupted,
+        }
+    }
+}
+
+impl KeptRow {
+    fn of(k: &Kept) -> Self {
+        KeptRow {
+            host: k.host.clone(),
+            container: k.container.clone(),
+            docker_host: k.docker_host.clone(),
+            services: k.services.clone(),
+            network: k.network.clone(),
+        }
+    }
+}
+
 /// The run's first line: the shards and the hosts the plan actually put them on.
 pub fn header(plan: &Plan) -> String {
     let hosts: std::collections::BTreeSet<&str> =
@@ -138,102 +221,39 @@ pub fn render(report: &RunReport, plan: &Plan, written: &Written, paint: Paint) 
 
 impl Summary {
     pub fn of(report: &RunReport, plan: &Plan, written: &Written) -> Self {
-        let failures = stats::failures(report)
-            .into_iter()
-            .map(|o| Failure {
-                kind: if o.result.status == TestStatus::Failed {
-                    "FAIL"
-                } else {
-                    "ERROR"
-                }
-                .into(),
-                group: o.id().group.clone(),
-                name: o.id().name.clone(),
-                shard: o.shard,
-                host: o.host.clone(),
-                message: o.result.message.clone(),
-                tail: stats::output_tail(&o.result.stdout, &o.result.stderr, TAIL_LINES),
-            })
-            .collect();
-        let flaky = report
-            .outcomes
-            .iter()
-            .filter(|o| o.is_flaky())
-            .map(|o| Flaky {
-                group: o.id().group.clone(),
-                name: o.id().name.clone(),
-                attempts: o.earlier.len() + 1,
-                shard: o.shard,
-                host: o.host.clone(),
-            })
-            .collect();
-        let slowest = stats::slowest(report, SLOWEST)
-            .into_iter()
-            .map(|o| Slow {
-                group: o.id().group.clone(),
-                name: o.id().name.clone(),
-                duration: o.result.duration.as_secs_f64(),
-                host: o.host.clone(),
-            })
-            .collect();
-        let hosts: Vec<HostRow> = stats::host_loads(report)
-            .into_iter()
-            .map(|l| HostRow {
-                host: l.host,
-                slots: l.slots,
-                shards: l.shards,
-                busy: l.busy.as_secs_f64(),
-                utilisation: l.utilisation,
-            })
-            .collect();
-        let balance = stats::balance_rows(report)
-            .into_iter()
-            .map(|(i, h, p, a)| (i, h, p.as_secs_f64(), a.as_secs_f64()))
-            .collect();
-        let kept = report
-            .kept
-            .iter()
-            .map(|k| KeptRow {
-                host: k.host.clone(),
-                container: k.container.clone(),
-                docker_host: k.docker_host.clone(),
-                services: k.services.clone(),
-                network: k.network.clone(),
-            })
-            .collect();
+        let hosts: Vec<HostRow> = stats::host_loads(report).into_iter().map(HostRow::of).collect();
         Summary {
             format_version: SUMMARY_VERSION,
             run_id: report.run_id.clone(),
-            failures,
-            flaky,
-            slowest,
+            failures: stats::failures(report).into_iter().map(Failure::of).collect(),
+            flaky: report
+                .outcomes
+                .iter()
+                .filter(|o| o.is_flaky())
+                .map(Flaky::of)
+                .collect(),
+            slowest: stats::slowest(report, SLOWEST)
+                .into_iter()
+                .map(Slow::of)
+                .collect(),
             lost_hosts: report.lost_hosts.clone(),
-            balance,
+            balance: stats::balance_rows(report)
+                .into_iter()
+                .map(|(i, h, p, a)| (i, h, p.as_secs_f64(), a.as_secs_f64()))
+                .collect(),
             makespan: Makespan {
                 predicted: plan.makespan.as_secs_f64(),
                 actual: stats::makespan(report).as_secs_f64(),
                 lower_bound: plan.lower_bound.as_secs_f64(),
             },
-            counts: Counts {
-                passed: report.count(TestStatus::Passed),
-                failed: report.count(TestStatus::Failed),
-                flaky: report.flaky(),
-                skipped: report.count(TestStatus::Skipped),
-                errors: report.count(TestStatus::Error),
-                tests: report.outcomes.len(),
-                shards: plan.shards.len(),
-                hosts_used: hosts.len(),
-                wall: report.wall.as_secs_f64(),
-                interrupted: report.interrupted,
-            },
+            counts: Counts::of(report, plan, hosts.len()),
             hosts,
             written: written.clone(),
-            kept,
+            kept: report.kept.iter().map(KeptRow::of).collect(),
             cleanup_failed: report.cleanup_failed.clone(),
         }
     }
 
-    /// The whole summary.
     pub fn render(&self, paint: Paint) -> String {
         let mut out = self.render_failures(paint);
         if !out.is_empty() {

@@ -22,6 +22,34 @@ const AXIS_HEIGHT: f64 = 24.0;
 const TOP: f64 = 18.0;
 /// Lines of a failure's output kept in the page (the logs hold all of it).
 const FAILURE_LINES: usize = 200;
+/// The page's whole stylesheet: inline, so the page needs nothing else.
+const STYLE: &str = r#":root { --fg: #1d2330; --dim: #6b7280; --line: #e5e7eb; --bg: #fff; --code: #f3f4f6;
+  --pass: #16a34a; --fail: #dc2626; --infra: #9333ea; --timeout: #ea580c; --cancel: #9ca3af; --flaky: #ca8a04; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px 32px; color: var(--fg); background: var(--bg); }
+h1 { font-size: 20px; margin: 0 0 8px; } h2 { font-size: 16px; margin: 28px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, monospace; }
+.dim { color: var(--dim); } .facts span { margin-right: 18px; }
+.chip { display: inline-block; padding: 0 7px; border-radius: 9px; color: #fff; font-size: 12px; font-weight: 600; margin-right: 6px; }
+.chip.pass { background: var(--pass); } .chip.fail { background: var(--fail); } .chip.infra { background: var(--infra); }
+.chip.timeout { background: var(--timeout); } .chip.cancel, .chip.zero, .chip.skip { background: var(--cancel); } .chip.flaky { background: var(--flaky); }
+.chip.phase { color: #fff; } .chip.create { background: #475569; } .chip.upload { background: #2563eb; } .chip.collect { background: #0891b2; }
+svg.timeline { display: block; max-width: 100%; height: auto; }
+svg text { font: 12px system-ui, sans-serif; fill: var(--fg); } svg .axis { fill: var(--dim); font-size: 11px; }
+.grid { stroke: var(--line); } .row { stroke: var(--line); stroke-dasharray: 2 3; }
+.predicted { stroke: var(--fg); stroke-width: 1.5; stroke-dasharray: 6 4; }
+.bar .body { fill: var(--pass); } .bar.fail .body { fill: var(--fail); } .bar.infra .body { fill: var(--infra); }
+.bar.timeout .body { fill: var(--timeout); } .bar.cancel .body { fill: var(--cancel); }
+.bar .num { fill: #fff; font-weight: 600; }
+.phase.create, .phase.start, .phase.remove { fill: #475569; } .phase.upload { fill: #2563eb; } .phase.collect { fill: #0891b2; }
+.bar:hover .body { opacity: .85; }
+table { border-collapse: collapse; margin: 4px 0; } td, th { padding: 3px 12px 3px 0; text-align: left; border-bottom: 1px solid var(--line); }
+th { font-weight: 600; color: var(--dim); } table.num td, .r { font-variant-numeric: tabular-nums; }
+.meter { display: inline-block; width: 80px; height: 8px; background: var(--line); border-radius: 4px; vertical-align: middle; }
+.meter span { display: block; height: 8px; background: var(--pass); border-radius: 4px; }
+details.failure { margin: 8px 0; } details summary { cursor: pointer; } .msg { margin: 4px 0 4px 18px; }
+pre { background: var(--code); padding: 8px 10px; overflow-x: auto; font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; margin: 4px 0 4px 18px; }
+a { color: #2563eb; }
+"#;
 
 fn esc(s: &str) -> String {
     let s = strip_control(s);
@@ -73,54 +101,103 @@ fn axis_step(end: f64) -> f64 {
         .max(0.001)
 }
 
+/// One row of the timeline: a host slot that ran something, or a lost host that ran nothing.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Row {
+    host: String,
+    slot: Option<usize>,
+}
+
+/// The chart's geometry: seconds to pixels and the rows' height.
+struct Chart {
+    end: f64,
+    scale: f64,
+    height: f64,
+}
+
 fn svg_timeline(report: &RunReport, plan: &Plan) -> String {
-    // Rows: one per host slot that ran something, then one per lost host that ran nothing.
-    let mut rows: Vec<(String, Option<usize>)> = report
-        .attempts
-        .iter()
-        .map(|a| (a.host.clone(), Some(a.slot)))
-        .collect();
-    rows.sort();
-    rows.dedup();
-    for (host, _) in &report.lost_hosts {
-        if !rows.iter().any(|r| &r.0 == host) {
-            rows.push((host.clone(), None));
-        }
-    }
+    let rows = timeline_rows(report);
     let end = stats::makespan(report)
         .max(report.wall)
         .max(plan.makespan)
         .max(Duration::from_millis(1))
         .as_secs_f64();
-    let scale = CHART_WIDTH / end;
+    let chart = Chart {
+        end,
+        scale: CHART_WIDTH / end,
+        height: ROW_HEIGHT * rows.len() as f64,
+    };
     let failed = failed_shards(report);
-    let chart_h = ROW_HEIGHT * rows.len() as f64;
     let mut svg = String::new();
     let _ = write!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="shard timeline">"#,
         w = LABEL_WIDTH + CHART_WIDTH + 20.0,
-        h = TOP + chart_h + AXIS_HEIGHT,
+        h = TOP + chart.height + AXIS_HEIGHT,
     );
     // Grid and axis first so bars draw over them.
-    let step = axis_step(end);
+    axis(&mut svg, &chart);
+    row_labels(&mut svg, &rows);
+    for a in &report.attempts {
+        let row = rows
+            .iter()
+            .position(|r| r.host == a.host && r.slot == Some(a.slot))
+            .unwrap_or(0);
+        svg.push_str(&bar(a, row, chart.scale, result_class(a, &failed)));
+    }
+    // The prediction goes on top of the bars, labelled in the margin above them.
+    if !plan.makespan.is_zero() {
+        prediction(&mut svg, plan.makespan, &chart);
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn timeline_rows(report: &RunReport) -> Vec<Row> {
+    let mut rows: Vec<Row> = report
+        .attempts
+        .iter()
+        .map(|a| Row {
+            host: a.host.clone(),
+            slot: Some(a.slot),
+        })
+        .collect();
+    rows.sort();
+    rows.dedup();
+    for (host, _) in &report.lost_hosts {
+        if !rows.iter().any(|r| &r.host == host) {
+            rows.push(Row {
+                host: host.clone(),
+                slot: None,
+            });
+        }
+    }
+    rows
+}
+
+/// Vertical grid lines with their times underneath, at round steps.
+fn axis(svg: &mut String, chart: &Chart) {
+    let step = axis_step(chart.end);
     let mut t = 0.0;
-    while t <= end + 1e-9 {
-        let x = LABEL_WIDTH + t * scale;
+    while t <= chart.end + 1e-9 {
+        let x = LABEL_WIDTH + t * chart.scale;
         let _ = write!(
             svg,
             r#"<line class="grid" x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{bottom}"/><text class="axis" x="{x:.1}" y="{ay}" text-anchor="middle">{t}s</text>"#,
-            bottom = TOP + chart_h,
-            ay = TOP + chart_h + 16.0,
+            bottom = TOP + chart.height,
+            ay = TOP + chart.height + 16.0,
             t = trim_float(t),
         );
         t += step;
     }
-    for (i, (host, slot)) in rows.iter().enumerate() {
+}
+
+fn row_labels(svg: &mut String, rows: &[Row]) {
+    for (i, row) in rows.iter().enumerate() {
         let y = TOP + i as f64 * ROW_HEIGHT;
-        let label = match slot {
-            Some(s) => format!("{} · slot {s}", esc(host)),
-            None => format!("{} · lost", esc(host)),
+        let label = match row.slot {
+            Some(s) => format!("{} · slot {s}", esc(&row.host)),
+            None => format!("{} · lost", esc(&row.host)),
         };
         let _ = write!(
             svg,
@@ -130,32 +207,24 @@ fn svg_timeline(report: &RunReport, plan: &Plan) -> String {
             ly = y + ROW_HEIGHT,
         );
     }
-    for a in &report.attempts {
-        let row = rows
-            .iter()
-            .position(|r| r.0 == a.host && r.1 == Some(a.slot))
-            .unwrap_or(0);
-        svg.push_str(&bar(a, row, scale, result_class(a, &failed)));
-    }
-    // The prediction goes on top of the bars, labelled in the margin above them.
-    if !plan.makespan.is_zero() {
-        let x = LABEL_WIDTH + plan.makespan.as_secs_f64() * scale;
-        let _ = write!(
-            svg,
-            r#"<g class="plan"><title>predicted makespan {p:.2}s</title><line class="predicted" x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{bottom}"/><text class="axis" x="{x:.1}" y="{ty}" text-anchor="{anchor}">predicted {p:.1}s</text></g>"#,
-            anchor = if x > LABEL_WIDTH + CHART_WIDTH * 0.92 {
-                "end"
-            } else {
-                "middle"
-            },
-            p = plan.makespan.as_secs_f64(),
-            top = TOP - 2.0,
-            bottom = TOP + chart_h,
-            ty = TOP - 5.0,
-        );
-    }
-    svg.push_str("</svg>");
-    svg
+}
+
+/// The predicted makespan as a dashed line, its label kept inside the chart at the right edge.
+fn prediction(svg: &mut String, makespan: Duration, chart: &Chart) {
+    let x = LABEL_WIDTH + makespan.as_secs_f64() * chart.scale;
+    let _ = write!(
+        svg,
+        r#"<g class="plan"><title>predicted makespan {p:.2}s</title><line class="predicted" x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{bottom}"/><text class="axis" x="{x:.1}" y="{ty}" text-anchor="{anchor}">predicted {p:.1}s</text></g>"#,
+        anchor = if x > LABEL_WIDTH + CHART_WIDTH * 0.92 {
+            "end"
+        } else {
+            "middle"
+        },
+        p = makespan.as_secs_f64(),
+        top = TOP - 2.0,
+        bottom = TOP + chart.height,
+        ty = TOP - 5.0,
+    );
 }
 
 /// One attempt: a body in its result's colour from container create to remove, with the
@@ -395,57 +464,16 @@ fn meta_html(meta: &RunMeta) -> String {
 
 pub fn render(report: &RunReport, plan: &Plan, meta: &RunMeta) -> String {
     let failed = failed_shards(report);
-    let rows = stats::balance_rows(report);
-    let balance = if rows.is_empty() {
-        "–".to_string()
-    } else {
-        let actual: Vec<f64> = rows.iter().map(|r| r.3.as_secs_f64()).collect();
-        let mean = actual.iter().sum::<f64>() / actual.len() as f64;
-        format!(
-            "{:.2}",
-            actual.iter().copied().fold(0.0, f64::max) / mean.max(1e-9)
-        )
-    };
-    let count = |n: usize, word: &str, class: &str| {
-        let class = if n == 0 { "zero" } else { class };
-        format!("<span class=\"chip {class}\">{n} {word}</span>")
-    };
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>cargo-shard run {run}</title>
 <style>
-:root {{ --fg: #1d2330; --dim: #6b7280; --line: #e5e7eb; --bg: #fff; --code: #f3f4f6;
-  --pass: #16a34a; --fail: #dc2626; --infra: #9333ea; --timeout: #ea580c; --cancel: #9ca3af; --flaky: #ca8a04; }}
-body {{ font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px 32px; color: var(--fg); background: var(--bg); }}
-h1 {{ font-size: 20px; margin: 0 0 8px; }} h2 {{ font-size: 16px; margin: 28px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }}
-code {{ font: 13px ui-monospace, SFMono-Regular, Menlo, monospace; }}
-.dim {{ color: var(--dim); }} .facts span {{ margin-right: 18px; }}
-.chip {{ display: inline-block; padding: 0 7px; border-radius: 9px; color: #fff; font-size: 12px; font-weight: 600; margin-right: 6px; }}
-.chip.pass {{ background: var(--pass); }} .chip.fail {{ background: var(--fail); }} .chip.infra {{ background: var(--infra); }}
-.chip.timeout {{ background: var(--timeout); }} .chip.cancel, .chip.zero, .chip.skip {{ background: var(--cancel); }} .chip.flaky {{ background: var(--flaky); }}
-.chip.phase {{ color: #fff; }} .chip.create {{ background: #475569; }} .chip.upload {{ background: #2563eb; }} .chip.collect {{ background: #0891b2; }}
-svg.timeline {{ display: block; max-width: 100%; height: auto; }}
-svg text {{ font: 12px system-ui, sans-serif; fill: var(--fg); }} svg .axis {{ fill: var(--dim); font-size: 11px; }}
-.grid {{ stroke: var(--line); }} .row {{ stroke: var(--line); stroke-dasharray: 2 3; }}
-.predicted {{ stroke: var(--fg); stroke-width: 1.5; stroke-dasharray: 6 4; }}
-.bar .body {{ fill: var(--pass); }} .bar.fail .body {{ fill: var(--fail); }} .bar.infra .body {{ fill: var(--infra); }}
-.bar.timeout .body {{ fill: var(--timeout); }} .bar.cancel .body {{ fill: var(--cancel); }}
-.bar .num {{ fill: #fff; font-weight: 600; }}
-.phase.create, .phase.start, .phase.remove {{ fill: #475569; }} .phase.upload {{ fill: #2563eb; }} .phase.collect {{ fill: #0891b2; }}
-.bar:hover .body {{ opacity: .85; }}
-table {{ border-collapse: collapse; margin: 4px 0; }} td, th {{ padding: 3px 12px 3px 0; text-align: left; border-bottom: 1px solid var(--line); }}
-th {{ font-weight: 600; color: var(--dim); }} table.num td, .r {{ font-variant-numeric: tabular-nums; }}
-.meter {{ display: inline-block; width: 80px; height: 8px; background: var(--line); border-radius: 4px; vertical-align: middle; }}
-.meter span {{ display: block; height: 8px; background: var(--pass); border-radius: 4px; }}
-details.failure {{ margin: 8px 0; }} details summary {{ cursor: pointer; }} .msg {{ margin: 4px 0 4px 18px; }}
-pre {{ background: var(--code); padding: 8px 10px; overflow-x: auto; font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; margin: 4px 0 4px 18px; }}
-a {{ color: #2563eb; }}
-</style></head><body>
+{STYLE}</style></head><body>
 <h1>cargo-shard run <code>{run}</code></h1>
 {meta}
-<p class="counts">{passed}{failed}{flaky}{skipped}{errors}{interrupted}</p>
-<p class="facts dim"><span>{tests} {tests_word} in {shards} {shards_word} on {hosts} {hosts_word}</span><span>wall {wall:.2}s</span><span>makespan {actual:.2}s, predicted {pred:.2}s, lower bound {lb:.2}s</span><span>balance (slowest / mean shard) {balance}</span></p>
+{counts}
+{facts}
 <h2>Timeline</h2>
 <p class="legend"><span class="chip pass">passed</span><span class="chip fail">failed</span><span class="chip infra">infrastructure</span><span class="chip timeout">timed out</span><span class="chip cancel">cancelled</span>
 <span class="dim">phases:</span> <span class="chip phase create">create / start / remove</span><span class="chip phase upload">upload</span><span class="chip phase collect">collect</span><span class="dim">run in the result's colour; dashed line: predicted makespan; hover a bar for its times</span></p>
@@ -462,35 +490,67 @@ a {{ color: #2563eb; }}
 "#,
         run = esc(&report.run_id),
         meta = meta_html(meta),
-        passed = count(report.count(TestStatus::Passed), "passed", "pass"),
-        failed = count(report.count(TestStatus::Failed), "failed", "fail"),
-        flaky = count(report.flaky(), "flaky", "flaky"),
-        skipped = count(report.count(TestStatus::Skipped), "skipped", "skip"),
-        errors = count(
-            report.count(TestStatus::Error),
-            &plural(report.count(TestStatus::Error), "error"),
-            "fail"
-        ),
-        interrupted = if report.interrupted {
-            "<span class=\"chip cancel\">interrupted</span>"
-        } else {
-            ""
-        },
-        tests = report.outcomes.len(),
-        tests_word = plural(report.outcomes.len(), "test"),
-        shards = plan.shards.len(),
-        shards_word = plural(plan.shards.len(), "shard"),
-        hosts = stats::host_loads(report).len(),
-        hosts_word = plural(stats::host_loads(report).len(), "host"),
-        wall = report.wall.as_secs_f64(),
-        actual = stats::makespan(report).as_secs_f64(),
-        pred = plan.makespan.as_secs_f64(),
-        lb = plan.lower_bound.as_secs_f64(),
+        counts = counts_html(report),
+        facts = facts_html(report, plan),
         svg = svg_timeline(report, plan),
         failures = failures_html(report),
         slowest = slowest_table(report),
         shards_table = shards_table(report, &failed),
         hosts_table = hosts_table(report),
+    )
+}
+
+/// One chip per result, greyed when none had it.
+fn counts_html(report: &RunReport) -> String {
+    let count = |n: usize, word: &str, class: &str| {
+        let class = if n == 0 { "zero" } else { class };
+        format!("<span class=\"chip {class}\">{n} {word}</span>")
+    };
+    let errors = report.count(TestStatus::Error);
+    format!(
+        "<p class=\"counts\">{passed}{failed}{flaky}{skipped}{errors}{interrupted}</p>",
+        passed = count(report.count(TestStatus::Passed), "passed", "pass"),
+        failed = count(report.count(TestStatus::Failed), "failed", "fail"),
+        flaky = count(report.flaky(), "flaky", "flaky"),
+        skipped = count(report.count(TestStatus::Skipped), "skipped", "skip"),
+        errors = count(errors, &plural(errors, "error"), "fail"),
+        interrupted = if report.interrupted {
+            "<span class=\"chip cancel\">interrupted</span>"
+        } else {
+            ""
+        },
+    )
+}
+
+/// The run's size and times in one line.
+fn facts_html(report: &RunReport, plan: &Plan) -> String {
+    let tests = report.outcomes.len();
+    let shards = plan.shards.len();
+    let hosts = stats::host_loads(report).len();
+    format!(
+        r#"<p class="facts dim"><span>{tests} {tests_word} in {shards} {shards_word} on {hosts} {hosts_word}</span><span>wall {wall:.2}s</span><span>makespan {actual:.2}s, predicted {pred:.2}s, lower bound {lb:.2}s</span><span>balance (slowest / mean shard) {balance}</span></p>"#,
+        tests_word = plural(tests, "test"),
+        shards_word = plural(shards, "shard"),
+        hosts_word = plural(hosts, "host"),
+        wall = report.wall.as_secs_f64(),
+        actual = stats::makespan(report).as_secs_f64(),
+        pred = plan.makespan.as_secs_f64(),
+        lb = plan.lower_bound.as_secs_f64(),
+        balance = balance(report),
+    )
+}
+
+/// The slowest first attempt of a shard over the mean one, or a dash when none ended.
+fn balance(report: &RunReport) -> String {
+    let rows = stats::balance_rows(report);
+    if rows.is_empty() {
+        return "–".to_string();
+    }
+    let actual: Vec<f64> = rows.iter().map(|r| r.3.as_secs_f64()).collect();
+    let mean = actual.iter().sum::<f64>() / actual.len() as f64;
+    format!(
+        "{:.2}",
+        actual.iter().copied().fold(0.0, f64::max) / mean.max(1e-9)
     )
 }
 

@@ -78,103 +78,128 @@ impl Acc {
 
 /// Parses `-test.v` output (stdout and stderr combined, as the driver captures it).
 pub fn parse_go_v(text: &str) -> ParsedRun {
-    let mut tests: Vec<Acc> = Vec::new();
-    let mut current: Option<usize> = None;
-    // The subtest whose frame came last: the lines that follow are its own too.
-    let mut current_sub: Option<String> = None;
-    let mut panic = None;
-    let mut last_started = None;
-    let index = |tests: &mut Vec<Acc>, top: &str| -> usize {
-        match tests.iter().position(|a| a.test.name == top) {
-            Some(i) => i,
-            None => {
-                tests.push(Acc {
-                    test: ParsedTest {
-                        name: top.to_string(),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                });
-                tests.len() - 1
-            }
-        }
-    };
+    let mut p = GoV::default();
     for raw in text.split_inclusive('\n') {
         let line = raw.trim_end_matches(['\n', '\r']);
         let framed = line.strip_prefix('\u{16}').unwrap_or(line);
         if let Some(name) = frame_name(framed) {
-            let top = top_level(name);
-            let i = index(&mut tests, top);
-            if framed.starts_with("=== RUN") && top == name {
-                tests[i].test.started = true;
-                last_started = Some(top.to_string());
+            p.frame(framed, name);
+        } else if let Some(result) = result_line(framed) {
+            p.result(framed, &result);
+        } else if framed == "PASS" || framed == "FAIL" {
+            p.current = None;
+            p.current_sub = None;
+        } else {
+            p.other(framed);
+        }
+    }
+    p.finish()
+}
+
+/// `parse_go_v`'s state: the tests so far and whose output the next line is.
+#[derive(Default)]
+struct GoV {
+    tests: Vec<Acc>,
+    current: Option<usize>,
+    /// The subtest whose frame came last: the lines that follow are its own too.
+    current_sub: Option<String>,
+    panic: Option<String>,
+    last_started: Option<String>,
+}
+
+impl GoV {
+    /// The index of top-level test `top`, added on first mention.
+    fn index(&mut self, top: &str) -> usize {
+        if let Some(i) = self.tests.iter().position(|a| a.test.name == top) {
+            return i;
+        }
+        self.tests.push(Acc {
+            test: ParsedTest {
+                name: top.to_string(),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        self.tests.len() - 1
+    }
+
+    /// `=== RUN`/`=== CONT`/… `name`: the lines that follow are that test's.
+    fn frame(&mut self, framed: &str, name: &str) {
+        let top = top_level(name);
+        let i = self.index(top);
+        if framed.starts_with("=== RUN") && top == name {
+            self.tests[i].test.started = true;
+            self.last_started = Some(top.to_string());
+        }
+        self.current = Some(i);
+        self.current_sub = (name != top).then(|| name.to_string());
+        if let Some(sub) = &self.current_sub {
+            self.tests[i].subtest(sub);
+        }
+        self.tests[i].test.output.push_str(framed);
+        self.tests[i].test.output.push('\n');
+    }
+
+    /// `--- PASS/FAIL/SKIP: name (secs)` of a test or a subtest.
+    fn result(&mut self, framed: &str, r: &ResultLine) {
+        let top = top_level(r.name);
+        let i = self.index(top);
+        let acc = &mut self.tests[i];
+        // Worst word wins: a test may print a `--- PASS:` line for itself or another, but
+        // the framework's own `--- FAIL:` line is printed too when the test fails.
+        if r.depth == 0 && r.name == top {
+            acc.test.status = Some(worst(acc.test.status, r.status));
+            acc.test.duration = r.duration;
+        } else {
+            if r.status == TestStatus::Failed && !acc.failed_subtests.iter().any(|f| f == r.name) {
+                acc.failed_subtests.push(r.name.to_string());
             }
-            current = Some(i);
-            current_sub = (name != top).then(|| name.to_string());
-            if let Some(sub) = &current_sub {
-                tests[i].subtest(sub);
-            }
-            tests[i].test.output.push_str(framed);
-            tests[i].test.output.push('\n');
-            continue;
+            let sub = acc.subtest(r.name);
+            sub.status = Some(worst(sub.status, r.status));
+            sub.duration = r.duration;
         }
-        if let Some((depth, status, name, secs)) = result_line(framed) {
-            let top = top_level(name);
-            let i = index(&mut tests, top);
-            let acc = &mut tests[i];
-            // Worst word wins: a test may print a `--- PASS:` line for itself or another, but
-            // the framework's own `--- FAIL:` line is printed too when the test fails.
-            if depth == 0 && name == top {
-                acc.test.status = Some(worst(acc.test.status, status));
-                acc.test.duration = secs;
-            } else {
-                if status == TestStatus::Failed && !acc.failed_subtests.iter().any(|f| f == name) {
-                    acc.failed_subtests.push(name.to_string());
-                }
-                let sub = acc.subtest(name);
-                sub.status = Some(worst(sub.status, status));
-                sub.duration = secs;
-            }
-            acc.test.output.push_str(framed);
-            acc.test.output.push('\n');
-            current = Some(i);
-            // Go before 1.20 prints a subtest's buffered lines right after its result line.
-            current_sub = (name != top).then(|| name.to_string());
-            continue;
+        acc.test.output.push_str(framed);
+        acc.test.output.push('\n');
+        self.current = Some(i);
+        // Go before 1.20 prints a subtest's buffered lines right after its result line.
+        self.current_sub = (r.name != top).then(|| r.name.to_string());
+    }
+
+    /// Any other line: the current test's (and subtest's) output; the first panic is kept.
+    fn other(&mut self, framed: &str) {
+        if self.panic.is_none() && framed.starts_with("panic: ") {
+            self.panic = Some(framed.to_string());
         }
-        if framed == "PASS" || framed == "FAIL" {
-            current = None;
-            current_sub = None;
-            continue;
-        }
-        if panic.is_none() && framed.starts_with("panic: ") {
-            panic = Some(framed.to_string());
-        }
-        if let Some(i) = current {
-            tests[i].test.output.push_str(framed);
-            tests[i].test.output.push('\n');
-            if let Some(sub) = &current_sub {
-                let sub = tests[i].subtest(sub);
+        if let Some(i) = self.current {
+            self.tests[i].test.output.push_str(framed);
+            self.tests[i].test.output.push('\n');
+            if let Some(sub) = &self.current_sub {
+                let sub = self.tests[i].subtest(sub);
                 sub.output.push_str(framed);
                 sub.output.push('\n');
             }
         }
     }
-    let tests = tests
-        .into_iter()
-        .map(|mut acc| {
-            acc.test.message = message(&acc.test, &acc.failed_subtests);
-            for sub in &mut acc.test.subtests {
-                sub.message = log_message(sub.status, &sub.output);
-            }
-            acc.test.subtests.retain(|s| s.status.is_some());
-            acc.test
-        })
-        .collect();
-    ParsedRun {
-        tests,
-        panic,
-        last_started,
+
+    /// Messages from the collected output; subtests without a result line are dropped.
+    fn finish(self) -> ParsedRun {
+        let tests = self
+            .tests
+            .into_iter()
+            .map(|mut acc| {
+                acc.test.message = message(&acc.test, &acc.failed_subtests);
+                for sub in &mut acc.test.subtests {
+                    sub.message = log_message(sub.status, &sub.output);
+                }
+                acc.test.subtests.retain(|s| s.status.is_some());
+                acc.test
+            })
+            .collect();
+        ParsedRun {
+            tests,
+            panic: self.panic,
+            last_started: self.last_started,
+        }
     }
 }
 
@@ -207,8 +232,15 @@ fn frame_name(line: &str) -> Option<&str> {
     None
 }
 
-/// `    --- FAIL: TestX/sub (0.12s)` → (depth, status, name, duration).
-pub(crate) fn result_line(line: &str) -> Option<(usize, TestStatus, &str, Duration)> {
+/// A `    --- FAIL: TestX/sub (0.12s)` line: four spaces of indent per subtest level.
+pub(crate) struct ResultLine<'a> {
+    pub depth: usize,
+    pub status: TestStatus,
+    pub name: &'a str,
+    pub duration: Duration,
+}
+
+pub(crate) fn result_line(line: &str) -> Option<ResultLine<'_>> {
     let trimmed = line.trim_start_matches(' ');
     let depth = (line.len() - trimmed.len()) / 4;
     let rest = trimmed.strip_prefix("--- ")?;
@@ -223,8 +255,12 @@ pub(crate) fn result_line(line: &str) -> Option<(usize, TestStatus, &str, Durati
     };
     let open = rest.rfind(" (")?;
     let secs = rest[open + 2..].strip_suffix("s)")?.parse::<f64>().ok()?;
-    let duration = Duration::try_from_secs_f64(secs).unwrap_or_default();
-    Some((depth, status, &rest[..open], duration))
+    Some(ResultLine {
+        depth,
+        status,
+        name: &rest[..open],
+        duration: Duration::try_from_secs_f64(secs).unwrap_or_default(),
+    })
 }
 
 /// A failed test's failure as Go and gocheck report it: its transcript without the

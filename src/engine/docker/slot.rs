@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{CreateContainerOptions, KillContainerOptions};
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::{CLEANUP, DockerEngine};
@@ -146,10 +145,7 @@ impl DockerEngine {
         };
         let started = async {
             let idle = [(IDLE_PATH.to_string(), idle_program())];
-            let tar = tarball::files_tar(&idle).map_err(|e| EngineError::Shard {
-                host: self.name.clone(),
-                reason: format!("pack: {e}"),
-            })?;
+            let tar = tarball::files_tar(&idle).map_err(|e| self.local_failure("pack", e))?;
             self.upload(&id, "/", tar.into()).await?;
             self.docker
                 .start_container(&id, None)
@@ -218,6 +214,43 @@ impl DockerEngine {
         self.upload(&slot.id, "/", tar.into()).await?;
         phases.upload = t.elapsed();
 
+        let (exec, output) = self.start_batch(slot, job, phases).await?;
+
+        let t = Instant::now();
+        let output = self.stream_to_log(output, job).await?;
+        let exit_code = self.exec_exit(&exec).await?;
+        let state = self
+            .docker
+            .inspect_container(&slot.id, None)
+            .await
+            .map_err(|e| self.failed("inspect container", e))?
+            .state;
+        let oom_killed = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
+        // The batch may still have written its report before its container died; it is read,
+        // but nothing more runs there.
+        if !state.and_then(|s| s.running).unwrap_or(false) || exit_code.is_none() {
+            slot.break_it();
+        }
+        phases.run = t.elapsed();
+
+        let t = Instant::now();
+        let files = self.collect_files(&slot.id, job).await?;
+        phases.collect = t.elapsed();
+        Ok(Collected {
+            exit_code,
+            output,
+            files,
+            oom_killed,
+        })
+    }
+
+    /// Creates and starts the batch's exec, attached; returns its id and output.
+    async fn start_batch(
+        &self,
+        slot: &Slot,
+        job: &ContainerSpec,
+        phases: &mut Phases,
+    ) -> Result<(String, super::OutputStream), EngineError> {
         let t = Instant::now();
         let exec = CreateExecOptions {
             attach_stdout: Some(true),
@@ -241,65 +274,19 @@ impl DockerEngine {
             tty: false,
             output_capacity: None,
         };
-        let output = match self
+        let started = self
             .docker
             .start_exec(&exec, Some(start))
             .await
-            .map_err(|e| self.failed("start exec", e))?
-        {
-            StartExecResults::Attached { output, .. } => output,
-            StartExecResults::Detached => {
-                return Err(EngineError::Shard {
-                    host: self.name.clone(),
-                    reason: "start exec: not attached".to_string(),
-                });
-            }
-        };
+            .map_err(|e| self.failed("start exec", e))?;
         phases.start = t.elapsed();
-
-        let t = Instant::now();
-        if let Some(dir) = job.log_path.parent() {
-            let _ = tokio::fs::create_dir_all(dir).await;
+        match started {
+            StartExecResults::Attached { output, .. } => Ok((exec, output)),
+            StartExecResults::Detached => Err(EngineError::Shard {
+                host: self.name.clone(),
+                reason: "start exec: not attached".to_string(),
+            }),
         }
-        let mut log = tokio::fs::File::create(&job.log_path).await.ok();
-        let output = self
-            .stream_output(output, log.as_mut(), &job.extras.secrets, &job.extras.on_line)
-            .await?;
-        if let Some(log) = log.as_mut() {
-            let _ = log.flush().await;
-        }
-        let exit_code = self.exec_exit(&exec).await?;
-        let state = self
-            .docker
-            .inspect_container(&slot.id, None)
-            .await
-            .map_err(|e| self.failed("inspect container", e))?
-            .state;
-        let oom_killed = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
-        // The batch may still have written its report before its container died; it is read,
-        // but nothing more runs there.
-        if !state.and_then(|s| s.running).unwrap_or(false) || exit_code.is_none() {
-            slot.break_it();
-        }
-        phases.run = t.elapsed();
-
-        let t = Instant::now();
-        let mut files = std::collections::BTreeMap::new();
-        for path in &job.spec.collect {
-            if let Some(tar) = self.download(&slot.id, path).await? {
-                tarball::unpack_collected(&tar, path, &mut files).map_err(|e| EngineError::Shard {
-                    host: self.name.clone(),
-                    reason: format!("unpack {path}: {e}"),
-                })?;
-            }
-        }
-        phases.collect = t.elapsed();
-        Ok(Collected {
-            exit_code,
-            output,
-            files,
-            oom_killed,
-        })
     }
 
     /// The exec's exit code once Docker has it; `None` when it never says (the container died
