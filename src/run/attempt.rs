@@ -149,7 +149,17 @@ pub(crate) async fn run(
             _ => host.engine.run_shard(container_spec, token.clone()).await,
         }
     };
-    let outcome = match bounded(shared, fut, &token, host_gone).await {
+    let bounded = bounded(shared, fut, &token, host_gone).await;
+    // A batch that did not end on its own may still be running in its slot's container (the
+    // engine gets a grace period, not a promise): the container goes, the next batch gets a
+    // fresh one. A lost host's engine may not answer: that one is for the run's cleanup.
+    let clean_end = matches!(bounded, Bounded::Ended(Ok(_)));
+    if !matches!(bounded, Bounded::HostLost)
+        && (!clean_end || holder.slot.as_ref().is_some_and(|s| s.is_broken()))
+    {
+        holder.close(host).await;
+    }
+    let outcome = match bounded {
         Bounded::Ended(r) => r,
         Bounded::TimedOut(limit) => return done(Ended::TimedOut(limit), name, Phases::default()),
         Bounded::HostLost => {
@@ -160,9 +170,6 @@ pub(crate) async fn run(
             );
         }
     };
-    if holder.slot.as_ref().is_some_and(|s| s.is_broken()) {
-        holder.close(host).await;
-    }
     match outcome {
         Err(e) => done(classify(e), name, Phases::default()),
         Ok(run) => {
@@ -252,6 +259,9 @@ async fn open_slot(
     spec: &ContainerSpec,
     holder: &mut SlotHolder,
 ) -> Result<(), EngineError> {
+    if holder.slot.as_ref().is_some_and(|s| s.is_broken()) {
+        holder.close(host).await;
+    }
     if holder.slot.is_some() || holder.unsupported {
         return Ok(());
     }
