@@ -41,7 +41,7 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
-    let (reports, live, job) = match start(&a.run, &out_dir).await {
+    let Started { reports, hosts } = match start(&a.run, &out_dir).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -59,7 +59,7 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         name: "nextest",
         doctests,
     };
-    run_suite(suite, &a.run, (live, job), out_dir, run, &reports).await
+    run_suite(suite, &a.run, hosts, out_dir, run, &reports).await
 }
 
 /// The report paths, checked and cleared before anything is built (`--dry-run` writes none).
@@ -73,15 +73,27 @@ fn prepare(o: &RunOpts, out_dir: &Path) -> Result<Reports, u8> {
     Ok(reports)
 }
 
-/// Reports prepared, then hosts and job: everything a runner needs before its build.
-async fn start(o: &RunOpts, out_dir: &Path) -> Result<(Reports, Vec<LiveHost>, Arc<RunJob>), u8> {
+/// Everything a runner needs before its build.
+struct Started {
+    reports: Reports,
+    hosts: Connected,
+}
+
+/// The hosts that answer and the job (limits, secrets, services) set up for them.
+pub(super) struct Connected {
+    live: Vec<LiveHost>,
+    job: Arc<RunJob>,
+}
+
+/// Reports prepared, then hosts and job.
+async fn start(o: &RunOpts, out_dir: &Path) -> Result<Started, u8> {
     let reports = prepare(o, out_dir)?;
-    let (live, job) = connect(o, &reports).await?;
-    Ok((reports, live, job))
+    let hosts = connect(o, &reports).await?;
+    Ok(Started { reports, hosts })
 }
 
 /// The hosts that answer and the job (limits, secrets, services), both before the build.
-async fn connect(o: &RunOpts, reports: &Reports) -> Result<(Vec<LiveHost>, Arc<RunJob>), u8> {
+async fn connect(o: &RunOpts, reports: &Reports) -> Result<Connected, u8> {
     let mut live = backend::connect(&super::partition::hosts(o), o.quiet)
         .await
         .map_err(|e| reports.fail(e))?;
@@ -93,7 +105,7 @@ async fn connect(o: &RunOpts, reports: &Reports) -> Result<(Vec<LiveHost>, Arc<R
         }
     }
     let job = super::job_setup::load(o, &mut live).map_err(|e| reports.fail(e))?;
-    Ok((live, job))
+    Ok(Connected { live, job })
 }
 
 pub async fn go(a: GoArgs) -> u8 {
@@ -109,7 +121,7 @@ pub async fn go(a: GoArgs) -> u8 {
             source,
         });
     }
-    let (reports, live, job) = match start(&a.run, &out_dir).await {
+    let Started { reports, hosts } = match start(&a.run, &out_dir).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -122,12 +134,17 @@ pub async fn go(a: GoArgs) -> u8 {
     };
     if (a.select.cgo || race)
         && let Some(loader) = super::cgo_check::loader(&suite)
-        && let Err(e) =
-            super::cgo_check::check(&live, &loader, if race { "-race" } else { "--cgo" }, &out_dir).await
+        && let Err(e) = super::cgo_check::check(
+            &hosts.live,
+            &loader,
+            if race { "-race" } else { "--cgo" },
+            &out_dir,
+        )
+        .await
     {
         return reports.fail(e);
     }
-    run_suite(suite, &run, (live, job), out_dir, "go".into(), &reports).await
+    run_suite(suite, &run, hosts, out_dir, "go".into(), &reports).await
 }
 
 pub async fn exec(a: ExecArgs) -> u8 {
@@ -142,7 +159,7 @@ pub async fn exec(a: ExecArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return reports.fail(e),
     };
-    let (live, job) = match connect(&a.run, &reports).await {
+    let hosts = match connect(&a.run, &reports).await {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -151,7 +168,7 @@ pub async fn exec(a: ExecArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return reports.fail(e),
     };
-    run_suite(suite, &run, (live, job), out_dir, "exec".into(), &reports).await
+    run_suite(suite, &run, hosts, out_dir, "exec".into(), &reports).await
 }
 
 /// `--out-dir`, else `<cargo target dir>/shard`.
@@ -191,7 +208,7 @@ impl From<&'static str> for Runner {
 pub(super) async fn run_suite(
     suite: Suite,
     o: &RunOpts,
-    (live, job): (Vec<LiveHost>, Arc<RunJob>),
+    Connected { live, job }: Connected,
     out_dir: PathBuf,
     runner: Runner,
     reports: &Reports,
@@ -213,8 +230,8 @@ pub(super) async fn run_suite(
         Ok(r) => r,
         Err(code) => return code,
     };
-    let (summary_data, junit_failed) = write_reports(&ctx, prepared, &ran);
-    finish(&ctx, &ran, &summary_data, junit_failed, (&job, &step_hosts)).await
+    let written = write_reports(&ctx, prepared, &ran);
+    finish(&ctx, &ran, &written, &job, &step_hosts).await
 }
 
 /// What every stage of a run reads.
@@ -430,7 +447,7 @@ fn announce(ctx: &RunCtx<'_>, run_id: &str, plan: &crate::plan::Plan) {
 /// The JUnit report, HTML, history, summary and partition manifest, each written
 /// atomically so an interrupted run never leaves half a file. Returns the summary and
 /// whether the JUnit report is missing.
-fn write_reports(ctx: &RunCtx<'_>, prepared: Prepared, ran: &Ran) -> (summary::Summary, bool) {
+fn write_reports(ctx: &RunCtx<'_>, prepared: Prepared, ran: &Ran) -> WrittenReports {
     let (report, plan, out_dir) = (&ran.report, &prepared.plan, ctx.out_dir);
     let junit_path = ctx.reports.junit.clone();
     let html_path = ctx.reports.html.clone();
@@ -479,7 +496,18 @@ fn write_reports(ctx: &RunCtx<'_>, prepared: Prepared, ran: &Ran) -> (summary::S
         ));
     }
     say_unwritten(&unwritten, junit_failed);
-    (summary_data, junit_failed)
+    WrittenReports {
+        summary: summary_data,
+        junit_failed,
+    }
+}
+
+/// What the reports' writing leaves for the end of the run.
+struct WrittenReports {
+    /// The summary, also written as `summary.json`.
+    summary: summary::Summary,
+    /// The JUnit report could not be written: the run's verdict is lost.
+    junit_failed: bool,
 }
 
 /// One line for every report file that could not be written: an error when the JUnit
@@ -501,13 +529,13 @@ fn say_unwritten(unwritten: &[(String, String)], junit_failed: bool) {
 async fn finish(
     ctx: &RunCtx<'_>,
     ran: &Ran,
-    summary_data: &summary::Summary,
-    junit_failed: bool,
-    (job, step_hosts): (&RunJob, &[LiveHost]),
+    written: &WrittenReports,
+    job: &RunJob,
+    step_hosts: &[LiveHost],
 ) -> u8 {
     let (report, run_id) = (&ran.report, &ran.run_id);
     let mut code = exit_code(report, ctx.o.flaky_result == super::FlakyResult::Fail);
-    if junit_failed && code != exit::INTERRUPTED {
+    if written.junit_failed && code != exit::INTERRUPTED {
         // Without its report a run's verdict is lost: never let that pass as success.
         code = exit::INFRA_FAILED;
     }
@@ -532,7 +560,7 @@ async fn finish(
         }
         ran.stream.run_finished(report, code);
     } else {
-        eprint!("\n{}", summary_data.render(ran.paint));
+        eprint!("\n{}", written.summary.render(ran.paint));
     }
     if let Some(reason) = &report.rejected {
         eprintln!("error: {reason}");

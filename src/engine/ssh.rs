@@ -67,9 +67,15 @@ pub fn default_known_hosts() -> PathBuf {
     PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".ssh/known_hosts")
 }
 
+/// An authenticated session and the file descriptor of its TCP connection, to poll on.
+pub struct SshSession {
+    pub session: Session,
+    pub tcp_fd: RawFd,
+}
+
 /// Connects, checks the host key, authenticates. Blocking; bounded by `target.timeout`.
 /// The error is a short reason ("connection refused", "ssh auth failed (…)").
-pub fn open_session(t: &SshTarget) -> Result<(Session, RawFd), String> {
+pub fn open_session(t: &SshTarget) -> Result<SshSession, String> {
     let secs = t.timeout.as_secs_f64();
     let addrs: Vec<_> = (t.host.as_str(), t.port)
         .to_socket_addrs()
@@ -111,7 +117,10 @@ pub fn open_session(t: &SshTarget) -> Result<(Session, RawFd), String> {
     if !sess.authenticated() {
         return Err(rejected());
     }
-    Ok((sess, fd))
+    Ok(SshSession {
+        session: sess,
+        tcp_fd: fd,
+    })
 }
 
 fn check_host_key(sess: &Session, t: &SshTarget) -> Result<(), String> {
@@ -194,7 +203,7 @@ struct Shared {
     target: SshTarget,
     /// Authenticated sessions with no open channel, ready for the next connection: a fresh
     /// one costs a key exchange and authentication (tens of ms) per Docker request.
-    idle: Mutex<Vec<(Session, RawFd)>>,
+    idle: Mutex<Vec<SshSession>>,
     /// Sessions being opened in the background to keep `idle` at [`IDLE_MIN`].
     warming: AtomicUsize,
     stop: AtomicBool,
@@ -208,9 +217,12 @@ impl Tunnel {
     /// Checks that a session can be opened (so a bad key fails here, with a reason), then
     /// starts the proxy.
     pub fn start(target: SshTarget) -> Result<Tunnel, String> {
-        let (probe, fd) = open_session(&target)?;
+        let probe = open_session(&target)?;
         // The remote socket must answer too, or every request would fail later, less clearly.
-        match probe.channel_direct_streamlocal(&target.remote_socket, None) {
+        match probe
+            .session
+            .channel_direct_streamlocal(&target.remote_socket, None)
+        {
             Ok(mut ch) => {
                 let _ = ch.close().and_then(|()| ch.wait_close());
             }
@@ -236,7 +248,7 @@ impl Tunnel {
             .map_err(|e| format!("proxy socket: {e}"))?;
         let shared = Arc::new(Shared {
             target,
-            idle: Mutex::new(vec![(probe, fd)]),
+            idle: Mutex::new(vec![probe]),
             warming: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
@@ -271,7 +283,7 @@ impl Drop for Tunnel {
 }
 
 impl Shared {
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<(Session, RawFd)>> {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<SshSession>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -326,34 +338,41 @@ fn warm(shared: &Arc<Shared>) {
 /// One proxied connection. When no session or channel can be opened the local side is simply
 /// closed: the client sees the connection drop, as with a dead engine.
 fn serve(conn: UnixStream, shared: &Arc<Shared>) {
-    let Some((sess, tcp_fd, mut channel)) = session_with_channel(shared) else {
+    let Some(Connection { ssh, mut channel }) = session_with_channel(shared) else {
         return;
     };
     warm(shared);
-    if pump(conn, &sess, &mut channel, tcp_fd, &shared.stop).is_ok() && !shared.stopped() {
-        sess.set_blocking(true);
+    if pump(conn, &ssh.session, &mut channel, ssh.tcp_fd, &shared.stop).is_ok() && !shared.stopped() {
+        ssh.session.set_blocking(true);
         let closed = channel.close().and_then(|()| channel.wait_close());
         drop(channel);
         let mut idle = shared.idle();
         if closed.is_ok() && idle.len() < IDLE_MAX {
-            idle.push((sess, tcp_fd));
+            idle.push(ssh);
         }
     }
 }
 
-fn session_with_channel(shared: &Shared) -> Option<(Session, RawFd, ssh2::Channel)> {
+/// A session and its channel to the remote Docker socket: one proxied connection's remote end.
+struct Connection {
+    ssh: SshSession,
+    channel: ssh2::Channel,
+}
+
+/// A session (an idle one when any still works) with a channel open to the remote socket.
+fn session_with_channel(shared: &Shared) -> Option<Connection> {
     let socket = &shared.target.remote_socket;
     loop {
         let pooled = shared.idle().pop();
-        let Some((sess, fd)) = pooled else { break };
+        let Some(ssh) = pooled else { break };
         // An idle session may have been closed by the server meanwhile: then try the next.
-        if let Ok(ch) = sess.channel_direct_streamlocal(socket, None) {
-            return Some((sess, fd, ch));
+        if let Ok(ch) = ssh.session.channel_direct_streamlocal(socket, None) {
+            return Some(Connection { ssh, channel: ch });
         }
     }
-    let (sess, fd) = open_session(&shared.target).ok()?;
-    let ch = sess.channel_direct_streamlocal(socket, None).ok()?;
-    Some((sess, fd, ch))
+    let ssh = open_session(&shared.target).ok()?;
+    let channel = ssh.session.channel_direct_streamlocal(socket, None).ok()?;
+    Some(Connection { ssh, channel })
 }
 
 /// Moves bytes both ways between the client and the channel until both sides have ended,

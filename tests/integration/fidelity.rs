@@ -761,6 +761,56 @@ fn local_doctests_join_the_report_and_fail_the_run() {
     assert_eq!(statuses[&(group, PASSING.to_string())], "passed");
 }
 
+/// `--doctests local` lists the doctests before the shards' build: a library that does not
+/// compile ends the run there as a failed build (101), in one line naming the listing, and
+/// the JUnit report says why.
+#[test]
+fn local_doctests_of_a_library_that_does_not_build_fail_as_a_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let krate = dir.path().join("broken");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        "[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        krate.join("src/lib.rs"),
+        "/// ```\n/// assert_eq!(broken::f(), 1);\n/// ```\npub fn f() -> u32 { \"not a number\" }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (code, _, stderr) = shard_with(
+        dir.path(),
+        &[
+            "shard",
+            "--backend",
+            "local",
+            "--no-progress",
+            "--manifest-path",
+            krate.join("Cargo.toml").to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--doctests",
+            "local",
+        ],
+        &[],
+    );
+    assert_eq!(code, 101, "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].starts_with("error: --doctests local: `cargo test --doc -- --list` failed (")
+            && errors[0].contains("could not compile `broken`"),
+        "{stderr}"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("building or listing the tests failed: --doctests local:"),
+        "{junit}"
+    );
+}
+
 /// A local-process shard sees what a container would (variables passed with `--env`, and
 /// `RUST_BACKTRACE`), plus PATH and HOME, but not the rest of the caller's environment.
 #[test]
