@@ -67,8 +67,11 @@ pub(super) fn settle(
     let max_attempts = 1 + shared.opts.shard_retries;
     let end = match run.ended {
         Ended::Results { results, exit_code } => {
-            s.results(&mut q, results, exit_code, shared.cancel.is_cancelled());
+            let seen = s.reported(&mut q, results);
+            // Before the missing ones are judged: a run this report stops (`--max-fail`) turns
+            // what its runner did not reach into "not run", not errors.
             stop_at_max_fail(shared, &q);
+            s.missing(&mut q, &seen, exit_code, shared.cancel.is_cancelled());
             AttemptEnd::Exited(exit_code)
         }
         Ended::NoResults(reason) => {
@@ -176,10 +179,8 @@ impl Settling<'_> {
         );
     }
 
-    /// The report's results for this attempt's own tests (each once); tests it lacks stand as
-    /// announced live, else become errors. A run stopped meanwhile (`--max-fail`) leaves the
-    /// unreached ones to be reported as not run.
-    fn results(&mut self, q: &mut Queue, results: Vec<TestResult>, exit_code: Option<i64>, stopped: bool) {
+    /// The report's results for this attempt's own tests, each once; returns which it had.
+    fn reported(&self, q: &mut Queue, results: Vec<TestResult>) -> BTreeSet<TestId> {
         let mut seen = BTreeSet::new();
         for r in results {
             if !self.job.tests.contains(&r.id) || !seen.insert(r.id.clone()) {
@@ -187,6 +188,12 @@ impl Settling<'_> {
             }
             self.record(q, r);
         }
+        seen
+    }
+
+    /// The attempt's tests its report lacks: as announced live, else errors. A stopped run
+    /// (`--max-fail`) leaves the unreached ones to be reported as not run.
+    fn missing(&mut self, q: &mut Queue, seen: &BTreeSet<TestId>, exit_code: Option<i64>, stopped: bool) {
         let code = exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
         let missing: Vec<TestId> = self
             .job
