@@ -4,6 +4,8 @@
 //! Each runner (nextest, go test, gocheck, a user's command) lives in its own submodule and
 //! yields the same plain types, so planning and running never know which runner they serve.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,11 +23,14 @@ pub mod nextest;
 /// a user's listing command; `name` is the test's name inside that group.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TestId {
+    /// The binary id, Go import path or empty; tests of different groups may share a name.
     pub group: String,
+    /// The test's name inside its group, as the runner selects it.
     pub name: String,
 }
 
 impl TestId {
+    /// A test id from its group and name.
     pub fn new(group: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             group: group.into(),
@@ -47,6 +52,7 @@ impl std::fmt::Display for TestId {
 /// One listed test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestCase {
+    /// Which test this is.
     pub id: TestId,
     /// Listed but not selected to run (e.g. `#[ignore]` without `--run-ignored`): reported
     /// as skipped without being shipped to a shard.
@@ -57,11 +63,21 @@ pub struct TestCase {
 #[derive(Debug, Clone)]
 pub enum Upload {
     /// A local file, copied to `dest` (a path relative to the shard root).
-    File { src: PathBuf, dest: String, mode: u32 },
+    File {
+        /// The file on this machine.
+        src: PathBuf,
+        /// Where it lands, relative to the shard root.
+        dest: String,
+        /// Its Unix permission bits (0o755 for a binary).
+        mode: u32,
+    },
     /// A local directory tree limited to `files` (paths relative to `src`), placed under `dest`.
     Tree {
+        /// The directory on this machine the paths in `files` are relative to.
         src: PathBuf,
+        /// The files to ship: never everything under `src`, only what the suite needs.
         files: Vec<PathBuf>,
+        /// Where the tree lands, relative to the shard root.
         dest: String,
     },
 }
@@ -72,9 +88,13 @@ pub struct ShardCtx {
     /// Absolute path of the shard root inside the container (or local temp dir): every
     /// uploaded path is relative to it.
     pub root: String,
+    /// This shard's number, 0-based, among `count`.
     pub index: usize,
+    /// How many shards the run has.
     pub count: usize,
+    /// The run's id, which labels its containers so `gc` can find them.
     pub run_id: String,
+    /// The name of the host this shard runs on, for paths and messages.
     pub host: String,
     /// 1 for the first attempt; retries count up.
     pub attempt: u32,
@@ -109,7 +129,9 @@ impl ShardCtx {
 /// each host's image once and ships `local` into the shard where the image has no `name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tool {
+    /// The name the shard calls it by, looked up on the image's PATH.
     pub name: String,
+    /// The copy on this machine shipped where the image lacks it.
     pub local: PathBuf,
 }
 
@@ -117,7 +139,9 @@ pub struct Tool {
 /// generated for this shard only, and the paths to download once it exits.
 #[derive(Debug, Clone, Default)]
 pub struct ShardSpec {
+    /// The command, program first.
     pub argv: Vec<String>,
+    /// Variables set for the command, on top of the job's own.
     pub env: Vec<(String, String)>,
     /// Working directory, absolute (under the shard root).
     pub workdir: String,
@@ -134,8 +158,11 @@ pub struct ShardSpec {
 /// they are saved.
 #[derive(Debug, Clone, Default)]
 pub struct Collected {
+    /// The exit code of the shard's command; `None` if it never exited (killed, lost).
     pub exit_code: Option<i64>,
+    /// Its stdout and stderr as one log, secrets masked.
     pub output: Vec<u8>,
+    /// The files the [`ShardSpec`] asked to collect, by absolute path.
     pub files: BTreeMap<String, Vec<u8>>,
     /// The kernel killed a process of the shard for memory: maybe a test binary (its
     /// runner reports it as a crash), maybe the runner itself (then no report is left).
@@ -145,8 +172,11 @@ pub struct Collected {
 /// The result a runner reported for one test in one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestResult {
+    /// Which test.
     pub id: TestId,
+    /// How it ended.
     pub status: TestStatus,
+    /// How long it took, as the runner measured it; the history learns from it.
     pub duration: Duration,
     /// Failure or skip message (one line when the runner gives one).
     pub message: Option<String>,
@@ -154,18 +184,24 @@ pub struct TestResult {
     /// `--- FAIL` block, gocheck's `... obtained/expected`), for the JUnit `<failure>` text;
     /// empty when the runner gave nothing beyond `message`.
     pub detail: String,
+    /// What the test printed on stdout, for the JUnit `<system-out>`.
     pub stdout: String,
+    /// What the test printed on stderr, for the JUnit `<system-err>`.
     pub stderr: String,
     /// Results of the test's subtests (Go's `TestX/sub`), for the report: the planner, the
     /// counts and the history deal in whole tests.
     pub subtests: Vec<TestResult>,
 }
 
+/// How a test ended: the four verdicts every runner's results and every report share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TestStatus {
+    /// It ran and passed.
     Passed,
+    /// It ran and failed.
     Failed,
+    /// It was not run (ignored, filtered, or skipped by the test itself).
     Skipped,
     /// Infrastructure or harness error: the test did not get to report a result.
     Error,
@@ -197,7 +233,9 @@ pub trait ShardRecipe: Send + Sync {
 /// kept apart; the log file interleaves them for humans).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
+    /// The shard's stdout.
     Out,
+    /// The shard's stderr.
     Err,
 }
 
@@ -206,22 +244,28 @@ pub enum Stream {
 pub struct Live {
     /// As the runner names it: a `TestId`'s display form, or only its name.
     pub name: String,
+    /// Whether the test started or finished.
     pub event: LiveEvent,
     /// Read from the runner's own structured channel, which test output cannot reach: the
     /// result may stand in for the report. Human-readable lines are display only.
     pub trusted: bool,
 }
 
+/// What a live output line says about a test.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveEvent {
+    /// The test began running: the progress shows it as in flight.
     Started,
+    /// The test ended, with its verdict.
     Finished(LiveEnd),
 }
 
 /// A test's end as the runner announced it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveEnd {
+    /// The verdict the runner announced.
     pub status: TestStatus,
+    /// How long the runner says the test took.
     pub duration: Duration,
     /// A failure's reason, when the runner gives one apart from the output.
     pub message: Option<String>,
@@ -248,10 +292,13 @@ impl Live {
 /// The output of discovery: the tests, what every shard uploads, and how shards run.
 #[derive(Clone)]
 pub struct Suite {
+    /// Every listed test, ignored ones included, in the runner's order.
     pub tests: Vec<TestCase>,
+    /// What every shard's container gets before it starts: the binaries and the source tree.
     pub uploads: Vec<Upload>,
     /// Programs the shards run that an image may lack.
     pub tools: Vec<Tool>,
+    /// How a shard runs a subset of these tests and reads their results back.
     pub recipe: Arc<dyn ShardRecipe>,
     /// Warnings about the suite itself (doctests left out), printed once the run is planned,
     /// so a run that stops on bad input prints its one error line and nothing else.
