@@ -1,6 +1,8 @@
 //! Writing a file so that no reader, and no interrupted run, ever sees half of it: write a
 //! temporary file beside it, then rename it into place.
 
+#![warn(missing_docs)]
+
 use std::io::Write;
 use std::path::Path;
 

@@ -5,6 +5,8 @@
 //! and exits 130. Once the shards run, the first interrupt cancels the run (the scheduler
 //! removes the containers and the reports are written) and a second exits at once.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};
@@ -124,6 +126,7 @@ pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
     Ok(child)
 }
 
+/// Forgets `child`'s process group once it has exited, so an interrupt no longer signals it.
 pub fn release(child: &Child) {
     with(|s| s.groups.remove(&(child.id() as i32)));
 }

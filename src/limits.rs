@@ -1,6 +1,8 @@
 //! Bounds on every number a user, a hosts file, a history or a JUnit file hands us, so a typo
 //! or a hostile file gets one clear line instead of a panic, an overflow or gigabytes of memory.
 
+#![warn(missing_docs)]
+
 use std::time::Duration;
 
 /// Slots (containers at once) per host: memory and threads grow with slots, never with tests.
