@@ -1,6 +1,8 @@
 //! Reports: the merged JUnit file, live progress, the end-of-run summary, the HTML timeline
 //! and the JSON event stream.
 
+#![warn(missing_docs)]
+
 pub mod ci;
 pub mod events;
 pub mod jobs;
