@@ -4,6 +4,8 @@
 //! (refused: ssh2 shows us no certificate to check). libssh2's own check knows none of the
 //! patterns and markers, so cargo-shard does it itself.
 
+#![warn(missing_docs)]
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
@@ -66,6 +68,7 @@ pub fn entry_line(name: &str, key: &[u8]) -> Option<String> {
 }
 
 impl KnownHosts {
+    /// Reads an OpenSSH `known_hosts` text; a line it cannot read is skipped, never fatal.
     pub fn parse(text: &str) -> Self {
         let entries = text
             .lines()

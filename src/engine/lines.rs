@@ -3,6 +3,8 @@
 //! with the stream it came from; stdout and stderr are split and masked apart, so a line of
 //! one never absorbs bytes of the other.
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 
 use super::redact::{Secrets, StreamRedactor};
@@ -15,6 +17,7 @@ type LineFn = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 pub struct LineSink(Option<LineFn>);
 
 impl LineSink {
+    /// A sink calling `f` with each line and the stream it came from.
     pub fn new(f: impl Fn(Stream, &str) + Send + Sync + 'static) -> Self {
         Self(Some(Arc::new(f)))
     }
@@ -50,6 +53,7 @@ pub struct LineSplitter {
 const MAX_LINE: usize = 64 * 1024;
 
 impl LineSplitter {
+    /// Feeds a chunk of output; each line it completes goes to the sink.
     pub fn push(&mut self, bytes: &[u8]) {
         let Some(sink) = &self.sink.0 else { return };
         for chunk in bytes.split_inclusive(|b| *b == b'\n') {
@@ -62,6 +66,7 @@ impl LineSplitter {
         }
     }
 
+    /// Hands the sink the last line when the stream ended without a newline.
     pub fn finish(&mut self) {
         if let Some(sink) = &self.sink.0
             && !self.partial.is_empty()
@@ -80,6 +85,7 @@ pub struct OutputTap {
 }
 
 impl OutputTap {
+    /// A tap masking `secrets` in both streams and feeding their lines to `sink`.
     pub fn new(secrets: &Secrets, sink: &LineSink) -> Self {
         Self {
             out: (secrets.stream(), sink.splitter(Stream::Out)),

@@ -2,6 +2,8 @@
 //! process in its own temp dir (the shard root) and its own process group, so cancelling it
 //! kills everything it started.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -13,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::{EngineError, EngineInfo, Phases, ShardJob, ShardRun, tarball};
 use crate::discover::Collected;
 
+/// Runs shards as child processes on this machine, each in its own temp dir: the `local://` host
+/// and `--backend local`.
 pub struct LocalEngine {
     name: String,
 }
@@ -42,12 +46,14 @@ fn mem_total(meminfo: &str) -> Option<u64> {
 }
 
 impl LocalEngine {
+    /// An engine reported under the host name `name`.
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_string(),
         }
     }
 
+    /// The host name its shards and results carry.
     pub fn host(&self) -> &str {
         &self.name
     }
@@ -68,6 +74,8 @@ impl LocalEngine {
         Ok(dir.keep().display().to_string())
     }
 
+    /// Runs one shard attempt to its end: places the payload, runs the argv, collects the files,
+    /// and removes its root unless the job keeps it.
     pub async fn run_shard(&self, job: ShardJob, cancel: CancellationToken) -> Result<ShardRun, EngineError> {
         let started = Instant::now();
         let root = job.root.clone();

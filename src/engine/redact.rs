@@ -7,6 +7,8 @@
 //! be masked: a value printed in pieces (one character per line, split by other output),
 //! transformed (base64, hex, reversed, percent-encoded), or inside compressed artifacts.
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 
 /// What a secret's value becomes.
@@ -55,6 +57,7 @@ impl Secrets {
         }
     }
 
+    /// No secrets to mask: output passes through untouched.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -84,6 +87,7 @@ impl Secrets {
         out
     }
 
+    /// `text` with every secret value replaced by [`MASK`].
     pub fn redact_str(&self, text: &str) -> String {
         if self.is_empty() {
             return text.to_string();

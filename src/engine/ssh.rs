@@ -7,6 +7,8 @@
 //! mode with `poll(2)`, so nothing waits on the async runtime and everything stops within a
 //! poll interval once the [`Tunnel`] is dropped.
 
+#![warn(missing_docs)]
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
@@ -30,13 +32,21 @@ const TIMEOUT: libc::c_int = -9;
 /// Everything needed to open a session to one ssh engine.
 #[derive(Debug, Clone)]
 pub struct SshTarget {
+    /// The remote user to authenticate as.
     pub user: String,
+    /// The sshd's address.
     pub host: String,
+    /// The sshd's port.
     pub port: u16,
+    /// The private key file to authenticate with.
     pub identity: PathBuf,
+    /// The OpenSSH `known_hosts` file the host key is checked against.
     pub known_hosts: PathBuf,
+    /// What to do with a host key the file does not pin.
     pub policy: SshHostKeyPolicy,
+    /// The Docker socket on the remote machine the tunnel forwards to.
     pub remote_socket: String,
+    /// Bound on connecting, key exchange and authentication.
     pub timeout: Duration,
 }
 
@@ -63,6 +73,7 @@ pub fn default_identity() -> PathBuf {
     home.join(".ssh/id_ed25519")
 }
 
+/// `~/.ssh/known_hosts`, for hosts without `known_hosts`.
 pub fn default_known_hosts() -> PathBuf {
     PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".ssh/known_hosts")
 }
@@ -254,6 +265,8 @@ impl Tunnel {
         })
     }
 
+    /// The local unix socket bollard connects to; each connection becomes a channel to the remote
+    /// socket.
     pub fn socket(&self) -> &Path {
         &self.socket
     }

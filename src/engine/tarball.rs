@@ -1,6 +1,8 @@
 //! Tar archives in and out of shards: Docker's archive API speaks tar both ways, and the local
 //! engine unpacks the same payload so both engines see identical trees.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::io::Read;
 

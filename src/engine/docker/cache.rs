@@ -12,6 +12,8 @@
 //! build machine that uses the host; concurrent runs may race on them, and the worst case is
 //! an entry evicted early and uploaded again, never a wrong one used.
 
+#![warn(missing_docs)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,7 +42,9 @@ const USE_GRANULARITY: u64 = 600;
 /// A part to stage: its hash names the volume.
 #[derive(Debug, Clone)]
 pub struct CachePart {
+    /// The part's sha256 in hex: it names the volume and is what the marker holds.
     pub hash: String,
+    /// The part as a tar archive, shared between the hosts it is staged on.
     pub tar: Arc<Vec<u8>>,
 }
 
@@ -53,6 +57,7 @@ pub struct StageStats {
     pub cached_bytes: u64,
     /// Cache volumes removed to stay within the size limit.
     pub evicted: Vec<String>,
+    /// How long staging took on this host, pruning and verifying included.
     #[serde(serialize_with = "crate::run::outcome::secs")]
     pub time: std::time::Duration,
 }

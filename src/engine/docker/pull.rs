@@ -1,6 +1,8 @@
 //! Pulling a host's image from its registry at the start of a run, with the registry's own
 //! reason when it refuses (unauthorized, manifest unknown) and a line per finished layer.
 
+#![warn(missing_docs)]
+
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures_util::StreamExt;

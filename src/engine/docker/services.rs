@@ -5,6 +5,8 @@
 //! Every object carries the shard's labels (the run label included) so `gc --run` finds what a
 //! killed run left behind.
 
+#![warn(missing_docs)]
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,8 @@
 //! client is built from the same parts (rustls with ring, hyper-rustls) and handed to bollard
 //! as a custom transport; the client certificate is still presented.
 
+#![warn(missing_docs)]
+
 use std::path::Path;
 use std::sync::Arc;
 
