@@ -129,7 +129,8 @@ pub mod heading {
 /// The fragment `cargo shard makefile` prints.
 pub const MAKEFILE_FRAGMENT: &str = include_str!("makefile.mk");
 
-/// Where shards run: the hosts file, the backend and host filters, shared by every command that connects.
+/// Where shards run: the hosts file, the backend and host filters, shared by every command that
+/// connects.
 #[derive(Debug, Args, Clone, Default)]
 pub struct HostsOpt {
     /// Hosts file (hosts.toml). Default: CARGO_SHARD_HOSTS, .config/cargo-shard.toml,
@@ -416,7 +417,8 @@ pub enum RunIgnored {
     All,
 }
 
-/// Options of `cargo shard run` (and of a plain `cargo shard`): a cargo workspace's tests through nextest.
+/// Options of `cargo shard run` (and of a plain `cargo shard`): a cargo workspace's tests through
+/// nextest.
 #[derive(Debug, Args, Clone)]
 pub struct NextestRunArgs {
     /// Which runner: nextest, go, or auto (go when the directory has `go.mod` and no
@@ -429,7 +431,8 @@ pub struct NextestRunArgs {
     /// Hosts, planning, running and reporting options every runner shares.
     #[command(flatten)]
     pub run: RunOpts,
-    /// nextest's own run flags (`--profile`, `--no-capture`, `--max-fail`, `-j`), checked before anything starts.
+    /// nextest's own run flags (`--profile`, `--no-capture`, `--max-fail`, `-j`), checked before
+    /// anything starts.
     #[command(flatten)]
     pub nextest: nextest_flags::NextestRunFlags,
     /// As after `cargo nextest run --`: test-name filters, `--exact`, `--skip NAME`,

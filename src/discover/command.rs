@@ -121,7 +121,7 @@ pub enum ExecError {
         /// The glob crate's complaint.
         reason: String,
     },
-    /// A file of the source tree could not be read while listing what to upload.
+    /// The source directory could not be read while listing what to upload.
     #[error("{path}: {source}")]
     Io {
         /// The path that failed.

@@ -48,7 +48,8 @@ pub struct GoOptions {
 }
 
 impl GoOptions {
-    /// Options for the module in `dir` with defaults (`./...`, no cgo, one build per CPU); binaries go under `out_dir`.
+    /// Options for the module in `dir` with defaults (`./...`, no cgo, one build per CPU); binaries
+    /// go under `out_dir`.
     pub fn new(dir: impl Into<PathBuf>, out_dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),

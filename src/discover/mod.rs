@@ -94,7 +94,7 @@ pub struct ShardCtx {
     pub count: usize,
     /// The run's id, which labels its containers so `gc` can find them.
     pub run_id: String,
-    /// The name of the host this shard runs on, for paths and messages.
+    /// The name of the host this shard runs on, as the hosts file spells it.
     pub host: String,
     /// 1 for the first attempt; retries count up.
     pub attempt: u32,
@@ -141,7 +141,7 @@ pub struct Tool {
 pub struct ShardSpec {
     /// The command, program first.
     pub argv: Vec<String>,
-    /// Variables set for the command, on top of the job's own.
+    /// The command's environment; the job adds its variables and secrets here.
     pub env: Vec<(String, String)>,
     /// Working directory, absolute (under the shard root).
     pub workdir: String,
@@ -292,7 +292,7 @@ impl Live {
 /// The output of discovery: the tests, what every shard uploads, and how shards run.
 #[derive(Clone)]
 pub struct Suite {
-    /// Every listed test, ignored ones included, in the runner's order.
+    /// Every listed test, ignored ones included.
     pub tests: Vec<TestCase>,
     /// What every shard's container gets before it starts: the binaries and the source tree.
     pub uploads: Vec<Upload>,

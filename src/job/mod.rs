@@ -43,7 +43,7 @@ pub enum JobError {
         /// The read error.
         error: std::io::Error,
     },
-    /// A secret resolved to an empty value, which masking could not find in output.
+    /// A secret resolved to an empty value: surely a mistake, and nothing to mask.
     #[error("{source_file}: secret \"{name}\" is empty")]
     SecretEmpty {
         /// The hosts or job file declaring the secret.

@@ -22,7 +22,8 @@ pub struct ParsedTest {
     pub started: bool,
     /// The time its `--- PASS/FAIL/SKIP` line reported.
     pub duration: Duration,
-    /// One line for the report: the failed subtests, a failure's first logged line or a skip's reason.
+    /// One line for the report: the failed subtests, a failure's first logged line or a skip's
+    /// reason.
     pub message: Option<String>,
     /// Every line attributed to the test, its subtests' lines included.
     pub output: String,

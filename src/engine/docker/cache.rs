@@ -57,7 +57,7 @@ pub struct StageStats {
     pub cached_bytes: u64,
     /// Cache volumes removed to stay within the size limit.
     pub evicted: Vec<String>,
-    /// How long staging took on this host, pruning and verifying included.
+    /// How long staging took on this host.
     #[serde(serialize_with = "crate::run::outcome::secs")]
     pub time: std::time::Duration,
 }
