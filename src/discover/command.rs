@@ -86,7 +86,7 @@ pub enum ExecError {
     FiltersFile {
         /// The file as given.
         path: String,
-        /// The read error.
+        /// Why it failed, as the OS said it.
         source: std::io::Error,
     },
     /// The `--list` command could not run or exited non-zero.
@@ -126,7 +126,7 @@ pub enum ExecError {
     Io {
         /// The path that failed.
         path: String,
-        /// The I/O error.
+        /// Why it failed, as the OS said it.
         source: std::io::Error,
     },
 }

@@ -105,7 +105,7 @@ pub enum GoError {
     Io {
         /// The path that failed.
         path: String,
-        /// The I/O error.
+        /// Why it failed, as the OS said it.
         source: std::io::Error,
     },
 }

@@ -172,9 +172,9 @@ pub struct Collected {
 /// The result a runner reported for one test in one attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestResult {
-    /// Which test.
+    /// The test this result is for, matched against the tests the shard was given.
     pub id: TestId,
-    /// How it ended.
+    /// Its verdict in this attempt; retries and flakiness are decided above it.
     pub status: TestStatus,
     /// How long it took, as the runner measured it; the history learns from it.
     pub duration: Duration,

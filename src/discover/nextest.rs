@@ -51,9 +51,9 @@ pub struct NextestOptions {
     pub workspace: bool,
     /// `-F`: features to enable.
     pub features: Vec<String>,
-    /// `--all-features`.
+    /// `--all-features`: every feature of the selected packages.
     pub all_features: bool,
-    /// `--no-default-features`.
+    /// `--no-default-features`: leave the `default` feature off.
     pub no_default_features: bool,
     /// `--release`: build the tests in release mode.
     pub release: bool,
@@ -89,9 +89,9 @@ pub enum NextestError {
     /// The output directory could not be created.
     #[error("cannot create {path}: {source}")]
     OutDir {
-        /// The directory.
+        /// The directory that could not be created.
         path: PathBuf,
-        /// The I/O error.
+        /// Why it failed, as the OS said it.
         source: std::io::Error,
     },
     /// cargo or cargo-nextest could not be started.
@@ -99,7 +99,7 @@ pub enum NextestError {
     Spawn {
         /// The program that would not start.
         program: String,
-        /// The I/O error.
+        /// Why it failed, as the OS said it.
         source: std::io::Error,
     },
     /// `cargo nextest archive` or `list` exited non-zero.

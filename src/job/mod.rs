@@ -40,7 +40,7 @@ pub enum JobError {
         name: String,
         /// The file it reads.
         path: String,
-        /// The read error.
+        /// Why the read failed, as the OS said it.
         error: std::io::Error,
     },
     /// A secret resolved to an empty value: surely a mistake, and nothing to mask.
@@ -58,7 +58,7 @@ pub enum JobError {
         source_file: String,
         /// The file as named there.
         path: String,
-        /// The read error.
+        /// Why the read failed, as the OS said it.
         error: std::io::Error,
     },
 }

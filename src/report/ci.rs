@@ -99,7 +99,7 @@ fn unix_now() -> u64 {
 pub struct Location {
     /// The source file, as the runner printed it.
     pub file: String,
-    /// The line number.
+    /// The line in `file`, where the annotation points.
     pub line: u32,
     /// The column, when the runner gave one.
     pub col: Option<u32>,

@@ -33,7 +33,7 @@ pub fn slowest(report: &RunReport, n: usize) -> Vec<&Outcome> {
 /// One host's share of the run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostLoad {
-    /// The host's name.
+    /// The host's name in the hosts file.
     pub host: String,
     /// Slots that ran at least one container.
     pub slots: usize,

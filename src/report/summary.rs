@@ -114,7 +114,7 @@ pub struct Slow {
 /// One host's line of the load table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostRow {
-    /// The host's name.
+    /// The host's name in the hosts file.
     pub host: String,
     /// Slots that ran at least one container.
     pub slots: usize,
@@ -142,11 +142,11 @@ pub struct Makespan {
 pub struct Counts {
     /// Tests that passed (flaky ones not included).
     pub passed: usize,
-    /// Tests that failed.
+    /// Tests that failed on every attempt.
     pub failed: usize,
     /// Tests that passed only on a retry.
     pub flaky: usize,
-    /// Tests not run.
+    /// Tests not run: ignored, skipped by the test itself, or cut off by an interrupt.
     pub skipped: usize,
     /// Tests that never reported a result (lost shard, crash, timeout).
     pub errors: usize,
