@@ -38,6 +38,8 @@ const REQUEST_SECS: u64 = 600;
 /// How long cleanup may take once a shard is over, so a dead engine cannot hang the runner.
 const CLEANUP: Duration = Duration::from_secs(30);
 
+/// A connected Docker engine (unix, tcp with or without TLS, or ssh through its own tunnel), named
+/// as in the hosts file.
 pub struct DockerEngine {
     name: String,
     docker: Docker,
@@ -46,6 +48,8 @@ pub struct DockerEngine {
 }
 
 impl DockerEngine {
+    /// Connects to `host`'s endpoint and negotiates the API version, all within `timeout`; any
+    /// failure is [`EngineError::Unreachable`] with a short reason.
     pub async fn connect(host: &Host, timeout: Duration) -> Result<Self, EngineError> {
         let unreachable = |reason: String| EngineError::Unreachable {
             host: host.name.clone(),
@@ -141,6 +145,7 @@ impl DockerEngine {
         })
     }
 
+    /// The host's name, as the hosts file spells it.
     pub fn host(&self) -> &str {
         &self.name
     }
@@ -155,6 +160,7 @@ impl DockerEngine {
         &self.docker
     }
 
+    /// One cheap request: is the engine still answering?
     pub async fn ping(&self) -> Result<(), EngineError> {
         self.docker
             .ping()
@@ -163,6 +169,8 @@ impl DockerEngine {
             .map_err(|e| self.unreachable(&e))
     }
 
+    /// Versions, CPUs, memory, whether `image` is present and one round trip: what
+    /// `cargo shard hosts` shows.
     pub async fn info(&self, image: &str) -> Result<EngineInfo, EngineError> {
         let t = Instant::now();
         self.docker.ping().await.map_err(|e| self.unreachable(&e))?;
@@ -215,6 +223,8 @@ impl DockerEngine {
         }
     }
 
+    /// Runs one shard attempt, with its services when the job has any, and removes everything it
+    /// created on every path unless the job keeps it.
     pub async fn run_shard(&self, job: ShardJob, cancel: CancellationToken) -> Result<ShardRun, EngineError> {
         if !job.extras.services.is_empty() {
             return self.run_with_services(job, cancel).await;
@@ -522,6 +532,8 @@ impl DockerEngine {
         }
     }
 
+    /// Removes every container, network and volume carrying the run label, only run `run`'s when
+    /// given; the payload caches carry another label and stay.
     pub async fn remove_labelled(&self, run: Option<&str>) -> Result<Removed, EngineError> {
         let label = match run {
             Some(r) => format!("{RUN_LABEL}={r}"),
