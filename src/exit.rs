@@ -1,7 +1,5 @@
 //! Process exit codes: documented in the README and stable across releases.
 
-#![warn(missing_docs)]
-
 use std::process::ExitCode;
 
 /// Every test passed (or nothing was selected).

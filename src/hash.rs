@@ -1,8 +1,6 @@
 //! The one stable hash for names that must not change between runs or machines (Go test
 //! binaries' file stems, the nextest-style `hash:` partition baseline): FNV-1a, 64-bit.
 
-#![warn(missing_docs)]
-
 /// FNV-1a over `parts` in order, as if they were one byte string.
 pub fn fnv1a(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -124,6 +124,7 @@ pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
     Ok(child)
 }
 
+/// Forgets `child`'s process group once it has exited, so an interrupt no longer signals it.
 pub fn release(child: &Child) {
     with(|s| s.groups.remove(&(child.id() as i32)));
 }

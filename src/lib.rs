@@ -5,7 +5,10 @@
 //! `cli` → `config` → `discover` → `history` → `plan` → `engine` → `run` → `report`.
 //! `junit` is a format library shared by the stages that read or write JUnit XML; `shard` and
 //! `test_result` hold the plain types that cross stages (what a shard runs and returns, a test's
-//! identity and result), so no stage imports another for them.
+//! identity and result), so no stage imports another for them; `units` says bytes and seconds
+//! alike in every report.
+
+#![warn(missing_docs)]
 
 pub mod atomic;
 pub mod cli;

@@ -2,8 +2,6 @@
 //! before it starts, how it runs, and what came back. `discover` produces these and `engine`
 //! consumes them; neither imports the other.
 
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

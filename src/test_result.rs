@@ -2,8 +2,6 @@
 //! from discovery to the reports passes along, defined apart from all of them so none has to
 //! import another stage for them.
 
-#![warn(missing_docs)]
-
 use std::time::Duration;
 
 /// A test's identity, stable across runs and across report formats.

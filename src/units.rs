@@ -1,8 +1,6 @@
 //! Numbers as people and JSON read them: byte counts in decimal units, durations in seconds
 //! rounded to the millisecond. One place, so every report and event says them alike.
 
-#![warn(missing_docs)]
-
 use std::time::Duration;
 
 /// `6.6 MB`, `512 B`: decimal units (as `du --si` and Docker print them), one decimal.

@@ -2,8 +2,6 @@
 //! intact), and one match from it to the exit code in the README's table, so two similar
 //! failures can never end with two different codes.
 
-#![warn(missing_docs)]
-
 use std::path::PathBuf;
 
 use super::backend::HostsError;

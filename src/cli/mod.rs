@@ -1,6 +1,9 @@
 //! Command line: argument definitions and dispatch. Each subcommand's glue lives in its own
 //! file here; the stages themselves live in their own modules.
 
+// The field docs here are clap's --help text, where `<DIR>`-style placeholders are literal.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,6 +33,7 @@ mod reports;
 mod self_doc;
 mod show;
 
+/// The whole command line: a subcommand, or the options of a plain `cargo shard` (a nextest run).
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo-shard",
@@ -40,6 +44,7 @@ mod show;
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
+    /// The subcommand given; `None` runs nextest with [`Cli::run`]'s options.
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Without a subcommand: run a cargo workspace's tests with nextest.
@@ -47,6 +52,7 @@ pub struct Cli {
     pub run: NextestRunArgs,
 }
 
+/// One subcommand per thing `cargo shard` does; its doc line is the command's `--help` summary.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a cargo workspace's tests with nextest (the default).
@@ -74,6 +80,7 @@ pub enum Command {
     Makefile,
 }
 
+/// Options of `cargo shard show`, which reprints a finished run from its output directory.
 #[derive(Debug, Args, Clone)]
 pub struct ShowArgs {
     /// The run's output directory (default: <cargo target dir>/shard, else target/shard).
@@ -87,6 +94,7 @@ pub struct ShowArgs {
     pub color: Color,
 }
 
+/// Options of `cargo shard completions`.
 #[derive(Debug, Args, Clone)]
 pub struct CompletionsArgs {
     /// The shell to complete for.
@@ -94,6 +102,7 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// Options of `cargo shard man`.
 #[derive(Debug, Args, Clone)]
 pub struct ManArgs {
     /// Write `cargo-shard.1` and one `cargo-shard-COMMAND.1` per subcommand into DIR instead.
@@ -104,16 +113,23 @@ pub struct ManArgs {
 /// Help headings, grouped as nextest groups its own: which tests, where, how they are split,
 /// how they run, what is reported.
 pub mod heading {
+    /// Test selection: which tests are listed, built and filtered.
     pub const SELECTION: &str = "Test selection";
+    /// Hosts: which engines the shards run on.
     pub const HOSTS: &str = "Hosts";
+    /// Planning: how many shards and how they are balanced.
     pub const PLANNING: &str = "Planning";
+    /// Running: retries, timeouts, limits and the `[job]`.
     pub const RUNNING: &str = "Running";
+    /// Reporting: where results go and what the terminal shows.
     pub const REPORTING: &str = "Reporting";
 }
 
 /// The fragment `cargo shard makefile` prints.
 pub const MAKEFILE_FRAGMENT: &str = include_str!("makefile.mk");
 
+/// Where shards run: the hosts file, the backend and host filters, shared by every command that
+/// connects.
 #[derive(Debug, Args, Clone, Default)]
 pub struct HostsOpt {
     /// Hosts file (hosts.toml). Default: CARGO_SHARD_HOSTS, .config/cargo-shard.toml,
@@ -139,8 +155,10 @@ pub struct HostsOpt {
     pub image: Option<String>,
 }
 
+/// Options of `cargo shard hosts`, which checks every host without running tests.
 #[derive(Debug, Args, Clone)]
 pub struct HostsArgs {
+    /// Which hosts to check.
     #[command(flatten)]
     pub hosts: HostsOpt,
     /// Per-host check timeout.
@@ -148,8 +166,10 @@ pub struct HostsArgs {
     pub timeout: Duration,
 }
 
+/// Options of `cargo shard gc`, which removes what runs left behind on the hosts.
 #[derive(Debug, Args, Clone)]
 pub struct GcArgs {
+    /// Which hosts to clean.
     #[command(flatten)]
     pub hosts: HostsOpt,
     /// Remove only what this run created.
@@ -190,8 +210,10 @@ pub struct PlanOpts {
 /// How to run: shared by every runner.
 #[derive(Debug, Args, Clone)]
 pub struct RunOpts {
+    /// Where the shards run.
     #[command(flatten)]
     pub hosts: HostsOpt,
+    /// How the tests are split into shards.
     #[command(flatten)]
     pub plan: PlanOpts,
     /// Print the plan and stop.
@@ -241,6 +263,7 @@ pub struct RunOpts {
     /// Colour status words: auto (a terminal, TERM not dumb, NO_COLOR unset), always, never.
     #[arg(help_heading = heading::REPORTING, long, value_name = "WHEN", value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// The `[job]` overrides from the command line.
     #[command(flatten)]
     pub job: JobOpts,
     /// CI-matrix mode: run only job K's share of a plan for N jobs (`K/N`, 1-based), or
@@ -306,33 +329,49 @@ impl RunOpts {
     }
 }
 
+// Every ValueEnum variant in this file carries its doc through `concat!`: clap turns a plain
+// `///` into per-value help and would change every `--help` (the flag's help names the values).
+/// Where shards run (`--backend`): Docker hosts, local processes, or whichever answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Backend {
+    #[doc = concat!("The configured Docker hosts if any answers, else local processes.")]
     #[default]
     Auto,
+    #[doc = concat!("Only the configured Docker hosts; never falls back to local processes.")]
     Docker,
+    #[doc = concat!("Child processes on this machine, one per shard.")]
     Local,
 }
 
+/// Whether a test that failed and then passed on a retry fails the run (`--flaky-result`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum FlakyResult {
+    #[doc = concat!("A flaky test counts as passed; the run can still succeed.")]
     #[default]
     Pass,
+    #[doc = concat!("A flaky test fails the run.")]
     Fail,
 }
 
+/// What stdout carries during a run (`--message-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum MessageFormat {
+    #[doc = concat!("Progress and a summary for a person.")]
     #[default]
     Human,
+    #[doc = concat!("One JSON event per line for a tool.")]
     Json,
 }
 
+/// When status words are coloured (`--color`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Color {
+    #[doc = concat!("Colour on a terminal whose TERM is not dumb and NO_COLOR is unset.")]
     #[default]
     Auto,
+    #[doc = concat!("Colour even when writing to a file or pipe.")]
     Always,
+    #[doc = concat!("Plain text always.")]
     Never,
 }
 
@@ -371,24 +410,34 @@ pub struct NextestSelect {
     pub run_ignored: RunIgnored,
 }
 
+/// Which ignored tests run, as nextest's `--run-ignored`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum RunIgnored {
+    #[doc = concat!("Only the tests not marked ignored.")]
     #[default]
     Default,
+    #[doc = concat!("Only the tests marked ignored.")]
     Only,
+    #[doc = concat!("Every test, ignored or not.")]
     All,
 }
 
+/// Options of `cargo shard run` (and of a plain `cargo shard`): a cargo workspace's tests through
+/// nextest.
 #[derive(Debug, Args, Clone)]
 pub struct NextestRunArgs {
     /// Which runner: nextest, go, or auto (go when the directory has `go.mod` and no
     /// `Cargo.toml`, else nextest).
     #[arg(help_heading = heading::SELECTION, long, value_enum, default_value_t = Runner::Auto)]
     pub runner: Runner,
+    /// Which packages, features and tests nextest builds and lists.
     #[command(flatten)]
     pub select: NextestSelect,
+    /// Hosts, planning, running and reporting options every runner shares.
     #[command(flatten)]
     pub run: RunOpts,
+    /// nextest's own run flags (`--profile`, `--no-capture`, `--max-fail`, `-j`), checked before
+    /// anything starts.
     #[command(flatten)]
     pub nextest: nextest_flags::NextestRunFlags,
     /// As after `cargo nextest run --`: test-name filters, `--exact`, `--skip NAME`,
@@ -397,22 +446,29 @@ pub struct NextestRunArgs {
     pub passthrough: Vec<String>,
 }
 
+/// Which test runner `cargo shard run` uses (`--runner`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Runner {
+    #[doc = concat!("Go when the directory has `go.mod` and no `Cargo.toml`, else nextest.")]
     #[default]
     Auto,
+    #[doc = concat!("A cargo workspace's tests through cargo-nextest.")]
     Nextest,
+    #[doc = concat!("A Go module's tests, as `cargo shard go` runs them.")]
     Go,
 }
 
+/// Options of `cargo shard plan`, which prints the plan a run would follow and runs nothing.
 #[derive(Debug, Args, Clone)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct PlanArgs {
     /// Without one: a cargo workspace's tests, as `cargo shard run` finds them.
     #[command(subcommand)]
     pub runner: Option<PlanRunner>,
+    /// Which nextest tests are planned when no runner subcommand is given.
     #[command(flatten)]
     pub select: NextestSelect,
+    /// Hosts, planning options and output format, whichever runner lists the suite.
     #[command(flatten)]
     pub common: PlanCommon,
 }
@@ -420,8 +476,10 @@ pub struct PlanArgs {
 /// What every `plan` takes, whichever runner lists the suite.
 #[derive(Debug, Args, Clone)]
 pub struct PlanCommon {
+    /// The hosts whose slots set the default number of shards.
     #[command(flatten)]
     pub hosts: HostsOpt,
+    /// How the tests are split into shards.
     #[command(flatten)]
     pub plan: PlanOpts,
     /// Output: a human table (with per-shard overhead) or stable JSON.
@@ -438,10 +496,13 @@ pub enum PlanRunner {
     Exec(PlanExecArgs),
 }
 
+/// Options of `cargo shard plan go`.
 #[derive(Debug, Args, Clone)]
 pub struct PlanGoArgs {
+    /// Which Go packages are built and listed.
     #[command(flatten)]
     pub select: GoSelect,
+    /// Hosts, planning options and output format.
     #[command(flatten)]
     pub common: PlanCommon,
     /// `go test` flags, as for `cargo shard go` (build flags change what is listed).
@@ -449,10 +510,13 @@ pub struct PlanGoArgs {
     pub passthrough: Vec<String>,
 }
 
+/// Options of `cargo shard plan exec`.
 #[derive(Debug, Args, Clone)]
 pub struct PlanExecArgs {
+    /// Where the keys come from.
     #[command(flatten)]
     pub select: ExecSelect,
+    /// Hosts, planning options and output format.
     #[command(flatten)]
     pub common: PlanCommon,
     /// The command each shard would run (checked as `exec` checks it, never run).
@@ -460,10 +524,13 @@ pub struct PlanExecArgs {
     pub command: Vec<String>,
 }
 
+/// How `cargo shard plan` prints the plan (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum PlanFormat {
+    #[doc = concat!("A table for a person, with each shard's predicted time and overhead.")]
     #[default]
     Human,
+    #[doc = concat!("Stable JSON for a tool.")]
     Json,
 }
 
@@ -483,10 +550,13 @@ pub struct GoSelect {
     pub gopath: Option<String>,
 }
 
+/// Options of `cargo shard go`: a Go module's `go test` and gocheck suites.
 #[derive(Debug, Args, Clone)]
 pub struct GoArgs {
+    /// Which Go packages are built and listed.
     #[command(flatten)]
     pub select: GoSelect,
+    /// Hosts, planning, running and reporting options every runner shares.
     #[command(flatten)]
     pub run: RunOpts,
     /// `go test` flags: -tags, -race (build), -short, -count, -timeout, -cpu, -failfast (run),
@@ -528,10 +598,13 @@ pub struct ExecSelect {
     pub dir: Option<PathBuf>,
 }
 
+/// Options of `cargo shard exec`: a user's command run once per shard with its share of keys.
 #[derive(Debug, Args, Clone)]
 pub struct ExecArgs {
+    /// Where the keys come from and how each shard receives them.
     #[command(flatten)]
     pub select: ExecSelect,
+    /// Hosts, planning, running and reporting options every runner shares.
     #[command(flatten)]
     pub run: RunOpts,
     /// The command each shard runs, e.g. `make test-integration`.
@@ -542,10 +615,18 @@ pub struct ExecArgs {
 /// A duration or timeout on the command line or in the project file that cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DurationError {
+    /// The text is neither plain seconds nor a humantime duration.
     #[error("invalid duration {given:?}: {reason}")]
-    Invalid { given: String, reason: String },
+    Invalid {
+        /// The text as given.
+        given: String,
+        /// The parser's own complaint.
+        reason: String,
+    },
+    /// A timeout of zero, which would end every shard before it starts.
     #[error("a timeout must be above 0, got {0:?}")]
     Zero(String),
+    /// The number exceeds the one-week bound in [`crate::limits`].
     #[error("a timeout must be at most {max}s (a week), got {0:?}", max = crate::limits::MAX_SECS)]
     TooLong(String),
 }

@@ -47,6 +47,7 @@ pub struct NextestRun {
     pub max_fail: Option<usize>,
     /// `-j`: tests at once per shard; `None` keeps each host's `jobs`.
     pub test_threads: Option<usize>,
+    /// `-P`: the nextest profile every shard runs with; `None` uses cargo shard's own.
     pub profile: Option<String>,
     /// Arguments for `cargo nextest list -- …`: names, `--exact`, `--skip NAME`.
     pub list_filters: Vec<String>,
@@ -57,18 +58,23 @@ pub struct NextestRun {
 /// Why a command line cannot run; exit 2 (usage).
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum FlagError {
+    /// `--no-capture` was given; shards must capture output for their reports.
     #[error(
         "--no-capture is not supported: each shard captures every test's output for its report; use `cargo nextest run --no-capture` locally"
     )]
     NoCapture,
+    /// Something after `--` that nextest's test filter does not accept.
     #[error(
         "`{0}` after `--` is not a nextest test filter: nextest accepts names, --exact, --skip NAME, --ignored and --include-ignored there; cargo shard's own options go before `--`"
     )]
     AfterDashes(String),
+    /// `--skip` after `--` was the last argument.
     #[error("`--skip` after `--` needs a test name")]
     SkipWithoutName,
+    /// `--max-fail` was neither a positive number nor `all`.
     #[error("--max-fail {0}: expected a number of failures (at least 1) or `all`")]
     MaxFail(String),
+    /// `--test-threads` was neither a positive number nor `num-cpus`.
     #[error("--test-threads {0}: expected a number of tests (at least 1) or `num-cpus`")]
     TestThreads(String),
 }

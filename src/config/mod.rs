@@ -3,8 +3,6 @@
 //! Every error names the file, line and column (`hosts.toml:7:11: …`) so a typo is found
 //! without reading a stack trace. See `hosts.example.toml` for the documented schema.
 
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

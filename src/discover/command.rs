@@ -40,18 +40,28 @@ pub enum KeySource {
 pub enum KeyPassing {
     /// `--filter-env NAME --filter-format FMT`: all keys at once, `{regex}` in FMT becoming
     /// `^(k1|k2)$` (keys escaped for Go's RE2), e.g. `TESTFLAGS='-check.f ^(A\.B|C\.D)$'`.
-    FilterEnv { name: String, format: String },
+    FilterEnv {
+        /// The environment variable that receives the filter.
+        name: String,
+        /// The filter's template, with `{regex}` where the anchored key regex goes.
+        format: String,
+    },
     /// `--key-env NAME`: one key per run, as is. Plan one key per shard (see
     /// [`ExecOptions::one_key_per_shard`]); a shard given several runs them in turn.
-    KeyEnv { name: String },
+    KeyEnv {
+        /// The environment variable that receives the key.
+        name: String,
+    },
 }
 
 /// What `cargo shard exec` was asked to do. The CLI fills it from `ExecArgs`.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
+    /// Where the keys come from.
     pub keys: KeySource,
     /// `--list-filter`: keep only keys matching this regex.
     pub list_filter: Option<String>,
+    /// How each shard's command receives its keys.
     pub passing: KeyPassing,
     /// `--results`: JUnit globs relative to the working directory (the uploaded tree).
     pub results: Vec<String>,
@@ -71,26 +81,57 @@ impl ExecOptions {
     }
 }
 
+/// Why an exec suite cannot be listed or planned; each names the flag or file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
+    /// The `--filters-file` could not be read.
     #[error("{path}: cannot read the filters file: {source}")]
-    FiltersFile { path: String, source: std::io::Error },
+    FiltersFile {
+        /// The file as given.
+        path: String,
+        /// Why it failed, as the OS said it.
+        source: std::io::Error,
+    },
+    /// The `--list` command could not run or exited non-zero.
     #[error("listing command `{command}` failed ({status}): {stderr}")]
     List {
+        /// The command as given.
         command: String,
+        /// Its exit status, or why it did not start.
         status: String,
+        /// The tail of what it wrote to stderr.
         stderr: String,
     },
+    /// `--list-filter` is not a regex the `regex` crate accepts.
     #[error("--list-filter {regex:?} is not a valid regex: {reason}")]
-    ListFilter { regex: String, reason: String },
+    ListFilter {
+        /// The pattern as given.
+        regex: String,
+        /// The regex crate's complaint.
+        reason: String,
+    },
+    /// `--filter-format` lacks `{regex}`, so every shard would run every key.
     #[error("--filter-format {0:?} has no {{regex}} placeholder, so no shard would learn its keys")]
     FilterFormat(String),
+    /// Nothing follows `--`.
     #[error("no command to run: give it after `--`, e.g. `cargo shard exec … -- make test-integration`")]
     EmptyCommand,
+    /// A `--results` pattern is not a valid glob.
     #[error("--results {glob:?} is not a valid glob: {reason}")]
-    ResultsGlob { glob: String, reason: String },
+    ResultsGlob {
+        /// The pattern as given.
+        glob: String,
+        /// The glob crate's complaint.
+        reason: String,
+    },
+    /// The source directory could not be read while listing what to upload.
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        /// The path that failed.
+        path: String,
+        /// Why it failed, as the OS said it.
+        source: std::io::Error,
+    },
 }
 
 /// Reads the keys and returns a [`Suite`] of `TestId { group: "", name: key }`.

@@ -146,7 +146,9 @@ pub fn normalize(path: &Path) -> Option<PathBuf> {
 /// How big the source trees of a suite's uploads are, and where the bytes are.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TreeSize {
+    /// How many files the trees hold in all.
     pub files: usize,
+    /// Their total size in bytes, what the first upload to a host costs.
     pub bytes: u64,
     /// Top-level directories (`.` for files at a tree's root), largest first.
     pub largest: Vec<(String, u64)>,

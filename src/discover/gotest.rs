@@ -50,6 +50,8 @@ pub struct GoOptions {
 }
 
 impl GoOptions {
+    /// Options for the module in `dir` with defaults (`./...`, no cgo, one build per CPU); binaries
+    /// go under `out_dir`.
     pub fn new(dir: impl Into<PathBuf>, out_dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
@@ -64,27 +66,50 @@ impl GoOptions {
     }
 }
 
+/// Why a Go suite cannot be built or listed; each names the package or directory at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum GoError {
+    /// The `go` command could not be started.
     #[error("cannot run `go` ({0}): install the Go toolchain or put it on PATH")]
     NoGo(String),
+    /// `go list` rejected the package patterns.
     #[error("`go list {patterns}` failed in {dir}: {stderr}")]
     List {
+        /// The patterns as given.
         patterns: String,
+        /// The module directory it ran in.
         dir: String,
+        /// What `go list` wrote to stderr.
         stderr: String,
     },
+    /// `go test -c` failed for one package.
     #[error("building the test binary of {package} failed: {stderr}")]
-    Build { package: String, stderr: String },
+    Build {
+        /// The package's import path.
+        package: String,
+        /// The compiler's output.
+        stderr: String,
+    },
+    /// A built test binary could not list its tests (`-test.list`, `-check.list`).
     #[error("listing the tests of {package} with {binary} failed ({status}): {output}")]
     ListTests {
+        /// The package's import path.
         package: String,
+        /// The test binary that was run.
         binary: String,
+        /// Its exit status.
         status: String,
+        /// What it printed.
         output: String,
     },
+    /// A file could not be read or written while building or listing.
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        /// The path that failed.
+        path: String,
+        /// Why it failed, as the OS said it.
+        source: std::io::Error,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GoError + '_ {

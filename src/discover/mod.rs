@@ -21,6 +21,7 @@ pub mod nextest;
 /// One listed test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestCase {
+    /// Which test this is.
     pub id: TestId,
     /// Listed but not selected to run (e.g. `#[ignore]` without `--run-ignored`): reported
     /// as skipped without being shipped to a shard.
@@ -33,9 +34,13 @@ pub struct ShardCtx {
     /// Absolute path of the shard root inside the container (or local temp dir): every
     /// uploaded path is relative to it.
     pub root: String,
+    /// This shard's number, 0-based, among `count`.
     pub index: usize,
+    /// How many shards the run has.
     pub count: usize,
+    /// The run's id, which labels its containers so `gc` can find them.
     pub run_id: String,
+    /// The name of the host this shard runs on, as the hosts file spells it.
     pub host: String,
     /// 1 for the first attempt; retries count up.
     pub attempt: u32,
@@ -70,7 +75,9 @@ impl ShardCtx {
 /// each host's image once and ships `local` into the shard where the image has no `name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tool {
+    /// The name the shard calls it by, looked up on the image's PATH.
     pub name: String,
+    /// The copy on this machine shipped where the image lacks it.
     pub local: PathBuf,
 }
 
@@ -101,22 +108,28 @@ pub trait ShardRecipe: Send + Sync {
 pub struct Live {
     /// As the runner names it: a `TestId`'s display form, or only its name.
     pub name: String,
+    /// Whether the test started or finished.
     pub event: LiveEvent,
     /// Read from the runner's own structured channel, which test output cannot reach: the
     /// result may stand in for the report. Human-readable lines are display only.
     pub trusted: bool,
 }
 
+/// What a live output line says about a test.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LiveEvent {
+    /// The test began running: the progress shows it as in flight.
     Started,
+    /// The test ended, with its verdict.
     Finished(LiveEnd),
 }
 
 /// A test's end as the runner announced it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveEnd {
+    /// The verdict the runner announced.
     pub status: TestStatus,
+    /// How long the runner says the test took.
     pub duration: Duration,
     /// A failure's reason, when the runner gives one apart from the output.
     pub message: Option<String>,
@@ -143,10 +156,13 @@ impl Live {
 /// The output of discovery: the tests, what every shard uploads, and how shards run.
 #[derive(Clone)]
 pub struct Suite {
+    /// Every listed test, ignored ones included.
     pub tests: Vec<TestCase>,
+    /// What every shard's container gets before it starts: the binaries and the source tree.
     pub uploads: Vec<Upload>,
     /// Programs the shards run that an image may lack.
     pub tools: Vec<Tool>,
+    /// How a shard runs a subset of these tests and reads their results back.
     pub recipe: Arc<dyn ShardRecipe>,
     /// Warnings about the suite itself (doctests left out), printed once the run is planned,
     /// so a run that stops on bad input prints its one error line and nothing else.

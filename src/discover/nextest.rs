@@ -25,6 +25,7 @@ pub use recipe::{NextestRecipe, TARGET_PART, UserProfile};
 
 /// The archive's name in the shard root, and the source tree's.
 pub const ARCHIVE_DEST: &str = "archive.tar.zst";
+/// The source tree's directory in the shard root, handed to nextest as `--workspace-remap`.
 pub const SOURCE_DEST: &str = "src";
 /// The generated tool-config file, relative to the shard root.
 pub const TOOL_CONFIG_DEST: &str = "shard-nextest.toml";
@@ -34,25 +35,37 @@ pub const NEXTEST_BIN: &str = "cargo-nextest";
 /// Which ignored tests run, as nextest's `--run-ignored`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RunIgnored {
+    /// Only the tests not marked `#[ignore]`.
     #[default]
     Default,
+    /// Only the tests marked `#[ignore]`.
     Only,
+    /// Every test, ignored or not.
     All,
 }
 
 /// What to build and list, shaped like nextest's own flags.
 #[derive(Debug, Clone, Default)]
 pub struct NextestOptions {
+    /// `--manifest-path`: the workspace to build; `None` finds it from the current directory.
     pub manifest_path: Option<PathBuf>,
+    /// `-p`: packages to test; empty means cargo's default selection.
     pub packages: Vec<String>,
+    /// `--workspace`: test every package.
     pub workspace: bool,
+    /// `-F`: features to enable.
     pub features: Vec<String>,
+    /// `--all-features`: every feature of the selected packages.
     pub all_features: bool,
+    /// `--no-default-features`: leave the `default` feature off.
     pub no_default_features: bool,
+    /// `--release`: build the tests in release mode.
     pub release: bool,
+    /// `--cargo-profile`: build with this cargo profile instead.
     pub cargo_profile: Option<String>,
     /// Filtersets (`-E`), applied when listing; a shard runs only listed tests.
     pub filtersets: Vec<String>,
+    /// Which ignored tests are selected to run; the rest are reported as skipped.
     pub run_ignored: RunIgnored,
     /// Passed to `cargo nextest run` in every shard, after cargo-shard's own flags.
     pub passthrough: Vec<String>,
@@ -71,26 +84,57 @@ pub struct NextestOptions {
     pub doctests: doctests::DoctestMode,
 }
 
+/// Why a cargo workspace's tests cannot be built or listed.
 #[derive(Debug, thiserror::Error)]
 pub enum NextestError {
+    /// `cargo metadata` failed; cargo's message on one line.
     #[error("cargo metadata failed: {0}")]
     Metadata(String),
+    /// The output directory could not be created.
     #[error("cannot create {path}: {source}")]
-    OutDir { path: PathBuf, source: std::io::Error },
+    OutDir {
+        /// The directory that could not be created.
+        path: PathBuf,
+        /// Why it failed, as the OS said it.
+        source: std::io::Error,
+    },
+    /// cargo or cargo-nextest could not be started.
     #[error("cannot start `{program}` ({source}); is cargo-nextest installed?")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        /// The program that would not start.
+        program: String,
+        /// Why it failed, as the OS said it.
+        source: std::io::Error,
+    },
+    /// `cargo nextest archive` or `list` exited non-zero.
     #[error("`{command}` failed ({status}): {tail}")]
     Failed {
+        /// The command line that failed.
         command: String,
+        /// Its exit status.
         status: String,
+        /// The end of what it printed, where cargo puts the error.
         tail: String,
     },
+    /// `cargo nextest list`'s JSON could not be parsed.
     #[error("cannot read `cargo nextest list` output: {0}")]
     ListOutput(String),
+    /// `--profile` names no usable profile in the workspace's nextest config.
     #[error("--profile {name}: {why}")]
-    Profile { name: String, why: String },
+    Profile {
+        /// The profile as given.
+        name: String,
+        /// Why it cannot be used.
+        why: String,
+    },
+    /// The workspace's source tree could not be listed for upload.
     #[error("cannot list the source tree of {root}: {message}")]
-    Source { root: PathBuf, message: String },
+    Source {
+        /// The workspace root.
+        root: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// The workspace's `cargo metadata` (no dependencies); an error is cargo's message on one line.

@@ -41,6 +41,8 @@ const REQUEST_SECS: u64 = 600;
 /// How long cleanup may take once a shard is over, so a dead engine cannot hang the runner.
 const CLEANUP: Duration = Duration::from_secs(30);
 
+/// A connected Docker engine (unix, tcp with or without TLS, or ssh through its own tunnel), named
+/// as in the hosts file.
 pub struct DockerEngine {
     name: String,
     docker: Docker,
@@ -49,6 +51,8 @@ pub struct DockerEngine {
 }
 
 impl DockerEngine {
+    /// Connects to `host`'s endpoint and negotiates the API version, all within `timeout`; any
+    /// failure is [`EngineError::Unreachable`] with a short reason.
     pub async fn connect(host: &Host, timeout: Duration) -> Result<Self, EngineError> {
         let unreachable = |reason: String| EngineError::Unreachable {
             host: host.name.clone(),
@@ -63,6 +67,7 @@ impl DockerEngine {
         })
     }
 
+    /// The host's name, as the hosts file spells it.
     pub fn host(&self) -> &str {
         &self.name
     }
@@ -77,6 +82,7 @@ impl DockerEngine {
         &self.docker
     }
 
+    /// One cheap request: is the engine still answering?
     pub async fn ping(&self) -> Result<(), EngineError> {
         self.docker
             .ping()
@@ -85,6 +91,8 @@ impl DockerEngine {
             .map_err(|e| self.unreachable(&e))
     }
 
+    /// Versions, CPUs, memory, whether `image` is present and one round trip: what
+    /// `cargo shard hosts` shows.
     pub async fn info(&self, image: &str) -> Result<EngineInfo, EngineError> {
         let t = Instant::now();
         self.docker.ping().await.map_err(|e| self.unreachable(&e))?;
@@ -137,6 +145,8 @@ impl DockerEngine {
         }
     }
 
+    /// Runs one shard attempt, with its services when the job has any, and removes everything it
+    /// created on every path unless the job keeps it.
     pub async fn run_shard(
         &self,
         job: ContainerSpec,
@@ -499,6 +509,8 @@ impl DockerEngine {
         }
     }
 
+    /// Removes every container, network and volume carrying the run label, only run `run`'s when
+    /// given; the payload caches carry another label and stay.
     pub async fn remove_labelled(&self, run: Option<&str>) -> Result<Removed, EngineError> {
         let label = match run {
             Some(r) => format!("{RUN_LABEL}={r}"),

@@ -24,13 +24,19 @@ impl std::fmt::Debug for PlacedFiles {
 /// One service container beside a shard, reachable on the shard's network by `name`.
 #[derive(Clone)]
 pub struct ServiceSpec {
+    /// The name the shard reaches it by on the shard's network.
     pub name: String,
+    /// The image it runs.
     pub image: String,
+    /// Its environment, secrets given as variables included (so `Debug` shows names only).
     pub env: Vec<(String, String)>,
     /// Exec array; empty keeps the image's own command.
     pub command: Vec<String>,
+    /// How to tell the service is ready before the shard starts.
     pub ready: ReadyCheck,
+    /// How long to wait for it to be ready before the shard fails.
     pub ready_timeout: Duration,
+    /// Files placed in the service container, secrets among them.
     pub files: PlacedFiles,
 }
 
@@ -53,11 +59,13 @@ impl std::fmt::Debug for ServiceSpec {
 /// The job's additions to one shard.
 #[derive(Debug, Clone, Default)]
 pub struct ShardExtras {
+    /// Service containers started beside the shard on a private network.
     pub services: Vec<ServiceSpec>,
     /// CPUs in units of 10⁻⁹ (Docker's `NanoCpus`).
     pub nano_cpus: Option<i64>,
     /// Bytes.
     pub memory: Option<i64>,
+    /// Files placed in the shard's container (file secrets, the job's files).
     pub files: PlacedFiles,
     /// Masked in the log stream and in everything collected.
     pub secrets: Secrets,

@@ -66,6 +66,7 @@ pub fn entry_line(name: &str, key: &[u8]) -> Option<String> {
 }
 
 impl KnownHosts {
+    /// Reads an OpenSSH `known_hosts` text; a line it cannot read is skipped, never fatal.
     pub fn parse(text: &str) -> Self {
         let entries = text
             .lines()

@@ -15,6 +15,7 @@ type LineFn = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 pub struct LineSink(Option<LineFn>);
 
 impl LineSink {
+    /// A sink calling `f` with each line and the stream it came from.
     pub fn new(f: impl Fn(Stream, &str) + Send + Sync + 'static) -> Self {
         Self(Some(Arc::new(f)))
     }
@@ -50,6 +51,7 @@ pub struct LineSplitter {
 const MAX_LINE: usize = 64 * 1024;
 
 impl LineSplitter {
+    /// Feeds a chunk of output; each line it completes goes to the sink.
     pub fn push(&mut self, bytes: &[u8]) {
         let Some(sink) = &self.sink.0 else { return };
         for chunk in bytes.split_inclusive(|b| *b == b'\n') {
@@ -62,6 +64,7 @@ impl LineSplitter {
         }
     }
 
+    /// Hands the sink the last line when the stream ended without a newline.
     pub fn finish(&mut self) {
         if let Some(sink) = &self.sink.0
             && !self.partial.is_empty()
@@ -80,6 +83,7 @@ pub struct OutputTap {
 }
 
 impl OutputTap {
+    /// A tap masking `secrets` in both streams and feeding their lines to `sink`.
     pub fn new(secrets: &Secrets, sink: &LineSink) -> Self {
         Self {
             out: (secrets.stream(), sink.splitter(Stream::Out)),

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::{ContainerSpec, EngineError, EngineInfo, Phases, ShardRun, tarball};
 use crate::shard::Collected;
 
+/// Runs shards as child processes on this machine, each in its own temp dir: the `local://` host
+/// and `--backend local`.
 pub struct LocalEngine {
     name: String,
 }
@@ -42,12 +44,14 @@ fn mem_total(meminfo: &str) -> Option<u64> {
 }
 
 impl LocalEngine {
+    /// An engine reported under the host name `name`.
     pub fn new(name: &str) -> Self {
         Self {
             name: name.to_string(),
         }
     }
 
+    /// The host name its shards and results carry.
     pub fn host(&self) -> &str {
         &self.name
     }
@@ -68,6 +72,8 @@ impl LocalEngine {
         Ok(dir.keep().display().to_string())
     }
 
+    /// Runs one shard attempt to its end: places the payload, runs the argv, collects the files,
+    /// and removes its root unless the job keeps it.
     pub async fn run_shard(
         &self,
         job: ContainerSpec,

@@ -39,19 +39,46 @@ pub const CONTAINER_ROOT: &str = "/cargo-shard";
 pub enum EngineError {
     /// Could not reach the engine at all (refused, timeout, auth failed, TLS, socket missing).
     #[error("{host}: {reason}")]
-    Unreachable { host: String, reason: String },
+    Unreachable {
+        /// The host's name in the hosts file.
+        host: String,
+        /// What failed, as the connection or the engine said it.
+        reason: String,
+    },
     /// The engine went away while a shard ran on it: re-queue its work elsewhere.
     #[error("{host}: engine lost: {reason}")]
-    Lost { host: String, reason: String },
+    Lost {
+        /// The host's name in the hosts file.
+        host: String,
+        /// How the engine was lost.
+        reason: String,
+    },
+    /// The host's image is absent and `pull = "never"` forbids fetching it.
     #[error("{host}: image {image} is not present (pull = \"never\": load it, or let it be pulled)")]
-    ImageMissing { host: String, image: String },
+    ImageMissing {
+        /// The host's name in the hosts file.
+        host: String,
+        /// The image reference the host was to run.
+        image: String,
+    },
     /// The shard's container failed before it could report results (upload, start, OOM).
     #[error("{host}: {reason}")]
-    Shard { host: String, reason: String },
+    Shard {
+        /// The host's name in the hosts file.
+        host: String,
+        /// What failed for this shard.
+        reason: String,
+    },
     /// The engine refused the container's configuration (HTTP 400: `--cpus` beyond the
     /// host's, a memory limit it cannot take): bad input, never retried.
     #[error("{host}: the engine refused the shard's container: {reason}")]
-    Rejected { host: String, reason: String },
+    Rejected {
+        /// The host's name in the hosts file.
+        host: String,
+        /// The engine's own message.
+        reason: String,
+    },
+    /// The attempt's cancel token fired; it stopped and cleaned up.
     #[error("cancelled")]
     Cancelled,
 }
@@ -59,11 +86,17 @@ pub enum EngineError {
 /// What `cargo shard hosts` shows for one engine.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct EngineInfo {
+    /// The engine's version (`20.10.24`), or `local`.
     pub version: String,
+    /// The API version negotiated with it.
     pub api_version: String,
+    /// CPUs the engine reports: a host without `jobs` splits them among its slots.
     pub cpus: u64,
+    /// Memory the engine reports, in bytes.
     pub memory_bytes: u64,
+    /// Whether the host's image is already there, so the first run need not pull it.
     pub image_present: bool,
+    /// One request's round trip, what every Docker call costs on this host.
     pub round_trip: Duration,
 }
 
@@ -72,7 +105,9 @@ pub struct EngineInfo {
 pub struct ContainerSpec {
     /// Container name, unique per run, shard and attempt.
     pub name: String,
+    /// The image the container runs.
     pub image: String,
+    /// The Docker network it joins, from the host's `network` setting.
     pub network: String,
     /// Labels for the container; include [`crate::config::RUN_LABEL`] so `gc` finds it.
     pub labels: BTreeMap<String, String>,
@@ -94,21 +129,32 @@ pub struct ContainerSpec {
 /// Time spent in each phase of a shard's life.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Phases {
+    /// Creating the container.
     pub create: Duration,
+    /// Placing the shard's files in it.
     pub upload: Duration,
+    /// Starting it.
     pub start: Duration,
+    /// From start to exit: the tests themselves.
     pub run: Duration,
+    /// Downloading the files to collect.
     pub collect: Duration,
+    /// Removing the container and what came with it.
     pub remove: Duration,
 }
 
 /// What a finished shard gives back.
 #[derive(Debug, Clone)]
 pub struct ShardRun {
+    /// The container's name (the local engine: the shard root).
     pub container: String,
+    /// The exit code, output and files the shard left.
     pub collected: Collected,
+    /// Time per phase, for the timeline.
     pub phases: Phases,
+    /// When the attempt began, for the timeline's offsets.
     pub started: Instant,
+    /// When the container was gone.
     pub finished: Instant,
 }
 
@@ -117,8 +163,11 @@ pub struct ShardRun {
 /// them all, so the engine names them rather than its callers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShardObjects {
+    /// The shard's own container.
     pub container: String,
+    /// Its service containers.
     pub services: Vec<String>,
+    /// The services' private network.
     pub network: Option<String>,
 }
 
@@ -135,14 +184,19 @@ impl ShardObjects {
 /// What `gc` removed from one engine.
 #[derive(Debug, Clone, Default)]
 pub struct Removed {
+    /// Containers removed, by name.
     pub containers: Vec<String>,
+    /// Networks removed, by name.
     pub networks: Vec<String>,
+    /// Volumes removed, by name (never the payload caches, which carry their own label).
     pub volumes: Vec<String>,
 }
 
 /// A connected engine.
 pub enum Engine {
+    /// A Docker engine, over unix, tcp (TLS) or ssh.
     Docker(docker::DockerEngine),
+    /// Child processes on this machine.
     Local(local::LocalEngine),
 }
 
@@ -173,6 +227,7 @@ impl Engine {
         }
     }
 
+    /// Whether shards run as local processes, which share this machine's files and tools.
     pub fn is_local(&self) -> bool {
         matches!(self, Engine::Local(_))
     }

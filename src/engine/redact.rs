@@ -55,6 +55,7 @@ impl Secrets {
         }
     }
 
+    /// No secrets to mask: output passes through untouched.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -84,6 +85,7 @@ impl Secrets {
         out
     }
 
+    /// `text` with every secret value replaced by [`MASK`].
     pub fn redact_str(&self, text: &str) -> String {
         if self.is_empty() {
             return text.to_string();

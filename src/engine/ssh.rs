@@ -30,13 +30,21 @@ const TIMEOUT: libc::c_int = -9;
 /// Everything needed to open a session to one ssh engine.
 #[derive(Debug, Clone)]
 pub struct SshTarget {
+    /// The remote user to authenticate as.
     pub user: String,
+    /// The sshd's address.
     pub host: String,
+    /// The sshd's port.
     pub port: u16,
+    /// The private key file to authenticate with.
     pub identity: PathBuf,
+    /// The OpenSSH `known_hosts` file the host key is checked against.
     pub known_hosts: PathBuf,
+    /// What to do with a host key the file does not pin.
     pub policy: SshHostKeyPolicy,
+    /// The Docker socket on the remote machine the tunnel forwards to.
     pub remote_socket: String,
+    /// Bound on connecting, key exchange and authentication.
     pub timeout: Duration,
 }
 
@@ -63,13 +71,16 @@ pub fn default_identity() -> PathBuf {
     home.join(".ssh/id_ed25519")
 }
 
+/// `~/.ssh/known_hosts`, for hosts without `known_hosts`.
 pub fn default_known_hosts() -> PathBuf {
     PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".ssh/known_hosts")
 }
 
 /// An authenticated session and the file descriptor of its TCP connection, to poll on.
 pub struct SshSession {
+    /// The authenticated session.
     pub session: Session,
+    /// Its TCP connection's descriptor.
     pub tcp_fd: RawFd,
 }
 
@@ -266,6 +277,8 @@ impl Tunnel {
         })
     }
 
+    /// The local unix socket bollard connects to; each connection becomes a channel to the remote
+    /// socket.
     pub fn socket(&self) -> &Path {
         &self.socket
     }

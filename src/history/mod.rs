@@ -7,8 +7,6 @@
 //! of five ignores up to two such runs entirely, where an EMA carries part of every outlier
 //! for several runs. It still follows a real change after three runs.
 
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

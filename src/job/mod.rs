@@ -16,27 +16,48 @@ pub mod steps;
 /// The directory (relative to the shard root) holding pre-step artifacts.
 pub const ARTIFACTS_DIR: &str = "artifacts";
 
+/// Why a `[job]`'s secrets or files cannot be read before the run starts; each names the file
+/// defining them.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    /// A secret's `env` variable is not set here.
     #[error("{source_file}: secret \"{name}\": environment variable {var} is not set")]
     SecretEnvMissing {
+        /// The hosts or job file declaring the secret.
         source_file: String,
+        /// The secret's name in `[job.secrets]`.
         name: String,
+        /// The environment variable it reads.
         var: String,
     },
+    /// A secret's `file` cannot be read.
     #[error("{source_file}: secret \"{name}\": cannot read {path}: {error}")]
     SecretFile {
+        /// The hosts or job file declaring the secret.
         source_file: String,
+        /// The secret's name in `[job.secrets]`.
         name: String,
+        /// The file it reads.
         path: String,
+        /// Why the read failed, as the OS said it.
         error: std::io::Error,
     },
+    /// A secret resolved to an empty value: surely a mistake, and nothing to mask.
     #[error("{source_file}: secret \"{name}\" is empty")]
-    SecretEmpty { source_file: String, name: String },
+    SecretEmpty {
+        /// The hosts or job file declaring the secret.
+        source_file: String,
+        /// The secret's name in `[job.secrets]`.
+        name: String,
+    },
+    /// A file the job places in every shard cannot be read.
     #[error("{source_file}: file {path}: {error}")]
     File {
+        /// The hosts or job file naming it.
         source_file: String,
+        /// The file as named there.
         path: String,
+        /// Why the read failed, as the OS said it.
         error: std::io::Error,
     },
 }
@@ -44,6 +65,7 @@ pub enum JobError {
 /// A run's job, secrets resolved. The default is no job at all.
 #[derive(Default)]
 pub struct RunJob {
+    /// The `[job]` table as configured, whichever file it came from.
     pub config: JobConfig,
     /// name → value.
     values: BTreeMap<String, String>,

@@ -21,13 +21,17 @@ pub const STEP_LABEL: &str = "dev.cargo-shard.step";
 
 /// Where and for which run steps execute.
 pub struct StepRun<'a> {
+    /// The job whose steps run, secrets resolved.
     pub job: &'a RunJob,
+    /// The run's id, labelling step containers so `gc` finds them.
     pub run_id: &'a str,
+    /// The run's output directory, where step logs and artifacts go.
     pub out_dir: &'a Path,
     /// The first host: container steps run there.
     pub host: Option<(&'a Host, &'a Engine)>,
     /// Identity and outcome variables every step sees.
     pub env: Vec<(String, String)>,
+    /// Cancelled by an interrupt: a running step is stopped.
     pub cancel: CancellationToken,
 }
 
@@ -35,7 +39,9 @@ pub struct StepRun<'a> {
 /// artifacts live in its temp dir.
 #[derive(Default)]
 pub struct PreStepOutput {
+    /// The artifacts the pre-steps produced, placed in every shard.
     pub uploads: Vec<Upload>,
+    /// Holds the temp dir the artifacts live in; dropped, it deletes them.
     pub _dir: Option<tempfile::TempDir>,
 }
 

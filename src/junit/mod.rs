@@ -4,8 +4,6 @@
 //! The model is deliberately flat: nested `<testsuite>`s are read as siblings, because no
 //! consumer of ours cares about nesting and every writer we target emits one level.
 
-#![warn(missing_docs)]
-
 use std::path::PathBuf;
 
 mod read;

@@ -2,8 +2,6 @@
 //! history, runs its own share, and records what it ran in a manifest (`partition.json`) that
 //! `cargo shard merge` checks against the other jobs' manifests.
 
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 use std::path::Path;
 

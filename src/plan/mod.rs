@@ -3,8 +3,6 @@
 //! The plan is a plain value: the runner only reads [`Plan::shards`], so how the bins are
 //! made can change without touching the runner.
 
-#![warn(missing_docs)]
-
 use std::time::Duration;
 
 use crate::test_result::TestId;

@@ -18,9 +18,12 @@ use crate::test_result::{TestResult, TestStatus};
 /// The CI system whose log conventions the live output follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Ci {
+    /// No CI detected: plain lines, no folding or annotations.
     #[default]
     None,
+    /// GitHub Actions: `::group::` folds and `::error` annotations.
     GitHub,
+    /// GitLab CI: collapsible sections.
     GitLab,
 }
 
@@ -30,6 +33,7 @@ impl Ci {
         Self::from_env(|k| std::env::var(k).ok())
     }
 
+    /// As [`Ci::detect`], reading variables through `var` so tests need not touch the environment.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Self {
         if var("GITHUB_ACTIONS").as_deref() == Some("true") {
             Ci::GitHub
@@ -93,8 +97,11 @@ fn unix_now() -> u64 {
 /// Where a failure happened, as the runner printed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
+    /// The source file, as the runner printed it.
     pub file: String,
+    /// The line in `file`, where the annotation points.
     pub line: u32,
+    /// The column, when the runner gave one.
     pub col: Option<u32>,
 }
 

@@ -18,9 +18,11 @@ use crate::test_result::{TestId, TestResult, TestStatus};
 /// like every other event, `test-finished` carries `message` and `output`.
 pub const FORMAT_VERSION: u32 = 2;
 
-/// A failed test's message and output in `test-finished` keep at most this many bytes (the
-/// output's tail, where the failure is); the JUnit report keeps all of it.
+/// A failed test's message in `test-finished` keeps at most this many bytes (its head); the
+/// JUnit report keeps all of it.
 pub const MESSAGE_LIMIT: usize = 4 * 1024;
+/// A failed test's output in `test-finished` keeps at most this many bytes: its tail, where
+/// the failure is. The JUnit report keeps all of it.
 pub const OUTPUT_LIMIT: usize = 16 * 1024;
 
 fn emit(v: Value) {
@@ -50,6 +52,8 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// The observer to hand the scheduler: it prints each event as one JSON line and remembers what
+    /// it reported.
     pub fn observer(&self) -> Observer {
         let reported = self.reported.clone();
         Arc::new(move |event: &Event| {
@@ -75,6 +79,8 @@ impl Stream {
         emit(run_finished_json(report, exit_code));
     }
 
+    /// The closing `test-finished` events [`Stream::run_finished`] prints, built without printing
+    /// them.
     pub fn closing_events(&self, report: &RunReport) -> Vec<Value> {
         let seen = self.reported.lock().unwrap_or_else(|p| p.into_inner());
         report
@@ -95,10 +101,12 @@ impl Stream {
 
 use crate::units::secs;
 
+/// Prints `run-started`: the run's id, runner and whole plan, before any shard starts.
 pub fn run_started(run_id: &str, runner: &str, plan: &Plan) {
     emit(run_started_json(run_id, runner, plan));
 }
 
+/// The `run-started` event, unstamped.
 pub fn run_started_json(run_id: &str, runner: &str, plan: &Plan) -> Value {
     json!({
         "type": "run-started",
@@ -109,6 +117,7 @@ pub fn run_started_json(run_id: &str, runner: &str, plan: &Plan) -> Value {
     })
 }
 
+/// One run event as its JSON line; `Null` for events that are not part of the stream.
 pub fn to_json(event: &Event) -> Value {
     match event {
         Event::ShardStarted {
@@ -227,6 +236,7 @@ fn bounded_tail(s: &str, limit: usize) -> String {
     format!("…{}", &s[cut..])
 }
 
+/// The `run-finished` event: every test's final status, the counts, staging and the exit code.
 pub fn run_finished_json(report: &RunReport, exit_code: u8) -> Value {
     let tests: Vec<Value> = report
         .outcomes

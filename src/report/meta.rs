@@ -15,6 +15,7 @@ pub struct RunMeta {
     pub command: String,
     /// `git rev-parse HEAD` of the directory the run was started in, when it is a checkout.
     pub commit: Option<String>,
+    /// cargo-shard's own version, so a report says which build wrote it.
     pub version: String,
 }
 

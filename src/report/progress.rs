@@ -40,10 +40,12 @@ pub struct ProgressMode {
     pub verbose: bool,
     /// Fold each shard's log and annotate failures as this CI shows them.
     pub ci: Ci,
+    /// Whether status words are coloured.
     pub paint: Paint,
 }
 
 impl ProgressMode {
+    /// Picks the mode from the flags, the terminal and the CI environment.
     pub fn detect(no_progress: bool, quiet: bool, verbose: bool, paint: Paint) -> Self {
         use std::io::IsTerminal;
         let ci = std::env::var_os("CI").is_some();

@@ -33,6 +33,7 @@ pub fn slowest(report: &RunReport, n: usize) -> Vec<&Outcome> {
 /// One host's share of the run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostLoad {
+    /// The host's name in the hosts file.
     pub host: String,
     /// Slots that ran at least one container.
     pub slots: usize,
@@ -44,6 +45,7 @@ pub struct HostLoad {
     pub utilisation: f64,
 }
 
+/// Each host's slots, containers and busy time from the run's attempts, by host name.
 pub fn host_loads(report: &RunReport) -> Vec<HostLoad> {
     let mut hosts: BTreeMap<&str, (usize, Duration, usize)> = BTreeMap::new();
     for a in &report.attempts {

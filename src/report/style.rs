@@ -4,19 +4,24 @@
 /// What the user asked for with `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ColorWhen {
+    /// Paint only on a terminal that is not `dumb`, with `NO_COLOR` unset.
     #[default]
     Auto,
+    /// Paint even into pipes and files.
     Always,
+    /// Never paint.
     Never,
 }
 
 /// Paints words with ANSI colours, or hands them back untouched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Paint {
+    /// Whether words get ANSI colours.
     pub enabled: bool,
 }
 
 impl Paint {
+    /// A painter that never colours, for files and tests.
     pub const PLAIN: Paint = Paint { enabled: false };
 
     /// `always` paints, `never` does not; `auto` paints only on a terminal that is not `dumb`

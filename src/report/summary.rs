@@ -22,9 +22,13 @@ pub const SUMMARY_VERSION: u32 = 1;
 /// Where the run's files went, for the last lines of the summary.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Written {
+    /// The merged JUnit report's path, if one was written.
     pub junit: Option<String>,
+    /// The directory of per-shard logs.
     pub logs: Option<String>,
+    /// The HTML timeline's path.
     pub html: Option<String>,
+    /// The history file the run updated.
     pub history: Option<String>,
 }
 
@@ -32,89 +36,144 @@ pub struct Written {
 /// `summary.json`; `cargo shard show` reads it back and renders the same text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// [`SUMMARY_VERSION`] when written, so `show` can refuse a file it cannot read.
     pub format_version: u32,
+    /// The run's id, as its containers are labelled.
     pub run_id: String,
+    /// Failed and errored tests, each with where it ran and its output's tail.
     pub failures: Vec<Failure>,
+    /// Tests that failed and then passed on a retry.
     pub flaky: Vec<Flaky>,
+    /// The longest tests that ran, longest first.
     pub slowest: Vec<Slow>,
+    /// Each host's share of the run.
     pub hosts: Vec<HostRow>,
     /// Hosts lost or left out, with the reason.
     pub lost_hosts: Vec<(String, String)>,
     /// Predicted against actual seconds per planned shard: (index, host, predicted, actual).
     pub balance: Vec<(usize, String, f64, f64)>,
+    /// How the plan's predicted wall time compared with the real one.
     pub makespan: Makespan,
+    /// How many tests ended each way, and the run's size and wall time.
     pub counts: Counts,
+    /// Where the run's files went.
     pub written: Written,
+    /// Containers kept by `--keep-containers`, with how to reach them.
     pub kept: Vec<KeptRow>,
+    /// Hosts whose containers could not all be removed, with the reason: leftovers for `gc`.
     pub cleanup_failed: Vec<(String, String)>,
 }
 
+/// A failed or errored test as the summary lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {
     /// `FAIL` or `ERROR`.
     pub kind: String,
+    /// The test's group (binary id or Go package).
     pub group: String,
+    /// The test's name inside its group.
     pub name: String,
+    /// The planned shard it ran in; `None` for a test that never reached one.
     pub shard: Option<usize>,
+    /// The host it ran on.
     pub host: String,
+    /// The runner's one-line reason.
     pub message: Option<String>,
     /// The readable tail of its output.
     pub tail: Vec<String>,
 }
 
+/// A test that failed and then passed when re-run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Flaky {
+    /// The test's group (binary id or Go package).
     pub group: String,
+    /// The test's name inside its group.
     pub name: String,
+    /// How many runs it took to pass.
     pub attempts: usize,
+    /// The planned shard it ran in.
     pub shard: Option<usize>,
+    /// The host it ran on.
     pub host: String,
 }
 
+/// One of the slowest tests.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Slow {
+    /// The test's group (binary id or Go package).
     pub group: String,
+    /// The test's name inside its group.
     pub name: String,
+    /// How long it took, in seconds.
     pub duration: f64,
+    /// The host it ran on.
     pub host: String,
 }
 
+/// One host's line of the load table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostRow {
+    /// The host's name in the hosts file.
     pub host: String,
+    /// Slots that ran at least one container.
     pub slots: usize,
+    /// Containers started there, retries included.
     pub shards: usize,
+    /// Container lifetimes added up, in seconds.
     pub busy: f64,
+    /// `busy` over what its slots could have done in the run's wall time, 0 to 1.
     pub utilisation: f64,
 }
 
+/// The plan's prediction against what happened, in seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Makespan {
+    /// The planned longest shard.
     pub predicted: f64,
+    /// When the last container was removed, from the start of the run.
     pub actual: f64,
+    /// No plan could finish sooner: `max(total / capacity, longest test)`.
     pub lower_bound: f64,
 }
 
+/// The count line: how many tests ended each way, and the run's size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
+    /// Tests that passed (flaky ones not included).
     pub passed: usize,
+    /// Tests that failed on every attempt.
     pub failed: usize,
+    /// Tests that passed only on a retry.
     pub flaky: usize,
+    /// Tests not run: ignored, skipped by the test itself, or cut off by an interrupt.
     pub skipped: usize,
+    /// Tests that never reported a result (lost shard, crash, timeout).
     pub errors: usize,
+    /// Tests listed in all.
     pub tests: usize,
+    /// Shards planned.
     pub shards: usize,
+    /// Hosts that ran at least one shard.
     pub hosts_used: usize,
+    /// The run's wall time in seconds.
     pub wall: f64,
+    /// Ctrl-C or SIGTERM stopped the run; the tests it did not reach are skipped.
     pub interrupted: bool,
 }
 
+/// A container kept by `--keep-containers`, and how to reach it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeptRow {
+    /// The host it is on.
     pub host: String,
+    /// The container's name.
     pub container: String,
+    /// The `DOCKER_HOST` value that reaches its engine (`None` for local processes).
     pub docker_host: Option<String>,
+    /// The shard's service containers, kept with it.
     pub services: Vec<String>,
+    /// Their private network.
     pub network: Option<String>,
 }
 
@@ -220,6 +279,7 @@ pub fn render(report: &RunReport, plan: &Plan, written: &Written, paint: Paint) 
 }
 
 impl Summary {
+    /// Computes the summary of a finished run, and where its files went.
     pub fn of(report: &RunReport, plan: &Plan, written: &Written) -> Self {
         let hosts: Vec<HostRow> = stats::host_loads(report).into_iter().map(HostRow::of).collect();
         Summary {
@@ -254,6 +314,7 @@ impl Summary {
         }
     }
 
+    /// The summary as printed after a run: failures first, then the counts and facts.
     pub fn render(&self, paint: Paint) -> String {
         let mut out = self.render_failures(paint);
         if !out.is_empty() {

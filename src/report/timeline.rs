@@ -462,6 +462,8 @@ fn meta_html(meta: &RunMeta) -> String {
     )
 }
 
+/// `report.html` for a run: the timeline of every shard attempt per host slot, predicted against
+/// actual times, load, failures and the slowest tests.
 pub fn render(report: &RunReport, plan: &Plan, meta: &RunMeta) -> String {
     let failed = failed_shards(report);
     format!(

@@ -1,8 +1,6 @@
 //! Running a plan: queue shards onto hosts' free slots, retry what infrastructure broke,
 //! re-run failed tests for flakiness, enforce timeouts, and always remove what was created.
 
-#![warn(missing_docs)]
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

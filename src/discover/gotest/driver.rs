@@ -65,6 +65,7 @@ pub struct DriverJob {
     pub name: String,
     /// Absolute working directory.
     pub dir: String,
+    /// The exec array the driver runs, never through a shell.
     pub argv: Vec<String>,
 }
 

@@ -14,11 +14,16 @@ use crate::test_result::TestStatus;
 /// What one top-level test left in the output.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ParsedTest {
+    /// The test's name as `go test` printed it (`TestX`, `ExampleY`).
     pub name: String,
     /// `None`: started (or only mentioned) but never reported a result.
     pub status: Option<TestStatus>,
+    /// Whether its `=== RUN` line was seen, so a binary that died mid-test can name it.
     pub started: bool,
+    /// The time its `--- PASS/FAIL/SKIP` line reported.
     pub duration: Duration,
+    /// One line for the report: the failed subtests, a failure's first logged line or a skip's
+    /// reason.
     pub message: Option<String>,
     /// Every line attributed to the test, its subtests' lines included.
     pub output: String,
@@ -29,10 +34,15 @@ pub struct ParsedTest {
 /// A subtest's own result: its full name, status, time and the lines printed while it ran.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ParsedSubtest {
+    /// The full name, `TestX/sub/deeper`.
     pub name: String,
+    /// `None`: started but never reported a result.
     pub status: Option<TestStatus>,
+    /// The time its own result line reported.
     pub duration: Duration,
+    /// A failure's first logged line or a skip's reason.
     pub message: Option<String>,
+    /// The lines printed while it ran.
     pub output: String,
 }
 
@@ -48,6 +58,7 @@ pub struct ParsedRun {
 }
 
 impl ParsedRun {
+    /// The top-level test called `name`, if the output mentions it.
     pub fn get(&self, name: &str) -> Option<&ParsedTest> {
         self.tests.iter().find(|t| t.name == name)
     }

@@ -32,7 +32,7 @@ struct JobPlan {
     names: Vec<String>,
 }
 
-/// Runs the tests of a [`Suite`] from [`discover`].
+/// Runs the tests of a [`Suite`](crate::discover::Suite) from [`discover`](super::discover).
 #[derive(Debug)]
 pub struct GoRecipe {
     pub(super) packages: BTreeMap<String, PackageRun>,

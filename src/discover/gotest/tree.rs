@@ -20,7 +20,9 @@ const MODULE_FILES: [&str; 4] = ["go.mod", "go.sum", "go.work", "go.work.sum"];
 
 /// A selected package: its directory relative to the tree and its test files' sources.
 pub struct Selected<'a> {
+    /// The package's directory, relative to the tree root.
     pub rel_dir: &'a Path,
+    /// The sources of its test files, read for `../` paths the tests open.
     pub test_sources: Vec<String>,
 }
 

@@ -22,6 +22,7 @@ pub const TARGET_PART: &str = "target";
 /// How a shard runs its tests from the archive and how its JUnit becomes results.
 #[derive(Debug, Clone, Default)]
 pub struct NextestRecipe {
+    /// Extra arguments for `cargo nextest run` in every shard, after cargo-shard's own.
     pub passthrough: Vec<String>,
     /// The user's nextest profile the shards run under (`--profile`).
     pub profile: Option<UserProfile>,
@@ -30,7 +31,9 @@ pub struct NextestRecipe {
 /// A profile of the workspace's own `.config/nextest.toml`, with that file parsed.
 #[derive(Debug, Clone)]
 pub struct UserProfile {
+    /// The profile's name in `.config/nextest.toml`.
     pub name: String,
+    /// The whole config file, parsed, so the shard's copy carries the profile's settings.
     pub repo_config: toml::Table,
 }
 

@@ -40,7 +40,9 @@ const USE_GRANULARITY: u64 = 600;
 /// A part to stage: its hash names the volume.
 #[derive(Debug, Clone)]
 pub struct CachePart {
+    /// The part's sha256 in hex: it names the volume and is what the marker holds.
     pub hash: String,
+    /// The part as a tar archive, shared between the hosts it is staged on.
     pub tar: Arc<Vec<u8>>,
 }
 
@@ -53,6 +55,7 @@ pub struct StageStats {
     pub cached_bytes: u64,
     /// Cache volumes removed to stay within the size limit.
     pub evicted: Vec<String>,
+    /// How long staging took on this host.
     #[serde(serialize_with = "crate::units::serialize_secs")]
     pub time: std::time::Duration,
 }

@@ -29,8 +29,10 @@ pub const HOST: &str = "build machine";
 /// Why the doctests cannot be listed for a local run.
 #[derive(Debug, thiserror::Error)]
 pub enum DoctestError {
+    /// `cargo metadata` failed; cargo's message on one line.
     #[error("--doctests local: cargo metadata failed: {0}")]
     Metadata(String),
+    /// `cargo test --doc -- --list` failed; why, on one line.
     #[error("--doctests local: `cargo test --doc -- --list` failed ({0})")]
     List(String),
 }
@@ -76,6 +78,7 @@ impl LocalDoctests {
         })
     }
 
+    /// How many doctests were listed, for the summary and the plan line.
     pub fn count(&self) -> usize {
         self.crates.iter().map(|(_, _, n)| n.len()).sum()
     }
