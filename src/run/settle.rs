@@ -86,17 +86,10 @@ pub(super) fn settle(
             AttemptEnd::Failed(reason)
         }
         Ended::HostLost(reason) => {
-            if q.kill_host(ran.host, &reason) {
-                (s.observer)(&Event::HostLost {
-                    host: ran.host.to_string(),
-                    reason: reason.clone(),
-                });
-            }
-            let rest = s.keep_announced(&mut q, "its host was lost");
             // A lost host is not the shard's fault: re-queue without spending a retry, but
             // never more often than there are hosts to try.
             let again = (s.job.attempt as usize) < max_attempts as usize + hosts.len();
-            retry_or_abandon(&mut q, rest, reason.clone(), again, ran.host);
+            s.host_lost(&mut q, &reason, again);
             AttemptEnd::Failed(reason)
         }
         Ended::TimedOut(limit) => {
@@ -226,6 +219,19 @@ impl Settling<'_> {
                 }
             }
         }
+    }
+
+    /// The attempt's host is lost: marked so (once), the announced results stand, the rest goes
+    /// to another host when `again`.
+    fn host_lost(&mut self, q: &mut Queue, reason: &str, again: bool) {
+        if q.kill_host(self.host, reason) {
+            (self.observer)(&Event::HostLost {
+                host: self.host.to_string(),
+                reason: reason.to_string(),
+            });
+        }
+        let rest = self.keep_announced(q, "its host was lost");
+        retry_or_abandon(q, rest, reason.to_string(), again, self.host);
     }
 
     /// Ended without a report: what the runner announced stands; returns the rest of the job,
