@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::ssh::{SshTarget, Tunnel};
-use super::{ContainerSpec, EngineError, EngineInfo, Phases, Removed, ShardRun, tarball};
+use super::{Cause, ContainerSpec, EngineError, EngineInfo, Phases, Removed, ShardRun, tarball};
 use crate::config::{Endpoint, Host, RUN_LABEL};
 use crate::shard::Collected;
 
@@ -57,6 +57,7 @@ impl DockerEngine {
         let unreachable = |reason: String| EngineError::Unreachable {
             host: host.name.clone(),
             reason,
+            cause: None,
         };
         let Transport { docker, tunnel } = open(host, timeout).await.map_err(unreachable)?;
         let docker = negotiate(docker, host, timeout).await.map_err(unreachable)?;
@@ -88,21 +89,21 @@ impl DockerEngine {
             .ping()
             .await
             .map(|_| ())
-            .map_err(|e| self.unreachable(&e))
+            .map_err(|e| self.unreachable(e))
     }
 
     /// Versions, CPUs, memory, whether `image` is present and one round trip: what
     /// `cargo shard hosts` shows.
     pub async fn info(&self, image: &str) -> Result<EngineInfo, EngineError> {
         let t = Instant::now();
-        self.docker.ping().await.map_err(|e| self.unreachable(&e))?;
+        self.docker.ping().await.map_err(|e| self.unreachable(e))?;
         let round_trip = t.elapsed();
-        let version = self.docker.version().await.map_err(|e| self.unreachable(&e))?;
-        let info = self.docker.info().await.map_err(|e| self.unreachable(&e))?;
+        let version = self.docker.version().await.map_err(|e| self.unreachable(e))?;
+        let info = self.docker.info().await.map_err(|e| self.unreachable(e))?;
         let image_present = match self.docker.inspect_image(image).await {
             Ok(_) => true,
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => false,
-            Err(e) => return Err(self.unreachable(&e)),
+            Err(e) => return Err(self.unreachable(e)),
         };
         Ok(EngineInfo {
             version: version.version.unwrap_or_default(),
@@ -123,10 +124,11 @@ impl DockerEngine {
         }
     }
 
-    fn unreachable(&self, e: &BollardError) -> EngineError {
+    fn unreachable(&self, e: BollardError) -> EngineError {
         EngineError::Unreachable {
             host: self.name.clone(),
-            reason: reason(e),
+            reason: reason(&e),
+            cause: Some(Cause::new(e)),
         }
     }
 
@@ -136,11 +138,13 @@ impl DockerEngine {
             EngineError::Lost {
                 host: self.name.clone(),
                 reason: format!("{what}: {}", reason(&e)),
+                cause: Some(Cause::new(e)),
             }
         } else {
             EngineError::Shard {
                 host: self.name.clone(),
                 reason: format!("{what}: {}", short(&e)),
+                cause: Some(Cause::new(e)),
             }
         }
     }
@@ -201,6 +205,7 @@ impl DockerEngine {
         let (entry, args) = job.spec.argv.split_first().ok_or_else(|| EngineError::Shard {
             host: self.name.clone(),
             reason: "shard has an empty command".to_string(),
+            cause: None,
         })?;
         let body = ContainerCreateBody {
             image: Some(job.image.clone()),
@@ -241,6 +246,7 @@ impl DockerEngine {
             }) => Err(EngineError::Rejected {
                 host: self.name.clone(),
                 reason: message,
+                cause: None,
             }),
             Err(e) => Err(self.create_failed(e, &job.image, "create container")),
         }
@@ -399,6 +405,7 @@ impl DockerEngine {
         EngineError::Shard {
             host: self.name.clone(),
             reason: format!("{what}: {e}"),
+            cause: Some(Cause::new(e)),
         }
     }
 
@@ -493,6 +500,7 @@ impl DockerEngine {
             None => Err(EngineError::Lost {
                 host: self.name.clone(),
                 reason: "wait for exit: no answer".to_string(),
+                cause: None,
             }),
         }
     }

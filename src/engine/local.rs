@@ -60,6 +60,7 @@ impl LocalEngine {
         EngineError::Shard {
             host: self.name.clone(),
             reason,
+            cause: None,
         }
     }
 

@@ -44,6 +44,9 @@ pub enum EngineError {
         host: String,
         /// What failed, as the connection or the engine said it.
         reason: String,
+        /// The engine client's own error, when there was one: the chain behind `reason`.
+        #[source]
+        cause: Option<Cause>,
     },
     /// The engine went away while a shard ran on it: re-queue its work elsewhere.
     #[error("{host}: engine lost: {reason}")]
@@ -52,6 +55,9 @@ pub enum EngineError {
         host: String,
         /// How the engine was lost.
         reason: String,
+        /// The engine client's own error, when there was one: the chain behind `reason`.
+        #[source]
+        cause: Option<Cause>,
     },
     /// The host's image is absent and `pull = "never"` forbids fetching it.
     #[error("{host}: image {image} is not present (pull = \"never\": load it, or let it be pulled)")]
@@ -68,6 +74,9 @@ pub enum EngineError {
         host: String,
         /// What failed for this shard.
         reason: String,
+        /// The engine client's own error, when there was one: the chain behind `reason`.
+        #[source]
+        cause: Option<Cause>,
     },
     /// The engine refused the container's configuration (HTTP 400: `--cpus` beyond the
     /// host's, a memory limit it cannot take): bad input, never retried.
@@ -77,10 +86,37 @@ pub enum EngineError {
         host: String,
         /// The engine's own message.
         reason: String,
+        /// The engine client's own error, when there was one: the chain behind `reason`.
+        #[source]
+        cause: Option<Cause>,
     },
     /// The attempt's cancel token fired; it stopped and cleaned up.
     #[error("cancelled")]
     Cancelled,
+}
+
+/// The error an engine call failed with, kept behind an [`EngineError`] as its `source()`: the
+/// message says what to do, the chain says what happened (bollard, hyper, the socket).
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    /// Keeps `e` (shared, so the error stays `Clone` for the scheduler).
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(e))
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 /// What `cargo shard hosts` shows for one engine.
@@ -353,6 +389,29 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
+    /// The message is ours and unchanged; the client's own error stays behind it as `source()`.
+    #[test]
+    fn an_engine_error_keeps_the_clients_error_as_its_source() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e = super::EngineError::Lost {
+            host: "e2".into(),
+            reason: "upload to /p: connection lost".into(),
+            cause: Some(super::Cause::new(io)),
+        };
+        assert_eq!(e.to_string(), "e2: engine lost: upload to /p: connection lost");
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("reset by peer")
+        );
+        let plain = super::EngineError::Shard {
+            host: "e1".into(),
+            reason: "shard has an empty command".into(),
+            cause: None,
+        };
+        assert!(plain.source().is_none());
+    }
+
     /// The runner shares one engine between the tasks of all its slots.
     #[test]
     fn engine_is_shareable_across_tasks() {

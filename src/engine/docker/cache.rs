@@ -385,6 +385,7 @@ impl DockerEngine {
         EngineError::Shard {
             host: self.name.clone(),
             reason: format!("pack: {e}"),
+            cause: None,
         }
     }
 }

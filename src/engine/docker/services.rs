@@ -317,6 +317,7 @@ impl DockerEngine {
         EngineError::Shard {
             host: self.name.clone(),
             reason,
+            cause: None,
         }
     }
 }

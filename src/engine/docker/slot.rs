@@ -139,6 +139,7 @@ impl DockerEngine {
                 return Err(EngineError::Rejected {
                     host: self.name.clone(),
                     reason: message,
+                    cause: None,
                 });
             }
             Err(e) => return Err(self.create_failed(e, &spec.image, "create slot container")),
@@ -285,6 +286,7 @@ impl DockerEngine {
             StartExecResults::Detached => Err(EngineError::Shard {
                 host: self.name.clone(),
                 reason: "start exec: not attached".to_string(),
+                cause: None,
             }),
         }
     }
