@@ -109,7 +109,20 @@ fn the_test_count_moves_on_a_terminal_before_the_shard_ends() {
         // One shard whole: batches would end (and be counted) before the last test.
         "--no-steal",
     ];
-    let tmux = Tmux::start(&conf, &argv);
+    // The run's own exit status, written by a wrapper once it ends: the pane is only marked
+    // dead once every process holding its terminal has gone, which a slow grandchild (a
+    // compiler of cargo's) may delay well past the run's end.
+    let exit_file = dir.path().join("exit-status");
+    let wrapped: Vec<&str> = [
+        "sh",
+        "-c",
+        "\"$@\"; echo $? > \"$0\"",
+        exit_file.to_str().unwrap(),
+    ]
+    .into_iter()
+    .chain(argv)
+    .collect();
+    let tmux = Tmux::start(&conf, &wrapped);
 
     // Every distinct count the bar showed while no shard had ended.
     let mut seen: Vec<usize> = Vec::new();
@@ -128,10 +141,19 @@ fn the_test_count_moves_on_a_terminal_before_the_shard_ends() {
                 seen.push(done);
             }
         }
-        if let Some(code) = tmux.exited() {
-            // The screen read above may predate the run's last lines (the summary): read the
-            // dead pane once more.
+        let ended = std::fs::read_to_string(&exit_file)
+            .ok()
+            .filter(|t| t.ends_with('\n'))
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        if let Some(code) = ended.or_else(|| tmux.exited()) {
+            // The screen read above may predate the run's last lines (the summary), and tmux
+            // reads the terminal on its own time: read again until the summary shows (bounded).
+            let until = Instant::now() + Duration::from_secs(10);
             last = tmux.screen();
+            while !last.contains(" passed, ") && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+                last = tmux.screen();
+            }
             break code;
         }
         std::thread::sleep(Duration::from_millis(50));
