@@ -130,10 +130,27 @@ fn the_test_count_moves_on_a_terminal_before_the_shard_ends() {
     // Below CI's 300 s limit for an integration test, so this message is the one seen.
     let deadline = Instant::now() + Duration::from_secs(240);
     let code = loop {
-        assert!(
-            Instant::now() < deadline,
-            "no end within 4 minutes; the screen:\n{last}"
-        );
+        if Instant::now() >= deadline {
+            // What is still running, to tell a run that hangs from a terminal held open.
+            let ps = Command::new("ps")
+                .args(["-eo", "pid,ppid,pgid,stat,etime,args"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let ours: Vec<&str> = ps
+                .lines()
+                .filter(|l| {
+                    ["cargo", "rustc", "rustdoc", "nextest", "sh -c"]
+                        .iter()
+                        .any(|w| l.contains(w))
+                })
+                .collect();
+            panic!(
+                "no end within 4 minutes (exit status written: {}); the screen:\n{last}\nprocesses:\n{}",
+                exit_file.exists(),
+                ours.join("\n")
+            );
+        }
         last = tmux.screen();
         if let Some((done, planned, 0)) = bar_counts(&last) {
             assert_eq!(planned, 4, "{last}");
