@@ -142,6 +142,11 @@ pub(crate) async fn run(
     if pooled && let Err(e) = open_slot(shared, host, &container_spec, holder).await {
         return done(classify(e), name, Phases::default());
     }
+    // The container the attempt ran in, for the record whatever way it ends.
+    let name = match &holder.slot {
+        Some(slot) if pooled => slot.name().to_string(),
+        _ => name,
+    };
     let token = host_gone.child_token();
     let fut = async {
         match &holder.slot {
