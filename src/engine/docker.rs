@@ -48,6 +48,9 @@ pub struct DockerEngine {
     docker: Docker,
     /// Declared after `docker` so the client goes before the proxy it talks through.
     tunnel: Option<Tunnel>,
+    /// Whether the engine can hold slot containers, once asked (see `slot.rs`): 0 not asked
+    /// yet, 1 yes, 2 no.
+    slots: std::sync::atomic::AtomicU8,
 }
 
 impl DockerEngine {
@@ -65,6 +68,7 @@ impl DockerEngine {
             name: host.name.clone(),
             docker,
             tunnel,
+            slots: std::sync::atomic::AtomicU8::new(0),
         })
     }
 
@@ -218,24 +222,29 @@ impl DockerEngine {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             tty: Some(false),
-            host_config: Some(HostConfig {
-                network_mode: Some(job.network.clone()),
-                // Staged payload parts: shared by every shard on the host, so never writable.
-                binds: (!job.extras.mounts.is_empty()).then(|| {
-                    job.extras
-                        .mounts
-                        .iter()
-                        .map(|(volume, target)| format!("{volume}:{target}:ro"))
-                        .collect()
-                }),
-                nano_cpus: job.extras.nano_cpus,
-                memory: job.extras.memory,
-                ..Default::default()
-            }),
+            host_config: Some(host_config(
+                &job.network,
+                &job.extras.mounts,
+                job.extras.nano_cpus,
+                job.extras.memory,
+            )),
             ..Default::default()
         };
+        self.create_named(&job.name, body, &job.image, "create container")
+            .await
+    }
+
+    /// Creates container `name` from `body`. A configuration the engine refuses (HTTP 400) is
+    /// bad input, never retried; a missing image is its own error.
+    pub(super) async fn create_named(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+        image: &str,
+        what: &str,
+    ) -> Result<String, EngineError> {
         let opts = CreateContainerOptions {
-            name: Some(job.name.clone()),
+            name: Some(name.to_string()),
             ..Default::default()
         };
         match self.docker.create_container(Some(opts), body).await {
@@ -248,7 +257,7 @@ impl DockerEngine {
                 reason: message,
                 cause: None,
             }),
-            Err(e) => Err(self.create_failed(e, &job.image, "create container")),
+            Err(e) => Err(self.create_failed(e, image, what)),
         }
     }
 
@@ -694,6 +703,28 @@ fn tls_worded(r: String, tls: bool) -> String {
         format!("TLS error: {r}")
     } else {
         r
+    }
+}
+
+/// The host settings every container of a run gets: its network, the staged payload parts
+/// (shared by every shard on the host, so never writable), and the job's CPU and memory limits.
+fn host_config(
+    network: &str,
+    mounts: &[(String, String)],
+    nano_cpus: Option<i64>,
+    memory: Option<i64>,
+) -> HostConfig {
+    HostConfig {
+        network_mode: Some(network.to_string()),
+        binds: (!mounts.is_empty()).then(|| {
+            mounts
+                .iter()
+                .map(|(volume, target)| format!("{volume}:{target}:ro"))
+                .collect()
+        }),
+        nano_cpus,
+        memory,
+        ..Default::default()
     }
 }
 

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptions, KillContainerOptions};
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::KillContainerOptions;
 use tokio_util::sync::CancellationToken;
 
 use super::{CLEANUP, DockerEngine};
@@ -100,9 +100,22 @@ pub fn idle_program() -> Vec<u8> {
 }
 
 impl DockerEngine {
-    /// Whether this engine can hold slot containers: the idle program is x86-64 only.
+    /// Whether this engine can hold slot containers: the idle program is x86-64 only. Asked of
+    /// the engine once; every slot opened after the first reuses the answer.
     pub async fn slots_supported(&self) -> bool {
-        matches!(self.docker.version().await, Ok(v) if v.arch.as_deref() == Some("amd64"))
+        match self.slots.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            // An engine that does not answer now is asked again next time.
+            _ => match self.docker.version().await {
+                Ok(v) => {
+                    let amd64 = v.arch.as_deref() == Some("amd64");
+                    self.slots.store(if amd64 { 1 } else { 2 }, Ordering::Relaxed);
+                    amd64
+                }
+                Err(_) => false,
+            },
+        }
     }
 
     /// Creates and starts a slot container. Nothing is left behind when it fails.
@@ -112,38 +125,17 @@ impl DockerEngine {
             entrypoint: Some(vec![IDLE_PATH.to_string()]),
             cmd: Some(Vec::new()),
             labels: Some(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-            host_config: Some(HostConfig {
-                network_mode: Some(spec.network.clone()),
-                binds: (!spec.mounts.is_empty()).then(|| {
-                    spec.mounts
-                        .iter()
-                        .map(|(volume, target)| format!("{volume}:{target}:ro"))
-                        .collect()
-                }),
-                nano_cpus: spec.nano_cpus,
-                memory: spec.memory,
-                ..Default::default()
-            }),
+            host_config: Some(super::host_config(
+                &spec.network,
+                &spec.mounts,
+                spec.nano_cpus,
+                spec.memory,
+            )),
             ..Default::default()
         };
-        let opts = CreateContainerOptions {
-            name: Some(spec.name.clone()),
-            ..Default::default()
-        };
-        let id = match self.docker.create_container(Some(opts), body).await {
-            Ok(r) => r.id,
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 400,
-                message,
-            }) => {
-                return Err(EngineError::Rejected {
-                    host: self.name.clone(),
-                    reason: message,
-                    cause: None,
-                });
-            }
-            Err(e) => return Err(self.create_failed(e, &spec.image, "create slot container")),
-        };
+        let id = self
+            .create_named(&spec.name, body, &spec.image, "create slot container")
+            .await?;
         let started = async {
             let idle = [(IDLE_PATH.to_string(), idle_program())];
             let tar = tarball::files_tar(&idle).map_err(|e| self.local_failure("pack", e))?;
