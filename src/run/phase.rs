@@ -47,6 +47,10 @@ pub(super) async fn run_phase(
     let phase = Phase {
         shared,
         hosts,
+        slots: hosts
+            .iter()
+            .map(|h| (h.host.name.clone(), h.host.slots))
+            .collect(),
         queue: Mutex::new(queue),
         wake: tokio::sync::Notify::new(),
         t0,
@@ -95,6 +99,8 @@ pub(super) async fn run_phase(
 struct Phase<'a, 's> {
     shared: &'a Shared<'s>,
     hosts: &'a [LiveHost],
+    /// Every host's slot count, for the queue's choices.
+    slots: BTreeMap<String, usize>,
     queue: Mutex<Queue>,
     wake: tokio::sync::Notify,
     /// When the run began.
@@ -312,11 +318,6 @@ async fn worker(phase: &Phase<'_, '_>, host: &LiveHost, slot: usize, gone: &Canc
 /// (retries, a lost host's work); `None` once the slot has nothing more to do.
 async fn next_job(phase: &Phase<'_, '_>, host: &LiveHost, gone: &CancellationToken) -> Option<QueuedShard> {
     let name = host.host.name.as_str();
-    let slots: BTreeMap<String, usize> = phase
-        .hosts
-        .iter()
-        .map(|h| (h.host.name.clone(), h.host.slots))
-        .collect();
     loop {
         let notified = phase.wake.notified();
         tokio::pin!(notified);
@@ -328,7 +329,7 @@ async fn next_job(phase: &Phase<'_, '_>, host: &LiveHost, gone: &CancellationTok
                 phase.wake.notify_waiters();
                 return None;
             }
-            match q.pick(name, &slots) {
+            match q.pick(name, &phase.slots) {
                 Some(job) => {
                     q.running += 1;
                     *q.busy.entry(name.to_string()).or_default() += 1;
