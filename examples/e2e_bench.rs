@@ -132,18 +132,8 @@ fn main() {
         if args.warm_cache {
             eprintln!("== {label}: filling the hosts' caches (untimed)");
             let scratch = work.path().join(format!("{suite}-warm"));
-            let paths = (
-                hosts_file.as_path(),
-                &scratch.join("history.json"),
-                &scratch.join("out"),
-            );
-            cargo_shard(
-                &shard_bin,
-                kind,
-                &dir,
-                (paths.0, paths.1.as_path(), paths.2.as_path()),
-                &[],
-            );
+            let (history, out) = (scratch.join("history.json"), scratch.join("out"));
+            cargo_shard(&shard_bin, kind, &dir, (hosts_file, &history, &out), &[]);
         }
         let mut one_box = Vec::new();
         let mut sharded: Vec<Vec<Sample>> = vec![Vec::new(); args.variants.len()];
@@ -159,12 +149,11 @@ fn main() {
                     "no-steal" => &["--no-steal"],
                     other => die(&format!("unknown variant {other}")),
                 };
-                let hosts = hosts_file;
                 samples.push(cargo_shard(
                     &shard_bin,
                     kind,
                     &dir,
-                    (hosts, &history, &out),
+                    (hosts_file, &history, &out),
                     extra,
                 ));
             }
