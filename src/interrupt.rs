@@ -24,7 +24,12 @@ struct State {
     run: Option<(CancellationToken, String)>,
     /// Where an early end writes its one-case JUnit; `None` once the real report is written.
     junit: Option<PathBuf>,
+    /// Removes what was created on the hosts before the shards started (a run's head start).
+    before_exit: Option<EarlyCleanup>,
 }
+
+/// Work an early end must finish before the process exits.
+pub type EarlyCleanup = Box<dyn FnOnce() -> futures_util::future::BoxFuture<'static, ()> + Send>;
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 /// Set the moment an interrupt arrives before the shards start: a build that fails because we
@@ -50,6 +55,10 @@ pub fn install() {
         tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
         let Some((cancel, run_id)) = with(|s| s.run.clone()) else {
             STOPPING.store(true, Ordering::SeqCst);
+            if let Some(cleanup) = with(|s| s.before_exit.take()) {
+                tokio::task::spawn_blocking(stop_groups).await.ok();
+                cleanup().await;
+            }
             tokio::task::spawn_blocking(|| early_exit("the run was interrupted before any test ran"))
                 .await
                 .ok();
@@ -109,9 +118,18 @@ pub fn report_written() {
     with(|s| s.junit = None);
 }
 
-/// The shards start: from now an interrupt cancels `cancel` first.
+/// The shards start: from now an interrupt cancels `cancel` first (and the run removes
+/// what it created).
 pub fn running(cancel: CancellationToken, run_id: String) {
-    with(|s| s.run = Some((cancel, run_id)));
+    with(|s| {
+        s.run = Some((cancel, run_id));
+        s.before_exit = None;
+    });
+}
+
+/// Before the shards start, an interrupt runs `cleanup` before the process exits.
+pub fn before_exit(cleanup: EarlyCleanup) {
+    with(|s| s.before_exit = Some(cleanup));
 }
 
 /// Spawns `cmd` in its own process group, recorded until [`release`] so an interrupt stops

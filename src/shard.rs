@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Files to place in every shard's container before it starts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upload {
     /// A local file, copied to `dest` (a path relative to the shard root).
     File {

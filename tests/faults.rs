@@ -905,7 +905,7 @@ fn panic_in_our_code_still_removes_every_container() {
             engine,
         }];
         let cancel = tokio_util::sync::CancellationToken::new();
-        std::panic::AssertUnwindSafe(run::execute(&plan, &suite, hosts, &opts, observer, cancel))
+        std::panic::AssertUnwindSafe(run::execute(&plan, &suite, hosts, &opts, observer, cancel, None))
             .catch_unwind()
             .await
             .is_err()

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use super::error::Error;
 use super::nextest_flags::NextestRun;
 use super::{ExecSelect, GoSelect, NextestRunArgs, PlanOpts, RunIgnored};
-use crate::discover::Suite;
 use crate::discover::command::{ExecOptions, KeyPassing, KeySource};
 use crate::discover::gotest::GoOptions;
 use crate::discover::nextest::{NextestOptions, RunIgnored as NxIgnored};
+use crate::discover::{Payload, Suite};
 
 /// `cargo shard exec` options that contradict each other or are missing.
 #[derive(Debug, thiserror::Error)]
@@ -54,13 +54,15 @@ pub enum Discovery {
 
 impl Discovery {
     /// Builds and lists the suite. Exec's keys settle two plan options: a filters file that
-    /// gave the keys has done its work, and `--key-env` means one shard per key.
-    pub async fn suite(self, plan: &mut PlanOpts) -> Result<Suite, Error> {
+    /// gave the keys has done its work, and `--key-env` means one shard per key. `payload`
+    /// receives what the shards will be sent as soon as it is known (for nextest: once the
+    /// archive is built, before the tests are listed).
+    pub async fn suite(self, plan: &mut PlanOpts, payload: Option<PayloadSender>) -> Result<Suite, Error> {
         let (what, one_key_per_shard) = match &self {
             Discovery::Exec(o) => ("listing", Some(o.one_key_per_shard())),
             _ => ("discovery", None),
         };
-        let suite = tokio::task::spawn_blocking(move || self.blocking())
+        let suite = tokio::task::spawn_blocking(move || self.blocking(payload))
             .await
             .map_err(|e| Error::Panicked {
                 what,
@@ -75,14 +77,25 @@ impl Discovery {
         Ok(suite)
     }
 
-    fn blocking(self) -> Result<Suite, Error> {
-        Ok(match self {
-            Discovery::Nextest(o) => crate::discover::nextest::discover(&o)?,
+    fn blocking(self, payload: Option<PayloadSender>) -> Result<Suite, Error> {
+        let mut payload = payload;
+        let mut tell = |p: Payload| {
+            if let Some(tx) = payload.take() {
+                let _ = tx.send(p);
+            }
+        };
+        let suite = match self {
+            Discovery::Nextest(o) => crate::discover::nextest::discover(&o, &mut tell)?,
             Discovery::Go(o) => crate::discover::gotest::discover(&o)?,
             Discovery::Exec(o) => crate::discover::command::discover(&o)?,
-        })
+        };
+        tell(suite.payload());
+        Ok(suite)
     }
 }
+
+/// Where discovery sends the suite's payload early.
+pub type PayloadSender = tokio::sync::oneshot::Sender<Payload>;
 
 /// `--dir`, absolute (default: the current directory).
 pub fn source_dir(dir: Option<&Path>) -> PathBuf {

@@ -51,7 +51,10 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return reports.fail(e),
     };
-    let suite = match Discovery::Nextest(opts).suite(&mut a.run.plan).await {
+    let mut plan = a.run.plan.clone();
+    let (suite, head) = discover(Discovery::Nextest(opts), &mut plan, &a.run, &hosts, &out_dir).await;
+    a.run.plan = plan;
+    let suite = match suite {
         Ok(s) => s,
         Err(e) => return reports.fail(e),
     };
@@ -59,7 +62,7 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         name: "nextest",
         doctests,
     };
-    run_suite(suite, &a.run, hosts, out_dir, run, &reports).await
+    run_suite(suite, &a.run, hosts, out_dir, run, &reports, head).await
 }
 
 /// The report paths, checked and cleared before anything is built (`--dry-run` writes none).
@@ -83,6 +86,8 @@ struct Started {
 pub(super) struct Connected {
     live: Vec<LiveHost>,
     job: Arc<RunJob>,
+    /// Labels and names everything the run creates, from its head start on.
+    run_id: String,
 }
 
 /// Reports prepared, then hosts and job.
@@ -105,7 +110,39 @@ async fn connect(o: &RunOpts, reports: &Reports) -> Result<Connected, u8> {
         }
     }
     let job = super::job_setup::load(o, &mut live).map_err(|e| reports.fail(e))?;
-    Ok(Connected { live, job })
+    Ok(Connected {
+        live,
+        job,
+        run_id: run::new_run_id(),
+    })
+}
+
+/// Discovery, with the run's head start (staging, slot containers) begun the moment the
+/// payload is known, while the tests are still being listed. None for `--dry-run`, which
+/// creates nothing, nor for a job with pre-steps, whose output joins the payload later.
+async fn discover(
+    discovery: Discovery,
+    plan: &mut super::PlanOpts,
+    o: &RunOpts,
+    hosts: &Connected,
+    out_dir: &Path,
+) -> (Result<Suite, Error>, Option<run::HeadStart>) {
+    let early = !o.dry_run && hosts.job.config.pre_step.is_empty();
+    let job_uploads = match hosts.job.uploads() {
+        Ok(u) if early => u,
+        // Reported where the uploads are read again, once the plan is made.
+        _ => return (discovery.suite(plan, None).await, None),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let begin = async {
+        let mut payload: crate::discover::Payload = rx.await.ok()?;
+        payload.uploads.extend(job_uploads);
+        let opts = run_options(o, &hosts.run_id, out_dir, &hosts.job);
+        let head = run::HeadStart::begin(payload, &hosts.live, &opts);
+        crate::interrupt::before_exit(head.cleanup_on_exit());
+        Some(head)
+    };
+    tokio::join!(discovery.suite(plan, Some(tx)), begin)
 }
 
 pub async fn go(a: GoArgs) -> u8 {
@@ -128,7 +165,10 @@ pub async fn go(a: GoArgs) -> u8 {
     let mut run = a.run.clone();
     let race = flags.race;
     let opts = discovery::go(&a.select, flags, &out_dir);
-    let suite = match Discovery::Go(opts).suite(&mut run.plan).await {
+    let mut plan = run.plan.clone();
+    let (suite, head) = discover(Discovery::Go(opts), &mut plan, &run, &hosts, &out_dir).await;
+    run.plan = plan;
+    let suite = match suite {
         Ok(s) => s,
         Err(e) => return reports.fail(e),
     };
@@ -144,7 +184,7 @@ pub async fn go(a: GoArgs) -> u8 {
     {
         return reports.fail(e);
     }
-    run_suite(suite, &run, hosts, out_dir, "go".into(), &reports).await
+    run_suite(suite, &run, hosts, out_dir, "go".into(), &reports, head).await
 }
 
 pub async fn exec(a: ExecArgs) -> u8 {
@@ -164,11 +204,14 @@ pub async fn exec(a: ExecArgs) -> u8 {
         Err(code) => return code,
     };
     let mut run = a.run.clone();
-    let suite = match Discovery::Exec(opts).suite(&mut run.plan).await {
+    let mut plan = run.plan.clone();
+    let (suite, head) = discover(Discovery::Exec(opts), &mut plan, &run, &hosts, &out_dir).await;
+    run.plan = plan;
+    let suite = match suite {
         Ok(s) => s,
         Err(e) => return reports.fail(e),
     };
-    run_suite(suite, &run, hosts, out_dir, "exec".into(), &reports).await
+    run_suite(suite, &run, hosts, out_dir, "exec".into(), &reports, head).await
 }
 
 /// `--out-dir`, else `<cargo target dir>/shard`.
@@ -208,10 +251,11 @@ impl From<&'static str> for Runner {
 pub(super) async fn run_suite(
     suite: Suite,
     o: &RunOpts,
-    Connected { live, job }: Connected,
+    Connected { live, job, run_id }: Connected,
     out_dir: PathBuf,
     runner: Runner,
     reports: &Reports,
+    head: Option<run::HeadStart>,
 ) -> u8 {
     let ctx = RunCtx {
         o,
@@ -226,7 +270,7 @@ pub(super) async fn run_suite(
     };
     let step_hosts = live.clone();
     let mut prepared = prepared;
-    let ran = match run_planned(&ctx, &mut prepared, live, &job).await {
+    let ran = match run_planned(&ctx, &mut prepared, live, &job, run_id, head).await {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -345,6 +389,8 @@ async fn run_planned(
     prepared: &mut Prepared,
     live: Vec<LiveHost>,
     job: &Arc<RunJob>,
+    run_id: String,
+    head: Option<run::HeadStart>,
 ) -> Result<Ran, u8> {
     let (o, out_dir) = (ctx.o, ctx.out_dir);
     let Prepared {
@@ -354,7 +400,6 @@ async fn run_planned(
         ..
     } = prepared;
     let plan = &*plan;
-    let run_id = run::new_run_id();
     let cancel = CancellationToken::new();
     crate::interrupt::running(cancel.clone(), run_id.clone());
     let pre = super::job_setup::pre_steps(
@@ -388,7 +433,7 @@ async fn run_planned(
     };
     let meta = crate::report::meta::RunMeta::capture(Path::new("."));
     let doctests = super::doctests::start(doctests.take(), out_dir, &cancel);
-    let run = run::execute(plan, suite, live, &opts, observer, cancel.clone());
+    let run = run::execute(plan, suite, live, &opts, observer, cancel.clone(), head);
     let report = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run)).await;
     progress.finish();
     let mut report = report.map_err(|panic| {

@@ -28,7 +28,7 @@ pub async fn run(a: PlanArgs) -> Result<u8, Error> {
     } = plan_job(a)?;
     // Capacities come from the hosts file: planning needs no engine to answer…
     let (mut config, _) = backend::load_hosts(&hosts)?;
-    let suite = discovery.suite(&mut plan).await?;
+    let suite = discovery.suite(&mut plan, None).await?;
     let history = plan
         .history
         .clone()

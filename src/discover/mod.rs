@@ -169,6 +169,32 @@ pub struct Suite {
     pub notices: Vec<String>,
 }
 
+impl Suite {
+    /// What its shards receive, as [`Payload`].
+    pub fn payload(&self) -> Payload {
+        Payload {
+            uploads: self.uploads.clone(),
+            tools: self.tools.clone(),
+            writes_source: self.recipe.writes_source(),
+        }
+    }
+}
+
+/// What every shard of a suite receives, known as soon as the suite is built, before its
+/// tests are listed: a run may start staging it on the hosts while discovery goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// As [`Suite::uploads`].
+    pub uploads: Vec<Upload>,
+    /// As [`Suite::tools`].
+    pub tools: Vec<Tool>,
+    /// As [`ShardRecipe::writes_source`].
+    pub writes_source: bool,
+}
+
+/// Told the suite's [`Payload`] the moment discovery knows it (at most once).
+pub type OnPayload<'a> = &'a mut dyn FnMut(Payload);
+
 impl std::fmt::Debug for Suite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Suite")

@@ -148,7 +148,9 @@ pub(crate) fn workspace_metadata(manifest: Option<&Path>) -> Result<cargo_metada
 }
 
 /// Builds the archive, lists its tests and returns the suite with its uploads and recipe.
-pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
+/// `on_payload` hears what the shards receive as soon as the archive is built, before the
+/// tests are listed.
+pub fn discover(opts: &NextestOptions, on_payload: super::OnPayload<'_>) -> Result<Suite, NextestError> {
     let meta = workspace_metadata(opts.manifest_path.as_deref()).map_err(NextestError::Metadata)?;
     let workspace_root = meta.workspace_root.clone().into_std_path_buf();
     let target_dir = meta.target_directory.clone().into_std_path_buf();
@@ -160,8 +162,6 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
     })?;
     let archive = out_dir.join(ARCHIVE_DEST);
     build_archive(&workspace_root, &archive, opts)?;
-    let summary = list_archive(&workspace_root, &archive, opts)?;
-    let notices = doctest_notices(&workspace_root, opts);
     let profile = match &opts.profile {
         Some(name) => Some(user_profile(&workspace_root, name)?),
         None => None,
@@ -174,26 +174,35 @@ pub fn discover(opts: &NextestOptions) -> Result<Suite, NextestError> {
             message: e.to_string(),
         }
     })?;
+    let uploads = vec![
+        Upload::File {
+            src: archive.clone(),
+            dest: ARCHIVE_DEST.into(),
+            mode: 0o644,
+        },
+        Upload::Tree {
+            src: workspace_root.clone(),
+            files,
+            dest: SOURCE_DEST.into(),
+        },
+    ];
+    let recipe: Arc<dyn super::ShardRecipe> = Arc::new(NextestRecipe {
+        passthrough: opts.passthrough.clone(),
+        profile,
+    });
+    let tools = shipped_nextest();
+    on_payload(super::Payload {
+        uploads: uploads.clone(),
+        tools: tools.clone(),
+        writes_source: recipe.writes_source(),
+    });
+    let summary = list_archive(&workspace_root, &archive, opts)?;
     Ok(Suite {
-        notices,
+        notices: doctest_notices(&workspace_root, opts),
         tests: test_cases(&summary, opts.run_ignored),
-        tools: shipped_nextest(),
-        uploads: vec![
-            Upload::File {
-                src: archive,
-                dest: ARCHIVE_DEST.into(),
-                mode: 0o644,
-            },
-            Upload::Tree {
-                src: workspace_root,
-                files,
-                dest: SOURCE_DEST.into(),
-            },
-        ],
-        recipe: Arc::new(NextestRecipe {
-            passthrough: opts.passthrough.clone(),
-            profile,
-        }),
+        tools,
+        uploads,
+        recipe,
     })
 }
 

@@ -219,14 +219,22 @@ impl RunJob {
             .collect();
         let extras = ShardExtras {
             services,
-            nano_cpus: self.config.cpus.map(|c| (c * 1e9).round() as i64),
-            memory: self.config.memory.map(|m| m as i64),
+            nano_cpus: self.limits().0,
+            memory: self.limits().1,
             files,
             secrets: self.secrets.clone(),
             on_line: Default::default(),
             mounts: Vec::new(),
         };
         (extras, artifacts)
+    }
+
+    /// The job's CPU limit (billionths of a CPU) and memory limit (bytes) per container.
+    pub fn limits(&self) -> (Option<i64>, Option<i64>) {
+        (
+            self.config.cpus.map(|c| (c * 1e9).round() as i64),
+            self.config.memory.map(|m| m as i64),
+        )
     }
 
     /// The job's `files`, as uploads for every shard.

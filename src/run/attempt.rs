@@ -26,8 +26,7 @@ pub(crate) struct QueuedShard {
     /// The host that last failed this job: prefer another.
     pub avoid: Option<String>,
     pub rerun: bool,
-    /// Cut from a planned shard (see [`super::batch`]): it may run in its slot's long-lived
-    /// container.
+    /// Cut from a planned shard (see [`super::batch`]): small enough to merge with the next.
     pub batched: bool,
 }
 
@@ -62,13 +61,12 @@ pub(crate) struct AttemptRun {
 pub(crate) struct Shared<'a> {
     pub suite: &'a Suite,
     pub opts: &'a RunOptions,
-    pub payloads: super::tools::HostPayloads,
+    pub payloads: Arc<super::tools::HostPayloads>,
     pub observer: super::Observer,
     pub shard_count: usize,
     pub cancel: CancellationToken,
-    /// Batches may share their slot's container (no services, artifacts or `--keep-containers`,
-    /// and a runner that leaves its source alone).
-    pub pooling: bool,
+    /// Slot containers the head start opened, for the first phase's workers to take.
+    pub pre_opened: super::slots::SlotPool,
 }
 
 /// How long an interrupted shard may take to kill and remove its container.
@@ -76,47 +74,16 @@ const CANCEL_GRACE: Duration = Duration::from_secs(3);
 /// How long a timed-out shard may take to kill and remove its container.
 const TIMEOUT_GRACE: Duration = Duration::from_secs(30);
 
-/// The long-lived container of one runner slot, for batches cut from a shard (see
-/// [`super::batch`]): opened on the first batch, replaced when a batch leaves it broken,
-/// removed when the slot's work is done.
-pub(crate) struct SlotHolder {
-    /// Which of the host's slots holds it, for unique names.
-    index: usize,
-    slot: Option<crate::engine::docker::Slot>,
-    /// Containers opened so far, for unique names.
-    opened: usize,
-    /// The engine cannot hold slot containers: every batch gets its own.
-    unsupported: bool,
-}
-
-impl SlotHolder {
-    /// An empty holder for slot `index` of its host.
-    pub fn new(index: usize) -> Self {
-        Self {
-            index,
-            slot: None,
-            opened: 0,
-            unsupported: false,
-        }
-    }
-
-    /// Removes the slot's container, if one is open.
-    pub async fn close(&mut self, host: &LiveHost) {
-        if let Some(slot) = self.slot.take() {
-            host.engine.close_slot(slot).await;
-        }
-    }
-}
-
 /// Runs `job` on `host`. `host_gone` is cancelled with the run (interrupt) or when the host
-/// stops answering its heartbeat: either way the shard is abandoned there. A batch runs in
-/// `holder`'s slot container when `pooled`; anything else in a container of its own.
+/// stops answering its heartbeat: either way the shard is abandoned there. Work runs in
+/// `holder`'s slot container where the host pools (see [`super::slots::pools`]), else in a
+/// container of its own.
 pub(crate) async fn run(
     shared: &Shared<'_>,
     host: &LiveHost,
     job: &QueuedShard,
     host_gone: &CancellationToken,
-    holder: &mut SlotHolder,
+    holder: &mut super::slots::SlotHolder,
 ) -> AttemptRun {
     let started = Instant::now();
     let announced = Announced::default();
@@ -129,27 +96,24 @@ pub(crate) async fn run(
         finished: Instant::now(),
     };
     let name = container_name(shared, job);
-    let pooled = job.batched
-        && shared.pooling
-        && !host.engine.is_local()
-        && shared.payloads.payload(&host.host.name).is_empty();
+    let pooled = super::slots::pools(shared.opts, &shared.payloads, host);
     let root = match host.engine.make_root() {
-        Ok(r) if pooled && !holder.unsupported => format!("{r}/batch/{}-{}", job.shard, job.attempt),
+        Ok(r) if pooled && !holder.unsupported() => format!("{r}/batch/{}-{}", job.shard, job.attempt),
         Ok(r) => r,
         Err(e) => return done(classify(e), name, Phases::default()),
     };
     let (container_spec, artifacts) = container_spec(shared, host, job, root, name.clone(), &announced);
-    if pooled && let Err(e) = open_slot(shared, host, &container_spec, holder).await {
+    if pooled && let Err(e) = holder.open(shared.opts, &shared.payloads, host).await {
         return done(classify(e), name, Phases::default());
     }
     // The container the attempt ran in, for the record whatever way it ends.
-    let name = match &holder.slot {
+    let name = match holder.slot() {
         Some(slot) if pooled => slot.name().to_string(),
         _ => name,
     };
     let token = host_gone.child_token();
     let fut = async {
-        match &holder.slot {
+        match holder.slot() {
             Some(slot) if pooled => host.engine.run_in_slot(slot, container_spec, token.clone()).await,
             _ => host.engine.run_shard(container_spec, token.clone()).await,
         }
@@ -159,9 +123,7 @@ pub(crate) async fn run(
     // engine gets a grace period, not a promise): the container goes, the next batch gets a
     // fresh one. A lost host's engine may not answer: that one is for the run's cleanup.
     let clean_end = matches!(bounded, Bounded::Ended(Ok(_)));
-    if !matches!(bounded, Bounded::HostLost)
-        && (!clean_end || holder.slot.as_ref().is_some_and(|s| s.is_broken()))
-    {
+    if !matches!(bounded, Bounded::HostLost) && (!clean_end || holder.slot().is_some_and(|s| s.is_broken())) {
         holder.close(host).await;
     }
     let outcome = match bounded {
@@ -254,58 +216,6 @@ fn container_spec(
         extras,
     };
     (spec, artifacts)
-}
-
-/// Makes sure `holder` has a slot container for `spec`'s host; an engine that cannot hold
-/// one leaves the holder empty (the batch then gets a container of its own).
-async fn open_slot(
-    shared: &Shared<'_>,
-    host: &LiveHost,
-    spec: &ContainerSpec,
-    holder: &mut SlotHolder,
-) -> Result<(), EngineError> {
-    if holder.slot.as_ref().is_some_and(|s| s.is_broken()) {
-        holder.close(host).await;
-    }
-    if holder.slot.is_some() || holder.unsupported {
-        return Ok(());
-    }
-    holder.opened += 1;
-    let mut labels = spec.labels.clone();
-    labels.remove(SHARD_LABEL);
-    let slot = crate::engine::docker::SlotSpec {
-        name: format!(
-            "cargo-shard-{}-slot-{}-{}-{}",
-            shared.opts.run_id,
-            sanitize(&host.host.name),
-            holder.index,
-            holder.opened
-        ),
-        image: spec.image.clone(),
-        network: spec.network.clone(),
-        labels,
-        mounts: spec.extras.mounts.clone(),
-        nano_cpus: spec.extras.nano_cpus,
-        memory: spec.extras.memory,
-    };
-    match host.engine.open_slot(&slot).await {
-        Some(opened) => holder.slot = Some(opened?),
-        None => holder.unsupported = true,
-    }
-    Ok(())
-}
-
-/// A host name as a container name may hold it.
-fn sanitize(host: &str) -> String {
-    host.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// How waiting for an engine's shard ended.

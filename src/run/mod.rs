@@ -11,15 +11,18 @@ use crate::engine::Engine;
 
 mod attempt;
 mod batch;
+mod head_start;
 pub mod outcome;
 pub mod payload;
 mod phase;
 mod queue;
 mod schedule;
 mod settle;
+mod slots;
 pub mod stage;
 pub mod tools;
 
+pub use head_start::HeadStart;
 pub use outcome::{AttemptEnd, Event, Kept, Outcome, RunReport, ShardAttempt};
 pub use schedule::execute;
 
@@ -56,7 +59,8 @@ pub struct RunOptions {
     /// shards are cancelled and what did not run is reported as skipped.
     pub max_fail: Option<usize>,
     /// Cut shards whose time is mostly estimated into batches that idle slots take over
-    /// (test-level stealing); off with `--no-steal`.
+    /// (test-level stealing), and run a host's work in one long-lived container per slot;
+    /// off with `--no-steal`.
     pub steal: bool,
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
@@ -139,67 +139,6 @@ fn leftovers(shared: &Shared<'_>, mut q: Queue, dead: &mut BTreeSet<String>) -> 
 pub(super) type Gates = BTreeMap<String, tokio::sync::watch::Receiver<Option<Result<(), String>>>>;
 pub(super) type Opened = BTreeMap<String, tokio::sync::watch::Sender<Option<Result<(), String>>>>;
 
-/// A closed gate for every host whose parts are staged before its shards run.
-pub(super) fn gates(shared: &Shared<'_>, hosts: &[LiveHost]) -> (Gates, Opened) {
-    let mut gates = BTreeMap::new();
-    let mut opened = BTreeMap::new();
-    for h in hosts {
-        if shared.payloads.hosts.get(&h.host.name).is_some_and(|s| s.staged) {
-            let (tx, rx) = tokio::sync::watch::channel(None);
-            gates.insert(h.host.name.clone(), rx);
-            opened.insert(h.host.name.clone(), tx);
-        }
-    }
-    (gates, opened)
-}
-
-/// Stages every host at once, opening each host's gate as soon as its own staging ends.
-/// Returns what each staged host received and how long staging took from `since` until the
-/// last host was done. Cancelling the run, or the phase ending first, abandons staging (the
-/// helper containers carry the run label: the final cleanup removes them).
-pub(super) async fn stage_hosts(
-    shared: &Shared<'_>,
-    hosts: &[LiveHost],
-    opened: Opened,
-    since: Instant,
-    phase_done: &CancellationToken,
-) -> (Vec<(String, crate::engine::docker::StageStats)>, Duration) {
-    let tasks = hosts.iter().filter_map(|h| {
-        let tx = opened.get(&h.host.name)?;
-        Some(async move {
-            let r = tokio::select! {
-                r = super::tools::stage_host(&shared.payloads, h, shared.opts) => r,
-                _ = shared.cancel.cancelled() => None,
-                _ = phase_done.cancelled() => None,
-            };
-            let stats = match r {
-                Some(Ok(stats)) => {
-                    (shared.observer)(&Event::Staged {
-                        host: h.host.name.clone(),
-                        stats: stats.clone(),
-                    });
-                    let _ = tx.send(Some(Ok(())));
-                    Some((h.host.name.clone(), stats))
-                }
-                Some(Err(e)) => {
-                    let _ = tx.send(Some(Err(format!("staging failed: {e}"))));
-                    None
-                }
-                // Interrupted: the gate closes unopened and the slots stop, no host lost.
-                None => None,
-            };
-            (stats, since.elapsed())
-        })
-    });
-    let done = futures_util::future::join_all(tasks).await;
-    let time = done
-        .iter()
-        .map(|(_, t)| *t)
-        .max()
-        .unwrap_or_else(|| since.elapsed());
-    (done.into_iter().filter_map(|(s, _)| s).collect(), time)
-}
-
 /// Waits for `host`'s staging; a failure marks the host lost (its queued shards go to the
 /// others). False when the slot has nothing more to do.
 pub(super) async fn passed(
@@ -280,7 +219,8 @@ pub(super) async fn heartbeat(
 /// One slot of `host`: takes work until the phase has none left for it, then removes its
 /// slot container (a lost host's engine may not answer: that is for the run's cleanup).
 async fn worker(phase: &Phase<'_, '_>, host: &LiveHost, slot: usize, gone: &CancellationToken) {
-    let mut holder = attempt::SlotHolder::new(slot);
+    let pre_opened = super::slots::take(&phase.shared.pre_opened, &host.host.name, slot);
+    let mut holder = super::slots::SlotHolder::new(slot, pre_opened);
     while let Some(job) = next_job(phase, host, gone).await {
         let shared = phase.shared;
         let name = host.host.name.as_str();

@@ -8,15 +8,18 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::attempt::{QueuedShard, Shared};
+use super::head_start::HeadStart;
 use super::outcome::{Kept, Outcome, RunReport};
-use super::phase::{gates, run_phase, stage_hosts};
+use super::phase::run_phase;
 use super::{LiveHost, Observer, RunOptions};
 use crate::discover::Suite;
 use crate::engine::ShardObjects;
 use crate::plan::Plan;
 use crate::test_result::{TestId, TestResult, TestStatus};
 
-/// Runs the plan on `hosts` and returns every test's outcome.
+/// Runs the plan on `hosts` and returns every test's outcome. `head` is the run's head start
+/// if the pipeline began one (staging while the tests were listed); one that prepared
+/// anything else than this suite's payload is abandoned and a fresh one begun.
 ///
 /// Whatever happens inside — success, failures, cancellation, or a panic in our own code
 /// (a worker, an observer) — everything labelled with the run id is removed from every host
@@ -28,10 +31,19 @@ pub async fn execute(
     opts: &RunOptions,
     observer: Observer,
     cancel: CancellationToken,
+    head: Option<HeadStart>,
 ) -> RunReport {
     use futures_util::FutureExt;
     let guard_hosts = hosts.clone();
-    let run = std::panic::AssertUnwindSafe(execute_inner(plan, suite, hosts, opts, observer, cancel.clone()));
+    let run = std::panic::AssertUnwindSafe(execute_inner(
+        plan,
+        suite,
+        hosts,
+        opts,
+        observer,
+        cancel.clone(),
+        head,
+    ));
     match run.catch_unwind().await {
         Ok(report) => report,
         Err(panic) => {
@@ -56,18 +68,25 @@ async fn execute_inner(
     opts: &RunOptions,
     observer: Observer,
     cancel: CancellationToken,
+    head: Option<HeadStart>,
 ) -> RunReport {
     let t0 = Instant::now();
     let mut report = RunReport {
         run_id: opts.run_id.clone(),
         ..Default::default()
     };
+    let payload = suite.payload();
+    let mut head = match head {
+        Some(h) if h.serves(&payload, &opts.run_id) => h,
+        _ => HeadStart::begin(payload, &hosts, opts),
+    };
+    head.attach(observer.clone());
+    head.stop_with(&cancel);
     // Each payload part staged once per host (tools for hosts whose image lacks them).
-    let staged = Instant::now();
-    let payloads = match super::tools::prepare(suite, &hosts, opts, &observer).await {
+    let payloads = match head.payloads().await {
         Ok(p) => p,
-        Err(e) => {
-            let reason = e.to_string();
+        Err(reason) => {
+            head.finish().await;
             report.outcomes = suite
                 .tests
                 .iter()
@@ -77,8 +96,8 @@ async fn execute_inner(
             return report;
         }
     };
-    let pooling = pooling(opts, suite);
-    let jobs = super::batch::queue(plan, pooling && opts.steal);
+    let cut = super::slots::job_pools(opts) && !suite.recipe.writes_source();
+    let jobs = super::batch::queue(plan, cut);
     let shared = Shared {
         suite,
         opts,
@@ -93,10 +112,10 @@ async fn execute_inner(
         // Cancelled by an interrupt (the caller's token) or when --max-fail is reached (only
         // this).
         cancel: cancel.child_token(),
-        pooling,
+        pre_opened: head.slot_pool(),
     };
     let mut dead = BTreeSet::new();
-    let mut outcomes = first_phase(&shared, &hosts, jobs, &mut dead, &mut report, (staged, t0)).await;
+    let mut outcomes = first_phase(&shared, &hosts, jobs, &mut dead, &mut report, t0, head).await;
     rerun_failed(&shared, &hosts, &mut outcomes, &mut dead, &mut report, t0).await;
     report.interrupted = cancel.is_cancelled();
     account_for_the_rest(&shared, report.interrupted, &mut outcomes);
@@ -106,42 +125,23 @@ async fn execute_inner(
     report
 }
 
-/// Whether batches may share their slot's container: only where nothing else lives in a
-/// container's life (services, artifacts and kept containers belong to one shard each) and the
-/// runner leaves its source tree alone.
-fn pooling(opts: &RunOptions, suite: &Suite) -> bool {
-    let job = &opts.job;
-    !opts.keep_containers
-        && job.config.service.is_empty()
-        && job.artifacts.is_empty()
-        && !job.has_step_artifacts
-        && !suite.recipe.writes_source()
-}
-
-/// The plan's shards (or their batches), each host starting as soon as its own staging ends.
-/// `since` is when staging began and when the run did.
+/// The plan's shards (or their batches), each host starting as soon as its own staging (the
+/// head start's) ends.
 async fn first_phase(
     shared: &Shared<'_>,
     hosts: &[LiveHost],
     jobs: Vec<QueuedShard>,
     dead: &mut BTreeSet<String>,
     report: &mut RunReport,
-    (staged, t0): (Instant, Instant),
+    t0: Instant,
+    head: HeadStart,
 ) -> BTreeMap<TestId, Outcome> {
-    // Each host's shards start as soon as that host is staged, not when all hosts are.
-    let (gates, opened) = gates(shared, hosts);
+    let phase = run_phase(shared, hosts, jobs, dead, t0, &head.gates()).await;
     // Once every slot is done (a host that hangs while staging is lost by its heartbeat and
     // its shards run elsewhere), its staging has no one left to serve: it is given up.
-    let phase_done = CancellationToken::new();
-    let staging = stage_hosts(shared, hosts, opened, staged, &phase_done);
-    let phase = async {
-        let r = run_phase(shared, hosts, jobs, dead, t0, &gates).await;
-        phase_done.cancel();
-        r
-    };
-    let (phase, (staged, stage_time)) = tokio::join!(phase, staging);
-    report.stage = stage_time;
-    report.staged = staged;
+    let staging = head.finish().await;
+    report.stage = staging.time;
+    report.staged = staging.staged;
     let mut outcomes: BTreeMap<TestId, Outcome> = phase
         .results
         .into_iter()

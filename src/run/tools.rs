@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{LiveHost, RunOptions};
 use crate::config::RUN_LABEL;
-use crate::discover::{Suite, Tool};
+use crate::discover::{Payload, Tool};
 use crate::engine::docker::CachePart;
 use crate::engine::{ContainerSpec, EngineError};
 use crate::shard::{ShardSpec, Upload};
@@ -92,13 +92,13 @@ impl HostPayloads {
 /// content never changes under its id, so each (image id, tool) is probed once and the answer
 /// kept in `probes` for later runs.
 async fn missing_tools(
-    suite: &Suite,
+    payload: &Payload,
     hosts: &[LiveHost],
     opts: &RunOptions,
     probes: &std::path::Path,
     observer: &super::Observer,
 ) -> BTreeMap<String, Vec<Tool>> {
-    if suite.tools.is_empty() {
+    if payload.tools.is_empty() {
         return BTreeMap::new();
     }
     let known = ProbeCache::load(probes);
@@ -108,7 +108,7 @@ async fn missing_tools(
             let id = h.engine.image_id(&h.host.image).await.ok().flatten();
             let mut missing = Vec::new();
             let mut learned = Vec::new();
-            for tool in &suite.tools {
+            for tool in &payload.tools {
                 let has = match id.as_deref().and_then(|id| known.get(id, &tool.name)) {
                     Some(has) => has,
                     None => match image_has(h, &tool.name, opts).await {
@@ -200,22 +200,22 @@ const PROBES: &str = "probes.json";
 /// machine's files where they are. A runner that writes into its source tree gets the whole
 /// payload copied into each container instead, as before staging existed.
 pub(crate) async fn prepare(
-    suite: &Suite,
+    payload: &Payload,
     hosts: &[LiveHost],
     opts: &RunOptions,
     observer: &super::Observer,
 ) -> Result<HostPayloads, super::stage::StageError> {
     let scratch = opts.out_dir.join("stage");
     let probes = scratch.join(PROBES);
-    if suite.recipe.writes_source() {
-        let missing = missing_tools(suite, hosts, opts, &probes, observer).await;
-        return copied(suite, hosts, &missing);
+    if payload.writes_source {
+        let missing = missing_tools(payload, hosts, opts, &probes, observer).await;
+        return copied(payload, hosts, &missing);
     }
     // Only a local host runs the nextest archive's files from this machine's disk.
     let extract = hosts.iter().any(|h| h.engine.is_local());
-    let (uploads, dir) = (suite.uploads.clone(), scratch.clone());
+    let (uploads, dir) = (payload.uploads.clone(), scratch.clone());
     let split = tokio::task::spawn_blocking(move || super::stage::parts_in(&uploads, &dir, extract));
-    let (missing, split) = tokio::join!(missing_tools(suite, hosts, opts, &probes, observer), split);
+    let (missing, split) = tokio::join!(missing_tools(payload, hosts, opts, &probes, observer), split);
     let (mut parts, rest) = split.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     // Job files (no secrets: those travel in each shard's extras) are copied per container.
     let rest = if rest.is_empty() {
@@ -304,12 +304,12 @@ fn concat_tars(a: &[u8], b: &[u8]) -> Vec<u8> {
 
 /// The whole payload (and the missing tools) uploaded into every container.
 fn copied(
-    suite: &Suite,
+    payload: &Payload,
     hosts: &[LiveHost],
     missing: &BTreeMap<String, Vec<Tool>>,
 ) -> Result<HostPayloads, super::stage::StageError> {
     let default = Arc::new(tokio::task::block_in_place(|| {
-        super::payload::pack(&suite.uploads)
+        super::payload::pack(&payload.uploads)
     })?);
     let mut stages = BTreeMap::new();
     for h in hosts {
@@ -317,7 +317,7 @@ fn copied(
         let payload = if tools.is_empty() {
             default.clone()
         } else {
-            let mut uploads = suite.uploads.clone();
+            let mut uploads = payload.uploads.clone();
             uploads.extend(tool_uploads(&tools));
             Arc::new(tokio::task::block_in_place(|| super::payload::pack(&uploads))?)
         };

@@ -28,8 +28,15 @@ fn fixture_opts(out: &Path) -> NextestOptions {
 
 fn discover_timed(opts: &NextestOptions) -> Suite {
     let start = Instant::now();
-    let suite = discover(opts).unwrap_or_else(|e| panic!("discover failed: {e}"));
+    let mut told = Vec::new();
+    let suite = discover(opts, &mut |p| told.push(p)).unwrap_or_else(|e| panic!("discover failed: {e}"));
     eprintln!("discover: {} tests in {:.2?}", suite.tests.len(), start.elapsed());
+    // The payload a run's head start stages while the tests are listed is the suite's own.
+    assert_eq!(
+        told,
+        [suite.payload()],
+        "told the payload once, and the one shipped"
+    );
     suite
 }
 
@@ -370,7 +377,9 @@ fn a_bad_filterset_is_one_line_naming_the_problem() {
         filtersets: vec!["test(unclosed".into()],
         ..fixture_opts(out.path())
     };
-    let text = discover(&opts).expect_err("an unclosed filterset").to_string();
+    let text = discover(&opts, &mut |_| {})
+        .expect_err("an unclosed filterset")
+        .to_string();
     assert!(!text.contains('\n'), "{text}");
     assert!(text.contains("cargo nextest list"), "{text}");
     assert!(text.contains("expected close parenthesis"), "{text}");
@@ -396,10 +405,13 @@ fn build_failure_is_one_line_with_cargos_error() {
         dir.path(),
         "#[test]\nfn broken() { let x: u32 = \"not a number\"; }\n",
     );
-    let err = discover(&NextestOptions {
-        manifest_path: Some(dir.path().join("Cargo.toml")),
-        ..Default::default()
-    })
+    let err = discover(
+        &NextestOptions {
+            manifest_path: Some(dir.path().join("Cargo.toml")),
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
     .expect_err("a crate that does not compile");
     let text = err.to_string();
     eprintln!("{text}");

@@ -16,6 +16,7 @@ mod examples;
 mod fidelity;
 mod forge;
 mod gc;
+mod head_start;
 mod history_run;
 mod hosts;
 mod known_hosts;

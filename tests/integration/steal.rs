@@ -106,7 +106,11 @@ fn an_idle_slot_takes_the_batches_planned_for_a_slow_host_and_each_test_runs_onc
         .iter()
         .map(|e| e["container"].as_str().unwrap())
         .collect();
-    assert_eq!(containers.len(), 2, "one container per slot: {containers:?}");
+    // At most one per slot: e2 may take everything before e1's slot is even open.
+    assert!(
+        containers.len() <= 2 && containers.iter().all(|c| c.contains("-slot-")),
+        "one container per slot: {containers:?}"
+    );
 
     let junit = common::junit_statuses(&out.join("junit.xml"));
     common::assert_valid_junit(&out.join("junit.xml"));

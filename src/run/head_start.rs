@@ -1,0 +1,331 @@
+//! A run's head start: each host's payload staged and its slot containers opened while the
+//! tests are still being listed and planned, so that a host's first shards start the moment
+//! the plan exists and that host is ready. Begun by the pipeline as soon as discovery knows
+//! the payload, or by the run itself when nothing began it earlier.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::outcome::Event;
+use super::phase::{Gates, Opened};
+use super::slots::SlotPool;
+use super::tools::HostPayloads;
+use super::{LiveHost, Observer, RunOptions};
+use crate::discover::Payload;
+use crate::engine::docker::StageStats;
+
+/// How long abandoning a head start may take to remove what it created, per host.
+const ABANDON_LIMIT: Duration = Duration::from_secs(5);
+
+/// Staging and slot opening under way (or done) for one run.
+pub struct HeadStart {
+    payload: Payload,
+    hosts: Vec<LiveHost>,
+    run_id: String,
+    /// Stops what is still under way (the run ended, was interrupted, or never came).
+    stop: CancellationToken,
+    relay: Arc<Relay>,
+    prepared: Option<oneshot::Receiver<Result<Arc<HostPayloads>, String>>>,
+    gates: Gates,
+    slots: SlotPool,
+    /// `None` once finished or abandoned.
+    task: Option<tokio::task::JoinHandle<Staging>>,
+}
+
+/// What staging did: what each staged host received, and how long it took from the head
+/// start's beginning until the last host was done.
+#[derive(Default)]
+pub(crate) struct Staging {
+    pub staged: Vec<(String, StageStats)>,
+    pub time: Duration,
+}
+
+impl HeadStart {
+    /// Starts preparing `payload` for `hosts`: split into parts, staged into each Docker
+    /// host's cache, and (where batches will share containers) one slot container opened per
+    /// slot. Events wait until [`HeadStart::attach`] gives them an observer.
+    pub fn begin(payload: Payload, hosts: &[LiveHost], opts: &RunOptions) -> Self {
+        let stop = CancellationToken::new();
+        let relay = Arc::new(Relay::default());
+        let slots = SlotPool::default();
+        let mut gates = BTreeMap::new();
+        let mut opened = BTreeMap::new();
+        for h in hosts.iter().filter(|h| !h.engine.is_local()) {
+            let (tx, rx) = watch::channel(None);
+            gates.insert(h.host.name.clone(), rx);
+            opened.insert(h.host.name.clone(), tx);
+        }
+        let (tx, rx) = oneshot::channel();
+        let work = Work {
+            payload: payload.clone(),
+            hosts: hosts.to_vec(),
+            opts: opts.clone(),
+            observer: relay.observer(),
+            stop: stop.clone(),
+            slots: slots.clone(),
+        };
+        let task = tokio::spawn(work.run(opened, tx));
+        HeadStart {
+            payload,
+            hosts: hosts.to_vec(),
+            run_id: opts.run_id.clone(),
+            stop,
+            relay,
+            prepared: Some(rx),
+            gates,
+            slots,
+            task: Some(task),
+        }
+    }
+
+    /// Whether this head start prepared exactly what `payload` asks for, for this run.
+    pub fn serves(&self, payload: &Payload, run_id: &str) -> bool {
+        self.payload == *payload && self.run_id == run_id
+    }
+
+    /// What an interrupt before the run starts must do: stop, and remove what was created.
+    pub fn cleanup_on_exit(&self) -> crate::interrupt::EarlyCleanup {
+        let (stop, hosts, run_id) = (self.stop.clone(), self.hosts.clone(), self.run_id.clone());
+        Box::new(move || {
+            Box::pin(async move {
+                stop.cancel();
+                super::schedule::cleanup(&hosts, &run_id, |_| ABANDON_LIMIT).await;
+            })
+        })
+    }
+
+    /// Events from now on go to `observer`, after the ones held until now.
+    pub fn attach(&self, observer: Observer) {
+        self.relay.attach(observer);
+    }
+
+    /// Stops what is under way when `cancel` is cancelled (an interrupt, `--max-fail`).
+    pub(crate) fn stop_with(&self, cancel: &CancellationToken) {
+        let (cancel, stop) = (cancel.clone(), self.stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => stop.cancel(),
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+
+    /// Each host's share of the payload, once split; the error's text when it could not be.
+    pub(crate) async fn payloads(&mut self) -> Result<Arc<HostPayloads>, String> {
+        let Some(rx) = self.prepared.take() else {
+            return Err("the payload was already taken".into());
+        };
+        rx.await
+            .unwrap_or_else(|_| Err("staging was stopped before the payload was split".into()))
+    }
+
+    /// One gate per Docker host: closed while it stages, then `Ok` or why it failed.
+    pub(crate) fn gates(&self) -> Gates {
+        self.gates.clone()
+    }
+
+    /// The slot containers opened so far, for the workers to take.
+    pub(crate) fn slot_pool(&self) -> SlotPool {
+        self.slots.clone()
+    }
+
+    /// Stops what is still under way (a host still staging once every slot is done has no
+    /// one left to serve) and returns what staging did. Slot containers no worker took stay
+    /// for the run's cleanup, which removes everything labelled with the run.
+    pub(crate) async fn finish(mut self) -> Staging {
+        self.stop.cancel();
+        let Some(task) = self.task.take() else {
+            return Staging::default();
+        };
+        task.await.unwrap_or_default()
+    }
+}
+
+impl Drop for HeadStart {
+    /// A head start the run never used (the plan failed, nothing to run, a bad flag after
+    /// discovery): whatever it created on the hosts is removed before the process goes on.
+    fn drop(&mut self) {
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        self.stop.cancel();
+        let (hosts, run_id) = (std::mem::take(&mut self.hosts), self.run_id.clone());
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        // Only a multi-threaded runtime can wait here; elsewhere (a test's own runtime) the
+        // cleanup runs on its own.
+        if rt.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            rt.spawn(async move {
+                let _ = task.await;
+                super::schedule::cleanup(&hosts, &run_id, |_| ABANDON_LIMIT).await;
+            });
+            return;
+        }
+        tokio::task::block_in_place(|| {
+            rt.block_on(async {
+                let _ = task.await;
+                super::schedule::cleanup(&hosts, &run_id, |_| ABANDON_LIMIT).await;
+            })
+        });
+    }
+}
+
+/// The head start's own task.
+struct Work {
+    payload: Payload,
+    hosts: Vec<LiveHost>,
+    opts: RunOptions,
+    observer: Observer,
+    stop: CancellationToken,
+    slots: SlotPool,
+}
+
+impl Work {
+    async fn run(
+        self,
+        mut opened: Opened,
+        prepared: oneshot::Sender<Result<Arc<HostPayloads>, String>>,
+    ) -> Staging {
+        let since = Instant::now();
+        let split = tokio::select! {
+            p = super::tools::prepare(&self.payload, &self.hosts, &self.opts, &self.observer) => p,
+            _ = self.stop.cancelled() => return Staging::default(),
+        };
+        let payloads = match split {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                let _ = prepared.send(Err(e.to_string()));
+                return Staging::default();
+            }
+        };
+        let _ = prepared.send(Ok(payloads.clone()));
+        let tasks = self.hosts.iter().filter_map(|h| {
+            let gate = opened.remove(&h.host.name)?;
+            Some(self.host(h, &payloads, gate, since))
+        });
+        let done = futures_util::future::join_all(tasks).await;
+        Staging {
+            time: done.iter().map(|(_, t)| *t).max().unwrap_or_default(),
+            staged: done.into_iter().filter_map(|(s, _)| s).collect(),
+        }
+    }
+
+    /// Stages `h`, opens its slot containers, then opens its gate.
+    async fn host(
+        &self,
+        h: &LiveHost,
+        payloads: &HostPayloads,
+        gate: watch::Sender<Option<Result<(), String>>>,
+        since: Instant,
+    ) -> (Option<(String, StageStats)>, Duration) {
+        let name = h.host.name.clone();
+        let staged = tokio::select! {
+            r = super::tools::stage_host(payloads, h, &self.opts) => r,
+            // Stopped: the gate closes unopened and the slots stop, no host lost.
+            _ = self.stop.cancelled() => return (None, since.elapsed()),
+        };
+        let stats = match staged {
+            None => None,
+            Some(Ok(stats)) => {
+                (self.observer)(&Event::Staged {
+                    host: name.clone(),
+                    stats: stats.clone(),
+                });
+                Some((name, stats))
+            }
+            Some(Err(e)) => {
+                let _ = gate.send(Some(Err(format!("staging failed: {e}"))));
+                return (None, since.elapsed());
+            }
+        };
+        let took = since.elapsed();
+        if super::slots::pools(&self.opts, payloads, h) {
+            tokio::select! {
+                _ = self.open_slots(h, payloads) => {}
+                _ = self.stop.cancelled() => return (stats, took),
+            }
+        }
+        let _ = gate.send(Some(Ok(())));
+        (stats, took)
+    }
+
+    /// One slot container per slot of `h`, all at once. One that fails to open is left to
+    /// the slot's first batch, which opens its own and meets the failure where the run's
+    /// fault handling sees it.
+    async fn open_slots(&self, h: &LiveHost, payloads: &HostPayloads) {
+        let opens = (0..h.host.slots).map(|index| async move {
+            let spec = super::slots::slot_spec(&self.opts, payloads, h, index, 1);
+            if let Some(Ok(slot)) = h.engine.open_slot(&spec).await {
+                lock(&self.slots).insert((h.host.name.clone(), index), slot);
+            }
+        });
+        futures_util::future::join_all(opens).await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Holds events until the run has an observer, then passes them on in order.
+#[derive(Default)]
+struct Relay {
+    state: Mutex<RelayState>,
+}
+
+#[derive(Default)]
+struct RelayState {
+    held: Vec<Event>,
+    to: Option<Observer>,
+}
+
+impl Relay {
+    fn observer(self: &Arc<Self>) -> Observer {
+        let relay = self.clone();
+        Arc::new(move |e: &Event| relay.send(e))
+    }
+
+    /// Delivered under the lock, so that nothing overtakes the events held before.
+    fn send(&self, e: &Event) {
+        let mut s = lock(&self.state);
+        match &s.to {
+            Some(to) => to(e),
+            None => s.held.push(e.clone()),
+        }
+    }
+
+    fn attach(&self, observer: Observer) {
+        let mut s = lock(&self.state);
+        for e in std::mem::take(&mut s.held) {
+            observer(&e);
+        }
+        s.to = Some(observer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_wait_for_the_observer_then_pass_in_order() {
+        let relay = Arc::new(Relay::default());
+        let send = relay.observer();
+        send(&Event::Warning("one".into()));
+        send(&Event::Warning("two".into()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        relay.attach(Arc::new(move |e: &Event| {
+            if let Event::Warning(w) = e {
+                sink.lock().unwrap().push(w.clone());
+            }
+        }));
+        send(&Event::Warning("three".into()));
+        assert_eq!(*seen.lock().unwrap(), ["one", "two", "three"]);
+    }
+}
