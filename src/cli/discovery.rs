@@ -79,23 +79,31 @@ impl Discovery {
 
     fn blocking(self, payload: Option<PayloadSender>) -> Result<Suite, Error> {
         let mut payload = payload;
-        let mut tell = |p: Payload| {
+        let mut tell = |p: Payload, early: bool| {
             if let Some(tx) = payload.take() {
-                let _ = tx.send(p);
+                let _ = tx.send(Told { payload: p, early });
             }
         };
         let suite = match self {
-            Discovery::Nextest(o) => crate::discover::nextest::discover(&o, &mut tell)?,
+            Discovery::Nextest(o) => crate::discover::nextest::discover(&o, &mut |p| tell(p, true))?,
             Discovery::Go(o) => crate::discover::gotest::discover(&o)?,
             Discovery::Exec(o) => crate::discover::command::discover(&o)?,
         };
-        tell(suite.payload());
+        tell(suite.payload(), false);
         Ok(suite)
     }
 }
 
+/// The suite's payload as discovery tells it.
+pub struct Told {
+    /// What the shards will receive.
+    pub payload: Payload,
+    /// Told before the tests are listed: there is time to hide work behind the listing.
+    pub early: bool,
+}
+
 /// Where discovery sends the suite's payload early.
-pub type PayloadSender = tokio::sync::oneshot::Sender<Payload>;
+pub type PayloadSender = tokio::sync::oneshot::Sender<Told>;
 
 /// `--dir`, absolute (default: the current directory).
 pub fn source_dir(dir: Option<&Path>) -> PathBuf {

@@ -135,10 +135,12 @@ async fn discover(
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let begin = async {
-        let mut payload: crate::discover::Payload = rx.await.ok()?;
+        let super::discovery::Told { mut payload, early } = rx.await.ok()?;
         payload.uploads.extend(job_uploads);
         let opts = run_options(o, &hosts.run_id, out_dir, &hosts.job);
-        let head = run::HeadStart::begin(payload, &hosts.live, &opts);
+        // Slot containers only while the tests are listed: opened after, they would hold
+        // the first shards back as long as containers of their own would.
+        let head = run::HeadStart::begin(payload, &hosts.live, &opts, early);
         crate::interrupt::before_exit(head.cleanup_on_exit());
         Some(head)
     };

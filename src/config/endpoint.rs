@@ -29,6 +29,28 @@ pub enum Endpoint {
     Local,
 }
 
+impl Endpoint {
+    /// Whether the engine runs on this machine: a unix socket, or a loopback address (ssh
+    /// included), or local processes.
+    pub fn is_on_this_machine(&self) -> bool {
+        match self {
+            Endpoint::Unix { .. } | Endpoint::Local => true,
+            Endpoint::Tcp { host, .. } | Endpoint::Ssh { host, .. } => is_loopback(host),
+        }
+    }
+}
+
+/// `localhost` or a loopback address.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
 /// A `docker_host` that is not an address; the caller adds the file's location.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("malformed docker_host {url:?}: {why}")]

@@ -135,6 +135,7 @@ struct RawDefaults {
     network: Option<String>,
     pull: Option<Spanned<String>>,
     cache_size: Option<Spanned<String>>,
+    early_slots: Option<bool>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
@@ -163,6 +164,7 @@ struct RawHost {
     network: Option<String>,
     pull: Option<Spanned<String>>,
     cache_size: Option<Spanned<String>>,
+    early_slots: Option<bool>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
@@ -228,6 +230,9 @@ pub struct Host {
     pub network: String,
     /// Bytes of staged payload parts the host keeps across runs (`cache_size`).
     pub cache_size: u64,
+    /// `early_slots`: open the slot containers while the tests are still listed; unset,
+    /// only where the engine is not on this machine ([`Host::opens_slots_early`]).
+    pub early_slots: Option<bool>,
     /// Variables set in every shard on this host.
     pub env: BTreeMap<String, String>,
     /// Labels every container gets, besides ours.
@@ -245,6 +250,14 @@ pub struct Host {
 }
 
 impl Host {
+    /// Whether the slot containers open while the tests are listed. By default only where
+    /// the engine runs elsewhere: starting containers on this machine takes the same CPUs
+    /// the listing needs, and hides nothing.
+    pub fn opens_slots_early(&self) -> bool {
+        self.early_slots
+            .unwrap_or_else(|| !self.endpoint.is_on_this_machine())
+    }
+
     /// Sets `jobs` from the engine's CPU count when the hosts file left it unset.
     pub fn derive_test_threads(&mut self, cpus: u64) {
         if self.test_threads_auto {

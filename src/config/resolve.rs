@@ -122,6 +122,7 @@ impl Resolver<'_> {
             image: (h.image.clone().or_else(|| r.image.clone())).unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
             network: (h.network.clone().or_else(|| r.network.clone())).unwrap_or_else(|| "none".to_string()),
             cache_size: self.size(&h.cache_size)?.unwrap_or(d.cache_size),
+            early_slots: h.early_slots.or(r.early_slots),
             env: r.env.clone().into_iter().chain(h.env.clone()).collect(),
             labels: r.labels.clone().into_iter().chain(h.labels.clone()).collect(),
             insecure,
@@ -181,12 +182,7 @@ impl Resolver<'_> {
         let Endpoint::Tcp { host, .. } = endpoint else {
             return Ok(());
         };
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .map(|ip| ip.is_loopback())
-                .unwrap_or(false);
-        if secured || loopback {
+        if secured || super::endpoint::is_loopback(host) {
             return Ok(());
         }
         Err(self.at(

@@ -252,6 +252,21 @@ fn slots_and_jobs_beyond_what_a_host_can_hold_are_refused() {
 }
 
 #[test]
+fn early_slots_by_default_only_where_the_engine_runs_elsewhere() {
+    let text = "[[host]]\nname = \"a\"\ndocker_host = \"unix:///run/d.sock\"\n\
+                [[host]]\nname = \"b\"\ndocker_host = \"tcp://127.0.0.2:2375\"\n\
+                [[host]]\nname = \"c\"\ndocker_host = \"ssh://ci@build-7.example:22\"\n\
+                [[host]]\nname = \"d\"\ndocker_host = \"ssh://root@[::1]:2222\"\n\
+                [[host]]\nname = \"e\"\ndocker_host = \"unix:///run/d.sock\"\nearly_slots = true\n";
+    let hosts = parse(text).unwrap().hosts;
+    let early: Vec<bool> = hosts.iter().map(|h| h.opens_slots_early()).collect();
+    assert_eq!(early, [false, false, true, false, true]);
+    let off = parse("[defaults]\nearly_slots = false\n[[host]]\nname = \"c\"\ndocker_host = \"ssh://ci@build-7.example\"\n")
+        .unwrap();
+    assert!(!off.hosts[0].opens_slots_early());
+}
+
+#[test]
 fn cache_size_defaults_per_host_and_validated() {
     let text = "[defaults]\ncache_size = \"2GiB\"\n[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n\
                 [[host]]\nname = \"e2\"\ndocker_host = \"local://\"\ncache_size = \"500 MB\"\n";

@@ -26,7 +26,8 @@ pub(crate) struct QueuedShard {
     /// The host that last failed this job: prefer another.
     pub avoid: Option<String>,
     pub rerun: bool,
-    /// Cut from a planned shard (see [`super::batch`]): small enough to merge with the next.
+    /// Cut from a planned shard (see [`super::batch`]): more of its kind follow, so it opens
+    /// its slot's container if none is open, and may take the next batches along.
     pub batched: bool,
 }
 
@@ -96,7 +97,11 @@ pub(crate) async fn run(
         finished: Instant::now(),
     };
     let name = container_name(shared, job);
-    let pooled = super::slots::pools(shared.opts, &shared.payloads, host);
+    // A whole shard uses its slot's container only when one is open already: opening one
+    // just for it costs what a container of its own does, plus a slower upload into a
+    // running container. Batches open one, since more batches follow.
+    let pooled = super::slots::pools(shared.opts, &shared.payloads, host)
+        && (job.batched || holder.slot().is_some_and(|s| !s.is_broken()));
     let root = match host.engine.make_root() {
         Ok(r) if pooled && !holder.unsupported() => format!("{r}/batch/{}-{}", job.shard, job.attempt),
         Ok(r) => r,

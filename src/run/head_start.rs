@@ -46,9 +46,10 @@ pub(crate) struct Staging {
 
 impl HeadStart {
     /// Starts preparing `payload` for `hosts`: split into parts, staged into each Docker
-    /// host's cache, and (where batches will share containers) one slot container opened per
-    /// slot. Events wait until [`HeadStart::attach`] gives them an observer.
-    pub fn begin(payload: Payload, hosts: &[LiveHost], opts: &RunOptions) -> Self {
+    /// host's cache, and with `open_slots` (where work will share containers) one slot
+    /// container opened per slot. Events wait until [`HeadStart::attach`] gives them an
+    /// observer.
+    pub fn begin(payload: Payload, hosts: &[LiveHost], opts: &RunOptions, open_slots: bool) -> Self {
         let stop = CancellationToken::new();
         let relay = Arc::new(Relay::default());
         let slots = SlotPool::default();
@@ -67,6 +68,7 @@ impl HeadStart {
             observer: relay.observer(),
             stop: stop.clone(),
             slots: slots.clone(),
+            open_slots,
         };
         let task = tokio::spawn(work.run(opened, tx));
         HeadStart {
@@ -183,6 +185,7 @@ struct Work {
     observer: Observer,
     stop: CancellationToken,
     slots: SlotPool,
+    open_slots: bool,
 }
 
 impl Work {
@@ -244,7 +247,7 @@ impl Work {
             }
         };
         let took = since.elapsed();
-        if super::slots::pools(&self.opts, payloads, h) {
+        if self.open_slots && h.host.opens_slots_early() && super::slots::pools(&self.opts, payloads, h) {
             tokio::select! {
                 _ = self.open_slots(h, payloads) => {}
                 _ = self.stop.cancelled() => return (stats, took),

@@ -78,7 +78,7 @@ async fn execute_inner(
     let payload = suite.payload();
     let mut head = match head {
         Some(h) if h.serves(&payload, &opts.run_id) => h,
-        _ => HeadStart::begin(payload, &hosts, opts),
+        _ => HeadStart::begin(payload, &hosts, opts, false),
     };
     head.attach(observer.clone());
     head.stop_with(&cancel);

@@ -39,13 +39,14 @@ fn slow_listing_crate(dir: &Path) -> PathBuf {
     root.join("Cargo.toml")
 }
 
-/// The test bed's e1 and e2, every container they get labelled `cargo-shard-test=<label>`.
+/// The test bed's e1 and e2, every container they get labelled `cargo-shard-test=<label>`,
+/// their slot containers opened early although the engines run on this machine.
 fn labelled_hosts(dir: &Path, label: &str) -> PathBuf {
     let text = std::fs::read_to_string(common::hosts_file()).unwrap();
     let parts: Vec<&str> = text.split("[[host]]").take(3).collect();
     let text = parts.join("[[host]]").replace(
         "[defaults]\n",
-        &format!("[defaults]\nlabels = {{ \"cargo-shard-test\" = \"{label}\" }}\n"),
+        &format!("[defaults]\nearly_slots = true\nlabels = {{ \"cargo-shard-test\" = \"{label}\" }}\n"),
     );
     let path = dir.join("hosts.toml");
     std::fs::write(&path, text).unwrap();
