@@ -125,8 +125,10 @@ pub fn to_json(event: &Event) -> Value {
             attempt,
             host,
             tests,
+            predicted,
         } => json!({
             "type": "shard-started", "shard": shard, "attempt": attempt, "host": host, "tests": tests,
+            "predicted": secs(*predicted),
         }),
         Event::TestStarted {
             id,
@@ -342,10 +344,11 @@ mod tests {
             attempt: 2,
             host: "e2".into(),
             tests: 12,
+            predicted: Duration::from_millis(2500),
         };
         assert_eq!(
             to_json(&started),
-            json!({"type": "shard-started", "shard": 3, "attempt": 2, "host": "e2", "tests": 12})
+            json!({"type": "shard-started", "shard": 3, "attempt": 2, "host": "e2", "tests": 12, "predicted": 2.5})
         );
         let finished = Event::ShardFinished(ShardAttempt {
             shard: 3,

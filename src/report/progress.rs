@@ -85,8 +85,11 @@ struct State {
     hosts: BTreeMap<String, HostCounts>,
     host_width: usize,
     lost: BTreeMap<String, String>,
-    /// The plan's prediction per shard, and the run's slots: the ETA's inputs.
+    /// The prediction per unit of work (a planned shard, or a batch once started), the
+    /// plan's whole, the predicted work of units ended, and the run's slots: the ETA's inputs.
     predicted: BTreeMap<usize, Duration>,
+    planned_work: Duration,
+    done_work: Duration,
     makespan: Duration,
     slots: usize,
     running: BTreeMap<usize, Instant>,
@@ -123,31 +126,28 @@ impl State {
     }
 
     /// Time left if the remaining work spreads over every slot, never less than what the
-    /// longest running shard still has to do; zero once the plan is overdue.
+    /// longest running shard still has to do; zero once the plan is overdue. The remaining
+    /// work is the plan's less what ended and what the running units did, so batches not
+    /// started yet (cut from shards, see `run::batch`) count too.
     fn eta(&self, now: Instant) -> Duration {
-        let mut remaining = Duration::ZERO;
+        let mut done = self.done_work;
         let mut longest = Duration::ZERO;
-        for (shard, predicted) in &self.predicted {
-            if self.finished.contains(shard) {
+        for (shard, started) in &self.running {
+            let Some(predicted) = self.predicted.get(shard) else {
                 continue;
-            }
-            let left = match self.running.get(shard) {
-                Some(started) => {
-                    let mut left = predicted.saturating_sub(now.duration_since(*started));
-                    // Tests ended so far say how much of the shard is left, whatever the clock.
-                    if let Some(&(tests, ended)) = self.shard_tests.get(shard)
-                        && ended > 0
-                    {
-                        let share = predicted.mul_f64(1.0 - ended.min(tests) as f64 / tests.max(1) as f64);
-                        left = left.min(share);
-                    }
-                    longest = longest.max(left);
-                    left
-                }
-                None => *predicted,
             };
-            remaining += left;
+            let mut left = predicted.saturating_sub(now.duration_since(*started));
+            // Tests ended so far say how much of the shard is left, whatever the clock.
+            if let Some(&(tests, ended)) = self.shard_tests.get(shard)
+                && ended > 0
+            {
+                let share = predicted.mul_f64(1.0 - ended.min(tests) as f64 / tests.max(1) as f64);
+                left = left.min(share);
+            }
+            longest = longest.max(left);
+            done += predicted.saturating_sub(left);
         }
+        let remaining = self.planned_work.saturating_sub(done);
         (remaining / self.slots.max(1) as u32).max(longest)
     }
 
@@ -340,6 +340,8 @@ pub fn start(mode: ProgressMode, hosts: &[(String, usize)], plan: &Plan) -> Prog
         host_width,
         lost: BTreeMap::new(),
         predicted: plan.shards.iter().map(|s| (s.index, s.predicted)).collect(),
+        planned_work: plan.shards.iter().map(|s| s.predicted).sum(),
+        done_work: Duration::ZERO,
         makespan: plan.makespan,
         slots: hosts.iter().map(|h| h.1).sum(),
         running: BTreeMap::new(),
@@ -370,9 +372,11 @@ fn on_event(s: &mut State, event: &Event) {
             attempt,
             host,
             tests,
+            predicted,
         } => {
             s.hosts.entry(host.clone()).or_default().running += 1;
             s.running.insert(*shard, Instant::now());
+            s.predicted.insert(*shard, *predicted);
             s.shard_tests.insert(*shard, (*tests, 0));
             s.finished.remove(shard);
             if !s.mode.quiet && s.bars.is_none() {
@@ -500,7 +504,9 @@ fn shard_finished(s: &mut State, a: &ShardAttempt) {
     let h = s.hosts.entry(a.host.clone()).or_default();
     h.running = h.running.saturating_sub(1);
     h.done += 1;
-    s.running.remove(&a.shard);
+    if s.running.remove(&a.shard).is_some() {
+        s.done_work += s.predicted.get(&a.shard).copied().unwrap_or(a.predicted);
+    }
     s.finished.insert(a.shard);
     let how = match &a.end {
         AttemptEnd::Exited(Some(0)) => p.pass("exit 0"),
@@ -609,6 +615,8 @@ mod tests {
                 .enumerate()
                 .map(|(i, s)| (i, Duration::from_secs(*s)))
                 .collect(),
+            planned_work: Duration::from_secs(predicted.iter().sum()),
+            done_work: Duration::ZERO,
             makespan: Duration::from_secs(predicted.iter().copied().max().unwrap_or(0)),
             slots,
             running: BTreeMap::new(),
@@ -629,8 +637,32 @@ mod tests {
         s.running.insert(1, t);
         assert_eq!(s.eta(t + Duration::from_secs(4)), Duration::from_secs(16));
         s.running.clear();
-        s.finished.extend([0, 1, 2]);
+        s.done_work = Duration::from_secs(30);
         assert_eq!(s.eta(t), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn eta_counts_the_batches_of_a_shard_that_have_not_started() {
+        let mut s = state(&[10, 2], 2);
+        let started = |shard, secs| Event::ShardStarted {
+            shard,
+            attempt: 1,
+            host: "e1".into(),
+            tests: 2,
+            predicted: Duration::from_secs(secs),
+        };
+        on_event(&mut s, &started(0, 5));
+        on_event(&mut s, &started(1, 2));
+        // Shard 0's first batch ends; its second (5 s) has not started yet: 5 s of the
+        // plan's 12 are done, 7 are left over two slots.
+        let mut first = attempt(0, "e1");
+        first.predicted = Duration::from_secs(5);
+        on_event(&mut s, &Event::ShardFinished(first));
+        let left = s.eta(Instant::now());
+        assert!(
+            left > Duration::from_millis(3300) && left <= Duration::from_millis(3500),
+            "{left:?}"
+        );
     }
 
     #[test]
@@ -713,6 +745,7 @@ mod tests {
                 attempt: 1,
                 host: "e1".into(),
                 tests: 3,
+                predicted: Duration::from_secs(10),
             },
         );
         let (a, b, c) = (

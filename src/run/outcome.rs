@@ -151,6 +151,8 @@ pub enum Event {
         host: String,
         /// How many tests it runs.
         tests: usize,
+        /// Its predicted wall time.
+        predicted: Duration,
     },
     /// A shard (or batch) attempt ended, however it ended.
     ShardFinished(ShardAttempt),

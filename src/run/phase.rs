@@ -229,6 +229,7 @@ async fn worker(phase: &Phase<'_, '_>, host: &LiveHost, slot: usize, gone: &Canc
             attempt: job.attempt,
             host: name.to_string(),
             tests: job.tests.len(),
+            predicted: job.predicted,
         });
         let run = attempt::scrubbed(
             attempt::run(shared, host, &job, gone, &mut holder).await,
