@@ -3,7 +3,7 @@
 //! suite with skewed durations and fixtures/go-sample; runs 1..N share one history file.
 //! Prints one Markdown table (BENCHMARKS.md, "End to end"); progress goes to stderr.
 //!
-//! `cargo run --release --example e2e_bench -- [--testbed DIR] [--runs 3] [--tests 600] [--seed 7] [--variants steal,no-steal] [--warm-cache]`
+//! `cargo run --release --example e2e_bench -- [--testbed DIR] [--runs 3] [--tests 600] [--seed 7] [--variants steal,no-steal,early-slots,baseline] [--baseline BIN] [--warm-cache]`
 //! (`--testbed` defaults to `$CARGO_SHARD_TESTBED`, else `target/testbed`; it needs
 //! `hosts.toml` and `hosts-go.toml` there). `--only rust-sample,generated,go` picks suites;
 //! `--bin PATH` uses that cargo-shard instead of building the release binary.
@@ -23,8 +23,12 @@ struct Args {
     /// A cargo-shard binary to use instead of building the release one.
     bin: Option<PathBuf>,
     /// cargo-shard variants, each with its own history and row: `steal` (the default
-    /// behaviour) and `no-steal` (`--no-steal`).
+    /// behaviour), `no-steal` (`--no-steal`), `early-slots` (the hosts file with
+    /// `early_slots = true`) and `baseline` (the `--baseline` binary, default behaviour).
     variants: Vec<String>,
+    /// An earlier cargo-shard binary, for the `baseline` variant: run interleaved with the
+    /// others, so both see the same machine.
+    baseline: Option<PathBuf>,
     /// Fill the hosts' caches with one untimed run first, so run 1 measures a plan made
     /// without history, not the first upload as well.
     warm_cache: bool,
@@ -41,6 +45,7 @@ fn parse_args() -> Args {
         only: vec!["rust-sample".into(), "generated".into(), "go".into()],
         bin: None,
         variants: vec!["steal".into()],
+        baseline: None,
         warm_cache: false,
     };
     let mut it = std::env::args().skip(1);
@@ -56,6 +61,7 @@ fn parse_args() -> Args {
             "--tests" => a.tests = value.parse().unwrap_or_else(|_| die("--tests: a number")),
             "--seed" => a.seed = value.parse().unwrap_or_else(|_| die("--seed: a number")),
             "--bin" => a.bin = Some(PathBuf::from(value)),
+            "--baseline" => a.baseline = Some(PathBuf::from(value)),
             "--only" => a.only = value.split(',').map(String::from).collect(),
             "--variants" => a.variants = value.split(',').map(String::from).collect(),
             _ => die(&format!("unknown argument {flag}")),
@@ -126,14 +132,18 @@ fn main() {
         } else {
             label.to_string()
         };
-        let hosts_file = if kind == Kind::Go { &hosts_go } else { &hosts };
+        let hosts_file = if kind == Kind::Go {
+            hosts_go.clone()
+        } else {
+            hosts.clone()
+        };
         eprintln!("== {label}: warming the build");
         kind.warm(&dir);
         if args.warm_cache {
             eprintln!("== {label}: filling the hosts' caches (untimed)");
             let scratch = work.path().join(format!("{suite}-warm"));
             let (history, out) = (scratch.join("history.json"), scratch.join("out"));
-            cargo_shard(&shard_bin, kind, &dir, (hosts_file, &history, &out), &[]);
+            cargo_shard(&shard_bin, kind, &dir, (&hosts_file, &history, &out), &[]);
         }
         let mut one_box = Vec::new();
         let mut sharded: Vec<Vec<Sample>> = vec![Vec::new(); args.variants.len()];
@@ -144,18 +154,20 @@ fn main() {
                 eprintln!("== {label}: cargo shard ({variant}), run {run}");
                 let history = work.path().join(format!("{suite}-{variant}-history.json"));
                 let out = work.path().join(format!("{suite}-{variant}-out-{run}"));
-                let extra: &[&str] = match variant.as_str() {
-                    "steal" => &[],
-                    "no-steal" => &["--no-steal"],
+                let (bin, hosts_file, extra): (&Path, PathBuf, &[&str]) = match variant.as_str() {
+                    "steal" => (&shard_bin, hosts_file.clone(), &[]),
+                    "no-steal" => (&shard_bin, hosts_file.clone(), &["--no-steal"]),
+                    "early-slots" => (&shard_bin, early_slots(&hosts_file, work.path()), &[]),
+                    "baseline" => (
+                        args.baseline
+                            .as_deref()
+                            .unwrap_or_else(|| die("the baseline variant needs --baseline BIN")),
+                        hosts_file.clone(),
+                        &[],
+                    ),
                     other => die(&format!("unknown variant {other}")),
                 };
-                samples.push(cargo_shard(
-                    &shard_bin,
-                    kind,
-                    &dir,
-                    (hosts_file, &history, &out),
-                    extra,
-                ));
+                samples.push(cargo_shard(bin, kind, &dir, (&hosts_file, &history, &out), extra));
             }
         }
         load.push(uptime());
@@ -300,6 +312,23 @@ fn go_counts(stdout: &str) -> (usize, usize) {
         }
     }
     (ran, failed)
+}
+
+/// A copy of `hosts` (in `dir`) whose hosts open their slot containers while the tests are
+/// listed, although the test bed's engines run on this machine.
+fn early_slots(hosts: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(hosts).unwrap_or_else(|e| die(&format!("{}: {e}", hosts.display())));
+    let name = hosts
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = dir.join(format!("early-slots-{name}"));
+    std::fs::write(
+        &path,
+        text.replacen("[defaults]\n", "[defaults]\nearly_slots = true\n", 1),
+    )
+    .unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
+    path
 }
 
 /// One `cargo shard` run with JSON events; phases are per-shard medians.
