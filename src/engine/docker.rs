@@ -349,6 +349,28 @@ impl DockerEngine {
         attached
     }
 
+    /// Whether the container was killed for memory. Docker learns that from an event that
+    /// can come after the exit itself, so a container killed by SIGKILL (137) under a memory
+    /// limit is asked again for up to about a second before it counts as killed otherwise.
+    async fn oom_killed(&self, id: &str, exit_code: i64, limited: bool) -> Result<bool, EngineError> {
+        const WAITS_MS: [u64; 6] = [0, 50, 100, 150, 300, 400];
+        for wait in WAITS_MS {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let killed = self
+                .docker
+                .inspect_container(id, None)
+                .await
+                .map_err(|e| self.failed("inspect container", e))?
+                .state
+                .and_then(|s| s.oom_killed)
+                .unwrap_or(false);
+            if killed || !(limited && exit_code == 137) {
+                return Ok(killed);
+            }
+        }
+        Ok(false)
+    }
+
     /// Streams the started container's output into its log until it exits.
     async fn run_to_exit(
         &self,
@@ -362,13 +384,8 @@ impl DockerEngine {
         // Not an error by itself: when only a test binary was killed, the runner's report
         // says so and is still collected; the caller decides when nothing was left.
         let oom_killed = self
-            .docker
-            .inspect_container(id, None)
-            .await
-            .map_err(|e| self.failed("inspect container", e))?
-            .state
-            .and_then(|s| s.oom_killed)
-            .unwrap_or(false);
+            .oom_killed(id, exit_code, job.extras.memory.is_some())
+            .await?;
         Ok(Exited {
             output,
             exit_code,

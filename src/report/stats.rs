@@ -47,16 +47,19 @@ pub struct HostLoad {
 
 /// Each host's slots, containers and busy time from the run's attempts, by host name.
 pub fn host_loads(report: &RunReport) -> Vec<HostLoad> {
-    let mut hosts: BTreeMap<&str, (usize, Duration, usize)> = BTreeMap::new();
+    // Slots that ran something, by index: which of a host's slots took a lone shard is
+    // a race between them, and must not change the count.
+    let mut hosts: BTreeMap<&str, (usize, Duration, std::collections::BTreeSet<usize>)> = BTreeMap::new();
     for a in &report.attempts {
         let e = hosts.entry(a.host.as_str()).or_default();
         e.0 += 1;
         e.1 += a.finished.saturating_sub(a.started);
-        e.2 = e.2.max(a.slot + 1);
+        e.2.insert(a.slot);
     }
     hosts
         .into_iter()
-        .map(|(host, (shards, busy, slots))| HostLoad {
+        .map(|(host, (shards, busy, used))| (host, shards, busy, used.len()))
+        .map(|(host, shards, busy, slots)| HostLoad {
             host: host.to_string(),
             slots,
             shards,
