@@ -93,10 +93,8 @@ impl HeadStart {
     pub fn cleanup_on_exit(&self) -> crate::interrupt::EarlyCleanup {
         let (stop, hosts, run_id) = (self.stop.clone(), self.hosts.clone(), self.run_id.clone());
         Box::new(move || {
-            Box::pin(async move {
-                stop.cancel();
-                super::schedule::cleanup(&hosts, &run_id, |_| ABANDON_LIMIT).await;
-            })
+            stop.cancel();
+            Box::pin(remove_all(None, hosts, run_id))
         })
     }
 
@@ -155,26 +153,27 @@ impl Drop for HeadStart {
             return;
         };
         self.stop.cancel();
-        let (hosts, run_id) = (std::mem::take(&mut self.hosts), self.run_id.clone());
+        let removal = remove_all(Some(task), std::mem::take(&mut self.hosts), self.run_id.clone());
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
         // Only a multi-threaded runtime can wait here; elsewhere (a test's own runtime) the
         // cleanup runs on its own.
         if rt.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-            rt.spawn(async move {
-                let _ = task.await;
-                super::schedule::cleanup(&hosts, &run_id, |_| ABANDON_LIMIT).await;
-            });
+            rt.spawn(removal);
             return;
         }
-        tokio::task::block_in_place(|| {
-            rt.block_on(async {
-                let _ = task.await;
-                super::schedule::cleanup(&hosts, &run_id, |_| ABANDON_LIMIT).await;
-            })
-        });
+        tokio::task::block_in_place(|| rt.block_on(removal));
     }
+}
+
+/// Waits for the head start's `task` to stop (when it is still held), then removes
+/// everything labelled with the run from every host, bounded per host.
+async fn remove_all(task: Option<tokio::task::JoinHandle<Staging>>, hosts: Vec<LiveHost>, run_id: String) {
+    if let Some(task) = task {
+        let _ = task.await;
+    }
+    super::schedule::cleanup(&hosts, &run_id, |_| ABANDON_LIMIT).await;
 }
 
 /// The head start's own task.
