@@ -51,9 +51,7 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return reports.fail(e),
     };
-    let mut plan = a.run.plan.clone();
-    let (suite, head) = discover(Discovery::Nextest(opts), &mut plan, &a.run, &hosts, &out_dir).await;
-    a.run.plan = plan;
+    let (suite, head) = discover(Discovery::Nextest(opts), &mut a.run, &hosts, &out_dir).await;
     let suite = match suite {
         Ok(s) => s,
         Err(e) => return reports.fail(e),
@@ -122,8 +120,7 @@ async fn connect(o: &RunOpts, reports: &Reports) -> Result<Connected, u8> {
 /// creates nothing, nor for a job with pre-steps, whose output joins the payload later.
 async fn discover(
     discovery: Discovery,
-    plan: &mut super::PlanOpts,
-    o: &RunOpts,
+    o: &mut RunOpts,
     hosts: &Connected,
     out_dir: &Path,
 ) -> (Result<Suite, Error>, Option<run::HeadStart>) {
@@ -131,20 +128,20 @@ async fn discover(
     let job_uploads = match hosts.job.uploads() {
         Ok(u) if early => u,
         // Reported where the uploads are read again, once the plan is made.
-        _ => return (discovery.suite(plan, None).await, None),
+        _ => return (discovery.suite(&mut o.plan, None).await, None),
     };
+    let opts = run_options(o, &hosts.run_id, out_dir, &hosts.job);
     let (tx, rx) = tokio::sync::oneshot::channel();
     let begin = async {
         let super::discovery::Told { mut payload, early } = rx.await.ok()?;
         payload.uploads.extend(job_uploads);
-        let opts = run_options(o, &hosts.run_id, out_dir, &hosts.job);
         // Slot containers only while the tests are listed: opened after, they would hold
         // the first shards back as long as containers of their own would.
         let head = run::HeadStart::begin(payload, &hosts.live, &opts, early);
         crate::interrupt::before_exit(head.cleanup_on_exit());
         Some(head)
     };
-    tokio::join!(discovery.suite(plan, Some(tx)), begin)
+    tokio::join!(discovery.suite(&mut o.plan, Some(tx)), begin)
 }
 
 pub async fn go(a: GoArgs) -> u8 {
@@ -167,9 +164,7 @@ pub async fn go(a: GoArgs) -> u8 {
     let mut run = a.run.clone();
     let race = flags.race;
     let opts = discovery::go(&a.select, flags, &out_dir);
-    let mut plan = run.plan.clone();
-    let (suite, head) = discover(Discovery::Go(opts), &mut plan, &run, &hosts, &out_dir).await;
-    run.plan = plan;
+    let (suite, head) = discover(Discovery::Go(opts), &mut run, &hosts, &out_dir).await;
     let suite = match suite {
         Ok(s) => s,
         Err(e) => return reports.fail(e),
@@ -206,9 +201,7 @@ pub async fn exec(a: ExecArgs) -> u8 {
         Err(code) => return code,
     };
     let mut run = a.run.clone();
-    let mut plan = run.plan.clone();
-    let (suite, head) = discover(Discovery::Exec(opts), &mut plan, &run, &hosts, &out_dir).await;
-    run.plan = plan;
+    let (suite, head) = discover(Discovery::Exec(opts), &mut run, &hosts, &out_dir).await;
     let suite = match suite {
         Ok(s) => s,
         Err(e) => return reports.fail(e),
