@@ -349,26 +349,32 @@ impl DockerEngine {
         attached
     }
 
-    /// Whether the container was killed for memory. Docker learns that from an event that
-    /// can come after the exit itself, so a container killed by SIGKILL (137) under a memory
-    /// limit is asked again for up to about a second before it counts as killed otherwise.
-    async fn oom_killed(&self, id: &str, exit_code: i64, limited: bool) -> Result<bool, EngineError> {
+    /// The container's state once it has caught up with an OOM kill. Docker learns of one
+    /// from an event that can come after the exit itself, so when the work ended with SIGKILL
+    /// (137) under a memory limit and no OOM kill shows yet, the container is asked again for
+    /// up to about a second before the kill counts as anything else.
+    pub(super) async fn settled_state(
+        &self,
+        id: &str,
+        exit_code: Option<i64>,
+        limited: bool,
+    ) -> Result<Option<bollard::models::ContainerState>, EngineError> {
         const WAITS_MS: [u64; 6] = [0, 50, 100, 150, 300, 400];
+        let mut state = None;
         for wait in WAITS_MS {
             tokio::time::sleep(Duration::from_millis(wait)).await;
-            let killed = self
+            state = self
                 .docker
                 .inspect_container(id, None)
                 .await
                 .map_err(|e| self.failed("inspect container", e))?
-                .state
-                .and_then(|s| s.oom_killed)
-                .unwrap_or(false);
-            if killed || !(limited && exit_code == 137) {
-                return Ok(killed);
+                .state;
+            let killed = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
+            if killed || !(limited && exit_code == Some(137)) {
+                break;
             }
         }
-        Ok(false)
+        Ok(state)
     }
 
     /// Streams the started container's output into its log until it exits.
@@ -384,8 +390,10 @@ impl DockerEngine {
         // Not an error by itself: when only a test binary was killed, the runner's report
         // says so and is still collected; the caller decides when nothing was left.
         let oom_killed = self
-            .oom_killed(id, exit_code, job.extras.memory.is_some())
-            .await?;
+            .settled_state(id, Some(exit_code), job.extras.memory.is_some())
+            .await?
+            .and_then(|s| s.oom_killed)
+            .unwrap_or(false);
         Ok(Exited {
             output,
             exit_code,

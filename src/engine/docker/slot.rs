@@ -213,11 +213,8 @@ impl DockerEngine {
         let output = self.stream_to_log(output, job).await?;
         let exit_code = self.exec_exit(&exec).await?;
         let state = self
-            .docker
-            .inspect_container(&slot.id, None)
-            .await
-            .map_err(|e| self.failed("inspect container", e))?
-            .state;
+            .settled_state(&slot.id, exit_code, job.extras.memory.is_some())
+            .await?;
         let oom_killed = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
         // The batch may still have written its report before its container died; it is read,
         // but nothing more runs there.
