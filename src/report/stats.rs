@@ -58,13 +58,12 @@ pub fn host_loads(report: &RunReport) -> Vec<HostLoad> {
     }
     hosts
         .into_iter()
-        .map(|(host, (shards, busy, used))| (host, shards, busy, used.len()))
-        .map(|(host, shards, busy, slots)| HostLoad {
+        .map(|(host, (shards, busy, used))| HostLoad {
             host: host.to_string(),
-            slots,
+            slots: used.len(),
             shards,
             busy,
-            utilisation: busy.as_secs_f64() / (report.wall.as_secs_f64() * slots as f64).max(1e-9),
+            utilisation: busy.as_secs_f64() / (report.wall.as_secs_f64() * used.len() as f64).max(1e-9),
         })
         .collect()
 }
