@@ -10,7 +10,7 @@ use super::{ExecSelect, GoSelect, NextestRunArgs, PlanOpts, RunIgnored};
 use crate::discover::command::{ExecOptions, KeyPassing, KeySource};
 use crate::discover::gotest::GoOptions;
 use crate::discover::nextest::{NextestOptions, RunIgnored as NxIgnored};
-use crate::discover::{Payload, Suite};
+use crate::discover::{Known, Payload, Suite};
 
 /// `cargo shard exec` options that contradict each other or are missing.
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +55,8 @@ pub enum Discovery {
 impl Discovery {
     /// Builds and lists the suite. Exec's keys settle two plan options: a filters file that
     /// gave the keys has done its work, and `--key-env` means one shard per key. `payload`
-    /// receives what the shards will be sent as soon as it is known (for nextest: once the
-    /// archive is built, before the tests are listed).
+    /// receives what the shards will be sent as soon as it is known (for nextest: the sources
+    /// before the build, the whole once the archive is built, before the tests are listed).
     pub async fn suite(self, plan: &mut PlanOpts, payload: Option<PayloadSender>) -> Result<Suite, Error> {
         let (what, one_key_per_shard) = match &self {
             Discovery::Exec(o) => ("listing", Some(o.one_key_per_shard())),
@@ -78,32 +78,36 @@ impl Discovery {
     }
 
     fn blocking(self, payload: Option<PayloadSender>) -> Result<Suite, Error> {
-        let mut payload = payload;
-        let mut tell = |p: Payload, early: bool| {
-            if let Some(tx) = payload.take() {
-                let _ = tx.send(Told { payload: p, early });
+        let mut whole_told = false;
+        let mut tell = |p: Payload, known: Known| {
+            if whole_told {
+                return;
+            }
+            whole_told = known != Known::Sources;
+            if let Some(tx) = &payload {
+                let _ = tx.send(Told { payload: p, known });
             }
         };
         let suite = match self {
-            Discovery::Nextest(o) => crate::discover::nextest::discover(&o, &mut |p| tell(p, true))?,
+            Discovery::Nextest(o) => crate::discover::nextest::discover(&o, &mut tell)?,
             Discovery::Go(o) => crate::discover::gotest::discover(&o)?,
             Discovery::Exec(o) => crate::discover::command::discover(&o)?,
         };
-        tell(suite.payload(), false);
+        tell(suite.payload(), Known::Listed);
         Ok(suite)
     }
 }
 
-/// The suite's payload as discovery tells it.
+/// The suite's payload as discovery tells it: the sources before the build, then the whole.
 pub struct Told {
-    /// What the shards will receive.
+    /// What the shards will receive (only the sources, with [`Known::Sources`]).
     pub payload: Payload,
-    /// Told before the tests are listed: there is time to hide work behind the listing.
-    pub early: bool,
+    /// How much of it, and whether there is still time to hide work behind the listing.
+    pub known: Known,
 }
 
-/// Where discovery sends the suite's payload early.
-pub type PayloadSender = tokio::sync::oneshot::Sender<Told>;
+/// Where discovery sends the suite's payload as it learns it.
+pub type PayloadSender = tokio::sync::mpsc::UnboundedSender<Told>;
 
 /// `--dir`, absolute (default: the current directory).
 pub fn source_dir(dir: Option<&Path>) -> PathBuf {

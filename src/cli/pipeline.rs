@@ -10,7 +10,7 @@ use super::discovery::{self, Discovery};
 use super::error::{Error, fail};
 use super::reports::Reports;
 use super::{ExecArgs, GoArgs, MessageFormat, NextestRunArgs, RunOpts, backend};
-use crate::discover::Suite;
+use crate::discover::{Known, Suite};
 use crate::exit;
 use crate::job::RunJob;
 use crate::report::{events, progress, style, summary, timeline};
@@ -116,8 +116,9 @@ async fn connect(o: &RunOpts, reports: &Reports) -> Result<Connected, u8> {
 }
 
 /// Discovery, with the run's head start (staging, slot containers) begun the moment the
-/// payload is known, while the tests are still being listed. None for `--dry-run`, which
-/// creates nothing, nor for a job with pre-steps, whose output joins the payload later.
+/// payload is known: its sources staged while the build runs, the rest while the tests are
+/// listed. None for `--dry-run`, which creates nothing, nor for a job with pre-steps, whose
+/// output joins the payload later.
 async fn discover(
     discovery: Discovery,
     o: &mut RunOpts,
@@ -131,15 +132,31 @@ async fn discover(
         _ => return (discovery.suite(&mut o.plan, None).await, None),
     };
     let opts = run_options(o, &hosts.run_id, out_dir, &hosts.job);
-    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let begin = async {
-        let super::discovery::Told { mut payload, early } = rx.await.ok()?;
-        payload.uploads.extend(job_uploads);
-        // Slot containers only while the tests are listed: opened after, they would hold
-        // the first shards back as long as containers of their own would.
-        let head = run::HeadStart::begin(payload, &hosts.live, &opts, early);
-        crate::interrupt::before_exit(head.cleanup_on_exit());
-        Some(head)
+        let mut head: Option<run::HeadStart> = None;
+        while let Some(super::discovery::Told { mut payload, known }) = rx.recv().await {
+            payload.uploads.extend(job_uploads.iter().cloned());
+            let next = match known {
+                // Sources are worth staging early only where they go into a host's cache.
+                Known::Sources if payload.writes_source || hosts.live.iter().all(|h| h.engine.is_local()) => {
+                    continue;
+                }
+                Known::Sources => run::HeadStart::begin(payload, &hosts.live, &opts, false),
+                // Slot containers only while the tests are listed: opened after, they would
+                // hold the first shards back as long as containers of their own would.
+                _ => run::HeadStart::begin_after(
+                    head.take(),
+                    payload,
+                    &hosts.live,
+                    &opts,
+                    known == Known::BeforeListing,
+                ),
+            };
+            crate::interrupt::before_exit(next.cleanup_on_exit());
+            head = Some(next);
+        }
+        head
     };
     tokio::join!(discovery.suite(&mut o.plan, Some(tx)), begin)
 }

@@ -176,6 +176,7 @@ impl Suite {
             uploads: self.uploads.clone(),
             tools: self.tools.clone(),
             writes_source: self.recipe.writes_source(),
+            placed_later: Vec::new(),
         }
     }
 }
@@ -190,10 +191,27 @@ pub struct Payload {
     pub tools: Vec<Tool>,
     /// As [`ShardRecipe::writes_source`].
     pub writes_source: bool,
+    /// Build-machine paths where parts this payload does not hold yet will be placed (the
+    /// build's target directory, told with the sources): a part around one of them gets its
+    /// mount point now, exactly as it will with the whole payload, so its content is the same.
+    pub placed_later: Vec<String>,
 }
 
-/// Told the suite's [`Payload`] the moment discovery knows it (at most once).
-pub type OnPayload<'a> = &'a mut dyn FnMut(Payload);
+/// How much of the payload discovery knows when it tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Before the build: the source tree and the tools only (no build output yet). Staging
+    /// these parts can hide behind the build; the whole payload is told again later.
+    Sources,
+    /// The whole payload, before the tests are listed: there is time left to hide behind.
+    BeforeListing,
+    /// The whole payload, once the tests are listed.
+    Listed,
+}
+
+/// Told the suite's [`Payload`] as discovery learns it: at most once with [`Known::Sources`],
+/// then at most once whole.
+pub type OnPayload<'a> = &'a mut dyn FnMut(Payload, Known);
 
 impl std::fmt::Debug for Suite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

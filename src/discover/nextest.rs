@@ -137,19 +137,33 @@ pub enum NextestError {
     },
 }
 
-/// The workspace's `cargo metadata` (no dependencies); an error is cargo's message on one line.
+/// The workspace's `cargo metadata` (no dependencies) as cargo sees it from the workspace
+/// root, where the build runs: the target directory a `.cargo/config.toml` there sets is the
+/// one the build fills. An error is cargo's message on one line.
 pub(crate) fn workspace_metadata(manifest: Option<&Path>) -> Result<cargo_metadata::Metadata, String> {
-    let mut meta = cargo_metadata::MetadataCommand::new();
-    meta.no_deps();
-    if let Some(path) = manifest {
-        meta.manifest_path(path);
+    let exec = |dir: Option<&Path>| {
+        let mut meta = cargo_metadata::MetadataCommand::new();
+        meta.no_deps();
+        if let Some(path) = manifest {
+            meta.manifest_path(path);
+        }
+        if let Some(dir) = dir {
+            meta.current_dir(dir);
+        }
+        meta.exec().map_err(|e| one_line(&e.to_string()))
+    };
+    let meta = exec(None)?;
+    let root = meta.workspace_root.as_std_path();
+    let here = std::env::current_dir().and_then(|d| d.canonicalize()).ok();
+    if here.as_deref() == root.canonicalize().ok().as_deref() {
+        return Ok(meta);
     }
-    meta.exec().map_err(|e| one_line(&e.to_string()))
+    exec(Some(root))
 }
 
 /// Builds the archive, lists its tests and returns the suite with its uploads and recipe.
-/// `on_payload` hears what the shards receive as soon as the archive is built, before the
-/// tests are listed.
+/// `on_payload` hears the source tree before the build, then what the shards receive as soon
+/// as the archive is built, before the tests are listed.
 pub fn discover(opts: &NextestOptions, on_payload: super::OnPayload<'_>) -> Result<Suite, NextestError> {
     let meta = workspace_metadata(opts.manifest_path.as_deref()).map_err(NextestError::Metadata)?;
     let workspace_root = meta.workspace_root.clone().into_std_path_buf();
@@ -161,41 +175,52 @@ pub fn discover(opts: &NextestOptions, on_payload: super::OnPayload<'_>) -> Resu
         source,
     })?;
     let archive = out_dir.join(ARCHIVE_DEST);
-    build_archive(&workspace_root, &archive, opts)?;
+    // Never the build: cargo's target directory wherever cargo metadata puts it (also under
+    // CARGO_TARGET_DIR or `build.target-dir`), nor our output directory.
+    let excluded = [target_dir, out_dir];
+    let source_tree = || -> Result<Upload, NextestError> {
+        let files =
+            super::files::source_files(&workspace_root, &excluded).map_err(|e| NextestError::Source {
+                root: workspace_root.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Upload::Tree {
+            src: workspace_root.clone(),
+            files,
+            dest: SOURCE_DEST.into(),
+        })
+    };
+    // A profile that does not exist fails before anything is built.
     let profile = match &opts.profile {
         Some(name) => Some(user_profile(&workspace_root, name)?),
         None => None,
     };
-    // Never the build: cargo's target directory wherever cargo metadata puts it (also under
-    // CARGO_TARGET_DIR or `build.target-dir`), nor our output directory.
-    let files = super::files::source_files(&workspace_root, &[target_dir, out_dir]).map_err(|e| {
-        NextestError::Source {
-            root: workspace_root.clone(),
-            message: e.to_string(),
-        }
-    })?;
+    let recipe: Arc<dyn super::ShardRecipe> = Arc::new(NextestRecipe {
+        passthrough: opts.passthrough.clone(),
+        profile,
+    });
+    let tools = shipped_nextest();
+    let payload = |uploads: Vec<Upload>, placed_later: Vec<String>| super::Payload {
+        uploads,
+        tools: tools.clone(),
+        writes_source: recipe.writes_source(),
+        placed_later,
+    };
+    // The sources as they are before the build, so that hosts can stage them while it runs;
+    // the build's files will be placed at the target directory.
+    let target = excluded[0].display().to_string();
+    on_payload(payload(vec![source_tree()?], vec![target]), super::Known::Sources);
+    build_archive(&workspace_root, &archive, opts)?;
+    // Listed again: what the shards get is the tree as the build left it.
     let uploads = vec![
         Upload::File {
             src: archive.clone(),
             dest: ARCHIVE_DEST.into(),
             mode: 0o644,
         },
-        Upload::Tree {
-            src: workspace_root.clone(),
-            files,
-            dest: SOURCE_DEST.into(),
-        },
+        source_tree()?,
     ];
-    let recipe: Arc<dyn super::ShardRecipe> = Arc::new(NextestRecipe {
-        passthrough: opts.passthrough.clone(),
-        profile,
-    });
-    let tools = shipped_nextest();
-    on_payload(super::Payload {
-        uploads: uploads.clone(),
-        tools: tools.clone(),
-        writes_source: recipe.writes_source(),
-    });
+    on_payload(payload(uploads.clone(), Vec::new()), super::Known::BeforeListing);
     let summary = list_archive(&workspace_root, &archive, opts)?;
     Ok(Suite {
         notices: doctest_notices(&workspace_root, opts),

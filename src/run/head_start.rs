@@ -1,7 +1,8 @@
 //! A run's head start: each host's payload staged and its slot containers opened while the
-//! tests are still being listed and planned, so that a host's first shards start the moment
-//! the plan exists and that host is ready. Begun by the pipeline as soon as discovery knows
-//! the payload, or by the run itself when nothing began it earlier.
+//! suite is still being built, listed and planned, so that a host's first shards start the
+//! moment the plan exists and that host is ready. Begun by the pipeline as soon as discovery
+//! knows the sources (staged during the build) and again once it knows the whole payload, or
+//! by the run itself when nothing began it earlier.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -32,8 +33,20 @@ pub struct HeadStart {
     prepared: Option<oneshot::Receiver<Result<Arc<HostPayloads>, String>>>,
     gates: Gates,
     slots: SlotPool,
-    /// `None` once finished or abandoned.
+    /// What each host has staged so far, shared with the head start that follows this one.
+    staged: StagedSoFar,
+    /// `None` once finished, abandoned, or handed to the head start that follows.
     task: Option<tokio::task::JoinHandle<Staging>>,
+}
+
+/// Per host, what this run's head starts have staged there so far.
+type StagedSoFar = Arc<Mutex<BTreeMap<String, StageStats>>>;
+
+/// The head start a later one follows (the sources staged during the build): each host's
+/// stage waits for that host's earlier one, so that no part is uploaded twice at once.
+struct Prior {
+    gates: Gates,
+    task: tokio::task::JoinHandle<Staging>,
 }
 
 /// What staging did: what each staged host received, and how long it took from the head
@@ -50,7 +63,51 @@ impl HeadStart {
     /// container opened per slot. Events wait until [`HeadStart::attach`] gives them an
     /// observer.
     pub fn begin(payload: Payload, hosts: &[LiveHost], opts: &RunOptions, open_slots: bool) -> Self {
-        let stop = CancellationToken::new();
+        Self::start(
+            payload,
+            hosts,
+            opts,
+            open_slots,
+            None,
+            CancellationToken::new(),
+            StagedSoFar::default(),
+        )
+    }
+
+    /// [`HeadStart::begin`] for the whole payload once `prior` (begun with its sources, if
+    /// any) has them under way: each host stages the rest after its share of `prior`, whose
+    /// uploads count as this head start's.
+    pub fn begin_after(
+        prior: Option<HeadStart>,
+        payload: Payload,
+        hosts: &[LiveHost],
+        opts: &RunOptions,
+        open_slots: bool,
+    ) -> Self {
+        let Some(mut prior) = prior else {
+            return Self::begin(payload, hosts, opts, open_slots);
+        };
+        // Taking the task leaves nothing for the prior's Drop to stop or remove.
+        let Some(task) = prior.task.take() else {
+            return Self::begin(payload, hosts, opts, open_slots);
+        };
+        let before = Prior {
+            gates: prior.gates.clone(),
+            task,
+        };
+        let (stop, staged) = (prior.stop.clone(), prior.staged.clone());
+        Self::start(payload, hosts, opts, open_slots, Some(before), stop, staged)
+    }
+
+    fn start(
+        payload: Payload,
+        hosts: &[LiveHost],
+        opts: &RunOptions,
+        open_slots: bool,
+        prior: Option<Prior>,
+        stop: CancellationToken,
+        staged: StagedSoFar,
+    ) -> Self {
         let relay = Arc::new(Relay::default());
         let slots = SlotPool::default();
         let mut gates = BTreeMap::new();
@@ -69,8 +126,9 @@ impl HeadStart {
             stop: stop.clone(),
             slots: slots.clone(),
             open_slots,
+            staged: staged.clone(),
         };
-        let task = tokio::spawn(work.run(opened, tx));
+        let task = tokio::spawn(work.run(opened, tx, prior));
         HeadStart {
             payload,
             hosts: hosts.to_vec(),
@@ -80,6 +138,7 @@ impl HeadStart {
             prepared: Some(rx),
             gates,
             slots,
+            staged,
             task: Some(task),
         }
     }
@@ -185,13 +244,34 @@ struct Work {
     stop: CancellationToken,
     slots: SlotPool,
     open_slots: bool,
+    staged: StagedSoFar,
 }
 
 impl Work {
     async fn run(
         self,
+        opened: Opened,
+        prepared: oneshot::Sender<Result<Arc<HostPayloads>, String>>,
+        prior: Option<Prior>,
+    ) -> Staging {
+        let (gates, task) = match prior {
+            Some(p) => (p.gates, Some(p.task)),
+            None => (Gates::new(), None),
+        };
+        let staging = self.stage(opened, prepared, gates).await;
+        // Whoever waits for this task (the run, or the removal of what it created) waits
+        // for the earlier stage too: it has ended or been stopped by now, or soon will.
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        staging
+    }
+
+    async fn stage(
+        &self,
         mut opened: Opened,
         prepared: oneshot::Sender<Result<Arc<HostPayloads>, String>>,
+        prior_gates: Gates,
     ) -> Staging {
         let since = Instant::now();
         let split = tokio::select! {
@@ -202,13 +282,16 @@ impl Work {
             Ok(p) => Arc::new(p),
             Err(e) => {
                 let _ = prepared.send(Err(e.to_string()));
+                // Nothing will use what an earlier stage is still sending.
+                self.stop.cancel();
                 return Staging::default();
             }
         };
         let _ = prepared.send(Ok(payloads.clone()));
         let tasks = self.hosts.iter().filter_map(|h| {
             let gate = opened.remove(&h.host.name)?;
-            Some(self.host(h, &payloads, gate, since))
+            let before = prior_gates.get(&h.host.name).cloned();
+            Some(self.host(h, &payloads, gate, before, since))
         });
         let done = futures_util::future::join_all(tasks).await;
         Staging {
@@ -223,17 +306,26 @@ impl Work {
         h: &LiveHost,
         payloads: &HostPayloads,
         gate: watch::Sender<Option<Result<(), String>>>,
+        before: Option<watch::Receiver<Option<Result<(), String>>>>,
         since: Instant,
     ) -> (Option<(String, StageStats)>, Duration) {
         let name = h.host.name.clone();
+        let stage = async {
+            // An earlier stage that failed or stopped leaves its parts to this one.
+            if let Some(mut before) = before {
+                let _ = before.wait_for(Option::is_some).await;
+            }
+            super::tools::stage_host(payloads, h, &self.opts).await
+        };
         let staged = tokio::select! {
-            r = super::tools::stage_host(payloads, h, &self.opts) => r,
+            r = stage => r,
             // Stopped: the gate closes unopened and the slots stop, no host lost.
             _ = self.stop.cancelled() => return (None, since.elapsed()),
         };
         let stats = match staged {
             None => None,
             Some(Ok(stats)) => {
+                let stats = self.so_far(&name, stats);
                 (self.observer)(&Event::Staged {
                     host: name.clone(),
                     stats: stats.clone(),
@@ -254,6 +346,23 @@ impl Work {
         }
         let _ = gate.send(Some(Ok(())));
         (stats, took)
+    }
+
+    /// `stats` of this stage on `host` added to what earlier stages of the run sent it, which
+    /// this stage then found in the cache; kept for a stage that follows.
+    fn so_far(&self, host: &str, stats: StageStats) -> StageStats {
+        let mut staged = lock(&self.staged);
+        let total = match staged.get(host) {
+            Some(early) => StageStats {
+                uploaded_bytes: early.uploaded_bytes + stats.uploaded_bytes,
+                cached_bytes: stats.cached_bytes.saturating_sub(early.uploaded_bytes),
+                evicted: early.evicted.iter().chain(&stats.evicted).cloned().collect(),
+                time: early.time + stats.time,
+            },
+            None => stats,
+        };
+        staged.insert(host.to_string(), total.clone());
+        total
     }
 
     /// One slot container per slot of `h`, all at once. One that fails to open is left to

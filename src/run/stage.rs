@@ -114,15 +114,17 @@ impl Part {
 /// the nextest archive (extracted into `scratch`), and files under `bin/` or `tools/`.
 /// Anything else (a job's `files`) is returned as is, to be copied into each container.
 pub fn parts(uploads: &[Upload], scratch: &Path) -> Result<(Vec<Part>, Vec<Upload>), StageError> {
-    parts_in(uploads, scratch, true)
+    parts_in(uploads, scratch, true, &[])
 }
 
 /// [`parts`], unpacking the nextest archive's files on this machine only with `extract` (a
-/// local host runs them from there; Docker hosts only need the part's tar).
+/// local host runs them from there; Docker hosts only need the part's tar). `later`: where
+/// parts not among `uploads` will be placed ([`crate::discover::Payload::placed_later`]).
 pub fn parts_in(
     uploads: &[Upload],
     scratch: &Path,
     extract: bool,
+    later: &[String],
 ) -> Result<(Vec<Part>, Vec<Upload>), StageError> {
     let mut parts = Vec::new();
     let mut rest = Vec::new();
@@ -158,7 +160,7 @@ pub fn parts_in(
         let tar = super::payload::pack(&inner)?;
         parts.push(part(&dir, tar, None, local));
     }
-    add_mountpoints(&mut parts)?;
+    add_mountpoints(&mut parts, later)?;
     Ok((parts, rest))
 }
 
@@ -242,18 +244,24 @@ fn unusable(path: &str) -> Option<&'static str> {
     None
 }
 
-/// A part placed inside another's tree needs its mount point there already: a read-only
-/// volume cannot get a new directory when the container starts.
-fn add_mountpoints(parts: &mut [Part]) -> Result<(), StageError> {
-    let places: Vec<String> = parts.iter().filter_map(|p| p.build_path.clone()).collect();
+/// A part placed inside another's tree (or where `later` says one will be) needs its mount
+/// point there already: a read-only volume cannot get a new directory when the container
+/// starts. Added in path order, so the same places give the same bytes.
+fn add_mountpoints(parts: &mut [Part], later: &[String]) -> Result<(), StageError> {
+    let mut places: Vec<String> = parts.iter().filter_map(|p| p.build_path.clone()).collect();
+    places.extend(later.iter().cloned());
     for p in parts.iter_mut() {
         let Some(outer) = p.build_path.clone() else {
             continue;
         };
-        let inner: Vec<&str> = places
+        let mut inner: Vec<&str> = places
             .iter()
             .filter_map(|q| q.strip_prefix(&format!("{}/", outer.trim_end_matches('/'))))
+            .map(|q| q.trim_end_matches('/'))
+            .filter(|q| !q.is_empty())
             .collect();
+        inner.sort_unstable();
+        inner.dedup();
         if inner.is_empty() {
             continue;
         }
@@ -580,7 +588,7 @@ mod tests {
     fn without_a_local_host_the_archive_is_not_unpacked() {
         let dir = tempfile::tempdir().unwrap();
         let stage = dir.path().join("stage");
-        let (parts, _) = parts_in(&[archive(dir.path(), b"BIN", 9)], &stage, false).unwrap();
+        let (parts, _) = parts_in(&[archive(dir.path(), b"BIN", 9)], &stage, false, &[]).unwrap();
         assert!(parts[0].local.is_none());
         assert!(!stage.exists());
         assert_eq!(names(&parts[0].tar)[1], "debug/deps/t-1");
@@ -605,7 +613,9 @@ mod tests {
             dest: crate::discover::nextest::ARCHIVE_DEST.into(),
             mode: 0o644,
         }];
-        let err = parts_in(&uploads, dir.path(), false).unwrap_err().to_string();
+        let err = parts_in(&uploads, dir.path(), false, &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no target/nextest/binaries-metadata.json"), "{err}");
     }
 
@@ -627,8 +637,27 @@ mod tests {
             ),
             part("target", Vec::new(), Some("/w/ws/target".into()), None),
         ];
-        add_mountpoints(&mut parts).unwrap();
+        add_mountpoints(&mut parts, &[]).unwrap();
         assert_eq!(names(&parts[0].tar), ["target/"]);
+        // The sources told before the build, with the target's place still to come: the
+        // same bytes, so what was staged during the build is the part the shards mount.
+        let mut early = vec![part(
+            "src",
+            super::super::payload::pack(&[]).unwrap(),
+            Some("/w/ws".into()),
+            None,
+        )];
+        add_mountpoints(&mut early, &["/w/ws/target/".into(), "/w/ws/target".into()]).unwrap();
+        assert_eq!(early[0].hash, parts[0].hash);
+        let mut elsewhere = early[..1].to_vec();
+        elsewhere[0] = part(
+            "src",
+            super::super::payload::pack(&[]).unwrap(),
+            Some("/w/ws".into()),
+            None,
+        );
+        add_mountpoints(&mut elsewhere, &["/w/other/target".into()]).unwrap();
+        assert!(names(&elsewhere[0].tar).is_empty());
     }
 
     #[test]

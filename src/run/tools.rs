@@ -213,8 +213,12 @@ pub(crate) async fn prepare(
     }
     // Only a local host runs the nextest archive's files from this machine's disk.
     let extract = hosts.iter().any(|h| h.engine.is_local());
-    let (uploads, dir) = (payload.uploads.clone(), scratch.clone());
-    let split = tokio::task::spawn_blocking(move || super::stage::parts_in(&uploads, &dir, extract));
+    let (uploads, dir, later) = (
+        payload.uploads.clone(),
+        scratch.clone(),
+        payload.placed_later.clone(),
+    );
+    let split = tokio::task::spawn_blocking(move || super::stage::parts_in(&uploads, &dir, extract, &later));
     let (missing, split) = tokio::join!(missing_tools(payload, hosts, opts, &probes, observer), split);
     let (mut parts, rest) = split.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     // Job files (no secrets: those travel in each shard's extras) are copied per container.
@@ -251,7 +255,7 @@ fn host_stage(
     if !tools.is_empty() {
         let uploads = tool_uploads(&tools);
         host_parts
-            .extend(tokio::task::block_in_place(|| super::stage::parts_in(&uploads, scratch, false))?.0);
+            .extend(tokio::task::block_in_place(|| super::stage::parts_in(&uploads, scratch, false, &[]))?.0);
     }
     let local = h.engine.is_local();
     let mut payload = rest.to_vec();

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cargo_shard::discover::nextest::{NextestError, NextestOptions, RunIgnored, discover};
-use cargo_shard::discover::{ShardCtx, Suite, TestCase};
+use cargo_shard::discover::{Known, ShardCtx, Suite, TestCase};
 use cargo_shard::shard::{Collected, Upload};
 use cargo_shard::test_result::{TestId, TestResult, TestStatus};
 
@@ -29,14 +29,52 @@ fn fixture_opts(out: &Path) -> NextestOptions {
 fn discover_timed(opts: &NextestOptions) -> Suite {
     let start = Instant::now();
     let mut told = Vec::new();
-    let suite = discover(opts, &mut |p| told.push(p)).unwrap_or_else(|e| panic!("discover failed: {e}"));
+    let suite = discover(opts, &mut |p, known| told.push((p, known)))
+        .unwrap_or_else(|e| panic!("discover failed: {e}"));
     eprintln!("discover: {} tests in {:.2?}", suite.tests.len(), start.elapsed());
-    // The payload a run's head start stages while the tests are listed is the suite's own.
+    // What a run's head start stages during the build is the suite's own source tree (and
+    // tools); what it stages while the tests are listed is the suite's whole payload.
+    let whole = suite.payload();
+    let mut sources = whole.clone();
+    sources.uploads.retain(|u| matches!(u, Upload::Tree { .. }));
+    assert_eq!(sources.uploads.len(), 1, "{:?}", whole.uploads);
+    let mut meta = cargo_metadata::MetadataCommand::new();
+    meta.no_deps();
+    if let Some(m) = &opts.manifest_path {
+        meta.manifest_path(m).current_dir(m.parent().unwrap());
+    }
+    sources.placed_later = vec![meta.exec().unwrap().target_directory.to_string()];
+    assert_eq!(told.len(), 2, "{told:?}");
     assert_eq!(
-        told,
-        [suite.payload()],
-        "told the payload once, and the one shipped"
+        told[1],
+        (whole.clone(), Known::BeforeListing),
+        "the payload once, and the one shipped"
     );
+    // The tree before the build: only a lock file the build wrote can be missing from it.
+    let files = |p: &cargo_shard::discover::Payload| match &p.uploads[..] {
+        [Upload::Tree { files, .. }] => files.clone(),
+        other => panic!("{other:?}"),
+    };
+    let (early, known) = &told[0];
+    assert_eq!(*known, Known::Sources);
+    let mut missing = files(&sources);
+    missing.retain(|f| !files(early).contains(f));
+    assert!(
+        missing.is_empty() || missing == [PathBuf::from("Cargo.lock")],
+        "{missing:?}"
+    );
+    if missing.is_empty() {
+        assert_eq!(*early, sources, "told the sources before the build");
+        // Staged during the build, the source part is byte for byte the one shards mount.
+        let scratch = tempfile::tempdir().unwrap();
+        let src = |p: &cargo_shard::discover::Payload| {
+            let (parts, _) =
+                cargo_shard::run::stage::parts_in(&p.uploads, scratch.path(), false, &p.placed_later)
+                    .unwrap();
+            parts.into_iter().find(|p| p.name == "src").unwrap().hash
+        };
+        assert_eq!(src(early), src(&whole));
+    }
     suite
 }
 
@@ -377,7 +415,7 @@ fn a_bad_filterset_is_one_line_naming_the_problem() {
         filtersets: vec!["test(unclosed".into()],
         ..fixture_opts(out.path())
     };
-    let text = discover(&opts, &mut |_| {})
+    let text = discover(&opts, &mut |_, _| {})
         .expect_err("an unclosed filterset")
         .to_string();
     assert!(!text.contains('\n'), "{text}");
@@ -410,7 +448,7 @@ fn build_failure_is_one_line_with_cargos_error() {
             manifest_path: Some(dir.path().join("Cargo.toml")),
             ..Default::default()
         },
-        &mut |_| {},
+        &mut |_, _| {},
     )
     .expect_err("a crate that does not compile");
     let text = err.to_string();

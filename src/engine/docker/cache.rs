@@ -350,8 +350,11 @@ impl DockerEngine {
             }),
             ..Default::default()
         };
+        // Named by its parts: a run stages twice (its sources during the build, then the rest).
+        let hashes: Vec<&[u8]> = parts.iter().map(|p| p.hash.as_bytes()).collect();
+        let which = format!("{:08x}", crate::hash::fnv1a(&hashes) as u32);
         let opts = CreateContainerOptions {
-            name: Some(format!("cargo-shard-{run_id}-stage")),
+            name: Some(format!("cargo-shard-{run_id}-stage-{which}")),
             ..Default::default()
         };
         self.docker
