@@ -1,6 +1,5 @@
 //! The one stable hash for names that must not change between runs or machines (Go test
-//! binaries' file stems, the nextest-style `hash:` partition baseline): FNV-1a, 64-bit; and
-//! the content hash that names staged parts: sha256.
+//! binaries' file stems, the nextest-style `hash:` partition baseline): FNV-1a, 64-bit.
 
 /// FNV-1a over `parts` in order, as if they were one byte string.
 pub fn fnv1a(parts: &[&[u8]]) -> u64 {
@@ -11,15 +10,6 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
         }
     }
     h
-}
-
-/// sha256 of `data`, in lower-case hex.
-pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

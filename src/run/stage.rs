@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
 use crate::shard::Upload;
 
 /// The part every runner calls its source tree.
@@ -165,7 +167,7 @@ pub fn parts_in(
 fn part(name: &str, tar: Vec<u8>, build_path: Option<String>, local: Option<PathBuf>) -> Part {
     Part {
         name: name.to_string(),
-        hash: crate::hash::sha256_hex(&tar),
+        hash: Sha256::digest(&tar).iter().map(|b| format!("{b:02x}")).collect(),
         tar: Arc::new(tar),
         build_path,
         local,
@@ -298,110 +300,21 @@ fn nextest_target(archive: &Path, scratch: &Path, extract: bool) -> Result<Part,
         path: archive.display().to_string(),
         source,
     };
-    let bytes = std::fs::read(archive).map_err(extract_err)?;
-    let key = crate::hash::sha256_hex(&bytes);
-    let mut p = match built::load(scratch, &key) {
-        Some(p) => p,
-        None => {
-            let (tar, meta) = target_tar(&bytes).map_err(extract_err)?;
-            let target_dir = build_target_dir(archive, meta.as_deref())?;
-            let p = part("target", tar, Some(target_dir), None);
-            built::save(scratch, &key, &p);
-            p
-        }
-    };
+    let (tar, meta) = target_tar(archive).map_err(extract_err)?;
+    let target_dir = build_target_dir(archive, meta.as_deref())?;
+    let mut p = part("target", tar, Some(target_dir), None);
     if extract {
         p.local = Some(extract_once(&p, scratch).map_err(extract_err)?);
     }
     Ok(p)
 }
 
-/// The target part kept in the scratch directory under the hash of the archive it came from:
-/// an unchanged rebuild (same archive bytes) skips unpacking and repacking 70 MB for
-/// rust-sample, about 0.08 s of CPU while the tests are listed, more for bigger builds.
-/// Only the last archive's part is kept; a copy whose bytes no longer hash to what was
-/// recorded is not used (and is replaced).
-mod built {
-    use std::path::{Path, PathBuf};
-    use std::sync::Arc;
-
-    use super::Part;
-
-    #[derive(serde::Serialize, serde::Deserialize)]
-    struct Meta {
-        hash: String,
-        target_dir: String,
-        size: u64,
-    }
-
-    fn paths(scratch: &Path, key: &str) -> (PathBuf, PathBuf) {
-        let stem = format!("built-{}", &key[..key.len().min(32)]);
-        (
-            scratch.join(format!("{stem}.tar")),
-            scratch.join(format!("{stem}.json")),
-        )
-    }
-
-    /// The part kept for archive `key`, if complete (its description is written last).
-    pub(super) fn load(scratch: &Path, key: &str) -> Option<Part> {
-        let (tar, meta) = paths(scratch, key);
-        let meta: Meta = serde_json::from_slice(&std::fs::read(meta).ok()?).ok()?;
-        let tar = std::fs::read(tar).ok()?;
-        let intact = tar.len() as u64 == meta.size && crate::hash::sha256_hex(&tar) == meta.hash;
-        intact.then(|| Part {
-            name: "target".into(),
-            hash: meta.hash,
-            tar: Arc::new(tar),
-            build_path: Some(meta.target_dir),
-            local: None,
-        })
-    }
-
-    /// Keeps `p` for archive `key` and drops what older archives left; a failed write only
-    /// costs the repacking next time.
-    pub(super) fn save(scratch: &Path, key: &str, p: &Part) {
-        let (tar, meta) = paths(scratch, key);
-        let keep = [tar.clone(), meta.clone()];
-        if let Ok(old) = std::fs::read_dir(scratch) {
-            for f in old.flatten() {
-                let name = f.file_name().to_string_lossy().into_owned();
-                if name.starts_with("built-") && !keep.contains(&f.path()) {
-                    let _ = std::fs::remove_file(f.path());
-                }
-            }
-        }
-        let described = Meta {
-            hash: p.hash.clone(),
-            target_dir: p.build_path.clone().unwrap_or_default(),
-            size: p.tar.len() as u64,
-        };
-        let _ = std::fs::create_dir_all(scratch)
-            .and_then(|()| put(scratch, &tar, &p.tar))
-            .and_then(|()| {
-                put(
-                    scratch,
-                    &meta,
-                    &serde_json::to_vec(&described).unwrap_or_default(),
-                )
-            });
-    }
-
-    /// Renamed into place whole, but not synced: a copy a crash spoiled fails its check when
-    /// loaded, and flushing 70 MB would cost more than repacking saves.
-    fn put(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
-        use std::io::Write;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(data)?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    }
-}
-
 /// The archive's files under `target/` as a tar of regular files with zeroed mtimes, and the
 /// bytes of its `nextest/binaries-metadata.json`.
-fn target_tar(archive: &[u8]) -> std::io::Result<(Vec<u8>, Option<Vec<u8>>)> {
+fn target_tar(archive: &Path) -> std::io::Result<(Vec<u8>, Option<Vec<u8>>)> {
     use std::io::Read;
-    let mut input = tar::Archive::new(zstd::Decoder::new(archive)?);
+    let file = std::fs::File::open(archive)?;
+    let mut input = tar::Archive::new(zstd::Decoder::new(file)?);
     let mut output = tar::Builder::new(Vec::new());
     let mut meta = None;
     for entry in input.entries()? {
@@ -629,47 +542,6 @@ mod tests {
     }
 
     #[test]
-    fn an_unchanged_archive_reuses_its_kept_part_and_a_spoiled_copy_is_rebuilt() {
-        let dir = tempfile::tempdir().unwrap();
-        let stage = dir.path().join("stage");
-        let first = parts_in(&[archive(dir.path(), b"BIN", 9)], &stage, false, &[])
-            .unwrap()
-            .0;
-        let kept = |suffix: &str| {
-            std::fs::read_dir(&stage)
-                .unwrap()
-                .flatten()
-                .map(|f| f.path())
-                .find(|p| p.to_string_lossy().ends_with(suffix))
-                .unwrap()
-        };
-        // The kept copy is what the next run with the same archive gets, byte for byte.
-        let tar = kept(".tar");
-        let mut marked = std::fs::read(&tar).unwrap();
-        let again = parts_in(&[archive(dir.path(), b"BIN", 9)], &stage, false, &[])
-            .unwrap()
-            .0;
-        assert_eq!((&again[0].hash, &again[0].tar), (&first[0].hash, &first[0].tar));
-        assert_eq!(again[0].build_path, first[0].build_path);
-        // Same size, other bytes: not used, rebuilt from the archive, and kept again.
-        let at = marked.len() / 2;
-        marked[at] ^= 0xff;
-        std::fs::write(&tar, &marked).unwrap();
-        let rebuilt = parts_in(&[archive(dir.path(), b"BIN", 9)], &stage, false, &[])
-            .unwrap()
-            .0;
-        assert_eq!(rebuilt[0].tar, first[0].tar);
-        assert_eq!(std::fs::read(kept(".tar")).unwrap(), *first[0].tar);
-        // Another archive replaces it.
-        let other = parts_in(&[archive(dir.path(), b"NEW", 9)], &stage, false, &[])
-            .unwrap()
-            .0;
-        assert_ne!(other[0].hash, first[0].hash);
-        let left: Vec<_> = std::fs::read_dir(&stage).unwrap().flatten().collect();
-        assert_eq!(left.len(), 2, "one part kept, with its description");
-    }
-
-    #[test]
     fn the_nextest_archive_becomes_the_target_part_at_the_build_target_dir() {
         let dir = tempfile::tempdir().unwrap();
         let uploads = [archive(dir.path(), b"BIN", 9)];
@@ -718,13 +590,7 @@ mod tests {
         let stage = dir.path().join("stage");
         let (parts, _) = parts_in(&[archive(dir.path(), b"BIN", 9)], &stage, false, &[]).unwrap();
         assert!(parts[0].local.is_none());
-        // Only the kept part (and its description) is there: nothing unpacked.
-        let there: Vec<String> = std::fs::read_dir(&stage)
-            .unwrap()
-            .flatten()
-            .map(|f| f.file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(there.iter().all(|n| n.starts_with("built-")), "{there:?}");
+        assert!(!stage.exists());
         assert_eq!(names(&parts[0].tar)[1], "debug/deps/t-1");
     }
 
