@@ -35,6 +35,8 @@ pub struct HeadStart {
     slots: SlotPool,
     /// What each host has staged so far, shared with the head start that follows this one.
     staged: StagedSoFar,
+    /// True once the hosts' images are checked for the tools (and the answers kept).
+    checked: watch::Receiver<bool>,
     /// `None` once finished, abandoned, or handed to the head start that follows.
     task: Option<tokio::task::JoinHandle<Staging>>,
 }
@@ -42,9 +44,12 @@ pub struct HeadStart {
 /// Per host, what this run's head starts have staged there so far.
 type StagedSoFar = Arc<Mutex<BTreeMap<String, StageStats>>>;
 
-/// The head start a later one follows (the sources staged during the build): each host's
-/// stage waits for that host's earlier one, so that no part is uploaded twice at once.
+/// The head start a later one follows (the sources staged during the build): the later one
+/// checks the images only once the earlier one has (its answers are kept, and two probes of
+/// one run would share a container name), and each host's stage waits for that host's
+/// earlier one, so that no part is uploaded twice at once.
 struct Prior {
+    checked: watch::Receiver<bool>,
     gates: Gates,
     task: tokio::task::JoinHandle<Staging>,
 }
@@ -92,6 +97,7 @@ impl HeadStart {
             return Self::begin(payload, hosts, opts, open_slots);
         };
         let before = Prior {
+            checked: prior.checked.clone(),
             gates: prior.gates.clone(),
             task,
         };
@@ -118,6 +124,7 @@ impl HeadStart {
             opened.insert(h.host.name.clone(), tx);
         }
         let (tx, rx) = oneshot::channel();
+        let (checked_tx, checked) = watch::channel(false);
         let work = Work {
             payload: payload.clone(),
             hosts: hosts.to_vec(),
@@ -127,6 +134,7 @@ impl HeadStart {
             slots: slots.clone(),
             open_slots,
             staged: staged.clone(),
+            checked: checked_tx,
         };
         let task = tokio::spawn(work.run(opened, tx, prior));
         HeadStart {
@@ -139,6 +147,7 @@ impl HeadStart {
             gates,
             slots,
             staged,
+            checked,
             task: Some(task),
         }
     }
@@ -245,6 +254,7 @@ struct Work {
     slots: SlotPool,
     open_slots: bool,
     staged: StagedSoFar,
+    checked: watch::Sender<bool>,
 }
 
 impl Work {
@@ -254,11 +264,11 @@ impl Work {
         prepared: oneshot::Sender<Result<Arc<HostPayloads>, String>>,
         prior: Option<Prior>,
     ) -> Staging {
-        let (gates, task) = match prior {
-            Some(p) => (p.gates, Some(p.task)),
-            None => (Gates::new(), None),
+        let (checked, gates, task) = match prior {
+            Some(p) => (Some(p.checked), p.gates, Some(p.task)),
+            None => (None, Gates::new(), None),
         };
-        let staging = self.stage(opened, prepared, gates).await;
+        let staging = self.stage(opened, prepared, checked, gates).await;
         // Whoever waits for this task (the run, or the removal of what it created) waits
         // for the earlier stage too: it has ended or been stopped by now, or soon will.
         if let Some(task) = task {
@@ -271,13 +281,22 @@ impl Work {
         &self,
         mut opened: Opened,
         prepared: oneshot::Sender<Result<Arc<HostPayloads>, String>>,
+        prior_checked: Option<watch::Receiver<bool>>,
         prior_gates: Gates,
     ) -> Staging {
         let since = Instant::now();
+        let prepare = async {
+            // An earlier head start that stopped before checking leaves the check to this one.
+            if let Some(mut checked) = prior_checked {
+                let _ = checked.wait_for(|done| *done).await;
+            }
+            super::tools::prepare(&self.payload, &self.hosts, &self.opts, &self.observer).await
+        };
         let split = tokio::select! {
-            p = super::tools::prepare(&self.payload, &self.hosts, &self.opts, &self.observer) => p,
+            p = prepare => p,
             _ = self.stop.cancelled() => return Staging::default(),
         };
+        let _ = self.checked.send(true);
         let payloads = match split {
             Ok(p) => Arc::new(p),
             Err(e) => {
