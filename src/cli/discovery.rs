@@ -90,7 +90,7 @@ impl Discovery {
         };
         let suite = match self {
             Discovery::Nextest(o) => crate::discover::nextest::discover(&o, &mut tell)?,
-            Discovery::Go(o) => crate::discover::gotest::discover(&o)?,
+            Discovery::Go(o) => crate::discover::gotest::discover_telling(&o, &mut tell)?,
             Discovery::Exec(o) => crate::discover::command::discover(&o)?,
         };
         tell(suite.payload(), Known::Listed);

@@ -123,6 +123,12 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GoError + '_ {
 /// seed corpus `go test` would run (benchmarks are not run by `go test`), and every gocheck
 /// suite method as `Suite.TestX` under its package's import path.
 pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
+    discover_telling(opts, &mut |_, _| {})
+}
+
+/// [`discover`], telling `on_payload` the listed packages' sources before the test binaries
+/// are built (hosts can stage them meanwhile); the whole payload is the suite's, once listed.
+pub fn discover_telling(opts: &GoOptions, on_payload: super::OnPayload<'_>) -> Result<Suite, GoError> {
     let dir = opts.dir.canonicalize().map_err(io_err(&opts.dir))?;
     let env = go_env(opts);
     let mut version = Command::new("go");
@@ -130,6 +136,22 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
     crate::interrupt::output(&mut version).map_err(|e| GoError::NoGo(e.to_string()))?;
 
     let packages = go_list(opts, &dir, &env)?;
+    // Every listed package has test files; one whose tests turn out to be only benchmarks
+    // is left out of the shipped tree later, and only then does this early part go unused.
+    let early = shipped_files(&dir, &opts.out_dir, packages.iter())?;
+    on_payload(
+        super::Payload {
+            uploads: vec![Upload::Tree {
+                src: dir.clone(),
+                files: early,
+                dest: "src".into(),
+            }],
+            tools: Vec::new(),
+            writes_source: false,
+            placed_later: Vec::new(),
+        },
+        super::Known::Sources,
+    );
     let bin_dir = opts.out_dir.join("bin");
     std::fs::create_dir_all(&bin_dir).map_err(io_err(&bin_dir))?;
     // `go test -c -o` resolves a relative path against the module directory, not ours.
@@ -178,7 +200,8 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
             },
         );
     }
-    let files = shipped_files(&dir, &opts.out_dir, &packages, &runs)?;
+    let shipped = packages.iter().filter(|p| runs.contains_key(&p.import_path));
+    let files = shipped_files(&dir, &opts.out_dir, shipped)?;
     uploads.push(Upload::Tree {
         src: dir.clone(),
         files,
@@ -197,16 +220,15 @@ pub fn discover(opts: &GoOptions) -> Result<Suite, GoError> {
     })
 }
 
-/// The source files the packages with tests to run need (see [`tree`]), not the whole tree.
-fn shipped_files(
+/// The source files `packages` need (see [`tree`]), not the whole tree.
+fn shipped_files<'a>(
     dir: &Path,
     out_dir: &Path,
-    packages: &[GoPackage],
-    runs: &BTreeMap<String, PackageRun>,
+    packages: impl Iterator<Item = &'a GoPackage>,
 ) -> Result<Vec<PathBuf>, GoError> {
     let all = crate::discover::files::source_files(dir, &[out_dir.to_path_buf()]).map_err(io_err(dir))?;
     let mut selected = Vec::new();
-    for pkg in packages.iter().filter(|p| runs.contains_key(&p.import_path)) {
+    for pkg in packages {
         let mut test_sources = Vec::new();
         for file in &pkg.test_files {
             test_sources.push(std::fs::read_to_string(file).map_err(io_err(file))?);

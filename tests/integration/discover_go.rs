@@ -9,7 +9,7 @@ use std::process::Command;
 
 use cargo_shard::discover::command::{self, ExecOptions, KeyPassing, KeySource};
 use cargo_shard::discover::gotest::{self, GoOptions};
-use cargo_shard::discover::{ShardCtx, Suite};
+use cargo_shard::discover::{Known, ShardCtx, Suite};
 use cargo_shard::shard::{Collected, Upload};
 use cargo_shard::test_result::{TestId, TestResult, TestStatus};
 
@@ -25,8 +25,25 @@ fn gopath() -> String {
     format!("{}:/usr/share/gocode", fixture().join("gopath").display())
 }
 
+/// Discovers fixtures/go-sample, checking what it tells before the build: the sources the
+/// shards get, as the very part (same hash) a run's head start can stage while Go builds.
 fn discover_module(out: &Path) -> Suite {
-    gotest::discover(&GoOptions::new(fixture(), out)).expect("discovery of fixtures/go-sample")
+    let mut told = Vec::new();
+    let suite = gotest::discover_telling(&GoOptions::new(fixture(), out), &mut |p, known| {
+        told.push((p, known))
+    })
+    .expect("discovery of fixtures/go-sample");
+    let whole = suite.payload();
+    let mut sources = whole.clone();
+    sources.uploads.retain(|u| matches!(u, Upload::Tree { .. }));
+    assert_eq!(told, [(sources.clone(), Known::Sources)]);
+    let scratch = tempfile::tempdir().unwrap();
+    let src = |p: &cargo_shard::discover::Payload| {
+        let (parts, _) = cargo_shard::run::stage::parts_in(&p.uploads, scratch.path(), false, &[]).unwrap();
+        parts.into_iter().find(|p| p.name == "src").unwrap().hash
+    };
+    assert_eq!(src(&sources), src(&whole));
+    suite
 }
 
 fn discover_checksuite(out: &Path) -> Suite {
