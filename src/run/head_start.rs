@@ -268,7 +268,7 @@ impl Work {
             Some(p) => (Some(p.checked), p.gates, Some(p.task)),
             None => (None, Gates::new(), None),
         };
-        let staging = self.stage(opened, prepared, checked, gates).await;
+        let staging = self.stage(opened, prepared, checked, gates, task.is_some()).await;
         // Whoever waits for this task (the run, or the removal of what it created) waits
         // for the earlier stage too: it has ended or been stopped by now, or soon will.
         if let Some(task) = task {
@@ -283,6 +283,7 @@ impl Work {
         prepared: oneshot::Sender<Result<Arc<HostPayloads>, String>>,
         prior_checked: Option<watch::Receiver<bool>>,
         prior_gates: Gates,
+        follows: bool,
     ) -> Staging {
         let since = Instant::now();
         let prepare = async {
@@ -301,8 +302,11 @@ impl Work {
             Ok(p) => Arc::new(p),
             Err(e) => {
                 let _ = prepared.send(Err(e.to_string()));
-                // Nothing will use what an earlier stage is still sending.
-                self.stop.cancel();
+                // Nothing will use what an earlier stage is still sending. (The earlier one
+                // itself leaves the token alone: its failure is for the next one to meet.)
+                if follows {
+                    self.stop.cancel();
+                }
                 return Staging::default();
             }
         };
