@@ -190,7 +190,7 @@ pub fn discover(opts: &NextestOptions, on_payload: super::OnPayload<'_>) -> Resu
             dest: SOURCE_DEST.into(),
         })
     };
-    // A profile that does not exist fails before anything is built.
+    // The profile's configuration file is read (and fails, if broken) before anything is built.
     let profile = match &opts.profile {
         Some(name) => Some(user_profile(&workspace_root, name)?),
         None => None,

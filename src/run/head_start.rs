@@ -348,7 +348,12 @@ impl Work {
         let stats = match staged {
             None => None,
             Some(Ok(stats)) => {
-                let stats = self.so_far(&name, stats);
+                let holds = payloads
+                    .hosts
+                    .get(&name)
+                    .map(|s| s.parts.as_slice())
+                    .unwrap_or_default();
+                let stats = self.so_far(&name, stats, holds);
                 (self.observer)(&Event::Staged {
                     host: name.clone(),
                     stats: stats.clone(),
@@ -371,17 +376,12 @@ impl Work {
         (stats, took)
     }
 
-    /// `stats` of this stage on `host` added to what earlier stages of the run sent it, which
-    /// this stage then found in the cache; kept for a stage that follows.
-    fn so_far(&self, host: &str, stats: StageStats) -> StageStats {
+    /// `stats` of this stage on `host` (staging `holds`) added to what earlier stages of the
+    /// run did there ([`merged`]), and kept for a stage that follows.
+    fn so_far(&self, host: &str, stats: StageStats, holds: &[super::stage::Part]) -> StageStats {
         let mut staged = lock(&self.staged);
         let total = match staged.get(host) {
-            Some(early) => StageStats {
-                uploaded_bytes: early.uploaded_bytes + stats.uploaded_bytes,
-                cached_bytes: stats.cached_bytes.saturating_sub(early.uploaded_bytes),
-                evicted: early.evicted.iter().chain(&stats.evicted).cloned().collect(),
-                time: early.time + stats.time,
-            },
+            Some(early) => merged(early, stats, holds),
             None => stats,
         };
         staged.insert(host.to_string(), total.clone());
@@ -399,6 +399,26 @@ impl Work {
             }
         });
         futures_util::future::join_all(opens).await;
+    }
+}
+
+/// An earlier stage's stats and a later one's (which staged `holds`) on one host: a part the
+/// earlier stage sent, the later one found in the cache, and it counts as sent, not cached.
+/// What the earlier one sent that the later one does not hold (sources the build changed)
+/// was sent all the same.
+fn merged(early: &StageStats, later: StageStats, holds: &[super::stage::Part]) -> StageStats {
+    let sent_before: u64 = holds.iter().filter_map(|p| early.sent.get(&p.hash)).sum();
+    StageStats {
+        uploaded_bytes: early.uploaded_bytes + later.uploaded_bytes,
+        cached_bytes: later.cached_bytes.saturating_sub(sent_before),
+        evicted: early.evicted.iter().chain(&later.evicted).cloned().collect(),
+        time: early.time + later.time,
+        sent: early
+            .sent
+            .iter()
+            .chain(&later.sent)
+            .map(|(h, b)| (h.clone(), *b))
+            .collect(),
     }
 }
 
@@ -445,6 +465,47 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn part(hash: &str, bytes: usize) -> super::super::stage::Part {
+        super::super::stage::Part {
+            name: hash.into(),
+            hash: hash.into(),
+            tar: Arc::new(vec![0; bytes]),
+            build_path: None,
+            local: None,
+        }
+    }
+
+    fn stats(uploaded: &[(&str, u64)], cached: u64) -> StageStats {
+        StageStats {
+            uploaded_bytes: uploaded.iter().map(|(_, b)| b).sum(),
+            cached_bytes: cached,
+            sent: uploaded.iter().map(|(h, b)| (h.to_string(), *b)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn what_an_earlier_stage_sent_counts_as_sent_only_for_the_parts_it_shares() {
+        // The sources went up during the build; the whole payload's stage found them cached
+        // beside the build's part (also cached, from an earlier run).
+        let early = stats(&[("src", 100)], 0);
+        let same = merged(
+            &early,
+            stats(&[], 1100),
+            &[part("src", 100), part("target", 1000)],
+        );
+        assert_eq!((same.uploaded_bytes, same.cached_bytes), (100, 1000));
+        // The build changed the sources: the early part is not the shipped one, which went up
+        // again; the build's part was really in the cache.
+        let changed = merged(
+            &early,
+            stats(&[("src2", 100)], 1000),
+            &[part("src2", 100), part("target", 1000)],
+        );
+        assert_eq!((changed.uploaded_bytes, changed.cached_bytes), (200, 1000));
+        assert_eq!(changed.sent.len(), 2);
+    }
 
     #[test]
     fn events_wait_for_the_observer_then_pass_in_order() {

@@ -649,13 +649,12 @@ mod tests {
         )];
         add_mountpoints(&mut early, &["/w/ws/target/".into(), "/w/ws/target".into()]).unwrap();
         assert_eq!(early[0].hash, parts[0].hash);
-        let mut elsewhere = early[..1].to_vec();
-        elsewhere[0] = part(
+        let mut elsewhere = vec![part(
             "src",
             super::super::payload::pack(&[]).unwrap(),
             Some("/w/ws".into()),
             None,
-        );
+        )];
         add_mountpoints(&mut elsewhere, &["/w/other/target".into()]).unwrap();
         assert!(names(&elsewhere[0].tar).is_empty());
     }

@@ -58,6 +58,10 @@ pub struct StageStats {
     /// How long staging took on this host.
     #[serde(serialize_with = "crate::units::serialize_secs")]
     pub time: std::time::Duration,
+    /// The parts sent (hash → bytes), so that a later stage of the same run can tell which
+    /// of the parts it finds in the cache this run sent there itself.
+    #[serde(skip)]
+    pub sent: BTreeMap<String, u64>,
 }
 
 impl StageStats {
@@ -150,6 +154,7 @@ impl DockerEngine {
                 stats.cached_bytes += size;
             } else {
                 stats.uploaded_bytes += size;
+                stats.sent.insert(p.hash.clone(), size);
                 filling.push(volume_name(&p.hash));
                 fills.push(self.fill_one(id, format!("/p/{i}"), p));
             }
@@ -564,6 +569,7 @@ mod tests {
             cached_bytes: 0,
             evicted: vec!["cargo-shard-cache-ab".into()],
             time: std::time::Duration::from_millis(1234),
+            ..Default::default()
         };
         insta::assert_snapshot!(stats.describe(), @"73.2 MB uploaded, 0 B from cache in 1.23s; evicted 1 old part(s)");
     }
