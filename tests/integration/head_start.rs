@@ -273,12 +273,8 @@ fn the_source_tree_is_staged_while_the_build_runs_and_counted_as_uploaded() {
     }
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
     seen.sort();
     assert_eq!(
         seen,
@@ -313,4 +309,17 @@ fn the_source_tree_is_staged_while_the_build_runs_and_counted_as_uploaded() {
     }
     let run_id = finished["run_id"].as_str().unwrap();
     common::assert_nothing_left(run_id);
+}
+
+/// With no probe answers kept yet (a fresh output directory) and a build quick enough for the
+/// two head starts to meet, each image is checked once: two probes at once would share a
+/// container name, and the one refused would read as a missing tool.
+#[test]
+fn a_fresh_output_directory_finds_the_images_tools_without_a_false_warning() {
+    for _ in 0..2 {
+        let out = tempfile::tempdir().unwrap();
+        let run = common::run_rust_sample(out.path(), &["--quiet"]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!stderr.contains("image has no"), "{stderr}");
+    }
 }
