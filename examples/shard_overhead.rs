@@ -4,7 +4,9 @@
 //! `cargo run --release --example shard_overhead -- [HOSTS_FILE] [RUNS] [staged|copied]`
 //! (default `$CARGO_SHARD_TESTBED/hosts.toml`, or `target/testbed/hosts.toml`; 7 runs;
 //! `staged`: the payload is staged once per host into its cache volume and every shard
-//! mounts it, as runs do now; `copied`: uploaded into every container, as before staging).
+//! mounts it, as whole shards run; `slot`: staged, and each run a batch `docker exec`'d into
+//! one long-lived slot container, as first-run and stolen batches run; `copied`: uploaded
+//! into every container, as before staging).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -30,7 +32,11 @@ async fn main() {
         format!("{dir}/hosts.toml")
     });
     let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(7);
-    let staged = args.get(3).map(String::as_str) != Some("copied");
+    let mode = args.get(3).map(String::as_str).unwrap_or("staged");
+    let staged = mode != "copied";
+    // `slot`: staged, and every run a batch exec'd into one long-lived slot container (as
+    // stolen and first-run batches run), the container's opening timed apart.
+    let slotted = mode == "slot";
     let config = HostsConfig::load(std::path::Path::new(&hosts_file)).unwrap_or_else(|e| panic!("{e}"));
 
     // Incompressible bytes, like a test archive: a compressing transport must not flatter us.
@@ -71,9 +77,9 @@ async fn main() {
         tar: payload.clone(),
     };
     println!(
-        "| host | endpoint | first stage: uploaded | second stage: uploaded | create | upload | start | run | collect | remove | total (median of {runs}) | `docker run --rm` no-op, no upload | ratio |"
+        "| host | endpoint | first stage: uploaded | second stage: uploaded | slot container opened | create | upload | start | run | collect | remove | total (median of {runs}) | `docker run --rm` no-op, no upload | ratio |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for host in &config.hosts {
         let engine = match Engine::connect(host).await {
             Ok(e) => e,
@@ -102,6 +108,37 @@ async fn main() {
             let _ = engine.remove_labelled(Some(&format!("{run_id}-warm"))).await;
             second = stage(run_id.clone()).await;
         }
+        let mounts = if staged && !engine.is_local() {
+            vec![(
+                cargo_shard::engine::docker::volume_name(&part.hash),
+                "/cargo-shard-staged".to_string(),
+            )]
+        } else {
+            Vec::new()
+        };
+        let mut slot = None;
+        let mut opened = String::from("-");
+        if slotted {
+            let spec = cargo_shard::engine::docker::SlotSpec {
+                name: format!("cargo-shard-{run_id}-slot"),
+                image: host.image.clone(),
+                network: host.network.clone(),
+                labels: [(RUN_LABEL.to_string(), run_id.clone())].into(),
+                mounts: mounts.clone(),
+                nano_cpus: None,
+                memory: None,
+                preload: Vec::new(),
+            };
+            let t = Instant::now();
+            match engine.open_slot(&spec).await {
+                Some(Ok(s)) => {
+                    opened = format!("{:.3}", t.elapsed().as_secs_f64());
+                    slot = Some(s);
+                }
+                Some(Err(e)) => panic!("{e}"),
+                None => println!("| {} | {} | no slot containers here |", host.name, host.endpoint),
+            }
+        }
         for i in 0..runs {
             let root = engine.make_root().unwrap();
             let job = ContainerSpec {
@@ -124,26 +161,23 @@ async fn main() {
                 log_path: dir.path().join(format!("{}-{i}.log", host.name)),
                 keep: false,
                 extras: cargo_shard::engine::environment::ShardExtras {
-                    mounts: if staged && !engine.is_local() {
-                        vec![(
-                            cargo_shard::engine::docker::volume_name(&part.hash),
-                            format!("{root}/staged"),
-                        )]
-                    } else {
-                        Vec::new()
-                    },
+                    mounts: mounts.clone(),
                     ..Default::default()
                 },
                 root,
             };
             let t0 = Instant::now();
-            let run = engine
-                .run_shard(job, CancellationToken::new())
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            let run = match &slot {
+                Some(slot) => engine.run_in_slot(slot, job, CancellationToken::new()).await,
+                None => engine.run_shard(job, CancellationToken::new()).await,
+            }
+            .unwrap_or_else(|e| panic!("{e}"));
             totals.push(t0.elapsed().as_secs_f64());
             assert_eq!(run.collected.exit_code, Some(0));
             phases.push(run.phases);
+        }
+        if let Some(slot) = slot {
+            engine.close_slot(slot).await;
         }
         let _ = engine.remove_labelled(Some(&run_id)).await;
         if let cargo_shard::engine::Engine::Docker(d) = &engine {
@@ -182,7 +216,7 @@ async fn main() {
         };
         let m = |f: fn(&Phases) -> Duration| median(phases.iter().map(|p| f(p).as_secs_f64()).collect());
         println!(
-            "| {} | {} | {first} | {second} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.3} s** | {} | {} |",
+            "| {} | {} | {first} | {second} | {opened} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | **{:.3} s** | {} | {} |",
             host.name,
             host.endpoint,
             m(|p| p.create),

@@ -53,6 +53,20 @@ pub struct DockerEngine {
     slots: std::sync::atomic::AtomicU8,
 }
 
+/// The files a job places in its container, at their paths from `/`: the spec's under its
+/// root, then the job's own (secrets and the like).
+pub fn placed_files(job: &ContainerSpec) -> Vec<(String, Vec<u8>)> {
+    let root = job.root.trim_matches('/');
+    let mut files: Vec<(String, Vec<u8>)> = job
+        .spec
+        .files
+        .iter()
+        .map(|(path, data)| (format!("{root}/{}", path.trim_start_matches('/')), data.clone()))
+        .collect();
+    files.extend(job.extras.files.0.iter().cloned());
+    files
+}
+
 impl DockerEngine {
     /// Connects to `host`'s endpoint and negotiates the API version, all within `timeout`; any
     /// failure is [`EngineError::Unreachable`] with a short reason.
@@ -447,14 +461,7 @@ impl DockerEngine {
     /// files (secrets) where they go, to extract at `/`.
     fn root_and_files(&self, job: &ContainerSpec) -> Result<Vec<u8>, EngineError> {
         let root = job.root.trim_matches('/');
-        let mut files: Vec<(String, Vec<u8>)> = job
-            .spec
-            .files
-            .iter()
-            .map(|(path, data)| (format!("{root}/{}", path.trim_start_matches('/')), data.clone()))
-            .collect();
-        files.extend(job.extras.files.0.iter().cloned());
-        tarball::dir_and_files_tar(root, &files).map_err(|e| self.local_failure("pack", e))
+        tarball::dir_and_files_tar(root, &placed_files(job)).map_err(|e| self.local_failure("pack", e))
     }
 
     async fn upload(&self, id: &str, path: &str, tar: bytes::Bytes) -> Result<(), EngineError> {

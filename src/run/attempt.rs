@@ -68,6 +68,9 @@ pub(crate) struct Shared<'a> {
     pub cancel: CancellationToken,
     /// Slot containers the head start opened, for the first phase's workers to take.
     pub pre_opened: super::slots::SlotPool,
+    /// The pooled batches (see [`super::batch`]): any slot may run any of them, so a slot
+    /// container opened in the first phase gets all their files at once.
+    pub pooled: Vec<QueuedShard>,
 }
 
 /// How long an interrupted shard may take to kill and remove its container.
@@ -103,12 +106,13 @@ pub(crate) async fn run(
     let pooled = super::slots::pools(shared.opts, &shared.payloads, host)
         && (job.batched || holder.slot().is_some_and(|s| !s.is_broken()));
     let root = match host.engine.make_root() {
-        Ok(r) if pooled && !holder.unsupported() => format!("{r}/batch/{}-{}", job.shard, job.attempt),
+        Ok(r) if pooled && !holder.unsupported() => batch_root(&r, job),
         Ok(r) => r,
         Err(e) => return done(classify(e), name, Phases::default()),
     };
     let (container_spec, artifacts) = container_spec(shared, host, job, root, name.clone(), &announced);
-    if pooled && let Err(e) = holder.open(shared.opts, &shared.payloads, host).await {
+    let preload = || preloaded_files(shared, host);
+    if pooled && let Err(e) = holder.open(shared.opts, &shared.payloads, host, preload).await {
         return done(classify(e), name, Phases::default());
     }
     // The container the attempt ran in, for the record whatever way it ends.
@@ -156,6 +160,30 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// A batch's directory in its slot container, under the container root `root`.
+fn batch_root(root: &str, job: &QueuedShard) -> String {
+    format!("{root}/batch/{}-{}", job.shard, job.attempt)
+}
+
+/// The files of every pooled batch as it would run on `host`: a slot container opened with
+/// them saves each of those batches an upload, which on a busy engine costs about as much as
+/// the runner's start.
+fn preloaded_files(shared: &Shared<'_>, host: &LiveHost) -> Vec<Vec<(String, Vec<u8>)>> {
+    let Ok(root) = host.engine.make_root() else {
+        return Vec::new();
+    };
+    shared
+        .pooled
+        .iter()
+        .map(|job| {
+            let root = batch_root(&root, job);
+            let name = container_name(shared, job);
+            let (spec, _) = container_spec(shared, host, job, root, name, &Announced::default());
+            crate::engine::docker::placed_files(&spec)
+        })
+        .collect()
 }
 
 /// `cargo-shard-<run>-<shard>-<attempt>`: unique per run, shard and attempt.

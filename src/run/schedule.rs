@@ -97,7 +97,8 @@ async fn execute_inner(
         }
     };
     let cut = super::slots::job_pools(opts) && !suite.recipe.writes_source();
-    let jobs = super::batch::queue(plan, cut);
+    let slots = hosts.iter().map(|h| h.host.slots).sum();
+    let jobs = super::batch::queue(plan, cut, slots);
     let shared = Shared {
         suite,
         opts,
@@ -113,6 +114,7 @@ async fn execute_inner(
         // this).
         cancel: cancel.child_token(),
         pre_opened: head.slot_pool(),
+        pooled: jobs.iter().filter(|j| j.batched).cloned().collect(),
     };
     let mut dead = BTreeSet::new();
     let mut outcomes = first_phase(&shared, &hosts, jobs, &mut dead, &mut report, t0, head).await;

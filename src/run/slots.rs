@@ -55,6 +55,7 @@ pub(crate) fn slot_spec(
         mounts: payloads.mounts(&host.host.name),
         nano_cpus,
         memory,
+        preload: Vec::new(),
     }
 }
 
@@ -91,13 +92,15 @@ impl SlotHolder {
         self.unsupported
     }
 
-    /// Makes sure a usable container is open for this slot of `host`; an engine that cannot
-    /// hold one leaves the holder empty (the work then gets a container of its own).
+    /// Makes sure a usable container is open for this slot of `host`, a new one holding the
+    /// `preload` files (see [`SlotSpec::preload`]); an engine that cannot hold one leaves the
+    /// holder empty (the work then gets a container of its own).
     pub async fn open(
         &mut self,
         opts: &RunOptions,
         payloads: &HostPayloads,
         host: &LiveHost,
+        preload: impl FnOnce() -> Vec<Vec<(String, Vec<u8>)>>,
     ) -> Result<(), EngineError> {
         if self.slot.as_ref().is_some_and(|s| s.is_broken()) {
             self.close(host).await;
@@ -106,7 +109,10 @@ impl SlotHolder {
             return Ok(());
         }
         self.opened += 1;
-        let spec = slot_spec(opts, payloads, host, self.index, self.opened);
+        let spec = SlotSpec {
+            preload: preload(),
+            ..slot_spec(opts, payloads, host, self.index, self.opened)
+        };
         match host.engine.open_slot(&spec).await {
             Some(opened) => self.slot = Some(opened?),
             None => self.unsupported = true,

@@ -558,3 +558,91 @@ async fn out_of_memory_is_reported_with_what_was_collected() {
     }
     assert_eq!(outcomes, [(true, Some(137)), (false, Some(0))]);
 }
+
+/// A batch for a slot container: `script` (through `sh`, to make output) in `root`, with
+/// `gen/args.txt` holding `text`.
+fn batch(
+    root: &str,
+    image: &str,
+    run: &str,
+    log_dir: &std::path::Path,
+    script: &str,
+    text: &str,
+) -> ContainerSpec {
+    ContainerSpec {
+        payload: Arc::new(Vec::new()),
+        spec: ShardSpec {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            env: Vec::new(),
+            workdir: root.to_string(),
+            files: vec![("gen/args.txt".into(), text.as_bytes().to_vec())],
+            collect: Vec::new(),
+        },
+        ..job(root, image, run, log_dir)
+    }
+}
+
+/// Batch files placed when a slot container opens save those batches their upload, but only
+/// for the exact files, and once: a batch whose files differ at the same root gets its own,
+/// never what was placed before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preloaded_batch_files_stand_in_for_an_upload_only_when_identical_and_once() {
+    let h = host("e1");
+    let engine = Engine::connect(&h).await.expect("connect");
+    let run = unique("preload");
+    let logs = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        format!("{CONTAINER_ROOT}/batch/0-1"),
+        format!("{CONTAINER_ROOT}/batch/1-1"),
+        format!("{CONTAINER_ROOT}/batch/2-1"),
+    );
+    let show = "cat gen/args.txt";
+    let batch = |root: &str, script: &str, text: &str| batch(root, &h.image, &run, logs.path(), script, text);
+    let placed = |job: &ContainerSpec| cargo_shard::engine::docker::placed_files(job);
+    let spec = cargo_shard::engine::docker::SlotSpec {
+        name: unique("cargo-shard-preload-slot"),
+        image: h.image.clone(),
+        network: "none".into(),
+        labels: BTreeMap::from([(RUN_LABEL.to_string(), run.clone())]),
+        mounts: Vec::new(),
+        nano_cpus: None,
+        memory: None,
+        preload: vec![
+            placed(&batch(&a, show, "A as placed\n")),
+            placed(&batch(&b, show, "B as placed\n")),
+        ],
+    };
+    let slot = engine
+        .open_slot(&spec)
+        .await
+        .expect("slot containers on e1")
+        .expect("open");
+    let output = |job: ContainerSpec| {
+        let (engine, slot) = (&engine, &slot);
+        async move {
+            let ran = engine
+                .run_in_slot(slot, job, CancellationToken::new())
+                .await
+                .expect("batch");
+            assert_eq!(ran.collected.exit_code, Some(0));
+            String::from_utf8_lossy(&ran.collected.output).into_owned()
+        }
+    };
+    // Another batch changes A's placed file behind the slot's back: only a batch that did not
+    // upload its own files would show the change.
+    let tamper = format!("echo changed > {a}/gen/args.txt");
+    output(batch(&c, &tamper, "")).await;
+    assert_eq!(
+        output(batch(&a, show, "A as placed\n")).await,
+        "changed\n",
+        "A used what was placed"
+    );
+    // B's files differ from what was placed at its root: its own are uploaded.
+    assert_eq!(output(batch(&b, show, "B as run\n")).await, "B as run\n");
+    // What was placed stands in once: A again uploads its files.
+    output(batch(&c, &tamper, "")).await;
+    assert_eq!(output(batch(&a, show, "A as placed\n")).await, "A as placed\n");
+    let name = spec.name.clone();
+    engine.close_slot(slot).await;
+    assert!(!container_exists(&engine, &name).await, "{name} left behind");
+}

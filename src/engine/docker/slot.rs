@@ -39,7 +39,14 @@ pub struct SlotSpec {
     pub nano_cpus: Option<i64>,
     /// Memory limit of the job, in bytes.
     pub memory: Option<i64>,
+    /// The files of batches this container may run ([`super::placed_files`] of each), placed
+    /// with its idle program in one request: such a batch then needs no upload of its own.
+    pub preload: Vec<Vec<(String, Vec<u8>)>>,
 }
+
+/// More than this many bytes of preloaded files are not worth a slot's opening: batches
+/// upload their own.
+const PRELOAD_LIMIT: usize = 4 << 20;
 
 /// A running slot container. Marked broken when a batch ended in a way that may have left it
 /// unusable (an engine error, a kill, a timeout, the container gone): the runner then replaces
@@ -49,6 +56,8 @@ pub struct Slot {
     id: String,
     name: String,
     broken: AtomicBool,
+    /// Digests of the preloaded batches' files not yet used.
+    placed: std::sync::Mutex<std::collections::BTreeSet<[u8; 32]>>,
 }
 
 impl Slot {
@@ -65,6 +74,29 @@ impl Slot {
     fn break_it(&self) {
         self.broken.store(true, Ordering::Relaxed);
     }
+
+    /// True, once, when exactly `files` were preloaded (same paths, same bytes).
+    fn take_placed(&self, files: &[(String, Vec<u8>)]) -> bool {
+        !files.is_empty()
+            && self
+                .placed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&digest(files))
+    }
+}
+
+/// A batch's files, paths and bytes, as one sha256.
+fn digest(files: &[(String, Vec<u8>)]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for (path, data) in files {
+        for field in [path.as_bytes(), data.as_slice()] {
+            h.update((field.len() as u64).to_le_bytes());
+            h.update(field);
+        }
+    }
+    h.finalize().into()
 }
 
 /// A static x86-64 Linux program that only sleeps: `pause()` in a loop. Images need not have a
@@ -136,9 +168,26 @@ impl DockerEngine {
         let id = self
             .create_named(&spec.name, body, &spec.image, "create slot container")
             .await?;
+        let preload: Vec<&Vec<(String, Vec<u8>)>> = spec.preload.iter().filter(|f| !f.is_empty()).collect();
+        let size: usize = preload
+            .iter()
+            .flat_map(|f| f.iter())
+            .map(|(p, d)| p.len() + d.len())
+            .sum();
+        let preload = if size <= PRELOAD_LIMIT {
+            preload
+        } else {
+            Vec::new()
+        };
         let started = async {
-            let idle = [(IDLE_PATH.to_string(), idle_program())];
-            let tar = tarball::files_tar(&idle).map_err(|e| self.local_failure("pack", e))?;
+            let mut files = vec![(IDLE_PATH.to_string(), idle_program())];
+            files.extend(
+                preload
+                    .iter()
+                    .flat_map(|f| f.iter())
+                    .map(|(p, d)| (p.trim_start_matches('/').to_string(), d.clone())),
+            );
+            let tar = tarball::files_tar(&files).map_err(|e| self.local_failure("pack", e))?;
             self.upload(&id, "/", tar.into()).await?;
             self.docker
                 .start_container(&id, None)
@@ -150,6 +199,7 @@ impl DockerEngine {
                 id,
                 name: spec.name.clone(),
                 broken: AtomicBool::new(false),
+                placed: std::sync::Mutex::new(preload.iter().map(|f| digest(f)).collect()),
             }),
             Err(e) => {
                 let _ = tokio::time::timeout(CLEANUP, self.remove(&id)).await;
@@ -203,8 +253,10 @@ impl DockerEngine {
         phases: &mut Phases,
     ) -> Result<Collected, EngineError> {
         let t = Instant::now();
-        let tar = self.root_and_files(job)?;
-        self.upload(&slot.id, "/", tar.into()).await?;
+        if !slot.take_placed(&super::placed_files(job)) {
+            let tar = self.root_and_files(job)?;
+            self.upload(&slot.id, "/", tar.into()).await?;
+        }
         phases.upload = t.elapsed();
 
         let (exec, output) = self.start_batch(slot, job, phases).await?;
