@@ -1,5 +1,5 @@
 //! cargo-nextest discovery: build the workspace's tests once into a nextest archive, list
-//! them from that archive, and run a shard's exact subset from it with the source remapped.
+//! the tests of that build, and run a shard's exact subset from it with the source remapped.
 
 pub mod doctests;
 mod filter;
@@ -221,7 +221,7 @@ pub fn discover(opts: &NextestOptions, on_payload: super::OnPayload<'_>) -> Resu
         source_tree()?,
     ];
     on_payload(payload(uploads.clone(), Vec::new()), super::Known::BeforeListing);
-    let summary = list_archive(&workspace_root, &archive, opts)?;
+    let summary = list_built(&workspace_root, opts)?;
     Ok(Suite {
         notices: doctest_notices(&workspace_root, opts),
         tests: test_cases(&summary, opts.run_ignored),
@@ -246,18 +246,17 @@ fn build_archive(workspace_root: &Path, archive: &Path, opts: &NextestOptions) -
     Ok(())
 }
 
-/// `cargo nextest list` of the archive, narrowed as `cargo nextest run` would narrow it.
-fn list_archive(
-    workspace_root: &Path,
-    archive: &Path,
-    opts: &NextestOptions,
-) -> Result<TestListSummary, NextestError> {
+/// `cargo nextest list` of what the archive was just built from, narrowed as `cargo nextest
+/// run` would narrow it. The same selection finds the same binaries in the target directory
+/// (cargo has nothing left to build); listing the archive instead would unpack all of it
+/// once more, while the head start reads it to stage.
+fn list_built(workspace_root: &Path, opts: &NextestOptions) -> Result<TestListSummary, NextestError> {
     let mut list = cargo_nextest(workspace_root, "list");
-    list.arg("--archive-file")
-        .arg(archive)
-        .arg("--workspace-remap")
-        .arg(workspace_root)
-        .args(["--message-format", "json", "--run-ignored", "all"]);
+    selection_args(&mut list, opts, "--cargo-profile");
+    if let Some(jobs) = opts.build_jobs {
+        list.arg("--build-jobs").arg(jobs.to_string());
+    }
+    list.args(["--message-format", "json", "--run-ignored", "all"]);
     for expr in &opts.filtersets {
         list.arg("-E").arg(expr);
     }
