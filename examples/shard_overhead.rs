@@ -116,32 +116,14 @@ async fn main() {
         } else {
             Vec::new()
         };
-        let mut slot = None;
-        let mut opened = String::from("-");
-        if slotted {
-            let spec = cargo_shard::engine::docker::SlotSpec {
-                name: format!("cargo-shard-{run_id}-slot"),
-                image: host.image.clone(),
-                network: host.network.clone(),
-                labels: [(RUN_LABEL.to_string(), run_id.clone())].into(),
-                mounts: mounts.clone(),
-                nano_cpus: None,
-                memory: None,
-                preload: Vec::new(),
+        // In a slot container each batch has a root of its own, and the container opens with
+        // every batch's files in place, as a run's pooled batches do.
+        let job = |i: usize| {
+            let root = match engine.make_root().unwrap() {
+                r if slotted => format!("{r}/batch/{i}-1"),
+                r => r,
             };
-            let t = Instant::now();
-            match engine.open_slot(&spec).await {
-                Some(Ok(s)) => {
-                    opened = format!("{:.3}", t.elapsed().as_secs_f64());
-                    slot = Some(s);
-                }
-                Some(Err(e)) => panic!("{e}"),
-                None => println!("| {} | {} | no slot containers here |", host.name, host.endpoint),
-            }
-        }
-        for i in 0..runs {
-            let root = engine.make_root().unwrap();
-            let job = ContainerSpec {
+            ContainerSpec {
                 name: format!("cargo-shard-{run_id}-{i}"),
                 image: host.image.clone(),
                 network: host.network.clone(),
@@ -165,7 +147,35 @@ async fn main() {
                     ..Default::default()
                 },
                 root,
+            }
+        };
+        let mut slot = None;
+        let mut opened = String::from("-");
+        if slotted {
+            let spec = cargo_shard::engine::docker::SlotSpec {
+                name: format!("cargo-shard-{run_id}-slot"),
+                image: host.image.clone(),
+                network: host.network.clone(),
+                labels: [(RUN_LABEL.to_string(), run_id.clone())].into(),
+                mounts: mounts.clone(),
+                nano_cpus: None,
+                memory: None,
+                preload: (0..runs)
+                    .map(|i| cargo_shard::engine::docker::placed_files(&job(i)))
+                    .collect(),
             };
+            let t = Instant::now();
+            match engine.open_slot(&spec).await {
+                Some(Ok(s)) => {
+                    opened = format!("{:.3}", t.elapsed().as_secs_f64());
+                    slot = Some(s);
+                }
+                Some(Err(e)) => panic!("{e}"),
+                None => println!("| {} | {} | no slot containers here |", host.name, host.endpoint),
+            }
+        }
+        for i in 0..runs {
+            let job = job(i);
             let t0 = Instant::now();
             let run = match &slot {
                 Some(slot) => engine.run_in_slot(slot, job, CancellationToken::new()).await,

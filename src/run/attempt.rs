@@ -68,8 +68,9 @@ pub(crate) struct Shared<'a> {
     pub cancel: CancellationToken,
     /// Slot containers the head start opened, for the first phase's workers to take.
     pub pre_opened: super::slots::SlotPool,
-    /// The pooled batches (see [`super::batch`]): any slot may run any of them, so a slot
-    /// container opened in the first phase gets all their files at once.
+    /// The batches cut from the plan (see [`super::batch`]): a slot may run any of them
+    /// (its host's, or stolen), so a slot container opened in the first phase gets all their
+    /// files at once.
     pub pooled: Vec<QueuedShard>,
 }
 
@@ -167,9 +168,9 @@ fn batch_root(root: &str, job: &QueuedShard) -> String {
     format!("{root}/batch/{}-{}", job.shard, job.attempt)
 }
 
-/// The files of every pooled batch as it would run on `host`: a slot container opened with
-/// them saves each of those batches an upload, which on a busy engine costs about as much as
-/// the runner's start.
+/// The files of every batch cut from the plan as it would run on `host`: a slot container
+/// opened with them saves each of those batches an upload, which on a busy engine costs about
+/// as much as the runner's start. A batch merged with others has other files, and uploads.
 fn preloaded_files(shared: &Shared<'_>, host: &LiveHost) -> Vec<Vec<(String, Vec<u8>)>> {
     let Ok(root) = host.engine.make_root() else {
         return Vec::new();

@@ -1,6 +1,5 @@
 //! The phase's queue: each host's slots take their planned shards first, then orphans (shards
-//! of lost hosts, retries, the pooled batches of a guessed plan), then steal from the host
-//! with the most work left.
+//! of lost hosts, retries), then steal from the host with the most work left.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -26,7 +25,14 @@ pub(super) struct Queue {
     pub(super) rejected: Option<String>,
     /// Shards running per host.
     pub(super) busy: BTreeMap<String, usize>,
+    /// Batches that ended with their report: wall time taken against wall time predicted,
+    /// summed. Their ratio says how far off the estimates are in this run.
+    pub(super) observed: (Duration, Duration),
 }
+
+/// A batch is worth its `docker exec` and runner start only with about this much work in it,
+/// as predicted and corrected by what this run has seen (see [`Queue::scale`]).
+const WORTH_A_BATCH: Duration = Duration::from_secs(1);
 
 impl Queue {
     /// Whether a live host other than `host` has a slot free right now.
@@ -41,7 +47,7 @@ impl Queue {
     /// for another host while this one has a free slot.
     pub(super) fn pick(&mut self, host: &str, slots: &BTreeMap<String, usize>) -> Option<QueuedShard> {
         if let Some(job) = self.planned.get_mut(host).and_then(|q| q.pop_front()) {
-            return Some(job);
+            return Some(self.fill(job, host, true));
         }
         let others_free = self.other_host_free(host, slots);
         if let Some(pos) = self
@@ -63,7 +69,45 @@ impl Queue {
                 )
             })
             .map(|(name, _)| name.clone())?;
-        self.planned.get_mut(&victim).and_then(|q| q.pop_back())
+        let job = self.planned.get_mut(&victim).and_then(|q| q.pop_back())?;
+        Some(self.fill(job, &victim, false))
+    }
+
+    /// How much longer batches take than predicted in this run so far (1 until one ended):
+    /// estimates made without history can be off by a factor of ten either way.
+    pub(super) fn scale(&self) -> f64 {
+        let (took, predicted) = self.observed;
+        if predicted.is_zero() {
+            return 1.0;
+        }
+        (took.as_secs_f64() / predicted.as_secs_f64()).clamp(0.01, 100.0)
+    }
+
+    /// A batch with too little work for its cost takes more batches of the same host's queue
+    /// along (from the same end it came from), until it holds [`WORTH_A_BATCH`] as corrected
+    /// by [`Queue::scale`]: tests far quicker than estimated run in a few execs, not many.
+    fn fill(&mut self, mut job: QueuedShard, host: &str, front: bool) -> QueuedShard {
+        let scale = self.scale();
+        let worth = |d: Duration| d.as_secs_f64() * scale >= WORTH_A_BATCH.as_secs_f64();
+        let Some(queue) = self.planned.get_mut(host) else {
+            return job;
+        };
+        while job.batched && !worth(job.predicted) {
+            let next = if front { queue.front() } else { queue.back() };
+            if !next.is_some_and(|n| n.batched && n.attempt == 1) {
+                break;
+            }
+            let Some(more) = (if front {
+                queue.pop_front()
+            } else {
+                queue.pop_back()
+            }) else {
+                break;
+            };
+            job.tests.extend(more.tests);
+            job.predicted += more.predicted;
+        }
+        job
     }
 
     pub(super) fn idle(&self) -> bool {
@@ -119,6 +163,39 @@ pub(super) mod tests {
         // Any other host takes it whenever it has a slot.
         q.orphans.push_back(job(9, "e1"));
         assert_eq!(q.pick("e2", &slots).map(|j| j.shard), Some(9));
+    }
+
+    fn batch(shard: usize, ms: u64) -> QueuedShard {
+        QueuedShard {
+            tests: vec![TestId::new("g", format!("t{shard}"))],
+            predicted: Duration::from_millis(ms),
+            avoid: None,
+            attempt: 1,
+            batched: true,
+            ..job(shard, "")
+        }
+    }
+
+    #[test]
+    fn batches_too_small_for_what_this_run_has_seen_take_more_along() {
+        let slots = BTreeMap::from([("e1".to_string(), 1), ("e2".to_string(), 1)]);
+        let mut q = Queue::default();
+        let queued = [batch(0, 4000), batch(2, 2000), batch(3, 1000), batch(4, 500)];
+        q.planned.insert("e1".into(), VecDeque::from(queued.clone()));
+        // Nothing seen yet: estimates stand, the first batch is worth its exec alone.
+        assert_eq!(q.pick("e1", &slots).map(|j| j.tests.len()), Some(1));
+        // Batches took a tenth of their prediction: e2 steals from the back until a batch
+        // holds a second of corrected work (0.5 + 1 + 2 s predicted = 0.35 s: all three).
+        q.observed = (Duration::from_millis(400), Duration::from_millis(4000));
+        let stolen = q.pick("e2", &slots).unwrap();
+        assert_eq!(stolen.tests.len(), 3);
+        assert_eq!(stolen.shard, 4, "named after the batch it started from");
+        assert_eq!(stolen.predicted, Duration::from_millis(3500));
+        assert!(q.planned["e1"].is_empty());
+        // Whole shards (not cut) are never merged.
+        q.planned
+            .insert("e1".into(), VecDeque::from([job(7, ""), job(8, "")]));
+        assert_eq!(q.pick("e1", &slots).map(|j| j.shard), Some(7));
     }
 
     #[test]

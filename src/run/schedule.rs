@@ -97,8 +97,7 @@ async fn execute_inner(
         }
     };
     let cut = super::slots::job_pools(opts) && !suite.recipe.writes_source();
-    let slots = hosts.iter().map(|h| h.host.slots).sum();
-    let jobs = super::batch::queue(plan, cut, slots);
+    let jobs = super::batch::queue(plan, cut);
     let shared = Shared {
         suite,
         opts,

@@ -64,6 +64,11 @@ pub(super) fn settle(
         announced,
         job,
     };
+    if s.job.batched && matches!(run.ended, Ended::Results { .. }) {
+        // What batches really take, for the queue's sizing of the ones still to come.
+        q.observed.0 += run.finished.saturating_duration_since(run.started);
+        q.observed.1 += s.job.predicted;
+    }
     let max_attempts = 1 + shared.opts.shard_retries;
     let end = match run.ended {
         Ended::Results { results, exit_code } => {
