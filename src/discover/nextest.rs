@@ -238,10 +238,7 @@ fn build_archive(workspace_root: &Path, archive: &Path, opts: &NextestOptions) -
     // The archive never leaves this machine (staging unpacks it here): compressing it
     // harder only costs time (level 1 packs rust-sample in about half of the default's).
     build.args(["--zstd-level", "1"]);
-    selection_args(&mut build, opts, "--cargo-profile");
-    if let Some(jobs) = opts.build_jobs {
-        build.arg("--build-jobs").arg(jobs.to_string());
-    }
+    build_args(&mut build, opts);
     run(build, opts.echo_build_output)?;
     Ok(())
 }
@@ -252,10 +249,7 @@ fn build_archive(workspace_root: &Path, archive: &Path, opts: &NextestOptions) -
 /// once more, while the head start reads it to stage.
 fn list_built(workspace_root: &Path, opts: &NextestOptions) -> Result<TestListSummary, NextestError> {
     let mut list = cargo_nextest(workspace_root, "list");
-    selection_args(&mut list, opts, "--cargo-profile");
-    if let Some(jobs) = opts.build_jobs {
-        list.arg("--build-jobs").arg(jobs.to_string());
-    }
+    build_args(&mut list, opts);
     list.args(["--message-format", "json", "--run-ignored", "all"]);
     for expr in &opts.filtersets {
         list.arg("-E").arg(expr);
@@ -363,6 +357,15 @@ fn cargo_nextest(workspace_root: &Path, subcommand: &str) -> Command {
         }
     }
     cmd
+}
+
+/// What a `cargo nextest` command that builds is given: the selection and the build jobs.
+/// The archive and the listing take the same, so that the listing finds the archive's build.
+fn build_args(cmd: &mut Command, opts: &NextestOptions) {
+    selection_args(cmd, opts, "--cargo-profile");
+    if let Some(jobs) = opts.build_jobs {
+        cmd.arg("--build-jobs").arg(jobs.to_string());
+    }
 }
 
 /// The package and feature selection, as cargo takes it; `profile_flag` is cargo's

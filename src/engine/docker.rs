@@ -460,8 +460,13 @@ impl DockerEngine {
     /// A tar of the shard root with the spec's generated files under it and the job's placed
     /// files (secrets) where they go, to extract at `/`.
     fn root_and_files(&self, job: &ContainerSpec) -> Result<Vec<u8>, EngineError> {
-        let root = job.root.trim_matches('/');
-        tarball::dir_and_files_tar(root, &placed_files(job)).map_err(|e| self.local_failure("pack", e))
+        self.root_with(job, &placed_files(job))
+    }
+
+    /// [`Self::root_and_files`] for `files`, the job's [`placed_files`] already made.
+    fn root_with(&self, job: &ContainerSpec, files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, EngineError> {
+        tarball::dir_and_files_tar(job.root.trim_matches('/'), files)
+            .map_err(|e| self.local_failure("pack", e))
     }
 
     async fn upload(&self, id: &str, path: &str, tar: bytes::Bytes) -> Result<(), EngineError> {

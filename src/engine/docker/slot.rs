@@ -181,12 +181,7 @@ impl DockerEngine {
         };
         let started = async {
             let mut files = vec![(IDLE_PATH.to_string(), idle_program())];
-            files.extend(
-                preload
-                    .iter()
-                    .flat_map(|f| f.iter())
-                    .map(|(p, d)| (p.trim_start_matches('/').to_string(), d.clone())),
-            );
+            files.extend(preload.iter().flat_map(|f| f.iter().cloned()));
             let tar = tarball::files_tar(&files).map_err(|e| self.local_failure("pack", e))?;
             self.upload(&id, "/", tar.into()).await?;
             self.docker
@@ -253,8 +248,9 @@ impl DockerEngine {
         phases: &mut Phases,
     ) -> Result<Collected, EngineError> {
         let t = Instant::now();
-        if !slot.take_placed(&super::placed_files(job)) {
-            let tar = self.root_and_files(job)?;
+        let files = super::placed_files(job);
+        if !slot.take_placed(&files) {
+            let tar = self.root_with(job, &files)?;
             self.upload(&slot.id, "/", tar.into()).await?;
         }
         phases.upload = t.elapsed();
