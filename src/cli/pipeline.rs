@@ -235,14 +235,7 @@ pub(super) fn nextest_out_dir(out_dir: Option<&Path>, manifest: Option<&Path>) -
 }
 
 fn nextest_target_dir(manifest: Option<&Path>) -> Result<PathBuf, Error> {
-    let mut cmd = cargo_metadata::MetadataCommand::new();
-    cmd.no_deps();
-    if let Some(m) = manifest {
-        cmd.manifest_path(m);
-    }
-    let meta = cmd
-        .exec()
-        .map_err(|e| Error::Metadata(e.to_string().lines().next().unwrap_or("").to_string()))?;
+    let meta = crate::discover::nextest::workspace_metadata(manifest).map_err(Error::Metadata)?;
     Ok(meta.target_directory.into_std_path_buf())
 }
 
