@@ -226,7 +226,7 @@ pub fn discover(opts: &NextestOptions, on_payload: super::OnPayload<'_>) -> Resu
     // into one binary even to list them), so it runs beside the build and listing instead of
     // after them: on rust-sample that hides 0.45 s of the 1.3 s before planning.
     std::thread::scope(|scope| {
-        let notices = scope.spawn(|| doctest_notices(&workspace_root, opts));
+        let notices = scope.spawn(|| doctest_notices(&workspace_root, opts, &excluded, &excluded[1]));
         let tests = build_and_list(
             &workspace_root,
             &archive,
@@ -313,16 +313,28 @@ fn list_built(workspace_root: &Path, opts: &NextestOptions) -> Result<TestListSu
     serde_json::from_slice(&listing).map_err(|e| NextestError::ListOutput(e.to_string()))
 }
 
-/// The "doctests are left out" notice, unless `--doctests` chose what to do with them.
-fn doctest_notices(workspace_root: &Path, opts: &NextestOptions) -> Vec<String> {
+/// The "doctests are left out" notice, unless `--doctests` chose what to do with them; the
+/// count is kept in `out_dir` for the next run of the same sources (`excluded` from them).
+fn doctest_notices(
+    workspace_root: &Path,
+    opts: &NextestOptions,
+    excluded: &[PathBuf],
+    out_dir: &Path,
+) -> Vec<String> {
     match opts.doctests {
-        doctests::DoctestMode::Warn => doctests::count(workspace_root, opts)
-            .and_then(doctests::notice)
-            .into_iter()
-            .collect(),
+        doctests::DoctestMode::Warn => {
+            let sources = || super::files::source_files(workspace_root, excluded).ok();
+            doctests::count_cached(workspace_root, opts, sources, &out_dir.join(DOCTEST_COUNT))
+                .and_then(doctests::notice)
+                .into_iter()
+                .collect()
+        }
         doctests::DoctestMode::Skip | doctests::DoctestMode::Local => Vec::new(),
     }
 }
+
+/// The last doctest count and what it was made of, in our output directory.
+const DOCTEST_COUNT: &str = "doctest-count.json";
 
 /// The binary `cargo nextest` just ran here: shipped to images that have none.
 fn shipped_nextest() -> Vec<Tool> {
