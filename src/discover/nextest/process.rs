@@ -9,7 +9,16 @@ use std::process::{Command, Stdio};
 use super::NextestError;
 
 /// Runs `cmd`, returning its stdout; on failure the error carries the tail of its stderr.
-pub(super) fn run(mut cmd: Command, echo: bool) -> Result<Vec<u8>, NextestError> {
+pub(super) fn run(cmd: Command, echo: bool) -> Result<Vec<u8>, NextestError> {
+    run_watching(cmd, echo, |_| {})
+}
+
+/// [`run`], telling `on_line` each line of stderr as it comes.
+pub(super) fn run_watching(
+    mut cmd: Command,
+    echo: bool,
+    mut on_line: impl FnMut(&str) + Send,
+) -> Result<Vec<u8>, NextestError> {
     let command = describe(&cmd);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -20,35 +29,39 @@ pub(super) fn run(mut cmd: Command, echo: bool) -> Result<Vec<u8>, NextestError>
     })?;
     let stderr = child.stderr.take().expect("stderr is piped");
     // Read stderr on its own thread so neither pipe can fill up and stall the child.
-    let tail = std::thread::spawn(move || {
-        let mut tail = VecDeque::new();
-        for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
-            let line = String::from_utf8_lossy(&line).trim_end().to_owned();
-            if echo {
-                eprintln!("{line}");
-            }
-            if !line.trim().is_empty() {
-                tail.push_back(line);
-                if tail.len() > 40 {
-                    tail.pop_front();
+    let (status, read, stdout, tail) = std::thread::scope(|scope| {
+        let tail = scope.spawn(move || {
+            let mut tail = VecDeque::new();
+            for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+                let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+                if echo {
+                    eprintln!("{line}");
+                }
+                on_line(&line);
+                if !line.trim().is_empty() {
+                    tail.push_back(line);
+                    if tail.len() > 40 {
+                        tail.pop_front();
+                    }
                 }
             }
-        }
-        tail
+            tail
+        });
+        let mut stdout = Vec::new();
+        let read = child
+            .stdout
+            .take()
+            .expect("stdout is piped")
+            .read_to_end(&mut stdout);
+        let status = child.wait();
+        crate::interrupt::release(&child);
+        (status, read, stdout, tail.join().unwrap_or_default())
     });
-    let mut stdout = Vec::new();
-    let read = child
-        .stdout
-        .take()
-        .expect("stdout is piped")
-        .read_to_end(&mut stdout);
-    let status = child.wait();
-    crate::interrupt::release(&child);
     let status = status.map_err(|source| NextestError::Spawn {
         program: command.clone(),
         source,
     })?;
-    let tail: Vec<String> = tail.join().unwrap_or_default().into();
+    let tail: Vec<String> = tail.into();
     if !status.success() || read.is_err() {
         let status = status
             .code()
