@@ -222,14 +222,15 @@ pub fn discover(opts: &NextestOptions, on_payload: super::OnPayload<'_>) -> Resu
         placed_later,
     };
     let target = excluded[0].display().to_string();
+    // The doctest count is kept beside the build, not in the run's output directory, which
+    // may be new each run.
+    let kept = excluded[0].join("shard");
     // Counting the doctests compiles them (rustdoc merges an edition-2024 crate's doctests
     // into one binary even to list them), so it runs beside the build and listing instead of
     // after them: on rust-sample that hides 0.45 s of the 1.3 s before planning.
-    // Kept beside the build, not in the run's output directory, which may be new each run.
-    let kept = excluded[0].join("shard");
-    std::thread::scope(|scope| {
+    let (notices, listed) = std::thread::scope(|scope| {
         let notices = scope.spawn(|| doctest_notices(&workspace_root, opts, &excluded, &kept));
-        let tests = build_and_list(
+        let listed = build_and_list(
             &workspace_root,
             &archive,
             opts,
@@ -238,14 +239,15 @@ pub fn discover(opts: &NextestOptions, on_payload: super::OnPayload<'_>) -> Resu
             &target,
             on_payload,
         );
-        let notices = notices.join().unwrap_or_default();
-        tests.map(|(tests, uploads)| Suite {
-            notices,
-            tests,
-            tools: tools.clone(),
-            uploads,
-            recipe: recipe.clone(),
-        })
+        (notices.join().unwrap_or_default(), listed)
+    });
+    let (tests, uploads) = listed?;
+    Ok(Suite {
+        notices,
+        tests,
+        tools,
+        uploads,
+        recipe,
     })
 }
 
