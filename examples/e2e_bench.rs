@@ -3,7 +3,7 @@
 //! suite with skewed durations and fixtures/go-sample; runs 1..N share one history file.
 //! Prints one Markdown table (BENCHMARKS.md, "End to end"); progress goes to stderr.
 //!
-//! `cargo run --release --example e2e_bench -- [--testbed DIR] [--runs 3] [--tests 600] [--seed 7] [--variants steal,no-steal,early-slots,baseline] [--baseline BIN] [--warm-cache]`
+//! `cargo run --release --example e2e_bench -- [--testbed DIR] [--runs 3] [--tests 600] [--seed 7] [--variants steal,no-steal,early-slots,one-per-host,baseline] [--baseline BIN] [--warm-cache]`
 //! (`--testbed` defaults to `$CARGO_SHARD_TESTBED`, else `target/testbed`; it needs
 //! `hosts.toml` and `hosts-go.toml` there). `--only rust-sample,generated,go` picks suites;
 //! `--bin PATH` uses that cargo-shard instead of building the release binary.
@@ -24,7 +24,8 @@ struct Args {
     bin: Option<PathBuf>,
     /// cargo-shard variants, each with its own history and row: `steal` (the default
     /// behaviour), `no-steal` (`--no-steal`), `early-slots` (the hosts file with
-    /// `early_slots = true`) and `baseline` (the `--baseline` binary, default behaviour).
+    /// `early_slots = true`), `one-per-host` (the hosts file with `slots = 1`, `jobs = 2`) and
+    /// `baseline` (the `--baseline` binary, default behaviour).
     variants: Vec<String>,
     /// An earlier cargo-shard binary, for the `baseline` variant: run interleaved with the
     /// others, so both see the same machine.
@@ -158,6 +159,7 @@ fn main() {
                     "steal" => (&shard_bin, hosts_file.clone(), &[]),
                     "no-steal" => (&shard_bin, hosts_file.clone(), &["--no-steal"]),
                     "early-slots" => (&shard_bin, early_slots(&hosts_file, work.path()), &[]),
+                    "one-per-host" => (&shard_bin, one_per_host(&hosts_file, work.path()), &[]),
                     "baseline" => (
                         args.baseline
                             .as_deref()
@@ -328,6 +330,23 @@ fn early_slots(hosts: &Path, dir: &Path) -> PathBuf {
         text.replacen("[defaults]\n", "[defaults]\nearly_slots = true\n", 1),
     )
     .unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
+    path
+}
+
+/// A copy of `hosts` (in `dir`) where each test bed host runs one container at a time whose
+/// runner uses both of the host's slots as threads (`slots = 1`, `jobs = 2`): the same total
+/// slots, half the containers, and the runner's own queue balancing within a host.
+fn one_per_host(hosts: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(hosts).unwrap_or_else(|e| die(&format!("{}: {e}", hosts.display())));
+    let name = hosts
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = dir.join(format!("one-per-host-{name}"));
+    let text = text
+        .replace("slots = 2\n", "slots = 1\n")
+        .replace("jobs = 1\n", "jobs = 2\n");
+    std::fs::write(&path, text).unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
     path
 }
 
