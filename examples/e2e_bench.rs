@@ -319,34 +319,39 @@ fn go_counts(stdout: &str) -> (usize, usize) {
 /// A copy of `hosts` (in `dir`) whose hosts open their slot containers while the tests are
 /// listed, although the test bed's engines run on this machine.
 fn early_slots(hosts: &Path, dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(hosts).unwrap_or_else(|e| die(&format!("{}: {e}", hosts.display())));
-    let name = hosts
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let path = dir.join(format!("early-slots-{name}"));
-    std::fs::write(
-        &path,
-        text.replacen("[defaults]\n", "[defaults]\nearly_slots = true\n", 1),
-    )
-    .unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
-    path
+    rewritten_hosts(hosts, dir, "early-slots", |text| {
+        text.replacen("[defaults]\n", "[defaults]\nearly_slots = true\n", 1)
+    })
 }
 
 /// A copy of `hosts` (in `dir`) where each test bed host runs one container at a time whose
 /// runner uses both of the host's slots as threads (`slots = 1`, `jobs = 2`): the same total
 /// slots, half the containers, and the runner's own queue balancing within a host.
 fn one_per_host(hosts: &Path, dir: &Path) -> PathBuf {
+    rewritten_hosts(hosts, dir, "one-per-host", |text| {
+        text.replace("slots = 2\n", "slots = 1\n")
+            .replace("jobs = 1\n", "jobs = 2\n")
+    })
+}
+
+/// `hosts` edited by `edit`, written to `dir` as `PREFIX-NAME`; an edit that changes nothing
+/// (a hosts file not written by `scripts/testbed`) stops the bench rather than measure the
+/// unchanged file under the variant's name.
+fn rewritten_hosts(hosts: &Path, dir: &Path, prefix: &str, edit: impl FnOnce(&str) -> String) -> PathBuf {
     let text = std::fs::read_to_string(hosts).unwrap_or_else(|e| die(&format!("{}: {e}", hosts.display())));
+    let edited = edit(&text);
+    if edited == text {
+        die(&format!(
+            "{}: the {prefix} variant found nothing to change",
+            hosts.display()
+        ));
+    }
     let name = hosts
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let path = dir.join(format!("one-per-host-{name}"));
-    let text = text
-        .replace("slots = 2\n", "slots = 1\n")
-        .replace("jobs = 1\n", "jobs = 2\n");
-    std::fs::write(&path, text).unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
+    let path = dir.join(format!("{prefix}-{name}"));
+    std::fs::write(&path, edited).unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
     path
 }
 
