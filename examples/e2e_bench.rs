@@ -3,7 +3,7 @@
 //! suite with skewed durations and fixtures/go-sample; runs 1..N share one history file.
 //! Prints one Markdown table (BENCHMARKS.md, "End to end"); progress goes to stderr.
 //!
-//! `cargo run --release --example e2e_bench -- [--testbed DIR] [--runs 3] [--tests 600] [--seed 7] [--variants steal,no-steal,early-slots,one-per-host,baseline] [--baseline BIN] [--warm-cache]`
+//! `cargo run --release --example e2e_bench -- [--testbed DIR] [--runs 3] [--tests 600] [--seed 7] [--variants steal,no-steal,early-slots,per-slot,baseline] [--baseline BIN] [--warm-cache]`
 //! (`--testbed` defaults to `$CARGO_SHARD_TESTBED`, else `target/testbed`; it needs
 //! `hosts.toml` and `hosts-go.toml` there). `--only rust-sample,generated,go` picks suites;
 //! `--bin PATH` uses that cargo-shard instead of building the release binary.
@@ -24,8 +24,9 @@ struct Args {
     bin: Option<PathBuf>,
     /// cargo-shard variants, each with its own history and row: `steal` (the default
     /// behaviour), `no-steal` (`--no-steal`), `early-slots` (the hosts file with
-    /// `early_slots = true`), `one-per-host` (the hosts file with `slots = 1`, `jobs = 2`) and
-    /// `baseline` (the `--baseline` binary, default behaviour).
+    /// `early_slots = true`), `per-slot` (the hosts file with `share_container = false`: a
+    /// container per slot, the default before containers were shared) and `baseline` (the
+    /// `--baseline` binary, default behaviour).
     variants: Vec<String>,
     /// An earlier cargo-shard binary, for the `baseline` variant: run interleaved with the
     /// others, so both see the same machine.
@@ -159,7 +160,7 @@ fn main() {
                     "steal" => (&shard_bin, hosts_file.clone(), &[]),
                     "no-steal" => (&shard_bin, hosts_file.clone(), &["--no-steal"]),
                     "early-slots" => (&shard_bin, early_slots(&hosts_file, work.path()), &[]),
-                    "one-per-host" => (&shard_bin, one_per_host(&hosts_file, work.path()), &[]),
+                    "per-slot" => (&shard_bin, per_slot(&hosts_file, work.path()), &[]),
                     "baseline" => (
                         args.baseline
                             .as_deref()
@@ -324,13 +325,11 @@ fn early_slots(hosts: &Path, dir: &Path) -> PathBuf {
     })
 }
 
-/// A copy of `hosts` (in `dir`) where each test bed host runs one container at a time whose
-/// runner uses both of the host's slots as threads (`slots = 1`, `jobs = 2`): the same total
-/// slots, half the containers, and the runner's own queue balancing within a host.
-fn one_per_host(hosts: &Path, dir: &Path) -> PathBuf {
-    rewritten_hosts(hosts, dir, "one-per-host", |text| {
-        text.replace("slots = 2\n", "slots = 1\n")
-            .replace("jobs = 1\n", "jobs = 2\n")
+/// A copy of `hosts` (in `dir`) where each slot keeps a container of its own
+/// (`share_container = false`): the same total slots, twice the containers.
+fn per_slot(hosts: &Path, dir: &Path) -> PathBuf {
+    rewritten_hosts(hosts, dir, "per-slot", |text| {
+        text.replacen("[defaults]\n", "[defaults]\nshare_container = false\n", 1)
     })
 }
 
@@ -355,8 +354,7 @@ fn rewritten_hosts(hosts: &Path, dir: &Path, prefix: &str, edit: impl FnOnce(&st
     path
 }
 
-/// One `cargo shard` run with JSON events; phases are per-shard medians.
-/// One `cargo shard` run over `hosts`, its history in `history` and its output in `out`.
+/// One `cargo shard` run with JSON events (phases are per-shard medians) over `hosts`, its history in `history` and its output in `out`.
 fn cargo_shard(
     bin: &Path,
     kind: Kind,

@@ -45,13 +45,10 @@ pub enum JobSetupError {
 
 /// Loads the job and applies it to the hosts (image, env).
 pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, JobSetupError> {
-    let source = super::backend::source(&o.hosts);
     // `--job`, else the hosts file's `[job]`, else the project file's.
-    let hosts_file = source.hosts_file().or(o.hosts.project.as_deref());
-    let mut config = match (&o.job.job, hosts_file) {
-        (Some(file), _) => JobConfig::load(file)?,
-        (None, Some(hosts)) => JobConfig::from_hosts_file(hosts)?.unwrap_or_default(),
-        (None, None) => JobConfig::default(),
+    let mut config = match &o.job.job {
+        Some(file) => JobConfig::load(file)?,
+        None => file_job(&o.hosts)?,
     };
     if let Some(c) = o.job.cpus {
         if !(c.is_finite() && c > 0.0) {
@@ -88,6 +85,34 @@ pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, JobSetupE
     }
     let job = RunJob::prepare(config, &o.job.artifacts)?;
     Ok(Arc::new(job))
+}
+
+/// The hosts file's `[job]`, else the project file's, else none.
+pub fn file_job(hosts: &super::HostsOpt) -> Result<JobConfig, ConfigError> {
+    let source = super::backend::source(hosts);
+    match source.hosts_file().or(hosts.project.as_deref()) {
+        Some(file) => Ok(JobConfig::from_hosts_file(file)?.unwrap_or_default()),
+        None => Ok(JobConfig::default()),
+    }
+}
+
+/// Gives each Docker host's slots one container, where the runner runs tests at once itself
+/// (`threaded`: nextest, Go) and nothing in the run belongs to one shard's container alone.
+/// Stealing is what keeps that container fed, so `--no-steal` keeps a container per slot; so
+/// does `--shards N`, whose shards are meant to run side by side.
+pub fn share_containers(o: &RunOpts, job: &RunJob, threaded: bool, live: &mut [LiveHost]) {
+    let share = threaded
+        && o.plan.shards.is_none()
+        && !o.keep_containers
+        && !o.no_steal
+        && job.config.lets_slots_share()
+        && job.artifacts.is_empty();
+    if !share {
+        return;
+    }
+    for h in live.iter_mut().filter(|h| !h.engine.is_local()) {
+        h.host.share_one_container();
+    }
 }
 
 fn step_run<'a>(

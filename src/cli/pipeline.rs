@@ -41,7 +41,7 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
-    let Started { reports, hosts } = match start(&a.run, &out_dir).await {
+    let Started { reports, hosts } = match start(&a.run, &out_dir, true).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -88,15 +88,16 @@ pub(super) struct Connected {
     run_id: String,
 }
 
-/// Reports prepared, then hosts and job.
-async fn start(o: &RunOpts, out_dir: &Path) -> Result<Started, u8> {
+/// Reports prepared, then hosts and job; `threaded`: the runner runs tests at once itself.
+async fn start(o: &RunOpts, out_dir: &Path, threaded: bool) -> Result<Started, u8> {
     let reports = prepare(o, out_dir)?;
-    let hosts = connect(o, &reports).await?;
+    let hosts = connect(o, &reports, threaded).await?;
     Ok(Started { reports, hosts })
 }
 
-/// The hosts that answer and the job (limits, secrets, services), both before the build.
-async fn connect(o: &RunOpts, reports: &Reports) -> Result<Connected, u8> {
+/// The hosts that answer and the job (limits, secrets, services), both before the build;
+/// a `threaded` runner's hosts each get one container where the job allows it.
+async fn connect(o: &RunOpts, reports: &Reports, threaded: bool) -> Result<Connected, u8> {
     let mut live = backend::connect(&super::partition::hosts(o), o.quiet)
         .await
         .map_err(|e| reports.fail(e))?;
@@ -108,6 +109,7 @@ async fn connect(o: &RunOpts, reports: &Reports) -> Result<Connected, u8> {
         }
     }
     let job = super::job_setup::load(o, &mut live).map_err(|e| reports.fail(e))?;
+    super::job_setup::share_containers(o, &job, threaded, &mut live);
     Ok(Connected {
         live,
         job,
@@ -174,7 +176,7 @@ pub async fn go(a: GoArgs) -> u8 {
             source,
         });
     }
-    let Started { reports, hosts } = match start(&a.run, &out_dir).await {
+    let Started { reports, hosts } = match start(&a.run, &out_dir, true).await {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -213,7 +215,8 @@ pub async fn exec(a: ExecArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return reports.fail(e),
     };
-    let hosts = match connect(&a.run, &reports).await {
+    // The user's command runs one test at a time: each slot keeps its container.
+    let hosts = match connect(&a.run, &reports, false).await {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -28,6 +28,8 @@ pub async fn run(a: PlanArgs) -> Result<u8, Error> {
     } = plan_job(a)?;
     // Capacities come from the hosts file: planning needs no engine to answer…
     let (mut config, _) = backend::load_hosts(&hosts)?;
+    // The user's command runs one test at a time; nextest and Go run several.
+    let threaded = !matches!(discovery, Discovery::Exec(_));
     let suite = discovery.suite(&mut plan, None).await?;
     let history = plan
         .history
@@ -36,6 +38,16 @@ pub async fn run(a: PlanArgs) -> Result<u8, Error> {
     // Except for a host without `jobs`: the cost model needs what the run would use.
     for w in backend::derive_test_threads(&mut config.hosts).await {
         eprintln!("warning: {w}");
+    }
+    // And the containers the run would give each host (nextest and Go share one per host).
+    if threaded && plan.shards.is_none() && super::job_setup::file_job(&hosts)?.lets_slots_share() {
+        for h in config
+            .hosts
+            .iter_mut()
+            .filter(|h| h.endpoint != crate::config::Endpoint::Local)
+        {
+            h.share_one_container();
+        }
     }
     let caps = crate::plan::capacities(&config.hosts);
     let p = super::planning::plan(suite, &plan, &caps, &history)?;

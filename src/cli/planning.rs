@@ -135,7 +135,8 @@ fn hosts_line<'a>(hosts: impl IntoIterator<Item = &'a Host>) -> String {
     format!("hosts: {}\n", hosts.join("; "))
 }
 
-/// A host's slots and tests at once per slot, saying when the latter came from its CPUs.
+/// A host's slots and tests at once per container, saying when the slots share one container
+/// and when the tests at once came from its CPUs.
 pub fn capacity(h: &Host) -> String {
     let plural = |n: usize, one: &str| {
         if n == 1 {
@@ -144,9 +145,13 @@ pub fn capacity(h: &Host) -> String {
             format!("{n} {one}s")
         }
     };
+    let slots = if h.slots_shared > 1 {
+        format!("{} in 1 container", plural(h.slots_shared, "slot"))
+    } else {
+        plural(h.slots, "slot")
+    };
     format!(
-        "{} × {} at once{}",
-        plural(h.slots, "slot"),
+        "{slots} × {} at once{}",
         plural(h.test_threads, "test"),
         if h.test_threads_auto { " (from CPUs)" } else { "" }
     )
@@ -283,6 +288,17 @@ mod tests {
         c.hosts[0].derive_test_threads(8);
         let plan = plan::plan(&[], &plan::capacities(&c.hosts), &PlanOptions::default());
         insta::assert_snapshot!(plan::render::human(&plan, Duration::ZERO) + &hosts_line(&c.hosts));
+    }
+
+    #[test]
+    fn capacity_line_says_when_slots_share_a_container() {
+        let text = "[[host]]\nname = \"e1\"\ndocker_host = \"unix:///s\"\nslots = 2\njobs = 3\n";
+        let mut c = crate::config::HostsConfig::parse(text, "hosts.toml", Path::new("/")).unwrap();
+        c.hosts[0].share_one_container();
+        assert_eq!(
+            hosts_line(&c.hosts),
+            "hosts: e1 2 slots in 1 container × 6 tests at once\n"
+        );
     }
 
     #[test]

@@ -140,6 +140,16 @@ impl JobConfig {
         !self.service.is_empty()
     }
 
+    /// Whether nothing in the job belongs to one shard's container alone (services,
+    /// artifacts, a CPU or memory limit per container), so a host's slots may share one.
+    pub fn lets_slots_share(&self) -> bool {
+        self.service.is_empty()
+            && self.artifacts.is_empty()
+            && self.cpus.is_none()
+            && self.memory.is_none()
+            && self.pre_step.iter().all(|s| s.artifacts.is_empty())
+    }
+
     /// `--job FILE`: a file holding a `[job]` table.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = read(path)?;
@@ -592,6 +602,24 @@ mod tests {
         );
         assert!(parse_bytes("1e400").is_err());
         assert_eq!(parse_bytes("2g"), Ok(2 << 30));
+    }
+
+    #[test]
+    fn slots_share_a_container_only_when_nothing_belongs_to_one_shard() {
+        let job = |body: &str| {
+            JobConfig::parse(&format!("[job]\n{body}"), "shard.toml", Path::new("/base")).unwrap()
+        };
+        assert!(JobConfig::default().lets_slots_share());
+        assert!(job("env = { A = \"1\" }\n").lets_slots_share());
+        for body in [
+            "cpus = 1\n",
+            "memory = \"1g\"\n",
+            "artifacts = [\"out\"]\n",
+            "[[job.service]]\nname = \"db\"\nimage = \"pg\"\n",
+            "[[job.pre_step]]\nname = \"gen\"\ncommand = [\"true\"]\nartifacts = [\"gen\"]\n",
+        ] {
+            assert!(!job(body).lets_slots_share(), "{body}");
+        }
     }
 
     #[test]

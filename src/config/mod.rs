@@ -136,6 +136,7 @@ struct RawDefaults {
     pull: Option<Spanned<String>>,
     cache_size: Option<Spanned<String>>,
     early_slots: Option<bool>,
+    share_container: Option<bool>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
@@ -165,6 +166,7 @@ struct RawHost {
     pull: Option<Spanned<String>>,
     cache_size: Option<Spanned<String>>,
     early_slots: Option<bool>,
+    share_container: Option<bool>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
@@ -233,6 +235,12 @@ pub struct Host {
     /// `early_slots`: open the slot containers while the tests are still listed; unset,
     /// only where the engine is not on this machine ([`Host::opens_slots_early`]).
     pub early_slots: Option<bool>,
+    /// `share_container`: `false` keeps one container per slot even where the run could
+    /// give the host's slots one container ([`Host::share_one_container`]).
+    pub share_container: Option<bool>,
+    /// Slots whose tests run as threads of this host's one container: 1 unless the run
+    /// shares it ([`Host::share_one_container`]).
+    pub slots_shared: usize,
     /// Variables set in every shard on this host.
     pub env: BTreeMap<String, String>,
     /// Labels every container gets, besides ours.
@@ -262,6 +270,18 @@ impl Host {
     pub fn derive_test_threads(&mut self, cpus: u64) {
         if self.test_threads_auto {
             self.test_threads = jobs_from_cpus(cpus, self.slots);
+        }
+    }
+
+    /// Runs the host's slots as one container whose runner runs `slots × jobs` tests at
+    /// once: as many tests at once as before, but one container to create, start and feed
+    /// instead of `slots` (measured in BENCHMARKS.md, "One container per host"). Not when
+    /// the hosts file says `share_container = false`.
+    pub fn share_one_container(&mut self) {
+        if self.slots > 1 && self.share_container != Some(false) {
+            self.test_threads *= self.slots;
+            self.slots_shared *= self.slots;
+            self.slots = 1;
         }
     }
 

@@ -123,6 +123,8 @@ impl Resolver<'_> {
             network: (h.network.clone().or_else(|| r.network.clone())).unwrap_or_else(|| "none".to_string()),
             cache_size: self.size(&h.cache_size)?.unwrap_or(d.cache_size),
             early_slots: h.early_slots.or(r.early_slots),
+            share_container: h.share_container.or(r.share_container),
+            slots_shared: 1,
             env: r.env.clone().into_iter().chain(h.env.clone()).collect(),
             labels: r.labels.clone().into_iter().chain(h.labels.clone()).collect(),
             insecure,

@@ -267,6 +267,31 @@ fn early_slots_by_default_only_where_the_engine_runs_elsewhere() {
 }
 
 #[test]
+fn shared_container_runs_a_hosts_slots_as_threads_unless_the_file_says_no() {
+    let text = "[defaults]\njobs = 2\n\
+                [[host]]\nname = \"a\"\ndocker_host = \"unix:///a.sock\"\nslots = 3\n\
+                [[host]]\nname = \"b\"\ndocker_host = \"unix:///b.sock\"\nslots = 3\nshare_container = false\n\
+                [[host]]\nname = \"c\"\ndocker_host = \"unix:///c.sock\"\n";
+    let mut hosts = parse(text).unwrap().hosts;
+    for h in &mut hosts {
+        h.share_one_container();
+    }
+    let shape: Vec<(usize, usize, usize)> = hosts
+        .iter()
+        .map(|h| (h.slots, h.test_threads, h.slots_shared))
+        .collect();
+    // Tests at once stay slots × jobs on every host.
+    assert_eq!(shape, [(1, 6, 3), (3, 2, 1), (1, 2, 1)]);
+    let off = parse("[defaults]\nshare_container = false\n[[host]]\nname = \"a\"\ndocker_host = \"unix:///a.sock\"\nslots = 2\n")
+        .unwrap();
+    let mut h = off.hosts[0].clone();
+    h.share_one_container();
+    assert_eq!((h.slots, h.test_threads), (2, 1));
+    let e = err("[[host]]\nname = \"a\"\ndocker_host = \"unix:///a.sock\"\nshare_container = \"yes\"\n");
+    assert!(e.starts_with("hosts.toml:4:19"), "{e}");
+}
+
+#[test]
 fn cache_size_defaults_per_host_and_validated() {
     let text = "[defaults]\ncache_size = \"2GiB\"\n[[host]]\nname = \"e1\"\ndocker_host = \"local://\"\n\
                 [[host]]\nname = \"e2\"\ndocker_host = \"local://\"\ncache_size = \"500 MB\"\n";

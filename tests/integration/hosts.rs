@@ -274,6 +274,6 @@ fn plan_takes_jobs_from_the_engines_cpus_when_unset() {
     };
     assert_eq!(
         line,
-        format!("hosts: e1 1 slot × {e1} at once (from CPUs); e2 2 slots × 3 tests at once")
+        format!("hosts: e1 1 slot × {e1} at once (from CPUs); e2 2 slots in 1 container × 6 tests at once")
     );
 }

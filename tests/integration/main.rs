@@ -30,6 +30,7 @@ mod report_output;
 mod run_go;
 mod run_nextest;
 mod services;
+mod shared_container;
 mod stage;
 mod steal;
 mod tool_shipping;
