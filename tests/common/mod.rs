@@ -74,6 +74,22 @@ pub fn cargo_shard(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `cargo shard plan RUNNER --hosts HOSTS --format json ARGS…` (`args` = runner then its
+/// arguments: anything after the runner's `--` is its command), parsed; asserts exit 0.
+pub fn plan_json(args: &[&str], hosts: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .args(["plan", args[0], "--hosts"])
+        .arg(hosts)
+        .args(["--format", "json"])
+        .args(&args[1..])
+        .env_remove("CARGO_SHARD_HOSTS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
 /// A path under `fixtures/`.
 pub fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -666,23 +666,7 @@ fn plan_json(args: &[&str]) -> serde_json::Value {
         "[[host]]\nname = \"nowhere\"\ndocker_host = \"tcp://127.0.0.1:9\"\nslots = 2\njobs = 1\n",
     )
     .unwrap();
-    // The runner first, then ours: anything after the runner's `--` is its command.
-    let out = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
-        .args([
-            "plan",
-            args[0],
-            "--hosts",
-            hosts.to_str().unwrap(),
-            "--format",
-            "json",
-        ])
-        .args(&args[1..])
-        .env_remove("CARGO_SHARD_HOSTS")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+    crate::common::plan_json(args, &hosts)
 }
 
 fn planned_names(plan: &serde_json::Value) -> BTreeSet<String> {

@@ -39,19 +39,9 @@ fn hosts(dir: &Path, extra: &str) -> PathBuf {
 
 /// `cargo shard plan go` over `hosts` as JSON, with `extra` arguments.
 fn plan(module: &Path, hosts: &Path, extra: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
-        .args(["plan", "go", "--hosts"])
-        .arg(hosts)
-        .args(["--format", "json"])
-        .args(extra)
-        .args(["--dir"])
-        .arg(module)
-        .env_remove("CARGO_SHARD_HOSTS")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+    let mut args = vec!["go", "--dir", module.to_str().unwrap()];
+    args.extend(extra);
+    common::plan_json(&args, hosts)
 }
 
 /// How many shards the plan puts on each host.
