@@ -212,6 +212,7 @@ pub fn discover(opts: &NextestOptions, on_payload: super::OnPayload<'_>) -> Resu
     };
     let recipe: Arc<dyn super::ShardRecipe> = Arc::new(NextestRecipe {
         passthrough: opts.passthrough.clone(),
+        own_priorities: own_priorities(&workspace_root),
         profile,
     });
     let tools = shipped_nextest();
@@ -420,6 +421,15 @@ fn user_profile(workspace_root: &Path, name: &str) -> Result<UserProfile, Nextes
         name: name.to_owned(),
         repo_config,
     })
+}
+
+/// Whether the workspace's `.config/nextest.toml` sets test priorities of its own (a file
+/// that does not parse is nextest's to report, at the listing).
+fn own_priorities(workspace_root: &Path) -> bool {
+    std::fs::read_to_string(workspace_root.join(".config/nextest.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|config| filter::sets_priorities(&config))
 }
 
 /// The executable named `name` on this machine's PATH.

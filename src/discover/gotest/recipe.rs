@@ -40,13 +40,19 @@ pub struct GoRecipe {
 }
 
 impl GoRecipe {
-    /// Deterministic, so `results` finds the files `prepare` named.
+    /// Deterministic, so `results` finds the files `prepare` named. Packages come in the
+    /// order their first test does (the planner's: longest first), so the driver starts the
+    /// binary holding the longest test first rather than whichever package sorts first.
     fn plan_jobs(&self, tests: &[TestId]) -> Vec<JobPlan> {
         let mut by_pkg: BTreeMap<&str, (Vec<String>, Vec<String>)> = BTreeMap::new();
+        let mut order: Vec<&str> = Vec::new();
         for t in tests {
             let Some(pkg) = self.packages.get(&t.group) else {
                 continue;
             };
+            if !by_pkg.contains_key(t.group.as_str()) {
+                order.push(&t.group);
+            }
             let entry = by_pkg.entry(&t.group).or_default();
             if pkg.check_tests.contains(&t.name) {
                 &mut entry.1
@@ -56,7 +62,8 @@ impl GoRecipe {
             .push(t.name.clone());
         }
         let mut jobs = Vec::new();
-        for (package, (plain, check)) in by_pkg {
+        for package in order {
+            let (plain, check) = by_pkg.remove(package).unwrap_or_default();
             let pkg = &self.packages[package];
             for (gocheck, names, tag) in [(false, plain, 't'), (true, check, 'c')] {
                 for (k, chunk) in chunk_for_pattern(&names).into_iter().enumerate() {
@@ -384,6 +391,30 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         assert_eq!(args, expected);
+    }
+
+    #[test]
+    fn the_package_of_the_first_listed_test_starts_first() {
+        let tests = [
+            TestId::new("ex.com/c", "TestPlain"),
+            TestId::new("ex.com/a", "TestFoo"),
+        ];
+        let jobs: Vec<String> = recipe()
+            .plan_jobs(&tests)
+            .into_iter()
+            .map(|j| j.package)
+            .collect();
+        assert_eq!(jobs, ["ex.com/c", "ex.com/a"]);
+        let tests = [
+            TestId::new("ex.com/a", "TestFoo"),
+            TestId::new("ex.com/c", "TestPlain"),
+        ];
+        let jobs: Vec<String> = recipe()
+            .plan_jobs(&tests)
+            .into_iter()
+            .map(|j| j.package)
+            .collect();
+        assert_eq!(jobs, ["ex.com/a", "ex.com/c"]);
     }
 
     #[test]

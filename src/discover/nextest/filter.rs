@@ -57,11 +57,15 @@ pub fn exact_filterset(tests: &[TestId]) -> String {
 
 /// The tool-config TOML for one shard: store under `root`, the exact filter, JUnit output,
 /// no retries or fail-fast (the scheduler owns both), and a hard per-test timeout if set.
-pub fn tool_config(root: &str, tests: &[TestId], test_timeout: Option<Duration>) -> String {
+/// With `ordered`, nextest starts the tests in the order given ([`priority_overrides`]).
+pub fn tool_config(root: &str, tests: &[TestId], test_timeout: Option<Duration>, ordered: bool) -> String {
     use toml::Value;
     let mut profile = shard_profile(tests, test_timeout);
     profile.insert("fail-fast".into(), Value::Boolean(false));
     profile.insert("retries".into(), Value::Integer(0));
+    if ordered {
+        profile.insert("overrides".into(), Value::Array(priority_overrides(tests)));
+    }
     let mut doc = store_config(root);
     doc.insert("profile".into(), Value::Table(profiles(profile)));
     toml::to_string(&doc).expect("a table of strings, booleans and integers always serializes")
@@ -71,7 +75,8 @@ pub fn tool_config(root: &str, tests: &[TestId], test_timeout: Option<Duration>)
 /// shard's copy of the workspace config (`repo_config`, parsed) gets our exact filter and
 /// JUnit path in that very profile. nextest does not carry a profile's overrides through
 /// `inherits`, so a profile of our own inheriting theirs would drop their per-test
-/// settings; theirs, narrowed, keeps retries, timeouts, test groups and overrides.
+/// settings; theirs, narrowed, keeps retries, timeouts, test groups and overrides. Our
+/// priorities (unless the file sets its own) go after their overrides, which win.
 pub fn with_user_profile(
     root: &str,
     tests: &[TestId],
@@ -79,6 +84,7 @@ pub fn with_user_profile(
     name: &str,
     repo_config: &toml::Table,
 ) -> (String, String) {
+    let ordered = !sets_priorities(repo_config);
     use toml::Value;
     let mut doc = repo_config.clone();
     let profiles = doc
@@ -90,11 +96,61 @@ pub fn with_user_profile(
             .or_insert_with(|| Value::Table(toml::Table::new()));
         if let Value::Table(profile) = profile {
             profile.extend(shard_profile(tests, test_timeout));
+            if ordered {
+                let overrides = profile
+                    .entry("overrides")
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(overrides) = overrides {
+                    overrides.extend(priority_overrides(tests));
+                }
+            }
         }
     }
     let repo = toml::to_string(&doc).expect("a parsed TOML table serializes again");
     let tool = toml::to_string(&store_config(root)).expect("a table of strings always serializes");
     (tool, repo)
+}
+
+/// Per-test `priority` overrides under which nextest starts `tests` in the order given (the
+/// planner's: longest expected first), so a shard running tests at once ends when its work
+/// does, not when a long test that happened to sort last does (nextest's own order is by
+/// name). Levels run from 100 down to -100; past 201 tests, neighbours share a level.
+/// nextest reads `priority` from 0.9.91 on; older ones ignore the key.
+pub fn priority_overrides(tests: &[TestId]) -> Vec<toml::Value> {
+    let n = tests.len();
+    if n < 2 {
+        return Vec::new();
+    }
+    let mut levels: Vec<(i64, Vec<TestId>)> = Vec::new();
+    for (i, t) in tests.iter().enumerate() {
+        let level = 100 - (i * 201 / n) as i64;
+        match levels.last_mut() {
+            Some((l, same)) if *l == level => same.push(t.clone()),
+            _ => levels.push((level, vec![t.clone()])),
+        }
+    }
+    levels
+        .into_iter()
+        .map(|(level, same)| {
+            let mut o = toml::Table::new();
+            o.insert("filter".into(), toml::Value::String(exact_filterset(&same)));
+            o.insert("priority".into(), toml::Value::Integer(level));
+            toml::Value::Table(o)
+        })
+        .collect()
+}
+
+/// Whether a nextest config file orders tests itself (`priority` in any profile's
+/// overrides): then the shards keep its order rather than impose the planner's.
+pub fn sets_priorities(config: &toml::Table) -> bool {
+    let Some(toml::Value::Table(profiles)) = config.get("profile") else {
+        return false;
+    };
+    profiles.values().any(|p| {
+        p.get("overrides")
+            .and_then(toml::Value::as_array)
+            .is_some_and(|os| os.iter().any(|o| o.get("priority").is_some()))
+    })
 }
 
 fn shard_profile(tests: &[TestId], test_timeout: Option<Duration>) -> toml::Table {
@@ -176,7 +232,7 @@ mod tests {
     #[test]
     fn tool_config_is_valid_toml_with_the_filter_intact() {
         let tests = [TestId::new("a", "q\"uote\\d")];
-        let text = tool_config("/r o\"ot", &tests, Some(Duration::from_secs(30)));
+        let text = tool_config("/r o\"ot", &tests, Some(Duration::from_secs(30)), false);
         let doc: toml::Table = text.parse().unwrap();
         let profile = doc["profile"][PROFILE].as_table().unwrap();
         assert_eq!(
@@ -187,6 +243,39 @@ mod tests {
         assert_eq!(profile["junit"]["path"].as_str(), Some("junit.xml"));
         assert_eq!(doc["store"]["dir"].as_str(), Some("/r o\"ot/store"));
         assert_eq!(profile["retries"].as_integer(), Some(0));
+        assert!(profile.get("overrides").is_none());
+    }
+
+    #[test]
+    fn priorities_follow_the_given_order_and_share_levels_only_past_201_tests() {
+        let tests = [
+            TestId::new("b", "long"),
+            TestId::new("a", "mid"),
+            TestId::new("a", "short"),
+        ];
+        let doc: toml::Table = tool_config("/r", &tests, None, true).parse().unwrap();
+        let overrides = doc["profile"][PROFILE]["overrides"].as_array().unwrap();
+        let got: Vec<(&str, i64)> = overrides
+            .iter()
+            .map(|o| (o["filter"].as_str().unwrap(), o["priority"].as_integer().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("(binary_id(=b) & (test(=long)))", 100),
+                ("(binary_id(=a) & (test(=mid)))", 33),
+                ("(binary_id(=a) & (test(=short)))", -34),
+            ]
+        );
+        assert!(priority_overrides(&tests[..1]).is_empty());
+        let many: Vec<TestId> = (0..1000).map(|i| TestId::new("a", format!("t{i:04}"))).collect();
+        let levels: Vec<i64> = priority_overrides(&many)
+            .iter()
+            .map(|o| o["priority"].as_integer().unwrap())
+            .collect();
+        assert_eq!(levels.len(), 201);
+        assert_eq!((levels[0], levels[200]), (100, -100));
+        assert!(levels.windows(2).all(|w| w[0] > w[1]));
     }
 
     #[test]
@@ -208,5 +297,30 @@ mod tests {
             Some("(binary_id(=a) & (test(=t)))")
         );
         assert_eq!(ci["junit"]["path"].as_str(), Some("junit.xml"));
+        // Ours after theirs: for each setting nextest takes the first override that matches.
+        let overrides = ci["overrides"].as_array().unwrap();
+        assert_eq!(overrides.len(), 1, "one test: no order to impose");
+        let two = [TestId::new("a", "t"), TestId::new("a", "u")];
+        let (_, config) = with_user_profile("/r", &two, None, "ci", &repo);
+        let doc: toml::Table = config.parse().unwrap();
+        let overrides = doc["profile"]["ci"]["overrides"].as_array().unwrap();
+        assert_eq!(overrides.len(), 3);
+        assert_eq!(overrides[0]["retries"].as_integer(), Some(5));
+        assert_eq!(overrides[1]["priority"].as_integer(), Some(100));
+    }
+
+    #[test]
+    fn a_config_with_priorities_of_its_own_keeps_its_order() {
+        let own: toml::Table = "[[profile.default.overrides]]\nfilter = \"test(smoke)\"\npriority = 50\n"
+            .parse()
+            .unwrap();
+        assert!(sets_priorities(&own));
+        let two = [TestId::new("a", "t"), TestId::new("a", "u")];
+        let (_, config) = with_user_profile("/r", &two, None, "ci", &own);
+        let doc: toml::Table = config.parse().unwrap();
+        assert!(doc["profile"]["ci"].get("overrides").is_none());
+        let plain: toml::Table = "[profile.ci]\nretries = 2\n".parse().unwrap();
+        assert!(!sets_priorities(&plain));
+        assert!(!sets_priorities(&toml::Table::new()));
     }
 }

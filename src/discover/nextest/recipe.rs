@@ -26,6 +26,9 @@ pub struct NextestRecipe {
     pub passthrough: Vec<String>,
     /// The user's nextest profile the shards run under (`--profile`).
     pub profile: Option<UserProfile>,
+    /// The workspace's nextest config orders tests itself (`priority`): shards keep its
+    /// order instead of starting the planner's longest first.
+    pub own_priorities: bool,
 }
 
 /// A profile of the workspace's own `.config/nextest.toml`, with that file parsed.
@@ -53,7 +56,7 @@ impl NextestRecipe {
         match &self.profile {
             None => files.push((
                 TOOL_CONFIG_DEST.to_owned(),
-                filter::tool_config(root, tests, ctx.test_timeout).into_bytes(),
+                filter::tool_config(root, tests, ctx.test_timeout, !self.own_priorities).into_bytes(),
             )),
             Some(p) => {
                 let (tool, repo) =
@@ -308,6 +311,7 @@ mod tests {
                 name: "ci".into(),
                 repo_config: "[profile.ci]\nretries = 1\n".parse().unwrap(),
             }),
+            ..Default::default()
         };
         let spec = recipe.prepare(&[TestId::new("a", "t")], &ctx());
         assert!(
