@@ -395,26 +395,19 @@ mod tests {
 
     #[test]
     fn the_package_of_the_first_listed_test_starts_first() {
-        let tests = [
-            TestId::new("ex.com/c", "TestPlain"),
-            TestId::new("ex.com/a", "TestFoo"),
-        ];
-        let jobs: Vec<String> = recipe()
-            .plan_jobs(&tests)
-            .into_iter()
-            .map(|j| j.package)
-            .collect();
-        assert_eq!(jobs, ["ex.com/c", "ex.com/a"]);
-        let tests = [
+        let (a, c) = (
             TestId::new("ex.com/a", "TestFoo"),
             TestId::new("ex.com/c", "TestPlain"),
-        ];
-        let jobs: Vec<String> = recipe()
-            .plan_jobs(&tests)
-            .into_iter()
-            .map(|j| j.package)
-            .collect();
-        assert_eq!(jobs, ["ex.com/a", "ex.com/c"]);
+        );
+        for tests in [[c.clone(), a.clone()], [a.clone(), c.clone()]] {
+            let jobs: Vec<String> = recipe()
+                .plan_jobs(&tests)
+                .into_iter()
+                .map(|j| j.package)
+                .collect();
+            let firsts: Vec<&str> = tests.iter().map(|t| t.group.as_str()).collect();
+            assert_eq!(jobs, firsts);
+        }
     }
 
     #[test]
