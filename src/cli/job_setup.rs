@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunOpts;
 use super::pass_env::PassEnvError;
-use crate::config::ConfigError;
 use crate::config::job::{JobConfig, MemoryError, parse_bytes};
+use crate::config::{ConfigError, Endpoint, Host};
 use crate::discover::Suite;
 use crate::exit;
 use crate::job::steps::{self, PreStepOutput, StepRun};
@@ -96,22 +96,24 @@ pub fn file_job(hosts: &super::HostsOpt) -> Result<JobConfig, ConfigError> {
     }
 }
 
-/// Gives each Docker host's slots one container, where the runner runs tests at once itself
-/// (`threaded`: nextest, Go) and nothing in the run belongs to one shard's container alone.
-/// Stealing is what keeps that container fed, so `--no-steal` keeps a container per slot; so
-/// does `--shards N`, whose shards are meant to run side by side.
-pub fn share_containers(o: &RunOpts, job: &RunJob, threaded: bool, live: &mut [LiveHost]) {
-    let share = threaded
+/// Whether a run gives each Docker host's slots one container: the runner runs tests at once
+/// itself (`threaded`: nextest, Go) and nothing in the run belongs to one shard's container
+/// alone (`job`, and `--artifacts`). Stealing is what keeps that container fed, so
+/// `--no-steal` keeps a container per slot; so does `--shards N`, whose shards are meant to
+/// run side by side. The run and `cargo shard plan` both ask here.
+pub fn shares_containers(o: &RunOpts, job: &JobConfig, threaded: bool) -> bool {
+    threaded
         && o.plan.shards.is_none()
         && !o.keep_containers
         && !o.no_steal
-        && job.config.lets_slots_share()
-        && job.artifacts.is_empty();
-    if !share {
-        return;
-    }
-    for h in live.iter_mut().filter(|h| !h.engine.is_local()) {
-        h.host.share_one_container();
+        && o.job.artifacts.is_empty()
+        && job.lets_slots_share()
+}
+
+/// Gives each Docker host's slots one container; local processes keep one per slot.
+pub fn share_containers<'a>(hosts: impl IntoIterator<Item = &'a mut Host>) {
+    for h in hosts.into_iter().filter(|h| h.endpoint != Endpoint::Local) {
+        h.share_one_container();
     }
 }
 

@@ -109,7 +109,9 @@ async fn connect(o: &RunOpts, reports: &Reports, threaded: bool) -> Result<Conne
         }
     }
     let job = super::job_setup::load(o, &mut live).map_err(|e| reports.fail(e))?;
-    super::job_setup::share_containers(o, &job, threaded, &mut live);
+    if super::job_setup::shares_containers(o, &job.config, threaded) {
+        super::job_setup::share_containers(live.iter_mut().map(|l| &mut l.host));
+    }
     Ok(Connected {
         live,
         job,

@@ -40,14 +40,9 @@ pub async fn run(a: PlanArgs) -> Result<u8, Error> {
         eprintln!("warning: {w}");
     }
     // And the containers the run would give each host (nextest and Go share one per host).
-    if threaded && plan.shards.is_none() && super::job_setup::file_job(&hosts)?.lets_slots_share() {
-        for h in config
-            .hosts
-            .iter_mut()
-            .filter(|h| h.endpoint != crate::config::Endpoint::Local)
-        {
-            h.share_one_container();
-        }
+    let as_run = RunOpts::for_plan(hosts.clone(), plan.clone());
+    if super::job_setup::shares_containers(&as_run, &super::job_setup::file_job(&hosts)?, threaded) {
+        super::job_setup::share_containers(&mut config.hosts);
     }
     let caps = crate::plan::capacities(&config.hosts);
     let p = super::planning::plan(suite, &plan, &caps, &history)?;

@@ -140,14 +140,18 @@ impl JobConfig {
         !self.service.is_empty()
     }
 
-    /// Whether nothing in the job belongs to one shard's container alone (services,
-    /// artifacts, a CPU or memory limit per container), so a host's slots may share one.
+    /// Whether something in the job lives for one shard's container alone: services, or
+    /// artifacts copied out of it (the job's own, or a pre-step's that shards learn about).
+    pub fn ties_work_to_its_container(&self) -> bool {
+        !self.service.is_empty()
+            || !self.artifacts.is_empty()
+            || self.pre_step.iter().any(|s| !s.artifacts.is_empty())
+    }
+
+    /// Whether nothing in the job belongs to one shard's container alone (the above, or a
+    /// CPU or memory limit per container), so a host's slots may share one.
     pub fn lets_slots_share(&self) -> bool {
-        self.service.is_empty()
-            && self.artifacts.is_empty()
-            && self.cpus.is_none()
-            && self.memory.is_none()
-            && self.pre_step.iter().all(|s| s.artifacts.is_empty())
+        !self.ties_work_to_its_container() && self.cpus.is_none() && self.memory.is_none()
     }
 
     /// `--job FILE`: a file holding a `[job]` table.

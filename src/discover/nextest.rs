@@ -205,14 +205,23 @@ pub fn discover(opts: &NextestOptions, on_payload: super::OnPayload<'_>) -> Resu
             dest: SOURCE_DEST.into(),
         })
     };
-    // The profile's configuration file is read (and fails, if broken) before anything is built.
+    // The workspace's nextest config, read once; with a profile it is read (and fails, if
+    // broken) before anything is built, without one a broken file is nextest's to report.
+    let repo_config = repo_config(&workspace_root);
+    let own_priorities = repo_config.as_ref().is_ok_and(filter::sets_priorities);
     let profile = match &opts.profile {
-        Some(name) => Some(user_profile(&workspace_root, name)?),
+        Some(name) => Some(UserProfile {
+            name: name.to_owned(),
+            repo_config: repo_config.map_err(|why| NextestError::Profile {
+                name: name.to_owned(),
+                why,
+            })?,
+        }),
         None => None,
     };
     let recipe: Arc<dyn super::ShardRecipe> = Arc::new(NextestRecipe {
         passthrough: opts.passthrough.clone(),
-        own_priorities: own_priorities(&workspace_root),
+        own_priorities,
         profile,
     });
     let tools = shipped_nextest();
@@ -404,32 +413,18 @@ pub fn test_cases(summary: &TestListSummary, run_ignored: RunIgnored) -> Vec<Tes
     tests
 }
 
-/// The workspace's nextest config, parsed (the listing with `--profile` has already checked
-/// that nextest knows `name`; a built-in profile may have no table of its own).
-fn user_profile(workspace_root: &Path, name: &str) -> Result<UserProfile, NextestError> {
+/// The workspace's nextest config, parsed (empty when there is none: the listing with
+/// `--profile` has already checked that nextest knows the profile, and a built-in profile
+/// may have no table of its own); the error names the file.
+fn repo_config(workspace_root: &Path) -> Result<toml::Table, String> {
     let path = workspace_root.join(".config/nextest.toml");
-    let why = |e: String| NextestError::Profile {
-        name: name.to_owned(),
-        why: format!("{}: {e}", path.display()),
-    };
-    let repo_config = match std::fs::read_to_string(&path) {
-        Ok(text) => text.parse::<toml::Table>().map_err(|e| why(e.to_string()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
-        Err(e) => return Err(why(e.to_string())),
-    };
-    Ok(UserProfile {
-        name: name.to_owned(),
-        repo_config,
-    })
-}
-
-/// Whether the workspace's `.config/nextest.toml` sets test priorities of its own (a file
-/// that does not parse is nextest's to report, at the listing).
-fn own_priorities(workspace_root: &Path) -> bool {
-    std::fs::read_to_string(workspace_root.join(".config/nextest.toml"))
-        .ok()
-        .and_then(|text| text.parse::<toml::Table>().ok())
-        .is_some_and(|config| filter::sets_priorities(&config))
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .parse::<toml::Table>()
+            .map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(toml::Table::new()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
 }
 
 /// The executable named `name` on this machine's PATH.

@@ -20,9 +20,8 @@ pub(crate) fn job_pools(opts: &RunOptions) -> bool {
     let job = &opts.job;
     opts.steal
         && !opts.keep_containers
-        && job.config.service.is_empty()
+        && !job.config.ties_work_to_its_container()
         && job.artifacts.is_empty()
-        && !job.has_step_artifacts
 }
 
 /// Whether `host`'s shards and batches run in slot containers: the job pools, the host is a

@@ -75,16 +75,16 @@ pub fn tool_config(root: &str, tests: &[TestId], test_timeout: Option<Duration>,
 /// shard's copy of the workspace config (`repo_config`, parsed) gets our exact filter and
 /// JUnit path in that very profile. nextest does not carry a profile's overrides through
 /// `inherits`, so a profile of our own inheriting theirs would drop their per-test
-/// settings; theirs, narrowed, keeps retries, timeouts, test groups and overrides. Our
-/// priorities (unless the file sets its own) go after their overrides, which win.
+/// settings; theirs, narrowed, keeps retries, timeouts, test groups and overrides. With
+/// `ordered`, our priorities go after their overrides, which win.
 pub fn with_user_profile(
     root: &str,
     tests: &[TestId],
     test_timeout: Option<Duration>,
+    ordered: bool,
     name: &str,
     repo_config: &toml::Table,
 ) -> (String, String) {
-    let ordered = !sets_priorities(repo_config);
     use toml::Value;
     let mut doc = repo_config.clone();
     let profiles = doc
@@ -284,7 +284,7 @@ mod tests {
             "[profile.ci]\nretries = 2\n[[profile.ci.overrides]]\nfilter = \"test(x)\"\nretries = 5\n"
                 .parse()
                 .unwrap();
-        let (tool, config) = with_user_profile("/r", &[TestId::new("a", "t")], None, "ci", &repo);
+        let (tool, config) = with_user_profile("/r", &[TestId::new("a", "t")], None, true, "ci", &repo);
         let tool: toml::Table = tool.parse().unwrap();
         assert_eq!(tool["store"]["dir"].as_str(), Some("/r/store"));
         assert!(tool.get("profile").is_none());
@@ -301,7 +301,7 @@ mod tests {
         let overrides = ci["overrides"].as_array().unwrap();
         assert_eq!(overrides.len(), 1, "one test: no order to impose");
         let two = [TestId::new("a", "t"), TestId::new("a", "u")];
-        let (_, config) = with_user_profile("/r", &two, None, "ci", &repo);
+        let (_, config) = with_user_profile("/r", &two, None, true, "ci", &repo);
         let doc: toml::Table = config.parse().unwrap();
         let overrides = doc["profile"]["ci"]["overrides"].as_array().unwrap();
         assert_eq!(overrides.len(), 3);
@@ -316,7 +316,7 @@ mod tests {
             .unwrap();
         assert!(sets_priorities(&own));
         let two = [TestId::new("a", "t"), TestId::new("a", "u")];
-        let (_, config) = with_user_profile("/r", &two, None, "ci", &own);
+        let (_, config) = with_user_profile("/r", &two, None, !sets_priorities(&own), "ci", &own);
         let doc: toml::Table = config.parse().unwrap();
         assert!(doc["profile"]["ci"].get("overrides").is_none());
         let plain: toml::Table = "[profile.ci]\nretries = 2\n".parse().unwrap();

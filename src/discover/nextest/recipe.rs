@@ -59,8 +59,14 @@ impl NextestRecipe {
                 filter::tool_config(root, tests, ctx.test_timeout, !self.own_priorities).into_bytes(),
             )),
             Some(p) => {
-                let (tool, repo) =
-                    filter::with_user_profile(root, tests, ctx.test_timeout, &p.name, &p.repo_config);
+                let (tool, repo) = filter::with_user_profile(
+                    root,
+                    tests,
+                    ctx.test_timeout,
+                    !self.own_priorities,
+                    &p.name,
+                    &p.repo_config,
+                );
                 files.push((TOOL_CONFIG_DEST.to_owned(), tool.into_bytes()));
                 files.push((REPO_CONFIG_DEST.to_owned(), repo.into_bytes()));
             }
