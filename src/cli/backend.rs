@@ -182,6 +182,38 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, Hosts
     Ok(live)
 }
 
+/// The hosts `cargo shard plan` plans for, as a run would find them: the configured ones, or
+/// local processes where nothing was configured and no engine answers (said on stderr, as a
+/// run says it).
+pub async fn plan_hosts(opt: &HostsOpt) -> Result<HostsConfig, HostsError> {
+    let (config, explicit) = load_hosts(opt)?;
+    if explicit {
+        return Ok(config);
+    }
+    let asks = config.hosts.iter().map(|host| async move {
+        let ping = async { Engine::connect(host).await.ok()?.ping().await.ok() };
+        tokio::time::timeout(Duration::from_secs(5), ping)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    });
+    if futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .any(|answered| answered)
+    {
+        return Ok(config);
+    }
+    let local = HostsConfig::local_processes();
+    eprintln!(
+        "backend: local processes, {} slots (nothing configured: no --hosts, CARGO_SHARD_HOSTS, {} or DOCKER_HOST, and the local socket does not answer)",
+        local.hosts[0].slots,
+        crate::config::locate::PROJECT_FILE
+    );
+    Ok(local)
+}
+
 /// For `cargo shard plan`, which runs nothing: asks the engines of hosts without `jobs` for
 /// their CPUs (at once, briefly). A host that does not answer keeps `jobs` = 1, with a warning.
 pub async fn derive_test_threads(hosts: &mut [Host]) -> Vec<String> {

@@ -26,8 +26,9 @@ pub async fn run(a: PlanArgs) -> Result<u8, Error> {
         out_dir,
         discovery,
     } = plan_job(a)?;
-    // Capacities come from the hosts file: planning needs no engine to answer…
-    let (mut config, _) = backend::load_hosts(&hosts)?;
+    // Capacities come from the hosts file: planning needs no engine to answer… but with
+    // nothing configured, the run's choice between the local engine and local processes.
+    let mut config = backend::plan_hosts(&hosts).await?;
     // The user's command runs one test at a time; nextest and Go run several.
     let threaded = !matches!(discovery, Discovery::Exec(_));
     let suite = discovery.suite(&mut plan, None).await?;

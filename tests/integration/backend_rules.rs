@@ -62,6 +62,50 @@ fn nothing_configured_and_no_engine_falls_back_to_local_processes_and_says_so_wi
 }
 
 #[test]
+fn plan_with_nothing_configured_and_no_engine_shows_the_local_processes_a_run_would_use() {
+    let dir = project_dir();
+    assert!(
+        !Path::new("/var/run/docker.sock").exists(),
+        "this test needs no stock engine"
+    );
+    std::fs::write(
+        dir.path().join("go.mod"),
+        "module example.com/fallback\n\ngo 1.19\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("a_test.go"),
+        "package a\n\nimport \"testing\"\n\nfunc TestOne(t *testing.T) {}\n\nfunc TestTwo(t *testing.T) {}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .args(["plan", "go", "./..."])
+        .current_dir(dir.path())
+        .env_remove("DOCKER_HOST")
+        .env_remove("CARGO_SHARD_HOSTS")
+        .output()
+        .expect("run cargo-shard plan");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("backend: local processes, ") && l.contains("does not answer")),
+        "{stderr}"
+    );
+    // Local processes run one shard per slot: no container, shared or not.
+    let hosts = stdout
+        .lines()
+        .find(|l| l.starts_with("hosts: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(hosts.starts_with("hosts: local "), "{stdout}");
+    assert!(!hosts.contains("container"), "{stdout}");
+}
+
+#[test]
 fn docker_host_engine_without_the_image_is_an_error_not_a_fallback() {
     let dir = project_dir();
     let e1 = host("e1").endpoint.to_string();
