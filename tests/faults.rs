@@ -829,6 +829,7 @@ fn panic_in_our_code_still_removes_every_container() {
     let ids = [TestId::new("g", "sleeper"), TestId::new("g", "quick")];
     let suite = Suite {
         notices: Vec::new(),
+        earlier_report: None,
         tests: ids
             .iter()
             .map(|id| TestCase {

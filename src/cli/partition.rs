@@ -94,7 +94,13 @@ pub fn narrow(
     let caps = partition::job_capacities(p.total);
     let mut opts = plan_opts.clone();
     opts.shards = Some(p.total);
-    let planned = super::planning::plan(suite.clone(), &opts, &caps, history_path)?;
+    // Every job must plan alike: a report nextest left in one job's target directory and
+    // not in another's would split the suite two ways.
+    let whole = Suite {
+        earlier_report: None,
+        ..suite.clone()
+    };
+    let planned = super::planning::plan(whole, &opts, &caps, history_path)?;
     let fingerprint = partition::fingerprint(&planned.suite.tests, &planned.history);
     let manifest = Manifest::planned(fingerprint, p, runner, &planned.plan, &planned.suite.tests);
     let mine: std::collections::BTreeSet<_> = manifest.mine().iter().cloned().collect();

@@ -33,6 +33,9 @@ pub struct Planned {
     pub warnings: Vec<String>,
     /// What each shard was planned to cost beyond its tests.
     pub overhead: Duration,
+    /// The runner's own report of an earlier run that gave timings to a history that knew
+    /// none of these tests, and how many it gave.
+    pub seeded_from: Option<(std::path::PathBuf, usize)>,
 }
 
 pub fn plan(
@@ -58,7 +61,7 @@ pub fn plan(
             t.ignored = false;
         }
     }
-    let (history, warnings) = History::prepare(Some(history_path), &p.timings_from)?;
+    let (mut history, warnings) = History::prepare(Some(history_path), &p.timings_from)?;
     let mut warnings: Vec<String> = warnings.into_iter().map(|w| w.0).collect();
     let runnable: Vec<_> = suite
         .tests
@@ -66,6 +69,18 @@ pub fn plan(
         .filter(|t| !t.ignored)
         .map(|t| t.id.clone())
         .collect();
+    // A first run in a workspace that already runs nextest: its own report's timings beat
+    // estimates. Only when nothing else knows these tests; `--timings-from` says otherwise.
+    let mut seeded_from = None;
+    if let Some(report) = &suite.earlier_report
+        && p.timings_from.is_empty()
+        && !runnable.iter().any(|id| history.expected(id).is_some())
+    {
+        match crate::junit::read_file(report) {
+            Ok(r) => seeded_from = Some((report.clone(), history.seed_from_report(&r))),
+            Err(e) => warnings.push(format!("{e} (not used for timings)")),
+        }
+    }
     let weighted: Vec<plan::Weighted> = history::estimate(&runnable, &history, p.default_duration)
         .into_iter()
         .map(plan::Weighted::from)
@@ -88,6 +103,7 @@ pub fn plan(
         history,
         warnings,
         overhead: opts.per_shard_overhead,
+        seeded_from,
     })
 }
 
@@ -123,7 +139,17 @@ fn queued_shards_warning(
 
 /// The plan's table and summary, then the capacity it was planned for.
 pub fn render<'a>(planned: &Planned, hosts: impl IntoIterator<Item = &'a Host>) -> String {
-    plan::render::human(&planned.plan, planned.overhead) + &hosts_line(hosts)
+    let seeded = planned
+        .seeded_from
+        .as_ref()
+        .map_or_else(String::new, |(report, n)| {
+            format!(
+                "timings: {n} {} from {} (nextest's report of an earlier run; no history yet)\n",
+                crate::report::style::plural(*n, "test"),
+                report.display()
+            )
+        });
+    plan::render::human(&planned.plan, planned.overhead) + &seeded + &hosts_line(hosts)
 }
 
 /// `hosts: NAME N slots × M tests at once; …`

@@ -169,6 +169,7 @@ pub fn discover(opts: &ExecOptions) -> Result<Suite, ExecError> {
     };
     Ok(Suite {
         notices: Vec::new(),
+        earlier_report: None,
         tools: Vec::new(),
         tests,
         uploads: vec![Upload::Tree {

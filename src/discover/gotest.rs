@@ -213,6 +213,7 @@ pub fn discover_telling(opts: &GoOptions, on_payload: super::OnPayload<'_>) -> R
     };
     Ok(Suite {
         notices: Vec::new(),
+        earlier_report: None,
         tools: Vec::new(),
         tests,
         uploads,

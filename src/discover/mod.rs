@@ -167,6 +167,9 @@ pub struct Suite {
     /// Warnings about the suite itself (doctests left out), printed once the run is planned,
     /// so a run that stops on bad input prints its one error line and nothing else.
     pub notices: Vec<String>,
+    /// A JUnit report the runner itself wrote in an earlier run (nextest's, where the
+    /// workspace's config asks for one): its timings plan a first run better than estimates.
+    pub earlier_report: Option<PathBuf>,
 }
 
 impl Suite {

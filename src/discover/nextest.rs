@@ -6,6 +6,7 @@ mod filter;
 mod junit;
 mod process;
 mod recipe;
+mod reports;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -209,6 +210,10 @@ pub fn discover(opts: &NextestOptions, on_payload: super::OnPayload<'_>) -> Resu
     // broken) before anything is built, without one a broken file is nextest's to report.
     let repo_config = repo_config(&workspace_root);
     let own_priorities = repo_config.as_ref().is_ok_and(filter::sets_priorities);
+    let earlier_report = repo_config
+        .as_ref()
+        .ok()
+        .and_then(|c| reports::newest(c, &workspace_root, &excluded[0]));
     let profile = match &opts.profile {
         Some(name) => Some(UserProfile {
             name: name.to_owned(),
@@ -258,6 +263,7 @@ pub fn discover(opts: &NextestOptions, on_payload: super::OnPayload<'_>) -> Resu
         tools,
         uploads,
         recipe,
+        earlier_report,
     })
 }
 

@@ -113,3 +113,139 @@ fn go_second_run_plans_from_history() {
     let (estimated, _) = run(&args, &fixture("go-sample"));
     assert_eq!(estimated, 0);
 }
+
+/// A crate of one slow test and five quick ones whose nextest config writes a JUnit report.
+fn crate_with_junit(dir: &Path) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::create_dir_all(dir.join(".config")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"seeded\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    let mut lib = String::from("#[cfg(test)]\nmod tests {\n");
+    lib.push_str(
+        "    #[test]\n    fn slow() { std::thread::sleep(std::time::Duration::from_millis(700)); }\n",
+    );
+    for i in 0..5 {
+        lib.push_str(&format!("    #[test]\n    fn quick_{i}() {{}}\n"));
+    }
+    lib.push_str("}\n");
+    std::fs::write(dir.join("src/lib.rs"), lib).unwrap();
+    std::fs::write(
+        dir.join(".config/nextest.toml"),
+        "[profile.default.junit]\npath = \"junit.xml\"\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_first_run_plans_from_the_report_nextest_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    crate_with_junit(&ws);
+    let manifest = ws.join("Cargo.toml");
+    let plan = |ws: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+            .args(["plan", "--hosts"])
+            .arg(common::hosts_file())
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["--history"])
+            .arg(dir.path().join("none.json"))
+            .current_dir(ws)
+            .env_remove("NEXTEST_PROFILE")
+            .output()
+            .expect("cargo shard plan");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        stdout
+    };
+    // No report yet: every test estimated.
+    let before = plan(&ws);
+    assert!(before.contains("6 tests estimated (no history)"), "{before}");
+    assert!(!before.contains("timings:"), "{before}");
+
+    let ran = Command::new("cargo")
+        .args(["nextest", "run", "--manifest-path"])
+        .arg(&manifest)
+        .env_remove("NEXTEST_PROFILE")
+        .output()
+        .expect("cargo nextest run");
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    let report = ws.join("target/nextest/default/junit.xml");
+    assert!(report.is_file(), "nextest wrote its report");
+
+    let after = plan(&ws);
+    assert!(!after.contains("estimated"), "{after}");
+    let line = after
+        .lines()
+        .find(|l| l.starts_with("timings: "))
+        .unwrap_or_else(|| panic!("{after}"));
+    assert_eq!(
+        line,
+        format!(
+            "timings: 6 tests from {} (nextest's report of an earlier run; no history yet)",
+            report.display()
+        )
+    );
+    // The plan counts the slow test's 0.7 s and the quick ones' nothing, not six estimates.
+    let json = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .args(["plan", "--format", "json", "--hosts"])
+        .arg(common::hosts_file())
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--history")
+        .arg(dir.path().join("none.json"))
+        .env_remove("NEXTEST_PROFILE")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["estimated"], 0, "{v}");
+    let total = v["total"].as_f64().unwrap();
+    assert!((0.7..2.0).contains(&total), "{v}");
+
+    // Once a run has recorded these tests, its history plans them: the report is left alone.
+    let history = dir.path().join("history.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .args(["shard", "--hosts"])
+        .arg(common::hosts_file())
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--history")
+        .arg(&history)
+        .arg("--out-dir")
+        .arg(dir.path().join("out"))
+        .env_remove("NEXTEST_PROFILE")
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("timings: 6 tests from "),
+        "the run says it too:\n{stderr}"
+    );
+    let planned = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .args(["plan", "--hosts"])
+        .arg(common::hosts_file())
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--history")
+        .arg(&history)
+        .env_remove("NEXTEST_PROFILE")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&planned.stdout);
+    assert!(
+        !text.contains("timings:") && !text.contains("estimated"),
+        "{text}"
+    );
+}
