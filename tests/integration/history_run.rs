@@ -139,33 +139,34 @@ fn crate_with_junit(dir: &Path) {
     .unwrap();
 }
 
+/// `cargo-shard ARGS --hosts BED --manifest-path MANIFEST --history HISTORY`, asserting it
+/// exits with `code`; its stdout and stderr.
+fn on_crate(args: &[&str], manifest: &Path, history: &Path, code: i32) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
+        .args(args)
+        .arg("--hosts")
+        .arg(common::hosts_file())
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--history")
+        .arg(history)
+        .env_remove("NEXTEST_PROFILE")
+        .output()
+        .expect("run cargo-shard");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+}
+
 #[test]
 fn a_first_run_plans_from_the_report_nextest_left() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws");
     crate_with_junit(&ws);
     let manifest = ws.join("Cargo.toml");
-    let plan = |ws: &Path| {
-        let out = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
-            .args(["plan", "--hosts"])
-            .arg(common::hosts_file())
-            .arg("--manifest-path")
-            .arg(&manifest)
-            .args(["--history"])
-            .arg(dir.path().join("none.json"))
-            .current_dir(ws)
-            .env_remove("NEXTEST_PROFILE")
-            .output()
-            .expect("cargo shard plan");
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        );
-        assert_eq!(out.status.code(), Some(0), "{stderr}");
-        stdout
-    };
+    let none = dir.path().join("none.json");
     // No report yet: every test estimated.
-    let before = plan(&ws);
+    let (before, _) = on_crate(&["plan"], &manifest, &none, 0);
     assert!(before.contains("6 tests estimated (no history)"), "{before}");
     assert!(!before.contains("timings:"), "{before}");
 
@@ -179,7 +180,7 @@ fn a_first_run_plans_from_the_report_nextest_left() {
     let report = ws.join("target/nextest/default/junit.xml");
     assert!(report.is_file(), "nextest wrote its report");
 
-    let after = plan(&ws);
+    let (after, _) = on_crate(&["plan"], &manifest, &none, 0);
     assert!(!after.contains("estimated"), "{after}");
     let line = after
         .lines()
@@ -193,57 +194,26 @@ fn a_first_run_plans_from_the_report_nextest_left() {
         )
     );
     // The plan counts the slow test's 0.7 s and the quick ones' nothing, not six estimates.
-    let json = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
-        .args(["plan", "--format", "json", "--hosts"])
-        .arg(common::hosts_file())
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--history")
-        .arg(dir.path().join("none.json"))
-        .env_remove("NEXTEST_PROFILE")
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let (json, _) = on_crate(&["plan", "--format", "json"], &manifest, &none, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["estimated"], 0, "{v}");
     let total = v["total"].as_f64().unwrap();
     assert!((0.7..2.0).contains(&total), "{v}");
 
     // Once a run has recorded these tests, its history plans them: the report is left alone.
     let history = dir.path().join("history.json");
-    let run = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
-        .args(["shard", "--hosts"])
-        .arg(common::hosts_file())
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--history")
-        .arg(&history)
-        .arg("--out-dir")
-        .arg(dir.path().join("out"))
-        .env_remove("NEXTEST_PROFILE")
-        .output()
-        .unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    let out = dir.path().join("out");
+    let (_, stderr) = on_crate(
+        &["shard", "--out-dir", out.to_str().unwrap()],
+        &manifest,
+        &history,
+        0,
     );
-    let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
         stderr.contains("timings: 6 tests from "),
         "the run says it too:\n{stderr}"
     );
-    let planned = Command::new(env!("CARGO_BIN_EXE_cargo-shard"))
-        .args(["plan", "--hosts"])
-        .arg(common::hosts_file())
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .arg("--history")
-        .arg(&history)
-        .env_remove("NEXTEST_PROFILE")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&planned.stdout);
+    let (text, _) = on_crate(&["plan"], &manifest, &history, 0);
     assert!(
         !text.contains("timings:") && !text.contains("estimated"),
         "{text}"
