@@ -170,7 +170,7 @@ fn bad_glob_is_an_error() {
 }
 
 #[test]
-fn estimates_use_group_median_then_global_median_then_default() {
+fn estimates_use_group_mean_then_global_mean_then_default() {
     let mut h = History::new();
     h.record(&id("a", "1"), secs(1.0));
     h.record(&id("a", "2"), secs(2.0));
@@ -184,9 +184,9 @@ fn estimates_use_group_median_then_global_median_then_default() {
         got,
         [
             (secs(2.0), true),
-            (secs(2.0), false),  // median of a: 1, 2, 9
-            (secs(25.0), false), // median of b: 20, 30
-            (secs(9.0), false),  // median of all: 1, 2, 9, 20, 30
+            (secs(4.0), false),  // mean of a: 1, 2, 9
+            (secs(25.0), false), // mean of b: 20, 30
+            (secs(12.4), false), // mean of all: 1, 2, 9, 20, 30
         ]
     );
     let w = estimate(&tests, &History::new(), secs(1.5));
