@@ -77,7 +77,23 @@ pub fn plan(
         && !runnable.iter().any(|id| history.expected(id).is_some())
     {
         match crate::junit::read_file(report) {
-            Ok(r) => seeded_from = Some((report.clone(), history.seed_from_report(&r))),
+            Ok(r) => {
+                let mut seeded = history.clone();
+                let n = seeded.seed_from_report(&r);
+                let covered = runnable.iter().filter(|id| seeded.expected(id).is_some()).count();
+                // A run that stopped early (nextest fails fast by default) reports the tests
+                // that ended first, the quick ones: the rest would be estimated from them.
+                if covered * 10 >= runnable.len() * 9 {
+                    history = seeded;
+                    seeded_from = Some((report.clone(), n));
+                } else {
+                    warnings.push(format!(
+                        "{}: times only {covered} of the {} tests (a run that stopped early?); planning from estimates",
+                        report.display(),
+                        runnable.len()
+                    ));
+                }
+            }
             Err(e) => warnings.push(format!("{e} (not used for timings)")),
         }
     }

@@ -169,6 +169,25 @@ fn a_first_run_plans_from_the_report_nextest_left() {
     let (before, _) = on_crate(&["plan"], &manifest, &none, 0);
     assert!(before.contains("6 tests estimated (no history)"), "{before}");
     assert!(!before.contains("timings:"), "{before}");
+    // A report of a run that stopped early times too few of the tests to plan from.
+    let report = ws.join("target/nextest/default/junit.xml");
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    std::fs::write(
+        &report,
+        "<testsuites><testsuite name=\"seeded\" tests=\"1\">\
+         <testcase classname=\"seeded\" name=\"tests::quick_0\" time=\"0.001\"/>\
+         </testsuite></testsuites>",
+    )
+    .unwrap();
+    let (partial, stderr) = on_crate(&["plan"], &manifest, &none, 0);
+    assert!(partial.contains("6 tests estimated (no history)"), "{partial}");
+    assert!(
+        stderr.contains(&format!(
+            "warning: {}: times only 1 of the 6 tests (a run that stopped early?); planning from estimates",
+            report.display()
+        )),
+        "{stderr}"
+    );
 
     let ran = Command::new("cargo")
         .args(["nextest", "run", "--manifest-path"])
@@ -177,8 +196,10 @@ fn a_first_run_plans_from_the_report_nextest_left() {
         .output()
         .expect("cargo nextest run");
     assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
-    let report = ws.join("target/nextest/default/junit.xml");
-    assert!(report.is_file(), "nextest wrote its report");
+    assert!(
+        std::fs::read_to_string(&report).unwrap().contains("tests::slow"),
+        "nextest wrote its report"
+    );
 
     let (after, _) = on_crate(&["plan"], &manifest, &none, 0);
     assert!(!after.contains("estimated"), "{after}");
