@@ -44,14 +44,18 @@ fn project_dir() -> tempfile::TempDir {
     dir
 }
 
-#[test]
-fn nothing_configured_and_no_engine_falls_back_to_local_processes_and_says_so_with_q() {
-    let dir = project_dir();
-    // The built-in default is the stock socket, which this machine does not run.
+/// A [`project_dir`] on a machine whose stock Docker socket (the built-in default) is absent.
+fn unconfigured_dir() -> tempfile::TempDir {
     assert!(
         !Path::new("/var/run/docker.sock").exists(),
         "this test needs no stock engine"
     );
+    project_dir()
+}
+
+#[test]
+fn nothing_configured_and_no_engine_falls_back_to_local_processes_and_says_so_with_q() {
+    let dir = unconfigured_dir();
     let (code, err) = run_in(dir.path(), &exec_args(&["-q"]), &[]);
     assert_eq!(code, 100, "the run happened, key b failed:\n{err}");
     let first = err.lines().next().unwrap_or("");
@@ -63,11 +67,7 @@ fn nothing_configured_and_no_engine_falls_back_to_local_processes_and_says_so_wi
 
 #[test]
 fn plan_with_nothing_configured_and_no_engine_shows_the_local_processes_a_run_would_use() {
-    let dir = project_dir();
-    assert!(
-        !Path::new("/var/run/docker.sock").exists(),
-        "this test needs no stock engine"
-    );
+    let dir = unconfigured_dir();
     std::fs::write(
         dir.path().join("go.mod"),
         "module example.com/fallback\n\ngo 1.19\n",
