@@ -139,11 +139,7 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, Hosts
         let host: Host = HostsConfig::local_processes().hosts[0].clone();
         let why = failures.first().map(|(_, r)| r.to_string()).unwrap_or_default();
         // Printed even with -q: a run that silently left Docker would mislead.
-        eprintln!(
-            "backend: local processes, {} slots (nothing configured: no --hosts, CARGO_SHARD_HOSTS, {} or DOCKER_HOST; the local socket: {why})",
-            host.slots,
-            crate::config::locate::PROJECT_FILE
-        );
+        say_local_fallback(host.slots, &why);
         return local(host).await;
     }
     if live.is_empty() {
@@ -191,27 +187,28 @@ pub async fn plan_hosts(opt: &HostsOpt) -> Result<HostsConfig, HostsError> {
         return Ok(config);
     }
     let asks = config.hosts.iter().map(|host| async move {
-        let ping = async { Engine::connect(host).await.ok()?.ping().await.ok() };
-        tokio::time::timeout(Duration::from_secs(5), ping)
-            .await
-            .ok()
-            .flatten()
-            .is_some()
+        let ping = async { Engine::connect(host).await?.ping().await };
+        match tokio::time::timeout(Duration::from_secs(5), ping).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("{}: no answer within 5s", host.name)),
+        }
     });
-    if futures_util::future::join_all(asks)
-        .await
-        .into_iter()
-        .any(|answered| answered)
-    {
+    let answers = futures_util::future::join_all(asks).await;
+    if answers.iter().any(Result::is_ok) {
         return Ok(config);
     }
+    let why = answers.into_iter().find_map(Result::err).unwrap_or_default();
     let local = HostsConfig::local_processes();
+    say_local_fallback(local.hosts[0].slots, &format!("does not answer ({why})"));
+    Ok(local)
+}
+
+/// The line a run (or its plan) prints when it falls back to local processes, with why.
+fn say_local_fallback(slots: usize, why: &str) {
     eprintln!(
-        "backend: local processes, {} slots (nothing configured: no --hosts, CARGO_SHARD_HOSTS, {} or DOCKER_HOST, and the local socket does not answer)",
-        local.hosts[0].slots,
+        "backend: local processes, {slots} slots (nothing configured: no --hosts, CARGO_SHARD_HOSTS, {} or DOCKER_HOST; the local socket: {why})",
         crate::config::locate::PROJECT_FILE
     );
-    Ok(local)
 }
 
 /// For `cargo shard plan`, which runs nothing: asks the engines of hosts without `jobs` for
