@@ -236,6 +236,7 @@ impl DockerEngine {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             tty: Some(false),
+            network_disabled: without_libnetwork(&job.network),
             host_config: Some(host_config(
                 &job.network,
                 &job.extras.mounts,
@@ -460,7 +461,9 @@ impl DockerEngine {
     /// A tar of the shard root with the spec's generated files under it and the job's placed
     /// files (secrets) where they go, to extract at `/`.
     fn root_and_files(&self, job: &ContainerSpec) -> Result<Vec<u8>, EngineError> {
-        self.root_with(job, &placed_files(job))
+        let mut files = placed_files(job);
+        files.extend(etc_hosts(&job.network));
+        self.root_with(job, &files)
     }
 
     /// [`Self::root_and_files`] for `files`, the job's [`placed_files`] already made.
@@ -741,6 +744,27 @@ fn tls_worded(r: String, tls: bool) -> String {
     } else {
         r
     }
+}
+
+/// Docker's `none` network, asked for without libnetwork: the container still gets a private
+/// network namespace holding only loopback, but its start skips the two re-executions of
+/// dockerd that libnetwork adds (the `libnetwork-setkey` hook and `set-ipv6`), about half of
+/// a container start on the test bed (0.23 s against 0.11 s). Docker then writes no
+/// `/etc/hosts`: [`etc_hosts`] places the one it would have written.
+pub(super) fn without_libnetwork(network: &str) -> Option<bool> {
+    (network == "none").then_some(true)
+}
+
+/// `/etc/hosts` as Docker writes it on the `none` network, for a container started
+/// [`without_libnetwork`] (tests that resolve `localhost` need it).
+pub(super) fn etc_hosts(network: &str) -> Option<(String, Vec<u8>)> {
+    const HOSTS: &str = "127.0.0.1\tlocalhost\n\
+                         ::1\tlocalhost ip6-localhost ip6-loopback\n\
+                         fe00::0\tip6-localnet\n\
+                         ff00::0\tip6-mcastprefix\n\
+                         ff02::1\tip6-allnodes\n\
+                         ff02::2\tip6-allrouters\n";
+    without_libnetwork(network).map(|_| ("/etc/hosts".to_string(), HOSTS.as_bytes().to_vec()))
 }
 
 /// The host settings every container of a run gets: its network, the staged payload parts

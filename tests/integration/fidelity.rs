@@ -1010,3 +1010,40 @@ fn race_on_an_image_without_a_c_library_is_one_line_naming_host_and_image() {
     );
     assert!(!stderr.contains("no such file"), "{stderr}");
 }
+
+/// A shard's network is Docker's `none` network as a test sees it, in a slot container
+/// shared by batches and in a container of the shard's own (`--no-steal`): `localhost`
+/// resolves (cargo-shard places the `/etc/hosts` Docker would write, since its containers
+/// start without libnetwork), loopback serves, and nothing but loopback is there.
+#[test]
+fn a_shard_sees_the_none_network_localhost_and_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = common::testbed_file("hosts-go.toml");
+    for extra in [None, Some("--no-steal")] {
+        let out = dir.path().join(format!("out-{}", extra.is_some()));
+        let mut args = vec![
+            "go",
+            "./...",
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--env",
+            "WANT_ONLY_LOOPBACK=1",
+            "--out-dir",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let (code, err) = shard_in(&common::fixture("go-network"), &args);
+        assert_eq!(code, 0, "{extra:?}: {err}");
+        let statuses = common::junit_statuses(&out.join("junit.xml"));
+        let names: Vec<(&str, &str)> = statuses.iter().map(|((_, n), s)| (n.as_str(), *s)).collect();
+        assert_eq!(
+            names,
+            [
+                ("TestLocalhostResolvesToLoopback", "passed"),
+                ("TestLoopbackServesAConnection", "passed"),
+                ("TestTheNamespaceHoldsOnlyLoopback", "passed"),
+            ],
+            "{extra:?}"
+        );
+    }
+}

@@ -157,6 +157,7 @@ impl DockerEngine {
             entrypoint: Some(vec![IDLE_PATH.to_string()]),
             cmd: Some(Vec::new()),
             labels: Some(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            network_disabled: super::without_libnetwork(&spec.network),
             host_config: Some(super::host_config(
                 &spec.network,
                 &spec.mounts,
@@ -181,6 +182,7 @@ impl DockerEngine {
         };
         let started = async {
             let mut files = vec![(IDLE_PATH.to_string(), idle_program())];
+            files.extend(super::etc_hosts(&spec.network));
             files.extend(preload.iter().flat_map(|f| f.iter().cloned()));
             let tar = tarball::files_tar(&files).map_err(|e| self.local_failure("pack", e))?;
             self.upload(&id, "/", tar.into()).await?;
