@@ -26,6 +26,8 @@ struct State {
     junit: Option<PathBuf>,
     /// Removes what was created on the hosts before the shards started (a run's head start).
     before_exit: Option<EarlyCleanup>,
+    /// The run is ending before its shards: no build or listing process may start any more.
+    closed: bool,
 }
 
 /// Work an early end must finish before the process exits.
@@ -92,6 +94,14 @@ fn early_exit(why: &str) -> ! {
     std::process::exit(exit::INTERRUPTED as i32);
 }
 
+/// Stops the build and listing processes still running (a run that cannot go on without
+/// them finishing), as an interrupt would, but without exiting.
+pub async fn stop_builds() {
+    // Closed first: a build step between two processes must not start its next one.
+    with(|s| s.closed = true);
+    let _ = tokio::task::spawn_blocking(stop_groups).await;
+}
+
 /// SIGTERM to every recorded process group, then SIGKILL to what is left after a grace.
 fn stop_groups() {
     let groups: Vec<i32> = with(|s| s.groups.iter().copied().collect());
@@ -137,9 +147,17 @@ pub fn before_exit(cleanup: EarlyCleanup) {
 pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
-    let child = cmd.spawn()?;
-    with(|s| s.groups.insert(child.id() as i32));
-    Ok(child)
+    // Checked, spawned and recorded under one lock, so [`stop_builds`] misses none.
+    with(|s| {
+        if s.closed {
+            return Err(std::io::Error::other(
+                "the run is ending: nothing more is started",
+            ));
+        }
+        let child = cmd.spawn()?;
+        s.groups.insert(child.id() as i32);
+        Ok(child)
+    })
 }
 
 /// Forgets `child`'s process group once it has exited, so an interrupt no longer signals it.

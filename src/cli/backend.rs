@@ -99,19 +99,25 @@ pub fn load_hosts(opt: &HostsOpt) -> Result<(HostsConfig, bool), HostsError> {
     Ok((config, explicit))
 }
 
-/// Connects to every host concurrently. Unreachable hosts are reported on stderr and left
-/// out. Falls back to local processes only when nothing was configured and no engine answers,
-/// and says so even with `-q`.
-pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, HostsError> {
-    let (config, explicit) = load_hosts(opt)?;
+/// Connects to every host of `loaded` ([`load_hosts`]) concurrently, with the lines to print
+/// once the caller's own output allows (the backend used, hosts left out and why). Falls back
+/// to local processes only when nothing was configured and no engine answers, and says so
+/// even with `-q`.
+pub async fn connect(
+    opt: &HostsOpt,
+    loaded: (HostsConfig, bool),
+    quiet: bool,
+) -> Result<(Vec<LiveHost>, Vec<String>), HostsError> {
+    let (config, explicit) = loaded;
+    let mut notes = Vec::new();
     if opt.backend == Backend::Local {
         if !quiet {
-            eprintln!(
+            notes.push(format!(
                 "backend: local processes, {} slots (--backend local)",
                 config.hosts[0].slots
-            );
+            ));
         }
-        return local(config.hosts[0].clone()).await;
+        return Ok((local(config.hosts[0].clone()).await?, notes));
     }
     let source = source(opt);
     let attempts = config.hosts.iter().cloned().map(|mut host| async move {
@@ -139,8 +145,8 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, Hosts
         let host: Host = HostsConfig::local_processes().hosts[0].clone();
         let why = failures.first().map(|(_, r)| r.to_string()).unwrap_or_default();
         // Printed even with -q: a run that silently left Docker would mislead.
-        say_local_fallback(host.slots, &why);
-        return local(host).await;
+        notes.push(local_fallback(host.slots, &why));
+        return Ok((local(host).await?, notes));
     }
     if live.is_empty() {
         // One line saying why each host failed: nothing else will be printed.
@@ -156,10 +162,10 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, Hosts
         });
     }
     for (host, reason) in &failures {
-        eprintln!(
+        notes.push(format!(
             "warning: host {} ({}) left out: {reason}",
             host.name, host.endpoint
-        );
+        ));
     }
     if !quiet {
         let names: Vec<String> = live
@@ -173,9 +179,12 @@ pub async fn connect(opt: &HostsOpt, quiet: bool) -> Result<Vec<LiveHost>, Hosts
                 )
             })
             .collect();
-        eprintln!("backend: docker on {} (hosts from {source})", names.join(", "));
+        notes.push(format!(
+            "backend: docker on {} (hosts from {source})",
+            names.join(", ")
+        ));
     }
-    Ok(live)
+    Ok((live, notes))
 }
 
 /// The hosts `cargo shard plan` plans for, as a run would find them: the configured ones, or
@@ -199,16 +208,19 @@ pub async fn plan_hosts(opt: &HostsOpt) -> Result<HostsConfig, HostsError> {
     }
     let why = answers.into_iter().find_map(Result::err).unwrap_or_default();
     let local = HostsConfig::local_processes();
-    say_local_fallback(local.hosts[0].slots, &format!("does not answer ({why})"));
+    eprintln!(
+        "{}",
+        local_fallback(local.hosts[0].slots, &format!("does not answer ({why})"))
+    );
     Ok(local)
 }
 
 /// The line a run (or its plan) prints when it falls back to local processes, with why.
-fn say_local_fallback(slots: usize, why: &str) {
-    eprintln!(
+fn local_fallback(slots: usize, why: &str) -> String {
+    format!(
         "backend: local processes, {slots} slots (nothing configured: no --hosts, CARGO_SHARD_HOSTS, {} or DOCKER_HOST; the local socket: {why})",
         crate::config::locate::PROJECT_FILE
-    );
+    )
 }
 
 /// For `cargo shard plan`, which runs nothing: asks the engines of hosts without `jobs` for

@@ -43,8 +43,10 @@ pub enum JobSetupError {
     PreStep(String),
 }
 
-/// Loads the job and applies it to the hosts (image, env).
-pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, JobSetupError> {
+/// The run's job (`--job`, the hosts file's or the project file's `[job]`, with `--cpus`,
+/// `--memory`, `--env` and `--artifacts`), read and checked before anything is built or
+/// connected; [`apply`] gives it to the hosts once they answer.
+pub fn load(o: &RunOpts) -> Result<LoadedJob, JobSetupError> {
     // `--job`, else the hosts file's `[job]`, else the project file's.
     let mut config = match &o.job.job {
         Some(file) => JobConfig::load(file)?,
@@ -59,6 +61,26 @@ pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, JobSetupE
     if let Some(m) = &o.job.memory {
         config.memory = Some(parse_bytes(m).map_err(JobSetupError::Memory)?);
     }
+    let passed = super::pass_env::resolve(&config, &o.job.env, |n| std::env::var(n).ok())?;
+    let job = RunJob::prepare(config, &o.job.artifacts)?;
+    Ok(LoadedJob {
+        job: Arc::new(job),
+        passed,
+    })
+}
+
+/// A job read and checked by [`load`], not yet given to any host.
+pub struct LoadedJob {
+    job: Arc<RunJob>,
+    /// The variables `--env` and the job pass to every shard.
+    passed: std::collections::BTreeMap<String, String>,
+}
+
+/// Gives the job's image, environment and CPU limit to the hosts that answered; services
+/// need Docker, so a local host among them is refused.
+pub fn apply(loaded: LoadedJob, o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, JobSetupError> {
+    let LoadedJob { job, passed } = loaded;
+    let config = &job.config;
     if config.has_services()
         && let Some(local) = live.iter().find(|h| h.engine.is_local())
     {
@@ -69,7 +91,6 @@ pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, JobSetupE
             host: local.host.name.clone(),
         });
     }
-    let passed = super::pass_env::resolve(&config, &o.job.env, |n| std::env::var(n).ok())?;
     for h in live.iter_mut() {
         // `--image` wins over the job, which wins over the hosts file.
         if o.hosts.image.is_none()
@@ -83,8 +104,7 @@ pub fn load(o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, JobSetupE
         }
         h.host.env.extend(passed.clone());
     }
-    let job = RunJob::prepare(config, &o.job.artifacts)?;
-    Ok(Arc::new(job))
+    Ok(job)
 }
 
 /// The hosts file's `[job]`, else the project file's, else none.

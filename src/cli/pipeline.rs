@@ -1,4 +1,4 @@
-//! The run pipeline shared by every runner: connect → discover → history → plan → run →
+//! The run pipeline shared by every runner: (connect ‖ discover) → history → plan → run →
 //! report. Each runner only differs in how it discovers its suite.
 
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
-    let Started { reports, hosts } = match start(&a.run, &out_dir, true).await {
+    let (reports, connecting) = match start(&a.run, &out_dir, true) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -51,10 +51,17 @@ pub async fn nextest(a: NextestRunArgs) -> u8 {
         Ok(d) => d,
         Err(e) => return reports.fail(e),
     };
-    let (suite, head) = discover(Discovery::Nextest(opts), &mut a.run, &hosts, &out_dir).await;
-    let suite = match suite {
-        Ok(s) => s,
-        Err(e) => return reports.fail(e),
+    let (suite, hosts, head) = match discover(
+        Discovery::Nextest(opts),
+        &mut a.run,
+        connecting,
+        &out_dir,
+        &reports,
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(code) => return code,
     };
     let run = Runner {
         name: "nextest",
@@ -74,12 +81,6 @@ fn prepare(o: &RunOpts, out_dir: &Path) -> Result<Reports, u8> {
     Ok(reports)
 }
 
-/// Everything a runner needs before its build.
-struct Started {
-    reports: Reports,
-    hosts: Connected,
-}
-
 /// The hosts that answer and the job (limits, secrets, services) set up for them.
 pub(super) struct Connected {
     live: Vec<LiveHost>,
@@ -88,56 +89,85 @@ pub(super) struct Connected {
     run_id: String,
 }
 
-/// Reports prepared, then hosts and job; `threaded`: the runner runs tests at once itself.
-async fn start(o: &RunOpts, out_dir: &Path, threaded: bool) -> Result<Started, u8> {
-    let reports = prepare(o, out_dir)?;
-    let hosts = connect(o, &reports, threaded).await?;
-    Ok(Started { reports, hosts })
+/// The hosts being connected while the build runs. Dropped before it ends (the build or
+/// listing failed), it stops: nothing on a host is made while connecting.
+struct Connecting(tokio::task::JoinHandle<Result<(Connected, Vec<String>), Error>>);
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
-/// The hosts that answer and the job (limits, secrets, services), both before the build;
-/// a `threaded` runner's hosts each get one container where the job allows it.
-async fn connect(o: &RunOpts, reports: &Reports, threaded: bool) -> Result<Connected, u8> {
-    let mut live = backend::connect(&super::partition::hosts(o), o.quiet)
-        .await
-        .map_err(|e| reports.fail(e))?;
-    // nextest's `-j`: the user's number, not one derived from CPUs.
-    if let Some(threads) = o.test_threads {
-        for l in &mut live {
-            l.host.test_threads = threads;
-            l.host.test_threads_auto = false;
+impl Connecting {
+    /// The connected hosts, with the lines connecting had to say (printed by the caller).
+    async fn wait(&mut self) -> Result<(Connected, Vec<String>), Error> {
+        match (&mut self.0).await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Panicked {
+                what: "connecting to the hosts",
+                message: e.to_string(),
+            }),
         }
     }
-    let job = super::job_setup::load(o, &mut live).map_err(|e| reports.fail(e))?;
-    if super::job_setup::shares_containers(o, &job.config, threaded) {
-        super::job_setup::share_containers(live.iter_mut().map(|l| &mut l.host));
-    }
-    Ok(Connected {
-        live,
-        job,
-        run_id: run::new_run_id(),
-    })
 }
 
-/// Discovery, with the run's head start (staging, slot containers) begun the moment the
-/// payload is known: its sources staged while the build runs, the rest while the tests are
-/// listed. None for `--dry-run`, which creates nothing, nor for a job with pre-steps, whose
-/// output joins the payload later.
+/// Reports prepared, the hosts file and the job read and checked (bad input stops the run
+/// before anything is built), then the hosts connected in the background, so that an ssh
+/// handshake and the engines' checks overlap the build instead of preceding it.
+/// `threaded`: the runner runs tests at once itself.
+fn start(o: &RunOpts, out_dir: &Path, threaded: bool) -> Result<(Reports, Connecting), u8> {
+    let reports = prepare(o, out_dir)?;
+    let opt = super::partition::hosts(o);
+    let loaded = backend::load_hosts(&opt).map_err(|e| reports.fail(e))?;
+    let job = super::job_setup::load(o).map_err(|e| reports.fail(e))?;
+    let o = o.clone();
+    let connecting = tokio::spawn(async move {
+        let (mut live, notes) = backend::connect(&opt, loaded, o.quiet).await?;
+        // nextest's `-j`: the user's number, not one derived from CPUs.
+        if let Some(threads) = o.test_threads {
+            for l in &mut live {
+                l.host.test_threads = threads;
+                l.host.test_threads_auto = false;
+            }
+        }
+        let job = super::job_setup::apply(job, &o, &mut live)?;
+        if super::job_setup::shares_containers(&o, &job.config, threaded) {
+            super::job_setup::share_containers(live.iter_mut().map(|l| &mut l.host));
+        }
+        let connected = Connected {
+            live,
+            job,
+            run_id: run::new_run_id(),
+        };
+        Ok((connected, notes))
+    });
+    Ok((reports, Connecting(connecting)))
+}
+
+/// Discovery, with the hosts connected meanwhile and the run's head start (staging, slot
+/// containers) begun the moment both the hosts and the payload are known: its sources staged
+/// while the build runs, the rest while the tests are listed. No head start for `--dry-run`,
+/// which creates nothing, nor for a job with pre-steps, whose output joins the payload later.
+/// A failed build wins over hosts still connecting; hosts that fail stop the build.
 async fn discover(
     discovery: Discovery,
     o: &mut RunOpts,
-    hosts: &Connected,
+    mut connecting: Connecting,
     out_dir: &Path,
-) -> (Result<Suite, Error>, Option<run::HeadStart>) {
-    let early = !o.dry_run && hosts.job.config.pre_step.is_empty();
-    let job_uploads = match hosts.job.uploads() {
-        Ok(u) if early => u,
-        // Reported where the uploads are read again, once the plan is made.
-        _ => return (discovery.suite(&mut o.plan, None).await, None),
-    };
-    let opts = run_options(o, &hosts.run_id, out_dir, &hosts.job);
+    reports: &Reports,
+) -> Result<(Suite, Connected, Option<run::HeadStart>), u8> {
+    let dry_run = o.dry_run;
+    let run_opts = o.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let begin = async {
+        let (hosts, notes) = connecting.wait().await?;
+        let job_uploads = match hosts.job.uploads() {
+            Ok(u) if !dry_run && hosts.job.config.pre_step.is_empty() => u,
+            // Reported where the uploads are read again, once the plan is made.
+            _ => return Ok((hosts, None, notes)),
+        };
+        let opts = run_options(&run_opts, &hosts.run_id, out_dir, &hosts.job);
         let mut head: Option<run::HeadStart> = None;
         while let Some(super::discovery::Told { mut payload, known }) = rx.recv().await {
             payload.uploads.extend(job_uploads.iter().cloned());
@@ -160,9 +190,35 @@ async fn discover(
             crate::interrupt::before_exit(next.cleanup_on_exit());
             head = Some(next);
         }
-        head
+        Ok::<_, Error>((hosts, head, notes))
     };
-    tokio::join!(discovery.suite(&mut o.plan, Some(tx)), begin)
+    let suite = discovery.suite(&mut o.plan, Some(tx));
+    tokio::pin!(begin, suite);
+    let (suite, begun) = tokio::select! {
+        begun = &mut begin => match begun {
+            Ok(begun) => ((&mut suite).await, begun),
+            Err(e) => {
+                // The build is of no use without hosts: stop it rather than wait for it.
+                crate::interrupt::stop_builds().await;
+                return Err(reports.fail(e));
+            }
+        },
+        suite = &mut suite => match suite {
+            Ok(suite) => match (&mut begin).await {
+                Ok(begun) => (Ok(suite), begun),
+                Err(e) => return Err(reports.fail(e)),
+            },
+            // Dropping `begin` drops any head start, which removes what it made.
+            Err(e) => return Err(reports.fail(e)),
+        },
+    };
+    let (hosts, head, notes) = begun;
+    let suite = suite.map_err(|e| reports.fail(e))?;
+    // After the build's and the listing's own lines, which they would otherwise cut into.
+    for line in &notes {
+        eprintln!("{line}");
+    }
+    Ok((suite, hosts, head))
 }
 
 pub async fn go(a: GoArgs) -> u8 {
@@ -178,18 +234,18 @@ pub async fn go(a: GoArgs) -> u8 {
             source,
         });
     }
-    let Started { reports, hosts } = match start(&a.run, &out_dir, true).await {
+    let (reports, connecting) = match start(&a.run, &out_dir, true) {
         Ok(s) => s,
         Err(code) => return code,
     };
     let mut run = a.run.clone();
     let race = flags.race;
     let opts = discovery::go(&a.select, flags, &out_dir);
-    let (suite, head) = discover(Discovery::Go(opts), &mut run, &hosts, &out_dir).await;
-    let suite = match suite {
-        Ok(s) => s,
-        Err(e) => return reports.fail(e),
-    };
+    let (suite, hosts, head) =
+        match discover(Discovery::Go(opts), &mut run, connecting, &out_dir, &reports).await {
+            Ok(d) => d,
+            Err(code) => return code,
+        };
     if (a.select.cgo || race)
         && let Some(loader) = super::cgo_check::loader(&suite)
         && let Err(e) = super::cgo_check::check(
@@ -208,8 +264,9 @@ pub async fn go(a: GoArgs) -> u8 {
 pub async fn exec(a: ExecArgs) -> u8 {
     let dir = discovery::source_dir(a.select.dir.as_deref());
     let out_dir = a.run.out_dir.clone().unwrap_or_else(|| dir.join("target/shard"));
-    let reports = match prepare(&a.run, &out_dir) {
-        Ok(r) => r,
+    // The user's command runs one test at a time: each slot keeps its container.
+    let (reports, connecting) = match start(&a.run, &out_dir, false) {
+        Ok(s) => s,
         Err(code) => return code,
     };
     let filters_file = a.run.plan.filters_file.as_deref();
@@ -217,17 +274,12 @@ pub async fn exec(a: ExecArgs) -> u8 {
         Ok(o) => o,
         Err(e) => return reports.fail(e),
     };
-    // The user's command runs one test at a time: each slot keeps its container.
-    let hosts = match connect(&a.run, &reports, false).await {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
     let mut run = a.run.clone();
-    let (suite, head) = discover(Discovery::Exec(opts), &mut run, &hosts, &out_dir).await;
-    let suite = match suite {
-        Ok(s) => s,
-        Err(e) => return reports.fail(e),
-    };
+    let (suite, hosts, head) =
+        match discover(Discovery::Exec(opts), &mut run, connecting, &out_dir, &reports).await {
+            Ok(d) => d,
+            Err(code) => return code,
+        };
     run_suite(suite, &run, hosts, out_dir, "exec".into(), &reports, head).await
 }
 

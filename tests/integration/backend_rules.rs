@@ -244,3 +244,70 @@ fn hosts_command_fails_when_an_image_is_missing() {
         "{err}"
     );
 }
+
+/// Hosts are connected while the tests are listed (and built). When none of them answers, the
+/// listing still running is stopped rather than waited for or left behind, and the error is
+/// the hosts'. The engine here accepts the connection and closes it a second later, so the
+/// listing has started by then.
+#[test]
+fn hosts_that_fail_during_the_listing_stop_it_and_leave_nothing_running() {
+    let engine = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = engine.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in engine.incoming().flatten() {
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                drop(conn);
+            });
+        }
+    });
+    let dir = project_dir();
+    let hosts = dir.path().join("hosts.toml");
+    std::fs::write(
+        &hosts,
+        format!("[[host]]\nname = \"mute\"\ndocker_host = \"tcp://127.0.0.1:{port}\"\nslots = 1\n"),
+    )
+    .unwrap();
+    let pid_file = dir.path().join("listing.pid");
+    let list = format!("echo $$ > '{}'; exec sleep 60", pid_file.display());
+    let (code, err) = run_in(
+        dir.path(),
+        &[
+            "exec",
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--list",
+            &list,
+            "--key-env",
+            "K",
+            "--",
+            "true",
+        ],
+        &[],
+    );
+    assert_eq!(code, 102, "{err}");
+    assert!(
+        err.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("error: no usable host in ") && l.contains("mute")),
+        "{err}"
+    );
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap_or_else(|e| panic!("the listing never started ({e}): {err}"));
+    let stat = format!("/proc/{}/stat", pid.trim());
+    // Gone, or a zombie its new parent has yet to reap.
+    let running = |s: String| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_to_string(&stat).is_ok_and(running) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !std::fs::read_to_string(&stat).is_ok_and(running),
+        "the listing (pid {}) still runs after cargo-shard exited",
+        pid.trim()
+    );
+}
