@@ -105,6 +105,7 @@ pub fn plan(
         shards: p.shards,
         shuffle: p.shuffle,
         seed: p.seed,
+        serial_groups: suite.recipe.serial_groups(),
         ..PlanOptions::default()
     };
     // What a shard costs beyond its tests was measured by earlier runs: trust it over a guess.

@@ -90,6 +90,11 @@ pub trait ShardRecipe: Send + Sync {
     /// Per-test results from what the shard left behind. Tests of `tests` without a
     /// result are the runner's to explain; the caller turns them into errors.
     fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult>;
+    /// Whether the tests of one group run one after another inside a shard (a Go package's
+    /// binary runs its tests in turn), which the planner must count.
+    fn serial_groups(&self) -> bool {
+        false
+    }
     /// Whether shards write into the uploaded source tree (a user's command may): then the
     /// payload is copied into each container instead of mounted read-only from the cache.
     fn writes_source(&self) -> bool {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::lpt::{Bin, assemble, lower_bound, shard_slots, slots};
+use super::lpt::{Bin, assemble, lower_bound, serial_groups, shard_slots, slots};
 use super::{Capacity, Plan, PlanOptions, Weighted};
 
 /// A duration-blind way to split tests into `m` buckets. `tests` are in listing order
@@ -76,13 +76,10 @@ pub fn plan_with(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions, how:
     let slots = slots(caps);
     let m = opts.shards.unwrap_or(slots.len()).clamp(1, tests.len().max(1));
     let owner = shard_slots(&slots, m);
+    let groups = serial_groups(tests, opts.serial_groups);
     let mut bins: Vec<Bin> = owner.iter().map(|&s| Bin::new(s)).collect();
     for (t, bucket) in partition(tests, m, how).into_iter().enumerate() {
-        let d = tests[t].expected.as_secs_f64();
-        let b = &mut bins[bucket];
-        b.sum += d;
-        b.longest = b.longest.max(d);
-        b.tests.push(t);
+        bins[bucket].add(t, tests[t].expected.as_secs_f64(), groups[t]);
     }
     let overhead: Duration = opts.per_shard_overhead;
     assemble(

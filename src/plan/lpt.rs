@@ -7,6 +7,11 @@
 //!   takes `overhead + max(L, S / j) / w`: j tests run at once, but never faster than its
 //!   longest test, and a host of weight 2 does the same work in half the time. This is the
 //!   lower edge of what a greedy in-container scheduler achieves; it is exact for j = 1.
+//! - where a group's tests run one after another inside a shard (`serial_groups`: a Go
+//!   package is one process, running its tests in turn), the shard also takes at least its
+//!   largest group's sum `G`: `overhead + max(L, G, S / j) / w`. The planner then spreads a
+//!   big package over shards rather than give one shard a package its threads cannot share.
+//!   The lower bound stays as it is: a group split over shards runs in parallel.
 //! - each slot runs its shards one after another, so a slot finishes at the sum of its
 //!   shards' costs, and the run at the latest slot's finish (the makespan).
 
@@ -26,6 +31,8 @@ pub struct PlanOptions {
     pub seed: u64,
     /// Fixed cost of a shard (container create, upload, start, collect).
     pub per_shard_overhead: Duration,
+    /// Tests of one group (`TestId::group`) run one after another inside a shard.
+    pub serial_groups: bool,
 }
 
 impl Default for PlanOptions {
@@ -35,6 +42,7 @@ impl Default for PlanOptions {
             shuffle: false,
             seed: 0,
             per_shard_overhead: Duration::from_millis(500),
+            serial_groups: false,
         }
     }
 }
@@ -52,9 +60,11 @@ impl Slot {
     fn rate(&self) -> f64 {
         self.jobs * self.weight
     }
+    /// A shard of work `sum` that takes no less than `floor` (its longest test, or its
+    /// largest serial group) on its own.
     #[inline]
-    pub(crate) fn cost(&self, sum: f64, longest: f64, overhead: f64) -> f64 {
-        overhead + longest.max(sum / self.jobs) / self.weight
+    pub(crate) fn cost(&self, sum: f64, floor: f64, overhead: f64) -> f64 {
+        overhead + floor.max(sum / self.jobs) / self.weight
     }
 }
 
@@ -156,6 +166,7 @@ pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
         });
     }
 
+    let groups = serial_groups(tests, opts.serial_groups);
     let mut bins: Vec<Bin> = owner.iter().map(|&slot| Bin::new(slot)).collect();
     let mut finish: Vec<f64> = vec![0.0; slots.len()];
     for &k in &owner {
@@ -170,7 +181,7 @@ pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
         let d = tests[t].expected.as_secs_f64();
         let mut best = (f64::INFINITY, f64::INFINITY, usize::MAX);
         for (i, b) in bins.iter().enumerate() {
-            let new = slots[b.slot].cost(b.sum + d, b.longest.max(d), overhead);
+            let new = slots[b.slot].cost(b.sum + d, b.floor_with(d, groups[t]), overhead);
             let end = finish[b.slot] - cost[i] + new;
             // Same finish: spread over the shards of a slot, lowest index first.
             if end < best.0 || (end == best.0 && b.sum < best.1) {
@@ -179,10 +190,8 @@ pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
         }
         let i = best.2;
         let b = &mut bins[i];
-        b.sum += d;
-        b.longest = b.longest.max(d);
-        b.tests.push(t);
-        let new = slots[b.slot].cost(b.sum, b.longest, overhead);
+        b.add(t, d, groups[t]);
+        let new = slots[b.slot].cost(b.sum, b.floor(), overhead);
         finish[b.slot] += new - cost[i];
         cost[i] = new;
     }
@@ -202,12 +211,32 @@ pub fn plan(tests: &[Weighted], caps: &[Capacity], opts: &PlanOptions) -> Plan {
     )
 }
 
+/// Each test's serial group as a small number, or all `None` when groups run beside each
+/// other.
+pub(crate) fn serial_groups(tests: &[Weighted], serial: bool) -> Vec<Option<usize>> {
+    if !serial {
+        return vec![None; tests.len()];
+    }
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    tests
+        .iter()
+        .map(|t| {
+            let next = index.len();
+            Some(*index.entry(t.id.group.as_str()).or_insert(next))
+        })
+        .collect()
+}
+
 /// A shard being filled: its slot, its load and its tests (indexes into the input).
 #[derive(Debug, Clone)]
 pub(crate) struct Bin {
     pub slot: usize,
     pub sum: f64,
     pub longest: f64,
+    /// The largest sum of one serial group's tests.
+    pub serial: f64,
+    /// Each serial group's sum so far.
+    groups: std::collections::HashMap<usize, f64>,
     pub tests: Vec<usize>,
 }
 
@@ -217,8 +246,34 @@ impl Bin {
             slot,
             sum: 0.0,
             longest: 0.0,
+            serial: 0.0,
+            groups: std::collections::HashMap::new(),
             tests: Vec::new(),
         }
+    }
+
+    /// Adds test `t`, expected to take `d`, of serial group `group` (`None`: it runs beside
+    /// the others).
+    pub(crate) fn add(&mut self, t: usize, d: f64, group: Option<usize>) {
+        if let Some(g) = group {
+            let sum = self.groups.entry(g).or_insert(0.0);
+            *sum += d;
+            self.serial = self.serial.max(*sum);
+        }
+        self.sum += d;
+        self.longest = self.longest.max(d);
+        self.tests.push(t);
+    }
+
+    /// No faster than this on its own: its longest test or its largest serial group.
+    pub(crate) fn floor(&self) -> f64 {
+        self.longest.max(self.serial)
+    }
+
+    /// [`Self::floor`] once a test of `d` in `group` is added.
+    fn floor_with(&self, d: f64, group: Option<usize>) -> f64 {
+        let serial = group.map_or(0.0, |g| self.groups.get(&g).copied().unwrap_or(0.0) + d);
+        self.floor().max(d).max(serial)
     }
 }
 
@@ -238,7 +293,7 @@ pub(crate) fn assemble(
             continue;
         }
         let slot = &slots[b.slot];
-        let cost = slot.cost(b.sum, b.longest, overhead);
+        let cost = slot.cost(b.sum, b.floor(), overhead);
         finish[b.slot] += cost;
         let shard = Shard {
             index: 0,

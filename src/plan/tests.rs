@@ -380,3 +380,61 @@ fn history_estimates_become_weights_with_the_guessed_ones_flagged() {
     let three = Duration::from_secs(3);
     assert_eq!(got, [("seen", three, false), ("new", three, true)]);
 }
+
+/// The largest sum of one group's tests in any shard of `plan`, in seconds.
+fn largest_group(plan: &Plan) -> f64 {
+    plan.shards
+        .iter()
+        .flat_map(|s| {
+            let mut by_group: std::collections::HashMap<&str, f64> = Default::default();
+            for (t, e) in s.tests.iter().zip(&s.expected) {
+                *by_group.entry(t.group.as_str()).or_default() += secs(e.time);
+            }
+            by_group.into_values()
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn serial_groups_are_spread_so_no_shard_waits_on_one_package() {
+    // Two slots running two tests at once. Package `a` is four 1 s tests, `x` one 2 s test.
+    let tests = [
+        w("a", "t1", 1.0),
+        w("a", "t2", 1.0),
+        w("a", "t3", 1.0),
+        w("a", "t4", 1.0),
+        w("x", "long", 2.0),
+    ];
+    let caps = [cap("h", 2, 2, 1.0)];
+    // Counted as running side by side, three of `a`'s tests share a shard: 1.5 s of work
+    // for two threads, but 3 s for a package whose tests run in turn.
+    let side_by_side = plan(&tests, &caps, &no_overhead());
+    assert_eq!(largest_group(&side_by_side), 3.0);
+    assert_eq!(secs(side_by_side.makespan), 2.0, "the model that missed it");
+
+    let serial = PlanOptions {
+        serial_groups: true,
+        ..no_overhead()
+    };
+    let p = plan(&tests, &caps, &serial);
+    assert_eq!(largest_group(&p), 2.0);
+    assert_eq!(secs(p.makespan), 2.0);
+    assert_eq!(p.test_count(), 5);
+}
+
+#[test]
+fn a_serial_group_alone_is_predicted_at_its_sum_not_split_over_threads() {
+    let tests: Vec<Weighted> = (0..4).map(|i| w("pkg", &format!("t{i}"), 1.0)).collect();
+    let one_slot = [cap("h", 1, 4, 1.0)];
+    assert_eq!(secs(plan(&tests, &one_slot, &no_overhead()).makespan), 1.0);
+    let serial = PlanOptions {
+        serial_groups: true,
+        ..no_overhead()
+    };
+    let p = plan(&tests, &one_slot, &serial);
+    assert_eq!(secs(p.makespan), 4.0);
+    // The bound stays: over two slots the package splits, and runs in two halves at once.
+    assert_eq!(secs(p.lower_bound), 1.0);
+    let two_slots = [cap("h", 2, 4, 1.0)];
+    assert_eq!(secs(plan(&tests, &two_slots, &serial).makespan), 2.0);
+}

@@ -87,6 +87,12 @@ impl ShardRecipe for GoRecipe {
 
     /// `-test.v` and gocheck lines, streamed by the driver as each binary prints them: display
     /// only, since a test can print them too.
+    /// One process per package runs that package's tests in turn, as `go test` does (tests of a
+    /// package may share state or ports, so they are never split over processes of one shard).
+    fn serial_groups(&self) -> bool {
+        true
+    }
+
     fn live(&self, _stream: crate::shard::Stream, line: &str) -> Option<crate::discover::Live> {
         crate::discover::gocheck::live(line)
     }
