@@ -32,7 +32,10 @@ pub struct HostRow {
 
 /// Checks every host; exit 102 when one cannot take a shard.
 pub async fn run(a: HostsArgs) -> Result<u8, Error> {
-    let hosts = select_hosts(&a.hosts)?;
+    let mut hosts = select_hosts(&a.hosts)?;
+    // The image a run would use: a `[job]` image beside the hosts replaces theirs.
+    let job = super::job_setup::file_job(&a.hosts).map_err(HostsError::Config)?;
+    super::job_setup::give_image(job.image.as_deref(), &a.hosts, &mut hosts);
     let rows = join_all(hosts.iter().map(|h| check(h, a.timeout))).await;
     print!("{}", render_table(&rows));
     let mut code = exit::OK;

@@ -45,7 +45,7 @@ pub enum JobSetupError {
 
 /// The run's job (`--job`, the hosts file's or the project file's `[job]`, with `--cpus`,
 /// `--memory`, `--env` and `--artifacts`), read and checked before anything is built or
-/// connected; [`apply`] gives it to the hosts once they answer.
+/// connected; [`choose_image`] and [`apply`] give it to the hosts.
 pub fn load(o: &RunOpts) -> Result<LoadedJob, JobSetupError> {
     // `--job`, else the hosts file's `[job]`, else the project file's.
     let mut config = match &o.job.job {
@@ -76,9 +76,28 @@ pub struct LoadedJob {
     passed: std::collections::BTreeMap<String, String>,
 }
 
-/// Gives the job's image, environment and CPU limit to the hosts that answered; services
-/// need Docker, so a local host among them is refused.
-pub fn apply(loaded: LoadedJob, o: &RunOpts, live: &mut [LiveHost]) -> Result<Arc<RunJob>, JobSetupError> {
+/// Gives the job's image to the configured hosts, before they are connected: connecting
+/// checks (and pulls, as the host's `pull` says) the image the shards will run in.
+/// `--image` wins over the job, which wins over the hosts file.
+pub fn choose_image(loaded: &LoadedJob, o: &RunOpts, hosts: &mut [crate::config::Host]) {
+    give_image(loaded.job.config.image.as_deref(), &o.hosts, hosts);
+}
+
+/// `job_image` on every host, unless `--image` (in `opt`) chose one.
+pub fn give_image(job_image: Option<&str>, opt: &super::HostsOpt, hosts: &mut [crate::config::Host]) {
+    if opt.image.is_some() {
+        return;
+    }
+    if let Some(image) = job_image {
+        for h in hosts {
+            h.image = image.to_string();
+        }
+    }
+}
+
+/// Gives the job's environment and CPU limit to the hosts that answered; services need
+/// Docker, so a local host among them is refused.
+pub fn apply(loaded: LoadedJob, live: &mut [LiveHost]) -> Result<Arc<RunJob>, JobSetupError> {
     let LoadedJob { job, passed } = loaded;
     let config = &job.config;
     if config.has_services()
@@ -92,12 +111,6 @@ pub fn apply(loaded: LoadedJob, o: &RunOpts, live: &mut [LiveHost]) -> Result<Ar
         });
     }
     for h in live.iter_mut() {
-        // `--image` wins over the job, which wins over the hosts file.
-        if o.hosts.image.is_none()
-            && let Some(image) = &config.image
-        {
-            h.host.image = image.clone();
-        }
         h.host.env.extend(config.env.clone());
         if let Some(cpus) = config.cpus {
             h.host.limit_test_threads_to(cpus);

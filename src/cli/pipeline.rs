@@ -119,8 +119,9 @@ impl Connecting {
 fn start(o: &RunOpts, out_dir: &Path, threaded: bool) -> Result<(Reports, Connecting), u8> {
     let reports = prepare(o, out_dir)?;
     let opt = super::partition::hosts(o);
-    let loaded = backend::load_hosts(&opt).map_err(|e| reports.fail(e))?;
+    let mut loaded = backend::load_hosts(&opt).map_err(|e| reports.fail(e))?;
     let job = super::job_setup::load(o).map_err(|e| reports.fail(e))?;
+    super::job_setup::choose_image(&job, o, &mut loaded.0.hosts);
     let o = o.clone();
     let connecting = tokio::spawn(async move {
         let (mut live, notes) = backend::connect(&opt, loaded, o.quiet).await?;
@@ -131,7 +132,7 @@ fn start(o: &RunOpts, out_dir: &Path, threaded: bool) -> Result<(Reports, Connec
                 l.host.test_threads_auto = false;
             }
         }
-        let job = super::job_setup::apply(job, &o, &mut live)?;
+        let job = super::job_setup::apply(job, &mut live)?;
         if super::job_setup::shares_containers(&o, &job.config, threaded) {
             super::job_setup::share_containers(live.iter_mut().map(|l| &mut l.host));
         }

@@ -245,6 +245,56 @@ fn hosts_command_fails_when_an_image_is_missing() {
     );
 }
 
+/// A `[job]` image replaces the hosts' own, so it is the one checked (and pulled) when the
+/// hosts connect, by a run and by `cargo shard hosts`, before any shard needs it.
+#[test]
+fn the_jobs_image_is_the_one_checked_at_connect() {
+    let dir = project_dir();
+    let text = std::fs::read_to_string(hosts_file()).unwrap();
+    let hosts = dir.path().join("hosts.toml");
+    std::fs::write(
+        &hosts,
+        format!("{text}\n[job]\nimage = \"cargo-shard/job-image-absent:1\"\n"),
+    )
+    .unwrap();
+    let hosts = hosts.to_str().unwrap();
+    let (code, err) = run_in(
+        dir.path(),
+        &exec_args(&["-q", "--hosts", hosts, "--only-host", "e1"]),
+        &[],
+    );
+    assert_eq!(code, 102, "{err}");
+    assert!(
+        err.lines()
+            .last()
+            .is_some_and(|l| l.starts_with(&format!("error: no usable host in {hosts}: "))
+                && l.contains("e1: image cargo-shard/job-image-absent:1 is not present")),
+        "{err}"
+    );
+    let (code, err) = run_in(dir.path(), &["hosts", "--hosts", hosts, "--only-host", "e1"], &[]);
+    assert_eq!(code, 102, "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("host e1 (")
+            && l.contains("image cargo-shard/job-image-absent:1 is missing and cannot be pulled: ")),
+        "{err}"
+    );
+    // `--image` still wins over the job.
+    let (code, err) = run_in(
+        dir.path(),
+        &[
+            "hosts",
+            "--hosts",
+            hosts,
+            "--only-host",
+            "e1",
+            "--image",
+            "cargo-shard/base:latest",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
 /// Hosts are connected while the tests are listed (and built). When none of them answers, the
 /// listing still running is stopped rather than waited for or left behind, and the error is
 /// the hosts'. The engine here accepts the connection and closes it a second later, so the
