@@ -1,9 +1,10 @@
 //! End to end against one box: `cargo shard` over the test bed's engines against the plain
 //! runner on this machine with the same total slots, on fixtures/rust-sample, a generated
-//! suite with skewed durations and fixtures/go-sample; runs 1..N share one history file.
+//! suite with skewed durations and fixtures/go-sample; runs 1..N share one history file
+//! (`--fresh-history`: each run has its own, so every run is a first run).
 //! Prints one Markdown table (BENCHMARKS.md, "End to end"); progress goes to stderr.
 //!
-//! `cargo run --release --example e2e_bench -- [--testbed DIR] [--runs 3] [--tests 600] [--seed 7] [--variants steal,no-steal,early-slots,per-slot,baseline] [--baseline BIN] [--warm-cache]`
+//! `cargo run --release --example e2e_bench -- [--testbed DIR] [--runs 3] [--tests 600] [--seed 7] [--variants steal,no-steal,early-slots,per-slot,baseline] [--baseline BIN] [--warm-cache] [--fresh-history]`
 //! (`--testbed` defaults to `$CARGO_SHARD_TESTBED`, else `target/testbed`; it needs
 //! `hosts.toml` and `hosts-go.toml` there). `--only rust-sample,generated,go` picks suites;
 //! `--bin PATH` uses that cargo-shard instead of building the release binary.
@@ -34,6 +35,8 @@ struct Args {
     /// Fill the hosts' caches with one untimed run first, so run 1 measures a plan made
     /// without history, not the first upload as well.
     warm_cache: bool,
+    /// Each run plans without history: every run is a first run (how much first runs vary).
+    fresh_history: bool,
 }
 
 fn parse_args() -> Args {
@@ -49,11 +52,16 @@ fn parse_args() -> Args {
         variants: vec!["steal".into()],
         baseline: None,
         warm_cache: false,
+        fresh_history: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--warm-cache" {
             a.warm_cache = true;
+            continue;
+        }
+        if flag == "--fresh-history" {
+            a.fresh_history = true;
             continue;
         }
         let value = it.next().unwrap_or_else(|| die(&format!("{flag} needs a value")));
@@ -154,7 +162,10 @@ fn main() {
             one_box.push(kind.one_box(&dir, slots));
             for (variant, samples) in args.variants.iter().zip(&mut sharded) {
                 eprintln!("== {label}: cargo shard ({variant}), run {run}");
-                let history = work.path().join(format!("{suite}-{variant}-history.json"));
+                let history = match args.fresh_history {
+                    true => work.path().join(format!("{suite}-{variant}-history-{run}.json")),
+                    false => work.path().join(format!("{suite}-{variant}-history.json")),
+                };
                 let out = work.path().join(format!("{suite}-{variant}-out-{run}"));
                 let (bin, hosts_file, extra): (&Path, PathBuf, &[&str]) = match variant.as_str() {
                     "steal" => (&shard_bin, hosts_file.clone(), &[]),
@@ -580,13 +591,19 @@ fn print_report(args: &Args, slots: usize, rows: &[Row], load: &[String]) {
             );
         }
     }
+    let history = match args.fresh_history {
+        true => "Every run has a history of its own: each plans from estimates".to_string(),
+        false => format!(
+            "Runs 1–{} share one history file (run 1 plans from estimates)",
+            args.runs
+        ),
+    };
     println!(
-        "\nRuns 1–{} share one history file (run 1 plans from estimates). Phase columns are \
+        "\n{history}. Phase columns are \
          medians over the run's shards (from its `shard-finished` events); build+list is the \
          time to the `run-started` event (connect, build, archive, list, plan); stage is the \
          run's staging on all hosts at once (`run-finished.stage`). Bytes uploaded = payload \
          bytes the hosts received, summed over hosts (`run-finished.staged`): parts already in \
-         a host's cache cost nothing.",
-        args.runs
+         a host's cache cost nothing."
     );
 }
