@@ -45,7 +45,7 @@ pub enum JobSetupError {
 
 /// The run's job (`--job`, the hosts file's or the project file's `[job]`, with `--cpus`,
 /// `--memory`, `--env` and `--artifacts`), read and checked before anything is built or
-/// connected; [`choose_image`] and [`apply`] give it to the hosts.
+/// connected; [`give_image`] and [`apply`] give it to the hosts.
 pub fn load(o: &RunOpts) -> Result<LoadedJob, JobSetupError> {
     // `--job`, else the hosts file's `[job]`, else the project file's.
     let mut config = match &o.job.job {
@@ -76,14 +76,16 @@ pub struct LoadedJob {
     passed: std::collections::BTreeMap<String, String>,
 }
 
-/// Gives the job's image to the configured hosts, before they are connected: connecting
-/// checks (and pulls, as the host's `pull` says) the image the shards will run in.
-/// `--image` wins over the job, which wins over the hosts file.
-pub fn choose_image(loaded: &LoadedJob, o: &RunOpts, hosts: &mut [crate::config::Host]) {
-    give_image(loaded.job.config.image.as_deref(), &o.hosts, hosts);
+impl LoadedJob {
+    /// The shards' image the job names, if it names one.
+    pub fn image(&self) -> Option<&str> {
+        self.job.config.image.as_deref()
+    }
 }
 
-/// `job_image` on every host, unless `--image` (in `opt`) chose one.
+/// `job_image` on every host, unless `--image` (in `opt`) chose one: `--image` wins over the
+/// job, which wins over the hosts file. Given before the hosts connect, since connecting
+/// checks (and pulls, as the host's `pull` says) the image the shards will run in.
 pub fn give_image(job_image: Option<&str>, opt: &super::HostsOpt, hosts: &mut [crate::config::Host]) {
     if opt.image.is_some() {
         return;

@@ -121,7 +121,7 @@ fn start(o: &RunOpts, out_dir: &Path, threaded: bool) -> Result<(Reports, Connec
     let opt = super::partition::hosts(o);
     let mut loaded = backend::load_hosts(&opt).map_err(|e| reports.fail(e))?;
     let job = super::job_setup::load(o).map_err(|e| reports.fail(e))?;
-    super::job_setup::choose_image(&job, o, &mut loaded.0.hosts);
+    super::job_setup::give_image(job.image(), &opt, &mut loaded.0.hosts);
     let o = o.clone();
     let connecting = tokio::spawn(async move {
         let (mut live, notes) = backend::connect(&opt, loaded, o.quiet).await?;
@@ -195,26 +195,21 @@ async fn discover(
     };
     let suite = discovery.suite(&mut o.plan, Some(tx));
     tokio::pin!(begin, suite);
-    let (suite, begun) = tokio::select! {
+    let (suite, (hosts, head, notes)) = tokio::select! {
         begun = &mut begin => match begun {
-            Ok(begun) => ((&mut suite).await, begun),
+            Ok(begun) => ((&mut suite).await.map_err(|e| reports.fail(e))?, begun),
             Err(e) => {
                 // The build is of no use without hosts: stop it rather than wait for it.
                 crate::interrupt::stop_builds().await;
                 return Err(reports.fail(e));
             }
         },
-        suite = &mut suite => match suite {
-            Ok(suite) => match (&mut begin).await {
-                Ok(begun) => (Ok(suite), begun),
-                Err(e) => return Err(reports.fail(e)),
-            },
-            // Dropping `begin` drops any head start, which removes what it made.
-            Err(e) => return Err(reports.fail(e)),
-        },
+        // On an error, dropping `begin` drops any head start, which removes what it made.
+        suite = &mut suite => {
+            let suite = suite.map_err(|e| reports.fail(e))?;
+            (suite, (&mut begin).await.map_err(|e| reports.fail(e))?)
+        }
     };
-    let (hosts, head, notes) = begun;
-    let suite = suite.map_err(|e| reports.fail(e))?;
     // After the build's and the listing's own lines, which they would otherwise cut into.
     for line in &notes {
         eprintln!("{line}");
