@@ -27,10 +27,12 @@ use crate::config::{Endpoint, Host, RUN_LABEL};
 use crate::shard::Collected;
 
 mod cache;
+mod probe;
 mod pull;
 mod services;
 mod slot;
 pub use cache::{CachePart, INDEX_VOLUME, MARKER, StageStats, volume_name};
+pub use probe::{PROBE_PREFIX, probe_volume};
 pub(super) use services::shard_objects;
 pub use slot::{Slot, SlotSpec, idle_program};
 mod tls;

@@ -293,6 +293,22 @@ impl Engine {
         }
     }
 
+    /// The answer this engine keeps to "has image `image_id` got `tool`?" (see
+    /// `docker::probe`); `None` when it keeps none, or cannot be asked.
+    pub async fn kept_probe(&self, image_id: &str, tool: &str) -> Option<bool> {
+        match self {
+            Engine::Docker(d) => d.kept_probe(image_id, tool).await.ok().flatten(),
+            Engine::Local(_) => None,
+        }
+    }
+
+    /// Keeps a probe's answer on this engine for later runs; failing only costs a probe then.
+    pub async fn keep_probe(&self, image_id: &str, tool: &str, has: bool) {
+        if let Engine::Docker(d) = self {
+            let _ = d.keep_probe(image_id, tool, has).await;
+        }
+    }
+
     /// What a shard attempt whose container is `container` makes here when its job has
     /// `services` (names as the job gives them). Local processes get no services.
     pub fn shard_objects(&self, container: &str, services: &[&str]) -> ShardObjects {

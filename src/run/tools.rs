@@ -90,7 +90,8 @@ impl HostPayloads {
 
 /// Tools each Docker host's image lacks (all hosts checked at once), by host. An image's
 /// content never changes under its id, so each (image id, tool) is probed once and the answer
-/// kept in `probes` for later runs.
+/// kept in `probes` for later runs here, and on the host for runs from anywhere (a CI job
+/// starts without the last run's files).
 async fn missing_tools(
     payload: &Payload,
     hosts: &[LiveHost],
@@ -109,11 +110,25 @@ async fn missing_tools(
             let mut missing = Vec::new();
             let mut learned = Vec::new();
             for tool in &payload.tools {
-                let has = match id.as_deref().and_then(|id| known.get(id, &tool.name)) {
+                let kept = match id.as_deref() {
+                    Some(id) => match known.get(id, &tool.name) {
+                        Some(has) => Some(has),
+                        None => {
+                            let has = h.engine.kept_probe(id, &tool.name).await;
+                            learned.extend(has.map(|has| (ProbeCache::key(id, &tool.name), has)));
+                            has
+                        }
+                    },
+                    None => None,
+                };
+                let has = match kept {
                     Some(has) => has,
                     None => match image_has(h, &tool.name, opts).await {
                         Some(has) => {
-                            learned.extend(id.as_deref().map(|id| (ProbeCache::key(id, &tool.name), has)));
+                            if let Some(id) = id.as_deref() {
+                                learned.push((ProbeCache::key(id, &tool.name), has));
+                                h.engine.keep_probe(id, &tool.name, has).await;
+                            }
                             has
                         }
                         // No clear answer: assume it is there, and ask again next run.
@@ -350,7 +365,8 @@ async fn image_has(host: &LiveHost, tool: &str, opts: &RunOptions) -> Option<boo
         image: host.host.image.clone(),
         network: "none".into(),
         labels: BTreeMap::from([(RUN_LABEL.to_string(), opts.run_id.clone())]),
-        payload: Arc::new(super::payload::pack(&[]).unwrap_or_default()),
+        // Nothing to upload past the root's own request.
+        payload: Arc::new(Vec::new()),
         spec: ShardSpec {
             argv: vec![tool.to_string(), "--version".into()],
             workdir: root.clone(),

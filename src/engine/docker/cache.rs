@@ -409,7 +409,9 @@ pub fn eviction_order(
     let mut total: u64 = sizes.values().sum();
     let mut candidates: Vec<(&String, u64, u64)> = sizes
         .iter()
-        .filter(|(name, _)| !keep.contains(name) && name.as_str() != INDEX_VOLUME)
+        .filter(|(name, _)| {
+            !keep.contains(name) && name.as_str() != INDEX_VOLUME && !name.starts_with(super::PROBE_PREFIX)
+        })
         .map(|(name, size)| (name, *size, used.get(name).copied().unwrap_or(0)))
         .collect();
     candidates.sort_by_key(|(name, _, last)| (*last, (*name).clone()));
@@ -510,10 +512,12 @@ mod tests {
             ("c".to_string(), 20),
             ("mine".to_string(), 50),
             (INDEX_VOLUME.to_string(), 0),
+            (format!("{}0123", super::super::PROBE_PREFIX), 0),
         ]);
         let used = BTreeMap::from([("a".to_string(), 300), ("b".to_string(), 100)]);
         let keep = ["mine".to_string()];
-        // 140 in all: c (never recorded) goes first, then b (older than a).
+        // 140 in all: c (never recorded) goes first, then b (older than a); the index and
+        // a probe answer hold nothing and stay.
         assert_eq!(eviction_order(&sizes, &used, &keep, 100), ["c", "b"]);
         assert!(eviction_order(&sizes, &used, &keep, 140).is_empty());
         assert_eq!(eviction_order(&sizes, &used, &keep, 0), ["c", "b", "a"]);
