@@ -87,6 +87,28 @@ fn import_base(dir: &std::path::Path, drop_nextest: bool) -> ImageGuard {
     ImageGuard(tag)
 }
 
+/// `cargo shard` on rust-sample, on e1 only with `image`, JSON events, `extra` last.
+fn rust_sample_on_e1(image: &str, out_dir: &std::path::Path, extra: &[&str]) -> (i32, String, String) {
+    let manifest = common::fixture("rust-sample/Cargo.toml");
+    let hosts = common::hosts_file();
+    let mut args = vec![
+        "--hosts",
+        hosts.to_str().unwrap(),
+        "--only-host",
+        "e1",
+        "--image",
+        image,
+        "--manifest-path",
+        manifest.to_str().unwrap(),
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+        "--message-format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    common::cargo_shard(&args)
+}
+
 #[test]
 fn ships_cargo_nextest_to_an_image_that_lacks_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -107,21 +129,7 @@ fn ships_cargo_nextest_to_an_image_that_lacks_it() {
     );
 
     let out_dir = dir.path().join("out");
-    let manifest = common::fixture("rust-sample/Cargo.toml");
-    let (code, stdout, stderr) = common::cargo_shard(&[
-        "--hosts",
-        common::hosts_file().to_str().unwrap(),
-        "--only-host",
-        "e1",
-        "--image",
-        &tag,
-        "--manifest-path",
-        manifest.to_str().unwrap(),
-        "--out-dir",
-        out_dir.to_str().unwrap(),
-        "--message-format",
-        "json",
-    ]);
+    let (code, stdout, stderr) = rust_sample_on_e1(&tag, &out_dir, &[]);
     assert_eq!(
         code, 100,
         "tests ran and two failed on purpose; stderr:\n{stderr}"
@@ -173,23 +181,7 @@ fn a_fresh_output_directory_uses_the_answer_the_host_keeps() {
         String::from_utf8_lossy(&planted.stderr)
     );
     let out_dir = dir.path().join("out");
-    let manifest = common::fixture("rust-sample/Cargo.toml");
-    let (code, stdout, stderr) = common::cargo_shard(&[
-        "--hosts",
-        common::hosts_file().to_str().unwrap(),
-        "--only-host",
-        "e1",
-        "--image",
-        &guard.0,
-        "--manifest-path",
-        manifest.to_str().unwrap(),
-        "--out-dir",
-        out_dir.to_str().unwrap(),
-        "--message-format",
-        "json",
-        "--",
-        "quick_0",
-    ]);
+    let (code, stdout, stderr) = rust_sample_on_e1(&guard.0, &out_dir, &["--", "quick_0"]);
     assert_eq!(code, 0, "stderr:\n{stderr}");
     assert!(
         stderr.contains("e1: image has no cargo-nextest: shipping"),
