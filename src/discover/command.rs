@@ -508,6 +508,7 @@ mod tests {
             test_timeout: None,
             tools: Default::default(),
             places: Default::default(),
+            in_container: true,
         }
     }
 

@@ -54,6 +54,9 @@ pub struct ShardCtx {
     /// Where each staged part of the payload is (`src`, `target`, `bin`…): its build-machine
     /// path when it could be used there; absent means `<root>/<name>`.
     pub places: BTreeMap<String, String>,
+    /// The shard runs in a container (`docker exec` or its own): no terminal, no job control,
+    /// nobody to press Ctrl-Z. Local processes share the user's terminal.
+    pub in_container: bool,
 }
 
 impl ShardCtx {

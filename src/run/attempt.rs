@@ -218,6 +218,7 @@ fn container_spec(
         test_timeout: shared.opts.test_timeout,
         tools: shared.payloads.tools(&host.host.name, &staged_root),
         places: shared.payloads.places(&host.host.name, &staged_root),
+        in_container: !host.engine.is_local(),
     };
     let mut spec = shared.suite.recipe.prepare(&job.tests, &ctx);
     let mut env: BTreeMap<String, String> = host.host.env.clone();

@@ -138,6 +138,7 @@ fn run_shard(suite: &Suite, tests: &[TestId], jobs: usize, extra_env: &[(&str, &
         test_timeout: None,
         tools: Default::default(),
         places: Default::default(),
+        in_container: false,
     };
     let spec = suite.recipe.prepare(tests, &ctx);
     for (path, bytes) in &spec.files {

@@ -98,6 +98,7 @@ fn ctx(root: &Path, attempt: u32, jobs: usize) -> ShardCtx {
         test_timeout: Some(Duration::from_secs(60)),
         tools: Default::default(),
         places: Default::default(),
+        in_container: false,
     }
 }
 

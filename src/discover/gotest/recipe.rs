@@ -339,6 +339,7 @@ mod tests {
             test_timeout: Some(Duration::from_secs(2)),
             tools: Default::default(),
             places: Default::default(),
+            in_container: true,
         }
     }
 

@@ -125,7 +125,7 @@ impl ShardRecipe for NextestRecipe {
         }
         argv.extend(self.passthrough.iter().cloned());
 
-        let env = [
+        let mut env: Vec<(String, String)> = [
             ("CARGO_SHARD_INDEX", ctx.index.to_string()),
             ("CARGO_SHARD_COUNT", ctx.count.to_string()),
             ("CARGO_SHARD_RUN", ctx.run_id.clone()),
@@ -141,6 +141,13 @@ impl ShardRecipe for NextestRecipe {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        // nextest starts every test binary (to list it, then per test) through a copy of
+        // itself, which closes a race with Ctrl-Z (SIGTSTP) at a terminal. A container has no
+        // terminal; without the copy a batch lists its binaries in about half the time
+        // (BENCHMARKS.md, "Test binaries started directly in containers").
+        if ctx.in_container {
+            env.push(("NEXTEST_DOUBLE_SPAWN".to_owned(), "0".to_owned()));
+        }
 
         ShardSpec {
             argv,
@@ -258,7 +265,29 @@ mod tests {
             test_timeout: Some(Duration::from_secs(9)),
             tools: Default::default(),
             places: Default::default(),
+            in_container: true,
         }
+    }
+
+    #[test]
+    fn only_a_shard_in_a_container_starts_its_tests_without_nextests_extra_copy() {
+        let tests = [TestId::new("alpha", "t")];
+        let double_spawn = |in_container| {
+            let spec = NextestRecipe::default().prepare(
+                &tests,
+                &ShardCtx {
+                    in_container,
+                    ..ctx()
+                },
+            );
+            spec.env
+                .iter()
+                .find(|(k, _)| k == "NEXTEST_DOUBLE_SPAWN")
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(double_spawn(true).as_deref(), Some("0"));
+        // Local processes share the user's terminal, where Ctrl-Z needs nextest's default.
+        assert_eq!(double_spawn(false), None);
     }
 
     #[test]
