@@ -110,31 +110,8 @@ async fn missing_tools(
             let mut missing = Vec::new();
             let mut learned = Vec::new();
             for tool in &payload.tools {
-                let kept = match id.as_deref() {
-                    Some(id) => match known.get(id, &tool.name) {
-                        Some(has) => Some(has),
-                        None => {
-                            let has = h.engine.kept_probe(id, &tool.name).await;
-                            learned.extend(has.map(|has| (ProbeCache::key(id, &tool.name), has)));
-                            has
-                        }
-                    },
-                    None => None,
-                };
-                let has = match kept {
-                    Some(has) => has,
-                    None => match image_has(h, &tool.name, opts).await {
-                        Some(has) => {
-                            if let Some(id) = id.as_deref() {
-                                learned.push((ProbeCache::key(id, &tool.name), has));
-                                h.engine.keep_probe(id, &tool.name, has).await;
-                            }
-                            has
-                        }
-                        // No clear answer: assume it is there, and ask again next run.
-                        None => true,
-                    },
-                };
+                let (has, new) = has_tool(h, id.as_deref(), &tool.name, known, opts).await;
+                learned.extend(new);
                 if !has {
                     missing.push(tool.clone());
                 }
@@ -158,6 +135,33 @@ async fn missing_tools(
     }
     known.save(probes, learned);
     out
+}
+
+/// Whether `h`'s image (its id, when known) has `tool`: the answer kept here, else the one the
+/// host keeps, else a probe's (then kept on the host). With it, an answer for this machine's
+/// file when it was not there yet. No clear answer counts as "there", asked again next run.
+async fn has_tool(
+    h: &LiveHost,
+    id: Option<&str>,
+    tool: &str,
+    known: &ProbeCache,
+    opts: &RunOptions,
+) -> (bool, Option<(String, bool)>) {
+    if let Some(id) = id {
+        if let Some(has) = known.get(id, tool) {
+            return (has, None);
+        }
+        if let Some(has) = h.engine.kept_probe(id, tool).await {
+            return (has, Some((ProbeCache::key(id, tool), has)));
+        }
+    }
+    let Some(has) = image_has(h, tool, opts).await else {
+        return (true, None);
+    };
+    if let Some(id) = id {
+        h.engine.keep_probe(id, tool, has).await;
+    }
+    (has, id.map(|id| (ProbeCache::key(id, tool), has)))
 }
 
 /// Probe answers by `<image id> <tool>`, kept on this machine between runs.
