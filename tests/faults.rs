@@ -1290,11 +1290,7 @@ fn cache_volumes(host: &cargo_shard::config::Host) -> Vec<CacheVolume> {
         list.volumes
             .unwrap_or_default()
             .into_iter()
-            // The index and probe answers carry the cache label but hold no part.
-            .filter(|v| {
-                v.name != cargo_shard::engine::docker::INDEX_VOLUME
-                    && !v.name.starts_with(cargo_shard::engine::docker::PROBE_PREFIX)
-            })
+            .filter(|v| cargo_shard::engine::docker::holds_a_part(&v.name))
             .map(|v| CacheVolume {
                 hash: v.labels[cargo_shard::config::CACHE_LABEL].clone(),
                 size: v.labels[cargo_shard::config::CACHE_SIZE_LABEL].parse().unwrap(),

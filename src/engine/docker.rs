@@ -31,7 +31,7 @@ mod probe;
 mod pull;
 mod services;
 mod slot;
-pub use cache::{CachePart, INDEX_VOLUME, MARKER, StageStats, volume_name};
+pub use cache::{CachePart, INDEX_VOLUME, MARKER, StageStats, holds_a_part, volume_name};
 pub use probe::{PROBE_PREFIX, probe_volume};
 pub(super) use services::shard_objects;
 pub use slot::{Slot, SlotSpec, idle_program};

@@ -398,6 +398,12 @@ impl DockerEngine {
     }
 }
 
+/// Whether the cache volume `name` holds a payload part: the index of last uses and the probe
+/// answers carry the cache label too (so `gc --cache` removes them) but hold none.
+pub fn holds_a_part(name: &str) -> bool {
+    name != INDEX_VOLUME && !name.starts_with(super::PROBE_PREFIX)
+}
+
 /// Volumes to remove, least recently used first, until the total is within `limit`. Those in
 /// `keep` (this run's) are never chosen; a volume missing from `used` counts as oldest.
 pub fn eviction_order(
@@ -409,9 +415,7 @@ pub fn eviction_order(
     let mut total: u64 = sizes.values().sum();
     let mut candidates: Vec<(&String, u64, u64)> = sizes
         .iter()
-        .filter(|(name, _)| {
-            !keep.contains(name) && name.as_str() != INDEX_VOLUME && !name.starts_with(super::PROBE_PREFIX)
-        })
+        .filter(|(name, _)| !keep.contains(name) && holds_a_part(name))
         .map(|(name, size)| (name, *size, used.get(name).copied().unwrap_or(0)))
         .collect();
     candidates.sort_by_key(|(name, _, last)| (*last, (*name).clone()));
