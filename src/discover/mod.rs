@@ -109,6 +109,17 @@ pub trait ShardRecipe: Send + Sync {
     fn live(&self, _stream: Stream, _line: &str) -> Option<Live> {
         None
     }
+    /// Whether what the runner's trusted live channel said of `tests` (`ends`) settles a shard
+    /// that exited with `exit_code` as fully as its report would: then the report is not
+    /// downloaded, and `ends` are the results.
+    fn live_settles(
+        &self,
+        _exit_code: Option<i64>,
+        _tests: &[TestId],
+        _ends: &BTreeMap<TestId, TestResult>,
+    ) -> bool {
+        false
+    }
 }
 
 /// A test's start or end as the runner announced it in its live output.

@@ -316,7 +316,10 @@ impl DockerEngine {
         phases.run = t.elapsed();
 
         let t = Instant::now();
-        let files = self.collect_files(id, job).await?;
+        let files = match job.extras.collect_check.needed(Some(exited.exit_code)) {
+            true => self.collect_files(id, job).await?,
+            false => BTreeMap::new(),
+        };
         phases.collect = t.elapsed();
         Ok(Collected {
             exit_code: Some(exited.exit_code),

@@ -73,4 +73,36 @@ pub struct ShardExtras {
     pub on_line: super::lines::LineSink,
     /// Staged cache volumes mounted read-only: (volume name, absolute path in the container).
     pub mounts: Vec<(String, String)>,
+    /// Whether the files to collect are needed once the command exited with a given code.
+    pub collect_check: CollectCheck,
+}
+
+type CheckFn = std::sync::Arc<dyn Fn(Option<i64>) -> bool + Send + Sync>;
+
+/// Says, once a shard's command exited (with the code given), whether its files must still be
+/// downloaded: the runner's trusted live channel may already have said all they would. Unset,
+/// they always are.
+#[derive(Clone, Default)]
+pub struct CollectCheck(Option<CheckFn>);
+
+impl CollectCheck {
+    /// A check asking `needed` with the exit code.
+    pub fn new(needed: impl Fn(Option<i64>) -> bool + Send + Sync + 'static) -> Self {
+        Self(Some(std::sync::Arc::new(needed)))
+    }
+
+    /// Whether to download the files after an exit with `exit_code`.
+    pub fn needed(&self, exit_code: Option<i64>) -> bool {
+        self.0.as_ref().is_none_or(|needed| needed(exit_code))
+    }
+}
+
+impl std::fmt::Debug for CollectCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "CollectCheck(set)"
+        } else {
+            "CollectCheck(always)"
+        })
+    }
 }

@@ -225,6 +225,7 @@ impl RunJob {
             secrets: self.secrets.clone(),
             on_line: Default::default(),
             mounts: Vec::new(),
+            collect_check: Default::default(),
         };
         (extras, artifacts)
     }

@@ -151,9 +151,10 @@ pub(crate) async fn run(
         Err(e) => done(classify(e), name, Phases::default()),
         Ok(run) => {
             save_artifacts(shared, job, &artifacts, &run.collected);
+            let announced = take(&announced);
             AttemptRun {
-                ended: ended(shared, job, &run.collected),
-                announced: take(&announced),
+                ended: ended(shared, job, &run.collected, &announced),
+                announced,
                 container: run.container,
                 phases: run.phases,
                 started,
@@ -234,6 +235,14 @@ fn container_spec(
     let docker = !host.engine.is_local();
     let (mut extras, artifacts) = shared.opts.job.shard(&ctx, &mut spec, docker, &host.host.image);
     extras.on_line = live_tap(shared, job, &host.host.name, announced.clone());
+    if artifacts.is_empty() {
+        // A report that would only repeat what the runner said live is not downloaded.
+        let (recipe, tests, announced) = (shared.suite.recipe.clone(), job.tests.clone(), announced.clone());
+        extras.collect_check = crate::engine::environment::CollectCheck::new(move |exit_code| {
+            let ends = announced.lock().unwrap_or_else(|p| p.into_inner());
+            !recipe.live_settles(exit_code, &tests, &ends)
+        });
+    }
     extras.mounts = shared.payloads.mounts(&host.host.name);
     let mut labels = host.host.labels.clone();
     labels.insert(RUN_LABEL.to_string(), shared.opts.run_id.clone());
@@ -315,11 +324,26 @@ fn save_artifacts(shared: &Shared<'_>, job: &QueuedShard, artifacts: &[String], 
     }
 }
 
-/// How a shard that ran to its end ended: its results, or why there are none.
-fn ended(shared: &Shared<'_>, job: &QueuedShard, collected: &Collected) -> Ended {
+/// How a shard that ran to its end ended: its results (from its report, or from what the
+/// runner's trusted channel said when that settles it: see
+/// [`crate::discover::ShardRecipe::live_settles`]), or why there are none.
+fn ended(
+    shared: &Shared<'_>,
+    job: &QueuedShard,
+    collected: &Collected,
+    announced: &BTreeMap<TestId, TestResult>,
+) -> Ended {
     let exit_code = collected.exit_code;
     let results = shared.suite.recipe.results(&job.tests, collected);
     if !results.is_empty() || job.tests.is_empty() {
+        return Ended::Results { results, exit_code };
+    }
+    if shared.suite.recipe.live_settles(exit_code, &job.tests, announced) {
+        let results = job
+            .tests
+            .iter()
+            .filter_map(|t| announced.get(t).cloned())
+            .collect();
         return Ended::Results { results, exit_code };
     }
     let code = exit_code.map(|c| c.to_string()).unwrap_or_else(|| "?".into());

@@ -134,3 +134,117 @@ fn shards_the_rust_sample_across_three_engines() {
     // The logs of every shard are there.
     assert!(std::fs::read_dir(out_dir.join("logs")).unwrap().count() >= 6);
 }
+
+/// A batch whose tests all passed on nextest's libtest-json channel (exit 0) is settled from
+/// that channel: its JUnit, which would only repeat it, is not downloaded. One with a failure
+/// still is, and the failure's message comes from it.
+#[test]
+fn a_shard_whose_tests_all_passed_live_is_settled_without_downloading_its_report() {
+    let e1 = common::host("e1");
+    // Report downloads (`GET archive`) from the run's shard containers on e1 while `run` ran.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let downloads = |run: &dyn Fn() -> String| {
+        let since = now().to_string();
+        let run_id = run();
+        let until = (now() + 1).to_string();
+        let out = Command::new("docker")
+            .arg("-H")
+            .arg(e1.endpoint.to_string())
+            .args(["events", "--since", &since, "--until", &until])
+            .args(["--filter", "event=archive-path", "--filter"])
+            .arg(format!("label={}={run_id}", cargo_shard::config::RUN_LABEL))
+            .args(["--format", "{{.Actor.Attributes.name}}"])
+            .output()
+            .expect("docker events");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|name| !name.contains("-stage-") && !name.contains("-probe"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = fixture();
+    let hosts = common::hosts_file();
+    let run = |name: &str, filter: &str| {
+        let out_dir = dir.path().join(name);
+        let history = dir.path().join(format!("{name}.json"));
+        let (code, stdout, stderr) = common::cargo_shard(&[
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--only-host",
+            "e1",
+            "--manifest-path",
+            manifest.to_str().unwrap(),
+            "--workspace",
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+            "--history",
+            history.to_str().unwrap(),
+            "--message-format",
+            "json",
+            "-E",
+            filter,
+        ]);
+        (code, stdout, stderr, out_dir.join("junit.xml"))
+    };
+
+    let passing = std::cell::RefCell::new(None);
+    let fetched = downloads(&|| {
+        let (code, stdout, stderr, junit) = run("passing", "test(/quick_0/)");
+        assert_eq!(code, 0, "{stderr}");
+        let id = common::run_id_of(&stdout);
+        *passing.borrow_mut() = Some(junit);
+        id
+    });
+    assert_eq!(
+        fetched,
+        Vec::<String>::new(),
+        "reports downloaded for an all-passing run"
+    );
+    let junit = passing.into_inner().unwrap();
+    common::assert_valid_junit(&junit);
+    let statuses = common::junit_statuses(&junit);
+    assert_eq!(statuses.len(), 9, "{statuses:?}");
+    assert!(statuses.values().all(|s| *s == "passed"), "{statuses:?}");
+    // Durations still come with every result (the history plans the next run from them).
+    let report = cargo_shard::junit::read_file(&junit).unwrap();
+    assert!(
+        report
+            .suites
+            .iter()
+            .flat_map(|s| &s.cases)
+            .all(|c| c.time.is_some())
+    );
+
+    let failing = std::cell::RefCell::new(None);
+    let fetched = downloads(&|| {
+        let (code, stdout, stderr, junit) = run("failing", "test(/quick_01$|assertion_fails/)");
+        assert_eq!(code, 100, "{stderr}");
+        *failing.borrow_mut() = Some(junit);
+        common::run_id_of(&stdout)
+    });
+    assert!(
+        !fetched.is_empty(),
+        "a shard with a failure must download its report"
+    );
+    let junit = failing.into_inner().unwrap();
+    let report = cargo_shard::junit::read_file(&junit).unwrap();
+    let failed = report
+        .suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .find(|c| c.name == "assertion_fails")
+        .expect("assertion_fails in the report");
+    match &failed.status {
+        cargo_shard::junit::CaseStatus::Failure { text, .. } => {
+            assert!(text.contains("assertion"), "{text}")
+        }
+        other => panic!("assertion_fails: {other:?}"),
+    }
+}

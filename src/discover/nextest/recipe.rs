@@ -191,6 +191,25 @@ impl ShardRecipe for NextestRecipe {
         })
     }
 
+    /// nextest exited 0 and every test passed on its libtest-json channel: under cargo-shard's
+    /// own profile the JUnit keeps no output of passing tests, so it would only repeat that.
+    /// Not with `--no-capture` (the tests print into that channel), nor under a user's
+    /// profile, whose JUnit may keep more.
+    fn live_settles(
+        &self,
+        exit_code: Option<i64>,
+        tests: &[TestId],
+        ends: &std::collections::BTreeMap<TestId, TestResult>,
+    ) -> bool {
+        exit_code == Some(0)
+            && !self.no_capture()
+            && self.profile.is_none()
+            && !tests.is_empty()
+            && tests
+                .iter()
+                .all(|t| ends.get(t).is_some_and(|r| r.status == TestStatus::Passed))
+    }
+
     fn results(&self, tests: &[TestId], collected: &Collected) -> Vec<TestResult> {
         let Some(xml) = collected
             .files
@@ -457,6 +476,51 @@ mod tests {
             spec.env
                 .contains(&("NEXTEST_EXPERIMENTAL_LIBTEST_JSON".into(), "1".into()))
         );
+    }
+
+    #[test]
+    fn only_a_clean_exit_with_every_test_passed_live_settles_without_the_report() {
+        let tests = [TestId::new("a", "one"), TestId::new("a", "two")];
+        let end = |id: &TestId, status| TestResult {
+            id: id.clone(),
+            status,
+            duration: std::time::Duration::from_millis(5),
+            message: None,
+            detail: String::new(),
+            stdout: String::new(),
+            stderr: String::new(),
+            subtests: Vec::new(),
+        };
+        let passed: std::collections::BTreeMap<_, _> = tests
+            .iter()
+            .map(|t| (t.clone(), end(t, TestStatus::Passed)))
+            .collect();
+        let ours = NextestRecipe::default();
+        assert!(ours.live_settles(Some(0), &tests, &passed));
+        // nextest failed (or never said how it ended), or said nothing of one test.
+        assert!(!ours.live_settles(Some(100), &tests, &passed));
+        assert!(!ours.live_settles(None, &tests, &passed));
+        let mut one_missing = passed.clone();
+        one_missing.remove(&tests[1]);
+        assert!(!ours.live_settles(Some(0), &tests, &one_missing));
+        let mut one_failed = passed.clone();
+        one_failed.insert(tests[1].clone(), end(&tests[1], TestStatus::Failed));
+        assert!(!ours.live_settles(Some(0), &tests, &one_failed));
+        // Tests print into the channel, or a user's profile may keep more in its report.
+        let no_capture = NextestRecipe {
+            passthrough: vec!["--no-capture".into()],
+            ..Default::default()
+        };
+        assert!(!no_capture.live_settles(Some(0), &tests, &passed));
+        let theirs = NextestRecipe {
+            profile: Some(UserProfile {
+                name: "ci".into(),
+                repo_config: toml::Table::new(),
+            }),
+            ..Default::default()
+        };
+        assert!(!theirs.live_settles(Some(0), &tests, &passed));
+        assert!(!ours.live_settles(Some(0), &[], &passed));
     }
 
     #[test]

@@ -274,7 +274,10 @@ impl DockerEngine {
         phases.run = t.elapsed();
 
         let t = Instant::now();
-        let files = self.collect_files(&slot.id, job).await?;
+        let files = match job.extras.collect_check.needed(exit_code) {
+            true => self.collect_files(&slot.id, job).await?,
+            false => std::collections::BTreeMap::new(),
+        };
         phases.collect = t.elapsed();
         Ok(Collected {
             exit_code,
