@@ -316,10 +316,7 @@ impl DockerEngine {
         phases.run = t.elapsed();
 
         let t = Instant::now();
-        let files = match job.extras.collect_check.needed(Some(exited.exit_code)) {
-            true => self.collect_files(id, job).await?,
-            false => BTreeMap::new(),
-        };
+        let files = self.collect_files(id, job, Some(exited.exit_code)).await?;
         phases.collect = t.elapsed();
         Ok(Collected {
             exit_code: Some(exited.exit_code),
@@ -438,13 +435,21 @@ impl DockerEngine {
         Ok(output)
     }
 
-    /// Downloads and unpacks every path the shard's runner reads its results from.
+    /// Downloads and unpacks every path the shard's runner reads its results from, once its
+    /// command exited with `exit_code`; none when the job's [`CollectCheck`] says the runner
+    /// already said all they would.
+    ///
+    /// [`CollectCheck`]: crate::engine::environment::CollectCheck
     async fn collect_files(
         &self,
         id: &str,
         job: &ContainerSpec,
+        exit_code: Option<i64>,
     ) -> Result<BTreeMap<String, Vec<u8>>, EngineError> {
         let mut files = BTreeMap::new();
+        if !job.extras.collect_check.needed(exit_code) {
+            return Ok(files);
+        }
         for path in &job.spec.collect {
             if let Some(tar) = self.download(id, path).await? {
                 tarball::unpack_collected(&tar, path, &mut files)

@@ -274,10 +274,7 @@ impl DockerEngine {
         phases.run = t.elapsed();
 
         let t = Instant::now();
-        let files = match job.extras.collect_check.needed(exit_code) {
-            true => self.collect_files(&slot.id, job).await?,
-            false => std::collections::BTreeMap::new(),
-        };
+        let files = self.collect_files(&slot.id, job, exit_code).await?;
         phases.collect = t.elapsed();
         Ok(Collected {
             exit_code,
