@@ -141,21 +141,19 @@ fn shards_the_rust_sample_across_three_engines() {
 #[test]
 fn a_shard_whose_tests_all_passed_live_is_settled_without_downloading_its_report() {
     let e1 = common::host("e1");
-    // Report downloads (`GET archive`) from the run's shard containers on e1 while `run` ran.
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs()
     };
-    let downloads = |run: &dyn Fn() -> String| {
-        let since = now().to_string();
-        let run_id = run();
-        let until = (now() + 1).to_string();
+    // Report downloads (`GET archive`) from run `run_id`'s shard containers on e1 since `since`.
+    let downloads = |since: u64, run_id: &str| {
         let out = Command::new("docker")
             .arg("-H")
             .arg(e1.endpoint.to_string())
-            .args(["events", "--since", &since, "--until", &until])
+            .args(["events", "--since", &since.to_string()])
+            .args(["--until", &(now() + 1).to_string()])
             .args(["--filter", "event=archive-path", "--filter"])
             .arg(format!("label={}={run_id}", cargo_shard::config::RUN_LABEL))
             .args(["--format", "{{.Actor.Attributes.name}}"])
@@ -171,9 +169,11 @@ fn a_shard_whose_tests_all_passed_live_is_settled_without_downloading_its_report
     let dir = tempfile::tempdir().unwrap();
     let manifest = fixture();
     let hosts = common::hosts_file();
+    // (downloads, exit code, stderr, merged JUnit) of a run of the tests `filter` selects.
     let run = |name: &str, filter: &str| {
         let out_dir = dir.path().join(name);
         let history = dir.path().join(format!("{name}.json"));
+        let since = now();
         let (code, stdout, stderr) = common::cargo_shard(&[
             "--hosts",
             hosts.to_str().unwrap(),
@@ -191,23 +191,17 @@ fn a_shard_whose_tests_all_passed_live_is_settled_without_downloading_its_report
             "-E",
             filter,
         ]);
-        (code, stdout, stderr, out_dir.join("junit.xml"))
+        let fetched = downloads(since, &common::run_id_of(&stdout));
+        (fetched, code, stderr, out_dir.join("junit.xml"))
     };
 
-    let passing = std::cell::RefCell::new(None);
-    let fetched = downloads(&|| {
-        let (code, stdout, stderr, junit) = run("passing", "test(/quick_0/)");
-        assert_eq!(code, 0, "{stderr}");
-        let id = common::run_id_of(&stdout);
-        *passing.borrow_mut() = Some(junit);
-        id
-    });
+    let (fetched, code, stderr, junit) = run("passing", "test(/quick_0/)");
+    assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         fetched,
         Vec::<String>::new(),
         "reports downloaded for an all-passing run"
     );
-    let junit = passing.into_inner().unwrap();
     common::assert_valid_junit(&junit);
     let statuses = common::junit_statuses(&junit);
     assert_eq!(statuses.len(), 9, "{statuses:?}");
@@ -222,18 +216,12 @@ fn a_shard_whose_tests_all_passed_live_is_settled_without_downloading_its_report
             .all(|c| c.time.is_some())
     );
 
-    let failing = std::cell::RefCell::new(None);
-    let fetched = downloads(&|| {
-        let (code, stdout, stderr, junit) = run("failing", "test(/quick_01$|assertion_fails/)");
-        assert_eq!(code, 100, "{stderr}");
-        *failing.borrow_mut() = Some(junit);
-        common::run_id_of(&stdout)
-    });
+    let (fetched, code, stderr, junit) = run("failing", "test(/quick_01$|assertion_fails/)");
+    assert_eq!(code, 100, "{stderr}");
     assert!(
         !fetched.is_empty(),
         "a shard with a failure must download its report"
     );
-    let junit = failing.into_inner().unwrap();
     let report = cargo_shard::junit::read_file(&junit).unwrap();
     let failed = report
         .suites
