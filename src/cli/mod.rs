@@ -246,7 +246,7 @@ pub struct RunOpts {
     #[arg(help_heading = heading::REPORTING, long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
     /// Directory for logs, reports and history (default: <target dir>/shard).
-    #[arg(help_heading = heading::REPORTING, long = "out-dir", value_name = "DIR")]
+    #[arg(help_heading = heading::REPORTING, long = "out-dir", value_name = "DIR", value_parser = absolute_path)]
     pub out_dir: Option<PathBuf>,
     /// Output format on stdout: human, or one JSON event per line.
     #[arg(help_heading = heading::REPORTING, long = "message-format", value_name = "FORMAT", value_enum, default_value_t = MessageFormat::Human)]
@@ -631,6 +631,12 @@ pub enum DurationError {
     TooLong(String),
 }
 
+/// A path as given, made absolute against the current directory: the build and the runners
+/// run in the workspace or module directory, where a relative path would name another place.
+pub fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    std::path::absolute(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
 /// Parses `2s`, `1m30s`, `500ms`, or plain seconds (`2.5`).
 pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let invalid = |reason: String| DurationError::Invalid {
@@ -811,5 +817,13 @@ mod tests {
         // 1 + u32::MAX attempts would overflow.
         assert!(Cli::try_parse_from(["cargo-shard", "--shard-retries", "4294967295"]).is_err());
         assert!(Cli::try_parse_from(["cargo-shard", "--retries", "101"]).is_err());
+    }
+
+    #[test]
+    fn a_relative_out_dir_is_taken_from_where_cargo_shard_was_started() {
+        let cli = parse(&["cargo-shard", "--out-dir", "reports/shard"]);
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(cli.run.run.out_dir, Some(here.join("reports/shard")));
+        assert!(Cli::try_parse_from(["cargo-shard", "--out-dir", ""]).is_err());
     }
 }
