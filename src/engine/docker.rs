@@ -42,6 +42,9 @@ mod tls;
 const REQUEST_SECS: u64 = 600;
 /// How long cleanup may take once a shard is over, so a dead engine cannot hang the runner.
 const CLEANUP: Duration = Duration::from_secs(30);
+/// Containers removed at once by a cleanup: a run's few together, `gc`'s many in bounded
+/// waves, so an engine with hundreds of leftovers is not sent hundreds of requests at once.
+const REMOVE_AT_ONCE: usize = 8;
 
 /// A connected Docker engine (unix, tcp with or without TLS, or ssh through its own tunnel), named
 /// as in the hosts file.
@@ -594,17 +597,29 @@ impl DockerEngine {
             }))
             .await
             .map_err(|e| self.failed("list containers", e))?;
-        for c in containers {
-            let Some(id) = c.id else { continue };
+        // At a run's end these are its slot containers (still running) and its stage holders:
+        // removed together, the run's last wait is one container's kill and removal, not the sum.
+        let removals = containers.into_iter().filter_map(|c| {
+            let id = c.id?;
             let name = c
                 .names
                 .and_then(|n| n.first().map(|s| s.trim_start_matches('/').to_string()))
                 .unwrap_or_else(|| id.clone());
-            self.remove(&id)
-                .await
-                .map_err(|e| self.failed(&format!("remove container {name}"), e))?;
-            removed.containers.push(name);
+            Some(async move {
+                let result = self.remove(&id).await;
+                (name, result)
+            })
+        });
+        let mut removals: Vec<_> = futures_util::stream::iter(removals)
+            .buffered(REMOVE_AT_ONCE)
+            .collect()
+            .await;
+        if let Some(at) = removals.iter().position(|(_, r)| r.is_err()) {
+            let (name, result) = removals.swap_remove(at);
+            let e = result.expect_err("found by is_err");
+            return Err(self.failed(&format!("remove container {name}"), e));
         }
+        removed.containers = removals.into_iter().map(|(name, _)| name).collect();
         let networks = self
             .docker
             .list_networks(Some(ListNetworksOptions {

@@ -66,7 +66,8 @@ pub(crate) struct Shared<'a> {
     pub observer: super::Observer,
     pub shard_count: usize,
     pub cancel: CancellationToken,
-    /// Slot containers the head start opened, for the first phase's workers to take.
+    /// Slot containers no worker holds: opened by the head start for the first phase's
+    /// workers, or left by a phase's workers for the next phase's.
     pub pre_opened: super::slots::SlotPool,
     /// The batches cut from the plan (see [`super::batch`]): a slot may run any of them
     /// (its host's, or stolen), so a slot container opened in the first phase gets all their

@@ -395,7 +395,7 @@ impl Work {
         let opens = (0..h.host.slots).map(|index| async move {
             let spec = super::slots::slot_spec(&self.opts, payloads, h, index, 1);
             if let Some(Ok(slot)) = h.engine.open_slot(&spec).await {
-                lock(&self.slots).insert((h.host.name.clone(), index), slot);
+                lock(&self.slots).insert((h.host.name.clone(), index), (slot, 1));
             }
         });
         futures_util::future::join_all(opens).await;

@@ -216,8 +216,8 @@ pub(super) async fn heartbeat(
     }
 }
 
-/// One slot of `host`: takes work until the phase has none left for it, then removes its
-/// slot container (a lost host's engine may not answer: that is for the run's cleanup).
+/// One slot of `host`: takes work until the phase has none left for it, then leaves its slot
+/// container to the next phase or the run's cleanup.
 async fn worker(phase: &Phase<'_, '_>, host: &LiveHost, slot: usize, gone: &CancellationToken) {
     let pre_opened = super::slots::take(&phase.shared.pre_opened, &host.host.name, slot);
     let mut holder = super::slots::SlotHolder::new(slot, pre_opened);
@@ -251,7 +251,7 @@ async fn worker(phase: &Phase<'_, '_>, host: &LiveHost, slot: usize, gone: &Canc
         phase.wake.notify_waiters();
     }
     if !gone.is_cancelled() {
-        holder.close(host).await;
+        holder.release(host, &phase.shared.pre_opened).await;
     }
 }
 

@@ -31,8 +31,11 @@ pub(super) struct Queue {
 }
 
 /// A batch is worth its `docker exec` and runner start only with about this much work in it,
-/// as predicted and corrected by what this run has seen (see [`Queue::scale`]).
-const WORTH_A_BATCH: Duration = Duration::from_secs(1);
+/// as predicted and corrected by what this run has seen (see [`Queue::scale`]). Each batch
+/// also ends at a barrier: the host's threads wait for its slowest test before the next
+/// starts. Simulated over shuffled first runs (`scripts/first-run-sim --shared`) and measured
+/// (BENCHMARKS.md, "Fewer, larger batches"), 3 s beats 1 s on both Rust suites.
+const WORTH_A_BATCH: Duration = Duration::from_secs(3);
 
 impl Queue {
     /// Whether a live host other than `host` has a slot free right now.
@@ -185,7 +188,7 @@ pub(super) mod tests {
         // Nothing seen yet: estimates stand, the first batch is worth its exec alone.
         assert_eq!(q.pick("e1", &slots).map(|j| j.tests.len()), Some(1));
         // Batches took a tenth of their prediction: e2 steals from the back until a batch
-        // holds a second of corrected work (0.5 + 1 + 2 s predicted = 0.35 s: all three).
+        // holds three seconds of corrected work (0.5 + 1 + 2 s predicted = 0.35 s: all three).
         q.observed = (Duration::from_millis(400), Duration::from_millis(4000));
         let stolen = q.pick("e2", &slots).unwrap();
         assert_eq!(stolen.tests.len(), 3);

@@ -11,8 +11,10 @@ use crate::config::RUN_LABEL;
 use crate::engine::EngineError;
 use crate::engine::docker::{Slot, SlotSpec};
 
-/// Slot containers opened ahead of the work, by host and slot index.
-pub(crate) type SlotPool = Arc<Mutex<BTreeMap<(String, usize), Slot>>>;
+/// Open slot containers no worker holds, by host and slot index, with how many that slot has
+/// opened (for unique names): opened ahead of the work, or left by an earlier phase for the
+/// next one. Whatever is still here at the end goes with the run's cleanup.
+pub(crate) type SlotPool = Arc<Mutex<BTreeMap<(String, usize), (Slot, usize)>>>;
 
 /// Whether the job lets work share its slot's container: nothing else may live in a
 /// container's life (services, artifacts and kept containers belong to one shard each).
@@ -59,7 +61,8 @@ pub(crate) fn slot_spec(
 }
 
 /// The long-lived container of one runner slot: taken from the head start or opened on the
-/// slot's first work, replaced when work leaves it broken, removed when the slot is done.
+/// slot's first work, replaced when work leaves it broken, left to the next phase or the
+/// run's cleanup when the slot is done.
 pub(crate) struct SlotHolder {
     /// Which of the host's slots holds it, for unique names.
     index: usize,
@@ -71,12 +74,14 @@ pub(crate) struct SlotHolder {
 }
 
 impl SlotHolder {
-    /// A holder for slot `index` of its host, with the container opened ahead, if any.
-    pub fn new(index: usize, pre_opened: Option<Slot>) -> Self {
+    /// A holder for slot `index` of its host, with the container opened ahead (and how many
+    /// the slot has opened), if any.
+    pub fn new(index: usize, pre_opened: Option<(Slot, usize)>) -> Self {
+        let (slot, opened) = pre_opened.map_or((None, 0), |(slot, opened)| (Some(slot), opened));
         Self {
             index,
-            opened: usize::from(pre_opened.is_some()),
-            slot: pre_opened,
+            opened,
+            slot,
             unsupported: false,
         }
     }
@@ -125,10 +130,24 @@ impl SlotHolder {
             host.engine.close_slot(slot).await;
         }
     }
+
+    /// The slot is done with this phase: a usable container goes back to `pool` for a later
+    /// phase (retries) or, after the last one, for the run's cleanup, which removes every
+    /// host's containers at once instead of each slot waiting on its own removal first.
+    pub async fn release(mut self, host: &LiveHost, pool: &SlotPool) {
+        if self.slot.as_ref().is_some_and(|s| s.is_broken()) {
+            self.close(host).await;
+        }
+        if let Some(slot) = self.slot.take() {
+            pool.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((host.host.name.clone(), self.index), (slot, self.opened));
+        }
+    }
 }
 
-/// Takes the container opened ahead for `host`'s slot `index`, if there is one.
-pub(crate) fn take(pool: &SlotPool, host: &str, index: usize) -> Option<Slot> {
+/// Takes the container no worker holds for `host`'s slot `index`, if there is one.
+pub(crate) fn take(pool: &SlotPool, host: &str, index: usize) -> Option<(Slot, usize)> {
     pool.lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&(host.to_string(), index))

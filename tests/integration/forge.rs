@@ -73,6 +73,10 @@ fn nextest_forged(after: &[&str]) -> std::collections::BTreeMap<String, &'static
         manifest.to_str().unwrap(),
         "--shard-timeout",
         "15s",
+        // Both tests at once, in one batch: the forger prints its forged line while the hung
+        // test runs beside it in the same nextest.
+        "-j",
+        "2",
     ];
     let (code, stderr, events) = run(out.path(), out.path(), &args, after);
     assert_eq!(code, Some(100), "stderr:\n{stderr}");

@@ -212,7 +212,8 @@ fn nextest_shards_keep_their_last_words_on_every_endpoint() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["type"] == "shard-finished")
         .collect();
-    assert!(finished.len() >= 24, "{stdout}");
+    // Many execs on each host: batches quicker than estimated are merged, so fewer than 32.
+    assert!(finished.len() >= 16, "{stdout}");
     let hosts_used: std::collections::BTreeSet<&str> =
         finished.iter().filter_map(|v| v["host"].as_str()).collect();
     assert_eq!(hosts_used.len(), 4, "{hosts_used:?}");

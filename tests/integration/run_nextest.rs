@@ -135,6 +135,69 @@ fn shards_the_rust_sample_across_three_engines() {
     assert!(std::fs::read_dir(out_dir.join("logs")).unwrap().count() >= 6);
 }
 
+/// A `--retries` re-run is a phase of its own: its batch runs in the slot container the first
+/// phase left open, which the run's cleanup then removes with everything else.
+#[test]
+fn a_retry_runs_in_the_slot_container_the_first_phase_left_open() {
+    let e1 = common::host("e1");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let since = now();
+    let (code, stdout, stderr) = common::cargo_shard(&[
+        "--hosts",
+        common::hosts_file().to_str().unwrap(),
+        "--only-host",
+        "e1",
+        "--manifest-path",
+        fixture().to_str().unwrap(),
+        "--workspace",
+        "--out-dir",
+        dir.path().join("out").to_str().unwrap(),
+        "--history",
+        dir.path().join("history.json").to_str().unwrap(),
+        "--message-format",
+        "json",
+        "--retries",
+        "1",
+        "-E",
+        "test(=assertion_fails) | test(/quick_0/)",
+    ]);
+    assert_eq!(code, 100, "{stderr}");
+    let run_id = common::run_id_of(&stdout);
+    let reruns = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "shard-started" && v["attempt"].as_u64() == Some(2))
+        .count();
+    assert_eq!(reruns, 1, "the failing test is run again: {stdout}");
+    // Every container of the run e1 created or removed, by name and action.
+    let out = Command::new("docker")
+        .arg("-H")
+        .arg(e1.endpoint.to_string())
+        .args(["events", "--since", &since.to_string()])
+        .args(["--until", &(now() + 1).to_string()])
+        .args(["--filter", "type=container", "--filter", "event=create"])
+        .args(["--filter", "event=destroy", "--filter"])
+        .arg(format!("label={}={run_id}", cargo_shard::config::RUN_LABEL))
+        .args(["--format", "{{.Action}} {{.Actor.Attributes.name}}"])
+        .output()
+        .expect("docker events");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let slot_events: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("-slot-"))
+        .map(String::from)
+        .collect();
+    let created = slot_events.iter().filter(|l| l.starts_with("create ")).count();
+    let destroyed = slot_events.iter().filter(|l| l.starts_with("destroy ")).count();
+    assert_eq!((created, destroyed), (1, 1), "{slot_events:?}");
+}
+
 /// A batch whose tests all passed on nextest's libtest-json channel (exit 0) is settled from
 /// that channel: its JUnit, which would only repeat it, is not downloaded. One with a failure
 /// still is, and the failure's message comes from it.
