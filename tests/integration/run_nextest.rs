@@ -135,19 +135,51 @@ fn shards_the_rust_sample_across_three_engines() {
     assert!(std::fs::read_dir(out_dir.join("logs")).unwrap().count() >= 6);
 }
 
+/// Seconds since the epoch, as `docker events --since` takes them.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// `docker events` of run `run_id` on `host` since `since` until now, with `filters` (each
+/// `key=value`), one line per event in `format`.
+fn run_events(
+    host: &cargo_shard::config::Host,
+    since: u64,
+    run_id: &str,
+    filters: &[&str],
+    format: &str,
+) -> Vec<String> {
+    let mut cmd = Command::new("docker");
+    cmd.arg("-H")
+        .arg(host.endpoint.to_string())
+        .args(["events", "--since", &since.to_string()])
+        .args(["--until", &(unix_now() + 1).to_string()]);
+    for f in filters {
+        cmd.args(["--filter", f]);
+    }
+    let out = cmd
+        .arg("--filter")
+        .arg(format!("label={}={run_id}", cargo_shard::config::RUN_LABEL))
+        .args(["--format", format])
+        .output()
+        .expect("docker events");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 /// A `--retries` re-run is a phase of its own: its batch runs in the slot container the first
 /// phase left open, which the run's cleanup then removes with everything else.
 #[test]
 fn a_retry_runs_in_the_slot_container_the_first_phase_left_open() {
     let e1 = common::host("e1");
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    };
     let dir = tempfile::tempdir().unwrap();
-    let since = now();
+    let since = unix_now();
     let (code, stdout, stderr) = common::cargo_shard(&[
         "--hosts",
         common::hosts_file().to_str().unwrap(),
@@ -176,23 +208,16 @@ fn a_retry_runs_in_the_slot_container_the_first_phase_left_open() {
         .count();
     assert_eq!(reruns, 1, "the failing test is run again: {stdout}");
     // Every container of the run e1 created or removed, by name and action.
-    let out = Command::new("docker")
-        .arg("-H")
-        .arg(e1.endpoint.to_string())
-        .args(["events", "--since", &since.to_string()])
-        .args(["--until", &(now() + 1).to_string()])
-        .args(["--filter", "type=container", "--filter", "event=create"])
-        .args(["--filter", "event=destroy", "--filter"])
-        .arg(format!("label={}={run_id}", cargo_shard::config::RUN_LABEL))
-        .args(["--format", "{{.Action}} {{.Actor.Attributes.name}}"])
-        .output()
-        .expect("docker events");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let slot_events: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("-slot-"))
-        .map(String::from)
-        .collect();
+    let slot_events: Vec<String> = run_events(
+        &e1,
+        since,
+        &run_id,
+        &["type=container", "event=create", "event=destroy"],
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    )
+    .into_iter()
+    .filter(|l| l.contains("-slot-"))
+    .collect();
     let created = slot_events.iter().filter(|l| l.starts_with("create ")).count();
     let destroyed = slot_events.iter().filter(|l| l.starts_with("destroy ")).count();
     assert_eq!((created, destroyed), (1, 1), "{slot_events:?}");
@@ -204,30 +229,18 @@ fn a_retry_runs_in_the_slot_container_the_first_phase_left_open() {
 #[test]
 fn a_shard_whose_tests_all_passed_live_is_settled_without_downloading_its_report() {
     let e1 = common::host("e1");
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    };
     // Report downloads (`GET archive`) from run `run_id`'s shard containers on e1 since `since`.
     let downloads = |since: u64, run_id: &str| {
-        let out = Command::new("docker")
-            .arg("-H")
-            .arg(e1.endpoint.to_string())
-            .args(["events", "--since", &since.to_string()])
-            .args(["--until", &(now() + 1).to_string()])
-            .args(["--filter", "event=archive-path", "--filter"])
-            .arg(format!("label={}={run_id}", cargo_shard::config::RUN_LABEL))
-            .args(["--format", "{{.Actor.Attributes.name}}"])
-            .output()
-            .expect("docker events");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|name| !name.contains("-stage-") && !name.contains("-probe"))
-            .map(String::from)
-            .collect::<Vec<_>>()
+        run_events(
+            &e1,
+            since,
+            run_id,
+            &["event=archive-path"],
+            "{{.Actor.Attributes.name}}",
+        )
+        .into_iter()
+        .filter(|name| !name.contains("-stage-") && !name.contains("-probe"))
+        .collect::<Vec<_>>()
     };
     let dir = tempfile::tempdir().unwrap();
     let manifest = fixture();
@@ -236,7 +249,7 @@ fn a_shard_whose_tests_all_passed_live_is_settled_without_downloading_its_report
     let run = |name: &str, filter: &str| {
         let out_dir = dir.path().join(name);
         let history = dir.path().join(format!("{name}.json"));
-        let since = now();
+        let since = unix_now();
         let (code, stdout, stderr) = common::cargo_shard(&[
             "--hosts",
             hosts.to_str().unwrap(),
