@@ -610,16 +610,14 @@ impl DockerEngine {
                 (name, result)
             })
         });
-        let mut removals: Vec<_> = futures_util::stream::iter(removals)
+        let removals: Vec<_> = futures_util::stream::iter(removals)
             .buffered(REMOVE_AT_ONCE)
             .collect()
             .await;
-        if let Some(at) = removals.iter().position(|(_, r)| r.is_err()) {
-            let (name, result) = removals.swap_remove(at);
-            let e = result.expect_err("found by is_err");
-            return Err(self.failed(&format!("remove container {name}"), e));
+        for (name, result) in removals {
+            result.map_err(|e| self.failed(&format!("remove container {name}"), e))?;
+            removed.containers.push(name);
         }
-        removed.containers = removals.into_iter().map(|(name, _)| name).collect();
         let networks = self
             .docker
             .list_networks(Some(ListNetworksOptions {

@@ -33,7 +33,8 @@ pub(super) struct Queue {
 /// A batch is worth its `docker exec` and runner start only with about this much work in it,
 /// as predicted and corrected by what this run has seen (see [`Queue::scale`]). Each batch
 /// also ends at a barrier: the host's threads wait for its slowest test before the next
-/// starts. Simulated over shuffled first runs (`scripts/first-run-sim --shared`) and measured
+/// starts. Simulated over shuffled first runs (`scripts/first-run-sim`, its `shared` policy
+/// with `--worth`) and measured
 /// (BENCHMARKS.md, "Fewer, larger batches"), 3 s beats 1 s on both Rust suites.
 const WORTH_A_BATCH: Duration = Duration::from_secs(3);
 
